@@ -1,0 +1,74 @@
+#include "common/names.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace mgreg {
+namespace {
+
+bool IsSegmentStart(char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)); }
+bool IsSegmentChar(char c) {
+  return IsSegmentStart(c) || c == '.' || c == '_' || c == '-';
+}
+
+}  // namespace
+
+absl::Status ValidateModelName(absl::string_view name) {
+  if (name.empty()) {
+    return absl::InvalidArgumentError("model name is empty; give a name such as 'resnet'");
+  }
+  if (name.size() > kMaxModelNameBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model name is ", name.size(), " bytes; the limit is ", kMaxModelNameBytes));
+  }
+  for (absl::string_view seg : absl::StrSplit(name, '/')) {
+    if (seg.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model name '", name,
+          "' has an empty segment: no leading, trailing or doubled '/' allowed"));
+    }
+    if (!IsSegmentStart(seg[0])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model name '", name, "': segment '", seg,
+          "' must start with a letter or digit"));
+    }
+    for (char c : seg) {
+      if (!IsSegmentChar(c)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "model name '", name, "' contains '", absl::CEscape(absl::string_view(&c, 1)),
+            "'; use letters, digits, '.', '_', '-' and '/' between segments"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateStep(int64_t step) {
+  if (step < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("step ", step, " is negative; steps are integers >= 0"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateFileName(absl::string_view name) {
+  if (name == "index" || name == "meta") return absl::OkStatus();
+  // data-NNNNN-of-MMMMM
+  int64_t shard = 0, count = 0;
+  if (name.size() == 19 && absl::StartsWith(name, "data-") && name.substr(10, 4) == "-of-" &&
+      absl::SimpleAtoi(name.substr(5, 5), &shard) &&
+      absl::SimpleAtoi(name.substr(14, 5), &count) &&
+      absl::ascii_isdigit(name[5]) && absl::ascii_isdigit(name[14]) && shard >= 0 &&
+      count > 0 && shard < count) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "file name '", absl::CEscape(name),
+      "' is not a checkpoint file: expected 'index', 'meta' or 'data-NNNNN-of-MMMMM'"));
+}
+
+}  // namespace mgreg

@@ -1,0 +1,173 @@
+// The Store: where the registry keeps checkpoints, their file contents and the
+// per-model summaries. This header is the contract every implementation meets
+// (RocksDB, in-memory; a distributed one later). tests/storage/store_conformance_test.cc
+// checks it against each of them.
+//
+// Data model (DESIGN §4):
+//  - a chunk is up to a few MiB of bytes, content-addressed by its SHA-256;
+//  - a blob is the content of one file, named by the file's SHA-256: an ordered list of
+//    chunks. The same file content pushed at many steps is stored once;
+//  - a checkpoint (model, step) lists its files, each naming a blob.
+// Blobs are reference-counted by the checkpoint files naming them, chunks by the
+// blobs listing them. Deleting a checkpoint frees exactly what nothing else uses.
+//
+// Writing a step: the caller opens a StagingArea, puts the chunks of every new file
+// into it, then calls Commit with the checkpoint record and the blob records of the
+// new files. Commit is atomic and durable: after it returns OK the step, its blobs and
+// their chunks survive a crash; if it fails or the process dies before it returns,
+// nothing of the step is visible. Chunks staged but never committed are deleted when
+// their StagingArea is destroyed, or, after a crash, when the store is next opened.
+//
+// Thread safety: every method of Store and StagingArea may be called concurrently from
+// any thread. Commits and deletes are serialized inside the store.
+//
+// Errors common to every method: RESOURCE_EXHAUSTED when the disk is full,
+// UNAVAILABLE when the store has failed and must be reopened, INTERNAL on a corrupt
+// record, DATA_LOSS when stored bytes fail their checksum.
+#ifndef MGREG_STORAGE_STORE_H_
+#define MGREG_STORAGE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "mgreg/storage/records.pb.h"
+
+namespace mgreg {
+
+// Chunks are at most this big; the service cuts files at fixed multiples of it.
+inline constexpr size_t kMaxChunkBytes = 4u << 20;
+
+// Uncommitted chunks of one upload. Destroying it releases them: chunks no committed
+// blob references (and no other StagingArea holds) are deleted.
+class StagingArea {
+ public:
+  virtual ~StagingArea() = default;
+
+  // Stores `data` as the chunk `ref` (ref.sha256 must be the SHA-256 of `data`, and
+  // ref.size its size; the caller computed it) and holds it until this area is
+  // destroyed or a Commit through it references it. If the chunk already exists its
+  // bytes are not written again.
+  // Returns INVALID_ARGUMENT if data is larger than kMaxChunkBytes or ref.size differs.
+  virtual absl::Status PutChunk(const storage::ChunkRef& ref, absl::string_view data) = 0;
+
+  // Holds an existing chunk (content the store already has) without sending its bytes.
+  // Returns NOT_FOUND if the store has no such chunk.
+  virtual absl::Status HoldExistingChunk(const storage::ChunkRef& ref) = 0;
+};
+
+// What Commit writes.
+struct CommitRequest {
+  // model, step, basename, files (sorted by name), metadata, graph_sha256.
+  // commit_time_micros and revision are set by the store.
+  storage::CheckpointRecord record;
+  // Blob records for those files whose sha256 the store does not hold yet. Their
+  // chunks must have been put into (or held by) the StagingArea passed to Commit.
+  std::vector<storage::BlobRecord> new_blobs;
+  // Replace the step if it exists with different files.
+  bool overwrite = false;
+};
+
+struct CommitResult {
+  // The committed record (or, if `unchanged`, the one that was already there).
+  storage::CheckpointRecord record;
+  // True if the step already existed with the same basename and files: nothing was
+  // written (idempotent re-push).
+  bool unchanged = false;
+};
+
+// Figures for tests, metrics and `admin check`.
+struct StoreStats {
+  int64_t models = 0;
+  int64_t checkpoints = 0;
+  int64_t blobs = 0;
+  // Chunks referenced by committed blobs, and their total size: the bytes the store
+  // really keeps for committed data (after deduplication).
+  int64_t chunks = 0;
+  int64_t chunk_bytes = 0;
+  // Chunks held only by open StagingAreas.
+  int64_t staged_chunks = 0;
+  int64_t revision = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // A new, empty staging area for one upload.
+  virtual std::unique_ptr<StagingArea> NewStagingArea() = 0;
+
+  // Makes request.record visible atomically, with new_blobs and the reference counts,
+  // in one durable write. Stamps commit_time_micros (now) and revision (the store's
+  // revision + 1).
+  // Returns the existing record with unchanged=true if the step exists with the same
+  //   basename and files.
+  // Returns ALREADY_EXISTS if the step exists with other files and !overwrite.
+  // Returns FAILED_PRECONDITION if a file names a blob that is neither stored nor in
+  //   new_blobs, or a new blob lists a chunk that is neither stored nor staged in
+  //   `staging`.
+  // Returns INVALID_ARGUMENT if the record is malformed (no files, files not sorted or
+  //   duplicated, a blob whose chunk sizes do not add up to its size).
+  virtual absl::StatusOr<CommitResult> Commit(const CommitRequest& request,
+                                              StagingArea* staging) = 0;
+
+  // Deletes one step, its references, and the blobs and chunks nothing else uses, in
+  // one durable write. The model's latest step moves to the highest remaining step;
+  // a model with no steps left disappears from ListModels. Returns the bytes freed.
+  // Returns NOT_FOUND if the model or step does not exist.
+  virtual absl::StatusOr<int64_t> DeleteCheckpoint(absl::string_view model,
+                                                   int64_t step) = 0;
+
+  // Returns NOT_FOUND if the model or step does not exist.
+  virtual absl::StatusOr<storage::CheckpointRecord> GetCheckpoint(absl::string_view model,
+                                                                  int64_t step) = 0;
+
+  // The record of the model's highest step, served from memory.
+  // Returns NOT_FOUND if the model has no committed step.
+  virtual absl::StatusOr<storage::CheckpointRecord> GetLatest(absl::string_view model) = 0;
+
+  // Up to `limit` models with at least one step, in bytewise name order, starting
+  // after `start_after` ("" = from the first).
+  virtual absl::StatusOr<std::vector<storage::ModelRecord>> ListModels(
+      absl::string_view start_after, int limit) = 0;
+
+  // Up to `limit` steps of `model` in ascending order, starting after `start_after`
+  // (nullopt = from the first).
+  // Returns NOT_FOUND if the model has no committed step.
+  virtual absl::StatusOr<std::vector<storage::CheckpointRecord>> ListCheckpoints(
+      absl::string_view model, std::optional<int64_t> start_after, int limit) = 0;
+
+  // The blob record for a whole-file SHA-256 (hex).
+  // Returns NOT_FOUND if no committed blob has that digest.
+  virtual absl::StatusOr<storage::BlobRecord> GetBlob(absl::string_view sha256_hex) = 0;
+
+  // The bytes of a chunk. Returns NOT_FOUND if the store has no such chunk.
+  virtual absl::StatusOr<std::string> ReadChunk(const storage::ChunkRef& ref) = 0;
+
+  // True if the store holds the chunk (committed or staged).
+  virtual absl::StatusOr<bool> HasChunk(const storage::ChunkRef& ref) = 0;
+
+  virtual absl::StatusOr<StoreStats> GetStats() = 0;
+};
+
+// Opens (creating if needed) a RocksDB-backed store in directory `path`.
+struct RocksDbStoreOptions {
+  std::string path;
+  // Sync commits to disk (fsync). Only tests that do not test durability turn it off.
+  bool sync_commits = true;
+};
+// Returns INVALID_ARGUMENT if path is empty, FAILED_PRECONDITION if the directory is in
+// use by another process (RocksDB's LOCK) or is not an mgreg store.
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const RocksDbStoreOptions& options);
+
+// A store that keeps everything in memory; for tests and ephemeral servers.
+std::unique_ptr<Store> NewMemoryStore();
+
+}  // namespace mgreg
+
+#endif  // MGREG_STORAGE_STORE_H_

@@ -1,0 +1,50 @@
+// Helpers shared by the tests: test data lookup, temp dirs, file I/O.
+#ifndef MGREG_TESTS_TEST_UTIL_H_
+#define MGREG_TESTS_TEST_UTIL_H_
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "gtest/gtest.h"
+
+namespace mgreg::testing {
+
+// The directory of real TensorFlow files (MGREG_TESTDATA, else ../shared/testdata/tf),
+// or "" if it does not exist.
+std::string TestdataDir();
+
+// Path of a file under TestdataDir(); "" if the test data is absent.
+std::string TestdataPath(absl::string_view relative);
+
+// Skips the current test with a visible message when the test data is absent.
+#define MGREG_REQUIRE_TESTDATA()                                                   \
+  do {                                                                              \
+    if (::mgreg::testing::TestdataDir().empty()) {                                  \
+      GTEST_SKIP() << "TensorFlow test data not found: set MGREG_TESTDATA to "      \
+                      "shared/testdata/tf";                                         \
+    }                                                                               \
+  } while (0)
+
+// A fresh directory under the system temp dir, removed (recursively) on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string Join(absl::string_view name) const;
+
+ private:
+  std::string path_;
+};
+
+std::string ReadFileOrDie(const std::string& path);
+void WriteFileOrDie(const std::string& path, absl::string_view data);
+
+// Where the built binaries are (MGREG_BIN_DIR, set by CTest), e.g. for mgreg-server.
+std::string BinDir();
+
+}  // namespace mgreg::testing
+
+#endif  // MGREG_TESTS_TEST_UTIL_H_
