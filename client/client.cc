@@ -1,0 +1,461 @@
+#include "client/client.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "client/grpc_status.h"
+#include "client/local_file.h"
+#include "common/names.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "metagraph/checkpoint_name.h"
+#include "metagraph/checkpoint_state.h"
+#include "mgreg/v1/registry.grpc.pb.h"
+
+namespace mgreg {
+namespace fs = std::filesystem;
+
+struct Client::Impl {
+  ClientOptions options;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::Registry::Stub> stub;
+
+  void SetDeadline(grpc::ClientContext* ctx) const {
+    ctx->set_deadline(std::chrono::system_clock::now() +
+                      absl::ToChronoMilliseconds(options.unary_timeout));
+  }
+};
+
+absl::StatusOr<LocalCheckpoint> FindLocalCheckpoint(const std::string& prefix) {
+  ASSIGN_OR_RETURN(CheckpointPrefix parsed, ParseCheckpointPrefix(prefix));
+  LocalCheckpoint out;
+  out.directory = parsed.directory.empty() ? "." : parsed.directory;
+  out.basename = parsed.basename;
+  out.step = parsed.step;
+  const std::string name = parsed.step.has_value()
+                               ? CheckpointPrefixName(parsed.basename, *parsed.step)
+                               : parsed.basename;
+  const std::string stem = name + ".";
+  std::error_code ec;
+  fs::directory_iterator it(out.directory, ec);
+  if (ec) {
+    return absl::NotFoundError(absl::StrCat("cannot list directory '", out.directory,
+                                            "': ", ec.message()));
+  }
+  for (const fs::directory_entry& entry : it) {
+    const std::string file = entry.path().filename().string();
+    if (!absl::StartsWith(file, stem)) continue;
+    const std::string suffix = file.substr(stem.size());
+    if (suffix == "index" || suffix == "meta" ||
+        (absl::StartsWith(suffix, "data-") && ValidateFileName(suffix).ok())) {
+      out.files[suffix] = entry.path().string();
+    }
+  }
+  const std::string where = (fs::path(out.directory) / name).string();
+  if (out.files.count("index") == 0) {
+    return absl::NotFoundError(absl::StrCat(
+        "no checkpoint at '", prefix, "': '", where,
+        ".index' does not exist; give the prefix TensorFlow saved, e.g. "
+        "dir/model.ckpt-1000"));
+  }
+  int data_files = 0;
+  for (const auto& [suffix, unused] : out.files) {
+    if (absl::StartsWith(suffix, "data-")) ++data_files;
+  }
+  if (data_files == 0) {
+    return absl::NotFoundError(absl::StrCat("checkpoint '", where,
+                                            "' has an .index but no .data-* file"));
+  }
+  return out;
+}
+
+Client::Client(const ClientOptions& options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+}
+
+Client::~Client() = default;
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  if (options.target.empty()) {
+    return absl::InvalidArgumentError("no server address; pass --server host:port");
+  }
+  std::unique_ptr<Client> client(new Client(options));
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  client->impl_->channel =
+      grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  client->impl_->stub = v1::Registry::NewStub(client->impl_->channel);
+  return client;
+}
+
+absl::StatusOr<v1::Upload> Client::BeginUpload(const v1::BeginUploadRequest& request) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::Upload out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->BeginUpload(&ctx, request, &out)));
+  return out;
+}
+
+absl::StatusOr<v1::Upload> Client::GetUpload(const std::string& upload_id) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::GetUploadRequest request;
+  request.set_upload_id(upload_id);
+  v1::Upload out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->GetUpload(&ctx, request, &out)));
+  return out;
+}
+
+absl::StatusOr<v1::Checkpoint> Client::CommitUpload(const std::string& upload_id) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::CommitUploadRequest request;
+  request.set_upload_id(upload_id);
+  v1::Checkpoint out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->CommitUpload(&ctx, request, &out)));
+  return out;
+}
+
+absl::Status Client::AbortUpload(const std::string& upload_id) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::AbortUploadRequest request;
+  request.set_upload_id(upload_id);
+  v1::AbortUploadResponse out;
+  return FromGrpcStatus(impl_->stub->AbortUpload(&ctx, request, &out));
+}
+
+absl::StatusOr<v1::PutFileResponse> Client::PutFile(const std::string& upload_id,
+                                                    const std::string& name,
+                                                    const std::string& path,
+                                                    const ProgressFn& progress) {
+  ASSIGN_OR_RETURN(v1::Upload upload, GetUpload(upload_id));
+  const v1::UploadFile* state = nullptr;
+  for (const v1::UploadFile& f : upload.files()) {
+    if (f.file().name() == name) state = &f;
+  }
+  if (state == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("file '", name, "' is not in upload ", upload_id));
+  }
+  const int64_t size = state->file().size();
+  const int64_t offset = state->held_bytes();
+  ASSIGN_OR_RETURN(LocalFile file, LocalFile::OpenForRead(path));
+  if (file.size() != size) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "local file '", path, "' has ", file.size(), " bytes but the upload announced ",
+        size, " for '", name, "'; the file changed since the upload began"));
+  }
+  grpc::ClientContext ctx;
+  v1::PutFileResponse response;
+  std::unique_ptr<grpc::ClientWriter<v1::PutFileRequest>> writer =
+      impl_->stub->PutFile(&ctx, &response);
+  v1::PutFileRequest message;
+  message.mutable_header()->set_upload_id(upload_id);
+  message.mutable_header()->set_name(name);
+  message.mutable_header()->set_offset(offset);
+  int64_t pos = offset;
+  std::string buffer;
+  bool stream_ok = true;
+  do {
+    const size_t want = static_cast<size_t>(
+        std::min<int64_t>(size - pos, static_cast<int64_t>(impl_->options.upload_message_bytes)));
+    RETURN_IF_ERROR(file.ReadAt(pos, want, &buffer));
+    message.set_data(std::move(buffer));
+    buffer = std::string();
+    if (!writer->Write(message)) {
+      stream_ok = false;  // the server ended the call; Finish tells why
+      break;
+    }
+    pos += static_cast<int64_t>(want);
+    message.clear_header();
+    if (progress) progress(pos, size);
+  } while (pos < size);
+  if (stream_ok) writer->WritesDone();
+  RETURN_IF_ERROR(FromGrpcStatus(writer->Finish()));
+  return response;
+}
+
+absl::StatusOr<v1::Checkpoint> Client::Push(const std::string& model,
+                                            const std::string& prefix,
+                                            const PushOptions& options) {
+  RETURN_IF_ERROR(ValidateModelName(model));
+  ASSIGN_OR_RETURN(LocalCheckpoint local, FindLocalCheckpoint(prefix));
+  std::optional<int64_t> step = options.step.has_value() ? options.step : local.step;
+  if (!step.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prefix '", prefix, "' has no step (no -<number> at its end); pass --step N"));
+  }
+  RETURN_IF_ERROR(ValidateStep(*step));
+
+  v1::BeginUploadRequest begin;
+  begin.set_model(model);
+  begin.set_step(*step);
+  begin.set_basename(local.basename);
+  begin.set_overwrite(options.overwrite);
+  begin.mutable_metadata()->insert(options.metadata.begin(), options.metadata.end());
+  // Digest every file first (in parallel), so the server can skip what it holds.
+  std::vector<std::pair<std::string, std::string>> files(local.files.begin(),
+                                                         local.files.end());
+  std::vector<absl::StatusOr<FileDigest>> digests(files.size(),
+                                                  absl::UnknownError("not hashed"));
+  {
+    std::vector<std::thread> workers;
+    for (size_t i = 0; i < files.size(); ++i) {
+      workers.emplace_back([&, i]() { digests[i] = DigestFile(files[i].second); });
+    }
+    for (std::thread& t : workers) t.join();
+  }
+  int64_t total = 0;
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (!digests[i].ok()) return digests[i].status();
+    v1::FileInfo* info = begin.add_files();
+    info->set_name(files[i].first);
+    info->set_size(digests[i]->size);
+    info->set_sha256(digests[i]->sha256);
+    total += digests[i]->size;
+  }
+
+  ASSIGN_OR_RETURN(v1::Upload upload, BeginUpload(begin));
+  int64_t done = 0;
+  for (const v1::UploadFile& f : upload.files()) {
+    if (f.held_bytes() == f.file().size()) done += f.file().size();
+  }
+  if (options.progress) options.progress(done, total);
+  for (const v1::UploadFile& f : upload.files()) {
+    if (f.held_bytes() == f.file().size()) continue;  // the server has it
+    const int64_t base = done;
+    ProgressFn file_progress;
+    if (options.progress) {
+      file_progress = [&options, base, total](int64_t file_done, int64_t) {
+        options.progress(base + file_done, total);
+      };
+    }
+    absl::StatusOr<v1::PutFileResponse> put =
+        PutFile(upload.upload_id(), f.file().name(), local.files.at(f.file().name()),
+                file_progress);
+    if (!put.ok()) {
+      (void)AbortUpload(upload.upload_id());
+      return put.status();
+    }
+    done += f.file().size();
+  }
+  absl::StatusOr<v1::Checkpoint> committed = CommitUpload(upload.upload_id());
+  if (!committed.ok() && committed.status().code() == absl::StatusCode::kFailedPrecondition) {
+    (void)AbortUpload(upload.upload_id());
+  }
+  return committed;
+}
+
+absl::StatusOr<v1::Checkpoint> Client::GetLatestCheckpoint(const std::string& model) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::GetLatestCheckpointRequest request;
+  request.set_model(model);
+  v1::Checkpoint out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->GetLatestCheckpoint(&ctx, request, &out)));
+  return out;
+}
+
+absl::StatusOr<v1::Checkpoint> Client::GetCheckpoint(const std::string& model,
+                                                     int64_t step) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::GetCheckpointRequest request;
+  request.set_model(model);
+  request.set_step(step);
+  v1::Checkpoint out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->GetCheckpoint(&ctx, request, &out)));
+  return out;
+}
+
+absl::StatusOr<v1::ListModelsResponse> Client::ListModels(int page_size,
+                                                          const std::string& page_token) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::ListModelsRequest request;
+  request.set_page_size(page_size);
+  request.set_page_token(page_token);
+  v1::ListModelsResponse out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->ListModels(&ctx, request, &out)));
+  return out;
+}
+
+absl::StatusOr<v1::ListCheckpointsResponse> Client::ListCheckpoints(
+    const std::string& model, int page_size, const std::string& page_token) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::ListCheckpointsRequest request;
+  request.set_model(model);
+  request.set_page_size(page_size);
+  request.set_page_token(page_token);
+  v1::ListCheckpointsResponse out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->ListCheckpoints(&ctx, request, &out)));
+  return out;
+}
+
+absl::StatusOr<int64_t> Client::DeleteCheckpoint(const std::string& model, int64_t step) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::DeleteCheckpointRequest request;
+  request.set_model(model);
+  request.set_step(step);
+  v1::DeleteCheckpointResponse out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->DeleteCheckpoint(&ctx, request, &out)));
+  return out.freed_bytes();
+}
+
+absl::StatusOr<v1::MetaGraphInfo> Client::StreamGraph(
+    const std::string& model, std::optional<int64_t> step,
+    const v1::GraphOptions& options,
+    const std::function<absl::Status(absl::string_view)>& sink) {
+  v1::GetMetaGraphRequest request;
+  request.set_model(model);
+  if (step.has_value()) request.set_step(*step);
+  *request.mutable_options() = options;
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReader<v1::MetaGraphChunk>> reader =
+      impl_->stub->GetMetaGraph(&ctx, request);
+  v1::MetaGraphChunk chunk;
+  v1::MetaGraphInfo info;
+  bool have_info = false;
+  absl::Status sink_status;
+  while (reader->Read(&chunk)) {
+    if (chunk.has_info()) {
+      info = chunk.info();
+      have_info = true;
+    }
+    sink_status = sink(chunk.data());
+    if (!sink_status.ok()) {
+      ctx.TryCancel();
+      break;
+    }
+  }
+  absl::Status status = FromGrpcStatus(reader->Finish());
+  RETURN_IF_ERROR(sink_status);
+  RETURN_IF_ERROR(status);
+  if (!have_info) {
+    return absl::DataLossError("the server's graph stream carried no header; retry");
+  }
+  return info;
+}
+
+absl::StatusOr<v1::MetaGraphInfo> Client::FetchGraph(const std::string& model,
+                                                     std::optional<int64_t> step,
+                                                     const v1::GraphOptions& options,
+                                                     const std::string& out_path) {
+  ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(out_path));
+  ASSIGN_OR_RETURN(v1::MetaGraphInfo info,
+                   StreamGraph(model, step, options,
+                               [&out](absl::string_view data) { return out.Append(data); }));
+  RETURN_IF_ERROR(out.Commit(info.size(), info.sha256()));
+  return info;
+}
+
+absl::StatusOr<v1::MetaGraphInfo> Client::FetchGraphBytes(const std::string& model,
+                                                          std::optional<int64_t> step,
+                                                          const v1::GraphOptions& options,
+                                                          std::string* out) {
+  out->clear();
+  ASSIGN_OR_RETURN(v1::MetaGraphInfo info,
+                   StreamGraph(model, step, options, [out](absl::string_view data) {
+                     out->append(data.data(), data.size());
+                     return absl::OkStatus();
+                   }));
+  if (static_cast<int64_t>(out->size()) != info.size() || Sha256Hex(*out) != info.sha256()) {
+    return absl::DataLossError(
+        "the graph received does not match the size and SHA-256 the server announced; retry");
+  }
+  return info;
+}
+
+absl::Status Client::DownloadFile(const v1::Checkpoint& checkpoint,
+                                  const v1::FileInfo& file, const std::string& path,
+                                  const ProgressFn& progress, int64_t progress_base,
+                                  int64_t progress_total) {
+  v1::ReadFileRequest request;
+  request.set_model(checkpoint.model());
+  request.set_step(checkpoint.step());
+  request.set_name(file.name());
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReader<v1::FileChunk>> reader =
+      impl_->stub->ReadFile(&ctx, request);
+  ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(path));
+  v1::FileChunk chunk;
+  int64_t received = 0;
+  while (reader->Read(&chunk)) {
+    RETURN_IF_ERROR(out.Append(chunk.data()));
+    received += static_cast<int64_t>(chunk.data().size());
+    if (progress) progress(progress_base + received, progress_total);
+  }
+  RETURN_IF_ERROR(FromGrpcStatus(reader->Finish()));
+  return out.Commit(file.size(), file.sha256());
+}
+
+absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
+                                               const std::string& dir,
+                                               const RestoreOptions& options) {
+  RETURN_IF_ERROR(ValidateModelName(model));
+  RETURN_IF_ERROR(EnsureWritableDirectory(dir));
+  v1::Checkpoint checkpoint;
+  if (options.step.has_value()) {
+    ASSIGN_OR_RETURN(checkpoint, GetCheckpoint(model, *options.step));
+  } else {
+    ASSIGN_OR_RETURN(checkpoint, GetLatestCheckpoint(model));
+  }
+  const std::string prefix = CheckpointPrefixName(checkpoint.basename(), checkpoint.step());
+  const bool filter_graph = options.graph_options.ByteSizeLong() > 0;
+  const int64_t total = checkpoint.total_bytes();
+  int64_t done = 0;
+  for (const v1::FileInfo& file : checkpoint.files()) {
+    const std::string path = (fs::path(dir) / (prefix + "." + file.name())).string();
+    if (file.name() == "meta" && filter_graph) {
+      RETURN_IF_ERROR(
+          FetchGraph(model, checkpoint.step(), options.graph_options, path).status());
+    } else if (!FileMatches(path, file.size(), file.sha256())) {
+      RETURN_IF_ERROR(DownloadFile(checkpoint, file, path, options.progress, done, total));
+    }
+    done += file.size();
+    if (options.progress) options.progress(done, total);
+  }
+
+  // The `checkpoint` state file: keep the prefixes already listed whose files are
+  // still there, and make the restored one the latest.
+  const std::string state_path = (fs::path(dir) / "checkpoint").string();
+  std::vector<std::string> prefixes;
+  if (fs::exists(state_path)) {
+    absl::StatusOr<std::string> text = ReadWholeFile(state_path);
+    absl::StatusOr<tensorflow::CheckpointState> old =
+        text.ok() ? ParseCheckpointState(*text)
+                  : absl::StatusOr<tensorflow::CheckpointState>(text.status());
+    if (old.ok()) {
+      for (const std::string& p : old->all_model_checkpoint_paths()) {
+        const fs::path index = fs::path(p).is_absolute() ? fs::path(p + ".index")
+                                                         : fs::path(dir) / (p + ".index");
+        if (p != prefix && fs::exists(index)) prefixes.push_back(p);
+      }
+    }
+  }
+  prefixes.push_back(prefix);
+  ASSIGN_OR_RETURN(AtomicFileWriter state, AtomicFileWriter::Create(state_path));
+  const std::string text = FormatCheckpointState(MakeCheckpointState(prefixes));
+  RETURN_IF_ERROR(state.Append(text));
+  RETURN_IF_ERROR(state.Commit(static_cast<int64_t>(text.size()), Sha256Hex(text)));
+  return checkpoint;
+}
+
+}  // namespace mgreg

@@ -1,0 +1,142 @@
+// The mgreg C++ client: push checkpoints, ask for the latest one, list, fetch filtered
+// graphs and restore checkpoints into a directory TensorFlow loads as is.
+//
+// Every method returns the server's status unchanged in code and message (NOT_FOUND,
+// ALREADY_EXISTS, ...), or a local error (INVALID_ARGUMENT for a bad prefix, NOT_FOUND
+// for a missing local file, DATA_LOSS when downloaded bytes fail their SHA-256).
+//
+// Thread safety: a Client may be used from several threads at once.
+#ifndef MGREG_CLIENT_CLIENT_H_
+#define MGREG_CLIENT_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "mgreg/v1/registry.pb.h"
+
+namespace mgreg {
+
+namespace v1 {
+class Registry;
+}
+
+struct ClientOptions {
+  // host:port of the server.
+  std::string target = "127.0.0.1:8470";
+  // Largest gRPC message sent or received.
+  int max_message_bytes = 16 << 20;
+  // Deadline of unary calls (streams have none: they can last long).
+  absl::Duration unary_timeout = absl::Seconds(60);
+  // Bytes per PutFile message.
+  size_t upload_message_bytes = 1u << 20;
+};
+
+// Called with the bytes done and the total of a long transfer.
+using ProgressFn = std::function<void(int64_t done, int64_t total)>;
+
+// The files of a local checkpoint prefix, as `mgreg push` would upload them.
+struct LocalCheckpoint {
+  std::string directory;
+  std::string basename;          // "model.ckpt"
+  std::optional<int64_t> step;   // from the prefix, if it ends in -<step>
+  // name ("index", "meta", "data-00000-of-00001") -> local path
+  std::map<std::string, std::string> files;
+};
+// Finds `<prefix>.index`, every `<prefix>.data-NNNNN-of-MMMMM` and `<prefix>.meta`.
+// INVALID_ARGUMENT for a malformed prefix; NOT_FOUND if there is no .index or no data
+// file, naming what is missing.
+absl::StatusOr<LocalCheckpoint> FindLocalCheckpoint(const std::string& prefix);
+
+struct PushOptions {
+  // Defaults to the step in the prefix.
+  std::optional<int64_t> step;
+  bool overwrite = false;
+  std::map<std::string, std::string> metadata;
+  ProgressFn progress;
+};
+
+struct RestoreOptions {
+  // Defaults to the latest step.
+  std::optional<int64_t> step;
+  // Applied to the restored .meta; default = the stored bytes.
+  v1::GraphOptions graph_options;
+  ProgressFn progress;
+};
+
+class Client {
+ public:
+  // Creates a channel to options.target. Does not wait for the server.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+  ~Client();
+
+  // Uploads the checkpoint at `prefix` as (model, step) and commits it. Files the
+  // server already holds are not sent again. Idempotent for identical content.
+  absl::StatusOr<v1::Checkpoint> Push(const std::string& model, const std::string& prefix,
+                                      const PushOptions& options);
+
+  // The multi-writer upload, one call per step of it.
+  absl::StatusOr<v1::Upload> BeginUpload(const v1::BeginUploadRequest& request);
+  // Sends local file `path` as `name`, resuming at the bytes the server holds.
+  absl::StatusOr<v1::PutFileResponse> PutFile(const std::string& upload_id,
+                                              const std::string& name,
+                                              const std::string& path,
+                                              const ProgressFn& progress = nullptr);
+  absl::StatusOr<v1::Upload> GetUpload(const std::string& upload_id);
+  absl::StatusOr<v1::Checkpoint> CommitUpload(const std::string& upload_id);
+  absl::Status AbortUpload(const std::string& upload_id);
+
+  absl::StatusOr<v1::Checkpoint> GetLatestCheckpoint(const std::string& model);
+  absl::StatusOr<v1::Checkpoint> GetCheckpoint(const std::string& model, int64_t step);
+  absl::StatusOr<v1::ListModelsResponse> ListModels(int page_size,
+                                                    const std::string& page_token);
+  absl::StatusOr<v1::ListCheckpointsResponse> ListCheckpoints(
+      const std::string& model, int page_size, const std::string& page_token);
+  // Returns the bytes freed.
+  absl::StatusOr<int64_t> DeleteCheckpoint(const std::string& model, int64_t step);
+
+  // Writes the MetaGraphDef of (model, step or latest) with `options` applied to
+  // `out_path` (atomically, verified against the server's SHA-256).
+  absl::StatusOr<v1::MetaGraphInfo> FetchGraph(const std::string& model,
+                                               std::optional<int64_t> step,
+                                               const v1::GraphOptions& options,
+                                               const std::string& out_path);
+  // The same, into memory (verified against the server's SHA-256).
+  absl::StatusOr<v1::MetaGraphInfo> FetchGraphBytes(const std::string& model,
+                                                    std::optional<int64_t> step,
+                                                    const v1::GraphOptions& options,
+                                                    std::string* out);
+
+  // Writes `<basename>-<step>.index`, `.data-*`, `.meta` (filtered if asked) into `dir`
+  // and updates its `checkpoint` state file so that tf.train.latest_checkpoint(dir)
+  // returns the restored prefix. Each file is verified against its SHA-256 before it is
+  // renamed into place; files already there with the right digest are kept.
+  // FAILED_PRECONDITION if `dir` cannot be created or written, before any download.
+  absl::StatusOr<v1::Checkpoint> Restore(const std::string& model, const std::string& dir,
+                                         const RestoreOptions& options);
+
+ private:
+  explicit Client(const ClientOptions& options);
+  // Streams a graph into `sink`; returns the header the server sent.
+  absl::StatusOr<v1::MetaGraphInfo> StreamGraph(
+      const std::string& model, std::optional<int64_t> step,
+      const v1::GraphOptions& options,
+      const std::function<absl::Status(absl::string_view)>& sink);
+  absl::Status DownloadFile(const v1::Checkpoint& checkpoint, const v1::FileInfo& file,
+                            const std::string& path, const ProgressFn& progress,
+                            int64_t progress_base, int64_t progress_total);
+
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mgreg
+
+#endif  // MGREG_CLIENT_CLIENT_H_

@@ -1,0 +1,229 @@
+#include "client/local_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace mgreg {
+namespace fs = std::filesystem;
+namespace {
+
+absl::Status ErrnoStatus(int err, absl::string_view what, absl::string_view path) {
+  std::string message = absl::StrCat(what, " '", path, "': ", std::strerror(err));
+  switch (err) {
+    case ENOENT: return absl::NotFoundError(message);
+    case EACCES:
+    case EPERM:
+    case EROFS: return absl::PermissionDeniedError(message);
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(
+          absl::StrCat(message, "; free some space and retry"));
+    default: return absl::UnavailableError(message);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<LocalFile> LocalFile::OpenForRead(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "cannot open", path);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return ErrnoStatus(err, "cannot stat", path);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "' is not a regular file"));
+  }
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  return LocalFile(path, fd, st.st_size);
+}
+
+LocalFile::LocalFile(LocalFile&& other) noexcept
+    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)), size_(other.size_) {}
+
+LocalFile& LocalFile::operator=(LocalFile&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
+    size_ = other.size_;
+  }
+  return *this;
+}
+
+LocalFile::~LocalFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::Status LocalFile::ReadAt(int64_t offset, size_t n, std::string* out) {
+  out->resize(n);
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t r = ::pread(fd_, out->data() + done, n - done,
+                              static_cast<off_t>(offset + static_cast<int64_t>(done)));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "cannot read", path_);
+    }
+    if (r == 0) {
+      return absl::DataLossError(absl::StrCat("'", path_, "' ended at ",
+                                              offset + static_cast<int64_t>(done),
+                                              " bytes; it was truncated while being read"));
+    }
+    done += static_cast<size_t>(r);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FileDigest> DigestFile(const std::string& path) {
+  absl::StatusOr<LocalFile> file = LocalFile::OpenForRead(path);
+  if (!file.ok()) return file.status();
+  Sha256 hasher;
+  std::string buffer;
+  constexpr size_t kPiece = 4u << 20;
+  for (int64_t pos = 0; pos < file->size();) {
+    const size_t n = static_cast<size_t>(std::min<int64_t>(kPiece, file->size() - pos));
+    if (absl::Status s = file->ReadAt(pos, n, &buffer); !s.ok()) return s;
+    hasher.Update(buffer);
+    pos += static_cast<int64_t>(n);
+  }
+  return FileDigest{file->size(), hasher.HexDigest()};
+}
+
+bool FileMatches(const std::string& path, int64_t size, absl::string_view sha256_hex) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec) ||
+      static_cast<int64_t>(fs::file_size(path, ec)) != size || ec) {
+    return false;
+  }
+  absl::StatusOr<FileDigest> digest = DigestFile(path);
+  return digest.ok() && digest->sha256 == sha256_hex;
+}
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  absl::StatusOr<LocalFile> file = LocalFile::OpenForRead(path);
+  if (!file.ok()) return file.status();
+  std::string out;
+  if (absl::Status s = file->ReadAt(0, static_cast<size_t>(file->size()), &out); !s.ok()) {
+    return s;
+  }
+  return out;
+}
+
+absl::Status EnsureWritableDirectory(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot create directory '", dir, "': ",
+        ec ? ec.message() : std::string("a file of that name exists")));
+  }
+  const std::string probe = (fs::path(dir) / ".mgreg-write-test").string();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "directory '", dir, "' is not writable (", std::strerror(errno),
+        "); choose another directory or fix its permissions"));
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<AtomicFileWriter> AtomicFileWriter::Create(const std::string& path) {
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  std::string temp = (dir / ("." + target.filename().string() + ".mgreg-XXXXXX")).string();
+  const int fd = ::mkstemp(temp.data());
+  if (fd < 0) return ErrnoStatus(errno, "cannot create a file in", dir.string());
+  ::fchmod(fd, 0644);
+  return AtomicFileWriter(path, temp, fd);
+}
+
+AtomicFileWriter::AtomicFileWriter(AtomicFileWriter&& other) noexcept
+    : path_(std::move(other.path_)),
+      temp_path_(std::move(other.temp_path_)),
+      fd_(std::exchange(other.fd_, -1)),
+      written_(other.written_),
+      hasher_(other.hasher_) {}
+
+AtomicFileWriter::~AtomicFileWriter() { Discard(); }
+
+void AtomicFileWriter::Discard() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+    ::unlink(temp_path_.c_str());
+  }
+}
+
+absl::Status AtomicFileWriter::Append(absl::string_view data) {
+  hasher_.Update(data);
+  const char* p = data.data();
+  size_t left = data.size();
+  while (left > 0) {
+    const ssize_t w = ::write(fd_, p, left);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      Discard();
+      return ErrnoStatus(err, "cannot write", path_);
+    }
+    p += w;
+    left -= static_cast<size_t>(w);
+  }
+  written_ += static_cast<int64_t>(data.size());
+  return absl::OkStatus();
+}
+
+absl::Status AtomicFileWriter::Commit(int64_t expected_size,
+                                      absl::string_view expected_sha256_hex) {
+  if (fd_ < 0) return absl::FailedPreconditionError("the file was already discarded");
+  if (written_ != expected_size) {
+    Discard();
+    return absl::DataLossError(absl::StrCat("'", path_, "': received ", written_,
+                                            " bytes, expected ", expected_size,
+                                            "; the transfer was cut short, retry"));
+  }
+  const std::string got = hasher_.HexDigest();
+  if (got != expected_sha256_hex) {
+    Discard();
+    return absl::DataLossError(absl::StrCat("'", path_, "': SHA-256 of the received bytes ",
+                                            got, " differs from the server's ",
+                                            expected_sha256_hex, "; retry"));
+  }
+  if (::fsync(fd_) != 0) {
+    const int err = errno;
+    Discard();
+    return ErrnoStatus(err, "cannot sync", path_);
+  }
+  ::close(fd_);
+  fd_ = -1;
+  if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(temp_path_.c_str());
+    return ErrnoStatus(err, "cannot rename into", path_);
+  }
+  const fs::path target(path_);
+  const std::string dir =
+      target.has_parent_path() ? target.parent_path().string() : std::string(".");
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mgreg

@@ -1,0 +1,83 @@
+// Local file I/O for the client: reading files to upload, and writing downloads
+// atomically (temp file, fsync, verify size and SHA-256, rename, fsync the directory).
+#ifndef MGREG_CLIENT_LOCAL_FILE_H_
+#define MGREG_CLIENT_LOCAL_FILE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/sha256.h"
+
+namespace mgreg {
+
+// A file opened for reading. Move-only.
+class LocalFile {
+ public:
+  // NOT_FOUND if it does not exist, PERMISSION_DENIED if it cannot be read.
+  static absl::StatusOr<LocalFile> OpenForRead(const std::string& path);
+  LocalFile(LocalFile&& other) noexcept;
+  LocalFile& operator=(LocalFile&& other) noexcept;
+  ~LocalFile();
+
+  int64_t size() const { return size_; }
+  // Reads exactly `n` bytes at `offset` into `out`. DATA_LOSS if the file is shorter.
+  absl::Status ReadAt(int64_t offset, size_t n, std::string* out);
+
+ private:
+  LocalFile(std::string path, int fd, int64_t size)
+      : path_(std::move(path)), fd_(fd), size_(size) {}
+  std::string path_;
+  int fd_ = -1;
+  int64_t size_ = 0;
+};
+
+struct FileDigest {
+  int64_t size = 0;
+  std::string sha256;  // hex
+};
+// Size and SHA-256 of a local file.
+absl::StatusOr<FileDigest> DigestFile(const std::string& path);
+
+// True if `path` exists with exactly this size and SHA-256.
+bool FileMatches(const std::string& path, int64_t size, absl::string_view sha256_hex);
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
+
+// Creates `dir` (and parents) if needed and checks a file can be created in it.
+// FAILED_PRECONDITION saying why otherwise.
+absl::Status EnsureWritableDirectory(const std::string& dir);
+
+// Writes a file under a temporary name beside `path`; Commit makes it appear at `path`
+// only if its size and SHA-256 are the expected ones. Destroying an uncommitted writer
+// removes the temporary file. Move-only.
+class AtomicFileWriter {
+ public:
+  static absl::StatusOr<AtomicFileWriter> Create(const std::string& path);
+  AtomicFileWriter(AtomicFileWriter&& other) noexcept;
+  AtomicFileWriter& operator=(AtomicFileWriter&&) = delete;
+  ~AtomicFileWriter();
+
+  // RESOURCE_EXHAUSTED if the disk is full.
+  absl::Status Append(absl::string_view data);
+  // fsyncs, checks size and digest (DATA_LOSS naming both on mismatch, the temporary
+  // file is removed), renames into place and fsyncs the directory.
+  absl::Status Commit(int64_t expected_size, absl::string_view expected_sha256_hex);
+
+ private:
+  AtomicFileWriter(std::string path, std::string temp_path, int fd)
+      : path_(std::move(path)), temp_path_(std::move(temp_path)), fd_(fd) {}
+  void Discard();
+
+  std::string path_;
+  std::string temp_path_;
+  int fd_ = -1;
+  int64_t written_ = 0;
+  Sha256 hasher_;
+};
+
+}  // namespace mgreg
+
+#endif  // MGREG_CLIENT_LOCAL_FILE_H_

@@ -1,0 +1,60 @@
+// The gRPC adapter: mgreg.v1.Registry on the callback API over RegistryService.
+// Handlers only unpack, call and convert; blocking work runs on the ThreadPool, never
+// on a reactor thread.
+#ifndef MGREG_SERVER_GRPC_SERVICE_H_
+#define MGREG_SERVER_GRPC_SERVICE_H_
+
+#include "mgreg/v1/registry.grpc.pb.h"
+#include "server/registry_service.h"
+#include "server/thread_pool.h"
+
+namespace mgreg {
+
+class GrpcRegistryService final : public v1::Registry::CallbackService {
+ public:
+  // `service` and `pool` must outlive this object and every call it serves.
+  GrpcRegistryService(RegistryService* service, ThreadPool* pool)
+      : service_(service), pool_(pool) {}
+
+  grpc::ServerUnaryReactor* BeginUpload(grpc::CallbackServerContext* ctx,
+                                        const v1::BeginUploadRequest* request,
+                                        v1::Upload* response) override;
+  grpc::ServerReadReactor<v1::PutFileRequest>* PutFile(
+      grpc::CallbackServerContext* ctx, v1::PutFileResponse* response) override;
+  grpc::ServerUnaryReactor* GetUpload(grpc::CallbackServerContext* ctx,
+                                      const v1::GetUploadRequest* request,
+                                      v1::Upload* response) override;
+  grpc::ServerUnaryReactor* CommitUpload(grpc::CallbackServerContext* ctx,
+                                         const v1::CommitUploadRequest* request,
+                                         v1::Checkpoint* response) override;
+  grpc::ServerUnaryReactor* AbortUpload(grpc::CallbackServerContext* ctx,
+                                        const v1::AbortUploadRequest* request,
+                                        v1::AbortUploadResponse* response) override;
+  grpc::ServerUnaryReactor* GetLatestCheckpoint(
+      grpc::CallbackServerContext* ctx, const v1::GetLatestCheckpointRequest* request,
+      v1::Checkpoint* response) override;
+  grpc::ServerUnaryReactor* GetCheckpoint(grpc::CallbackServerContext* ctx,
+                                          const v1::GetCheckpointRequest* request,
+                                          v1::Checkpoint* response) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* ctx,
+                                       const v1::ListModelsRequest* request,
+                                       v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* ListCheckpoints(grpc::CallbackServerContext* ctx,
+                                            const v1::ListCheckpointsRequest* request,
+                                            v1::ListCheckpointsResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteCheckpoint(
+      grpc::CallbackServerContext* ctx, const v1::DeleteCheckpointRequest* request,
+      v1::DeleteCheckpointResponse* response) override;
+  grpc::ServerWriteReactor<v1::FileChunk>* ReadFile(
+      grpc::CallbackServerContext* ctx, const v1::ReadFileRequest* request) override;
+  grpc::ServerWriteReactor<v1::MetaGraphChunk>* GetMetaGraph(
+      grpc::CallbackServerContext* ctx, const v1::GetMetaGraphRequest* request) override;
+
+ private:
+  RegistryService* const service_;
+  ThreadPool* const pool_;
+};
+
+}  // namespace mgreg
+
+#endif  // MGREG_SERVER_GRPC_SERVICE_H_

@@ -1,0 +1,666 @@
+#include "server/registry_service.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/names.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "metagraph/checkpoint_name.h"
+#include "metagraph/export.h"
+#include "metagraph/metagraph_io.h"
+#include "metagraph/tensor_bundle.h"
+
+namespace mgreg {
+namespace {
+
+constexpr int kDefaultPageSize = 100;
+constexpr int kMaxPageSize = 1000;
+
+// The one translation from storage records to API messages.
+v1::Checkpoint ToApi(const storage::CheckpointRecord& record) {
+  v1::Checkpoint out;
+  out.set_model(record.model());
+  out.set_step(record.step());
+  out.set_basename(record.basename());
+  int64_t total = 0;
+  for (const storage::FileRecord& f : record.files()) {
+    v1::FileInfo* info = out.add_files();
+    info->set_name(f.name());
+    info->set_size(f.size());
+    info->set_sha256(f.sha256());
+    total += f.size();
+  }
+  out.mutable_commit_time()->set_seconds(record.commit_time_micros() / 1000000);
+  out.mutable_commit_time()->set_nanos(
+      static_cast<int32_t>(record.commit_time_micros() % 1000000) * 1000);
+  out.mutable_metadata()->insert(record.metadata().begin(), record.metadata().end());
+  out.set_graph_sha256(record.graph_sha256());
+  out.set_revision(record.revision());
+  out.set_total_bytes(total);
+  return out;
+}
+
+absl::Status ValidateBasename(absl::string_view basename) {
+  if (basename.empty()) {
+    return absl::InvalidArgumentError(
+        "basename is empty; give the checkpoint prefix's basename without its step, "
+        "e.g. 'model.ckpt'");
+  }
+  if (basename.size() > 255 || basename == "." || basename == ".." ||
+      basename == "checkpoint") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("basename '", absl::CEscape(basename), "' cannot name a file"));
+  }
+  for (char c : basename) {
+    if (c == '/' || c == '\0' || static_cast<unsigned char>(c) < 0x20) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "basename '", absl::CEscape(basename),
+          "' contains '/' or a control character; give only the file name part, e.g. "
+          "'model.ckpt'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Checks the announced files: names, sizes, digests, an index, complete data shards.
+absl::Status ValidateManifest(const v1::BeginUploadRequest& request) {
+  if (request.files().empty()) {
+    return absl::InvalidArgumentError(
+        "the upload announces no files; a checkpoint needs at least its .index and "
+        ".data-* files");
+  }
+  std::set<std::string> names;
+  int num_shards = -1;
+  std::set<int> shards;
+  for (const v1::FileInfo& f : request.files()) {
+    RETURN_IF_ERROR(ValidateFileName(f.name()));
+    if (!names.insert(f.name()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("file '", f.name(), "' is announced twice"));
+    }
+    if (f.size() < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("file '", f.name(), "' has a negative size ", f.size()));
+    }
+    if (!IsSha256Hex(f.sha256())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "file '", f.name(), "': sha256 '", absl::CEscape(f.sha256()),
+          "' is not 64 lower-case hex characters"));
+    }
+    if (f.size() == 0 && f.sha256() != Sha256Hex("")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "file '", f.name(), "' is empty but its sha256 is not that of no bytes"));
+    }
+    if (absl::StartsWith(f.name(), "data-")) {
+      ASSIGN_OR_RETURN(DataShard shard, ParseDataFileName(f.name()));
+      if (num_shards >= 0 && shard.num_shards != num_shards) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "data files disagree on the shard count: '", f.name(), "' says ",
+            shard.num_shards, ", another says ", num_shards));
+      }
+      num_shards = shard.num_shards;
+      shards.insert(shard.shard);
+    }
+  }
+  if (names.count("index") == 0) {
+    return absl::InvalidArgumentError(
+        "the upload has no 'index' file; a TensorFlow checkpoint needs its "
+        "<prefix>.index");
+  }
+  if (num_shards < 0) {
+    return absl::InvalidArgumentError(
+        "the upload has no data file; a TensorFlow checkpoint needs its "
+        "<prefix>.data-NNNNN-of-MMMMM files");
+  }
+  for (int i = 0; i < num_shards; ++i) {
+    if (shards.count(i) == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("data shard '", DataFileName(i, num_shards),
+                       "' is missing; upload every shard of the checkpoint"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool SameFiles(const storage::CheckpointRecord& record,
+               const v1::BeginUploadRequest& request) {
+  if (record.basename() != request.basename()) return false;
+  std::map<std::string, std::pair<int64_t, std::string>> want;
+  for (const v1::FileInfo& f : request.files()) want[f.name()] = {f.size(), f.sha256()};
+  if (want.size() != static_cast<size_t>(record.files_size())) return false;
+  for (const storage::FileRecord& f : record.files()) {
+    auto it = want.find(f.name());
+    if (it == want.end() || it->second != std::make_pair(f.size(), f.sha256())) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::StatusOr<int> PageSize(int32_t requested) {
+  if (requested < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size ", requested, " is negative; use 0 for the default"));
+  }
+  if (requested == 0) return kDefaultPageSize;
+  return std::min<int>(requested, kMaxPageSize);
+}
+
+// Page tokens are opaque to callers: "<listing>\n<model>\n<last item>", base64url.
+std::string EncodePageToken(absl::string_view listing, absl::string_view model,
+                            absl::string_view last) {
+  return absl::WebSafeBase64Escape(absl::StrCat(listing, "\n", model, "\n", last));
+}
+
+// Returns the last item of the previous page, checking the token came from the same
+// listing.
+absl::StatusOr<std::string> DecodePageToken(absl::string_view token,
+                                            absl::string_view listing,
+                                            absl::string_view model) {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(token, &raw)) {
+    return absl::InvalidArgumentError(
+        "page_token is malformed; pass next_page_token from the previous response");
+  }
+  std::vector<std::string> parts = absl::StrSplit(raw, absl::MaxSplits('\n', 2));
+  if (parts.size() != 3) {
+    return absl::InvalidArgumentError(
+        "page_token is malformed; pass next_page_token from the previous response");
+  }
+  if (parts[0] != listing || parts[1] != model) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "page_token belongs to another listing; pass next_page_token from the previous ",
+        listing, model.empty() ? "" : absl::StrCat(" of model '", model, "'"),
+        " response"));
+  }
+  return parts[2];
+}
+
+ExportOptions ToExportOptions(const v1::GraphOptions& o) {
+  ExportOptions out;
+  if (o.has_collection_list() || o.collection_list_size() > 0) {
+    out.collection_list.emplace(o.collection_list().begin(), o.collection_list().end());
+  }
+  out.export_scope = o.export_scope();
+  out.clear_devices = o.clear_devices();
+  out.strip_default_attrs = o.strip_default_attrs();
+  out.clear_extraneous_savers = o.clear_extraneous_savers();
+  if (o.no_unbound_inputs_col()) {
+    out.unbound_inputs_col_name.reset();
+  } else if (!o.unbound_inputs_col_name().empty()) {
+    out.unbound_inputs_col_name = o.unbound_inputs_col_name();
+  }
+  out.as_text = o.as_text();
+  return out;
+}
+
+bool IsDefault(const v1::GraphOptions& o) {
+  return o.ByteSizeLong() == 0;
+}
+
+// Streams a committed blob chunk by chunk, from an offset.
+class BlobSource : public MessageSource<v1::FileChunk> {
+ public:
+  BlobSource(Store* store, storage::BlobRecord blob, v1::FileInfo info, int64_t offset)
+      : store_(store), blob_(std::move(blob)), info_(std::move(info)), offset_(offset) {
+    // Skip the chunks before the offset.
+    while (next_chunk_ < blob_.chunks_size() &&
+           chunk_start_ + blob_.chunks(next_chunk_).size() <= static_cast<uint64_t>(offset_)) {
+      chunk_start_ += blob_.chunks(next_chunk_).size();
+      ++next_chunk_;
+    }
+  }
+
+  absl::StatusOr<bool> Next(v1::FileChunk* out) override {
+    out->Clear();
+    if (!sent_info_) {
+      sent_info_ = true;
+      *out->mutable_file() = info_;
+      out->set_offset(offset_);
+      if (next_chunk_ >= blob_.chunks_size()) return true;
+    } else if (next_chunk_ >= blob_.chunks_size()) {
+      return false;
+    }
+    const storage::ChunkRef& ref = blob_.chunks(next_chunk_);
+    ASSIGN_OR_RETURN(std::string data, store_->ReadChunk(ref));
+    if (data.size() != ref.size()) {
+      return absl::DataLossError(absl::StrCat("a chunk of file '", info_.name(),
+                                              "' has the wrong size in the store"));
+    }
+    const int64_t skip = offset_ - chunk_start_;
+    if (skip > 0) data.erase(0, static_cast<size_t>(skip));
+    out->set_offset(offset_);
+    *out->mutable_data() = std::move(data);
+    offset_ = chunk_start_ + ref.size();
+    chunk_start_ = offset_;
+    ++next_chunk_;
+    return true;
+  }
+
+ private:
+  Store* const store_;
+  const storage::BlobRecord blob_;
+  const v1::FileInfo info_;
+  int64_t offset_;
+  int64_t chunk_start_ = 0;
+  int next_chunk_ = 0;
+  bool sent_info_ = false;
+};
+
+// Streams a graph held in memory (an export) or a stored blob (verbatim).
+class GraphSource : public MessageSource<v1::MetaGraphChunk> {
+ public:
+  GraphSource(v1::MetaGraphInfo info, std::shared_ptr<const CachedExport> exported,
+              std::unique_ptr<BlobSource> verbatim, size_t chunk_bytes)
+      : info_(std::move(info)),
+        exported_(std::move(exported)),
+        verbatim_(std::move(verbatim)),
+        chunk_bytes_(chunk_bytes) {}
+
+  absl::StatusOr<bool> Next(v1::MetaGraphChunk* out) override {
+    out->Clear();
+    if (verbatim_ != nullptr) {
+      v1::FileChunk chunk;
+      ASSIGN_OR_RETURN(bool more, verbatim_->Next(&chunk));
+      if (!more) return false;
+      *out->mutable_data() = std::move(*chunk.mutable_data());
+    } else {
+      if (sent_info_ && pos_ >= exported_->bytes.size()) return false;
+      const size_t n = std::min(chunk_bytes_, exported_->bytes.size() - pos_);
+      out->set_data(exported_->bytes.data() + pos_, n);
+      pos_ += n;
+    }
+    if (!sent_info_) {
+      sent_info_ = true;
+      *out->mutable_info() = info_;
+    }
+    return true;
+  }
+
+ private:
+  const v1::MetaGraphInfo info_;
+  const std::shared_ptr<const CachedExport> exported_;
+  const std::unique_ptr<BlobSource> verbatim_;
+  const size_t chunk_bytes_;
+  size_t pos_ = 0;
+  bool sent_info_ = false;
+};
+
+}  // namespace
+
+RegistryService::RegistryService(Store* store, RegistryServiceOptions options)
+    : store_(store), options_(options), export_cache_(options.export_cache_bytes) {}
+
+RegistryService::~RegistryService() = default;
+
+absl::StatusOr<v1::Upload> RegistryService::BeginUpload(
+    const v1::BeginUploadRequest& request) {
+  RETURN_IF_ERROR(ValidateModelName(request.model()));
+  RETURN_IF_ERROR(ValidateStep(request.step()));
+  RETURN_IF_ERROR(ValidateBasename(request.basename()));
+  RETURN_IF_ERROR(ValidateManifest(request));
+
+  bool already_committed = false;
+  absl::StatusOr<storage::CheckpointRecord> existing =
+      store_->GetCheckpoint(request.model(), request.step());
+  if (existing.ok()) {
+    already_committed = SameFiles(*existing, request);
+    if (!already_committed && !request.overwrite()) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "step ", request.step(), " of model '", request.model(),
+          "' already exists with different files; delete it first or ask to overwrite "
+          "(mgreg push --overwrite)"));
+    }
+  } else if (existing.status().code() != absl::StatusCode::kNotFound) {
+    return existing.status();
+  }
+
+  std::shared_ptr<UploadSession> session =
+      uploads_.Create(request, store_->NewStagingArea());
+  absl::MutexLock lock(&session->mu);
+  for (const v1::FileInfo& f : request.files()) {
+    UploadFileState& state = session->files[f.name()];
+    state.file.set_name(f.name());
+    state.file.set_size(f.size());
+    state.file.set_sha256(f.sha256());
+    if (f.size() == 0) {
+      state.complete = true;
+      continue;
+    }
+    absl::StatusOr<storage::BlobRecord> blob = store_->GetBlob(f.sha256());
+    if (blob.ok() && blob->size() == f.size()) {
+      state.complete = true;
+      state.already_stored = true;
+      state.held = f.size();
+    } else if (!blob.ok() && blob.status().code() != absl::StatusCode::kNotFound) {
+      uploads_.Remove(session->id());
+      return blob.status();
+    }
+  }
+  v1::Upload out = session->ToProto();
+  out.set_already_committed(already_committed);
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<FileSink>> RegistryService::OpenFileSink(
+    const v1::PutFileRequest::Header& header) {
+  ASSIGN_OR_RETURN(std::shared_ptr<UploadSession> session,
+                   uploads_.Find(header.upload_id()));
+  return OpenUploadFileSink(std::move(session), header.name(), header.offset(),
+                            options_.chunk_bytes);
+}
+
+absl::StatusOr<v1::Upload> RegistryService::GetUpload(const v1::GetUploadRequest& request) {
+  ASSIGN_OR_RETURN(std::shared_ptr<UploadSession> session,
+                   uploads_.Find(request.upload_id()));
+  absl::MutexLock lock(&session->mu);
+  return session->ToProto();
+}
+
+absl::StatusOr<std::string> RegistryService::ReadBlob(absl::string_view sha256_hex) {
+  ASSIGN_OR_RETURN(storage::BlobRecord blob, store_->GetBlob(sha256_hex));
+  std::string out;
+  out.reserve(static_cast<size_t>(blob.size()));
+  for (const storage::ChunkRef& ref : blob.chunks()) {
+    ASSIGN_OR_RETURN(std::string data, store_->ReadChunk(ref));
+    out += data;
+  }
+  return out;
+}
+
+absl::Status RegistryService::ValidateCheckpointFiles(const UploadSession& session) {
+  // Reads a file of the upload, from its staged chunks or the store.
+  auto read = [&](const UploadFileState& state) -> absl::StatusOr<std::string> {
+    if (state.already_stored) return ReadBlob(state.file.sha256());
+    std::string out;
+    out.reserve(static_cast<size_t>(state.file.size()));
+    for (const storage::ChunkRef& ref : state.chunks) {
+      ASSIGN_OR_RETURN(std::string data, store_->ReadChunk(ref));
+      out += data;
+    }
+    return out;
+  };
+  auto annotate = [](absl::string_view file, const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat("file '", file, "': ", s.message()));
+  };
+
+  std::map<int, int64_t> shard_sizes;
+  int num_data_files = 0;
+  for (const auto& [name, state] : session.files) {
+    if (absl::StartsWith(name, "data-")) {
+      ASSIGN_OR_RETURN(DataShard shard, ParseDataFileName(name));
+      shard_sizes[shard.shard] = state.file.size();
+      ++num_data_files;
+    }
+  }
+  {
+    ASSIGN_OR_RETURN(std::string index_bytes, read(session.files.at("index")));
+    absl::StatusOr<BundleIndex> index = ReadBundleIndex(index_bytes);
+    if (!index.ok()) return annotate("index", index.status());
+    if (absl::Status s = ValidateBundle(*index, num_data_files, shard_sizes); !s.ok()) {
+      return annotate("index", s);
+    }
+  }
+  if (auto it = session.files.find("meta"); it != session.files.end()) {
+    ASSIGN_OR_RETURN(std::string meta_bytes, read(it->second));
+    absl::StatusOr<tensorflow::MetaGraphDef> graph = ParseMetaGraph(meta_bytes);
+    if (!graph.ok()) return annotate("meta", graph.status());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
+    const v1::CommitUploadRequest& request) {
+  ASSIGN_OR_RETURN(std::shared_ptr<UploadSession> session,
+                   uploads_.Find(request.upload_id()));
+  {
+    absl::MutexLock lock(&session->mu);
+    std::vector<std::string> missing;
+    for (const auto& [name, state] : session->files) {
+      if (!state.complete) {
+        missing.push_back(absl::StrCat(name, " (", state.held, " of ", state.file.size(),
+                                       " bytes)"));
+      } else if (state.writing) {
+        missing.push_back(absl::StrCat(name, " (still being written)"));
+      }
+    }
+    if (!missing.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("upload ", session->id(), " is not complete; send: ",
+                       absl::StrJoin(missing, ", ")));
+    }
+    if (session->closed) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("upload ", session->id(), " is already being committed"));
+    }
+    // No more writes: the file states are final from here on.
+    session->closed = true;
+  }
+  // Whatever happens next, the upload is over; its staged chunks go with it.
+  struct Closer {
+    UploadManager* uploads;
+    std::string id;
+    ~Closer() { uploads->Remove(id); }
+  } closer{&uploads_, session->id()};
+
+  const v1::BeginUploadRequest& begin = session->request();
+  RETURN_IF_ERROR(ValidateCheckpointFiles(*session));
+
+  CommitRequest commit;
+  commit.overwrite = begin.overwrite();
+  storage::CheckpointRecord& record = commit.record;
+  record.set_model(begin.model());
+  record.set_step(begin.step());
+  record.set_basename(begin.basename());
+  record.mutable_metadata()->insert(begin.metadata().begin(), begin.metadata().end());
+  std::set<std::string> new_blob_digests;
+  for (const auto& [name, state] : session->files) {  // sorted by name
+    *record.add_files() = state.file;
+    if (name == "meta") record.set_graph_sha256(state.file.sha256());
+    if (state.already_stored ||
+        !new_blob_digests.insert(state.file.sha256()).second) {
+      continue;
+    }
+    storage::BlobRecord& blob = commit.new_blobs.emplace_back();
+    blob.set_sha256(state.file.sha256());
+    blob.set_size(state.file.size());
+    for (const storage::ChunkRef& ref : state.chunks) *blob.add_chunks() = ref;
+  }
+  absl::StatusOr<CommitResult> result = store_->Commit(commit, session->staging());
+  if (!result.ok()) {
+    if (result.status().code() == absl::StatusCode::kAlreadyExists) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "step ", begin.step(), " of model '", begin.model(),
+          "' already exists with different files; delete it first or ask to overwrite "
+          "(mgreg push --overwrite)"));
+    }
+    return result.status();
+  }
+  return ToApi(result->record);
+}
+
+absl::Status RegistryService::AbortUpload(const v1::AbortUploadRequest& request) {
+  ASSIGN_OR_RETURN(std::shared_ptr<UploadSession> session,
+                   uploads_.Find(request.upload_id()));
+  uploads_.Remove(session->id());
+  return absl::OkStatus();
+}
+
+int RegistryService::ExpireIdleUploads() {
+  return static_cast<int>(
+      uploads_.TakeIdle(absl::Now() - options_.upload_ttl).size());
+}
+
+absl::StatusOr<v1::Checkpoint> RegistryService::GetLatestCheckpoint(
+    const v1::GetLatestCheckpointRequest& request) {
+  RETURN_IF_ERROR(ValidateModelName(request.model()));
+  ASSIGN_OR_RETURN(storage::CheckpointRecord record, store_->GetLatest(request.model()));
+  return ToApi(record);
+}
+
+absl::StatusOr<v1::Checkpoint> RegistryService::GetCheckpoint(
+    const v1::GetCheckpointRequest& request) {
+  ASSIGN_OR_RETURN(storage::CheckpointRecord record,
+                   ResolveStep(request.model(), request.step()));
+  return ToApi(record);
+}
+
+absl::StatusOr<storage::CheckpointRecord> RegistryService::ResolveStep(
+    absl::string_view model, std::optional<int64_t> step) {
+  RETURN_IF_ERROR(ValidateModelName(model));
+  if (!step.has_value()) return store_->GetLatest(model);
+  RETURN_IF_ERROR(ValidateStep(*step));
+  return store_->GetCheckpoint(model, *step);
+}
+
+absl::StatusOr<v1::ListModelsResponse> RegistryService::ListModels(
+    const v1::ListModelsRequest& request) {
+  ASSIGN_OR_RETURN(int page_size, PageSize(request.page_size()));
+  std::string start_after;
+  if (!request.page_token().empty()) {
+    ASSIGN_OR_RETURN(start_after, DecodePageToken(request.page_token(), "models", ""));
+  }
+  ASSIGN_OR_RETURN(std::vector<storage::ModelRecord> models,
+                   store_->ListModels(start_after, page_size + 1));
+  v1::ListModelsResponse out;
+  for (int i = 0; i < static_cast<int>(models.size()) && i < page_size; ++i) {
+    v1::ModelSummary* m = out.add_models();
+    m->set_name(models[i].name());
+    m->set_latest_step(models[i].latest_step());
+    m->set_checkpoint_count(models[i].checkpoint_count());
+  }
+  if (static_cast<int>(models.size()) > page_size) {
+    out.set_next_page_token(
+        EncodePageToken("models", "", models[page_size - 1].name()));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::ListCheckpointsResponse> RegistryService::ListCheckpoints(
+    const v1::ListCheckpointsRequest& request) {
+  RETURN_IF_ERROR(ValidateModelName(request.model()));
+  ASSIGN_OR_RETURN(int page_size, PageSize(request.page_size()));
+  std::optional<int64_t> start_after;
+  if (!request.page_token().empty()) {
+    ASSIGN_OR_RETURN(std::string last,
+                     DecodePageToken(request.page_token(), "checkpoints", request.model()));
+    int64_t step = 0;
+    if (!absl::SimpleAtoi(last, &step)) {
+      return absl::InvalidArgumentError(
+          "page_token is malformed; pass next_page_token from the previous response");
+    }
+    start_after = step;
+  }
+  ASSIGN_OR_RETURN(std::vector<storage::CheckpointRecord> records,
+                   store_->ListCheckpoints(request.model(), start_after, page_size + 1));
+  v1::ListCheckpointsResponse out;
+  for (int i = 0; i < static_cast<int>(records.size()) && i < page_size; ++i) {
+    *out.add_checkpoints() = ToApi(records[i]);
+  }
+  if (static_cast<int>(records.size()) > page_size) {
+    out.set_next_page_token(EncodePageToken("checkpoints", request.model(),
+                                            absl::StrCat(records[page_size - 1].step())));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::DeleteCheckpointResponse> RegistryService::DeleteCheckpoint(
+    const v1::DeleteCheckpointRequest& request) {
+  RETURN_IF_ERROR(ValidateModelName(request.model()));
+  RETURN_IF_ERROR(ValidateStep(request.step()));
+  ASSIGN_OR_RETURN(int64_t freed, store_->DeleteCheckpoint(request.model(), request.step()));
+  v1::DeleteCheckpointResponse out;
+  out.set_freed_bytes(freed);
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<MessageSource<v1::FileChunk>>> RegistryService::ReadFile(
+    const v1::ReadFileRequest& request) {
+  ASSIGN_OR_RETURN(storage::CheckpointRecord record,
+                   ResolveStep(request.model(), request.step()));
+  const storage::FileRecord* file = nullptr;
+  for (const storage::FileRecord& f : record.files()) {
+    if (f.name() == request.name()) file = &f;
+  }
+  if (file == nullptr) {
+    std::vector<std::string> names;
+    for (const storage::FileRecord& f : record.files()) names.push_back(f.name());
+    return absl::NotFoundError(absl::StrCat(
+        "step ", request.step(), " of model '", request.model(), "' has no file '",
+        request.name(), "'; its files are: ", absl::StrJoin(names, ", ")));
+  }
+  if (request.offset() < 0 || request.offset() > file->size()) {
+    return absl::OutOfRangeError(absl::StrCat("offset ", request.offset(),
+                                              " is outside file '", file->name(),
+                                              "' of ", file->size(), " bytes"));
+  }
+  ASSIGN_OR_RETURN(storage::BlobRecord blob, store_->GetBlob(file->sha256()));
+  v1::FileInfo info;
+  info.set_name(file->name());
+  info.set_size(file->size());
+  info.set_sha256(file->sha256());
+  return std::unique_ptr<MessageSource<v1::FileChunk>>(
+      new BlobSource(store_, std::move(blob), std::move(info), request.offset()));
+}
+
+absl::StatusOr<std::unique_ptr<MessageSource<v1::MetaGraphChunk>>>
+RegistryService::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
+  ASSIGN_OR_RETURN(storage::CheckpointRecord record,
+                   ResolveStep(request.model(), request.has_step() ? std::optional<int64_t>(request.step())
+                                                        : std::nullopt));
+  if (record.graph_sha256().empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "step ", record.step(), " of model '", record.model(),
+        "' has no MetaGraphDef; push the checkpoint with its .meta file"));
+  }
+  v1::MetaGraphInfo info;
+  info.set_step(record.step());
+  const v1::GraphOptions& options = request.options();
+  if (IsDefault(options)) {
+    // EXPORT_SEMANTICS D1: no option, the stored bytes verbatim.
+    ASSIGN_OR_RETURN(storage::BlobRecord blob, store_->GetBlob(record.graph_sha256()));
+    info.set_size(blob.size());
+    info.set_sha256(record.graph_sha256());
+    v1::FileInfo file;
+    file.set_name("meta");
+    file.set_size(blob.size());
+    file.set_sha256(record.graph_sha256());
+    return std::unique_ptr<MessageSource<v1::MetaGraphChunk>>(new GraphSource(
+        std::move(info), nullptr,
+        std::make_unique<BlobSource>(store_, std::move(blob), std::move(file), 0),
+        options_.chunk_bytes));
+  }
+  std::string options_key;
+  options.SerializePartialToString(&options_key);
+  const std::string cache_key = absl::StrCat(record.graph_sha256(), "/", options_key);
+  std::shared_ptr<const CachedExport> exported = export_cache_.Lookup(cache_key);
+  if (exported == nullptr) {
+    ASSIGN_OR_RETURN(std::string stored, ReadBlob(record.graph_sha256()));
+    ASSIGN_OR_RETURN(ExportResult result,
+                     ExportMetaGraph(stored, ToExportOptions(options)));
+    auto value = std::make_shared<CachedExport>();
+    value->sha256 = Sha256Hex(result.bytes);
+    value->bytes = std::move(result.bytes);
+    value->node_count = result.node_count;
+    value->collections = std::move(result.collections);
+    export_cache_.Insert(cache_key, value);
+    exported = std::move(value);
+  }
+  info.set_size(static_cast<int64_t>(exported->bytes.size()));
+  info.set_sha256(exported->sha256);
+  info.set_node_count(exported->node_count);
+  for (const std::string& c : exported->collections) info.add_collections(c);
+  return std::unique_ptr<MessageSource<v1::MetaGraphChunk>>(
+      new GraphSource(std::move(info), std::move(exported), nullptr, options_.chunk_bytes));
+}
+
+}  // namespace mgreg

@@ -1,0 +1,103 @@
+// The registry's rules, independent of any transport: validates requests, runs uploads,
+// translates between API messages (mgreg.v1) and storage records, and reads graphs and
+// files back. The gRPC adapter (grpc_service.h) only unpacks, calls and converts.
+//
+// Thread safety: all methods may be called concurrently. A FileSink or MessageSource is
+// used by one thread at a time.
+#ifndef MGREG_SERVER_REGISTRY_SERVICE_H_
+#define MGREG_SERVER_REGISTRY_SERVICE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "mgreg/v1/registry.pb.h"
+#include "server/export_cache.h"
+#include "server/uploads.h"
+#include "storage/store.h"
+
+namespace mgreg {
+
+struct RegistryServiceOptions {
+  // Bytes per chunk of uploaded files (files are cut at multiples of it) and per
+  // streamed message when reading.
+  size_t chunk_bytes = 1u << 20;
+  // Uploads idle for longer are aborted and their staged bytes collected.
+  absl::Duration upload_ttl = absl::Hours(1);
+  // Upper bound of the bytes kept by the filtered-export cache.
+  size_t export_cache_bytes = 256u << 20;
+};
+
+// Produces the messages of a server stream one at a time.
+template <typename Message>
+class MessageSource {
+ public:
+  virtual ~MessageSource() = default;
+  // Fills `out` and returns true, or returns false at the end of the stream.
+  virtual absl::StatusOr<bool> Next(Message* out) = 0;
+};
+
+class RegistryService {
+ public:
+  // `store` must outlive the service.
+  RegistryService(Store* store, RegistryServiceOptions options);
+  ~RegistryService();
+
+  // INVALID_ARGUMENT for a bad name, step, basename or manifest (no index, duplicate or
+  // malformed file names, bad sizes or digests); ALREADY_EXISTS if the step exists with
+  // other files and !overwrite.
+  absl::StatusOr<v1::Upload> BeginUpload(const v1::BeginUploadRequest& request);
+  // NOT_FOUND for an unknown or expired upload or a file not in its manifest;
+  // FAILED_PRECONDITION if the file is being written by another stream or the offset is
+  // neither 0 nor the bytes the server holds.
+  absl::StatusOr<std::unique_ptr<FileSink>> OpenFileSink(
+      const v1::PutFileRequest::Header& header);
+  absl::StatusOr<v1::Upload> GetUpload(const v1::GetUploadRequest& request);
+  // FAILED_PRECONDITION listing incomplete files (the upload stays open);
+  // INVALID_ARGUMENT naming the file if validation fails; ALREADY_EXISTS.
+  absl::StatusOr<v1::Checkpoint> CommitUpload(const v1::CommitUploadRequest& request);
+  absl::Status AbortUpload(const v1::AbortUploadRequest& request);
+
+  absl::StatusOr<v1::Checkpoint> GetLatestCheckpoint(
+      const v1::GetLatestCheckpointRequest& request);
+  absl::StatusOr<v1::Checkpoint> GetCheckpoint(const v1::GetCheckpointRequest& request);
+  // INVALID_ARGUMENT for a page token that is malformed or from another listing.
+  absl::StatusOr<v1::ListModelsResponse> ListModels(const v1::ListModelsRequest& request);
+  absl::StatusOr<v1::ListCheckpointsResponse> ListCheckpoints(
+      const v1::ListCheckpointsRequest& request);
+  absl::StatusOr<v1::DeleteCheckpointResponse> DeleteCheckpoint(
+      const v1::DeleteCheckpointRequest& request);
+
+  // NOT_FOUND for an unknown model, step or file; OUT_OF_RANGE for an offset past the end.
+  absl::StatusOr<std::unique_ptr<MessageSource<v1::FileChunk>>> ReadFile(
+      const v1::ReadFileRequest& request);
+  // NOT_FOUND if the step has no .meta; FAILED_PRECONDITION where TensorFlow's export
+  // raises (EXPORT_SEMANTICS D6).
+  absl::StatusOr<std::unique_ptr<MessageSource<v1::MetaGraphChunk>>> GetMetaGraph(
+      const v1::GetMetaGraphRequest& request);
+
+  // Aborts uploads idle for longer than the TTL. Returns how many were aborted.
+  int ExpireIdleUploads();
+
+  const ExportCache& export_cache() const { return export_cache_; }
+
+ private:
+  // The record of `step`, or of the latest step when absent.
+  absl::StatusOr<storage::CheckpointRecord> ResolveStep(absl::string_view model,
+                                                        std::optional<int64_t> step);
+  absl::StatusOr<std::string> ReadBlob(absl::string_view sha256_hex);
+  absl::Status ValidateCheckpointFiles(const UploadSession& session);
+
+  Store* const store_;
+  const RegistryServiceOptions options_;
+  UploadManager uploads_;
+  ExportCache export_cache_;
+};
+
+}  // namespace mgreg
+
+#endif  // MGREG_SERVER_REGISTRY_SERVICE_H_

@@ -1,0 +1,288 @@
+#include "server/uploads.h"
+
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+
+namespace mgreg {
+
+UploadSession::UploadSession(std::string id, const v1::BeginUploadRequest& request,
+                             std::unique_ptr<StagingArea> staging)
+    : id_(std::move(id)), request_(request), staging_(std::move(staging)) {
+  absl::MutexLock lock(&mu);
+  last_active = absl::Now();
+}
+
+v1::Upload UploadSession::ToProto() const {
+  v1::Upload out;
+  out.set_upload_id(id_);
+  out.set_model(request_.model());
+  out.set_step(request_.step());
+  for (const auto& [name, state] : files) {
+    v1::UploadFile* f = out.add_files();
+    f->mutable_file()->set_name(state.file.name());
+    f->mutable_file()->set_size(state.file.size());
+    f->mutable_file()->set_sha256(state.file.sha256());
+    f->set_held_bytes(state.held);
+  }
+  return out;
+}
+
+namespace {
+
+// Cuts the incoming bytes into chunks at fixed file offsets, stages each chunk, and
+// verifies the whole-file digest when the last byte arrives.
+class ChunkingFileSink : public FileSink {
+ public:
+  ChunkingFileSink(std::shared_ptr<UploadSession> session, std::string name,
+                   int64_t size, int64_t base, Sha256 hasher, size_t chunk_bytes,
+                   bool complete)
+      : session_(std::move(session)),
+        name_(std::move(name)),
+        size_(size),
+        base_(base),
+        hasher_(std::move(hasher)),
+        chunk_bytes_(chunk_bytes),
+        complete_(complete) {}
+
+  ~ChunkingFileSink() override { Release(); }
+
+  absl::Status Append(absl::string_view data) override {
+    if (!error_.ok()) return error_;
+    if (complete_) {
+      if (data.empty()) return absl::OkStatus();
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "file '", name_, "' received more than the ", size_,
+          " bytes announced at BeginUpload; announce the real size")));
+    }
+    const int64_t received = base_ + static_cast<int64_t>(buffer_.size() + data.size());
+    if (received > size_) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "file '", name_, "' received ", received, " bytes, more than the ", size_,
+          " announced at BeginUpload; announce the real size")));
+    }
+    buffer_.append(data.data(), data.size());
+    size_t pos = 0;
+    while (buffer_.size() - pos >= chunk_bytes_) {
+      if (absl::Status s = Emit(absl::string_view(buffer_).substr(pos, chunk_bytes_));
+          !s.ok()) {
+        return Fail(std::move(s));
+      }
+      pos += chunk_bytes_;
+    }
+    buffer_.erase(0, pos);
+    if (base_ + static_cast<int64_t>(buffer_.size()) == size_) {
+      if (!buffer_.empty()) {
+        if (absl::Status s = Emit(buffer_); !s.ok()) return Fail(std::move(s));
+        buffer_.clear();
+      }
+      return Fail(Verify());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::PutFileResponse> Finish() override {
+    if (!error_.ok()) return error_;
+    v1::PutFileResponse response;
+    response.set_held_bytes(base_);
+    response.set_complete(complete_);
+    Release();
+    if (!complete_) {
+      return absl::DataLossError(absl::StrCat(
+          "stream for file '", name_, "' ended after ",
+          base_ + static_cast<int64_t>(buffer_.size()), " of ", size_,
+          " bytes; the server holds ", base_, " bytes: resume with offset ", base_));
+    }
+    return response;
+  }
+
+ private:
+  // Stages one chunk and records it as held.
+  absl::Status Emit(absl::string_view piece) {
+    storage::ChunkRef ref;
+    ref.set_sha256(Sha256Raw(piece));
+    ref.set_size(static_cast<uint32_t>(piece.size()));
+    if (absl::Status s = session_->staging()->PutChunk(ref, piece); !s.ok()) return s;
+    hasher_.Update(piece);
+    base_ += static_cast<int64_t>(piece.size());
+    absl::MutexLock lock(&session_->mu);
+    if (session_->closed) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "upload ", session_->id(), " was closed while file '", name_,
+          "' was being written"));
+    }
+    UploadFileState& state = session_->files.at(name_);
+    state.chunks.push_back(std::move(ref));
+    state.held = base_;
+    state.hasher = hasher_;
+    session_->last_active = absl::Now();
+    return absl::OkStatus();
+  }
+
+  // Checks the whole-file digest once every byte is held.
+  absl::Status Verify() {
+    const std::string got = hasher_.HexDigest();
+    absl::MutexLock lock(&session_->mu);
+    UploadFileState& state = session_->files.at(name_);
+    if (got != state.file.sha256()) {
+      state.held = 0;
+      state.chunks.clear();
+      state.hasher = Sha256();
+      return absl::DataLossError(absl::StrCat(
+          "file '", name_, "': the SHA-256 of the received bytes is ", got,
+          " but BeginUpload announced ", state.file.sha256(),
+          "; the file changed or was corrupted in transit: send it again from offset 0"));
+    }
+    state.complete = true;
+    complete_ = true;
+    return absl::OkStatus();
+  }
+
+  absl::Status Fail(absl::Status s) {
+    if (!s.ok()) {
+      error_ = s;
+      Release();
+    }
+    return s;
+  }
+
+  void Release() {
+    if (released_) return;
+    released_ = true;
+    absl::MutexLock lock(&session_->mu);
+    auto it = session_->files.find(name_);
+    if (it != session_->files.end()) it->second.writing = false;
+    session_->last_active = absl::Now();
+  }
+
+  const std::shared_ptr<UploadSession> session_;
+  const std::string name_;
+  const int64_t size_;
+  int64_t base_;  // bytes held (staged in whole chunks) from offset 0
+  Sha256 hasher_;
+  const size_t chunk_bytes_;
+  std::string buffer_;  // received bytes after base_, less than one chunk
+  bool complete_;
+  bool released_ = false;
+  absl::Status error_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
+    std::shared_ptr<UploadSession> session, const std::string& name, int64_t offset,
+    size_t chunk_bytes) {
+  absl::MutexLock lock(&session->mu);
+  if (session->closed) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("upload ", session->id(), " is closed; begin a new upload"));
+  }
+  auto it = session->files.find(name);
+  if (it == session->files.end()) {
+    std::string names;
+    for (const auto& [n, unused] : session->files) absl::StrAppend(&names, " ", n);
+    return absl::NotFoundError(absl::StrCat("file '", name, "' is not in upload ",
+                                            session->id(), "; its files are:", names));
+  }
+  UploadFileState& state = it->second;
+  if (state.writing) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "file '", name, "' of upload ", session->id(),
+        " is being written by another stream; wait for it or cancel it"));
+  }
+  if (state.complete) {
+    // Nothing to send; a sink that accepts no bytes and finishes complete.
+    state.writing = true;
+    session->last_active = absl::Now();
+    return std::unique_ptr<FileSink>(new ChunkingFileSink(
+        session, name, state.file.size(), state.file.size(), state.hasher, chunk_bytes,
+        /*complete=*/true));
+  }
+  if (offset != 0 && offset != state.held) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "file '", name, "': cannot write at offset ", offset, "; the server holds ",
+        state.held, " bytes: resume at offset ", state.held, " or restart at 0"));
+  }
+  if (offset == 0 && state.held != 0) {
+    state.held = 0;
+    state.chunks.clear();
+    state.hasher = Sha256();
+  }
+  state.writing = true;
+  session->last_active = absl::Now();
+  auto sink = std::make_unique<ChunkingFileSink>(session, name, state.file.size(),
+                                                 state.held, state.hasher, chunk_bytes,
+                                                 /*complete=*/false);
+  return std::unique_ptr<FileSink>(std::move(sink));
+}
+
+std::shared_ptr<UploadSession> UploadManager::Create(
+    const v1::BeginUploadRequest& request, std::unique_ptr<StagingArea> staging) {
+  absl::BitGen gen;
+  const std::string id = absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen),
+                                         absl::Uniform<uint64_t>(gen));
+  auto session = std::make_shared<UploadSession>(id, request, std::move(staging));
+  absl::MutexLock lock(&mu_);
+  sessions_[id] = session;
+  return session;
+}
+
+absl::StatusOr<std::shared_ptr<UploadSession>> UploadManager::Find(absl::string_view id) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) {
+    return absl::NotFoundError(absl::StrCat(
+        "upload '", id,
+        "' does not exist: it was committed, aborted or expired, or never begun; begin a "
+        "new upload"));
+  }
+  return it->second;
+}
+
+void UploadManager::Remove(absl::string_view id) {
+  std::shared_ptr<UploadSession> session;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return;
+    session = std::move(it->second);
+    sessions_.erase(it);
+  }
+  absl::MutexLock lock(&session->mu);
+  session->closed = true;
+}
+
+std::vector<std::shared_ptr<UploadSession>> UploadManager::TakeIdle(absl::Time cutoff) {
+  std::vector<std::shared_ptr<UploadSession>> idle;
+  absl::MutexLock lock(&mu_);
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    UploadSession& s = *it->second;
+    bool take = false;
+    {
+      absl::MutexLock session_lock(&s.mu);
+      bool writing = false;
+      for (const auto& [unused, f] : s.files) writing = writing || f.writing;
+      if (!writing && s.last_active < cutoff) {
+        s.closed = true;
+        take = true;
+      }
+    }
+    if (take) {
+      idle.push_back(std::move(it->second));
+      sessions_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  return idle;
+}
+
+size_t UploadManager::open_count() {
+  absl::MutexLock lock(&mu_);
+  return sessions_.size();
+}
+
+}  // namespace mgreg

@@ -1,0 +1,112 @@
+// Open uploads: their manifest, the bytes held of each file, and the staging area that
+// keeps those bytes until the commit. Kept in memory: an upload does not survive a
+// server restart (its staged chunks are collected when the store reopens).
+#ifndef MGREG_SERVER_UPLOADS_H_
+#define MGREG_SERVER_UPLOADS_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/sha256.h"
+#include "mgreg/storage/records.pb.h"
+#include "mgreg/v1/registry.pb.h"
+#include "storage/store.h"
+
+namespace mgreg {
+
+// What the upload knows of one announced file.
+struct UploadFileState {
+  storage::FileRecord file;
+  // Bytes held, from offset 0, in whole chunks (or the whole file once complete).
+  int64_t held = 0;
+  // SHA-256 state over bytes [0, held).
+  Sha256 hasher;
+  std::vector<storage::ChunkRef> chunks;
+  // All bytes held and the digest verified, or the content was already stored.
+  bool complete = false;
+  // The content was in the store before this upload (no chunks staged for it).
+  bool already_stored = false;
+  // A PutFile stream is writing this file now.
+  bool writing = false;
+};
+
+// One open upload. Immutable fields are set at creation; the rest is guarded by mu.
+class UploadSession {
+ public:
+  UploadSession(std::string id, const v1::BeginUploadRequest& request,
+                std::unique_ptr<StagingArea> staging);
+
+  const std::string& id() const { return id_; }
+  const v1::BeginUploadRequest& request() const { return request_; }
+  StagingArea* staging() const { return staging_.get(); }
+
+  absl::Mutex mu;
+  std::map<std::string, UploadFileState> files ABSL_GUARDED_BY(mu);
+  absl::Time last_active ABSL_GUARDED_BY(mu);
+  // Set once the upload was committed, aborted or expired: no more writes.
+  bool closed ABSL_GUARDED_BY(mu) = false;
+
+  // The API view of the upload. Requires mu held.
+  v1::Upload ToProto() const ABSL_SHARED_LOCKS_REQUIRED(mu);
+
+ private:
+  const std::string id_;
+  const v1::BeginUploadRequest request_;
+  const std::unique_ptr<StagingArea> staging_;
+};
+
+// Writes one file of an open upload, message by message (PutFile).
+class FileSink {
+ public:
+  virtual ~FileSink() = default;
+  // Appends the next bytes. DATA_LOSS if the file's SHA-256 does not match once all
+  // bytes are there (the file restarts from 0); INVALID_ARGUMENT if more bytes arrive
+  // than announced. After an error the sink is unusable.
+  virtual absl::Status Append(absl::string_view data) = 0;
+  // The stream ended. DATA_LOSS if the file is still incomplete (its whole chunks are
+  // kept: a new stream resumes at the held bytes the message names).
+  virtual absl::StatusOr<v1::PutFileResponse> Finish() = 0;
+};
+
+// Opens a sink for `name` of `session`, starting at `offset` (0 restarts the file;
+// otherwise it must equal the held bytes).
+// NOT_FOUND if the file is not in the manifest; FAILED_PRECONDITION if another stream
+// writes it, the upload is closed, or the offset is not 0 or the held bytes.
+absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
+    std::shared_ptr<UploadSession> session, const std::string& name, int64_t offset,
+    size_t chunk_bytes);
+
+// The set of open uploads by id.
+class UploadManager {
+ public:
+  UploadManager() = default;
+
+  // Registers a new session and returns it.
+  std::shared_ptr<UploadSession> Create(const v1::BeginUploadRequest& request,
+                                        std::unique_ptr<StagingArea> staging);
+  // NOT_FOUND if no such upload is open (never existed, committed, aborted, expired).
+  absl::StatusOr<std::shared_ptr<UploadSession>> Find(absl::string_view id);
+  // Removes the session (closing it); a no-op if it is gone already.
+  void Remove(absl::string_view id);
+  // Removes and returns the sessions idle since before `cutoff` and not being written.
+  std::vector<std::shared_ptr<UploadSession>> TakeIdle(absl::Time cutoff);
+  size_t open_count();
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<UploadSession>> sessions_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace mgreg
+
+#endif  // MGREG_SERVER_UPLOADS_H_

@@ -1,0 +1,45 @@
+// Writes small but real TensorFlow V2 checkpoints for tests and benchmarks: a
+// tensor-bundle .index (a LevelDB table, as TensorFlow's BundleWriter writes it),
+// .data-NNNNN-of-MMMMM shards and optionally a .meta.
+#ifndef MGREG_TESTS_CHECKPOINT_BUILDER_H_
+#define MGREG_TESTS_CHECKPOINT_BUILDER_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tensorflow/core/protobuf/meta_graph.pb.h"
+
+namespace mgreg::testing {
+
+struct TensorSpec {
+  std::string name;
+  std::string bytes;  // raw little-endian float32 values, as TensorFlow stores them
+  int shard = 0;
+};
+
+struct CheckpointSpec {
+  std::string directory;
+  std::string basename = "model.ckpt";
+  int64_t step = 0;
+  int num_shards = 1;
+  std::vector<TensorSpec> tensors;
+  // Written as <prefix>.meta when set.
+  std::optional<std::string> meta;
+};
+
+// Writes the checkpoint; returns its prefix ("dir/model.ckpt-<step>"). Fails the test
+// on I/O errors.
+std::string WriteCheckpoint(const CheckpointSpec& spec);
+
+// `n` float32 values (as bytes) derived from `seed`.
+std::string FloatBytes(size_t n, uint32_t seed);
+
+// A small MetaGraphDef: a variable `name_scope/w` with its initializer and a saver,
+// with devices, `_class` and the variables collection, as TensorFlow writes them.
+tensorflow::MetaGraphDef SmallMetaGraph(const std::string& name_scope = "dense");
+
+}  // namespace mgreg::testing
+
+#endif  // MGREG_TESTS_CHECKPOINT_BUILDER_H_
