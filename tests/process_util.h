@@ -14,8 +14,9 @@ namespace mgreg::testing {
 class ServerProcess {
  public:
   // Starts `<BinDir()>/server/mgreg-server --listen 127.0.0.1:0 <args>` and waits (at
-  // most 30 s) for its "listening on HOST:PORT" line. Fails the test on error.
-  explicit ServerProcess(const std::vector<std::string>& args);
+  // most 30 s) for its "listening on HOST:PORT" line. Fails the test if it does not
+  // start, unless `expect_start` is false.
+  explicit ServerProcess(const std::vector<std::string>& args, bool expect_start = true);
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;

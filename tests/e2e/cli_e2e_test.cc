@@ -1,0 +1,172 @@
+// The README's user journey with the real binaries: mgreg-server on a RocksDB data dir,
+// and the mgreg CLI pushing, listing, fetching, restoring and deleting.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "metagraph/checkpoint_state.h"
+#include "tests/checkpoint_builder.h"
+#include "tests/process_util.h"
+#include "tests/test_util.h"
+
+namespace mgreg::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<ServerProcess>(
+        std::vector<std::string>{"--data-dir", tmp_.Join("data")});
+    ASSERT_TRUE(server_->started());
+  }
+
+  CommandResult Mgreg(std::vector<std::string> args) {
+    args.insert(args.begin(), {BinaryPath("client/mgreg"), "--server", server_->address()});
+    return RunCommand(args);
+  }
+
+  std::string MakeCheckpoint(int64_t step) {
+    CheckpointSpec spec;
+    spec.directory = tmp_.Join("train");
+    fs::create_directories(spec.directory);
+    spec.step = step;
+    spec.num_shards = 2;
+    spec.tensors = {{"dense/w", FloatBytes(50000, 1), 0}, {"dense/b", FloatBytes(10, 2), 1}};
+    spec.meta = SmallMetaGraph().SerializeAsString();
+    return WriteCheckpoint(spec);
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_F(CliTest, PushLatestListGraphRestoreDelete) {
+  const std::string prefix = MakeCheckpoint(1000);
+  CommandResult push = Mgreg({"push", "resnet", prefix});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  EXPECT_THAT(push.out, HasSubstr("pushed resnet step 1000"));
+
+  CommandResult latest = Mgreg({"latest", "resnet"});
+  ASSERT_EQ(latest.exit_code, 0) << latest.err;
+  EXPECT_THAT(latest.out, HasSubstr("step       1000"));
+  EXPECT_THAT(latest.out, HasSubstr("data-00001-of-00002"));
+
+  CommandResult json = Mgreg({"latest", "resnet", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_THAT(json.out, HasSubstr("\"step\": \"1000\""));
+  EXPECT_THAT(json.out, HasSubstr("\"sha256\": \""));
+
+  CommandResult models = Mgreg({"list"});
+  ASSERT_EQ(models.exit_code, 0) << models.err;
+  EXPECT_THAT(models.out, HasSubstr("resnet"));
+  CommandResult steps = Mgreg({"list", "resnet", "--json"});
+  ASSERT_EQ(steps.exit_code, 0) << steps.err;
+  EXPECT_THAT(steps.out, HasSubstr("\"step\": \"1000\""));
+
+  const std::string out_meta = tmp_.Join("out.meta");
+  CommandResult graph = Mgreg({"graph", "resnet", "-o", out_meta});
+  ASSERT_EQ(graph.exit_code, 0) << graph.err;
+  EXPECT_EQ(ReadFileOrDie(out_meta), ReadFileOrDie(prefix + ".meta"));
+
+  const std::string dir = tmp_.Join("serving");
+  CommandResult restore = Mgreg({"restore", "resnet", dir});
+  ASSERT_EQ(restore.exit_code, 0) << restore.err;
+  EXPECT_EQ(ReadFileOrDie(dir + "/model.ckpt-1000.index"), ReadFileOrDie(prefix + ".index"));
+  EXPECT_EQ(ReadFileOrDie(dir + "/model.ckpt-1000.data-00000-of-00002"),
+            ReadFileOrDie(prefix + ".data-00000-of-00002"));
+  auto state = ParseCheckpointState(ReadFileOrDie(dir + "/checkpoint"));
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->model_checkpoint_path(), "model.ckpt-1000");
+
+  CommandResult del = Mgreg({"delete", "resnet", "1000"});
+  ASSERT_EQ(del.exit_code, 0) << del.err;
+  CommandResult gone = Mgreg({"latest", "resnet"});
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_THAT(gone.err, HasSubstr("NOT_FOUND"));
+}
+
+TEST_F(CliTest, StepComesFromThePrefixOrFromStep) {
+  const std::string prefix = MakeCheckpoint(5);
+  CommandResult push = Mgreg({"push", "m", prefix, "--step", "77"});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  EXPECT_THAT(push.out, HasSubstr("step 77"));
+  CommandResult restore = Mgreg({"restore", "m", tmp_.Join("r"), "--step", "77"});
+  ASSERT_EQ(restore.exit_code, 0) << restore.err;
+  EXPECT_TRUE(fs::exists(tmp_.Join("r/model.ckpt-77.index")));
+}
+
+TEST_F(CliTest, ExistingStepWithOtherContentNeedsOverwrite) {
+  const std::string prefix = MakeCheckpoint(5);
+  ASSERT_EQ(Mgreg({"push", "m", prefix}).exit_code, 0);
+  ASSERT_EQ(Mgreg({"push", "m", prefix}).exit_code, 0);  // identical: idempotent
+  WriteFileOrDie(prefix + ".data-00001-of-00002", FloatBytes(10, 3));
+  // The index no longer matches the data's CRCs, but shapes and sizes still do.
+  CommandResult conflict = Mgreg({"push", "m", prefix});
+  EXPECT_EQ(conflict.exit_code, 1);
+  EXPECT_THAT(conflict.err, HasSubstr("ALREADY_EXISTS"));
+  EXPECT_THAT(conflict.err, HasSubstr("--overwrite"));
+  EXPECT_EQ(Mgreg({"push", "m", prefix, "--overwrite"}).exit_code, 0);
+}
+
+TEST_F(CliTest, BadCommandLinesExitTwoWithUsage) {
+  CommandResult none = Mgreg({});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_THAT(none.err, HasSubstr("usage: mgreg"));
+  EXPECT_EQ(Mgreg({"push", "m"}).exit_code, 2);
+  EXPECT_EQ(Mgreg({"frobnicate"}).exit_code, 2);
+  CommandResult unknown = Mgreg({"latest", "m", "--colour"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_THAT(unknown.err, HasSubstr("--colour"));
+  CommandResult step = Mgreg({"delete", "m", "-3"});
+  EXPECT_EQ(step.exit_code, 2);  // "-3" reads as an option
+  CommandResult word = Mgreg({"delete", "m", "ten"});
+  EXPECT_EQ(word.exit_code, 1);
+  EXPECT_THAT(word.err, HasSubstr("not an integer"));
+}
+
+TEST_F(CliTest, ErrorsNameTheProblem) {
+  CommandResult bad_name = Mgreg({"latest", "team-a//resnet"});
+  EXPECT_EQ(bad_name.exit_code, 1);
+  EXPECT_THAT(bad_name.err, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(bad_name.err, HasSubstr("empty segment"));
+  CommandResult no_index = Mgreg({"push", "m", tmp_.Join("train/nothing-1")});
+  EXPECT_EQ(no_index.exit_code, 1);
+  EXPECT_THAT(no_index.err, HasSubstr(".index"));
+  CommandResult no_output = Mgreg({"graph", "m"});
+  EXPECT_EQ(no_output.exit_code, 1);
+  EXPECT_THAT(no_output.err, HasSubstr("-o FILE"));
+}
+
+TEST_F(CliTest, AnUnreachableServerSaysWhereItLooked) {
+  CommandResult r = RunCommand(
+      {BinaryPath("client/mgreg"), "--server", "127.0.0.1:1", "latest", "resnet"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(r.err, HasSubstr("--server"));
+}
+
+TEST_F(CliTest, TheServerRefusesADataDirInUse) {
+  ServerProcess second({"--data-dir", tmp_.Join("data")}, /*expect_start=*/false);
+  EXPECT_FALSE(second.started());
+}
+
+TEST_F(CliTest, SigtermShutsDownCleanly) {
+  ASSERT_EQ(Mgreg({"push", "m", MakeCheckpoint(1)}).exit_code, 0);
+  const int status = server_->Stop(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ServerProcess again({"--data-dir", tmp_.Join("data")});
+  ASSERT_TRUE(again.started());
+  CommandResult latest = RunCommand(
+      {BinaryPath("client/mgreg"), "--server", again.address(), "latest", "m"});
+  EXPECT_EQ(latest.exit_code, 0) << latest.err;
+}
+
+}  // namespace
+}  // namespace mgreg::testing
