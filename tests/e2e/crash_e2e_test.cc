@@ -145,7 +145,9 @@ TEST_F(CrashTest, KillDuringUploadAndBeforeCommitLosesNothingCommitted) {
   server_->Stop(SIGKILL);
   Start();
   ExpectLatestIntact(2, second);
-  ExpectLatestIntact(2, second);
+  RestoreOptions first_step;
+  first_step.step = 1;
+  EXPECT_TRUE(client_->Restore("m", tmp_.Join("restore-first"), first_step).ok());
 }
 
 }  // namespace
