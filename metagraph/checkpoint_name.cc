@@ -35,8 +35,8 @@ absl::StatusOr<CheckpointPrefix> ParseCheckpointPrefix(absl::string_view prefix)
   if (prefix.back() == '/') {
     return absl::InvalidArgumentError(absl::StrCat(
         "checkpoint prefix '", prefix,
-        "' ends in '/'; give the prefix of the files in that directory, such as '", prefix,
-        "model.ckpt-1000'"));
+        "' ends in '/'; give the prefix of the files in that directory, such as '",
+        prefix, "model.ckpt-1000'"));
   }
   absl::string_view p = prefix;
   size_t data_suffix = DataSuffixLength(p);
@@ -99,12 +99,14 @@ absl::StatusOr<DataShard> ParseDataFileName(absl::string_view name) {
   if (of == absl::string_view::npos) return bad();
   absl::string_view shard_s = rest.substr(0, of);
   absl::string_view count_s = rest.substr(of + 4);
-  if (shard_s.size() < 5 || count_s.size() < 5 || !AllDigits(shard_s) || !AllDigits(count_s)) {
+  if (shard_s.size() < 5 || count_s.size() < 5 || !AllDigits(shard_s) ||
+      !AllDigits(count_s)) {
     return bad();
   }
   DataShard out;
-  if (!absl::SimpleAtoi(shard_s, &out.shard) || !absl::SimpleAtoi(count_s, &out.num_shards) ||
-      out.num_shards <= 0 || out.shard >= out.num_shards) {
+  if (!absl::SimpleAtoi(shard_s, &out.shard) ||
+      !absl::SimpleAtoi(count_s, &out.num_shards) || out.num_shards <= 0 ||
+      out.shard >= out.num_shards) {
     return bad();
   }
   return out;

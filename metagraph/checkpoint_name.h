@@ -18,9 +18,12 @@ namespace mgreg {
 
 // A checkpoint prefix split into its parts.
 struct CheckpointPrefix {
-  std::string directory;        // "" or the directory part, no trailing '/' ("/" for root)
-  std::string basename;         // "model.ckpt"
-  std::optional<int64_t> step;  // 1000 for "model.ckpt-1000"; nullopt when there is no -<digits> suffix
+  // "" or the directory part, no trailing '/' ("/" for a prefix in the root directory).
+  std::string directory;
+  // "model.ckpt"
+  std::string basename;
+  // 1000 for "model.ckpt-1000"; nullopt when there is no -<digits> suffix.
+  std::optional<int64_t> step;
 };
 
 // Splits a checkpoint prefix:

@@ -105,20 +105,23 @@ std::string FormatCheckpointState(const tensorflow::CheckpointState& state) {
     AppendDouble(&out, "all_model_checkpoint_timestamps", t);
   }
   // proto3 implicit presence: Python prints it only when non-zero (-0.0 counts as set).
-  if (state.last_preserved_timestamp() != 0 || std::signbit(state.last_preserved_timestamp())) {
+  if (state.last_preserved_timestamp() != 0 ||
+      std::signbit(state.last_preserved_timestamp())) {
     AppendDouble(&out, "last_preserved_timestamp", state.last_preserved_timestamp());
   }
   return out;
 }
 
 tensorflow::CheckpointState MakeCheckpointState(
-    const std::vector<std::string>& prefixes_oldest_first, const std::vector<double>& timestamps,
+    const std::vector<std::string>& prefixes_oldest_first,
+    const std::vector<double>& timestamps,
     std::optional<double> last_preserved_timestamp) {
   tensorflow::CheckpointState state;
   if (!prefixes_oldest_first.empty()) {
     state.set_model_checkpoint_path(prefixes_oldest_first.back());
   }
-  for (const std::string& p : prefixes_oldest_first) state.add_all_model_checkpoint_paths(p);
+  for (const std::string& p : prefixes_oldest_first)
+    state.add_all_model_checkpoint_paths(p);
   for (double t : timestamps) state.add_all_model_checkpoint_timestamps(t);
   if (last_preserved_timestamp.has_value()) {
     state.set_last_preserved_timestamp(*last_preserved_timestamp);

@@ -23,7 +23,8 @@ absl::StatusOr<tensorflow::CheckpointState> ParseCheckpointState(absl::string_vi
 // The text TensorFlow's text_format.MessageToString writes for `state`: one
 // "name: value" line per set field in field-number order, strings C-escaped (octal for
 // non-printable bytes), doubles in Python's shortest repr ("1673735799.685766", "1e+16").
-// Parsing the result gives `state` back; real `checkpoint` files round-trip byte for byte.
+// Parsing the result gives `state` back; real `checkpoint` files round-trip byte for
+// byte.
 std::string FormatCheckpointState(const tensorflow::CheckpointState& state);
 
 // The state TensorFlow writes for a directory holding `prefixes_oldest_first` (paths as

@@ -29,9 +29,10 @@ class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
 
 // Parses `bytes` into `*m` as binary, else as text format. On failure returns why the
 // text parse failed ("" on success).
-bool ParseBinaryOrText(absl::string_view bytes, google::protobuf::Message* m,
-                       const std::function<bool(const google::protobuf::Message&)>& plausible,
-                       std::string* text_error) {
+bool ParseBinaryOrText(
+    absl::string_view bytes, google::protobuf::Message* m,
+    const std::function<bool(const google::protobuf::Message&)>& plausible,
+    std::string* text_error) {
   if (m->ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) && plausible(*m)) {
     return true;
   }
@@ -50,9 +51,11 @@ bool ParseBinaryOrText(absl::string_view bytes, google::protobuf::Message* m,
 // saved_model.pb each binary-parse as the other this way. Unknown fields with new numbers
 // (a newer TensorFlow) are fine.
 bool HasWireTypeMismatch(const google::protobuf::Message& m) {
-  const google::protobuf::UnknownFieldSet& unknown = m.GetReflection()->GetUnknownFields(m);
+  const google::protobuf::UnknownFieldSet& unknown =
+      m.GetReflection()->GetUnknownFields(m);
   for (int i = 0; i < unknown.field_count(); ++i) {
-    if (m.GetDescriptor()->FindFieldByNumber(unknown.field(i).number()) != nullptr) return true;
+    if (m.GetDescriptor()->FindFieldByNumber(unknown.field(i).number()) != nullptr)
+      return true;
   }
   return false;
 }
@@ -82,10 +85,11 @@ absl::StatusOr<tensorflow::MetaGraphDef> ParseMetaGraph(absl::string_view bytes)
       },
       &text_error);
   if (!parsed) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the file is not a MetaGraphDef: it is neither a binary MetaGraphDef with a graph "
-        "or meta_info_def nor text format (",
-        text_error, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the file is not a MetaGraphDef: it is neither a binary "
+                     "MetaGraphDef with a graph "
+                     "or meta_info_def nor text format (",
+                     text_error, ")"));
   }
   if (!HasContent(mg)) {
     return absl::InvalidArgumentError(
@@ -95,8 +99,8 @@ absl::StatusOr<tensorflow::MetaGraphDef> ParseMetaGraph(absl::string_view bytes)
   return mg;
 }
 
-absl::StatusOr<tensorflow::MetaGraphDef> SelectMetaGraph(absl::string_view saved_model_bytes,
-                                                         const std::vector<std::string>& tags) {
+absl::StatusOr<tensorflow::MetaGraphDef> SelectMetaGraph(
+    absl::string_view saved_model_bytes, const std::vector<std::string>& tags) {
   tensorflow::SavedModel sm;
   std::string text_error;
   const bool parsed = ParseBinaryOrText(
@@ -107,10 +111,11 @@ absl::StatusOr<tensorflow::MetaGraphDef> SelectMetaGraph(absl::string_view saved
       },
       &text_error);
   if (!parsed) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the file is not a SavedModel: it is neither a binary SavedModel with meta_graphs "
-        "nor text format (",
-        text_error, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the file is not a SavedModel: it is neither a binary SavedModel "
+                     "with meta_graphs "
+                     "nor text format (",
+                     text_error, ")"));
   }
   if (sm.meta_graphs_size() == 0) {
     return absl::InvalidArgumentError("the SavedModel holds no MetaGraphDef");

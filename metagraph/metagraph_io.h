@@ -14,10 +14,10 @@ namespace mgreg {
 
 // Parses a MetaGraphDef: binary first, then protobuf text format (as TensorFlow's
 // read_meta_graph_file does, EXPORT_SEMANTICS R24). A binary parse in which a declared
-// top-level field arrives with the wrong wire type (e.g. a saved_model.pb) does not count.
-// Returns INVALID_ARGUMENT saying why if neither works, or if the result is empty (no
-// graph_def nodes and no meta_info_def, e.g. an empty or random file); the message says
-// the file is not a MetaGraphDef.
+// top-level field arrives with the wrong wire type (e.g. a saved_model.pb) does not
+// count. Returns INVALID_ARGUMENT saying why if neither works, or if the result is empty
+// (no graph_def nodes and no meta_info_def, e.g. an empty or random file); the message
+// says the file is not a MetaGraphDef.
 absl::StatusOr<tensorflow::MetaGraphDef> ParseMetaGraph(absl::string_view bytes);
 
 // From a SavedModel (binary, else text format; a binary parse in which a declared
@@ -26,8 +26,8 @@ absl::StatusOr<tensorflow::MetaGraphDef> ParseMetaGraph(absl::string_view bytes)
 // ignored), as TensorFlow's loader selects it. The first match wins.
 // Returns INVALID_ARGUMENT if the bytes are not a SavedModel or hold no MetaGraphDef, and
 // NOT_FOUND listing the available tag sets if none matches.
-absl::StatusOr<tensorflow::MetaGraphDef> SelectMetaGraph(absl::string_view saved_model_bytes,
-                                                         const std::vector<std::string>& tags);
+absl::StatusOr<tensorflow::MetaGraphDef> SelectMetaGraph(
+    absl::string_view saved_model_bytes, const std::vector<std::string>& tags);
 
 }  // namespace mgreg
 

@@ -27,9 +27,9 @@ class MemoryFile : public leveldb::RandomAccessFile {
                        char* /*scratch*/) const override {
     if (offset > data_.size() || n > data_.size() - offset) {
       *result = leveldb::Slice();
-      return leveldb::Status::Corruption(
-          absl::StrCat("read of ", n, " bytes at offset ", offset, " is past the end (",
-                       data_.size(), " bytes)"));
+      return leveldb::Status::Corruption(absl::StrCat("read of ", n, " bytes at offset ",
+                                                      offset, " is past the end (",
+                                                      data_.size(), " bytes)"));
     }
     *result = leveldb::Slice(data_.data() + offset, n);
     return leveldb::Status::OK();
@@ -51,14 +51,16 @@ absl::Status FromLeveldb(const leveldb::Status& s) {
       absl::StrCat("not a TensorFlow checkpoint index (.index table): ", text));
 }
 
-std::string Quote(absl::string_view key) { return absl::StrCat("'", absl::CEscape(key), "'"); }
+std::string Quote(absl::string_view key) {
+  return absl::StrCat("'", absl::CEscape(key), "'");
+}
 
 // A V1 checkpoint is the same table format, but its "" value is a SavedTensorSlices
 // whose `meta` lists the tensors.
 bool IsV1HeaderValue(absl::string_view value) {
   tensorflow::SavedTensorSlices sts;
-  return sts.ParseFromArray(value.data(), static_cast<int>(value.size())) && sts.has_meta() &&
-         sts.meta().tensor_size() > 0 &&
+  return sts.ParseFromArray(value.data(), static_cast<int>(value.size())) &&
+         sts.has_meta() && sts.meta().tensor_size() > 0 &&
          sts.GetReflection()->GetUnknownFields(sts).empty();
 }
 
@@ -105,10 +107,12 @@ absl::StatusOr<uint32_t> StringTensorCrc(const std::string& name,
   const absl::string_view checksum = bytes.substr(pos, 4);
   uint32_t stored = 0;
   for (int k = 3; k >= 0; --k) stored = (stored << 8) | static_cast<uint8_t>(checksum[k]);
-  if (stored != MaskCrc32c(crc)) return corrupt("element lengths do not match their checksum");
+  if (stored != MaskCrc32c(crc))
+    return corrupt("element lengths do not match their checksum");
   crc = Crc32c(checksum, crc);
   pos += 4;
-  if (total != bytes.size() - pos) return corrupt("element lengths do not add up to its size");
+  if (total != bytes.size() - pos)
+    return corrupt("element lengths do not add up to its size");
   return MaskCrc32c(Crc32c(bytes.substr(pos), crc));
 }
 
@@ -119,7 +123,8 @@ absl::StatusOr<BundleIndex> ReadBundleIndex(absl::string_view index_bytes) {
   leveldb::Options options;
   options.paranoid_checks = true;  // Verify the checksums of the index and meta blocks.
   leveldb::Table* raw_table = nullptr;
-  leveldb::Status s = leveldb::Table::Open(options, &file, index_bytes.size(), &raw_table);
+  leveldb::Status s =
+      leveldb::Table::Open(options, &file, index_bytes.size(), &raw_table);
   if (!s.ok()) return FromLeveldb(s);
   std::unique_ptr<leveldb::Table> table(raw_table);
 
@@ -136,7 +141,8 @@ absl::StatusOr<BundleIndex> ReadBundleIndex(absl::string_view index_bytes) {
     if (key.empty()) {
       if (IsV1HeaderValue(value)) {
         return absl::InvalidArgumentError(
-            "this is a V1 checkpoint (SaverDef.version V1, a table of SavedTensorSlices); "
+            "this is a V1 checkpoint (SaverDef.version V1, a table of "
+            "SavedTensorSlices); "
             "V1 checkpoints are not supported: re-save it with a V2 Saver");
       }
       if (!out.header.ParseFromArray(value.data(), static_cast<int>(value.size())) ||
@@ -150,15 +156,17 @@ absl::StatusOr<BundleIndex> ReadBundleIndex(absl::string_view index_bytes) {
     }
     tensorflow::BundleEntryProto entry;
     if (!entry.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "checkpoint index entry ", Quote(key), " does not parse as a BundleEntryProto"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("checkpoint index entry ", Quote(key),
+                       " does not parse as a BundleEntryProto"));
     }
     out.entries.emplace_back(std::string(key), std::move(entry));
   }
   if (!it->status().ok()) return FromLeveldb(it->status());
   if (!have_header) {
     return absl::InvalidArgumentError(
-        "checkpoint index has no header entry (the empty key holding a BundleHeaderProto); "
+        "checkpoint index has no header entry (the empty key holding a "
+        "BundleHeaderProto); "
         "it is not a TensorFlow V2 checkpoint index");
   }
   return out;
@@ -180,34 +188,36 @@ absl::Status ValidateBundle(const BundleIndex& index, int num_data_files,
   }
   for (const auto& [shard, size] : shard_sizes) {
     if (shard < 0 || shard >= n) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "data shard ", shard, " is outside the index's ", n, " shard(s)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("data shard ", shard, " is outside the index's ", n, " shard(s)"));
     }
     if (size < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("data file ", DataFileName(shard, n), " has negative size ", size));
+      return absl::InvalidArgumentError(absl::StrCat("data file ", DataFileName(shard, n),
+                                                     " has negative size ", size));
     }
   }
   for (const auto& [name, entry] : index.entries) {
-    if (entry.slices_size() > 0) continue;  // Partitioned: the slices' entries hold the bytes.
+    if (entry.slices_size() > 0)
+      continue;  // Partitioned: the slices' entries hold the bytes.
     if (entry.shard_id() < 0 || entry.shard_id() >= n) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tensor ", Quote(name), " is in shard ", entry.shard_id(), ", but the index has ", n,
-          " shard(s)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor ", Quote(name), " is in shard ", entry.shard_id(),
+                       ", but the index has ", n, " shard(s)"));
     }
     const int64_t shard_size = shard_sizes.at(entry.shard_id());
     if (entry.offset() < 0 || entry.size() < 0 || entry.offset() > shard_size ||
         entry.size() > shard_size - entry.offset()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tensor ", Quote(name), " occupies bytes [", entry.offset(), ", +", entry.size(),
-          ") of ", DataFileName(entry.shard_id(), n), ", which has only ", shard_size,
-          " bytes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor ", Quote(name), " occupies bytes [", entry.offset(), ", +",
+                       entry.size(), ") of ", DataFileName(entry.shard_id(), n),
+                       ", which has only ", shard_size, " bytes"));
     }
   }
   return absl::OkStatus();
 }
 
-absl::Status VerifyTensorCrc(const std::string& name, const tensorflow::BundleEntryProto& entry,
+absl::Status VerifyTensorCrc(const std::string& name,
+                             const tensorflow::BundleEntryProto& entry,
                              absl::string_view bytes) {
   if (static_cast<int64_t>(bytes.size()) != entry.size()) {
     return absl::DataLossError(absl::StrCat("tensor ", Quote(name), " has ", bytes.size(),
@@ -220,8 +230,9 @@ absl::Status VerifyTensorCrc(const std::string& name, const tensorflow::BundleEn
       break;
     }
     case tensorflow::DT_VARIANT:
-      return absl::UnimplementedError(absl::StrCat(
-          "tensor ", Quote(name), " is a DT_VARIANT tensor, whose checksum is not checked"));
+      return absl::UnimplementedError(
+          absl::StrCat("tensor ", Quote(name),
+                       " is a DT_VARIANT tensor, whose checksum is not checked"));
     default:
       actual = MaskCrc32c(Crc32c(bytes));
   }

@@ -25,7 +25,8 @@ namespace mgreg {
 // The parsed content of a .index file.
 struct BundleIndex {
   tensorflow::BundleHeaderProto header;
-  std::vector<std::pair<std::string, tensorflow::BundleEntryProto>> entries;  // every non-empty key, sorted
+  // Every non-empty key with its entry, sorted bytewise by key.
+  std::vector<std::pair<std::string, tensorflow::BundleEntryProto>> entries;
 };
 
 // Reads a .index from memory. Raw and Snappy-compressed blocks are accepted; every block
@@ -55,7 +56,8 @@ absl::Status ValidateBundle(const BundleIndex& index, int num_data_files,
 // Returns DATA_LOSS naming the tensor if bytes.size() differs from entry.size(), the
 // checksum differs from entry.crc32c(), or a DT_STRING layout is malformed. Returns
 // UNIMPLEMENTED for DT_VARIANT tensors, whose checksum this does not compute.
-absl::Status VerifyTensorCrc(const std::string& name, const tensorflow::BundleEntryProto& entry,
+absl::Status VerifyTensorCrc(const std::string& name,
+                             const tensorflow::BundleEntryProto& entry,
                              absl::string_view bytes);
 
 }  // namespace mgreg

@@ -65,9 +65,9 @@ TEST(CheckpointNameTest, FileInRootDirectoryKeepsTheRootAsDirectory) {
 }
 
 TEST(CheckpointNameTest, IndexMetaAndDataFileSuffixesAreStripped) {
-  for (const char* path :
-       {"dir/model.ckpt-1000.index", "dir/model.ckpt-1000.meta",
-        "dir/model.ckpt-1000.data-00000-of-00001", "dir/model.ckpt-1000.data-00001-of-00002"}) {
+  for (const char* path : {"dir/model.ckpt-1000.index", "dir/model.ckpt-1000.meta",
+                           "dir/model.ckpt-1000.data-00000-of-00001",
+                           "dir/model.ckpt-1000.data-00001-of-00002"}) {
     SCOPED_TRACE(path);
     auto p = ParseCheckpointPrefix(path);
     ASSERT_TRUE(p.ok()) << p.status();
@@ -96,7 +96,8 @@ TEST(CheckpointNameTest, MalformedDataSuffixIsNotStripped) {
 }
 
 TEST(CheckpointNameTest, EmptyPrefixIsInvalidArgument) {
-  EXPECT_EQ(ParseCheckpointPrefix("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseCheckpointPrefix("").status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(CheckpointNameTest, PrefixEndingInSlashIsInvalidArgument) {
@@ -155,12 +156,13 @@ TEST(CheckpointNameTest, DataFileNameWithMoreThanFiveDigitsParses) {
 }
 
 TEST(CheckpointNameTest, MalformedDataFileNamesAreInvalidArgument) {
-  for (const char* name : {"", "data", "data-1-of-2", "data-00002-of-00002",
-                           "data-00000-of-00000", "data-0000a-of-00001", "index",
-                           "data-00000-of-00001x", "xdata-00000-of-00001",
-                           "data-+0000-of-00001"}) {
+  for (const char* name :
+       {"", "data", "data-1-of-2", "data-00002-of-00002", "data-00000-of-00000",
+        "data-0000a-of-00001", "index", "data-00000-of-00001x", "xdata-00000-of-00001",
+        "data-+0000-of-00001"}) {
     SCOPED_TRACE(name);
-    EXPECT_EQ(ParseDataFileName(name).status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(ParseDataFileName(name).status().code(),
+              absl::StatusCode::kInvalidArgument);
   }
 }
 

@@ -14,10 +14,12 @@ using ::mgreg::testing::ReadFileOrDie;
 using ::mgreg::testing::TestdataPath;
 
 constexpr char kTictactoe[] = "tictactoe/tf_ckpts/checkpoint";
-constexpr char kTfx[] = "tfx/tfx/components/testdata/trainer/current/Format-Serving/checkpoint";
+constexpr char kTfx[] =
+    "tfx/tfx/components/testdata/trainer/current/Format-Serving/checkpoint";
 constexpr char kTf2onnx[] = "tf2onnx/tests/models/regression/checkpoint/checkpoint";
 constexpr char kT2t[] = "t2t/tensor2tensor/test_data/transformer_test_ckpt/checkpoint";
-constexpr char kTfAbsolute[] = "tf/tensorflow/cc/saved_model/testdata/half_plus_two/variables/checkpoint";
+constexpr char kTfAbsolute[] =
+    "tf/tensorflow/cc/saved_model/testdata/half_plus_two/variables/checkpoint";
 
 TEST(CheckpointStateTest, EveryRealStateFileParsesAndFormatsBackByteForByte) {
   MGREG_REQUIRE_TESTDATA();
@@ -61,9 +63,9 @@ TEST(CheckpointStateTest, MadeSaverStateEqualsTheFileTensorFlowWrote) {
 
 TEST(CheckpointStateTest, MadeCheckpointManagerStateEqualsTheFileTensorFlowWrote) {
   MGREG_REQUIRE_TESTDATA();
-  auto state = MakeCheckpointState({"ckpt-17", "ckpt-18", "ckpt-19"},
-                                   {1673735799.685766, 1673735913.342593, 1673736140.596798},
-                                   1673735591.495455);
+  auto state = MakeCheckpointState(
+      {"ckpt-17", "ckpt-18", "ckpt-19"},
+      {1673735799.685766, 1673735913.342593, 1673736140.596798}, 1673735591.495455);
   EXPECT_EQ(FormatCheckpointState(state), ReadFileOrDie(TestdataPath(kTictactoe)));
 }
 
@@ -107,7 +109,8 @@ TEST(CheckpointStateTest, DoublesFormatLikePythonRepr) {
            {std::nan(""), "nan"},
        }) {
     auto state = MakeCheckpointState({}, {c.value});
-    const std::string want = std::string("all_model_checkpoint_timestamps: ") + c.text + "\n";
+    const std::string want =
+        std::string("all_model_checkpoint_timestamps: ") + c.text + "\n";
     EXPECT_EQ(FormatCheckpointState(state), want) << c.text;
   }
 }
@@ -137,7 +140,8 @@ TEST(CheckpointStateTest, RepeatedSingularFieldKeepsTheLastValue) {
 }
 
 TEST(CheckpointStateTest, SyntaxErrorIsInvalidArgumentWithLineNumber) {
-  auto state = ParseCheckpointState("model_checkpoint_path: \"a\"\nall_model_checkpoint_paths \"b\"\n");
+  auto state = ParseCheckpointState(
+      "model_checkpoint_path: \"a\"\nall_model_checkpoint_paths \"b\"\n");
   EXPECT_EQ(state.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(state.status().message().find("line 2"), std::string::npos) << state.status();
 }

@@ -21,17 +21,22 @@ constexpr char kTfxMeta[] =
     "tfx/tfx/components/testdata/trainer/current/Format-Serving/model.ckpt-1000.meta";
 constexpr char kTf2onnxMeta[] = "tf2onnx/tests/models/regression/checkpoint/model.meta";
 constexpr char kSessionBundleMeta[] =
-    "serving/tensorflow_serving/session_bundle/testdata/half_plus_two/00000123/export.meta";
+    "serving/tensorflow_serving/session_bundle/testdata/half_plus_two/00000123/"
+    "export.meta";
 constexpr char kServingCpu[] =
-    "serving/tensorflow_serving/servables/tensorflow/testdata/saved_model_half_plus_two_cpu/"
+    "serving/tensorflow_serving/servables/tensorflow/testdata/"
+    "saved_model_half_plus_two_cpu/"
     "00000123/saved_model.pb";
 constexpr char kServingGpu[] =
-    "serving/tensorflow_serving/servables/tensorflow/testdata/saved_model_half_plus_two_gpu/"
+    "serving/tensorflow_serving/servables/tensorflow/testdata/"
+    "saved_model_half_plus_two_gpu/"
     "00000123/saved_model.pb";
 constexpr char kServingTf2Cpu[] =
-    "serving/tensorflow_serving/servables/tensorflow/testdata/saved_model_half_plus_two_tf2_cpu/"
+    "serving/tensorflow_serving/servables/tensorflow/testdata/"
+    "saved_model_half_plus_two_tf2_cpu/"
     "00000123/saved_model.pb";
-constexpr char kTf2onnxSavedModel[] = "tf2onnx/tests/models/regression/saved_model/saved_model.pb";
+constexpr char kTf2onnxSavedModel[] =
+    "tf2onnx/tests/models/regression/saved_model/saved_model.pb";
 
 std::string TextOf(const google::protobuf::Message& m) {
   std::string text;
@@ -79,7 +84,8 @@ TEST(MetagraphIoTest, TextFormatMetaGraphParsesToTheSameMessage) {
 TEST(MetagraphIoTest, EmptyFileIsInvalidArgument) {
   auto mg = ParseMetaGraph("");
   EXPECT_EQ(mg.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(mg.status().message(), "not a MetaGraphDef")) << mg.status();
+  EXPECT_TRUE(absl::StrContains(mg.status().message(), "not a MetaGraphDef"))
+      << mg.status();
 }
 
 TEST(MetagraphIoTest, RandomBytesAreInvalidArgument) {
@@ -92,7 +98,8 @@ TEST(MetagraphIoTest, RandomBytesAreInvalidArgument) {
     }
     auto mg = ParseMetaGraph(bytes);
     EXPECT_EQ(mg.status().code(), absl::StatusCode::kInvalidArgument) << seed;
-    EXPECT_TRUE(absl::StrContains(mg.status().message(), "not a MetaGraphDef")) << mg.status();
+    EXPECT_TRUE(absl::StrContains(mg.status().message(), "not a MetaGraphDef"))
+        << mg.status();
   }
 }
 
@@ -109,7 +116,8 @@ TEST(MetagraphIoTest, ParsableButEmptyMessageIsInvalidArgument) {
   for (const std::string& bytes : {only_saver.SerializeAsString(), TextOf(only_saver)}) {
     auto mg = ParseMetaGraph(bytes);
     EXPECT_EQ(mg.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_TRUE(absl::StrContains(mg.status().message(), "not a MetaGraphDef")) << mg.status();
+    EXPECT_TRUE(absl::StrContains(mg.status().message(), "not a MetaGraphDef"))
+        << mg.status();
   }
 }
 
@@ -131,7 +139,8 @@ TEST(MetagraphIoTest, Tf2SavedModelKeepsObjectGraphAndSignatureDefaults) {
   EXPECT_GT(mg->object_graph_def().nodes_size(), 0);
   EXPECT_TRUE(mg->meta_info_def().stripped_default_attrs());
   int with_defaults = 0;
-  for (const auto& [name, sig] : mg->signature_def()) with_defaults += !sig.defaults().empty();
+  for (const auto& [name, sig] : mg->signature_def())
+    with_defaults += !sig.defaults().empty();
   EXPECT_GT(with_defaults, 0);
 }
 
@@ -168,11 +177,12 @@ TEST(MetagraphIoTest, TagsSelectTheGraphWithExactlyThatTagSetInAnyOrder) {
 TEST(MetagraphIoTest, UnknownTagSetIsNotFoundListingTheAvailableOnes) {
   MGREG_REQUIRE_TESTDATA();
   const std::string bytes = TwoGraphSavedModel().SerializeAsString();
-  for (const std::vector<std::string>& tags :
-       std::vector<std::vector<std::string>>{{"train"}, {"gpu"}, {}, {"serve", "gpu", "tpu"}}) {
+  for (const std::vector<std::string>& tags : std::vector<std::vector<std::string>>{
+           {"train"}, {"gpu"}, {}, {"serve", "gpu", "tpu"}}) {
     auto mg = SelectMetaGraph(bytes, tags);
     EXPECT_EQ(mg.status().code(), absl::StatusCode::kNotFound);
-    EXPECT_TRUE(absl::StrContains(mg.status().message(), "available tag sets: [serve] [gpu, serve]"))
+    EXPECT_TRUE(absl::StrContains(mg.status().message(),
+                                  "available tag sets: [serve] [gpu, serve]"))
         << mg.status();
   }
 }
@@ -193,7 +203,8 @@ TEST(MetagraphIoTest, MetaFileGivenAsSavedModelIsInvalidArgument) {
   for (const char* rel : {kTf2onnxMeta, kTfxMeta}) {
     auto mg = SelectMetaGraph(ReadFileOrDie(TestdataPath(rel)), {"serve"});
     EXPECT_EQ(mg.status().code(), absl::StatusCode::kInvalidArgument) << mg.status();
-    EXPECT_TRUE(absl::StrContains(mg.status().message(), "not a SavedModel")) << mg.status();
+    EXPECT_TRUE(absl::StrContains(mg.status().message(), "not a SavedModel"))
+        << mg.status();
   }
 }
 
@@ -202,7 +213,8 @@ TEST(MetagraphIoTest, SavedModelGivenAsMetaGraphIsInvalidArgument) {
   for (const char* rel : {kServingCpu, kTf2onnxSavedModel}) {
     auto mg = ParseMetaGraph(ReadFileOrDie(TestdataPath(rel)));
     EXPECT_EQ(mg.status().code(), absl::StatusCode::kInvalidArgument) << mg.status();
-    EXPECT_TRUE(absl::StrContains(mg.status().message(), "not a MetaGraphDef")) << mg.status();
+    EXPECT_TRUE(absl::StrContains(mg.status().message(), "not a MetaGraphDef"))
+        << mg.status();
   }
 }
 
@@ -220,7 +232,8 @@ TEST(MetagraphIoTest, SavedModelWithoutGraphsIsInvalidArgument) {
   empty.set_saved_model_schema_version(1);
   auto mg = SelectMetaGraph(empty.SerializeAsString(), {"serve"});
   EXPECT_EQ(mg.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(SelectMetaGraph("", {"serve"}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SelectMetaGraph("", {"serve"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(MetagraphIoTest, RandomBytesAreNotASavedModel) {

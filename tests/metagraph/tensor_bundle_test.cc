@@ -22,13 +22,16 @@ using ::mgreg::testing::ReadFileOrDie;
 using ::mgreg::testing::TestdataPath;
 
 constexpr char kServingCpu[] =
-    "serving/tensorflow_serving/servables/tensorflow/testdata/saved_model_half_plus_two_cpu/"
+    "serving/tensorflow_serving/servables/tensorflow/testdata/"
+    "saved_model_half_plus_two_cpu/"
     "00000123/variables/variables";
 constexpr char kServingTf2Cpu[] =
-    "serving/tensorflow_serving/servables/tensorflow/testdata/saved_model_half_plus_two_tf2_cpu/"
+    "serving/tensorflow_serving/servables/tensorflow/testdata/"
+    "saved_model_half_plus_two_tf2_cpu/"
     "00000123/variables/variables";
 constexpr char kServingGpu[] =
-    "serving/tensorflow_serving/servables/tensorflow/testdata/saved_model_half_plus_two_gpu/"
+    "serving/tensorflow_serving/servables/tensorflow/testdata/"
+    "saved_model_half_plus_two_gpu/"
     "00000123/variables/variables";
 constexpr char kT2t[] = "t2t/tensor2tensor/test_data/transformer_test_ckpt/model.ckpt-1";
 constexpr char kTfx[] =
@@ -68,7 +71,8 @@ std::map<int, int64_t> Sizes(const std::map<int, std::string>& data) {
   return out;
 }
 
-const tensorflow::BundleEntryProto* FindEntry(const BundleIndex& index, const std::string& key) {
+const tensorflow::BundleEntryProto* FindEntry(const BundleIndex& index,
+                                              const std::string& key) {
   for (const auto& [k, e] : index.entries) {
     if (k == key) return &e;
   }
@@ -127,26 +131,33 @@ TEST(TensorBundleTest, EveryRealIndexReadsWithHeaderAndSortedNonEmptyKeys) {
   }
 }
 
+// The compression type byte of the last data block: the data blocks end 5 bytes (type
+// byte + crc) before the metaindex block, whose offset is the footer's first varint.
+int LastDataBlockType(const std::string& table) {
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(table.data() + table.size() - 48), 48);
+  uint64_t metaindex_offset = 0;
+  EXPECT_TRUE(in.ReadVarint64(&metaindex_offset));
+  return static_cast<uint8_t>(table[metaindex_offset - 5]);
+}
+
 TEST(TensorBundleTest, SnappyCompressedIndexesRead) {
   MGREG_REQUIRE_TESTDATA();
   for (const char* prefix : {kServingCpu, kServingTf2Cpu}) {
     SCOPED_TRACE(prefix);
     const std::string bytes = ReadIndex(prefix);
+    ASSERT_EQ(LastDataBlockType(bytes), 1);  // kSnappyCompression
     auto index = ReadBundleIndex(bytes);
     ASSERT_TRUE(index.ok()) << index.status();
-    EXPECT_FALSE(index->entries.empty());
+    const auto* a =
+        FindEntry(*index, prefix == kServingCpu ? "a" : "a/.ATTRIBUTES/VARIABLE_VALUE");
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(a->dtype(), tensorflow::DT_FLOAT);
+    EXPECT_EQ(a->shape().dim_size(), 0);
+    EXPECT_EQ(a->size(), 4);
+    EXPECT_EQ(a->crc32c(), 522663942u);
   }
-  // The first data block of serving cpu's index really is Snappy: its trailer's type
-  // byte (after the block, whose size is in the index block) is 1. Check via the table
-  // itself: a raw block would contain the key "a" in the clear right after the header.
-  auto index = ReadBundleIndex(ReadIndex(kServingCpu));
-  ASSERT_TRUE(index.ok());
-  const auto* a = FindEntry(*index, "a");
-  ASSERT_NE(a, nullptr);
-  EXPECT_EQ(a->dtype(), tensorflow::DT_FLOAT);
-  EXPECT_EQ(a->shape().dim_size(), 0);
-  EXPECT_EQ(a->size(), 4);
-  EXPECT_EQ(a->crc32c(), 522663942u);
+  EXPECT_EQ(LastDataBlockType(ReadIndex(kTfx)), 0);  // BundleWriter's usual raw blocks.
 }
 
 TEST(TensorBundleTest, ServingCpuVariableAMatchesItsKnownMaskedCrc) {
@@ -173,9 +184,10 @@ TEST(TensorBundleTest, EveryTensorOfEveryRealCheckpointMatchesItsDataBytes) {
     ASSERT_TRUE(ValidateBundle(*index, n, Sizes(data)).ok());
     for (const auto& [name, entry] : index->entries) {
       const std::string& shard = data.at(entry.shard_id());
-      EXPECT_TRUE(VerifyTensorCrc(name, entry, absl::string_view(shard).substr(
-                                                     entry.offset(), entry.size()))
-                      .ok())
+      EXPECT_TRUE(
+          VerifyTensorCrc(name, entry,
+                          absl::string_view(shard).substr(entry.offset(), entry.size()))
+              .ok())
           << name;
       ++verified;
     }
@@ -224,8 +236,8 @@ TEST(TensorBundleTest, ObjectBasedCheckpointCarriesItsTrackableObjectGraph) {
 
   // A scalar DT_STRING tensor in a bundle: varint64 length, a 4-byte checksum of the
   // lengths, then the string.
-  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                            static_cast<int>(bytes.size()));
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(bytes.data()), static_cast<int>(bytes.size()));
   uint64_t len = 0;
   ASSERT_TRUE(in.ReadVarint64(&len));
   ASSERT_TRUE(in.Skip(4));
@@ -238,7 +250,8 @@ TEST(TensorBundleTest, ObjectBasedCheckpointCarriesItsTrackableObjectGraph) {
   bool found_kernel = false;
   for (const auto& node : graph.nodes()) {
     for (const auto& attr : node.attributes()) {
-      EXPECT_NE(FindEntry(*index, attr.checkpoint_key()), nullptr) << attr.checkpoint_key();
+      EXPECT_NE(FindEntry(*index, attr.checkpoint_key()), nullptr)
+          << attr.checkpoint_key();
       found_kernel |= attr.checkpoint_key() ==
                       "net/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE";
     }
@@ -252,7 +265,8 @@ TEST(TensorBundleTest, V1CheckpointIsInvalidArgumentNotSupported) {
   EXPECT_EQ(index.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(index.status().message(), "V1 checkpoint"))
       << index.status();
-  EXPECT_TRUE(absl::StrContains(index.status().message(), "not supported")) << index.status();
+  EXPECT_TRUE(absl::StrContains(index.status().message(), "not supported"))
+      << index.status();
 }
 
 TEST(TensorBundleTest, EmptyBytesAreInvalidArgument) {
@@ -275,7 +289,8 @@ TEST(TensorBundleTest, GarbageFooterIsInvalidArgument) {
   for (size_t i = bytes.size() - 48; i < bytes.size(); ++i) bytes[i] = '\x5a';
   auto index = ReadBundleIndex(bytes);
   EXPECT_EQ(index.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(index.status().message(), "not a TensorFlow checkpoint index"))
+  EXPECT_TRUE(
+      absl::StrContains(index.status().message(), "not a TensorFlow checkpoint index"))
       << index.status();
 }
 
@@ -320,7 +335,8 @@ TEST(TensorBundleTest, TableWithoutHeaderEntryIsInvalidArgument) {
   entry.set_size(4);
   auto index = ReadBundleIndex(BuildTable({{"w", entry.SerializeAsString()}}));
   EXPECT_EQ(index.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(absl::StrContains(index.status().message(), "no header entry")) << index.status();
+  EXPECT_TRUE(absl::StrContains(index.status().message(), "no header entry"))
+      << index.status();
 }
 
 TEST(TensorBundleTest, UnparsableHeaderEntryIsInvalidArgument) {
@@ -340,8 +356,9 @@ TEST(TensorBundleTest, SelfBuiltTableReadsBack) {
   entry.set_dtype(tensorflow::DT_INT64);
   entry.set_offset(8);
   entry.set_size(8);
-  auto index = ReadBundleIndex(BuildTable(
-      {{"", HeaderBytes(3)}, {"a", entry.SerializeAsString()}, {"b", entry.SerializeAsString()}}));
+  auto index = ReadBundleIndex(BuildTable({{"", HeaderBytes(3)},
+                                           {"a", entry.SerializeAsString()},
+                                           {"b", entry.SerializeAsString()}}));
   ASSERT_TRUE(index.ok()) << index.status();
   EXPECT_EQ(index->header.num_shards(), 3);
   ASSERT_EQ(index->entries.size(), 2u);
@@ -377,7 +394,8 @@ TEST(TensorBundleTest, RealT2tIndexWithOneDataFileIsInvalidArgument) {
   MGREG_REQUIRE_TESTDATA();
   auto index = ReadBundleIndex(ReadIndex(kT2t));
   ASSERT_TRUE(index.ok());
-  EXPECT_EQ(ValidateBundle(*index, 1, {{0, 24}}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateBundle(*index, 1, {{0, 24}}).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(TensorBundleTest, MissingShardIsInvalidArgumentNamingTheFile) {

@@ -161,7 +161,8 @@ const std::map<std::string, const Message*>& KnownAnyTypes() {
        &tensorflow::AssetFileDef::default_instance()},
       {"type.googleapis.com/tensorflow.TensorInfo",
        &tensorflow::TensorInfo::default_instance()},
-      {"type.googleapis.com/tensorflow.GraphDef", &tensorflow::GraphDef::default_instance()},
+      {"type.googleapis.com/tensorflow.GraphDef",
+       &tensorflow::GraphDef::default_instance()},
   };
   return *kMap;
 }
@@ -195,8 +196,8 @@ void ExpectAnyRoundTrips(const google::protobuf::Any& any, const std::string& wh
     return;
   }
   std::unique_ptr<Message> payload(it->second->New());
-  counts->byte_identical +=
-      ExpectRoundTrip(any.value(), payload.get(), absl::StrCat(what, " Any ", any.type_url()));
+  counts->byte_identical += ExpectRoundTrip(any.value(), payload.get(),
+                                            absl::StrCat(what, " Any ", any.type_url()));
   ++counts->any_payloads;
 }
 
@@ -229,17 +230,21 @@ TEST(TfProtoRoundTripTest, UnknownFieldWalkFindsFieldsInsideMapValuesAndOneofs) 
   // NodeDef.attr map inside GraphDef.node (repeated).
   tensorflow::MetaGraphDef mg;
   auto& attr = (*mg.mutable_graph_def()->add_node()->mutable_attr())["x"];
-  attr.mutable_list()->GetReflection()->MutableUnknownFields(attr.mutable_list())
+  attr.mutable_list()
+      ->GetReflection()
+      ->MutableUnknownFields(attr.mutable_list())
       ->AddVarint(99, 1);
   tensorflow::MetaGraphDef parsed;
   ASSERT_TRUE(parsed.ParseFromString(mg.SerializeAsString()));
   const auto unknown = UnknownFields(parsed);
   ASSERT_EQ(unknown.size(), 1u);
   EXPECT_EQ(unknown[0],
-            "MetaGraphDef.graph_def.node[0].attr[0].value.list (tensorflow.AttrValue.ListValue)");
+            "MetaGraphDef.graph_def.node[0].attr[0].value.list "
+            "(tensorflow.AttrValue.ListValue)");
 }
 
-TEST(TfProtoRoundTripTest, EveryMetaFileParsesWithoutUnknownFieldsAndReserializesExactly) {
+TEST(TfProtoRoundTripTest,
+     EveryMetaFileParsesWithoutUnknownFieldsAndReserializesExactly) {
   MGREG_REQUIRE_TESTDATA();
   auto files = FindFiles([](const std::string& n) { return absl::EndsWith(n, ".meta"); });
   ASSERT_EQ(files.size(), kMetaFiles) << absl::StrJoin(files, "\n");
@@ -248,7 +253,8 @@ TEST(TfProtoRoundTripTest, EveryMetaFileParsesWithoutUnknownFieldsAndReserialize
   for (const std::string& path : files) {
     SCOPED_TRACE(path);
     tensorflow::MetaGraphDef mg;
-    if (ExpectRoundTrip(ReadFileOrDie(path), &mg, path)) byte_identical.push_back(Relative(path));
+    if (ExpectRoundTrip(ReadFileOrDie(path), &mg, path))
+      byte_identical.push_back(Relative(path));
     EXPECT_GT(mg.graph_def().node_size(), 0);
     ExpectPayloadsRoundTrip(mg, path, &counts);
   }
@@ -262,12 +268,14 @@ TEST(TfProtoRoundTripTest, EveryMetaFileParsesWithoutUnknownFieldsAndReserialize
   // serving_graph GraphDef (attr maps in hash order, so not byte-identical either).
   EXPECT_EQ(counts.collection_entries, 92);
   EXPECT_EQ(counts.any_payloads, 1);
-  std::cout << "[   INFO   ] byte-identical .meta files: " << byte_identical.size() << " of "
-            << files.size() << "; byte-identical payloads: " << counts.byte_identical
-            << " of " << counts.collection_entries + counts.any_payloads << "\n";
+  std::cout << "[   INFO   ] byte-identical .meta files: " << byte_identical.size()
+            << " of " << files.size()
+            << "; byte-identical payloads: " << counts.byte_identical << " of "
+            << counts.collection_entries + counts.any_payloads << "\n";
 }
 
-TEST(TfProtoRoundTripTest, EverySavedModelParsesWithoutUnknownFieldsAndReserializesExactly) {
+TEST(TfProtoRoundTripTest,
+     EverySavedModelParsesWithoutUnknownFieldsAndReserializesExactly) {
   MGREG_REQUIRE_TESTDATA();
   auto files = FindFiles([](const std::string& n) { return n == "saved_model.pb"; });
   ASSERT_EQ(files.size(), kSavedModelFiles) << absl::StrJoin(files, "\n");
@@ -282,7 +290,8 @@ TEST(TfProtoRoundTripTest, EverySavedModelParsesWithoutUnknownFieldsAndReseriali
     ASSERT_GT(sm.meta_graphs_size(), 0);
     for (const auto& mg : sm.meta_graphs()) {
       ExpectPayloadsRoundTrip(mg, path, &counts);
-      saw_object_graph |= mg.has_object_graph_def() && mg.object_graph_def().nodes_size() > 0;
+      saw_object_graph |=
+          mg.has_object_graph_def() && mg.object_graph_def().nodes_size() > 0;
       for (const auto& [name, sig] : mg.signature_def()) {
         saw_signature_defaults |= !sig.defaults().empty();
       }
@@ -292,8 +301,9 @@ TEST(TfProtoRoundTripTest, EverySavedModelParsesWithoutUnknownFieldsAndReseriali
   EXPECT_TRUE(saw_signature_defaults) << "SignatureDef.defaults (field 4) was not seen";
   EXPECT_GE(counts.any_payloads, 1);  // saved_model_assets holds an AssetFileDef.
   std::cout << "[   INFO   ] byte-identical saved_model.pb files: " << byte_identical
-            << " of " << files.size() << "; byte-identical payloads: " << counts.byte_identical
-            << " of " << counts.collection_entries + counts.any_payloads << "\n";
+            << " of " << files.size()
+            << "; byte-identical payloads: " << counts.byte_identical << " of "
+            << counts.collection_entries + counts.any_payloads << "\n";
 }
 
 TEST(TfProtoRoundTripTest, FingerprintParsesWithoutUnknownFieldsAndReserializesExactly) {
@@ -314,11 +324,13 @@ TEST(TfProtoRoundTripTest, EveryCheckpointStateFileParsesAsTextFormat) {
   for (const std::string& path : files) {
     SCOPED_TRACE(path);
     tensorflow::CheckpointState state;
-    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(ReadFileOrDie(path), &state));
+    ASSERT_TRUE(
+        google::protobuf::TextFormat::ParseFromString(ReadFileOrDie(path), &state));
     EXPECT_FALSE(state.model_checkpoint_path().empty());
     ASSERT_GT(state.all_model_checkpoint_paths_size(), 0);
-    EXPECT_EQ(state.all_model_checkpoint_paths(state.all_model_checkpoint_paths_size() - 1),
-              state.model_checkpoint_path());
+    EXPECT_EQ(
+        state.all_model_checkpoint_paths(state.all_model_checkpoint_paths_size() - 1),
+        state.model_checkpoint_path());
     if (state.all_model_checkpoint_timestamps_size() > 0) {
       EXPECT_EQ(state.all_model_checkpoint_timestamps_size(),
                 state.all_model_checkpoint_paths_size());
@@ -328,7 +340,8 @@ TEST(TfProtoRoundTripTest, EveryCheckpointStateFileParsesAsTextFormat) {
 
 TEST(TfProtoRoundTripTest, EveryIndexHeaderAndEntryParsesWithoutUnknownFields) {
   MGREG_REQUIRE_TESTDATA();
-  auto files = FindFiles([](const std::string& n) { return absl::EndsWith(n, ".index"); });
+  auto files =
+      FindFiles([](const std::string& n) { return absl::EndsWith(n, ".index"); });
   ASSERT_EQ(files.size(), kIndexFiles) << absl::StrJoin(files, "\n");
   for (const std::string& path : files) {
     SCOPED_TRACE(path);
