@@ -66,7 +66,7 @@ class RegistryServerTest : public ::testing::TestWithParam<Backend> {
     spec.step = step;
     spec.num_shards = shards;
     for (int i = 0; i < 4; ++i) {
-      spec.tensors.push_back({absl::StrCat("dense/w", i), FloatBytes(20000, seed + i),
+      spec.tensors.push_back({absl::StrCat("dense/w", i), FloatBytes(40000, seed + i),
                               i % shards});
     }
     if (with_meta) spec.meta = testing::SmallMetaGraph().SerializeAsString();
