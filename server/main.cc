@@ -2,8 +2,10 @@
 // Shutdown(deadline).
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -24,11 +26,32 @@ ABSL_FLAG(int64_t, export_cache_bytes, 256 << 20,
 ABSL_FLAG(absl::Duration, shutdown_deadline, absl::Seconds(30),
           "on SIGTERM, how long in-flight calls may take before they are cancelled");
 
+namespace {
+
+// Flags are written in kebab-case (--data-dir, DESIGN §8); absl names them with
+// underscores. Rewrites "--data-dir=x" to "--data_dir=x" before parsing.
+std::vector<std::string> KebabToSnakeFlags(int argc, char** argv) {
+  std::vector<std::string> out(argv, argv + argc);
+  for (size_t i = 1; i < out.size(); ++i) {
+    std::string& a = out[i];
+    if (a == "--") break;
+    if (a.rfind("--", 0) != 0) continue;
+    const size_t end = std::min(a.find('='), a.size());
+    std::replace(a.begin() + 2, a.begin() + static_cast<std::ptrdiff_t>(end), '-', '_');
+  }
+  return out;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "mgreg-server --data-dir DIR --listen HOST:PORT\n"
       "Serves the mgreg registry of TensorFlow checkpoints and MetaGraphs.");
-  absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> args = KebabToSnakeFlags(argc, argv);
+  std::vector<char*> arg_ptrs;
+  for (std::string& a : args) arg_ptrs.push_back(a.data());
+  absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
 
   // Block the stop signals before any thread starts, then wait for them here.
   sigset_t stop_signals;
