@@ -1,0 +1,115 @@
+// Shared pieces of the benchmarks in bench/ (see ../shared/PERF.md for the method):
+// child processes pinned to a CPU, /proc accounting (CPU time, peak RSS), temp dirs
+// under the build tree, medians and the RESULT line, and a writer of large TensorFlow
+// V2 checkpoints that streams to disk instead of holding the shards in memory.
+//
+// Benchmarks abort (with a message on stderr) on any setup error: a benchmark that
+// carries on after a failure prints figures that mean nothing.
+#ifndef MGREG_BENCH_BENCH_UTIL_H_
+#define MGREG_BENCH_BENCH_UTIL_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace mgreg::bench {
+
+// Prints `what: status` to stderr and exits with status 2 unless `status` is OK.
+void CheckOk(const absl::Status& status, absl::string_view what);
+// Prints the message and exits with status 2.
+[[noreturn]] void Die(absl::string_view message);
+
+// Pins the calling thread (and the threads and processes it starts later) to `cpu`.
+void PinToCpu(int cpu);
+
+// A child process whose stdout is read until it prints a line containing `ready`.
+// Destroying it sends SIGTERM and waits (SIGKILL after 10 s).
+class ChildProcess {
+ public:
+  // Starts argv[0] (a path) pinned to `cpu` and waits up to 60 s for the ready line.
+  static std::unique_ptr<ChildProcess> Start(const std::vector<std::string>& argv, int cpu,
+                                             absl::string_view ready);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  const std::string& ready_line() const { return ready_line_; }
+  // The HOST:PORT after "listening on " in the ready line.
+  std::string address() const;
+  // Reads the next stdout line (blocking); empty at EOF.
+  std::string ReadLine();
+
+ private:
+  ChildProcess() = default;
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string pending_;
+  std::string ready_line_;
+};
+
+// utime + stime of every thread of `pid`, in seconds (from /proc/<pid>/stat).
+double CpuSeconds(pid_t pid);
+// VmHWM (peak resident set) of `pid`, in KiB.
+int64_t PeakRssKib(pid_t pid);
+
+// The directory holding the running executable.
+std::string SelfDir();
+// The path of the running executable.
+std::string SelfPath();
+// $MGREG_SERVER_BIN, else <build dir>/server/mgreg-server.
+std::string ServerBinary();
+// A fresh directory under $MGREG_BENCH_TMP (default <build dir>/tmp).
+std::string MakeTempDir(absl::string_view tag);
+void RemoveTree(const std::string& path);
+// Fails (exits) unless the filesystem of `path` has `bytes` free.
+void RequireFreeSpace(const std::string& path, int64_t bytes);
+
+// Starts mgreg-server on 127.0.0.1:0 with a RocksDB data dir, pinned to CPU 0.
+std::unique_ptr<ChildProcess> StartServer(const std::string& data_dir,
+                                          const std::vector<std::string>& extra_args = {});
+
+double Median(std::vector<double> values);
+
+// Prints `RESULT <scenario> ratio=<r> target=<t> <PASS|MISS> (<figures>)`.
+// `at_least`: the ratio passes when >= target (else when <= target).
+void PrintResult(absl::string_view scenario, double ratio, double target, bool at_least,
+                 absl::string_view figures);
+
+// Prints `RESULT <scenario> <name>=<value> target=<t> <PASS|MISS> (<figures>)` for an
+// absolute figure that passes when <= target.
+void PrintAbsoluteResult(absl::string_view scenario, absl::string_view name, double value,
+                         double target, absl::string_view figures);
+
+// Seconds since an arbitrary point, monotonic.
+inline double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+inline constexpr double kMiB = 1024.0 * 1024.0;
+inline constexpr double kMB = 1e6;
+
+// Writes a real TensorFlow V2 checkpoint `<dir>/<basename>-<step>`: `num_shards` data
+// shards of `shard_bytes` each, made of float32 tensors of `tensor_bytes` whose values
+// derive from `seed` (so every seed gives bytes no other seed shares, chunk by chunk),
+// and the .index (a LevelDB table of BundleEntryProto with masked CRC32Cs) that
+// describes them. No .meta. Returns the prefix.
+std::string WriteBenchCheckpoint(const std::string& dir, const std::string& basename,
+                                 int64_t step, uint64_t seed, int num_shards,
+                                 int64_t shard_bytes, int64_t tensor_bytes);
+// Total bytes of the files of the checkpoint at `prefix` (index + data shards).
+int64_t CheckpointBytes(const std::string& prefix);
+// The files of the checkpoint at `prefix`.
+std::vector<std::string> CheckpointFiles(const std::string& prefix);
+
+}  // namespace mgreg::bench
+
+#endif  // MGREG_BENCH_BENCH_UTIL_H_

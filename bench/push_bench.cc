@@ -1,0 +1,227 @@
+// push: Client::Push of a 1 GiB checkpoint (index + 2 shards of 512 MiB), a new step
+// with new bytes each time, committed durably by mgreg-server (RocksDB, pinned to
+// CPU 0), against the floor "the same bytes over loopback TCP into a file + fsync"
+// (a receiver process pinned to CPU 0 writing into the same filesystem). Pairs are
+// interleaved floor, push, floor, push, ...; the ratio is the median of per-pair
+// throughput ratios (push / floor).
+//
+//   push_bench [--pairs N] [--shard-mib M]
+// Also: push_bench --sink DIR (the floor's receiver; started by the benchmark itself).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "bench/bench_util.h"
+#include "client/client.h"
+
+namespace mgreg::bench {
+namespace {
+
+constexpr size_t kIoBytes = 1u << 20;
+
+// The floor's receiver: for each connection, writes every byte received into a new
+// file, fsyncs it, acknowledges with one byte, then deletes the file.
+int RunSink(const std::string& dir) {
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      listen(listener, 4) != 0) {
+    Die("sink: cannot listen");
+  }
+  socklen_t len = sizeof(addr);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::printf("sink listening on 127.0.0.1:%d\n", ntohs(addr.sin_port));
+  std::fflush(stdout);
+  std::string buf(kIoBytes, '\0');
+  for (int n = 0;; ++n) {
+    const int conn = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (conn < 0) {
+      if (errno == EINTR) continue;
+      Die("sink: accept failed");
+    }
+    const std::string path = absl::StrCat(dir, "/received-", n);
+    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) Die(absl::StrCat("sink: cannot create ", path));
+    for (;;) {
+      const ssize_t r = read(conn, buf.data(), buf.size());
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) Die("sink: read failed");
+      if (r == 0) break;
+      for (ssize_t done = 0; done < r;) {
+        const ssize_t w = write(fd, buf.data() + done, static_cast<size_t>(r - done));
+        if (w <= 0) Die(absl::StrCat("sink: write failed: ", std::strerror(errno)));
+        done += w;
+      }
+    }
+    if (fsync(fd) != 0) Die("sink: fsync failed");
+    close(fd);
+    const char ack = 1;
+    if (write(conn, &ack, 1) != 1) Die("sink: ack failed");
+    close(conn);
+    unlink(path.c_str());
+  }
+}
+
+// Sends the files to the sink; returns the seconds until the sink acknowledged that
+// every byte is on disk.
+double SendToSink(const std::string& address, const std::vector<std::string>& files,
+                  int64_t expect_bytes) {
+  const size_t colon = address.rfind(':');
+  int port = 0;
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &port)) Die("bad sink address");
+  std::string buf(kIoBytes, '\0');
+  const double start = Now();
+  const int sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    Die("cannot connect to the sink");
+  }
+  int64_t sent = 0;
+  for (const std::string& f : files) {
+    const int fd = open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) Die(absl::StrCat("cannot open ", f));
+    for (;;) {
+      const ssize_t r = read(fd, buf.data(), buf.size());
+      if (r < 0) Die(absl::StrCat("cannot read ", f));
+      if (r == 0) break;
+      for (ssize_t done = 0; done < r;) {
+        const ssize_t w = send(sock, buf.data() + done, static_cast<size_t>(r - done), 0);
+        if (w <= 0) Die("send to the sink failed");
+        done += w;
+      }
+      sent += r;
+    }
+    close(fd);
+  }
+  shutdown(sock, SHUT_WR);
+  char ack = 0;
+  if (read(sock, &ack, 1) != 1) Die("the sink did not acknowledge");
+  const double seconds = Now() - start;
+  close(sock);
+  if (sent != expect_bytes) Die("sent a different number of bytes than the checkpoint has");
+  return seconds;
+}
+
+int Main(int argc, char** argv) {
+  int pairs = 5;
+  int64_t shard_mib = 512;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--pairs") pairs = std::atoi(argv[i + 1]);
+    if (flag == "--shard-mib") shard_mib = std::atoll(argv[i + 1]);
+  }
+  PinToCpu(1);
+  const int64_t shard_bytes = shard_mib << 20;
+  const std::string tmp = MakeTempDir("push");
+  // The checkpoint, the floor's file, and every pushed step in the store.
+  RequireFreeSpace(tmp, (pairs + 4) * 2 * shard_bytes + (2ll << 30));
+  const std::string ckpt_dir = absl::StrCat(tmp, "/ckpt");
+  const std::string sink_dir = absl::StrCat(tmp, "/sink");
+  std::filesystem::create_directories(ckpt_dir);
+  std::filesystem::create_directories(sink_dir);
+
+  auto server = StartServer(absl::StrCat(tmp, "/data"));
+  auto sink = ChildProcess::Start({SelfPath(), "--sink", sink_dir}, 0, "listening on");
+  ClientOptions options;
+  options.target = server->address();
+  auto client_or = Client::Connect(options);
+  CheckOk(client_or.status(), "connect");
+  Client& client = **client_or;
+  const std::string model = "bench/push";
+
+  // Warm-up: a small step, so that connection set-up and the store's first files are
+  // not in the first sample.
+  {
+    const std::string prefix =
+        WriteBenchCheckpoint(ckpt_dir, "model.ckpt", 0, 1000, 2, 16 << 20, 8 << 20);
+    PushOptions push;
+    CheckOk(client.Push(model, prefix, push).status(), "warm-up push");
+    SendToSink(sink->address(), CheckpointFiles(prefix), CheckpointBytes(prefix));
+    for (const std::string& f : CheckpointFiles(prefix)) std::filesystem::remove(f);
+  }
+
+  std::vector<double> ratios, floor_mbs, push_mbs, hash_s, upload_s, commit_s, cpu_per_gib;
+  for (int pair = 1; pair <= pairs; ++pair) {
+    const std::string prefix = WriteBenchCheckpoint(ckpt_dir, "model.ckpt", pair,
+                                                    static_cast<uint64_t>(pair), 2,
+                                                    shard_bytes, 8 << 20);
+    const int64_t bytes = CheckpointBytes(prefix);
+    const double floor_s = SendToSink(sink->address(), CheckpointFiles(prefix), bytes);
+
+    // Phases from the progress callback: its first call comes after the client hashed
+    // every file and BeginUpload returned; its last once every byte was sent.
+    double first_progress = 0, last_progress = 0;
+    PushOptions push;
+    push.progress = [&](int64_t done, int64_t total) {
+      const double t = Now();
+      if (first_progress == 0) first_progress = t;
+      if (done == total) last_progress = t;
+    };
+    const double cpu0 = CpuSeconds(server->pid());
+    const double start = Now();
+    absl::StatusOr<v1::Checkpoint> pushed = client.Push(model, prefix, push);
+    const double end = Now();
+    const double cpu = CpuSeconds(server->pid()) - cpu0;
+    CheckOk(pushed.status(), "push");
+    if (pushed->total_bytes() != bytes || pushed->step() != pair) {
+      Die(absl::StrCat("the server committed ", pushed->total_bytes(), " bytes at step ",
+                       pushed->step(), ", expected ", bytes, " at step ", pair));
+    }
+    const double push_s = end - start;
+    ratios.push_back(floor_s / push_s);
+    floor_mbs.push_back(bytes / floor_s / kMB);
+    push_mbs.push_back(bytes / push_s / kMB);
+    hash_s.push_back(first_progress - start);
+    upload_s.push_back(last_progress - first_progress);
+    commit_s.push_back(end - last_progress);
+    cpu_per_gib.push_back(cpu / (bytes / (kMiB * 1024)));
+    std::printf(
+        "pair %d: floor %.0f MB/s (%.2f s), push %.0f MB/s (%.2f s: client hash+begin "
+        "%.2f s, upload %.2f s, commit %.2f s), server CPU %.2f s/GiB\n",
+        pair, floor_mbs.back(), floor_s, push_mbs.back(), push_s, hash_s.back(),
+        upload_s.back(), commit_s.back(), cpu_per_gib.back());
+    std::fflush(stdout);
+    for (const std::string& f : CheckpointFiles(prefix)) std::filesystem::remove(f);
+  }
+  const int64_t peak_kib = PeakRssKib(server->pid());
+  server.reset();
+  sink.reset();
+  RemoveTree(tmp);
+
+  PrintResult("push", Median(ratios), 0.70, true,
+              absl::StrFormat("push %.0f MB/s, floor tcp->file+fsync %.0f MB/s; push phases "
+                              "(median s): client hash+begin %.2f, upload %.2f, commit "
+                              "%.2f; server CPU %.2f s/GiB; server peak RSS %d MiB; %d pairs "
+                              "of %.0f MiB",
+                              Median(push_mbs), Median(floor_mbs), Median(hash_s),
+                              Median(upload_s), Median(commit_s), Median(cpu_per_gib),
+                              static_cast<int>(peak_kib / 1024), pairs,
+                              (2 * shard_bytes) / kMiB));
+  return 0;
+}
+
+}  // namespace
+}  // namespace mgreg::bench
+
+int main(int argc, char** argv) {
+  if (argc >= 3 && std::string(argv[1]) == "--sink") return mgreg::bench::RunSink(argv[2]);
+  return mgreg::bench::Main(argc, argv);
+}
