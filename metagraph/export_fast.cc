@@ -138,18 +138,26 @@ inline void PutLen(std::string* out, uint32_t field, absl::string_view payload) 
 
 inline size_t LenFieldSize(size_t payload) { return 1 + VarintSize(payload) + payload; }
 
-// True if an AttrValue holds a NameAttrList (func, or list.func), whose attr map must be
-// re-sorted; also true if it is malformed, so that the message parser decides.
+// True if an AttrValue must go through a parse and a deterministic serialization to come
+// out as the message path writes it: it holds a NameAttrList (func, or list.func) whose
+// attr map must be re-sorted, or it is not in canonical form (several oneof members,
+// ListValue fields out of order or unpacked), or it is malformed (the parser decides).
 bool AttrNeedsReserialize(absl::string_view value) {
   WireReader r(value);
   Field f;
+  int fields = 0;
   while (r.Next(&f)) {
-    if (f.number == 10) return true;
-    if (f.number == 1 && f.wire == kLen) {
+    if (++fields > 1 || f.number == 10) return true;
+    if (f.number == 1) {
+      if (f.wire != kLen) return true;
       WireReader lr(f.payload);
       Field lf;
+      uint32_t last = 0;
       while (lr.Next(&lf)) {
-        if (lf.number == 9) return true;
+        if (lf.number < 2 || lf.number > 8 || lf.number < last || lf.wire != kLen) return true;
+        const bool packed = lf.number >= 3 && lf.number <= 6;
+        if (packed && lf.number == last) return true;
+        last = lf.number;
       }
       if (!lr.ok()) return true;
     }
