@@ -4,9 +4,9 @@
 //
 // The graph is generated in the shape of the real tfx Estimator graph
 // (testdata/tf/tfx/.../model.ckpt-1000.meta): top-level name scopes of very different
-// sizes (linear, training, dnn, save, head, ...), nested scopes, `_output_shapes` on every
-// node, `_class` colocation lists on ~15% of the nodes, explicit devices on ~10%, dtype
-// attrs, small Const tensors, variables/savers/summaries collections.
+// sizes (linear, training, dnn, save, head, ...), nested scopes, `_output_shapes` on
+// every node, `_class` colocation lists on ~15% of the nodes, explicit devices on ~10%,
+// dtype attrs, small Const tensors, variables/savers/summaries collections.
 //
 // Usage: export_bench [--pairs N] [--nodes N]
 #include <algorithm>
@@ -29,7 +29,8 @@
 namespace {
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration<double>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -46,13 +47,19 @@ struct ScopeShare {
 
 // Top-level scopes and their relative sizes in the tfx graph (DATA.md).
 constexpr ScopeShare kScopes[] = {
-    {"linear", 826}, {"training", 694}, {"dnn", 231}, {"save", 143},
-    {"head", 116},   {"report_uninitialized_variables", 90},
-    {"report_uninitialized_variables_1", 90}, {"zero_fraction", 59}, {"list_files", 25},
+    {"linear", 826},
+    {"training", 694},
+    {"dnn", 231},
+    {"save", 143},
+    {"head", 116},
+    {"report_uninitialized_variables", 90},
+    {"report_uninitialized_variables_1", 90},
+    {"zero_fraction", 59},
+    {"list_files", 25},
     {"gradients", 200},
 };
 
-constexpr const char* kOps[] = {"Identity", "Add", "MatMul", "Mul", "Reshape",
+constexpr const char* kOps[] = {"Identity", "Add",   "MatMul",         "Mul", "Reshape",
                                 "ConcatV2", "Const", "ReadVariableOp", "Sum", "Cast"};
 
 std::string Generate(int nodes, std::mt19937_64* rng) {
@@ -88,8 +95,8 @@ std::string Generate(int nodes, std::mt19937_64* rng) {
       w -= s.weight;
     }
     const char* op = kOps[(*rng)() % (sizeof(kOps) / sizeof(kOps[0]))];
-    std::string name = absl::StrCat(top, "/layer_", (*rng)() % 12, "/block_", (*rng)() % 40,
-                                    "/", op, "_", i);
+    std::string name = absl::StrCat(top, "/layer_", (*rng)() % 12, "/block_",
+                                    (*rng)() % 40, "/", op, "_", i);
     tensorflow::NodeDef* n = graph->add_node();
     n->set_name(name);
     n->set_op(op);
@@ -99,17 +106,21 @@ std::string Generate(int nodes, std::mt19937_64* rng) {
       int j = pct(*rng) < 80 ? std::max(0, i - 1 - static_cast<int>((*rng)() % 20))
                              : static_cast<int>((*rng)() % i);
       std::string in = names[j];
-      if (pct(*rng) < 10) in = "^" + in;
-      else if (pct(*rng) < 20) in += ":1";
+      if (pct(*rng) < 10)
+        in = "^" + in;
+      else if (pct(*rng) < 20)
+        in += ":1";
       n->add_input(in);
     }
-    if (pct(*rng) < 10) n->set_device(pct(*rng) < 50 ? "/device:CPU:0"
-                                                      : "/job:ps/replica:0/task:1/device:GPU:0");
+    if (pct(*rng) < 10)
+      n->set_device(pct(*rng) < 50 ? "/device:CPU:0"
+                                   : "/job:ps/replica:0/task:1/device:GPU:0");
     (*n->mutable_attr())["T"].set_type(tensorflow::DT_FLOAT);
     auto* shapes = (*n->mutable_attr())["_output_shapes"].mutable_list();
     for (int s = 0; s < 1 + static_cast<int>((*rng)() % 2); ++s) {
       auto* shape = shapes->add_shape();
-      for (int d = 0; d < 2; ++d) shape->add_dim()->set_size(d == 0 ? -1 : 64 + (*rng)() % 64);
+      for (int d = 0; d < 2; ++d)
+        shape->add_dim()->set_size(d == 0 ? -1 : 64 + (*rng)() % 64);
     }
     if (pct(*rng) < 15) {
       (*n->mutable_attr())["_class"].mutable_list()->add_s(
@@ -151,8 +162,8 @@ std::string Generate(int nodes, std::mt19937_64* rng) {
   *mg.mutable_saver_def() = saver;
   collections["savers"].mutable_bytes_list()->add_value(saver.SerializeAsString());
   for (int s = 0; s < 200; ++s) {
-    collections["summaries"].mutable_node_list()->add_value(names[(s * 7919) % names.size()] +
-                                                            ":0");
+    collections["summaries"].mutable_node_list()->add_value(
+        names[(s * 7919) % names.size()] + ":0");
   }
   collections["train_op"].mutable_node_list()->add_value(names.back());
   return mg.SerializeAsString();
@@ -171,7 +182,8 @@ int main(int argc, char** argv) {
   const std::string bytes = Generate(nodes, &rng);
   std::fprintf(stderr, "graph: %d nodes, %.1f MB\n", nodes, bytes.size() / 1e6);
   if (bytes.size() < 50'000'000 || nodes < 100'000) {
-    std::fprintf(stderr, "graph too small for export-cold (needs >= 50 MB, >= 100k nodes)\n");
+    std::fprintf(stderr,
+                 "graph too small for export-cold (needs >= 50 MB, >= 100k nodes)\n");
     return 2;
   }
 
@@ -219,7 +231,8 @@ int main(int argc, char** argv) {
       "RESULT export-cold ratio=%.3f target=%.2f %s (floor arena parse+serialize median "
       "%.1f ms, export median %.1f ms, input %.1f MB / %d nodes, output %.1f MB / %lld "
       "nodes, %d pairs)\n",
-      ratio, target, ratio <= target ? "PASS" : "MISS", Median(floor_ms), Median(scenario_ms),
-      bytes.size() / 1e6, nodes, out_size / 1e6, static_cast<long long>(out_nodes), pairs);
+      ratio, target, ratio <= target ? "PASS" : "MISS", Median(floor_ms),
+      Median(scenario_ms), bytes.size() / 1e6, nodes, out_size / 1e6,
+      static_cast<long long>(out_nodes), pairs);
   return 0;
 }

@@ -20,11 +20,12 @@ namespace {
 using export_internal::Scope;
 
 constexpr absl::string_view kSaveAndRestoreOps[] = {
-    "SaveV2",  "Save",        "SaveSlice",    "LegacySave",    "LegacySaveSlice",
-    "RestoreV2", "Restore",   "RestoreSlice", "LegacyRestore", "LegacyRestoreSlice"};
+    "SaveV2",    "Save",    "SaveSlice",    "LegacySave",    "LegacySaveSlice",
+    "RestoreV2", "Restore", "RestoreSlice", "LegacyRestore", "LegacyRestoreSlice"};
 
 // meta_graph._op_name: raises on an empty name or more than one ':'.
-absl::StatusOr<std::string> OpName(absl::string_view tensor_name, absl::string_view what) {
+absl::StatusOr<std::string> OpName(absl::string_view tensor_name,
+                                   absl::string_view what) {
   if (tensor_name.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         what, " is empty, on which TensorFlow's clear_extraneous_savers fails"));
@@ -66,12 +67,13 @@ absl::StatusOr<absl::flat_hash_set<std::string>> ExtraneousSaverNodes(
   if (stored.has_saver_def()) {
     ASSIGN_OR_RETURN(std::string save_op, OpName(stored.saver_def().save_tensor_name(),
                                                  "saver_def.save_tensor_name"));
-    ASSIGN_OR_RETURN(std::string restore_op,
-                     OpName(stored.saver_def().restore_op_name(), "saver_def.restore_op_name"));
+    ASSIGN_OR_RETURN(std::string restore_op, OpName(stored.saver_def().restore_op_name(),
+                                                    "saver_def.restore_op_name"));
     for (const std::string* op : {&restore_op, &save_op}) {
       if (op->empty()) {
         return absl::FailedPreconditionError(
-            "saver_def names an empty op, on which TensorFlow's clear_extraneous_savers fails");
+            "saver_def names an empty op, on which TensorFlow's clear_extraneous_savers "
+            "fails");
       }
       retained.insert(ScopeOf(*op) + "/");
     }
@@ -100,7 +102,8 @@ absl::StatusOr<absl::flat_hash_set<std::string>> ExtraneousSaverNodes(
 // value, functions by name and attrs, everything else by deterministic bytes.
 bool AttrValuesEqual(const tensorflow::AttrValue& a, const tensorflow::AttrValue& b) {
   if (a.type() != b.type()) return false;
-  if (a.type() != tensorflow::DT_INVALID && b.type() != tensorflow::DT_INVALID) return true;
+  if (a.type() != tensorflow::DT_INVALID && b.type() != tensorflow::DT_INVALID)
+    return true;
   if (a.has_func() != b.has_func()) return false;
   if (a.has_func()) {
     if (a.func().name() != b.func().name()) return false;
@@ -111,7 +114,8 @@ bool AttrValuesEqual(const tensorflow::AttrValue& a, const tensorflow::AttrValue
     }
     return true;
   }
-  return export_internal::SerializeDeterministic(a) == export_internal::SerializeDeterministic(b);
+  return export_internal::SerializeDeterministic(a) ==
+         export_internal::SerializeDeterministic(b);
 }
 
 // strip_graph_default_valued_attrs (R21) with the stored stripped_op_list as the op
@@ -120,7 +124,8 @@ void StripDefaultAttrs(const tensorflow::OpList& registry, tensorflow::GraphDef*
   absl::flat_hash_map<absl::string_view, const tensorflow::OpDef*> ops;
   for (const auto& op : registry.op()) ops.try_emplace(op.name(), &op);
   absl::flat_hash_set<std::string> functions;
-  for (const auto& f : graph->library().function()) functions.insert(f.signature().name());
+  for (const auto& f : graph->library().function())
+    functions.insert(f.signature().name());
   auto strip = [&](tensorflow::NodeDef* node) {
     if (functions.contains(node->op())) return;
     auto it = ops.find(node->op());
@@ -145,8 +150,8 @@ void StripDefaultAttrs(const tensorflow::OpList& registry, tensorflow::GraphDef*
 
 }  // namespace
 
-absl::StatusOr<ExportResult> ExportMetaGraphMessage(const tensorflow::MetaGraphDef& stored,
-                                                    const ExportOptions& options) {
+absl::StatusOr<ExportResult> ExportMetaGraphMessage(
+    const tensorflow::MetaGraphDef& stored, const ExportOptions& options) {
   ExportResult result;
   if (export_internal::IsNoop(options)) {
     RETURN_IF_ERROR(export_internal::FinishResult(stored, options.as_text, &result));

@@ -8,10 +8,10 @@
 // as the message path. The output is the deterministic serialization the message path
 // produces, byte for byte, provided the untouched parts of the input were written by a
 // protobuf serializer (fields in number order, no explicit defaults). Map fields are
-// re-sorted here (attr maps; library, AttrValue functions and collections are re-serialized
-// from messages), since TensorFlow writes maps in hash order. A node the walker does not
-// recognize as canonical (unknown or repeated singular fields, odd map entries) goes
-// through the message rules on its own.
+// re-sorted here (attr maps; library, AttrValue functions and collections are
+// re-serialized from messages), since TensorFlow writes maps in hash order. A node the
+// walker does not recognize as canonical (unknown or repeated singular fields, odd map
+// entries) goes through the message rules on its own.
 //
 // Unlike a full parse, the walk does not check the UTF-8 of strings it does not rewrite,
 // nor the content of fields the export drops.
@@ -131,7 +131,8 @@ inline void PutVarint(std::string* out, uint64_t v) {
 }
 
 inline void PutLen(std::string* out, uint32_t field, absl::string_view payload) {
-  out->push_back(static_cast<char>((field << 3) | kLen));  // every field used here is < 16
+  out->push_back(
+      static_cast<char>((field << 3) | kLen));  // every field used here is < 16
   PutVarint(out, payload.size());
   out->append(payload.data(), payload.size());
 }
@@ -154,7 +155,8 @@ bool AttrNeedsReserialize(absl::string_view value) {
       Field lf;
       uint32_t last = 0;
       while (lr.Next(&lf)) {
-        if (lf.number < 2 || lf.number > 8 || lf.number < last || lf.wire != kLen) return true;
+        if (lf.number < 2 || lf.number > 8 || lf.number < last || lf.wire != kLen)
+          return true;
         const bool packed = lf.number >= 3 && lf.number <= 6;
         if (packed && lf.number == last) return true;
         last = lf.number;
@@ -220,10 +222,12 @@ class NodeWriter {
               [](const auto& a, const auto& b) { return a.first < b.first; });
     for (size_t i = 0; i < attrs_.size(); ++i) {
       const auto& [key, value] = attrs_[i];
-      if (i > 0 && key == attrs_[i - 1].first) return AddSlow(node);  // map: last one wins
+      if (i > 0 && key == attrs_[i - 1].first)
+        return AddSlow(node);  // map: last one wins
       absl::string_view unused;
-      if (rewritten_ && ((key == "_class" && !ClassEntries(value, &entries_)) ||
-                         (key == "frame_name" && IsEnterOp(op_) && !AttrString(value, &unused)))) {
+      if (rewritten_ &&
+          ((key == "_class" && !ClassEntries(value, &entries_)) ||
+           (key == "frame_name" && IsEnterOp(op_) && !AttrString(value, &unused)))) {
         return AddSlow(node);
       }
     }
@@ -346,7 +350,8 @@ class NodeWriter {
 
   std::optional<absl::Status> AddSlow(absl::string_view bytes) {
     tensorflow::NodeDef node;
-    if (!node.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return std::nullopt;
+    if (!node.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+      return std::nullopt;
     if (rewritten_ && !scope_.Includes(node.name())) return absl::OkStatus();
     if (!ops_.contains(node.op())) ops_.emplace(node.op());
     ++count_;
@@ -382,6 +387,19 @@ bool ParseInto(const std::string& bytes, Message* m) {
 }
 
 }  // namespace
+
+bool CollectionFieldsFromWire(absl::string_view stored, std::string* fields) {
+  fields->clear();
+  WireReader r(stored);
+  Field f;
+  bool has_content = false;
+  while (r.Next(&f)) {
+    if (f.number <= 4 && f.wire != kLen) return false;
+    has_content = has_content || f.number == 1 || f.number == 2;
+    if (f.number == 4) fields->append(f.raw.data(), f.raw.size());
+  }
+  return r.ok() && has_content;
+}
 
 bool ScanCounts(absl::string_view stored, ExportResult* result) {
   int64_t nodes = 0;
@@ -516,8 +534,8 @@ std::optional<absl::Status> TryFastExport(absl::string_view stored,
   tensorflow::MetaGraphDef rest_in;
   if (!ParseInto(light, &rest_in)) return std::nullopt;
   tensorflow::MetaGraphDef rest_out;
-  absl::Status built = BuildNonGraphFields(rest_in, options, scope, rewritten, nullptr, unbound,
-                                           nodes.ops(), library, &rest_out);
+  absl::Status built = BuildNonGraphFields(rest_in, options, scope, rewritten, nullptr,
+                                           unbound, nodes.ops(), library, &rest_out);
   if (!built.ok()) return built;
   const std::string rest = SerializeDeterministic(rest_out);
   // meta_info_def (field 1, always present) precedes graph_def (field 2) in the output.

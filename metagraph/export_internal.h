@@ -53,20 +53,21 @@ class Scope {
   std::shared_ptr<const std::regex> regex_;  // when !simple_
 };
 
-// Node input rewriting of _node_def (R6): appends the rewritten input to *out and, if it is
-// unbound, to *unbound.
+// Node input rewriting of _node_def (R6): appends the rewritten input to *out and, if it
+// is unbound, to *unbound.
 void AppendRewrittenInput(const Scope& scope, absl::string_view input, std::string* out,
                           std::vector<std::string>* unbound);
 
-// The `_class` colocation list of R7 after filtering/stripping. FAILED_PRECONDITION naming
-// `node_name` for an entry without '@' under a scope.
+// The `_class` colocation list of R7 after filtering/stripping. FAILED_PRECONDITION
+// naming `node_name` for an entry without '@' under a scope.
 absl::StatusOr<std::vector<std::string>> RewriteClassList(
     const Scope& scope, absl::string_view node_name,
     const std::vector<absl::string_view>& entries);
 
 // The new frame_name of R8. FAILED_PRECONDITION naming `node_name` if it lies outside the
 // scope (D6).
-absl::StatusOr<std::string> RewriteFrameName(const Scope& scope, absl::string_view node_name,
+absl::StatusOr<std::string> RewriteFrameName(const Scope& scope,
+                                             absl::string_view node_name,
                                              absl::string_view frame_name);
 
 bool IsEnterOp(absl::string_view op);
@@ -86,7 +87,8 @@ tensorflow::OpList StrippedOpList(const tensorflow::OpList& registry,
 // Everything of the exported MetaGraphDef except graph_def: meta_info_def (R19-R21, D2,
 // D3), saver_def (R17), collection_def (R11-R16, R18). `stored` supplies the stored
 // meta_info_def, saver_def and collection_def; `exported_graph` is the exported graph_def
-// (for D3); `rewritten` says whether R1 triggered; `exclude` the R18 node names (or null).
+// (for D3); `rewritten` says whether R1 triggered; `exclude` the R18 node names (or
+// null).
 absl::Status BuildNonGraphFields(const tensorflow::MetaGraphDef& stored,
                                  const ExportOptions& options, const Scope& scope,
                                  bool rewritten,
@@ -95,6 +97,15 @@ absl::Status BuildNonGraphFields(const tensorflow::MetaGraphDef& stored,
                                  const absl::flat_hash_set<std::string>& node_ops,
                                  const tensorflow::FunctionDefLibrary& library,
                                  tensorflow::MetaGraphDef* out);
+
+// A new, empty message of the proto registered for a collection key (the 11 keys of R15,
+// D5), or null if the key is not registered.
+std::unique_ptr<google::protobuf::Message> NewRegisteredProto(absl::string_view key);
+
+// The collection_def fields (MetaGraphDef field 4) of a binary MetaGraphDef, as raw bytes
+// that parse as a MetaGraphDef holding only them. False if the bytes do not walk as a
+// binary MetaGraphDef.
+bool CollectionFieldsFromWire(absl::string_view stored, std::string* fields);
 
 // True if R1 triggers (node rewriting).
 bool RewritesNodes(const ExportOptions& options);
@@ -109,12 +120,12 @@ absl::Status FinishResult(const tensorflow::MetaGraphDef& out, bool as_text,
                           ExportResult* result);
 
 // For D1: a wire-level walk of a binary MetaGraphDef that fills node_count and
-// collections of *result. False if the bytes do not look like a binary MetaGraphDef with a
-// meta_info_def or nodes (the caller then parses them, e.g. as text).
+// collections of *result. False if the bytes do not look like a binary MetaGraphDef with
+// a meta_info_def or nodes (the caller then parses them, e.g. as text).
 bool ScanCounts(absl::string_view stored, ExportResult* result);
 
-// The wire-level fast path. Returns std::nullopt (and leaves *result alone) if it does not
-// apply to these options or this input, so the caller must use the message path.
+// The wire-level fast path. Returns std::nullopt (and leaves *result alone) if it does
+// not apply to these options or this input, so the caller must use the message path.
 std::optional<absl::Status> TryFastExport(absl::string_view stored,
                                           const ExportOptions& options,
                                           ExportResult* result);

@@ -89,7 +89,8 @@ void Scope::AppendStripped(absl::string_view name, std::string* out) const {
   }
   if (!simple_) {
     std::string s(name);
-    out->append(std::regex_replace(s, *regex_, "$1$2", std::regex_constants::format_first_only));
+    out->append(
+        std::regex_replace(s, *regex_, "$1$2", std::regex_constants::format_first_only));
     return;
   }
   // re.sub(r"([\^]|loc:@|^)" + pattern + r"[\/]+(.*)", r"\1\2", name, count=1): the
@@ -101,7 +102,8 @@ void Scope::AppendStripped(absl::string_view name, std::string* out) const {
     size_t end = absl::string_view::npos;     // end of the scope pattern
     if (p < name.size() && name[p] == '^') {
       end = MatchPatternAt(name, p + 1);
-      if (end != absl::string_view::npos && end < name.size() && name[end] == '/') prefix = 1;
+      if (end != absl::string_view::npos && end < name.size() && name[end] == '/')
+        prefix = 1;
     }
     if (prefix == absl::string_view::npos && name.substr(p, kLoc.size()) == kLoc) {
       end = MatchPatternAt(name, p + kLoc.size());
@@ -111,7 +113,8 @@ void Scope::AppendStripped(absl::string_view name, std::string* out) const {
     }
     if (prefix == absl::string_view::npos && p == 0) {
       end = MatchPatternAt(name, 0);
-      if (end != absl::string_view::npos && end < name.size() && name[end] == '/') prefix = 0;
+      if (end != absl::string_view::npos && end < name.size() && name[end] == '/')
+        prefix = 0;
     }
     if (prefix != absl::string_view::npos) {
       size_t rest = end;
@@ -161,9 +164,8 @@ void AppendRewrittenInput(const Scope& scope, absl::string_view input, std::stri
     size_t pos = line_end;
     while (pos < input.size()) {
       size_t next = input.find('\n', pos + 1);
-      absl::string_view line = input.substr(pos, next == absl::string_view::npos
-                                                      ? absl::string_view::npos
-                                                      : next - pos);
+      absl::string_view line = input.substr(
+          pos, next == absl::string_view::npos ? absl::string_view::npos : next - pos);
       size_t caret = line.find('^');
       if (caret == absl::string_view::npos) {
         out->append(line.data(), line.size());
@@ -202,7 +204,8 @@ absl::StatusOr<std::vector<std::string>> RewriteClassList(
   return kept;
 }
 
-absl::StatusOr<std::string> RewriteFrameName(const Scope& scope, absl::string_view node_name,
+absl::StatusOr<std::string> RewriteFrameName(const Scope& scope,
+                                             absl::string_view node_name,
                                              absl::string_view frame_name) {
   if (!scope.Covers(frame_name)) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -241,7 +244,8 @@ absl::Status TransformNode(const tensorflow::NodeDef& in, const Scope& scope,
   if (IsEnterOp(in.op())) {
     auto frame = in.attr().find("frame_name");
     if (frame != in.attr().end()) {
-      ASSIGN_OR_RETURN(std::string name, RewriteFrameName(scope, in.name(), frame->second.s()));
+      ASSIGN_OR_RETURN(std::string name,
+                       RewriteFrameName(scope, in.name(), frame->second.s()));
       tensorflow::AttrValue value;
       value.set_s(std::move(name));
       (*out->mutable_attr())["frame_name"] = std::move(value);
@@ -309,6 +313,28 @@ Registered RegisteredKind(absl::string_view key) {
   return it == kKeys->end() ? Registered::kNone : it->second;
 }
 
+}  // namespace
+
+std::unique_ptr<google::protobuf::Message> NewRegisteredProto(absl::string_view key) {
+  switch (RegisteredKind(key)) {
+    case Registered::kVariable:
+      return std::make_unique<tensorflow::VariableDef>();
+    case Registered::kSaver:
+      return std::make_unique<tensorflow::SaverDef>();
+    case Registered::kQueueRunner:
+      return std::make_unique<tensorflow::QueueRunnerDef>();
+    case Registered::kCond:
+      return std::make_unique<tensorflow::CondContextDef>();
+    case Registered::kWhile:
+      return std::make_unique<tensorflow::WhileContextDef>();
+    case Registered::kNone:
+      break;
+  }
+  return nullptr;
+}
+
+namespace {
+
 // _to_values_def (R16).
 tensorflow::ValuesDef ValuesToProto(const tensorflow::ValuesDef& in, const Scope& scope) {
   tensorflow::ValuesDef out;
@@ -331,8 +357,9 @@ tensorflow::WhileContextDef WhileToProto(const tensorflow::WhileContextDef& in,
                                          const Scope& scope);
 
 // Nested contexts are serialized without the export scope (R15).
-void NestedToProto(const google::protobuf::RepeatedPtrField<tensorflow::ControlFlowContextDef>& in,
-                   google::protobuf::RepeatedPtrField<tensorflow::ControlFlowContextDef>* out) {
+void NestedToProto(
+    const google::protobuf::RepeatedPtrField<tensorflow::ControlFlowContextDef>& in,
+    google::protobuf::RepeatedPtrField<tensorflow::ControlFlowContextDef>* out) {
   static const auto* const kNoScope = new Scope(*Scope::Create(""));
   for (const auto& nested : in) {
     auto* n = out->Add();
@@ -425,7 +452,8 @@ ToProtoResult SaverToProto(const tensorflow::SaverDef& in, const Scope& scope) {
   return r;
 }
 
-ToProtoResult QueueRunnerToProto(const tensorflow::QueueRunnerDef& in, const Scope& scope) {
+ToProtoResult QueueRunnerToProto(const tensorflow::QueueRunnerDef& in,
+                                 const Scope& scope) {
   ToProtoResult r;
   if (!scope.Covers(in.queue_name())) return r;
   tensorflow::QueueRunnerDef out;
@@ -448,9 +476,9 @@ struct RegisteredItem {
 absl::StatusOr<RegisteredItem> ParseRegistered(Registered kind, absl::string_view key,
                                                int index, const std::string& bytes) {
   auto bad = [&](absl::string_view type) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "collection '", key, "' entry ", index, " is not a valid ", type,
-        " (TensorFlow fails to import this graph)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("collection '", key, "' entry ", index, " is not a valid ", type,
+                     " (TensorFlow fails to import this graph)"));
   };
   RegisteredItem item;
   switch (kind) {
@@ -480,7 +508,8 @@ absl::StatusOr<RegisteredItem> ParseRegistered(Registered kind, absl::string_vie
       item.name = def->context_name();
       item.to_proto = [def](const Scope& s) {
         ToProtoResult r;
-        if (s.Covers(def->context_name())) r.bytes = SerializeDeterministic(CondToProto(*def, s));
+        if (s.Covers(def->context_name()))
+          r.bytes = SerializeDeterministic(CondToProto(*def, s));
         return r;
       };
       break;
@@ -597,7 +626,8 @@ class CollectionExporter {
         if (kept.empty()) return absl::OkStatus();
         tensorflow::CollectionDef& entry = (*out_)[key];
         for (absl::string_view name : kept) {
-          if (scope_.Covers(name)) entry.mutable_node_list()->add_value(scope_.Strip(name));
+          if (scope_.Covers(name))
+            entry.mutable_node_list()->add_value(scope_.Strip(name));
         }
         return absl::OkStatus();
       }
@@ -622,7 +652,8 @@ class CollectionExporter {
         return absl::OkStatus();
       case tensorflow::CollectionDef::kAnyList:
         if (def.any_list().value_size() > 0) {
-          (*out_)[key].mutable_any_list()->mutable_value()->MergeFrom(def.any_list().value());
+          (*out_)[key].mutable_any_list()->mutable_value()->MergeFrom(
+              def.any_list().value());
         }
         return absl::OkStatus();
       case tensorflow::CollectionDef::KIND_NOT_SET:
@@ -703,8 +734,9 @@ absl::Status BuildNonGraphFields(const tensorflow::MetaGraphDef& stored,
   if (stored.has_saver_def()) *out->mutable_saver_def() = stored.saver_def();
   CollectionExporter exporter(stored, options, scope, rewritten, exclude, unbound,
                               out->mutable_collection_def());
-  std::vector<std::string> keys =
-      options.collection_list.has_value() ? *options.collection_list : exporter.LiveKeys();
+  std::vector<std::string> keys = options.collection_list.has_value()
+                                      ? *options.collection_list
+                                      : exporter.LiveKeys();
   for (const std::string& key : keys) RETURN_IF_ERROR(exporter.Add(key));
   return absl::OkStatus();
 }
@@ -740,7 +772,8 @@ absl::Status FinishResult(const tensorflow::MetaGraphDef& out, bool as_text,
   }
   result->node_count = out.graph_def().node_size();
   result->collections.clear();
-  for (const auto& [key, unused] : out.collection_def()) result->collections.push_back(key);
+  for (const auto& [key, unused] : out.collection_def())
+    result->collections.push_back(key);
   std::sort(result->collections.begin(), result->collections.end());
   return absl::OkStatus();
 }

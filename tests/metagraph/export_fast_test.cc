@@ -1,7 +1,7 @@
 // The wire-level fast path of ExportMetaGraph against the message path on inputs that a
 // protobuf serializer would not write the same way (maps out of order, repeated singular
-// fields, unknown fields, split graph_defs): the output must still be byte-identical (D7),
-// and malformed input must fail like a parse.
+// fields, unknown fields, split graph_defs): the output must still be byte-identical
+// (D7), and malformed input must fail like a parse.
 #include <random>
 #include <string>
 
@@ -77,21 +77,24 @@ void ExpectPathsAgree(const std::string& bytes) {
 }
 
 TEST(ExportFastTest, D7AttrMapWrittenInHashOrderGivesTheSameBytes) {
-  std::string node = Len(1, "s/a") + Len(2, "Const") + Len(3, "other/x") + Len(4, "/cpu:0") +
-                     AttrEntry("zeta", StringAttr("z")) + AttrEntry("_class", Len(1, Len(2, "loc:@s/b") + Len(2, "loc:@t/c"))) +
-                     AttrEntry("alpha", StringAttr("a"));
+  std::string node =
+      Len(1, "s/a") + Len(2, "Const") + Len(3, "other/x") + Len(4, "/cpu:0") +
+      AttrEntry("zeta", StringAttr("z")) +
+      AttrEntry("_class", Len(1, Len(2, "loc:@s/b") + Len(2, "loc:@t/c"))) +
+      AttrEntry("alpha", StringAttr("a"));
   ExpectPathsAgree(GraphOf({node}));
 }
 
 TEST(ExportFastTest, D7DuplicateAttrKeysKeepTheLastValueLikeAParse) {
-  std::string node = Len(1, "s/a") + Len(2, "Const") + AttrEntry("k", StringAttr("first")) +
+  std::string node = Len(1, "s/a") + Len(2, "Const") +
+                     AttrEntry("k", StringAttr("first")) +
                      AttrEntry("k", StringAttr("second"));
   ExpectPathsAgree(GraphOf({node}));
 }
 
 TEST(ExportFastTest, D7RepeatedSingularFieldsAndFieldsOutOfOrder) {
-  std::string node = Len(2, "Const") + Len(1, "s/ignored") + Len(1, "s/a") + Len(3, "s/b") +
-                     Len(4, "/gpu:0") + Len(4, "/cpu:0");
+  std::string node = Len(2, "Const") + Len(1, "s/ignored") + Len(1, "s/a") +
+                     Len(3, "s/b") + Len(4, "/gpu:0") + Len(4, "/cpu:0");
   ExpectPathsAgree(GraphOf({node}));
 }
 
@@ -110,8 +113,8 @@ TEST(ExportFastTest, D7FunctionAttrWithUnsortedNestedMap) {
   std::string func = Len(1, "fn") + Len(2, Len(1, "z") + Len(2, StringAttr("1"))) +
                      Len(2, Len(1, "a") + Len(2, StringAttr("2")));
   std::string list_func = Len(1, Len(9, func));
-  std::string node = Len(1, "s/call") + Len(2, "PartitionedCall") + AttrEntry("f", Len(10, func)) +
-                     AttrEntry("fs", list_func);
+  std::string node = Len(1, "s/call") + Len(2, "PartitionedCall") +
+                     AttrEntry("f", Len(10, func)) + AttrEntry("fs", list_func);
   ExpectPathsAgree(GraphOf({node}));
 }
 
@@ -144,7 +147,8 @@ TEST(ExportFastTest, R24TruncatedInputIsInvalidArgument) {
   bytes.resize(bytes.size() - 2);
   ExportOptions o;
   o.export_scope = "s";
-  EXPECT_EQ(ExportMetaGraph(bytes, o).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ExportMetaGraph(bytes, o).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // Random graphs with the shapes the rules care about, many option sets.

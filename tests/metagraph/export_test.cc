@@ -3,30 +3,30 @@
 // give identical bytes).
 #include "metagraph/export.h"
 
+#include "absl/strings/match.h"
+#include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "gmock/gmock.h"
-#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "tests/metagraph/export_test_util.h"
 
 namespace mgreg {
 namespace {
 
-using ::testing::ElementsAre;
-using ::testing::IsEmpty;
-using ::testing::UnorderedElementsAre;
 using testing::AddBytes;
 using testing::AddNode;
 using testing::AddNodeList;
+using ::testing::ElementsAre;
 using testing::ExportBoth;
 using testing::FindNode;
+using ::testing::IsEmpty;
 using testing::NodeNames;
 using testing::ParseBytesList;
 using testing::Saver;
 using testing::Serialize;
 using testing::SetClass;
 using testing::SetStringAttr;
+using ::testing::UnorderedElementsAre;
 using testing::Var;
 
 ExportOptions Scoped(const std::string& scope) {
@@ -51,7 +51,8 @@ TEST(ExportTest, R1CollectionListAloneKeepsTheGraphDefVerbatim) {
   ExportOptions o;
   o.collection_list = std::vector<std::string>{};
   tensorflow::MetaGraphDef out = ExportBoth(mg, o);
-  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(out.graph_def(), mg.graph_def()));
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(out.graph_def(),
+                                                                 mg.graph_def()));
 }
 
 TEST(ExportTest, R1EmptyExportScopeIsFalsyAndKeepsEveryNodeUnchanged) {
@@ -116,7 +117,8 @@ TEST(ExportTest, R3ScopeWithoutTrailingSlashIsARawPrefixThatAlsoMatchesSiblings)
   }
   tensorflow::MetaGraphDef out = ExportBoth(mg, Scoped("a"));
   // R4: only names with '/' right after the scope are stripped.
-  EXPECT_THAT(NodeNames(out), ElementsAre("a", "x", "ab/x", "a_1/x", "$unbound_inputs_q"));
+  EXPECT_THAT(NodeNames(out),
+              ElementsAre("a", "x", "ab/x", "a_1/x", "$unbound_inputs_q"));
 }
 
 TEST(ExportTest, R3ScopeWithTrailingSlashKeepsOnlyTheScopesChildren) {
@@ -134,7 +136,8 @@ TEST(ExportTest, R4StripNameScopeEatsAllSlashesAndHandlesCaretAndLocPrefixes) {
   tensorflow::MetaGraphDef out = ExportBoth(mg, Scoped("s"));
   const auto& node = out.graph_def().node(0);
   EXPECT_EQ(node.name(), "x");
-  EXPECT_THAT(node.input(), ElementsAre("y:1", "^z", "s", "s:0", "sX/y", "loc:@s/q", "u^s/v"));
+  EXPECT_THAT(node.input(),
+              ElementsAre("y:1", "^z", "s", "s:0", "sX/y", "loc:@s/q", "u^s/v"));
   EXPECT_THAT(node.attr().at("_class").list().s(), ElementsAre("loc:@w"));
 }
 
@@ -170,7 +173,7 @@ TEST(ExportTest, R4InvalidRegexScopeIsInvalidArgument) {
 
 TEST(ExportTest, R4RegexScopeWithSpecialCharactersStripsLikePython) {
   tensorflow::MetaGraphDef mg;
-  AddNode(&mg, "ab+/x", "NoOp");   // kept by prefix, "ab+" as regex matches "abb"
+  AddNode(&mg, "ab+/x", "NoOp");  // kept by prefix, "ab+" as regex matches "abb"
   AddNode(&mg, "ab+/y", "NoOp", {"abbb/z"});
   tensorflow::MetaGraphDef out = ExportBoth(mg, Scoped("ab+"));
   EXPECT_THAT(NodeNames(out), ElementsAre("ab+/x", "ab+/y"));
@@ -296,7 +299,8 @@ TEST(ExportTest, R7NonListClassBecomesAnEmptyListAndOtherListFieldsAreDiscarded)
   SetClass(m, {"loc:@b"});
   (*m->mutable_attr())["_class"].mutable_list()->add_i(3);
   tensorflow::MetaGraphDef out = ExportBoth(mg, ClearDevices());
-  EXPECT_EQ(Serialize(FindNode(out, "a")->attr().at("_class")), std::string("\x0a\x00", 2));
+  EXPECT_EQ(Serialize(FindNode(out, "a")->attr().at("_class")),
+            std::string("\x0a\x00", 2));
   EXPECT_EQ(FindNode(out, "b")->attr().at("_class").list().i_size(), 0);
   EXPECT_THAT(FindNode(out, "b")->attr().at("_class").list().s(), ElementsAre("loc:@b"));
 }
@@ -364,8 +368,10 @@ TEST(ExportTest, R10ClearDevicesEmptiesJobDevicesOnNodesOnly) {
   *mg.mutable_saver_def() = Saver("save");
   tensorflow::MetaGraphDef out = ExportBoth(mg, ClearDevices());
   for (const auto& node : out.graph_def().node()) EXPECT_EQ(node.device(), "");
-  EXPECT_THAT(out.graph_def().node(0).attr().at("_class").list().s(), ElementsAre("loc:@w"));
-  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(out.saver_def(), mg.saver_def()));
+  EXPECT_THAT(out.graph_def().node(0).attr().at("_class").list().s(),
+              ElementsAre("loc:@w"));
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(out.saver_def(),
+                                                                 mg.saver_def()));
 }
 
 TEST(ExportTest, R10WithoutClearDevicesDevicesSurviveAScopedExport) {
@@ -387,7 +393,8 @@ TEST(ExportTest, R12CollectionListOrderAndDuplicatesAppendTwice) {
   ExportResult r;
   tensorflow::MetaGraphDef out = ExportBoth(mg, o, &r);
   EXPECT_THAT(r.collections, ElementsAre("train_op"));
-  EXPECT_THAT(out.collection_def().at("train_op").node_list().value(), ElementsAre("a", "a"));
+  EXPECT_THAT(out.collection_def().at("train_op").node_list().value(),
+              ElementsAre("a", "a"));
 }
 
 TEST(ExportTest, R12EmptyCollectionListExportsNoCollections) {
@@ -490,7 +497,8 @@ TEST(ExportTest, R14cR15PartitionedVariableInsideTheScopeIsStripped) {
   slice->add_var_shape(5);
   AddBytes(&mg, "variables", Serialize(part));
   tensorflow::MetaGraphDef out = ExportBoth(mg, Scoped("s"));
-  auto vars = ParseBytesList<tensorflow::VariableDef>(out.collection_def().at("variables"));
+  auto vars =
+      ParseBytesList<tensorflow::VariableDef>(out.collection_def().at("variables"));
   ASSERT_EQ(vars.size(), 1u);
   EXPECT_EQ(vars[0].save_slice_info_def().full_name(), "w");
   EXPECT_THAT(vars[0].save_slice_info_def().full_shape(), ElementsAre(10));
@@ -522,7 +530,8 @@ TEST(ExportTest, R15VariableDefNamesAreStrippedAndOtherVariablesDropped) {
   AddBytes(&mg, "variables", Serialize(Var("other/w")));
   AddBytes(&mg, "global_step", Serialize(Var("global_step")));
   tensorflow::MetaGraphDef out = ExportBoth(mg, Scoped("s"));
-  auto vars = ParseBytesList<tensorflow::VariableDef>(out.collection_def().at("variables"));
+  auto vars =
+      ParseBytesList<tensorflow::VariableDef>(out.collection_def().at("variables"));
   ASSERT_EQ(vars.size(), 2u);
   EXPECT_EQ(vars[0].variable_name(), "v:0");
   EXPECT_EQ(vars[0].initializer_name(), "v/Assign");
@@ -564,13 +573,15 @@ TEST(ExportTest, R15QueueRunnersAreFilteredByQueueNameAndStripped) {
   AddBytes(&mg, "queue_runners", Serialize(q));
   AddBytes(&mg, "queue_runners", Serialize(other));
   tensorflow::MetaGraphDef out = ExportBoth(mg, Scoped("input"));
-  auto qs = ParseBytesList<tensorflow::QueueRunnerDef>(out.collection_def().at("queue_runners"));
+  auto qs = ParseBytesList<tensorflow::QueueRunnerDef>(
+      out.collection_def().at("queue_runners"));
   ASSERT_EQ(qs.size(), 1u);
   EXPECT_EQ(qs[0].queue_name(), "fifo");
   EXPECT_THAT(qs[0].enqueue_op_name(), ElementsAre("fifo_enqueue", "fifo_enqueue_1"));
   EXPECT_EQ(qs[0].close_op_name(), "fifo_Close");
   EXPECT_EQ(qs[0].cancel_op_name(), "fifo_Close_1");
-  EXPECT_THAT(qs[0].queue_closed_exception_types(), ElementsAre(tensorflow::error::OUT_OF_RANGE));
+  EXPECT_THAT(qs[0].queue_closed_exception_types(),
+              ElementsAre(tensorflow::error::OUT_OF_RANGE));
 }
 
 TEST(ExportTest, R15R16WhileContextIsStrippedValuesSortedAndNestedContextsLeftAlone) {
@@ -602,7 +613,8 @@ TEST(ExportTest, R15R16WhileContextIsStrippedValuesSortedAndNestedContextsLeftAl
   AddBytes(&mg, "while_context", Serialize(w));
   AddBytes(&mg, "while_context", Serialize(outside));
   tensorflow::MetaGraphDef out = ExportBoth(mg, Scoped("s"));
-  auto ws = ParseBytesList<tensorflow::WhileContextDef>(out.collection_def().at("while_context"));
+  auto ws = ParseBytesList<tensorflow::WhileContextDef>(
+      out.collection_def().at("while_context"));
   ASSERT_EQ(ws.size(), 1u);
   const auto& e = ws[0];
   EXPECT_EQ(e.context_name(), "while/while_context");
@@ -630,7 +642,8 @@ TEST(ExportTest, R15CondContextIsStrippedAndKeepsItsBranch) {
   c.mutable_values_def()->add_values("s/cond/v:0");
   AddBytes(&mg, "cond_context", Serialize(c));
   tensorflow::MetaGraphDef out = ExportBoth(mg, Scoped("s/"));
-  auto cs = ParseBytesList<tensorflow::CondContextDef>(out.collection_def().at("cond_context"));
+  auto cs =
+      ParseBytesList<tensorflow::CondContextDef>(out.collection_def().at("cond_context"));
   ASSERT_EQ(cs.size(), 1u);
   EXPECT_EQ(cs[0].context_name(), "cond/cond_text");
   EXPECT_EQ(cs[0].pred_name(), "cond/pred_id:0");
@@ -664,12 +677,14 @@ tensorflow::MetaGraphDef TwoSavers() {
     std::string s = scope;
     AddNode(&mg, s + "/Const", "Const");
     AddNode(&mg, s + "/SaveV2", "SaveV2", {s + "/Const", "w"});
-    AddNode(&mg, s + "/control_dependency", "Identity", {s + "/Const", "^" + s + "/SaveV2"});
+    AddNode(&mg, s + "/control_dependency", "Identity",
+            {s + "/Const", "^" + s + "/SaveV2"});
     AddNode(&mg, s + "/RestoreV2", "RestoreV2", {s + "/Const"});
     AddNode(&mg, s + "/restore_all", "NoOp", {"^" + s + "/RestoreV2"});
     AddBytes(&mg, "savers", Serialize(Saver(s)));
   }
-  AddNodeList(&mg, "train_op", {"save/restore_all", "save_1/restore_all", "save/Const:0"});
+  AddNodeList(&mg, "train_op",
+              {"save/restore_all", "save_1/restore_all", "save/Const:0"});
   *mg.mutable_saver_def() = Saver("save_1");
   return mg;
 }
@@ -756,7 +771,8 @@ TEST(ExportTest, R19D2MetaInfoKeepsOnlyVersionsAndOpList) {
   EXPECT_TRUE(out.meta_info_def().has_stripped_op_list());
 }
 
-TEST(ExportTest, R20D3StrippedOpListIsReducedToOpsOfTheFilteredGraphAndReachableFunctions) {
+TEST(ExportTest,
+     R20D3StrippedOpListIsReducedToOpsOfTheFilteredGraphAndReachableFunctions) {
   tensorflow::MetaGraphDef mg;
   AddNode(&mg, "s/a", "Const");
   AddNode(&mg, "s/call", "outer_fn");
@@ -776,7 +792,8 @@ TEST(ExportTest, R20D3StrippedOpListIsReducedToOpsOfTheFilteredGraphAndReachable
   }
   tensorflow::MetaGraphDef out = ExportBoth(mg, Scoped("s/"));
   std::vector<std::string> ops;
-  for (const auto& op : out.meta_info_def().stripped_op_list().op()) ops.push_back(op.name());
+  for (const auto& op : out.meta_info_def().stripped_op_list().op())
+    ops.push_back(op.name());
   EXPECT_THAT(ops, ElementsAre("Const", "Sigmoid"));
   EXPECT_EQ(out.graph_def().library().function_size(), 3);
 }
@@ -791,11 +808,11 @@ TEST(ExportTest, D3EmptyStoredOpListStaysEmpty) {
 TEST(ExportTest, R21D4StripDefaultAttrsUsesTheStoredOpListOnNodesAndFunctions) {
   tensorflow::MetaGraphDef mg;
   auto* a = AddNode(&mg, "a", "Cast");
-  (*a->mutable_attr())["Truncate"].set_type(tensorflow::DT_FLOAT);   // equals default
-  (*a->mutable_attr())["DstT"].set_type(tensorflow::DT_INT32);       // no default
-  (*a->mutable_attr())["_output_shapes"].mutable_list();             // not declared
+  (*a->mutable_attr())["Truncate"].set_type(tensorflow::DT_FLOAT);  // equals default
+  (*a->mutable_attr())["DstT"].set_type(tensorflow::DT_INT32);      // no default
+  (*a->mutable_attr())["_output_shapes"].mutable_list();            // not declared
   auto* b = AddNode(&mg, "b", "Cast");
-  (*b->mutable_attr())["Truncate"].set_type(tensorflow::DT_INT64);   // differs
+  (*b->mutable_attr())["Truncate"].set_type(tensorflow::DT_INT64);  // differs
   auto* c = AddNode(&mg, "c", "Unknown");
   (*c->mutable_attr())["Truncate"].set_type(tensorflow::DT_FLOAT);
   auto* d = AddNode(&mg, "d", "fn");
@@ -817,7 +834,8 @@ TEST(ExportTest, R21D4StripDefaultAttrsUsesTheStoredOpListOnNodesAndFunctions) {
   EXPECT_TRUE(FindNode(out, "b")->attr().count("Truncate"));
   EXPECT_TRUE(FindNode(out, "c")->attr().count("Truncate"));
   EXPECT_TRUE(FindNode(out, "d")->attr().count("Truncate"));
-  EXPECT_FALSE(out.graph_def().library().function(0).node_def(0).attr().count("Truncate"));
+  EXPECT_FALSE(
+      out.graph_def().library().function(0).node_def(0).attr().count("Truncate"));
   EXPECT_TRUE(out.meta_info_def().stripped_default_attrs());
 }
 
@@ -885,7 +903,8 @@ TEST(ExportTest, D1NoOptionReturnsTheStoredBytesVerbatim) {
 TEST(ExportTest, D7OutputIsDeterministicWhateverTheStoredMapOrder) {
   tensorflow::MetaGraphDef mg;
   auto* n = AddNode(&mg, "s/a", "Const", {}, "/device:CPU:0");
-  for (const char* k : {"zeta", "alpha", "mid", "_class", "dtype"}) SetStringAttr(n, k, k);
+  for (const char* k : {"zeta", "alpha", "mid", "_class", "dtype"})
+    SetStringAttr(n, k, k);
   SetClass(n, {"loc:@s/a"});
   AddNodeList(&mg, "b", {"s/a"});
   AddNodeList(&mg, "a", {"s/a"});

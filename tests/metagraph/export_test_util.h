@@ -82,8 +82,8 @@ inline std::string Serialize(const google::protobuf::Message& m) {
   return s;
 }
 
-// Exports `stored` through ExportMetaGraphMessage and through ExportMetaGraph on its bytes,
-// expects both to succeed with identical results, and returns the parsed output.
+// Exports `stored` through ExportMetaGraphMessage and through ExportMetaGraph on its
+// bytes, expects both to succeed with identical results, and returns the parsed output.
 inline tensorflow::MetaGraphDef ExportBoth(const tensorflow::MetaGraphDef& stored,
                                            const ExportOptions& options,
                                            ExportResult* result_out = nullptr) {
@@ -127,10 +127,10 @@ std::vector<Proto> ParseBytesList(const tensorflow::CollectionDef& def) {
   return out;
 }
 
-// TensorFlow's equality of MetaGraphDefs (assert_meta_graph_protos_equal): same collection
-// keys; registered collections compared element-wise after parsing; other collections
-// exactly; graph_defs as sets of nodes by name (EqualGraphDef ignores node and attr order);
-// every other field proto-equal. Returns "" if equal, else what differs.
+// TensorFlow's equality of MetaGraphDefs (assert_meta_graph_protos_equal): same
+// collection keys; registered collections compared element-wise after parsing; other
+// collections exactly; graph_defs as sets of nodes by name (EqualGraphDef ignores node
+// and attr order); every other field proto-equal. Returns "" if equal, else what differs.
 inline std::string TfDifference(const tensorflow::MetaGraphDef& a,
                                 const tensorflow::MetaGraphDef& b) {
   using google::protobuf::util::MessageDifferencer;
@@ -141,11 +141,17 @@ inline std::string TfDifference(const tensorflow::MetaGraphDef& a,
     return absl::StrCat("collection keys differ: [", absl::StrJoin(ka, ","), "] vs [",
                         absl::StrJoin(kb, ","), "]");
   }
-  static const std::map<std::string, int> kRegistered = {
-      {"variables", 0},       {"trainable_variables", 0}, {"local_variables", 0},
-      {"model_variables", 0}, {"moving_average_variables", 0}, {"global_step", 0},
-      {"metric_variables", 0}, {"savers", 1}, {"queue_runners", 2}, {"cond_context", 3},
-      {"while_context", 4}};
+  static const std::map<std::string, int> kRegistered = {{"variables", 0},
+                                                         {"trainable_variables", 0},
+                                                         {"local_variables", 0},
+                                                         {"model_variables", 0},
+                                                         {"moving_average_variables", 0},
+                                                         {"global_step", 0},
+                                                         {"metric_variables", 0},
+                                                         {"savers", 1},
+                                                         {"queue_runners", 2},
+                                                         {"cond_context", 3},
+                                                         {"while_context", 4}};
   for (const auto& key : ka) {
     const auto& ca = a.collection_def().at(key);
     const auto& cb = b.collection_def().at(key);

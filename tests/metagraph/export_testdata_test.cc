@@ -26,14 +26,19 @@ constexpr char kTfxMeta[] =
     "tfx/tfx/components/testdata/trainer/current/Format-Serving/model.ckpt-1000.meta";
 constexpr char kTf2onnxMeta[] = "tf2onnx/tests/models/regression/checkpoint/model.meta";
 constexpr char kSessionBundleMeta[] =
-    "serving/tensorflow_serving/session_bundle/testdata/half_plus_two/00000123/export.meta";
-constexpr char kTf2onnxSavedModel[] = "tf2onnx/tests/models/regression/saved_model/saved_model.pb";
+    "serving/tensorflow_serving/session_bundle/testdata/half_plus_two/00000123/"
+    "export.meta";
+constexpr char kTf2onnxSavedModel[] =
+    "tf2onnx/tests/models/regression/saved_model/saved_model.pb";
 constexpr const char* kServingSavedModels[] = {
-    "serving/tensorflow_serving/servables/tensorflow/testdata/saved_model_half_plus_two_gpu/"
+    "serving/tensorflow_serving/servables/tensorflow/testdata/"
+    "saved_model_half_plus_two_gpu/"
     "00000123/saved_model.pb",
-    "serving/tensorflow_serving/servables/tensorflow/testdata/saved_model_half_plus_two_cpu/"
+    "serving/tensorflow_serving/servables/tensorflow/testdata/"
+    "saved_model_half_plus_two_cpu/"
     "00000123/saved_model.pb",
-    "serving/tensorflow_serving/servables/tensorflow/testdata/saved_model_half_plus_two_tf2_cpu/"
+    "serving/tensorflow_serving/servables/tensorflow/testdata/"
+    "saved_model_half_plus_two_tf2_cpu/"
     "00000123/saved_model.pb",
 };
 
@@ -67,7 +72,8 @@ ExportOptions Scoped(const std::string& scope) {
 
 int CountPrefix(const tensorflow::MetaGraphDef& mg, const std::string& prefix) {
   int n = 0;
-  for (const auto& node : mg.graph_def().node()) n += absl::StartsWith(node.name(), prefix);
+  for (const auto& node : mg.graph_def().node())
+    n += absl::StartsWith(node.name(), prefix);
   return n;
 }
 
@@ -98,7 +104,8 @@ TEST(ExportTestdataTest, R3TfxScopeZeroFractionKeeps69Nodes) {
 }
 
 // §13 row 3 (R2/R10): clear_devices empties every device and nothing else.
-TEST(ExportTestdataTest, R10TfxClearDevicesEmptiesDevicesOnlyAndKeepsLibrarySaverAndClass) {
+TEST(ExportTestdataTest,
+     R10TfxClearDevicesEmptiesDevicesOnlyAndKeepsLibrarySaverAndClass) {
   MGREG_REQUIRE_TESTDATA();
   tensorflow::MetaGraphDef mg = LoadMeta(kTfxMeta);
   ExportOptions o;
@@ -112,13 +119,15 @@ TEST(ExportTestdataTest, R10TfxClearDevicesEmptiesDevicesOnlyAndKeepsLibrarySave
     EXPECT_EQ(b.device(), "");
     tensorflow::NodeDef a_no_device = a;
     a_no_device.clear_device();
-    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(a_no_device, b)) << a.name();
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(a_no_device, b))
+        << a.name();
     with_class += b.attr().count("_class");
   }
   EXPECT_EQ(with_class, 367);
-  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(out.graph_def().library(),
-                                                                 mg.graph_def().library()));
-  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(out.saver_def(), mg.saver_def()));
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
+      out.graph_def().library(), mg.graph_def().library()));
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(out.saver_def(),
+                                                                 mg.saver_def()));
   EXPECT_EQ(out.collection_def_size(), mg.collection_def_size());
   // R15 with no scope: registered collections come back TF-equal.
   tensorflow::MetaGraphDef expected = mg;
@@ -187,15 +196,16 @@ TEST(ExportTestdataTest, D1TfxWithoutOptionsIsByteIdentical) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->bytes, bytes);
   EXPECT_EQ(r->node_count, 2502);
-  EXPECT_EQ(r->collections.size(), static_cast<size_t>(LoadMeta(kTfxMeta).collection_def_size()));
+  EXPECT_EQ(r->collections.size(),
+            static_cast<size_t>(LoadMeta(kTfxMeta).collection_def_size()));
 }
 
 // D7 + the fast path: identical bytes to the message path for every real graph and many
 // option combinations (ExportBoth checks), and the same output on a second run.
 TEST(ExportTestdataTest, D7FastPathMatchesMessagePathOnEveryRealFile) {
   MGREG_REQUIRE_TESTDATA();
-  const std::vector<std::string> scopes = {"",      "save",  "save/", "dnn", "linear/",
-                                           "zero_fraction", "a", "gradients", "head/"};
+  const std::vector<std::string> scopes = {
+      "", "save", "save/", "dnn", "linear/", "zero_fraction", "a", "gradients", "head/"};
   const std::vector<std::optional<std::vector<std::string>>> lists = {
       std::nullopt, std::vector<std::string>{},
       std::vector<std::string>{"variables", "summaries", "train_op", "unbound_inputs",
