@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds the benchmarks (bench/) into build-bench (or $MGREG_BENCH_BUILD_DIR) and runs
+# every one that is built, printing their RESULT lines (../shared/PERF.md) at the end.
+# Each benchmark starts its own servers, pinned to CPU 0, and its load on CPU 1; large
+# files go under <build dir>/tmp and are deleted when each benchmark ends.
+#   scripts/bench.sh [bench_name ...]     (default: all of them)
+# Environment: MGREG_BENCH_JOBS (build parallelism, default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build_dir="${MGREG_BENCH_BUILD_DIR:-build-bench}"
+jobs="${MGREG_BENCH_JOBS:-2}"
+
+if [ ! -f "$build_dir/CMakeCache.txt" ]; then
+  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DMGREG_BUILD_TESTS=OFF >/dev/null
+fi
+# The known benchmarks first, then whatever other *_bench targets bench/ defines.
+known=(push_bench pull_bench latest_bench memory_bench storage_bench export_bench)
+defined=$(sed -n 's/^add_executable(\([A-Za-z0-9_]*_bench\)\b.*/\1/p' bench/CMakeLists.txt)
+benches=()
+if [ "$#" -gt 0 ]; then
+  benches=("$@")
+else
+  for b in "${known[@]}" $defined; do
+    if grep -q "add_executable($b\b" bench/CMakeLists.txt &&
+       [[ ! " ${benches[*]-} " =~ " $b " ]]; then
+      benches+=("$b")
+    fi
+  done
+fi
+cmake --build "$build_dir" -j "$jobs" --target mgreg-server "${benches[@]}"
+
+df -h "$build_dir" | tail -1
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+status=0
+for b in "${benches[@]}"; do
+  echo "=== $b"
+  if ! "$build_dir/bench/$b" 2>"$build_dir/$b.stderr" | tee -a "$results"; then
+    echo "$b failed; its stderr is in $build_dir/$b.stderr" | tee -a "$results"
+    status=1
+  fi
+done
+echo "=== RESULT lines"
+grep -E '^RESULT |failed;' "$results" || true
+exit $status
