@@ -1,0 +1,1133 @@
+// The RocksDB-backed Store. The only file of the project that includes rocksdb/.
+//
+// Two column families:
+//  - "meta": small records, keyed by a one-byte kind:
+//      'C' model '\0' be64(step) -> CheckpointRecord   ('\0' cannot occur in a model
+//                                                         name, so a prefix scan lists
+//                                                         one model's steps in order)
+//      'M' model                 -> ModelRecord
+//      'B' blob sha256 hex       -> BlobRecord
+//      'b' blob sha256 hex       -> fixed64 refcount (files naming the blob)
+//      'K' chunk sha256 (raw)    -> fixed64 refcount (blob slots listing it), fixed32 size
+//      'S' chunk sha256 (raw)    -> fixed32 size: staging marker, chunk written but not
+//                                   (or no longer) referenced by a committed blob
+//      'R'                       -> fixed64 store revision
+//      'F'                       -> format tag, identifies an mgreg store
+//  - "chunks": chunk bytes keyed by the raw 32-byte SHA-256, in integrated BlobDB
+//    files, no compression.
+//
+// Durability. Chunks of 64 KiB and more are written without the WAL (the bytes would
+// otherwise be written twice); the commit that first references them flushes the
+// chunk family first, if it still holds unflushed staged data. Smaller chunks go
+// through the (unsynced) WAL, so committing a small step costs one synced WAL write
+// and no flush. The commit is one synced WriteBatch.
+//
+// Garbage collection. Every staged chunk gets its 'S' marker before its bytes are
+// written: with the WAL, in the same batch; without, as a WAL write just before the
+// bytes (when RocksDB flushes one column family of several it first syncs the WALs
+// written before, so a durable chunk always has a durable marker). The commit that
+// references a chunk deletes the marker in its batch. At open, every marker left over
+// names a chunk of an aborted upload: it is deleted unless a committed blob references
+// it. Chunk values are never read for this (with integrated BlobDB in RocksDB 7.8,
+// iterating the chunk family would load every value).
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/status_macros.h"
+#include "rocksdb/db.h"
+#include "rocksdb/iterator.h"
+#include "rocksdb/options.h"
+#include "rocksdb/slice.h"
+#include "rocksdb/status.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+#include "storage/commit_plan.h"
+#include "storage/store.h"
+
+namespace mgreg {
+namespace {
+
+using storage::BlobRecord;
+using storage::CheckpointRecord;
+using storage::ChunkRef;
+using storage::ModelRecord;
+using storage_internal::ChunkName;
+using storage_internal::StepName;
+
+constexpr char kMetaFamily[] = "meta";
+constexpr char kChunkFamily[] = "chunks";
+constexpr char kFormatKey[] = "F";
+constexpr char kFormatTag[] = "mgreg-store-1";
+constexpr char kRevisionKey[] = "R";
+// Chunks smaller than this go through the WAL and need no flush before the commit.
+constexpr size_t kWalChunkBytes = 64 << 10;
+
+// ---- The one RocksDB -> absl conversion. -----------------------------------------
+// `what` says, in the caller's terms, what the store was doing.
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  const std::string detail = s.ToString();
+  switch (s.code()) {
+    case rocksdb::Status::kOk:
+      return absl::OkStatus();
+    case rocksdb::Status::kNotFound:
+      return absl::NotFoundError(absl::StrCat(what, ": not found"));
+    case rocksdb::Status::kCorruption:
+      return absl::DataLossError(absl::StrCat(
+          what, ": stored data failed its checksum; restore the data dir from a backup (",
+          detail, ")"));
+    case rocksdb::Status::kIOError:
+      if (s.subcode() == rocksdb::Status::kNoSpace ||
+          s.subcode() == rocksdb::Status::kSpaceLimit) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "disk full while ", what, "; free space in the data dir and reopen the store (",
+            detail, ")"));
+      }
+      // RocksDB reports its LOCK file held as a plain IOError ("While lock file",
+      // "lock hold by current process").
+      if (absl::StrContains(detail, "lock file") || absl::StrContains(detail, "lock hold")) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            what, ": data dir in use by another process; stop it or use another dir (",
+            detail, ")"));
+      }
+      return absl::UnavailableError(absl::StrCat(
+          what, ": I/O error; check the disk and reopen the store (", detail, ")"));
+    case rocksdb::Status::kBusy:
+      return absl::FailedPreconditionError(absl::StrCat(
+          what, ": data dir in use by another process (", detail, ")"));
+    case rocksdb::Status::kIncomplete:
+    case rocksdb::Status::kShutdownInProgress:
+    case rocksdb::Status::kTryAgain:
+      return absl::UnavailableError(
+          absl::StrCat(what, ": the store is shutting down or busy; retry (", detail, ")"));
+    case rocksdb::Status::kTimedOut:
+      return absl::DeadlineExceededError(absl::StrCat(what, ": timed out (", detail, ")"));
+    case rocksdb::Status::kAborted:
+      return absl::AbortedError(absl::StrCat(what, ": aborted (", detail, ")"));
+    case rocksdb::Status::kCompactionTooLarge:
+      return absl::ResourceExhaustedError(
+          absl::StrCat(what, ": out of space for compaction (", detail, ")"));
+    case rocksdb::Status::kNotSupported:
+    case rocksdb::Status::kInvalidArgument:
+    case rocksdb::Status::kMergeInProgress:
+    case rocksdb::Status::kExpired:
+    case rocksdb::Status::kColumnFamilyDropped:
+      return absl::InternalError(absl::StrCat(what, ": internal store error (", detail, ")"));
+    case rocksdb::Status::kMaxCode:
+      break;
+  }
+  return absl::UnknownError(absl::StrCat(what, ": ", detail));
+}
+
+// ---- Keys and values. ---------------------------------------------------------------
+void PutFixed64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutFixed32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+uint64_t GetFixed64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+uint32_t GetFixed32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+std::string CheckpointPrefix(absl::string_view model) {
+  std::string k;
+  k.reserve(model.size() + 10);
+  k.push_back('C');
+  k.append(model.data(), model.size());
+  k.push_back('\0');
+  return k;
+}
+std::string CheckpointKey(absl::string_view model, int64_t step) {
+  std::string k = CheckpointPrefix(model);
+  const uint64_t s = static_cast<uint64_t>(step);
+  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>(s >> (8 * i)));
+  return k;
+}
+std::string ModelKey(absl::string_view model) { return absl::StrCat("M", model); }
+std::string BlobKey(absl::string_view hex) { return absl::StrCat("B", hex); }
+std::string BlobRefKey(absl::string_view hex) { return absl::StrCat("b", hex); }
+std::string ChunkRefKey(absl::string_view raw) { return absl::StrCat("K", raw); }
+std::string StagedKey(absl::string_view raw) { return absl::StrCat("S", raw); }
+
+struct ChunkRefValue {
+  int64_t refs = 0;
+  uint32_t size = 0;
+};
+std::string EncodeChunkRef(const ChunkRefValue& v) {
+  std::string out;
+  PutFixed64(&out, static_cast<uint64_t>(v.refs));
+  PutFixed32(&out, v.size);
+  return out;
+}
+
+// A chunk some live staging area holds.
+struct Staged {
+  int holders = 0;
+  uint32_t size = 0;
+  // Not referenced by a committed blob: it has an 'S' marker.
+  bool uncommitted = false;
+  // A PutChunk is writing the bytes; others wait on stage_cv_.
+  bool writing = false;
+  // Order of the write that put the bytes in the chunk memtable without WAL; 0 if
+  // they are durable without a flush.
+  uint64_t put_seq = 0;
+};
+
+struct ModelState {
+  ModelRecord model;
+  CheckpointRecord latest;
+};
+
+class RocksStagingArea;
+
+// The open database, shared by the store and its staging areas.
+class RocksCore {
+ public:
+  RocksCore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> handles,
+            bool sync)
+      : db_(std::move(db)), handles_(std::move(handles)), sync_(sync) {
+    meta_ = handles_[1];
+    chunks_ = handles_[2];
+  }
+
+  ~RocksCore() {
+    for (rocksdb::ColumnFamilyHandle* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    db_->Close().PermitUncheckedError();
+  }
+
+  // Open-time work: format check, in-memory state, garbage collection.
+  absl::Status Load(bool fresh);
+
+  absl::Status PutChunk(absl::flat_hash_set<std::string>* held, const ChunkRef& ref,
+                        absl::string_view data);
+  absl::Status HoldExisting(absl::flat_hash_set<std::string>* held, const ChunkRef& ref);
+  void Release(const absl::flat_hash_set<std::string>& held);
+  absl::StatusOr<CommitResult> Commit(const CommitRequest& request,
+                                      absl::flat_hash_set<std::string>* held);
+  absl::StatusOr<int64_t> Delete(absl::string_view model, int64_t step);
+  absl::StatusOr<CheckpointRecord> Get(absl::string_view model, int64_t step);
+  absl::StatusOr<CheckpointRecord> Latest(absl::string_view model);
+  std::vector<ModelRecord> ListModels(absl::string_view start_after, int limit);
+  absl::StatusOr<std::vector<CheckpointRecord>> ListCheckpoints(
+      absl::string_view model, std::optional<int64_t> start_after, int limit);
+  absl::StatusOr<BlobRecord> GetBlob(absl::string_view sha256_hex);
+  absl::StatusOr<std::string> ReadChunk(const ChunkRef& ref);
+  absl::StatusOr<bool> HasChunk(const ChunkRef& ref);
+  StoreStats Stats();
+
+ private:
+  // Reads a meta key; nullopt if absent.
+  absl::StatusOr<std::optional<std::string>> GetMeta(const std::string& key,
+                                                     absl::string_view what);
+  absl::StatusOr<ChunkRefValue> GetChunkRefs(absl::string_view raw);
+  absl::StatusOr<int64_t> GetBlobRefs(absl::string_view hex);
+  absl::StatusOr<std::optional<BlobRecord>> GetBlobRecord(absl::string_view hex);
+
+  // Makes every staged chunk written up to put_seq `need` durable.
+  absl::Status EnsureFlushed(uint64_t need);
+
+  // Applies blob reference changes to `batch`: creates `created` blobs, adds `delta`
+  // to each blob's refcount, frees blobs and chunks that drop to zero (a freed chunk
+  // some staging area still holds keeps its bytes and gets its marker back).
+  struct RefChanges {
+    int64_t blobs = 0, chunks = 0, chunk_bytes = 0;  // net change of the counters
+    int64_t freed_bytes = 0;
+    std::vector<std::string> committed_chunks;  // 0 -> >0
+    std::vector<std::string> restaged_chunks;   // >0 -> 0, still held
+  };
+  absl::Status ApplyRefs(const absl::flat_hash_map<std::string, int64_t>& delta,
+                         const std::vector<const BlobRecord*>& created,
+                         rocksdb::WriteBatch* batch, RefChanges* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_, stage_mu_);
+  // After a successful write of `c`.
+  void NoteRefChanges(const RefChanges& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(stage_mu_);
+  void ReleaseLocked(const std::string& sha, rocksdb::WriteBatch* batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(stage_mu_);
+
+  absl::Status Write(rocksdb::WriteBatch* batch, absl::string_view what) {
+    rocksdb::WriteOptions wo;
+    wo.sync = sync_;
+    return FromRocks(db_->Write(wo, batch), what);
+  }
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* chunks_ = nullptr;
+  const bool sync_;
+
+  // Serializes commits, deletes and staging releases (refcounts are read-modify-write).
+  // Lock order: commit_mu_, then stage_mu_, then state_mu_.
+  absl::Mutex commit_mu_;
+
+  absl::Mutex stage_mu_;
+  absl::CondVar stage_cv_;
+  absl::flat_hash_map<std::string, Staged> staged_ ABSL_GUARDED_BY(stage_mu_);
+  int64_t staged_uncommitted_ ABSL_GUARDED_BY(stage_mu_) = 0;
+  uint64_t put_seq_ ABSL_GUARDED_BY(stage_mu_) = 0;
+
+  absl::Mutex flush_mu_;
+  uint64_t flushed_seq_ ABSL_GUARDED_BY(flush_mu_) = 0;
+
+  // What GetLatest, ListModels and GetStats serve from memory.
+  absl::Mutex state_mu_;
+  std::map<std::string, ModelState, std::less<>> models_ ABSL_GUARDED_BY(state_mu_);
+  int64_t revision_ ABSL_GUARDED_BY(state_mu_) = 0;
+  int64_t checkpoints_ ABSL_GUARDED_BY(state_mu_) = 0;
+  int64_t blobs_ ABSL_GUARDED_BY(state_mu_) = 0;
+  int64_t chunks_count_ ABSL_GUARDED_BY(state_mu_) = 0;
+  int64_t chunk_bytes_ ABSL_GUARDED_BY(state_mu_) = 0;
+};
+
+absl::Status CorruptRecord(absl::string_view what) {
+  return absl::InternalError(absl::StrCat("corrupt ", what, " record in the store"));
+}
+
+absl::StatusOr<std::optional<std::string>> RocksCore::GetMeta(const std::string& key,
+                                                              absl::string_view what) {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  RETURN_IF_ERROR(FromRocks(s, what));
+  return std::optional<std::string>(std::move(value));
+}
+
+absl::StatusOr<ChunkRefValue> RocksCore::GetChunkRefs(absl::string_view raw) {
+  ASSIGN_OR_RETURN(std::optional<std::string> v,
+                   GetMeta(ChunkRefKey(raw), "reading a chunk refcount"));
+  ChunkRefValue out;
+  if (!v.has_value()) return out;
+  if (v->size() != 12) return CorruptRecord("chunk refcount");
+  out.refs = static_cast<int64_t>(GetFixed64(v->data()));
+  out.size = GetFixed32(v->data() + 8);
+  return out;
+}
+
+absl::StatusOr<int64_t> RocksCore::GetBlobRefs(absl::string_view hex) {
+  ASSIGN_OR_RETURN(std::optional<std::string> v,
+                   GetMeta(BlobRefKey(hex), "reading a blob refcount"));
+  if (!v.has_value()) return 0;
+  if (v->size() != 8) return CorruptRecord("blob refcount");
+  return static_cast<int64_t>(GetFixed64(v->data()));
+}
+
+absl::StatusOr<std::optional<BlobRecord>> RocksCore::GetBlobRecord(absl::string_view hex) {
+  ASSIGN_OR_RETURN(std::optional<std::string> v, GetMeta(BlobKey(hex), "reading a blob"));
+  if (!v.has_value()) return std::optional<BlobRecord>();
+  BlobRecord r;
+  if (!r.ParseFromString(*v)) return CorruptRecord("blob");
+  return std::optional<BlobRecord>(std::move(r));
+}
+
+absl::Status RocksCore::Load(bool fresh) {
+  ASSIGN_OR_RETURN(std::optional<std::string> tag, GetMeta(kFormatKey, "opening the store"));
+  if (!tag.has_value()) {
+    if (!fresh) {
+      return absl::FailedPreconditionError(
+          "the data dir holds a RocksDB database that is not an mgreg store");
+    }
+    rocksdb::WriteBatch batch;
+    batch.Put(meta_, kFormatKey, kFormatTag);
+    PutFixed64(&tag.emplace(), 0);
+    batch.Put(meta_, kRevisionKey, *tag);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "creating the store"));
+  } else if (*tag != kFormatTag) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the data dir holds an mgreg store of format '", *tag, "'; this build reads '",
+        kFormatTag, "'"));
+  }
+
+  absl::MutexLock state(&state_mu_);
+  ASSIGN_OR_RETURN(std::optional<std::string> rev, GetMeta(kRevisionKey, "opening the store"));
+  if (!rev.has_value() || rev->size() != 8) return CorruptRecord("revision");
+  revision_ = static_cast<int64_t>(GetFixed64(rev->data()));
+
+  // Scans [prefix, prefix+1) of the meta family.
+  auto scan = [&](char prefix, auto&& fn) -> absl::Status {
+    const std::string lo(1, prefix), hi(1, static_cast<char>(prefix + 1));
+    rocksdb::Slice upper(hi);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
+    for (it->Seek(lo); it->Valid(); it->Next()) {
+      RETURN_IF_ERROR(fn(it->key(), it->value()));
+    }
+    return FromRocks(it->status(), "opening the store");
+  };
+
+  RETURN_IF_ERROR(scan('M', [&](rocksdb::Slice key, rocksdb::Slice value) -> absl::Status {
+    ModelState m;
+    if (!m.model.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      return CorruptRecord("model");
+    }
+    ASSIGN_OR_RETURN(std::optional<std::string> latest,
+                     GetMeta(CheckpointKey(m.model.name(), m.model.latest_step()),
+                             "opening the store"));
+    if (!latest.has_value() || !m.latest.ParseFromString(*latest)) {
+      return CorruptRecord("latest checkpoint");
+    }
+    checkpoints_ += m.model.checkpoint_count();
+    models_.emplace(key.ToString().substr(1), std::move(m));
+    return absl::OkStatus();
+  }));
+  RETURN_IF_ERROR(scan('b', [&](rocksdb::Slice, rocksdb::Slice) -> absl::Status {
+    ++blobs_;
+    return absl::OkStatus();
+  }));
+  RETURN_IF_ERROR(scan('K', [&](rocksdb::Slice, rocksdb::Slice value) -> absl::Status {
+    if (value.size() != 12) return CorruptRecord("chunk refcount");
+    ++chunks_count_;
+    chunk_bytes_ += GetFixed32(value.data() + 8);
+    return absl::OkStatus();
+  }));
+
+  // Collect the chunks of uploads that were never committed.
+  rocksdb::WriteBatch gc;
+  RETURN_IF_ERROR(scan('S', [&](rocksdb::Slice key, rocksdb::Slice) -> absl::Status {
+    const std::string raw = key.ToString().substr(1);
+    ASSIGN_OR_RETURN(ChunkRefValue refs, GetChunkRefs(raw));
+    if (refs.refs == 0) gc.Delete(chunks_, raw);
+    gc.Delete(meta_, key);
+    return absl::OkStatus();
+  }));
+  if (gc.Count() > 0) {
+    RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &gc),
+                              "collecting chunks of aborted uploads"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RocksCore::PutChunk(absl::flat_hash_set<std::string>* held, const ChunkRef& ref,
+                                 absl::string_view data) {
+  RETURN_IF_ERROR(storage_internal::ValidateChunkData(ref, data));
+  const std::string& sha = ref.sha256();
+  absl::MutexLock lock(&stage_mu_);
+  if (held->contains(sha)) return absl::OkStatus();
+  while (true) {
+    auto it = staged_.find(sha);
+    if (it == staged_.end()) break;
+    if (!it->second.writing) {
+      ++it->second.holders;
+      held->insert(sha);
+      return absl::OkStatus();
+    }
+    stage_cv_.Wait(&stage_mu_);
+  }
+  ASSIGN_OR_RETURN(ChunkRefValue refs, GetChunkRefs(sha));
+  if (refs.refs > 0) {  // committed already: hold it, write nothing
+    Staged& s = staged_[sha];
+    s.holders = 1;
+    s.size = refs.size;
+    held->insert(sha);
+    return absl::OkStatus();
+  }
+  Staged& fresh = staged_[sha];
+  fresh.writing = true;
+  fresh.uncommitted = true;
+  fresh.size = ref.size();
+
+  stage_mu_.Unlock();
+  std::string marker;
+  PutFixed32(&marker, ref.size());
+  rocksdb::Status s;
+  const bool via_wal = data.size() < kWalChunkBytes;
+  if (via_wal) {
+    rocksdb::WriteBatch batch;
+    batch.Put(meta_, StagedKey(sha), marker);
+    batch.Put(chunks_, sha, rocksdb::Slice(data.data(), data.size()));
+    s = db_->Write(rocksdb::WriteOptions(), &batch);
+  } else {
+    rocksdb::WriteBatch mark;
+    mark.Put(meta_, StagedKey(sha), marker);
+    s = db_->Write(rocksdb::WriteOptions(), &mark);
+    if (s.ok()) {
+      rocksdb::WriteOptions no_wal;
+      no_wal.disableWAL = true;
+      s = db_->Put(no_wal, chunks_, sha, rocksdb::Slice(data.data(), data.size()));
+    }
+  }
+  stage_mu_.Lock();
+
+  Staged& entry = staged_[sha];
+  entry.writing = false;
+  stage_cv_.SignalAll();
+  if (!s.ok()) {
+    // The marker, if written, lets the next open collect whatever reached the disk.
+    staged_.erase(sha);
+    return FromRocks(s, absl::StrCat("storing chunk ", ChunkName(sha)));
+  }
+  entry.holders = 1;
+  entry.put_seq = via_wal ? 0 : ++put_seq_;
+  ++staged_uncommitted_;
+  held->insert(sha);
+  return absl::OkStatus();
+}
+
+absl::Status RocksCore::HoldExisting(absl::flat_hash_set<std::string>* held,
+                                     const ChunkRef& ref) {
+  const std::string& sha = ref.sha256();
+  absl::MutexLock lock(&stage_mu_);
+  if (held->contains(sha)) return absl::OkStatus();
+  while (true) {
+    auto it = staged_.find(sha);
+    if (it == staged_.end()) break;
+    if (!it->second.writing) {
+      ++it->second.holders;
+      held->insert(sha);
+      return absl::OkStatus();
+    }
+    stage_cv_.Wait(&stage_mu_);
+  }
+  ASSIGN_OR_RETURN(ChunkRefValue refs, GetChunkRefs(sha));
+  if (refs.refs == 0) {
+    return absl::NotFoundError(
+        absl::StrCat("chunk ", ChunkName(sha), " is not stored; send its bytes"));
+  }
+  Staged& s = staged_[sha];
+  s.holders = 1;
+  s.size = refs.size;
+  held->insert(sha);
+  return absl::OkStatus();
+}
+
+void RocksCore::ReleaseLocked(const std::string& sha, rocksdb::WriteBatch* batch) {
+  auto it = staged_.find(sha);
+  if (it == staged_.end() || --it->second.holders > 0) return;
+  if (it->second.uncommitted) {
+    batch->Delete(chunks_, sha);
+    batch->Delete(meta_, StagedKey(sha));
+    --staged_uncommitted_;
+  }
+  staged_.erase(it);
+}
+
+void RocksCore::Release(const absl::flat_hash_set<std::string>& held) {
+  if (held.empty()) return;
+  absl::MutexLock commit(&commit_mu_);
+  absl::MutexLock lock(&stage_mu_);
+  rocksdb::WriteBatch batch;
+  for (const std::string& sha : held) ReleaseLocked(sha, &batch);
+  if (batch.Count() > 0) {
+    // Not synced: if this is lost, the markers come back and the next open collects.
+    // A failure here has no caller to go to; the next open collects just the same.
+    db_->Write(rocksdb::WriteOptions(), &batch).PermitUncheckedError();
+  }
+}
+
+absl::Status RocksCore::EnsureFlushed(uint64_t need) {
+  if (need == 0) return absl::OkStatus();
+  absl::MutexLock lock(&flush_mu_);
+  if (flushed_seq_ >= need) return absl::OkStatus();
+  uint64_t upto;
+  {
+    absl::MutexLock stage(&stage_mu_);
+    upto = put_seq_;
+  }
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  fo.allow_write_stall = true;
+  RETURN_IF_ERROR(FromRocks(db_->Flush(fo, chunks_), "making staged chunks durable"));
+  flushed_seq_ = upto;
+  return absl::OkStatus();
+}
+
+absl::Status RocksCore::ApplyRefs(const absl::flat_hash_map<std::string, int64_t>& delta,
+                                  const std::vector<const BlobRecord*>& created,
+                                  rocksdb::WriteBatch* batch, RefChanges* out) {
+  absl::flat_hash_map<std::string, int64_t> chunk_delta;
+  absl::flat_hash_map<std::string, uint32_t> chunk_size;
+  absl::flat_hash_set<std::string> created_set;
+  for (const BlobRecord* b : created) {
+    created_set.insert(b->sha256());
+    batch->Put(meta_, BlobKey(b->sha256()), b->SerializeAsString());
+    ++out->blobs;
+    for (const ChunkRef& c : b->chunks()) {
+      ++chunk_delta[c.sha256()];
+      chunk_size[c.sha256()] = c.size();
+    }
+  }
+  for (const auto& [hex, d] : delta) {
+    if (d == 0) continue;
+    int64_t refs = 0;
+    if (!created_set.contains(hex)) {
+      ASSIGN_OR_RETURN(refs, GetBlobRefs(hex));
+    }
+    const int64_t now = refs + d;
+    if (now < 0) return CorruptRecord("blob refcount");
+    if (now > 0) {
+      std::string v;
+      PutFixed64(&v, static_cast<uint64_t>(now));
+      batch->Put(meta_, BlobRefKey(hex), v);
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::optional<BlobRecord> blob, GetBlobRecord(hex));
+    if (!blob.has_value()) return CorruptRecord("blob");
+    batch->Delete(meta_, BlobKey(hex));
+    batch->Delete(meta_, BlobRefKey(hex));
+    --out->blobs;
+    for (const ChunkRef& c : blob->chunks()) {
+      --chunk_delta[c.sha256()];
+      chunk_size[c.sha256()] = c.size();
+    }
+  }
+  for (const auto& [raw, d] : chunk_delta) {
+    if (d == 0) continue;
+    ASSIGN_OR_RETURN(ChunkRefValue v, GetChunkRefs(raw));
+    if (v.refs == 0) v.size = chunk_size[raw];
+    const int64_t before = v.refs;
+    v.refs += d;
+    if (v.refs < 0) return CorruptRecord("chunk refcount");
+    if (v.refs > 0) {
+      batch->Put(meta_, ChunkRefKey(raw), EncodeChunkRef(v));
+      if (before == 0) {
+        batch->Delete(meta_, StagedKey(raw));
+        out->committed_chunks.push_back(raw);
+        ++out->chunks;
+        out->chunk_bytes += v.size;
+      }
+      continue;
+    }
+    batch->Delete(meta_, ChunkRefKey(raw));
+    --out->chunks;
+    out->chunk_bytes -= v.size;
+    auto held = staged_.find(raw);
+    if (held != staged_.end()) {
+      std::string marker;
+      PutFixed32(&marker, v.size);
+      batch->Put(meta_, StagedKey(raw), marker);
+      out->restaged_chunks.push_back(raw);
+    } else {
+      batch->Delete(chunks_, raw);
+      out->freed_bytes += v.size;
+    }
+  }
+  return absl::OkStatus();
+}
+
+void RocksCore::NoteRefChanges(const RefChanges& c) {
+  for (const std::string& raw : c.committed_chunks) {
+    auto it = staged_.find(raw);
+    if (it != staged_.end() && it->second.uncommitted) {
+      it->second.uncommitted = false;
+      it->second.put_seq = 0;
+      --staged_uncommitted_;
+    }
+  }
+  for (const std::string& raw : c.restaged_chunks) {
+    auto it = staged_.find(raw);
+    if (it != staged_.end() && !it->second.uncommitted) {
+      it->second.uncommitted = true;
+      it->second.put_seq = 0;  // its bytes were durable when it was committed
+      ++staged_uncommitted_;
+    }
+  }
+}
+
+absl::StatusOr<CommitResult> RocksCore::Commit(const CommitRequest& request,
+                                               absl::flat_hash_set<std::string>* held) {
+  absl::flat_hash_map<std::string, const BlobRecord*> new_blobs;
+  RETURN_IF_ERROR(storage_internal::ValidateCommitRequest(request, &new_blobs));
+  const CheckpointRecord& in = request.record;
+  const std::string where = StepName(in.model(), in.step());
+
+  // Make the staged chunks this commit may reference durable, outside commit_mu_ so
+  // that commits of other steps do not wait for this flush.
+  if (held != nullptr && !new_blobs.empty()) {
+    uint64_t need = 0;
+    {
+      absl::MutexLock lock(&stage_mu_);
+      for (const auto& [hex, blob] : new_blobs) {
+        for (const ChunkRef& c : blob->chunks()) {
+          if (!held->contains(c.sha256())) continue;
+          auto it = staged_.find(c.sha256());
+          if (it != staged_.end() && it->second.uncommitted) {
+            need = std::max(need, it->second.put_seq);
+          }
+        }
+      }
+    }
+    RETURN_IF_ERROR(EnsureFlushed(need));
+  }
+
+  absl::MutexLock commit(&commit_mu_);
+  const std::string key = CheckpointKey(in.model(), in.step());
+  ASSIGN_OR_RETURN(std::optional<std::string> old_value, GetMeta(key, "reading a checkpoint"));
+  std::optional<CheckpointRecord> old;
+  if (old_value.has_value()) {
+    if (!old.emplace().ParseFromString(*old_value)) return CorruptRecord("checkpoint");
+    if (storage_internal::SameContent(*old, in)) return CommitResult{*old, true};
+    if (!request.overwrite) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          where, " already exists with other files; push a new step or ask to overwrite"));
+    }
+  }
+
+  // Which blobs to create; everything they need must be here.
+  std::vector<const BlobRecord*> created;
+  absl::flat_hash_set<std::string> seen;
+  for (const auto& f : in.files()) {
+    if (!seen.insert(f.sha256()).second) continue;
+    ASSIGN_OR_RETURN(std::optional<BlobRecord> stored, GetBlobRecord(f.sha256()));
+    if (stored.has_value()) {
+      if (stored->size() != f.size()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "file '", f.name(), "' has size ", f.size(), " but the stored blob ", f.sha256(),
+            " has ", stored->size(), " bytes"));
+      }
+      continue;
+    }
+    auto n = new_blobs.find(f.sha256());
+    if (n == new_blobs.end()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "file '", f.name(), "' of ", where, " names blob ", f.sha256(),
+          " which is neither stored nor among the new blobs"));
+    }
+    created.push_back(n->second);
+  }
+
+  absl::flat_hash_map<std::string, int64_t> delta;
+  for (const auto& f : in.files()) ++delta[f.sha256()];
+  if (old.has_value()) {
+    for (const auto& f : old->files()) --delta[f.sha256()];
+  }
+
+  CheckpointRecord record = in;
+  record.set_commit_time_micros(storage_internal::NowMicros());
+  ModelRecord model;
+  std::optional<CheckpointRecord> new_latest;
+  int64_t revision;
+  {
+    absl::MutexLock state(&state_mu_);
+    revision = revision_ + 1;
+    auto it = models_.find(in.model());
+    if (it == models_.end()) {
+      model.set_name(in.model());
+      model.set_latest_step(in.step());
+      model.set_checkpoint_count(1);
+    } else {
+      model = it->second.model;
+      if (!old.has_value()) model.set_checkpoint_count(model.checkpoint_count() + 1);
+      model.set_latest_step(std::max(model.latest_step(), in.step()));
+    }
+  }
+  record.set_revision(revision);
+  if (model.latest_step() == in.step()) new_latest = record;
+
+  rocksdb::WriteBatch batch;
+  batch.Put(meta_, key, record.SerializeAsString());
+  batch.Put(meta_, ModelKey(in.model()), model.SerializeAsString());
+  std::string rev;
+  PutFixed64(&rev, static_cast<uint64_t>(revision));
+  batch.Put(meta_, kRevisionKey, rev);
+
+  absl::MutexLock stage(&stage_mu_);
+  for (const BlobRecord* blob : created) {
+    for (const ChunkRef& c : blob->chunks()) {
+      bool ok = held != nullptr && held->contains(c.sha256());
+      if (!ok) {
+        ASSIGN_OR_RETURN(ChunkRefValue v, GetChunkRefs(c.sha256()));
+        ok = v.refs > 0;
+      }
+      if (!ok) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "blob ", blob->sha256(), " lists chunk ", ChunkName(c.sha256()),
+            " which is neither stored nor staged in this upload; send it first"));
+      }
+    }
+  }
+  RefChanges changes;
+  RETURN_IF_ERROR(ApplyRefs(delta, created, &batch, &changes));
+  RETURN_IF_ERROR(Write(&batch, absl::StrCat("committing ", where)));
+  NoteRefChanges(changes);
+  if (held != nullptr) {
+    rocksdb::WriteBatch release;
+    for (const BlobRecord* blob : created) {
+      for (const ChunkRef& c : blob->chunks()) {
+        if (held->erase(c.sha256()) > 0) ReleaseLocked(c.sha256(), &release);
+      }
+    }
+    // The chunks were just committed, so releasing them deletes nothing.
+  }
+  {
+    absl::MutexLock state(&state_mu_);
+    revision_ = revision;
+    if (!old.has_value()) ++checkpoints_;
+    blobs_ += changes.blobs;
+    chunks_count_ += changes.chunks;
+    chunk_bytes_ += changes.chunk_bytes;
+    ModelState& m = models_[in.model()];
+    m.model = model;
+    if (new_latest.has_value()) m.latest = *new_latest;
+  }
+  return CommitResult{std::move(record), false};
+}
+
+absl::StatusOr<int64_t> RocksCore::Delete(absl::string_view model, int64_t step) {
+  absl::MutexLock commit(&commit_mu_);
+  const std::string key = CheckpointKey(model, step);
+  ASSIGN_OR_RETURN(std::optional<std::string> value, GetMeta(key, "reading a checkpoint"));
+  if (!value.has_value()) {
+    return absl::NotFoundError(absl::StrCat(StepName(model, step), " does not exist"));
+  }
+  CheckpointRecord gone;
+  if (!gone.ParseFromString(*value)) return CorruptRecord("checkpoint");
+
+  ModelRecord m;
+  int64_t revision;
+  {
+    absl::MutexLock state(&state_mu_);
+    auto it = models_.find(model);
+    if (it == models_.end()) return CorruptRecord("model");
+    m = it->second.model;
+    revision = revision_ + 1;
+  }
+  rocksdb::WriteBatch batch;
+  batch.Delete(meta_, key);
+  std::optional<CheckpointRecord> new_latest;
+  m.set_checkpoint_count(m.checkpoint_count() - 1);
+  if (m.checkpoint_count() <= 0) {
+    batch.Delete(meta_, ModelKey(model));
+  } else {
+    if (m.latest_step() == step) {
+      // The highest remaining step: the last key before this one under the prefix.
+      const std::string lower = CheckpointPrefix(model);
+      rocksdb::Slice lo(lower), hi(key);
+      rocksdb::ReadOptions ro;
+      ro.iterate_lower_bound = &lo;
+      ro.iterate_upper_bound = &hi;
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
+      it->SeekToLast();
+      RETURN_IF_ERROR(FromRocks(it->status(), "finding the latest step"));
+      if (!it->Valid()) return CorruptRecord("model");
+      if (!new_latest.emplace().ParseFromArray(it->value().data(),
+                                               static_cast<int>(it->value().size()))) {
+        return CorruptRecord("checkpoint");
+      }
+      m.set_latest_step(new_latest->step());
+    }
+    batch.Put(meta_, ModelKey(model), m.SerializeAsString());
+  }
+  std::string rev;
+  PutFixed64(&rev, static_cast<uint64_t>(revision));
+  batch.Put(meta_, kRevisionKey, rev);
+
+  absl::flat_hash_map<std::string, int64_t> delta;
+  for (const auto& f : gone.files()) --delta[f.sha256()];
+  absl::MutexLock stage(&stage_mu_);
+  RefChanges changes;
+  RETURN_IF_ERROR(ApplyRefs(delta, {}, &batch, &changes));
+  RETURN_IF_ERROR(Write(&batch, absl::StrCat("deleting ", StepName(model, step))));
+  NoteRefChanges(changes);
+  {
+    absl::MutexLock state(&state_mu_);
+    revision_ = revision;
+    --checkpoints_;
+    blobs_ += changes.blobs;
+    chunks_count_ += changes.chunks;
+    chunk_bytes_ += changes.chunk_bytes;
+    if (m.checkpoint_count() <= 0) {
+      models_.erase(models_.find(model));
+    } else {
+      ModelState& s = models_.find(model)->second;
+      s.model = m;
+      if (new_latest.has_value()) s.latest = std::move(*new_latest);
+    }
+  }
+  return changes.freed_bytes;
+}
+
+absl::StatusOr<CheckpointRecord> RocksCore::Get(absl::string_view model, int64_t step) {
+  ASSIGN_OR_RETURN(std::optional<std::string> v,
+                   GetMeta(CheckpointKey(model, step), "reading a checkpoint"));
+  if (!v.has_value()) {
+    return absl::NotFoundError(absl::StrCat(StepName(model, step), " does not exist"));
+  }
+  CheckpointRecord r;
+  if (!r.ParseFromString(*v)) return CorruptRecord("checkpoint");
+  return r;
+}
+
+absl::StatusOr<CheckpointRecord> RocksCore::Latest(absl::string_view model) {
+  absl::ReaderMutexLock state(&state_mu_);
+  auto it = models_.find(model);
+  if (it == models_.end()) {
+    return absl::NotFoundError(absl::StrCat("model '", model, "' has no committed checkpoint"));
+  }
+  return it->second.latest;
+}
+
+std::vector<ModelRecord> RocksCore::ListModels(absl::string_view start_after, int limit) {
+  absl::ReaderMutexLock state(&state_mu_);
+  std::vector<ModelRecord> out;
+  for (auto it = models_.upper_bound(start_after); it != models_.end(); ++it) {
+    if (limit > 0 && static_cast<int>(out.size()) >= limit) break;
+    out.push_back(it->second.model);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<CheckpointRecord>> RocksCore::ListCheckpoints(
+    absl::string_view model, std::optional<int64_t> start_after, int limit) {
+  {
+    absl::ReaderMutexLock state(&state_mu_);
+    if (models_.find(model) == models_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("model '", model, "' has no committed checkpoint"));
+    }
+  }
+  std::vector<CheckpointRecord> out;
+  if (start_after.has_value() && *start_after == INT64_MAX) return out;
+  const std::string prefix = CheckpointPrefix(model);
+  std::string upper = prefix;
+  upper.back() = '\x01';
+  rocksdb::Slice hi(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &hi;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
+  const int64_t first = start_after.has_value() ? std::max<int64_t>(*start_after + 1, 0) : 0;
+  for (it->Seek(CheckpointKey(model, first)); it->Valid(); it->Next()) {
+    if (limit > 0 && static_cast<int>(out.size()) >= limit) break;
+    CheckpointRecord& r = out.emplace_back();
+    if (!r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return CorruptRecord("checkpoint");
+    }
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "listing checkpoints"));
+  return out;
+}
+
+absl::StatusOr<BlobRecord> RocksCore::GetBlob(absl::string_view sha256_hex) {
+  ASSIGN_OR_RETURN(std::optional<BlobRecord> b, GetBlobRecord(sha256_hex));
+  if (!b.has_value()) {
+    return absl::NotFoundError(absl::StrCat("no stored file has digest ", sha256_hex));
+  }
+  return std::move(*b);
+}
+
+absl::StatusOr<std::string> RocksCore::ReadChunk(const ChunkRef& ref) {
+  if (ref.sha256().size() != 32) {
+    return absl::NotFoundError("chunk digest is not 32 bytes; no such chunk");
+  }
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), chunks_, ref.sha256(), &value);
+  if (s.IsNotFound()) {
+    return absl::NotFoundError(
+        absl::StrCat("chunk ", ChunkName(ref.sha256()), " is not stored"));
+  }
+  RETURN_IF_ERROR(FromRocks(s, absl::StrCat("reading chunk ", ChunkName(ref.sha256()))));
+  if (ref.size() != 0 && value.size() != ref.size()) {
+    return absl::DataLossError(absl::StrCat("chunk ", ChunkName(ref.sha256()), " has ",
+                                            value.size(), " bytes stored, expected ",
+                                            ref.size()));
+  }
+  return value.ToString();
+}
+
+absl::StatusOr<bool> RocksCore::HasChunk(const ChunkRef& ref) {
+  {
+    absl::MutexLock lock(&stage_mu_);
+    auto it = staged_.find(ref.sha256());
+    if (it != staged_.end() && !it->second.writing) return true;
+  }
+  ASSIGN_OR_RETURN(ChunkRefValue v, GetChunkRefs(ref.sha256()));
+  return v.refs > 0;
+}
+
+StoreStats RocksCore::Stats() {
+  StoreStats s;
+  {
+    absl::ReaderMutexLock state(&state_mu_);
+    s.models = static_cast<int64_t>(models_.size());
+    s.checkpoints = checkpoints_;
+    s.blobs = blobs_;
+    s.chunks = chunks_count_;
+    s.chunk_bytes = chunk_bytes_;
+    s.revision = revision_;
+  }
+  absl::MutexLock lock(&stage_mu_);
+  s.staged_chunks = staged_uncommitted_;
+  return s;
+}
+
+class RocksStagingArea : public StagingArea {
+ public:
+  explicit RocksStagingArea(std::shared_ptr<RocksCore> core) : core_(std::move(core)) {}
+  ~RocksStagingArea() override {
+    absl::MutexLock lock(&mu_);
+    core_->Release(held_);
+  }
+
+  absl::Status PutChunk(const ChunkRef& ref, absl::string_view data) override {
+    absl::MutexLock lock(&mu_);
+    return core_->PutChunk(&held_, ref, data);
+  }
+  absl::Status HoldExistingChunk(const ChunkRef& ref) override {
+    absl::MutexLock lock(&mu_);
+    return core_->HoldExisting(&held_, ref);
+  }
+  absl::StatusOr<CommitResult> Commit(const CommitRequest& request) {
+    absl::MutexLock lock(&mu_);
+    return core_->Commit(request, &held_);
+  }
+  const RocksCore* core() const { return core_.get(); }
+
+ private:
+  const std::shared_ptr<RocksCore> core_;
+  absl::Mutex mu_;
+  absl::flat_hash_set<std::string> held_ ABSL_GUARDED_BY(mu_);
+};
+
+class RocksDbStore : public Store {
+ public:
+  explicit RocksDbStore(std::shared_ptr<RocksCore> core) : core_(std::move(core)) {}
+
+  std::unique_ptr<StagingArea> NewStagingArea() override {
+    return std::make_unique<RocksStagingArea>(core_);
+  }
+  absl::StatusOr<CommitResult> Commit(const CommitRequest& request,
+                                      StagingArea* staging) override {
+    if (staging == nullptr) return core_->Commit(request, nullptr);
+    auto* area = dynamic_cast<RocksStagingArea*>(staging);
+    if (area == nullptr || area->core() != core_.get()) {
+      return absl::InvalidArgumentError("the staging area belongs to another store");
+    }
+    return area->Commit(request);
+  }
+  absl::StatusOr<int64_t> DeleteCheckpoint(absl::string_view model, int64_t step) override {
+    return core_->Delete(model, step);
+  }
+  absl::StatusOr<CheckpointRecord> GetCheckpoint(absl::string_view model,
+                                                 int64_t step) override {
+    return core_->Get(model, step);
+  }
+  absl::StatusOr<CheckpointRecord> GetLatest(absl::string_view model) override {
+    return core_->Latest(model);
+  }
+  absl::StatusOr<std::vector<ModelRecord>> ListModels(absl::string_view start_after,
+                                                      int limit) override {
+    return core_->ListModels(start_after, limit);
+  }
+  absl::StatusOr<std::vector<CheckpointRecord>> ListCheckpoints(
+      absl::string_view model, std::optional<int64_t> start_after, int limit) override {
+    return core_->ListCheckpoints(model, start_after, limit);
+  }
+  absl::StatusOr<BlobRecord> GetBlob(absl::string_view sha256_hex) override {
+    return core_->GetBlob(sha256_hex);
+  }
+  absl::StatusOr<std::string> ReadChunk(const ChunkRef& ref) override {
+    return core_->ReadChunk(ref);
+  }
+  absl::StatusOr<bool> HasChunk(const ChunkRef& ref) override { return core_->HasChunk(ref); }
+  absl::StatusOr<StoreStats> GetStats() override { return core_->Stats(); }
+
+ private:
+  const std::shared_ptr<RocksCore> core_;
+};
+
+rocksdb::DBOptions MakeDbOptions() {
+  rocksdb::DBOptions o;
+  o.create_if_missing = true;
+  o.create_missing_column_families = true;
+  o.max_background_jobs = 2;
+  // Spread the write-back of flushed files instead of one long fsync at the end.
+  o.bytes_per_sync = 4 << 20;
+  // Chunk writes bypass the WAL; the WAL carries only metadata and small chunks.
+  o.max_total_wal_size = 64 << 20;
+  o.keep_log_file_num = 4;
+  o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  return o;
+}
+
+rocksdb::ColumnFamilyOptions MakeMetaOptions() {
+  rocksdb::ColumnFamilyOptions o;
+  o.write_buffer_size = 16 << 20;
+  return o;
+}
+
+rocksdb::ColumnFamilyOptions MakeChunkOptions() {
+  rocksdb::ColumnFamilyOptions o;
+  o.write_buffer_size = 64 << 20;
+  o.max_write_buffer_number = 3;
+  o.compression = rocksdb::kNoCompression;  // checkpoint floats do not compress
+  o.enable_blob_files = true;
+  o.min_blob_size = 1024;
+  o.blob_file_size = 256 << 20;
+  o.blob_compression_type = rocksdb::kNoCompression;
+  // Reclaim blob files whose chunks were deleted, when their SSTs are compacted.
+  o.enable_blob_garbage_collection = true;
+  return o;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const RocksDbStoreOptions& options) {
+  namespace fs = std::filesystem;
+  if (options.path.empty()) {
+    return absl::InvalidArgumentError("the store needs a data dir path; none was given");
+  }
+  std::error_code ec;
+  fs::create_directories(options.path, ec);
+  if (ec || !fs::is_directory(options.path, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot use '", options.path, "' as the data dir: ",
+        ec ? ec.message() : "not a directory"));
+  }
+  const bool fresh = fs::is_empty(options.path, ec);
+  if (!fresh) {
+    if (!fs::exists(fs::path(options.path) / "CURRENT", ec)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "'", options.path, "' is not empty and is not an mgreg store; give an empty or "
+          "new directory"));
+    }
+    std::vector<std::string> families;
+    RETURN_IF_ERROR(FromRocks(
+        rocksdb::DB::ListColumnFamilies(MakeDbOptions(), options.path, &families),
+        "opening the store"));
+    for (const char* want : {kMetaFamily, kChunkFamily}) {
+      if (std::find(families.begin(), families.end(), want) == families.end()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "'", options.path, "' holds a RocksDB database that is not an mgreg store"));
+      }
+    }
+  }
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {kMetaFamily, MakeMetaOptions()},
+      {kChunkFamily, MakeChunkOptions()},
+  };
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(MakeDbOptions(), options.path, cfs, &handles, &raw),
+                            absl::StrCat("opening the store in '", options.path, "'")));
+  auto core = std::make_shared<RocksCore>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
+                                          options.sync_commits);
+  RETURN_IF_ERROR(core->Load(fresh));
+  return std::unique_ptr<Store>(std::make_unique<RocksDbStore>(std::move(core)));
+}
+
+}  // namespace mgreg

@@ -1,0 +1,259 @@
+// What only the RocksDB store promises: persistence across reopen, exclusive use of
+// the data dir, and crash safety (a killed process leaves the old state or the new one,
+// and the chunks of an aborted upload are collected at the next open).
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/sha256.h"
+#include "gtest/gtest.h"
+#include "storage/store.h"
+#include "tests/storage/store_test_util.h"
+#include "tests/test_util.h"
+
+namespace mgreg {
+namespace {
+
+using ::mgreg::testing::Bytes;
+using ::mgreg::testing::MakeFile;
+using ::mgreg::testing::MakeRequest;
+using ::mgreg::testing::Push;
+using ::mgreg::testing::RefOf;
+using ::mgreg::testing::TempDir;
+using ::mgreg::testing::TestFile;
+
+std::unique_ptr<Store> OpenOrDie(const std::string& path) {
+  RocksDbStoreOptions o;
+  o.path = path;
+  auto s = OpenRocksDbStore(o);
+  if (!s.ok()) {
+    ADD_FAILURE() << s.status();
+    return nullptr;
+  }
+  return std::move(*s);
+}
+
+TEST(RocksDbStoreTest, ReopenKeepsEverythingAndRebuildsLatest) {
+  TempDir dir;
+  const std::string graph = Bytes(300000, 1);  // above the WAL threshold: flushed path
+  {
+    auto store = OpenOrDie(dir.path());
+    ASSERT_NE(store, nullptr);
+    for (int step : {10, 30, 20}) {
+      ASSERT_TRUE(Push(*store, "resnet", step,
+                       {{"index", absl::StrCat("i", step)}, {"meta", graph}}, false, 65536)
+                      .ok());
+    }
+    ASSERT_TRUE(Push(*store, "team-a/bert", 1, {{"index", "b"}}).ok());
+    ASSERT_TRUE(store->DeleteCheckpoint("resnet", 30).ok());
+  }
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  auto latest = store->GetLatest("resnet");
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->step(), 20);
+  EXPECT_EQ(latest->files(0).sha256(), Sha256Hex("i20"));
+  auto models = store->ListModels("", 10);
+  ASSERT_TRUE(models.ok());
+  ASSERT_EQ(models->size(), 2u);
+  EXPECT_EQ((*models)[0].name(), "resnet");
+  EXPECT_EQ((*models)[0].checkpoint_count(), 2);
+  EXPECT_EQ((*models)[1].name(), "team-a/bert");
+  auto stats = store->GetStats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->models, 2);
+  EXPECT_EQ(stats->checkpoints, 3);
+  EXPECT_EQ(stats->blobs, 4);
+  EXPECT_EQ(stats->chunk_bytes, 300000 + 3 + 3 + 1);
+  EXPECT_EQ(stats->revision, 5);
+  auto blob = store->GetBlob(Sha256Hex(graph));
+  ASSERT_TRUE(blob.ok());
+  std::string joined;
+  for (const auto& c : blob->chunks()) {
+    auto b = store->ReadChunk(c);
+    ASSERT_TRUE(b.ok()) << b.status();
+    joined += *b;
+  }
+  EXPECT_EQ(joined, graph);
+  // The next commit continues the revision.
+  auto r = Push(*store, "resnet", 40, {{"index", "i40"}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->record.revision(), 6);
+}
+
+TEST(RocksDbStoreTest, SecondOpenOfTheSameDirReturnsFailedPrecondition) {
+  TempDir dir;
+  auto first = OpenOrDie(dir.path());
+  ASSERT_NE(first, nullptr);
+  RocksDbStoreOptions o;
+  o.path = dir.path();
+  auto second = OpenRocksDbStore(o);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition) << second.status();
+}
+
+TEST(RocksDbStoreTest, OpenOfADirThatIsNotAStoreReturnsFailedPrecondition) {
+  TempDir dir;
+  testing::WriteFileOrDie(dir.Join("notes.txt"), "hello");
+  RocksDbStoreOptions o;
+  o.path = dir.path();
+  EXPECT_EQ(OpenRocksDbStore(o).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(RocksDbStoreTest, OpenWithoutAPathReturnsInvalidArgument) {
+  EXPECT_EQ(OpenRocksDbStore(RocksDbStoreOptions{}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(RocksDbStoreTest, StagingAreaOutlivingTheStoreIsSafe) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  auto area = store->NewStagingArea();
+  const std::string bytes = Bytes(1000, 2);
+  ASSERT_TRUE(area->PutChunk(RefOf(bytes), bytes).ok());
+  store.reset();
+  area.reset();
+  store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->ReadChunk(RefOf(bytes)).status().code(), absl::StatusCode::kNotFound);
+}
+
+// The crash tests run their writer in a fresh process (this binary re-executed with
+// MGREG_STORE_CRASH_CHILD set): a plain fork() would inherit RocksDB's background
+// thread pool without its threads. The child kills itself with SIGKILL at the point
+// under test; exit code 2 reports a failure inside it.
+constexpr char kChildEnv[] = "MGREG_STORE_CRASH_CHILD";
+constexpr char kDirEnv[] = "MGREG_STORE_CRASH_DIR";
+
+void RunChildUntilKilled(const std::string& scenario, const std::string& dir) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    setenv(kChildEnv, scenario.c_str(), 1);
+    setenv(kDirEnv, dir.c_str(), 1);
+    execl("/proc/self/exe", "crash_child", "--gtest_filter=RocksDbStoreCrashChild.Run",
+          static_cast<char*>(nullptr));
+    _exit(4);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status);
+  EXPECT_EQ(WTERMSIG(status), SIGKILL);
+}
+
+// The data both sides of a crash test agree on.
+struct CrashData {
+  std::vector<std::string> staged;  // scenario "before-commit"
+  std::string orphan;               // scenario "after-commit"
+  TestFile data_file, index_file;
+  CrashData() {
+    // 24 x 4 MiB: more than one chunk memtable, so some staged bytes reach the disk;
+    // and a small chunk that goes through the WAL.
+    for (int i = 0; i < 24; ++i) staged.push_back(Bytes(kMaxChunkBytes, 100 + i));
+    staged.push_back(Bytes(100, 99));
+    orphan = Bytes(kMaxChunkBytes, 9);
+    data_file = MakeFile("data-00000-of-00001", Bytes(3 * kMaxChunkBytes + 12345, 7),
+                         kMaxChunkBytes);
+    index_file = MakeFile("index", Bytes(5000, 8), kMaxChunkBytes);
+  }
+};
+
+bool RunCrashChild(const std::string& scenario, const std::string& dir) {
+  CrashData d;
+  auto store = OpenOrDie(dir);
+  if (store == nullptr) return false;
+  auto area = store->NewStagingArea();
+  if (scenario == "before-commit") {
+    for (const std::string& c : d.staged) {
+      if (!area->PutChunk(RefOf(c), c).ok()) return false;
+    }
+  } else if (scenario == "after-commit") {
+    if (!area->PutChunk(RefOf(d.orphan), d.orphan).ok()) return false;
+    for (const TestFile* f : {&d.data_file, &d.index_file}) {
+      for (int i = 0; i < f->blob.chunks_size(); ++i) {
+        if (!area->PutChunk(f->blob.chunks(i), f->chunks[i]).ok()) return false;
+      }
+    }
+    auto r = store->Commit(MakeRequest("resnet", 1000, {d.data_file, d.index_file}),
+                           area.get());
+    if (!r.ok() || r->unchanged) return false;
+  } else {
+    return false;
+  }
+  kill(getpid(), SIGKILL);  // dies with the store and the staging area open
+  return false;
+}
+
+TEST(RocksDbStoreCrashChild, Run) {
+  const char* scenario = std::getenv(kChildEnv);
+  const char* dir = std::getenv(kDirEnv);
+  if (scenario == nullptr || dir == nullptr) {
+    GTEST_SKIP() << "runs only as the child of a crash test";
+  }
+  if (!RunCrashChild(scenario, dir)) _exit(2);
+}
+
+TEST(RocksDbStoreTest, CrashBeforeCommitLeavesNothingAndCollectsTheStagedChunks) {
+  TempDir dir;
+  CrashData d;
+  RunChildUntilKilled("before-commit", dir.path());
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  auto stats = store->GetStats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->checkpoints, 0);
+  EXPECT_EQ(stats->chunks, 0);
+  EXPECT_EQ(stats->staged_chunks, 0);
+  EXPECT_EQ(stats->revision, 0);
+  auto models = store->ListModels("", 0);
+  ASSERT_TRUE(models.ok());
+  EXPECT_TRUE(models->empty());
+  for (const std::string& c : d.staged) {
+    EXPECT_EQ(store->ReadChunk(RefOf(c)).status().code(), absl::StatusCode::kNotFound);
+    auto has = store->HasChunk(RefOf(c));
+    ASSERT_TRUE(has.ok());
+    EXPECT_FALSE(*has);
+  }
+}
+
+TEST(RocksDbStoreTest, CrashRightAfterCommitKeepsTheStepWhole) {
+  TempDir dir;
+  CrashData d;
+  RunChildUntilKilled("after-commit", dir.path());
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  auto latest = store->GetLatest("resnet");
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->step(), 1000);
+  ASSERT_EQ(latest->files_size(), 2);
+  for (const TestFile* f : {&d.data_file, &d.index_file}) {
+    auto blob = store->GetBlob(f->record.sha256());
+    ASSERT_TRUE(blob.ok()) << blob.status();
+    std::string joined;
+    for (const auto& c : blob->chunks()) {
+      auto b = store->ReadChunk(c);
+      ASSERT_TRUE(b.ok()) << b.status();
+      joined += *b;
+    }
+    EXPECT_EQ(joined, f->content);
+  }
+  // The orphan was made durable by the commit's flush, and collected at open.
+  EXPECT_EQ(store->ReadChunk(RefOf(d.orphan)).status().code(), absl::StatusCode::kNotFound);
+  auto stats = store->GetStats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->staged_chunks, 0);
+  EXPECT_EQ(stats->chunk_bytes,
+            static_cast<int64_t>(d.data_file.content.size() + d.index_file.content.size()));
+  EXPECT_EQ(stats->revision, 1);
+}
+
+}  // namespace
+}  // namespace mgreg
