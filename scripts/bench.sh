@@ -4,25 +4,29 @@
 # Each benchmark starts its own servers, pinned to CPU 0, and its load on CPU 1; large
 # files go under <build dir>/tmp and are deleted when each benchmark ends.
 #   scripts/bench.sh [bench_name ...]     (default: all of them)
-# Environment: MGREG_BENCH_JOBS (build parallelism, default 2).
+# Environment: MGREG_BENCH_JOBS (build parallelism, default 2); MGREG_BENCH_SOURCE_DIR
+# (default: this checkout) to measure another source tree, e.g. a snapshot taken while
+# the checkout is mid-change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir="${MGREG_BENCH_BUILD_DIR:-build-bench}"
+source_dir="${MGREG_BENCH_SOURCE_DIR:-.}"
 jobs="${MGREG_BENCH_JOBS:-2}"
 
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then
-  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  cmake -S "$source_dir" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DMGREG_BUILD_TESTS=OFF >/dev/null
 fi
 # The known benchmarks first, then whatever other *_bench targets bench/ defines.
 known=(push_bench pull_bench latest_bench memory_bench storage_bench export_bench)
-defined=$(sed -n 's/^add_executable(\([A-Za-z0-9_]*_bench\)\b.*/\1/p' bench/CMakeLists.txt)
+bench_cmake="$source_dir/bench/CMakeLists.txt"
+defined=$(sed -n 's/^add_executable(\([A-Za-z0-9_]*_bench\)\b.*/\1/p' "$bench_cmake")
 benches=()
 if [ "$#" -gt 0 ]; then
   benches=("$@")
 else
   for b in "${known[@]}" $defined; do
-    if grep -q "add_executable($b\b" bench/CMakeLists.txt &&
+    if grep -q "add_executable($b\b" "$bench_cmake" &&
        [[ ! " ${benches[*]-} " =~ " $b " ]]; then
       benches+=("$b")
     fi
