@@ -368,6 +368,9 @@ class MemoryStore : public Store {
   }
   absl::StatusOr<bool> HasChunk(const ChunkRef& ref) override { return core_->HasChunk(ref); }
   absl::StatusOr<StoreStats> GetStats() override { return core_->Stats(); }
+  absl::Status Backup(const std::string& /*dir*/) override {
+    return absl::FailedPreconditionError("in-memory store cannot be backed up");
+  }
 
  private:
   const std::shared_ptr<MemoryCore> core_;

@@ -49,6 +49,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
 #include "rocksdb/db.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/iterator.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
@@ -235,6 +236,7 @@ class RocksCore {
   absl::StatusOr<std::string> ReadChunk(const ChunkRef& ref);
   absl::StatusOr<bool> HasChunk(const ChunkRef& ref);
   StoreStats Stats();
+  absl::Status Backup(const std::string& dir);
 
  private:
   // Reads a meta key; nullopt if absent.
@@ -968,9 +970,45 @@ StoreStats RocksCore::Stats() {
     s.chunk_bytes = chunk_bytes_;
     s.revision = revision_;
   }
-  absl::MutexLock lock(&stage_mu_);
-  s.staged_chunks = staged_uncommitted_;
+  {
+    absl::MutexLock lock(&stage_mu_);
+    s.staged_chunks = staged_uncommitted_;
+  }
+  for (rocksdb::ColumnFamilyHandle* h : handles_) {
+    uint64_t v = 0;
+    if (db_->GetIntProperty(h, rocksdb::DB::Properties::kTotalBlobFileSize, &v)) {
+      s.blob_file_bytes += static_cast<int64_t>(v);
+    }
+    if (db_->GetIntProperty(h, rocksdb::DB::Properties::kEstimatePendingCompactionBytes,
+                            &v)) {
+      s.pending_compaction_bytes += static_cast<int64_t>(v);
+    }
+    if (db_->GetIntProperty(h, rocksdb::DB::Properties::kLiveSstFilesSize, &v)) {
+      s.live_sst_bytes += static_cast<int64_t>(v);
+    }
+  }
   return s;
+}
+
+absl::Status RocksCore::Backup(const std::string& dir) {
+  if (dir.empty()) return absl::InvalidArgumentError("no backup directory given");
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("backup directory '", dir, "' exists; name a new directory"));
+  }
+  const std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+  if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the parent of backup directory '", dir, "' does not exist; create it first"));
+  }
+  // A RocksDB checkpoint: flushes the memtables, then hard-links (or copies) the live
+  // files of every column family and the WAL, a consistent point-in-time copy.
+  rocksdb::Checkpoint* raw = nullptr;
+  RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw),
+                            "preparing a backup"));
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  return FromRocks(checkpoint->CreateCheckpoint(dir), "writing a backup");
 }
 
 class RocksStagingArea : public StagingArea {
@@ -1043,6 +1081,7 @@ class RocksDbStore : public Store {
   }
   absl::StatusOr<bool> HasChunk(const ChunkRef& ref) override { return core_->HasChunk(ref); }
   absl::StatusOr<StoreStats> GetStats() override { return core_->Stats(); }
+  absl::Status Backup(const std::string& dir) override { return core_->Backup(dir); }
 
  private:
   const std::shared_ptr<RocksCore> core_;

@@ -93,6 +93,12 @@ struct StoreStats {
   // Chunks held only by open StagingAreas.
   int64_t staged_chunks = 0;
   int64_t revision = 0;
+  // Backend figures for operators; 0 where the backend has no such thing (in memory).
+  // Bytes of RocksDB blob files, bytes compaction estimates it still has to rewrite,
+  // bytes of live SST files.
+  int64_t blob_file_bytes = 0;
+  int64_t pending_compaction_bytes = 0;
+  int64_t live_sst_bytes = 0;
 };
 
 class Store {
@@ -153,6 +159,13 @@ class Store {
   virtual absl::StatusOr<bool> HasChunk(const storage::ChunkRef& ref) = 0;
 
   virtual absl::StatusOr<StoreStats> GetStats() = 0;
+
+  // Writes a consistent copy of the whole store into the new directory `dir` while the
+  // store keeps serving; opening `dir` as a store yields every step committed before
+  // the call (and maybe some committed during it).
+  // Returns INVALID_ARGUMENT if dir is empty; FAILED_PRECONDITION if dir exists, its
+  // parent does not, or the store cannot be backed up (an in-memory store).
+  virtual absl::Status Backup(const std::string& dir) = 0;
 };
 
 // Opens (creating if needed) a RocksDB-backed store in directory `path`.
