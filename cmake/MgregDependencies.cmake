@@ -6,6 +6,14 @@ pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++>=1.51)
 pkg_check_modules(PROTOBUF REQUIRED IMPORTED_TARGET protobuf>=3.21)
 pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
 
+# Server reflection ships in libgrpc++_reflection without a pkg-config file of its own.
+find_library(MGREG_GRPCPP_REFLECTION_LIBRARY grpc++_reflection REQUIRED)
+if(NOT TARGET mgreg_grpcpp_reflection)
+  add_library(mgreg_grpcpp_reflection INTERFACE IMPORTED GLOBAL)
+  target_link_libraries(mgreg_grpcpp_reflection INTERFACE
+    "${MGREG_GRPCPP_REFLECTION_LIBRARY}" PkgConfig::GRPCPP)
+endif()
+
 find_program(MGREG_PROTOC protoc REQUIRED)
 find_program(MGREG_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
 

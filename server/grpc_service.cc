@@ -4,23 +4,47 @@
 #include <memory>
 #include <utility>
 
+#include <type_traits>
+
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
 #include "server/grpc_status.h"
 
 namespace mgreg {
 namespace {
 
-// Runs `call` (request -> StatusOr<response>) and finishes the unary reactor with
-// its result; on the pool unless `inline_call` (for calls served from memory).
+// Calls `call` with the request, and with the caller's grant name if it takes one.
+template <typename Response, typename Request, typename Call>
+absl::StatusOr<Response> Invoke(const Call& call, const Request& request,
+                                const std::string& principal) {
+  if constexpr (std::is_invocable_v<Call, const Request&, const std::string&>) {
+    return call(request, principal);
+  } else {
+    return call(request);
+  }
+}
+
+// Authorizes the call for `scope`, runs `call` (request -> StatusOr<response>),
+// finishes the unary reactor with its result and records the call as `method`; on the
+// pool unless `inline_call` (for calls served from memory).
 template <typename Request, typename Response, typename Call>
 grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, ThreadPool* pool,
+                                CallGuard* guard, const char* method, CallScope scope,
                                 const Request* request, Response* response, Call call,
                                 bool inline_call = false) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto work = [reactor, request, response, call = std::move(call)]() {
-    absl::StatusOr<Response> result = call(*request);
+  const absl::Time start = absl::Now();
+  auto work = [reactor, ctx, guard, method, scope = std::move(scope), start, request,
+               response, call = std::move(call)]() {
+    absl::StatusOr<std::string> principal = guard->Authorize(ctx, scope);
+    absl::StatusOr<Response> result =
+        principal.ok() ? Invoke<Response>(call, *request, *principal)
+                       : absl::StatusOr<Response>(principal.status());
     if (result.ok()) *response = std::move(*result);
-    reactor->Finish(ToGrpcStatus(result.status()));
+    const grpc::Status status = ToGrpcStatus(result.status());
+    guard->Done(method, status, start, static_cast<int64_t>(request->ByteSizeLong()),
+                result.ok() ? static_cast<int64_t>(response->ByteSizeLong()) : 0);
+    reactor->Finish(status);
   };
   if (inline_call) {
     work();
@@ -36,11 +60,19 @@ class SourceWriter : public grpc::ServerWriteReactor<Message> {
  public:
   using Opener = std::function<absl::StatusOr<std::unique_ptr<MessageSource<Message>>>()>;
 
-  SourceWriter(ThreadPool* pool, Opener open) : pool_(pool) {
-    pool_->Submit([this, open = std::move(open)]() {
+  // Authorizes `scope` on `ctx`, then opens the source; records the call as `method`.
+  SourceWriter(grpc::CallbackServerContext* ctx, ThreadPool* pool, CallGuard* guard,
+               const char* method, CallScope scope, int64_t bytes_in, Opener open)
+      : pool_(pool), guard_(guard), method_(method), bytes_in_(bytes_in) {
+    pool_->Submit([this, ctx, scope = std::move(scope), open = std::move(open)]() {
+      absl::StatusOr<std::string> principal = guard_->Authorize(ctx, scope);
+      if (!principal.ok()) {
+        FinishWith(ToGrpcStatus(principal.status()));
+        return;
+      }
       absl::StatusOr<std::unique_ptr<MessageSource<Message>>> source = open();
       if (!source.ok()) {
-        this->Finish(ToGrpcStatus(source.status()));
+        FinishWith(ToGrpcStatus(source.status()));
         return;
       }
       source_ = std::move(*source);
@@ -50,7 +82,7 @@ class SourceWriter : public grpc::ServerWriteReactor<Message> {
 
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      this->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      FinishWith(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
       return;
     }
     pool_->Submit([this]() { Produce(); });
@@ -62,15 +94,26 @@ class SourceWriter : public grpc::ServerWriteReactor<Message> {
   void Produce() {
     absl::StatusOr<bool> more = source_->Next(&message_);
     if (!more.ok()) {
-      this->Finish(ToGrpcStatus(more.status()));
+      FinishWith(ToGrpcStatus(more.status()));
     } else if (!*more) {
-      this->Finish(grpc::Status::OK);
+      FinishWith(grpc::Status::OK);
     } else {
+      bytes_out_ += static_cast<int64_t>(message_.ByteSizeLong());
       this->StartWrite(&message_);
     }
   }
 
+  void FinishWith(const grpc::Status& status) {
+    guard_->Done(method_, status, start_, bytes_in_, bytes_out_);
+    this->Finish(status);
+  }
+
   ThreadPool* const pool_;
+  CallGuard* const guard_;
+  const char* const method_;
+  const absl::Time start_ = absl::Now();
+  const int64_t bytes_in_;
+  int64_t bytes_out_ = 0;
   std::unique_ptr<MessageSource<Message>> source_;
   Message message_;
 };
@@ -78,8 +121,9 @@ class SourceWriter : public grpc::ServerWriteReactor<Message> {
 // Feeds PutFile messages into a FileSink, one at a time, on the pool.
 class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
  public:
-  PutFileReader(RegistryService* service, ThreadPool* pool, v1::PutFileResponse* response)
-      : service_(service), pool_(pool), response_(response) {
+  PutFileReader(grpc::CallbackServerContext* ctx, RegistryService* service,
+                ThreadPool* pool, CallGuard* guard, v1::PutFileResponse* response)
+      : ctx_(ctx), service_(service), pool_(pool), guard_(guard), response_(response) {
     StartRead(&request_);
   }
 
@@ -89,9 +133,10 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
         FinishStream();
         return;
       }
+      bytes_in_ += static_cast<int64_t>(request_.ByteSizeLong());
       absl::Status status = Consume();
       if (!status.ok()) {
-        Finish(ToGrpcStatus(status));
+        FinishWith(ToGrpcStatus(status));
         return;
       }
       StartRead(&request_);
@@ -107,6 +152,11 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
         return absl::InvalidArgumentError(
             "the first PutFile message must carry the header (upload_id, name, offset)");
       }
+      CallScope scope;
+      scope.action = Action::kWrite;
+      scope.upload_id = request_.header().upload_id();
+      absl::StatusOr<std::string> principal = guard_->Authorize(ctx_, scope);
+      if (!principal.ok()) return principal.status();
       absl::StatusOr<std::unique_ptr<FileSink>> sink =
           service_->OpenFileSink(request_.header());
       if (!sink.ok()) return sink.status();
@@ -121,18 +171,28 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
   // The client finished sending (or went away).
   void FinishStream() {
     if (sink_ == nullptr) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "PutFile stream ended before its header; send the header first"));
+      FinishWith(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "PutFile stream ended before its header; send the header first"));
       return;
     }
     absl::StatusOr<v1::PutFileResponse> result = sink_->Finish();
     sink_.reset();
     if (result.ok()) *response_ = std::move(*result);
-    Finish(ToGrpcStatus(result.status()));
+    FinishWith(ToGrpcStatus(result.status()));
   }
 
+  void FinishWith(const grpc::Status& status) {
+    guard_->Done("PutFile", status, start_, bytes_in_,
+                 status.ok() ? static_cast<int64_t>(response_->ByteSizeLong()) : 0);
+    Finish(status);
+  }
+
+  grpc::CallbackServerContext* const ctx_;
   RegistryService* const service_;
   ThreadPool* const pool_;
+  CallGuard* const guard_;
+  const absl::Time start_ = absl::Now();
+  int64_t bytes_in_ = 0;
   v1::PutFileResponse* const response_;
   v1::PutFileRequest request_;
   std::unique_ptr<FileSink> sink_;
@@ -148,38 +208,66 @@ auto Empty(Call call) {
   };
 }
 
+CallScope ModelScope(Action action, const std::string& model) {
+  return CallScope{action, model, ""};
+}
+
+CallScope UploadScope(Action action, const std::string& upload_id) {
+  return CallScope{action, "", upload_id};
+}
+
+// The guard of a service built without one: no authorization, no metrics.
+CallGuard* NoGuard() {
+  static CallGuard* const kGuard = new CallGuard(nullptr, nullptr, nullptr, CallLimits());
+  return kGuard;
+}
+
 }  // namespace
+
+GrpcRegistryService::GrpcRegistryService(RegistryService* service, ThreadPool* pool,
+                                         CallGuard* guard)
+    : service_(service), pool_(pool), guard_(guard != nullptr ? guard : NoGuard()) {}
 
 grpc::ServerUnaryReactor* GrpcRegistryService::BeginUpload(
     grpc::CallbackServerContext* ctx, const v1::BeginUploadRequest* request,
     v1::Upload* response) {
-  return Unary(ctx, pool_, request, response,
-               [s = service_](const auto& r) { return s->BeginUpload(r); });
+  return Unary(ctx, pool_, guard_, "BeginUpload", ModelScope(Action::kWrite, request->model()),
+               request, response,
+               [s = service_, g = guard_](const v1::BeginUploadRequest& r,
+                                          const std::string& principal)
+                   -> absl::StatusOr<v1::Upload> {
+                 absl::Status allowed = g->CheckNewUpload(principal, r);
+                 if (!allowed.ok()) return allowed;
+                 absl::StatusOr<v1::Upload> upload = s->BeginUpload(r);
+                 if (upload.ok()) g->UploadStarted(principal, upload->upload_id());
+                 return upload;
+               });
 }
 
 grpc::ServerReadReactor<v1::PutFileRequest>* GrpcRegistryService::PutFile(
-    grpc::CallbackServerContext* /*ctx*/, v1::PutFileResponse* response) {
-  return new PutFileReader(service_, pool_, response);
+    grpc::CallbackServerContext* ctx, v1::PutFileResponse* response) {
+  return new PutFileReader(ctx, service_, pool_, guard_, response);
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::GetUpload(
     grpc::CallbackServerContext* ctx, const v1::GetUploadRequest* request,
     v1::Upload* response) {
-  return Unary(ctx, pool_, request, response,
+  return Unary(ctx, pool_, guard_, "GetUpload", UploadScope(Action::kRead, request->upload_id()), request, response,
                [s = service_](const auto& r) { return s->GetUpload(r); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::CommitUpload(
     grpc::CallbackServerContext* ctx, const v1::CommitUploadRequest* request,
     v1::Checkpoint* response) {
-  return Unary(ctx, pool_, request, response,
+  return Unary(ctx, pool_, guard_, "CommitUpload", UploadScope(Action::kWrite, request->upload_id()), request, response,
                [s = service_](const auto& r) { return s->CommitUpload(r); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::AbortUpload(
     grpc::CallbackServerContext* ctx, const v1::AbortUploadRequest* request,
     v1::AbortUploadResponse* response) {
-  return Unary(ctx, pool_, request, response,
+  return Unary(ctx, pool_, guard_, "AbortUpload",
+               UploadScope(Action::kWrite, request->upload_id()), request, response,
                Empty<v1::AbortUploadResponse, v1::AbortUploadRequest>(
                    [s = service_](const auto& r) { return s->AbortUpload(r); }));
 }
@@ -189,7 +277,8 @@ grpc::ServerUnaryReactor* GrpcRegistryService::GetLatestCheckpoint(
     v1::Checkpoint* response) {
   // Served from the store's in-memory latest pointers: no pool hop.
   return Unary(
-      ctx, pool_, request, response,
+      ctx, pool_, guard_, "GetLatestCheckpoint", ModelScope(Action::kRead, request->model()),
+      request, response,
       [s = service_](const auto& r) { return s->GetLatestCheckpoint(r); },
       /*inline_call=*/true);
 }
@@ -197,41 +286,50 @@ grpc::ServerUnaryReactor* GrpcRegistryService::GetLatestCheckpoint(
 grpc::ServerUnaryReactor* GrpcRegistryService::GetCheckpoint(
     grpc::CallbackServerContext* ctx, const v1::GetCheckpointRequest* request,
     v1::Checkpoint* response) {
-  return Unary(ctx, pool_, request, response,
+  return Unary(ctx, pool_, guard_, "GetCheckpoint", ModelScope(Action::kRead, request->model()), request, response,
                [s = service_](const auto& r) { return s->GetCheckpoint(r); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::ListModels(
     grpc::CallbackServerContext* ctx, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
-  return Unary(ctx, pool_, request, response,
+  return Unary(ctx, pool_, guard_, "ListModels", CallScope{Action::kRead, "", ""}, request, response,
                [s = service_](const auto& r) { return s->ListModels(r); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::ListCheckpoints(
     grpc::CallbackServerContext* ctx, const v1::ListCheckpointsRequest* request,
     v1::ListCheckpointsResponse* response) {
-  return Unary(ctx, pool_, request, response,
+  return Unary(ctx, pool_, guard_, "ListCheckpoints", ModelScope(Action::kRead, request->model()), request, response,
                [s = service_](const auto& r) { return s->ListCheckpoints(r); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::DeleteCheckpoint(
     grpc::CallbackServerContext* ctx, const v1::DeleteCheckpointRequest* request,
     v1::DeleteCheckpointResponse* response) {
-  return Unary(ctx, pool_, request, response,
+  return Unary(ctx, pool_, guard_, "DeleteCheckpoint", ModelScope(Action::kWrite, request->model()), request, response,
                [s = service_](const auto& r) { return s->DeleteCheckpoint(r); });
 }
 
 grpc::ServerWriteReactor<v1::FileChunk>* GrpcRegistryService::ReadFile(
-    grpc::CallbackServerContext* /*ctx*/, const v1::ReadFileRequest* request) {
+    grpc::CallbackServerContext* ctx, const v1::ReadFileRequest* request) {
   return new SourceWriter<v1::FileChunk>(
-      pool_, [s = service_, request]() { return s->ReadFile(*request); });
+      ctx, pool_, guard_, "ReadFile", ModelScope(Action::kRead, request->model()),
+      static_cast<int64_t>(request->ByteSizeLong()), [s = service_, request]() { return s->ReadFile(*request); });
 }
 
 grpc::ServerWriteReactor<v1::MetaGraphChunk>* GrpcRegistryService::GetMetaGraph(
-    grpc::CallbackServerContext* /*ctx*/, const v1::GetMetaGraphRequest* request) {
+    grpc::CallbackServerContext* ctx, const v1::GetMetaGraphRequest* request) {
   return new SourceWriter<v1::MetaGraphChunk>(
-      pool_, [s = service_, request]() { return s->GetMetaGraph(*request); });
+      ctx, pool_, guard_, "GetMetaGraph", ModelScope(Action::kRead, request->model()),
+      static_cast<int64_t>(request->ByteSizeLong()), [s = service_, request]() { return s->GetMetaGraph(*request); });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::Backup(grpc::CallbackServerContext* ctx,
+                                                     const v1::BackupRequest* request,
+                                                     v1::BackupResponse* response) {
+  return Unary(ctx, pool_, guard_, "Backup", CallScope{Action::kAdmin, "", ""}, request,
+               response, [s = service_](const auto& r) { return s->Backup(r); });
 }
 
 }  // namespace mgreg

@@ -5,6 +5,7 @@
 #define MGREG_SERVER_GRPC_SERVICE_H_
 
 #include "mgreg/v1/registry.grpc.pb.h"
+#include "server/call_guard.h"
 #include "server/registry_service.h"
 #include "server/thread_pool.h"
 
@@ -12,9 +13,10 @@ namespace mgreg {
 
 class GrpcRegistryService final : public v1::Registry::CallbackService {
  public:
-  // `service` and `pool` must outlive this object and every call it serves.
-  GrpcRegistryService(RegistryService* service, ThreadPool* pool)
-      : service_(service), pool_(pool) {}
+  // `service`, `pool` and `guard` must outlive this object and every call it serves.
+  // `guard` authorizes and records every call; null = allow all, record nothing.
+  GrpcRegistryService(RegistryService* service, ThreadPool* pool,
+                      CallGuard* guard = nullptr);
 
   grpc::ServerUnaryReactor* BeginUpload(grpc::CallbackServerContext* ctx,
                                         const v1::BeginUploadRequest* request,
@@ -49,10 +51,14 @@ class GrpcRegistryService final : public v1::Registry::CallbackService {
       grpc::CallbackServerContext* ctx, const v1::ReadFileRequest* request) override;
   grpc::ServerWriteReactor<v1::MetaGraphChunk>* GetMetaGraph(
       grpc::CallbackServerContext* ctx, const v1::GetMetaGraphRequest* request) override;
+  grpc::ServerUnaryReactor* Backup(grpc::CallbackServerContext* ctx,
+                                   const v1::BackupRequest* request,
+                                   v1::BackupResponse* response) override;
 
  private:
   RegistryService* const service_;
   ThreadPool* const pool_;
+  CallGuard* const guard_;
 };
 
 }  // namespace mgreg

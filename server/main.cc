@@ -1,5 +1,5 @@
-// mgreg-server: flags -> ServerOptions -> BuildAndStart -> wait for SIGTERM/SIGINT ->
-// Shutdown(deadline).
+// mgreg-server: flags (+ config file) -> ServerOptions -> BuildAndStart -> wait for
+// SIGTERM/SIGINT -> Shutdown(deadline).
 #include <signal.h>
 
 #include <algorithm>
@@ -10,21 +10,37 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/log.h"
+#include "server/config.h"
 #include "server/server.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:8470",
-          "host:port for the gRPC API; port 0 picks a free port");
-ABSL_FLAG(std::string, data_dir, "./data", "RocksDB data directory (created if missing)");
+// Flags left at their "unset" value keep what the config file (or the built-in
+// default) says; flags given on the command line win over the config file.
+ABSL_FLAG(std::string, listen, "",
+          "host:port for the gRPC API (default 127.0.0.1:8470); port 0 picks a free port");
+ABSL_FLAG(std::string, data_dir, "", "RocksDB data directory (default ./data)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port for GET /metrics (Prometheus); port 0 picks a free port; "
+          "default: no metrics endpoint");
+ABSL_FLAG(std::string, config, "",
+          "server config file, protobuf text format (mgreg.config.v1.ServerConfig)");
+ABSL_FLAG(bool, check_config, false,
+          "check the flags and the config file (TLS files included), print the result "
+          "and exit: 0 if the server would start, 1 if not");
+ABSL_FLAG(bool, insecure, false,
+          "allow plaintext gRPC on a non-loopback address (no TLS configured)");
 ABSL_FLAG(bool, in_memory, false, "keep everything in memory; nothing survives a restart");
-ABSL_FLAG(int, worker_threads, 8, "threads for commits, reads and exports");
-ABSL_FLAG(absl::Duration, upload_ttl, absl::Hours(1),
-          "abort uploads idle for longer than this");
-ABSL_FLAG(int64_t, export_cache_bytes, 256 << 20,
-          "bytes of filtered graphs kept in the export cache (0 disables it)");
-ABSL_FLAG(absl::Duration, shutdown_deadline, absl::Seconds(30),
-          "on SIGTERM, how long in-flight calls may take before they are cancelled");
+ABSL_FLAG(int, worker_threads, 0, "threads for commits, reads and exports (default 8)");
+ABSL_FLAG(absl::Duration, upload_ttl, absl::ZeroDuration(),
+          "abort uploads idle for longer than this (default 1h)");
+ABSL_FLAG(int64_t, export_cache_bytes, -1,
+          "bytes of filtered graphs kept in the export cache (default 256 MiB; 0 "
+          "disables it)");
+ABSL_FLAG(absl::Duration, shutdown_deadline, absl::ZeroDuration(),
+          "on SIGTERM, how long in-flight calls may take before they are cancelled "
+          "(default 30s)");
 
 namespace {
 
@@ -42,16 +58,64 @@ std::vector<std::string> KebabToSnakeFlags(int argc, char** argv) {
   return out;
 }
 
+// Config file first, then the flags given on the command line.
+absl::Status BuildOptions(mgreg::ServerOptions* options) {
+  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    absl::Status s = mgreg::ApplyServerConfigFile(path, options);
+    if (!s.ok()) return s;
+  }
+  if (auto v = absl::GetFlag(FLAGS_listen); !v.empty()) options->listen_address = v;
+  if (auto v = absl::GetFlag(FLAGS_data_dir); !v.empty()) options->data_dir = v;
+  if (auto v = absl::GetFlag(FLAGS_metrics_listen); !v.empty()) {
+    options->metrics_listen_address = v;
+  }
+  options->insecure = options->insecure || absl::GetFlag(FLAGS_insecure);
+  options->in_memory = absl::GetFlag(FLAGS_in_memory);
+  if (int v = absl::GetFlag(FLAGS_worker_threads); v != 0) options->worker_threads = v;
+  if (auto v = absl::GetFlag(FLAGS_upload_ttl); v != absl::ZeroDuration()) {
+    options->service.upload_ttl = v;
+  }
+  if (int64_t v = absl::GetFlag(FLAGS_export_cache_bytes); v >= 0) {
+    options->service.export_cache_bytes = static_cast<size_t>(v);
+  }
+  if (auto v = absl::GetFlag(FLAGS_shutdown_deadline); v != absl::ZeroDuration()) {
+    options->shutdown_deadline = v;
+  }
+  return mgreg::ValidateServerOptions(*options);
+}
+
+std::string Describe(const mgreg::ServerOptions& o) {
+  return absl::StrCat(
+      o.tls.cert_pem.empty() ? "plaintext" : (o.tls.require_client_cert ? "mTLS" : "TLS"),
+      ", ", o.tokens.empty() ? "no tokens" : absl::StrCat(o.tokens.size(), " token(s)"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "mgreg-server --data-dir DIR --listen HOST:PORT\n"
+      "mgreg-server [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
+      "             [--metrics-listen HOST:PORT] [--insecure] [--check-config]\n"
       "Serves the mgreg registry of TensorFlow checkpoints and MetaGraphs.");
   std::vector<std::string> args = KebabToSnakeFlags(argc, argv);
   std::vector<char*> arg_ptrs;
   for (std::string& a : args) arg_ptrs.push_back(a.data());
   absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
+
+  mgreg::ServerOptions options;
+  if (absl::Status s = BuildOptions(&options); !s.ok()) {
+    mgreg::LogError("mgreg-server: invalid configuration: ", s.message());
+    return 1;
+  }
+  if (absl::GetFlag(FLAGS_check_config)) {
+    std::printf("mgreg-server: configuration OK (listen %s, %s, data dir %s%s)\n",
+                options.listen_address.c_str(), Describe(options).c_str(),
+                options.data_dir.c_str(),
+                options.metrics_listen_address.empty()
+                    ? ""
+                    : (", metrics " + options.metrics_listen_address).c_str());
+    return 0;
+  }
 
   // Block the stop signals before any thread starts, then wait for them here.
   sigset_t stop_signals;
@@ -60,29 +124,37 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  mgreg::ServerOptions options;
-  options.listen_address = absl::GetFlag(FLAGS_listen);
-  options.data_dir = absl::GetFlag(FLAGS_data_dir);
-  options.in_memory = absl::GetFlag(FLAGS_in_memory);
-  options.worker_threads = absl::GetFlag(FLAGS_worker_threads);
-  options.service.upload_ttl = absl::GetFlag(FLAGS_upload_ttl);
-  options.service.export_cache_bytes =
-      static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_export_cache_bytes)));
-
   auto server = mgreg::RegistryServer::BuildAndStart(options);
   if (!server.ok()) {
     mgreg::LogError("mgreg-server could not start: ", server.status().message());
     return 1;
   }
-  // The ready line scripts and tests wait for; stdout, flushed.
+  if (options.tls.cert_pem.empty() && options.tokens.empty() && !options.insecure) {
+    mgreg::LogWarning("no TLS and no tokens configured: serving on loopback only (",
+                      (*server)->address(), "); see README 'Security'");
+  } else if (options.tls.cert_pem.empty() && options.insecure) {
+    mgreg::LogWarning("--insecure: serving plaintext gRPC on ", (*server)->address(),
+                      "; tokens travel unencrypted");
+  }
+  mgreg::LogInfo("mgreg-server: ", Describe(options));
+  // The ready line scripts and tests wait for; stdout, flushed. Nothing else goes to
+  // stdout after it.
+  std::string where =
+      options.in_memory ? "in memory" : absl::StrCat("data dir ", options.data_dir);
+  if (!(*server)->metrics_address().empty()) {
+    absl::StrAppend(&where, "; metrics on http://", (*server)->metrics_address(),
+                    "/metrics");
+  }
   std::printf("mgreg-server listening on %s (%s)\n", (*server)->address().c_str(),
-              options.in_memory ? "in memory" : ("data dir " + options.data_dir).c_str());
+              where.c_str());
   std::fflush(stdout);
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  mgreg::LogInfo("received ", sig == SIGTERM ? "SIGTERM" : "SIGINT", ", shutting down");
-  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_deadline));
+  mgreg::LogInfo("received ", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                 ", draining (deadline ", absl::FormatDuration(options.shutdown_deadline),
+                 ")");
+  (*server)->Shutdown(options.shutdown_deadline);
   mgreg::LogInfo("mgreg-server stopped");
   return 0;
 }

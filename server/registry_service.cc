@@ -500,6 +500,27 @@ int RegistryService::ExpireIdleUploads() {
       uploads_.TakeIdle(absl::Now() - options_.upload_ttl).size());
 }
 
+absl::StatusOr<std::string> RegistryService::UploadModel(absl::string_view upload_id) {
+  ASSIGN_OR_RETURN(std::shared_ptr<UploadSession> session, uploads_.Find(upload_id));
+  return session->request().model();
+}
+
+size_t RegistryService::open_uploads() { return uploads_.open_count(); }
+
+absl::StatusOr<v1::BackupResponse> RegistryService::Backup(const v1::BackupRequest& request) {
+  if (request.dir().empty() || request.dir()[0] != '/') {
+    return absl::InvalidArgumentError(
+        "give the backup directory as an absolute path on the server's machine");
+  }
+  ASSIGN_OR_RETURN(StoreStats before, store_->GetStats());
+  RETURN_IF_ERROR(store_->Backup(request.dir()));
+  v1::BackupResponse out;
+  out.set_dir(request.dir());
+  out.set_revision(before.revision);
+  out.set_checkpoints(before.checkpoints);
+  return out;
+}
+
 absl::StatusOr<v1::Checkpoint> RegistryService::GetLatestCheckpoint(
     const v1::GetLatestCheckpointRequest& request) {
   RETURN_IF_ERROR(ValidateModelName(request.model()));

@@ -83,6 +83,15 @@ class RegistryService {
   // Aborts uploads idle for longer than the TTL. Returns how many were aborted.
   int ExpireIdleUploads();
 
+  // The model of an open upload (for authorizing calls that name only the upload).
+  // NOT_FOUND if no such upload is open.
+  absl::StatusOr<std::string> UploadModel(absl::string_view upload_id);
+  // How many uploads are open.
+  size_t open_uploads();
+
+  // Admin: a consistent copy of the store in `request.dir` (Store::Backup's errors).
+  absl::StatusOr<v1::BackupResponse> Backup(const v1::BackupRequest& request);
+
   const ExportCache& export_cache() const { return export_cache_; }
 
  private:

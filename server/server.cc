@@ -1,22 +1,76 @@
 #include "server/server.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
 #include <chrono>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/status_macros.h"
+#include "server/auth.h"
+#include "server/config.h"
 #include "server/grpc_service.h"
+#include "server/http_server.h"
+#include "server/server_metrics.h"
 #include "server/thread_pool.h"
 
 namespace mgreg {
+namespace {
+
+std::shared_ptr<grpc::ServerCredentials> Credentials(const ServerTlsOptions& tls) {
+  if (tls.cert_pem.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl(
+      tls.client_ca_pem.empty()
+          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+          : (tls.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                     : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY));
+  ssl.pem_root_certs = tls.client_ca_pem;
+  ssl.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
+  return grpc::SslServerCredentials(ssl);
+}
+
+// Health and reflection are process-wide builder settings; set them once.
+void EnableStandardServices() {
+  static const bool kDone = [] {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    return true;
+  }();
+  (void)kDone;
+}
+
+}  // namespace
+
+absl::Status ValidateServerOptions(const ServerOptions& options) {
+  if (options.listen_address.find(':') == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "listen address '", options.listen_address, "' is not HOST:PORT"));
+  }
+  const bool tls = !options.tls.cert_pem.empty();
+  if (!tls && !options.insecure && !IsLoopbackAddress(options.listen_address)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve plaintext gRPC on ", options.listen_address,
+        ": configure tls (cert_file, key_file) in the config file, listen on 127.0.0.1, "
+        "or pass --insecure"));
+  }
+  if (options.worker_threads < 1) {
+    return absl::InvalidArgumentError("worker threads must be at least 1");
+  }
+  return Authorizer::Create(options.tokens).status();
+}
 
 absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
     const ServerOptions& options) {
+  RETURN_IF_ERROR(ValidateServerOptions(options));
   std::unique_ptr<RegistryServer> server(new RegistryServer());
   server->options_ = options;
+  ASSIGN_OR_RETURN(Authorizer authorizer, Authorizer::Create(options.tokens));
+  server->authorizer_ = std::make_unique<Authorizer>(std::move(authorizer));
+
   if (options.in_memory) {
     server->store_ = NewMemoryStore();
   } else {
@@ -27,11 +81,23 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
   server->service_ =
       std::make_unique<RegistryService>(server->store_.get(), options.service);
   server->pool_ = std::make_unique<ThreadPool>(std::max(1, options.worker_threads));
-  server->grpc_service_ = std::make_unique<GrpcRegistryService>(server->service_.get(),
-                                                                server->pool_.get());
+  server->metrics_ = std::make_unique<ServerMetrics>();
+  server->metrics_->SetSources(server->service_.get(), server->store_.get());
+  server->guard_ = std::make_unique<CallGuard>(server->authorizer_.get(),
+                                               server->metrics_.get(),
+                                               server->service_.get(), options.limits);
+  server->grpc_service_ = std::make_unique<GrpcRegistryService>(
+      server->service_.get(), server->pool_.get(), server->guard_.get());
 
+  if (!options.metrics_listen_address.empty()) {
+    ASSIGN_OR_RETURN(server->http_,
+                     MetricsHttpServer::Start(options.metrics_listen_address,
+                                              &server->metrics_->registry()));
+  }
+
+  EnableStandardServices();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(options.listen_address, Credentials(options.tls),
                            &server->port_);
   builder.RegisterService(server->grpc_service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
@@ -41,6 +107,10 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on ", options.listen_address,
         ": the address is in use or invalid; pick another --listen host:port"));
+  }
+  // The store is open: ready for traffic.
+  if (grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService()) {
+    health->SetServingStatus(true);
   }
 
   const absl::Duration period =
@@ -61,9 +131,23 @@ std::string RegistryServer::address() const {
   return absl::StrCat(host, ":", port_);
 }
 
+int RegistryServer::metrics_port() const { return http_ != nullptr ? http_->port() : 0; }
+
+std::string RegistryServer::metrics_address() const {
+  return http_ != nullptr ? http_->address() : "";
+}
+
+void RegistryServer::StartDraining() {
+  if (server_ == nullptr) return;
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->SetServingStatus(false);
+  }
+}
+
 void RegistryServer::Shutdown(absl::Duration deadline) {
   if (shut_down_) return;
   shut_down_ = true;
+  StartDraining();
   if (server_ != nullptr) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       absl::ToChronoMilliseconds(deadline));
@@ -71,8 +155,17 @@ void RegistryServer::Shutdown(absl::Duration deadline) {
   stop_reaper_.Notify();
   if (reaper_.joinable()) reaper_.join();
   pool_.reset();  // drains queued work
+  if (metrics_ != nullptr) metrics_->ClearSources();
+  http_.reset();
   server_.reset();
   grpc_service_.reset();
+  guard_.reset();
+  if (service_ != nullptr) {
+    // Uploads not committed by now are aborted: their staged chunks are released with
+    // the service, and nothing of them was ever visible.
+    const size_t open = service_->open_uploads();
+    if (open > 0) LogInfo("aborting ", open, " uncommitted upload(s)");
+  }
   service_.reset();
   store_.reset();
 }

@@ -1,5 +1,6 @@
 // Builds and runs an mgreg server: opens the store, starts the gRPC service on the
-// callback API, and expires idle uploads in the background.
+// callback API (with grpc.health.v1 health and server reflection), the metrics HTTP
+// endpoint, and expires idle uploads in the background.
 #ifndef MGREG_SERVER_SERVER_H_
 #define MGREG_SERVER_SERVER_H_
 
@@ -10,6 +11,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "mgreg/config/v1/config.pb.h"
+#include "server/call_guard.h"
 #include "server/registry_service.h"
 #include "storage/store.h"
 
@@ -19,8 +22,21 @@ class Server;
 
 namespace mgreg {
 
+class Authorizer;
 class GrpcRegistryService;
+class MetricsHttpServer;
+class ServerMetrics;
 class ThreadPool;
+
+// TLS material, PEM-encoded. No cert_pem: plaintext.
+struct ServerTlsOptions {
+  std::string cert_pem;
+  std::string key_pem;
+  // CAs to verify client certificates with; empty: clients are not asked for one.
+  std::string client_ca_pem;
+  // Reject clients without a valid certificate (mutual TLS).
+  bool require_client_cert = false;
+};
 
 struct ServerOptions {
   // host:port to listen on; port 0 picks a free port (see RegistryServer::port()).
@@ -34,13 +50,34 @@ struct ServerOptions {
   // Largest gRPC message accepted or sent, in bytes.
   int max_message_bytes = 16 << 20;
   RegistryServiceOptions service;
+
+  // host:port of GET /metrics (port 0 picks a free port); empty: no metrics endpoint.
+  std::string metrics_listen_address;
+  ServerTlsOptions tls;
+  // Allow plaintext on a non-loopback listen address.
+  bool insecure = false;
+  // Bearer tokens (by SHA-256) and what they may do; none: every call is allowed.
+  google::protobuf::RepeatedPtrField<config::v1::Token> tokens;
+  CallLimits limits;
+  // Retention applied to models without their own policy (read by the retention
+  // feature; validated here).
+  config::v1::RetentionDefaults retention_defaults;
+  // How long a SIGTERM lets in-flight calls run (used by main.cc).
+  absl::Duration shutdown_deadline = absl::Seconds(30);
 };
+
+// Checks options without opening or binding anything (mgreg-server --check-config).
+// FAILED_PRECONDITION for plaintext on a non-loopback address without `insecure`;
+// INVALID_ARGUMENT for a bad token list or limit.
+absl::Status ValidateServerOptions(const ServerOptions& options);
 
 class RegistryServer {
  public:
-  // Opens the store and starts serving. Returns the store's errors
-  // (FAILED_PRECONDITION for a data dir in use, ...) and UNAVAILABLE if the address
-  // cannot be bound.
+  // Opens the store and starts serving.
+  // Returns FAILED_PRECONDITION for plaintext on a non-loopback address without
+  // `insecure`; INVALID_ARGUMENT for a bad token list; the store's errors
+  // (FAILED_PRECONDITION for a data dir in use, ...); UNAVAILABLE if an address cannot
+  // be bound.
   static absl::StatusOr<std::unique_ptr<RegistryServer>> BuildAndStart(
       const ServerOptions& options);
   ~RegistryServer();
@@ -48,13 +85,22 @@ class RegistryServer {
   // The bound port and "host:port".
   int port() const { return port_; }
   std::string address() const;
+  // The bound metrics port and "host:port" (0 and "" without a metrics endpoint).
+  int metrics_port() const;
+  std::string metrics_address() const;
+
+  // Health turns NOT_SERVING (load balancers stop sending new work); calls are still
+  // served. Shutdown does this first.
+  void StartDraining();
 
   // Stops accepting calls, lets in-flight calls finish until `deadline` (then cancels
-  // them), stops the workers and closes the store. Idempotent.
+  // them), aborts uploads that were not committed (their staged bytes are released),
+  // stops the workers and closes the store. Idempotent.
   void Shutdown(absl::Duration deadline);
 
   RegistryService* service() { return service_.get(); }
   Store* store() { return store_.get(); }
+  ServerMetrics* metrics() { return metrics_.get(); }
 
  private:
   RegistryServer() = default;
@@ -64,8 +110,12 @@ class RegistryServer {
   std::unique_ptr<Store> store_;
   std::unique_ptr<RegistryService> service_;
   std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<Authorizer> authorizer_;
+  std::unique_ptr<CallGuard> guard_;
   std::unique_ptr<GrpcRegistryService> grpc_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<MetricsHttpServer> http_;
   absl::Notification stop_reaper_;
   std::thread reaper_;
   bool shut_down_ = false;

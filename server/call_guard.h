@@ -1,0 +1,80 @@
+// What the gRPC adapter does around every call besides the call itself: authorization
+// (one place for every RPC), limits on uploads, and call metrics. The adapter's shared
+// wrappers call it; handlers only say which action on which model each RPC is.
+//
+// Thread safety: all methods may be called concurrently.
+#ifndef MGREG_SERVER_CALL_GUARD_H_
+#define MGREG_SERVER_CALL_GUARD_H_
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/auth.h"
+#include "server/registry_service.h"
+#include "server/server_metrics.h"
+
+namespace mgreg {
+
+// What one call acts on: a model by name, or the model of an open upload.
+struct CallScope {
+  Action action = Action::kRead;
+  std::string model;
+  // Set for calls that name only an upload; its model is looked up.
+  std::string upload_id;
+};
+
+struct CallLimits {
+  // 0 = no limit.
+  int64_t max_upload_bytes = 0;
+  int max_concurrent_uploads_per_writer = 0;
+};
+
+class CallGuard {
+ public:
+  // Any pointer may be null (no authorization, no metrics). All must outlive the guard.
+  CallGuard(const Authorizer* authorizer, ServerMetrics* metrics, RegistryService* service,
+            CallLimits limits)
+      : authorizer_(authorizer), metrics_(metrics), service_(service), limits_(limits) {}
+
+  // Authorizes the call; returns the grant's name ("" without authorization).
+  // UNAUTHENTICATED or PERMISSION_DENIED as Authorizer::Authorize.
+  absl::StatusOr<std::string> Authorize(const grpc::CallbackServerContext* ctx,
+                                        const CallScope& scope);
+
+  // Before BeginUpload: RESOURCE_EXHAUSTED if the announced files exceed
+  // max_upload_bytes or `principal` already holds max_concurrent_uploads_per_writer
+  // open uploads.
+  absl::Status CheckNewUpload(const std::string& principal,
+                              const v1::BeginUploadRequest& request);
+  // After a successful BeginUpload.
+  void UploadStarted(const std::string& principal, const std::string& upload_id);
+
+  // Records a finished call.
+  void Done(const char* method, const grpc::Status& status, absl::Time start,
+            int64_t bytes_in, int64_t bytes_out);
+
+ private:
+  const Authorizer* const authorizer_;
+  ServerMetrics* const metrics_;
+  RegistryService* const service_;
+  const CallLimits limits_;
+  absl::Mutex mu_;
+  // principal -> ids of uploads it began (pruned of closed ones when counted).
+  std::map<std::string, std::set<std::string>> uploads_ ABSL_GUARDED_BY(mu_);
+};
+
+// "OK", "NOT_FOUND", ... for a gRPC status code.
+const char* GrpcCodeName(grpc::StatusCode code);
+
+}  // namespace mgreg
+
+#endif  // MGREG_SERVER_CALL_GUARD_H_

@@ -1,0 +1,256 @@
+#include "server/config.h"
+
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/status_macros.h"
+
+namespace mgreg {
+namespace {
+
+using google::protobuf::TextFormat;
+namespace cfg = config::v1;
+
+// Keeps the first error of the text-format parser with its position.
+class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit FirstErrorCollector(std::string filename) : filename_(std::move(filename)) {}
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    if (!error_.empty()) return;
+    error_ = absl::StrCat(filename_, ":", line + 1, ":", column + 1, ": ", message);
+  }
+  void AddWarning(int, google::protobuf::io::ColumnNumber,
+                  const std::string&) override {}
+  const std::string& error() const { return error_; }
+
+ private:
+  const std::string filename_;
+  std::string error_;
+};
+
+// Turns field paths into "FILE:LINE:COLUMN" using the parser's location tree.
+class Locator {
+ public:
+  Locator(std::string filename, const TextFormat::ParseInfoTree* tree)
+      : filename_(std::move(filename)), tree_(tree) {}
+
+  // The position of `field` (of the message at `path`, a list of (field, index) pairs
+  // from the root), or of the closest enclosing field that was written.
+  std::string Where(
+      const std::vector<std::pair<const google::protobuf::FieldDescriptor*, int>>& path)
+      const {
+    const TextFormat::ParseInfoTree* tree = tree_;
+    TextFormat::ParseLocation best(-1, -1);
+    for (const auto& [field, index] : path) {
+      if (tree == nullptr) break;
+      TextFormat::ParseLocation loc = tree->GetLocation(field, index);
+      if (loc.line >= 0) best = loc;
+      tree = field->message_type() != nullptr ? tree->GetTreeForNested(field, index)
+                                              : nullptr;
+    }
+    if (best.line < 0) return filename_;
+    return absl::StrCat(filename_, ":", best.line + 1, ":", best.column + 1);
+  }
+
+ private:
+  const std::string filename_;
+  const TextFormat::ParseInfoTree* const tree_;
+};
+
+const google::protobuf::FieldDescriptor* Field(const google::protobuf::Descriptor* d,
+                                               const char* name) {
+  return d->FindFieldByName(name);
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read '", path, "'"));
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+absl::Status Invalid(const std::string& where, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(where, ": ", what));
+}
+
+}  // namespace
+
+bool IsLoopbackAddress(const std::string& host_port) {
+  std::string host = host_port.substr(0, host_port.rfind(':'));
+  if (absl::StartsWith(host, "[") && absl::EndsWith(host, "]")) {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.") ||
+         absl::StartsWith(host, "ipv4:127.") || host == "ipv6:[::1]";
+}
+
+absl::Status ApplyServerConfigText(const std::string& text, const std::string& filename,
+                                   ServerOptions* options) {
+  cfg::ServerConfig config;
+  TextFormat::Parser parser;
+  FirstErrorCollector errors(filename);
+  TextFormat::ParseInfoTree tree;
+  parser.RecordErrorsTo(&errors);
+  parser.WriteLocationsTo(&tree);
+  if (!parser.ParseFromString(text, &config)) {
+    return absl::InvalidArgumentError(
+        errors.error().empty() ? absl::StrCat(filename, ": not a valid ServerConfig")
+                               : errors.error());
+  }
+  const Locator loc(filename, &tree);
+  const google::protobuf::Descriptor* root = cfg::ServerConfig::descriptor();
+  auto at = [&](const char* name) { return loc.Where({{Field(root, name), -1}}); };
+
+  if (!config.listen().empty()) {
+    if (config.listen().find(':') == std::string::npos) {
+      return Invalid(at("listen"), "listen must be HOST:PORT, e.g. 0.0.0.0:8470");
+    }
+    options->listen_address = config.listen();
+  }
+  if (!config.data_dir().empty()) options->data_dir = config.data_dir();
+  if (!config.metrics_listen().empty()) {
+    if (config.metrics_listen().find(':') == std::string::npos) {
+      return Invalid(at("metrics_listen"),
+                     "metrics_listen must be HOST:PORT, e.g. 0.0.0.0:9464");
+    }
+    options->metrics_listen_address = config.metrics_listen();
+  }
+  options->insecure = options->insecure || config.insecure();
+
+  // TLS: read the files now so that a wrong path fails at start.
+  if (config.has_tls()) {
+    const google::protobuf::FieldDescriptor* tls = Field(root, "tls");
+    const google::protobuf::Descriptor* td = cfg::TlsConfig::descriptor();
+    auto tls_at = [&](const char* name) {
+      return loc.Where({{tls, -1}, {Field(td, name), -1}});
+    };
+    const cfg::TlsConfig& t = config.tls();
+    if (t.cert_file().empty() != t.key_file().empty()) {
+      return Invalid(loc.Where({{tls, -1}}),
+                     "tls needs both cert_file and key_file (PEM), or neither");
+    }
+    if (t.cert_file().empty() && (!t.client_ca_file().empty() || t.require_client_cert())) {
+      return Invalid(loc.Where({{tls, -1}}),
+                     "client certificates need TLS: set cert_file and key_file too");
+    }
+    if (t.require_client_cert() && t.client_ca_file().empty()) {
+      return Invalid(tls_at("require_client_cert"),
+                     "require_client_cert needs client_ca_file, the CAs to verify with");
+    }
+    struct PemFile {
+      const char* field;
+      const std::string& path;
+      std::string* out;
+    };
+    for (const PemFile& f : {PemFile{"cert_file", t.cert_file(), &options->tls.cert_pem},
+                             PemFile{"key_file", t.key_file(), &options->tls.key_pem},
+                             PemFile{"client_ca_file", t.client_ca_file(),
+                                     &options->tls.client_ca_pem}}) {
+      if (f.path.empty()) continue;
+      absl::StatusOr<std::string> pem = ReadFile(f.path);
+      if (!pem.ok()) {
+        return absl::NotFoundError(absl::StrCat(tls_at(f.field), ": tls.", f.field, ": ",
+                                                pem.status().message()));
+      }
+      if (pem->find("-----BEGIN ") == std::string::npos) {
+        return Invalid(tls_at(f.field),
+                       absl::StrCat("tls.", f.field, " '", f.path, "' is not a PEM file"));
+      }
+      *f.out = std::move(*pem);
+    }
+    options->tls.require_client_cert = t.require_client_cert();
+  }
+
+  // Tokens: check them one by one so that the error points at the token at fault.
+  const google::protobuf::FieldDescriptor* tokens = Field(root, "tokens");
+  google::protobuf::RepeatedPtrField<cfg::Token> so_far;
+  for (int i = 0; i < config.tokens_size(); ++i) {
+    *so_far.Add() = config.tokens(i);
+    absl::StatusOr<Authorizer> check = Authorizer::Create(so_far);
+    if (!check.ok()) return Invalid(loc.Where({{tokens, i}}), check.status().message());
+  }
+  options->tokens = config.tokens();
+
+  const google::protobuf::FieldDescriptor* limits = Field(root, "limits");
+  const google::protobuf::Descriptor* ld = cfg::Limits::descriptor();
+  const cfg::Limits& l = config.limits();
+  if (l.max_upload_bytes() < 0) {
+    return Invalid(loc.Where({{limits, -1}, {Field(ld, "max_upload_bytes"), -1}}),
+                   "max_upload_bytes must be >= 0 (0 = no limit)");
+  }
+  if (l.max_concurrent_uploads_per_writer() < 0) {
+    return Invalid(
+        loc.Where({{limits, -1}, {Field(ld, "max_concurrent_uploads_per_writer"), -1}}),
+        "max_concurrent_uploads_per_writer must be >= 0 (0 = no limit)");
+  }
+  if (l.max_message_bytes() != 0 && l.max_message_bytes() < (4 << 20)) {
+    return Invalid(loc.Where({{limits, -1}, {Field(ld, "max_message_bytes"), -1}}),
+                   "max_message_bytes must be 0 (default) or at least 4194304: chunks "
+                   "of up to 4 MiB must fit");
+  }
+  options->limits.max_upload_bytes = l.max_upload_bytes();
+  options->limits.max_concurrent_uploads_per_writer = l.max_concurrent_uploads_per_writer();
+  if (l.max_message_bytes() > 0) options->max_message_bytes = l.max_message_bytes();
+
+  const google::protobuf::FieldDescriptor* retention = Field(root, "retention");
+  const google::protobuf::Descriptor* rd = cfg::RetentionDefaults::descriptor();
+  if (config.retention().max_to_keep() < 0) {
+    return Invalid(loc.Where({{retention, -1}, {Field(rd, "max_to_keep"), -1}}),
+                   "max_to_keep must be >= 0 (0 keeps every step)");
+  }
+  if (config.retention().keep_every_n_hours() < 0) {
+    return Invalid(loc.Where({{retention, -1}, {Field(rd, "keep_every_n_hours"), -1}}),
+                   "keep_every_n_hours must be >= 0");
+  }
+  options->retention_defaults = config.retention();
+
+  if (config.export_cache_bytes() < 0) {
+    return Invalid(at("export_cache_bytes"), "export_cache_bytes must be >= 0");
+  }
+  if (config.export_cache_bytes() > 0) {
+    options->service.export_cache_bytes = static_cast<size_t>(config.export_cache_bytes());
+  }
+  if (config.worker_threads() < 0 || config.worker_threads() > 1024) {
+    return Invalid(at("worker_threads"), "worker_threads must be between 1 and 1024");
+  }
+  if (config.worker_threads() > 0) options->worker_threads = config.worker_threads();
+
+  struct DurationField {
+    const char* name;
+    const std::string& text;
+    absl::Duration* out;
+  };
+  for (const DurationField& d :
+       {DurationField{"upload_ttl", config.upload_ttl(), &options->service.upload_ttl},
+        DurationField{"shutdown_deadline", config.shutdown_deadline(),
+                      &options->shutdown_deadline}}) {
+    if (d.text.empty()) continue;
+    absl::Duration value;
+    if (!absl::ParseDuration(d.text, &value) || value <= absl::ZeroDuration()) {
+      return Invalid(at(d.name), absl::StrCat(d.name, " '", d.text,
+                                              "' is not a positive duration like \"30s\", "
+                                              "\"15m\" or \"1h\""));
+    }
+    *d.out = value;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyServerConfigFile(const std::string& path, ServerOptions* options) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) {
+    return absl::NotFoundError(absl::StrCat("config file: ", text.status().message()));
+  }
+  return ApplyServerConfigText(*text, path, options);
+}
+
+}  // namespace mgreg
