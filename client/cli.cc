@@ -54,6 +54,10 @@ commands:
   upload put ID FILE...   upload status ID   upload commit ID   upload abort ID
                       the multi-writer upload; FILE is a local checkpoint file
                       (dir/model.ckpt-1000.index, .data-*, .meta)
+  admin backup DIR    consistent copy of the server's store into DIR (a new directory
+                      on the server's machine); restore: mgreg-server --data-dir DIR
+  admin health [--service S]
+                      the server's grpc.health.v1 status; exit 0 only if SERVING
 
 graph options (TensorFlow's export_meta_graph):
   --clear-devices  --export-scope S  --collection K (repeatable)  --no-collections
@@ -61,6 +65,9 @@ graph options (TensorFlow's export_meta_graph):
   --as-text
 
 --server defaults to $MGREG_SERVER, else 127.0.0.1:8470. Every read command takes --json.
+--token T (default $MGREG_TOKEN) sends a bearer token. --ca-cert FILE connects with TLS
+(trusting FILE's CAs; --tls alone uses the system roots); --cert FILE --key FILE present
+a client certificate (mutual TLS).
 )";
 
 // A command line split into positional arguments and options.
@@ -80,13 +87,13 @@ struct Args {
 const std::set<std::string>& ValueOptions() {
   static const auto* kSet = new std::set<std::string>{
       "server", "step", "meta", "export-scope", "collection", "unbound-inputs-col",
-      "tags", "basename", "o", "output"};
+      "tags", "basename", "o", "output", "token", "ca-cert", "cert", "key", "service"};
   return *kSet;
 }
 const std::set<std::string>& FlagOptions() {
   static const auto* kSet = new std::set<std::string>{
       "json", "overwrite", "clear-devices", "strip-default-attrs",
-      "clear-extraneous-savers", "as-text", "no-collections", "help", "h"};
+      "clear-extraneous-savers", "as-text", "no-collections", "help", "h", "tls"};
   return *kSet;
 }
 
@@ -268,6 +275,7 @@ class Cli {
     if (command == "collection") return Collection();
     if (command == "delete") return Delete();
     if (command == "upload") return Upload();
+    if (command == "admin") return Admin();
     return UsageError();
   }
 
@@ -293,6 +301,26 @@ class Cli {
         options.target = *s;
       } else if (const char* env = std::getenv("MGREG_SERVER"); env && *env) {
         options.target = env;
+      }
+      if (auto t = args_.Value("token")) {
+        options.token = *t;
+      } else if (const char* env = std::getenv("MGREG_TOKEN"); env && *env) {
+        options.token = env;
+      }
+      options.use_tls = args_.Has("tls") || args_.Value("ca-cert").has_value() ||
+                        args_.Value("cert").has_value();
+      for (auto [flag, pem] : {std::pair<const char*, std::string*>{"ca-cert",
+                                                                    &options.ca_cert_pem},
+                               {"cert", &options.cert_pem},
+                               {"key", &options.key_pem}}) {
+        if (auto path = args_.Value(flag)) {
+          absl::StatusOr<std::string> text = ReadWholeFile(*path);
+          if (!text.ok()) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "--", flag, " '", *path, "': ", text.status().message()));
+          }
+          *pem = std::move(*text);
+        }
       }
       ASSIGN_OR_RETURN(client_, Client::Connect(options));
     }
@@ -592,6 +620,34 @@ class Cli {
     if (sub == "abort") {
       RETURN_IF_ERROR(client->AbortUpload(id));
       if (!json()) out_ << "aborted " << id << "\n";
+      return absl::OkStatus();
+    }
+    return UsageError();
+  }
+
+  absl::Status Admin() {
+    if (rest_.empty()) return UsageError();
+    const std::string sub = rest_[0];
+    if (sub == "backup") {
+      if (rest_.size() != 2) return UsageError();
+      ASSIGN_OR_RETURN(Client * client, Connect());
+      ASSIGN_OR_RETURN(v1::BackupResponse r, client->Backup(rest_[1]));
+      if (json()) {
+        out_ << Json(r);
+      } else {
+        out_ << "backed up " << r.checkpoints() << " steps (revision " << r.revision()
+             << ") into " << r.dir() << " on the server\n";
+      }
+      return absl::OkStatus();
+    }
+    if (sub == "health") {
+      if (rest_.size() != 1) return UsageError();
+      ASSIGN_OR_RETURN(Client * client, Connect());
+      ASSIGN_OR_RETURN(std::string status, client->CheckHealth(args_.Value("service").value_or("")));
+      out_ << (json() ? absl::StrCat("{\"status\": \"", status, "\"}") : status) << "\n";
+      if (status != "SERVING") {
+        return absl::UnavailableError(absl::StrCat("the server reports ", status));
+      }
       return absl::OkStatus();
     }
     return UsageError();

@@ -23,10 +23,45 @@
 #include "common/status_macros.h"
 #include "metagraph/checkpoint_name.h"
 #include "metagraph/checkpoint_state.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "mgreg/v1/registry.grpc.pb.h"
 
 namespace mgreg {
 namespace fs = std::filesystem;
+
+namespace {
+
+// Adds "authorization: Bearer <token>" to every call of a channel.
+class TokenInterceptor : public grpc::experimental::Interceptor {
+ public:
+  explicit TokenInterceptor(const std::string* header) : header_(header) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->insert({"authorization", *header_});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string* const header_;
+};
+
+class TokenInterceptorFactory
+    : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit TokenInterceptorFactory(const std::string& token)
+      : header_("Bearer " + token) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo* /*info*/) override {
+    return new TokenInterceptor(&header_);
+  }
+
+ private:
+  const std::string header_;
+};
+
+}  // namespace
 
 struct Client::Impl {
   ClientOptions options;
@@ -96,8 +131,25 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
-  client->impl_->channel =
-      grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (options.use_tls) {
+    if (options.cert_pem.empty() != options.key_pem.empty()) {
+      return absl::InvalidArgumentError(
+          "a client certificate needs both --cert and --key (PEM files)");
+    }
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.ca_cert_pem;
+    ssl.pem_cert_chain = options.cert_pem;
+    ssl.pem_private_key = options.key_pem;
+    credentials = grpc::SslCredentials(ssl);
+  }
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
+      interceptors;
+  if (!options.token.empty()) {
+    interceptors.push_back(std::make_unique<TokenInterceptorFactory>(options.token));
+  }
+  client->impl_->channel = grpc::experimental::CreateCustomChannelWithInterceptors(
+      options.target, credentials, args, std::move(interceptors));
   client->impl_->stub = v1::Registry::NewStub(client->impl_->channel);
   return client;
 }
@@ -456,6 +508,27 @@ absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
   RETURN_IF_ERROR(state.Append(text));
   RETURN_IF_ERROR(state.Commit(static_cast<int64_t>(text.size()), Sha256Hex(text)));
   return checkpoint;
+}
+
+absl::StatusOr<std::string> Client::CheckHealth(const std::string& service) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  RETURN_IF_ERROR(FromGrpcStatus(
+      grpc::health::v1::Health::NewStub(impl_->channel)->Check(&ctx, request, &response)));
+  return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
+}
+
+absl::StatusOr<v1::BackupResponse> Client::Backup(const std::string& dir) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::BackupRequest request;
+  request.set_dir(dir);
+  v1::BackupResponse out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->Backup(&ctx, request, &out)));
+  return out;
 }
 
 }  // namespace mgreg

@@ -37,6 +37,14 @@ struct ClientOptions {
   absl::Duration unary_timeout = absl::Seconds(60);
   // Bytes per PutFile message.
   size_t upload_message_bytes = 1u << 20;
+  // Bearer token sent with every call ("authorization: Bearer <token>"); empty: none.
+  std::string token;
+  // TLS: set use_tls, and ca_cert_pem to trust a private CA (empty: the system roots).
+  // cert_pem and key_pem present a client certificate (mutual TLS).
+  bool use_tls = false;
+  std::string ca_cert_pem;
+  std::string cert_pem;
+  std::string key_pem;
 };
 
 // Called with the bytes done and the total of a long transfer.
@@ -121,6 +129,14 @@ class Client {
   // FAILED_PRECONDITION if `dir` cannot be created or written, before any download.
   absl::StatusOr<v1::Checkpoint> Restore(const std::string& model, const std::string& dir,
                                          const RestoreOptions& options);
+
+  // The server's grpc.health.v1 status for `service` ("" = the whole server):
+  // "SERVING", "NOT_SERVING", ... UNAVAILABLE if the server cannot be reached.
+  absl::StatusOr<std::string> CheckHealth(const std::string& service = "");
+
+  // Writes a consistent copy of the server's store into `dir` on the server's machine
+  // (which must not exist yet). Needs an admin token when tokens are configured.
+  absl::StatusOr<v1::BackupResponse> Backup(const std::string& dir);
 
  private:
   explicit Client(const ClientOptions& options);
