@@ -55,17 +55,18 @@ absl::StatusOr<Authorizer> Authorizer::Create(
     }
     if (!IsSha256Hex(t.sha256())) {
       return absl::InvalidArgumentError(absl::StrCat(
-          where, ": sha256 must be 64 lower-case hex characters, the SHA-256 of the "
-                 "token (printf %s \"$TOKEN\" | sha256sum), never the token itself"));
+          where,
+          ": sha256 must be 64 lower-case hex characters, the SHA-256 of the "
+          "token (printf %s \"$TOKEN\" | sha256sum), never the token itself"));
     }
     if (t.role() == config::v1::ROLE_UNSPECIFIED) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": set role to ROLE_READER, ROLE_WRITER or ROLE_ADMIN"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": set role to ROLE_READER, ROLE_WRITER or ROLE_ADMIN"));
     }
     for (const std::string& p : t.model_prefixes()) {
       if (p.empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, ": empty model prefix; omit model_prefixes for all models"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": empty model prefix; omit model_prefixes for all models"));
       }
     }
     Grant grant;
@@ -103,25 +104,25 @@ absl::StatusOr<std::string> Authorizer::Authorize(absl::string_view authorizatio
   }
   const Grant& grant = it->second;
   if (!RoleAllows(grant.role, action)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("token '", grant.name, "' (", config::v1::Role_Name(grant.role),
-                     ") may not ", ActionName(action),
-                     model.empty() ? "" : absl::StrCat(" model '", model, "'")));
+    return absl::PermissionDeniedError(absl::StrCat(
+        "token '", grant.name, "' (", config::v1::Role_Name(grant.role), ") may not ",
+        ActionName(action), model.empty() ? "" : absl::StrCat(" model '", model, "'")));
   }
   if (grant.model_prefixes.empty()) return grant.name;
   if (model.empty()) {
     // Calls on no particular model (admin calls) need a grant over every model.
     if (action == Action::kRead) return grant.name;
-    return absl::PermissionDeniedError(absl::StrCat(
-        "token '", grant.name, "' is limited to some models and may not ",
-        ActionName(action), " the whole registry"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("token '", grant.name, "' is limited to some models and may not ",
+                     ActionName(action), " the whole registry"));
   }
   for (const std::string& prefix : grant.model_prefixes) {
     if (absl::StartsWith(model, prefix)) return grant.name;
   }
-  return absl::PermissionDeniedError(absl::StrCat(
-      "token '", grant.name, "' may not ", ActionName(action), " model '", model,
-      "': it covers only models starting with ", absl::StrJoin(grant.model_prefixes, ", ")));
+  return absl::PermissionDeniedError(
+      absl::StrCat("token '", grant.name, "' may not ", ActionName(action), " model '",
+                   model, "': it covers only models starting with ",
+                   absl::StrJoin(grant.model_prefixes, ", ")));
 }
 
 }  // namespace mgreg

@@ -6,24 +6,42 @@ namespace mgreg {
 
 const char* GrpcCodeName(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "UNKNOWN";
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "UNKNOWN";
   }
 }
 
@@ -42,13 +60,13 @@ absl::StatusOr<std::string> CallGuard::Authorize(const grpc::CallbackServerConte
     absl::StatusOr<std::string> m = service_->UploadModel(scope.upload_id);
     if (m.ok()) model = *m;
   }
-  absl::StatusOr<std::string> principal = authorizer_->Authorize(authorization, scope.action,
-                                                                 model);
+  absl::StatusOr<std::string> principal =
+      authorizer_->Authorize(authorization, scope.action, model);
   if (!principal.ok() && metrics_ != nullptr) {
-    metrics_->RecordAuthFailure(
-        principal.status().code() == absl::StatusCode::kUnauthenticated
-            ? "UNAUTHENTICATED"
-            : "PERMISSION_DENIED");
+    metrics_->RecordAuthFailure(principal.status().code() ==
+                                        absl::StatusCode::kUnauthenticated
+                                    ? "UNAUTHENTICATED"
+                                    : "PERMISSION_DENIED");
   }
   return principal;
 }
@@ -59,9 +77,11 @@ absl::Status CallGuard::CheckNewUpload(const std::string& principal,
     int64_t total = 0;
     for (const v1::FileInfo& f : request.files()) total += std::max<int64_t>(0, f.size());
     if (total > limits_.max_upload_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the checkpoint's files add up to ", total, " bytes, more than this server's "
-          "limit of ", limits_.max_upload_bytes, " bytes (limits.max_upload_bytes)"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the checkpoint's files add up to ", total,
+                       " bytes, more than this server's "
+                       "limit of ",
+                       limits_.max_upload_bytes, " bytes (limits.max_upload_bytes)"));
     }
   }
   if (limits_.max_concurrent_uploads_per_writer > 0 && service_ != nullptr) {
@@ -71,15 +91,17 @@ absl::Status CallGuard::CheckNewUpload(const std::string& principal,
       it = service_->UploadModel(*it).ok() ? std::next(it) : ids.erase(it);
     }
     if (static_cast<int>(ids.size()) >= limits_.max_concurrent_uploads_per_writer) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "this writer already has ", ids.size(), " open uploads (the limit); commit or "
-          "abort one before beginning another"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("this writer already has ", ids.size(),
+                       " open uploads (the limit); commit or "
+                       "abort one before beginning another"));
     }
   }
   return absl::OkStatus();
 }
 
-void CallGuard::UploadStarted(const std::string& principal, const std::string& upload_id) {
+void CallGuard::UploadStarted(const std::string& principal,
+                              const std::string& upload_id) {
   if (limits_.max_concurrent_uploads_per_writer <= 0) return;
   absl::MutexLock lock(&mu_);
   uploads_[principal].insert(upload_id);

@@ -6,12 +6,12 @@
 #ifndef MGREG_SERVER_CALL_GUARD_H_
 #define MGREG_SERVER_CALL_GUARD_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <cstdint>
 #include <map>
 #include <set>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -41,8 +41,8 @@ struct CallLimits {
 class CallGuard {
  public:
   // Any pointer may be null (no authorization, no metrics). All must outlive the guard.
-  CallGuard(const Authorizer* authorizer, ServerMetrics* metrics, RegistryService* service,
-            CallLimits limits)
+  CallGuard(const Authorizer* authorizer, ServerMetrics* metrics,
+            RegistryService* service, CallLimits limits)
       : authorizer_(authorizer), metrics_(metrics), service_(service), limits_(limits) {}
 
   // Authorizes the call; returns the grant's name ("" without authorization).

@@ -1,11 +1,11 @@
 #include "server/config.h"
 
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
 #include <fstream>
 #include <sstream>
 #include <vector>
-
-#include <google/protobuf/io/tokenizer.h>
-#include <google/protobuf/text_format.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -27,8 +27,7 @@ class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
     if (!error_.empty()) return;
     error_ = absl::StrCat(filename_, ":", line + 1, ":", column + 1, ": ", message);
   }
-  void AddWarning(int, google::protobuf::io::ColumnNumber,
-                  const std::string&) override {}
+  void AddWarning(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
   const std::string& error() const { return error_; }
 
  private:
@@ -138,7 +137,8 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
       return Invalid(loc.Where({{tls, -1}}),
                      "tls needs both cert_file and key_file (PEM), or neither");
     }
-    if (t.cert_file().empty() && (!t.client_ca_file().empty() || t.require_client_cert())) {
+    if (t.cert_file().empty() &&
+        (!t.client_ca_file().empty() || t.require_client_cert())) {
       return Invalid(loc.Where({{tls, -1}}),
                      "client certificates need TLS: set cert_file and key_file too");
     }
@@ -151,10 +151,10 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
       const std::string& path;
       std::string* out;
     };
-    for (const PemFile& f : {PemFile{"cert_file", t.cert_file(), &options->tls.cert_pem},
-                             PemFile{"key_file", t.key_file(), &options->tls.key_pem},
-                             PemFile{"client_ca_file", t.client_ca_file(),
-                                     &options->tls.client_ca_pem}}) {
+    for (const PemFile& f :
+         {PemFile{"cert_file", t.cert_file(), &options->tls.cert_pem},
+          PemFile{"key_file", t.key_file(), &options->tls.key_pem},
+          PemFile{"client_ca_file", t.client_ca_file(), &options->tls.client_ca_pem}}) {
       if (f.path.empty()) continue;
       absl::StatusOr<std::string> pem = ReadFile(f.path);
       if (!pem.ok()) {
@@ -162,8 +162,8 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
                                                 pem.status().message()));
       }
       if (pem->find("-----BEGIN ") == std::string::npos) {
-        return Invalid(tls_at(f.field),
-                       absl::StrCat("tls.", f.field, " '", f.path, "' is not a PEM file"));
+        return Invalid(tls_at(f.field), absl::StrCat("tls.", f.field, " '", f.path,
+                                                     "' is not a PEM file"));
       }
       *f.out = std::move(*pem);
     }
@@ -198,7 +198,8 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
                    "of up to 4 MiB must fit");
   }
   options->limits.max_upload_bytes = l.max_upload_bytes();
-  options->limits.max_concurrent_uploads_per_writer = l.max_concurrent_uploads_per_writer();
+  options->limits.max_concurrent_uploads_per_writer =
+      l.max_concurrent_uploads_per_writer();
   if (l.max_message_bytes() > 0) options->max_message_bytes = l.max_message_bytes();
 
   const google::protobuf::FieldDescriptor* retention = Field(root, "retention");
@@ -217,7 +218,8 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
     return Invalid(at("export_cache_bytes"), "export_cache_bytes must be >= 0");
   }
   if (config.export_cache_bytes() > 0) {
-    options->service.export_cache_bytes = static_cast<size_t>(config.export_cache_bytes());
+    options->service.export_cache_bytes =
+        static_cast<size_t>(config.export_cache_bytes());
   }
   if (config.worker_threads() < 0 || config.worker_threads() > 1024) {
     return Invalid(at("worker_threads"), "worker_threads must be between 1 and 1024");
@@ -236,9 +238,10 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
     if (d.text.empty()) continue;
     absl::Duration value;
     if (!absl::ParseDuration(d.text, &value) || value <= absl::ZeroDuration()) {
-      return Invalid(at(d.name), absl::StrCat(d.name, " '", d.text,
-                                              "' is not a positive duration like \"30s\", "
-                                              "\"15m\" or \"1h\""));
+      return Invalid(at(d.name),
+                     absl::StrCat(d.name, " '", d.text,
+                                  "' is not a positive duration like \"30s\", "
+                                  "\"15m\" or \"1h\""));
     }
     *d.out = value;
   }

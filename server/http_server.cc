@@ -18,8 +18,9 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& listen_address, metrics::Registry* registry) {
   const size_t colon = listen_address.rfind(':');
   int port = -1;
-  if (colon == std::string::npos || !absl::SimpleAtoi(listen_address.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(listen_address.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat(
         "metrics address '", listen_address, "' is not HOST:PORT (e.g. 0.0.0.0:9464)"));
   }
@@ -32,8 +33,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
 
   static const bool kInit = (mg_init_library(0), true);
   (void)kInit;
-  const char* options[] = {"listening_ports", ports.c_str(), "num_threads", "2",
-                           "request_timeout_ms", "10000", nullptr};
+  const char* options[] = {"listening_ports",    ports.c_str(), "num_threads", "2",
+                           "request_timeout_ms", "10000",       nullptr};
   mg_callbacks callbacks;
   std::memset(&callbacks, 0, sizeof(callbacks));
   // civetweb prints start-up errors itself; keep them for our message instead.

@@ -18,8 +18,9 @@
 
 // Flags left at their "unset" value keep what the config file (or the built-in
 // default) says; flags given on the command line win over the config file.
-ABSL_FLAG(std::string, listen, "",
-          "host:port for the gRPC API (default 127.0.0.1:8470); port 0 picks a free port");
+ABSL_FLAG(
+    std::string, listen, "",
+    "host:port for the gRPC API (default 127.0.0.1:8470); port 0 picks a free port");
 ABSL_FLAG(std::string, data_dir, "", "RocksDB data directory (default ./data)");
 ABSL_FLAG(std::string, metrics_listen, "",
           "host:port for GET /metrics (Prometheus); port 0 picks a free port; "
@@ -31,7 +32,8 @@ ABSL_FLAG(bool, check_config, false,
           "and exit: 0 if the server would start, 1 if not");
 ABSL_FLAG(bool, insecure, false,
           "allow plaintext gRPC on a non-loopback address (no TLS configured)");
-ABSL_FLAG(bool, in_memory, false, "keep everything in memory; nothing survives a restart");
+ABSL_FLAG(bool, in_memory, false,
+          "keep everything in memory; nothing survives a restart");
 ABSL_FLAG(int, worker_threads, 0, "threads for commits, reads and exports (default 8)");
 ABSL_FLAG(absl::Duration, upload_ttl, absl::ZeroDuration(),
           "abort uploads idle for longer than this (default 1h)");

@@ -20,8 +20,8 @@ void AtomicAdd(std::atomic<double>* a, double v) {
 
 // `{a="x",b="y"}` or "" with no labels; `extra` appends one more pair (le="...").
 std::string LabelSet(const std::vector<std::string>& names,
-                     const std::vector<std::string>& values, const std::string& extra_name,
-                     const std::string& extra_value) {
+                     const std::vector<std::string>& values,
+                     const std::string& extra_name, const std::string& extra_value) {
   std::vector<std::string> parts;
   for (size_t i = 0; i < names.size() && i < values.size(); ++i) {
     parts.push_back(absl::StrCat(names[i], "=\"", EscapeLabelValue(values[i]), "\""));
@@ -135,8 +135,8 @@ bool IsValidMetricName(const std::string& name) {
   if (name.empty()) return false;
   for (size_t i = 0; i < name.size(); ++i) {
     const char c = name[i];
-    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                       c == ':';
+    const bool alpha =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
     const bool digit = c >= '0' && c <= '9';
     if (!(alpha || (i > 0 && digit))) return false;
   }
@@ -220,36 +220,39 @@ std::string Registry::Render() {
     absl::StrAppend(&out, "# TYPE ", e->name, " ", TypeName(e->type), "\n");
     switch (e->type) {
       case MetricType::kCounter:
-        e->counters->ForEach([&](const std::vector<std::string>& values, const Counter& c) {
-          absl::StrAppend(&out, e->name, LabelSet(e->counters->label_names(), values, "", ""),
-                          " ", FormatValue(c.value()), "\n");
-        });
+        e->counters->ForEach(
+            [&](const std::vector<std::string>& values, const Counter& c) {
+              absl::StrAppend(&out, e->name,
+                              LabelSet(e->counters->label_names(), values, "", ""), " ",
+                              FormatValue(c.value()), "\n");
+            });
         break;
       case MetricType::kGauge:
         e->gauges->ForEach([&](const std::vector<std::string>& values, const Gauge& g) {
-          absl::StrAppend(&out, e->name, LabelSet(e->gauges->label_names(), values, "", ""),
-                          " ", FormatValue(g.value()), "\n");
+          absl::StrAppend(&out, e->name,
+                          LabelSet(e->gauges->label_names(), values, "", ""), " ",
+                          FormatValue(g.value()), "\n");
         });
         break;
       case MetricType::kHistogram:
-        e->histograms->ForEach([&](const std::vector<std::string>& values,
-                                   const Histogram& h) {
-          const std::vector<std::string>& names = e->histograms->label_names();
-          const std::vector<uint64_t> cumulative = h.CumulativeCounts();
-          for (size_t i = 0; i < h.bounds().size(); ++i) {
-            absl::StrAppend(&out, e->name, "_bucket",
-                            LabelSet(names, values, "le", FormatValue(h.bounds()[i])), " ",
-                            cumulative[i], "\n");
-          }
-          // Read the total from the buckets so that +Inf == _count within one scrape.
-          const uint64_t total = cumulative.back();
-          absl::StrAppend(&out, e->name, "_bucket", LabelSet(names, values, "le", "+Inf"),
-                          " ", total, "\n");
-          absl::StrAppend(&out, e->name, "_sum", LabelSet(names, values, "", ""), " ",
-                          FormatValue(h.sum()), "\n");
-          absl::StrAppend(&out, e->name, "_count", LabelSet(names, values, "", ""), " ",
-                          total, "\n");
-        });
+        e->histograms->ForEach(
+            [&](const std::vector<std::string>& values, const Histogram& h) {
+              const std::vector<std::string>& names = e->histograms->label_names();
+              const std::vector<uint64_t> cumulative = h.CumulativeCounts();
+              for (size_t i = 0; i < h.bounds().size(); ++i) {
+                absl::StrAppend(&out, e->name, "_bucket",
+                                LabelSet(names, values, "le", FormatValue(h.bounds()[i])),
+                                " ", cumulative[i], "\n");
+              }
+              // Read the total from the buckets so that +Inf == _count within one scrape.
+              const uint64_t total = cumulative.back();
+              absl::StrAppend(&out, e->name, "_bucket",
+                              LabelSet(names, values, "le", "+Inf"), " ", total, "\n");
+              absl::StrAppend(&out, e->name, "_sum", LabelSet(names, values, "", ""), " ",
+                              FormatValue(h.sum()), "\n");
+              absl::StrAppend(&out, e->name, "_count", LabelSet(names, values, "", ""),
+                              " ", total, "\n");
+            });
         break;
     }
   }

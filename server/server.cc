@@ -26,8 +26,9 @@ std::shared_ptr<grpc::ServerCredentials> Credentials(const ServerTlsOptions& tls
   grpc::SslServerCredentialsOptions ssl(
       tls.client_ca_pem.empty()
           ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-          : (tls.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-                                     : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY));
+          : (tls.require_client_cert
+                 ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                 : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY));
   ssl.pem_root_certs = tls.client_ca_pem;
   ssl.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
   return grpc::SslServerCredentials(ssl);
@@ -47,8 +48,8 @@ void EnableStandardServices() {
 
 absl::Status ValidateServerOptions(const ServerOptions& options) {
   if (options.listen_address.find(':') == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "listen address '", options.listen_address, "' is not HOST:PORT"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address '", options.listen_address, "' is not HOST:PORT"));
   }
   const bool tls = !options.tls.cert_pem.empty();
   if (!tls && !options.insecure && !IsLoopbackAddress(options.listen_address)) {
@@ -83,9 +84,9 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
   server->pool_ = std::make_unique<ThreadPool>(std::max(1, options.worker_threads));
   server->metrics_ = std::make_unique<ServerMetrics>();
   server->metrics_->SetSources(server->service_.get(), server->store_.get());
-  server->guard_ = std::make_unique<CallGuard>(server->authorizer_.get(),
-                                               server->metrics_.get(),
-                                               server->service_.get(), options.limits);
+  server->guard_ =
+      std::make_unique<CallGuard>(server->authorizer_.get(), server->metrics_.get(),
+                                  server->service_.get(), options.limits);
   server->grpc_service_ = std::make_unique<GrpcRegistryService>(
       server->service_.get(), server->pool_.get(), server->guard_.get());
 
@@ -109,12 +110,13 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
         ": the address is in use or invalid; pick another --listen host:port"));
   }
   // The store is open: ready for traffic.
-  if (grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService()) {
+  if (grpc::HealthCheckServiceInterface* health =
+          server->server_->GetHealthCheckService()) {
     health->SetServingStatus(true);
   }
 
-  const absl::Duration period =
-      std::clamp(options.service.upload_ttl / 4, absl::Milliseconds(50), absl::Seconds(30));
+  const absl::Duration period = std::clamp(options.service.upload_ttl / 4,
+                                           absl::Milliseconds(50), absl::Seconds(30));
   RegistryServer* raw = server.get();
   server->reaper_ = std::thread([raw, period]() {
     while (!raw->stop_reaper_.WaitForNotificationWithTimeout(period)) {
@@ -127,7 +129,8 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
 RegistryServer::~RegistryServer() { Shutdown(absl::Seconds(5)); }
 
 std::string RegistryServer::address() const {
-  std::string host = options_.listen_address.substr(0, options_.listen_address.rfind(':'));
+  std::string host =
+      options_.listen_address.substr(0, options_.listen_address.rfind(':'));
   return absl::StrCat(host, ":", port_);
 }
 
@@ -148,6 +151,8 @@ void RegistryServer::Shutdown(absl::Duration deadline) {
   if (shut_down_) return;
   shut_down_ = true;
   StartDraining();
+  // Watches never end by themselves: end them first so in-flight calls can finish.
+  if (service_ != nullptr) service_->CloseWatches();
   if (server_ != nullptr) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       absl::ToChronoMilliseconds(deadline));

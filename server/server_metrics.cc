@@ -6,53 +6,53 @@ namespace mgreg {
 
 ServerMetrics::ServerMetrics() {
   metrics::Registry& r = registry_;
-  r.AddGauge("mgreg_build_info", "mgreg-server build; the value is always 1",
-             {"version"})
+  r.AddGauge("mgreg_build_info", "mgreg-server build; the value is always 1", {"version"})
       ->WithLabels({MGREG_VERSION})
       ->Set(1);
-  requests_ = r.AddCounter("mgreg_grpc_requests_total",
-                           "gRPC calls finished, by method and status code",
-                           {"method", "code"});
+  requests_ =
+      r.AddCounter("mgreg_grpc_requests_total",
+                   "gRPC calls finished, by method and status code", {"method", "code"});
   latency_ = r.AddHistogram("mgreg_grpc_request_duration_seconds",
                             "gRPC call duration from start to status, by method",
                             metrics::LatencyBuckets(), {"method"});
-  received_bytes_ = r.AddCounter("mgreg_grpc_received_bytes_total",
-                                 "bytes of request messages received, by method",
-                                 {"method"});
+  received_bytes_ =
+      r.AddCounter("mgreg_grpc_received_bytes_total",
+                   "bytes of request messages received, by method", {"method"});
   sent_bytes_ = r.AddCounter("mgreg_grpc_sent_bytes_total",
                              "bytes of response messages sent, by method", {"method"});
-  auth_failures_ = r.AddCounter("mgreg_auth_failures_total",
-                                "calls rejected by token authorization, by status code",
-                                {"code"});
-  uploads_open_ = r.AddGauge("mgreg_upload_sessions_open", "uploads begun and not yet "
+  auth_failures_ =
+      r.AddCounter("mgreg_auth_failures_total",
+                   "calls rejected by token authorization, by status code", {"code"});
+  uploads_open_ = r.AddGauge("mgreg_upload_sessions_open",
+                             "uploads begun and not yet "
                              "committed, aborted or expired")
                       ->WithLabels({});
   watchers_ = r.AddGauge("mgreg_watchers_connected", "Watch streams currently open")
                   ->WithLabels({});
   cache_hits_ = r.AddCounter("mgreg_export_cache_hits_total",
-                           "filtered-graph exports served from the cache")
+                             "filtered-graph exports served from the cache")
                     ->WithLabels({});
   cache_misses_ = r.AddCounter("mgreg_export_cache_misses_total",
-                             "filtered-graph exports computed (not in the cache)")
+                               "filtered-graph exports computed (not in the cache)")
                       ->WithLabels({});
   cache_bytes_ = r.AddGauge("mgreg_export_cache_bytes", "bytes held by the export cache")
                      ->WithLabels({});
-  store_up_ = r.AddGauge("mgreg_store_up",
-                         "1 if the last read of the store's figures succeeded")
-                  ->WithLabels({});
-  models_ = r.AddGauge("mgreg_store_models", "models with at least one step")
-                ->WithLabels({});
+  store_up_ =
+      r.AddGauge("mgreg_store_up", "1 if the last read of the store's figures succeeded")
+          ->WithLabels({});
+  models_ =
+      r.AddGauge("mgreg_store_models", "models with at least one step")->WithLabels({});
   checkpoints_ = r.AddGauge("mgreg_store_checkpoints", "committed steps")->WithLabels({});
-  blobs_ = r.AddGauge("mgreg_store_blobs", "distinct file contents stored")
-               ->WithLabels({});
+  blobs_ =
+      r.AddGauge("mgreg_store_blobs", "distinct file contents stored")->WithLabels({});
   stored_bytes_ = r.AddGauge("mgreg_store_stored_bytes",
                              "bytes of committed content after deduplication")
                       ->WithLabels({});
-  staged_chunks_ = r.AddGauge("mgreg_store_staged_chunks",
-                              "chunks held only by open uploads")
-                       ->WithLabels({});
-  revision_ = r.AddGauge("mgreg_store_revision", "the store-wide revision")
-                  ->WithLabels({});
+  staged_chunks_ =
+      r.AddGauge("mgreg_store_staged_chunks", "chunks held only by open uploads")
+          ->WithLabels({});
+  revision_ =
+      r.AddGauge("mgreg_store_revision", "the store-wide revision")->WithLabels({});
   rocksdb_blob_bytes_ = r.AddGauge("mgreg_rocksdb_blob_file_bytes",
                                    "bytes of RocksDB blob files (0 for a memory store)")
                             ->WithLabels({});
