@@ -1,7 +1,10 @@
 #include "storage/commit_plan.h"
 
+#include <algorithm>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/names.h"
 #include "common/sha256.h"
@@ -128,5 +131,59 @@ std::string ChunkName(absl::string_view sha256_raw) {
 }
 
 int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
+
+bool HasSettings(const storage::ModelRecord& model) {
+  return model.has_retention() || !model.aliases().empty();
+}
+
+storage::Event MakeEvent(storage::Event::Type type, absl::string_view model, int64_t step,
+                         absl::string_view alias, int64_t time_micros) {
+  storage::Event e;
+  e.set_type(type);
+  e.set_model(std::string(model));
+  e.set_step(step);
+  e.set_alias(std::string(alias));
+  e.set_time_micros(time_micros);
+  return e;
+}
+
+absl::Status CheckNoAliasNames(const storage::ModelRecord& model, int64_t step) {
+  std::vector<std::string> names;
+  for (const auto& [alias, target] : model.aliases()) {
+    if (target == step) names.push_back(absl::StrCat("'", alias, "'"));
+  }
+  if (names.empty()) return absl::OkStatus();
+  std::sort(names.begin(), names.end());
+  return absl::FailedPreconditionError(absl::StrCat(
+      StepName(model.name(), step), " is named by alias ", absl::StrJoin(names, ", "),
+      "; move or remove the alias first"));
+}
+
+std::vector<int64_t> RetentionCandidates(const storage::ModelRecord& model,
+                                         const std::vector<int64_t>& delete_steps,
+                                         const std::vector<int64_t>& preserve_steps) {
+  absl::flat_hash_set<int64_t> keep(preserve_steps.begin(), preserve_steps.end());
+  for (const auto& [alias, target] : model.aliases()) keep.insert(target);
+  std::vector<int64_t> out;
+  for (int64_t step : delete_steps) {
+    if (!keep.contains(step)) out.push_back(step);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+absl::Status CheckEventsAvailable(int64_t after_revision, int64_t oldest_available) {
+  if (after_revision >= oldest_available - 1) return absl::OkStatus();
+  return absl::OutOfRangeError(absl::StrCat(
+      "events after revision ", after_revision,
+      " are no longer kept; the oldest still available is revision ", oldest_available,
+      ": resume from revision ", oldest_available, " or re-list"));
+}
+
+absl::Status UnknownModel(absl::string_view model) {
+  return absl::NotFoundError(
+      absl::StrCat("model '", model, "' has no checkpoints and no settings"));
+}
 
 }  // namespace mgreg::storage_internal

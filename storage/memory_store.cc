@@ -1,6 +1,9 @@
 // The in-memory Store: the same semantics as the RocksDB one (refcounts, staging,
-// revision, idempotent commit, overwrite), with everything under one mutex.
+// revision, idempotent commit, overwrite, events, aliases, pins, retention), with all
+// state under one mutex and writes serialized by another.
 #include <algorithm>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -11,6 +14,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/names.h"
 #include "common/status_macros.h"
 #include "storage/commit_plan.h"
 #include "storage/store.h"
@@ -21,6 +25,7 @@ namespace {
 using storage::BlobRecord;
 using storage::CheckpointRecord;
 using storage::ChunkRef;
+using storage::Event;
 using storage::ModelRecord;
 using storage_internal::ChunkName;
 using storage_internal::StepName;
@@ -30,6 +35,8 @@ class MemoryStagingArea;
 // Shared by the store and its staging areas, so an area outliving the store is safe.
 class MemoryCore {
  public:
+  explicit MemoryCore(int64_t event_window) : event_window_(std::max<int64_t>(event_window, 1)) {}
+
   struct Chunk {
     std::string data;
     int64_t refs = 0;     // slots in committed blobs
@@ -75,112 +82,253 @@ class MemoryCore {
     absl::flat_hash_map<std::string, const BlobRecord*> new_blobs;
     RETURN_IF_ERROR(storage_internal::ValidateCommitRequest(request, &new_blobs));
     const CheckpointRecord& in = request.record;
-    absl::MutexLock lock(&mu_);
-    const CheckpointRecord* old = nullptr;
-    auto m = models_.find(in.model());
-    auto existing = m != models_.end() ? m->second.find(in.step())
-                                       : std::map<int64_t, CheckpointRecord>::iterator();
-    if (m != models_.end() && existing != m->second.end()) {
-      if (storage_internal::SameContent(existing->second, in)) {
-        return CommitResult{existing->second, true};
-      }
-      if (!request.overwrite) {
-        return absl::AlreadyExistsError(absl::StrCat(
-            StepName(in.model(), in.step()),
-            " already exists with other files; push a new step or ask to overwrite"));
-      }
-      old = &existing->second;
-    }
-
-    // Which blobs to create, and check that everything they need is here.
-    std::vector<const BlobRecord*> create;
-    for (const auto& f : in.files()) {
-      auto b = blobs_.find(f.sha256());
-      if (b != blobs_.end()) {
-        if (b->second.record.size() != f.size()) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "file '", f.name(), "' has size ", f.size(), " but the stored blob ",
-              f.sha256(), " has ", b->second.record.size(), " bytes"));
+    absl::MutexLock write(&write_mu_);
+    std::vector<Event> events;
+    CheckpointRecord record;
+    {
+      absl::MutexLock lock(&mu_);
+      const CheckpointRecord* old = nullptr;
+      auto m = models_.find(in.model());
+      if (m != models_.end()) {
+        auto existing = m->second.steps.find(in.step());
+        if (existing != m->second.steps.end()) {
+          if (storage_internal::SameContent(existing->second, in)) {
+            return CommitResult{existing->second, true};
+          }
+          if (!request.overwrite) {
+            return absl::AlreadyExistsError(absl::StrCat(
+                StepName(in.model(), in.step()),
+                " already exists with other files; push a new step or ask to overwrite"));
+          }
+          old = &existing->second;
         }
-        continue;
       }
-      auto n = new_blobs.find(f.sha256());
-      if (n == new_blobs.end()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "file '", f.name(), "' of ", StepName(in.model(), in.step()), " names blob ",
-            f.sha256(), " which is neither stored nor among the new blobs"));
-      }
-      if (std::find(create.begin(), create.end(), n->second) == create.end()) {
-        create.push_back(n->second);
-      }
-    }
-    for (const BlobRecord* blob : create) {
-      for (const ChunkRef& c : blob->chunks()) {
-        auto it = chunks_.find(c.sha256());
-        bool ok = it != chunks_.end() &&
-                  (it->second.refs > 0 || (held != nullptr && held->contains(c.sha256())));
-        if (!ok) {
+
+      // Which blobs to create, and check that everything they need is here.
+      std::vector<const BlobRecord*> create;
+      for (const auto& f : in.files()) {
+        auto b = blobs_.find(f.sha256());
+        if (b != blobs_.end()) {
+          if (b->second.record.size() != f.size()) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "file '", f.name(), "' has size ", f.size(), " but the stored blob ",
+                f.sha256(), " has ", b->second.record.size(), " bytes"));
+          }
+          continue;
+        }
+        auto n = new_blobs.find(f.sha256());
+        if (n == new_blobs.end()) {
           return absl::FailedPreconditionError(absl::StrCat(
-              "blob ", blob->sha256(), " lists chunk ", ChunkName(c.sha256()),
-              " which is neither stored nor staged in this upload; send it first"));
+              "file '", f.name(), "' of ", StepName(in.model(), in.step()), " names blob ",
+              f.sha256(), " which is neither stored nor among the new blobs"));
+        }
+        if (std::find(create.begin(), create.end(), n->second) == create.end()) {
+          create.push_back(n->second);
         }
       }
-    }
-
-    // Apply: new blobs, references of the new record, then drop the old record's.
-    for (const BlobRecord* blob : create) {
-      blobs_[blob->sha256()].record = *blob;
-      for (const ChunkRef& c : blob->chunks()) ++chunks_[c.sha256()].refs;
-    }
-    for (const auto& f : in.files()) ++blobs_[f.sha256()].refs;
-    CheckpointRecord record = in;
-    record.set_commit_time_micros(storage_internal::NowMicros());
-    record.set_revision(++revision_);
-    if (old != nullptr) {
-      CheckpointRecord previous = *old;
-      for (const auto& f : previous.files()) UnrefBlobLocked(f.sha256());
-    }
-    models_[in.model()][in.step()] = record;
-    if (held != nullptr) {
       for (const BlobRecord* blob : create) {
         for (const ChunkRef& c : blob->chunks()) {
-          if (held->erase(c.sha256()) > 0) ReleaseLocked(c.sha256());
+          auto it = chunks_.find(c.sha256());
+          bool ok = it != chunks_.end() &&
+                    (it->second.refs > 0 || (held != nullptr && held->contains(c.sha256())));
+          if (!ok) {
+            return absl::FailedPreconditionError(absl::StrCat(
+                "blob ", blob->sha256(), " lists chunk ", ChunkName(c.sha256()),
+                " which is neither stored nor staged in this upload; send it first"));
+          }
         }
       }
+
+      // Apply: new blobs, references of the new record, then drop the old record's.
+      for (const BlobRecord* blob : create) {
+        blobs_[blob->sha256()].record = *blob;
+        for (const ChunkRef& c : blob->chunks()) ++chunks_[c.sha256()].refs;
+      }
+      for (const auto& f : in.files()) ++blobs_[f.sha256()].refs;
+      record = in;
+      record.set_commit_time_micros(storage_internal::NowMicros());
+      record.set_revision(revision_ + 1);
+      record.set_pinned(old != nullptr && old->pinned());
+      record.set_preserved(old != nullptr && old->preserved());
+      if (old != nullptr) {
+        CheckpointRecord previous = *old;
+        for (const auto& f : previous.files()) UnrefBlobLocked(f.sha256());
+      }
+      Model& model = models_[in.model()];
+      model.record.set_name(in.model());
+      model.steps[in.step()] = record;
+      if (held != nullptr) {
+        for (const BlobRecord* blob : create) {
+          for (const ChunkRef& c : blob->chunks()) {
+            if (held->erase(c.sha256()) > 0) ReleaseLocked(c.sha256());
+          }
+        }
+      }
+      AppendEventLocked(storage_internal::MakeEvent(Event::COMMITTED, in.model(), in.step(),
+                                                    "", record.commit_time_micros()),
+                        &events);
     }
+    NotifyLocked(events);
     return CommitResult{std::move(record), false};
   }
 
   absl::StatusOr<int64_t> Delete(absl::string_view model, int64_t step) {
+    absl::MutexLock write(&write_mu_);
+    std::vector<Event> events;
+    int64_t freed = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      auto m = models_.find(model);
+      if (m == models_.end() || m->second.steps.find(step) == m->second.steps.end()) {
+        return NotFound(model, step);
+      }
+      RETURN_IF_ERROR(storage_internal::CheckNoAliasNames(m->second.record, step));
+      freed = DeleteStepLocked(m, step, storage_internal::NowMicros(), &events);
+      EraseIfEmptyLocked(m);
+    }
+    NotifyLocked(events);
+    return freed;
+  }
+
+  absl::StatusOr<int64_t> ApplyRetention(absl::string_view model,
+                                         const std::vector<int64_t>& delete_steps,
+                                         const std::vector<int64_t>& preserve_steps,
+                                         int64_t last_preserved_micros) {
+    absl::MutexLock write(&write_mu_);
+    std::vector<Event> events;
+    int64_t freed = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      auto m = models_.find(model);
+      if (m == models_.end()) return storage_internal::UnknownModel(model);
+      for (int64_t step : preserve_steps) {
+        auto it = m->second.steps.find(step);
+        if (it != m->second.steps.end()) it->second.set_preserved(true);
+      }
+      m->second.record.set_last_preserved_micros(last_preserved_micros);
+      const int64_t now = storage_internal::NowMicros();
+      for (int64_t step : storage_internal::RetentionCandidates(m->second.record, delete_steps,
+                                                                 preserve_steps)) {
+        auto it = m->second.steps.find(step);
+        if (it == m->second.steps.end() || it->second.pinned()) continue;
+        freed += DeleteStepLocked(m, step, now, &events);
+      }
+      EraseIfEmptyLocked(m);
+    }
+    NotifyLocked(events);
+    return freed;
+  }
+
+  absl::StatusOr<int64_t> SetAlias(absl::string_view model, absl::string_view alias,
+                                   int64_t step) {
+    absl::MutexLock write(&write_mu_);
+    std::vector<Event> events;
+    {
+      absl::MutexLock lock(&mu_);
+      auto m = models_.find(model);
+      if (m == models_.end() || m->second.steps.find(step) == m->second.steps.end()) {
+        return NotFound(model, step);
+      }
+      (*m->second.record.mutable_aliases())[std::string(alias)] = step;
+      AppendEventLocked(storage_internal::MakeEvent(Event::ALIAS_SET, model, step, alias,
+                                                    storage_internal::NowMicros()),
+                        &events);
+    }
+    NotifyLocked(events);
+    return events.back().revision();
+  }
+
+  absl::StatusOr<int64_t> RemoveAlias(absl::string_view model, absl::string_view alias) {
+    absl::MutexLock write(&write_mu_);
+    std::vector<Event> events;
+    {
+      absl::MutexLock lock(&mu_);
+      auto m = models_.find(model);
+      if (m == models_.end() || m->second.record.aliases().count(std::string(alias)) == 0) {
+        return absl::NotFoundError(
+            absl::StrCat("model '", model, "' has no alias '", alias, "'"));
+      }
+      auto* aliases = m->second.record.mutable_aliases();
+      const int64_t step = aliases->at(std::string(alias));
+      aliases->erase(std::string(alias));
+      AppendEventLocked(storage_internal::MakeEvent(Event::ALIAS_REMOVED, model, step, alias,
+                                                    storage_internal::NowMicros()),
+                        &events);
+      EraseIfEmptyLocked(m);
+    }
+    NotifyLocked(events);
+    return events.back().revision();
+  }
+
+  absl::Status SetPinned(absl::string_view model, int64_t step, bool pinned) {
+    absl::MutexLock write(&write_mu_);
     absl::MutexLock lock(&mu_);
     auto m = models_.find(model);
-    if (m == models_.end() || m->second.find(step) == m->second.end()) {
-      return NotFound(model, step);
+    if (m == models_.end()) return NotFound(model, step);
+    auto it = m->second.steps.find(step);
+    if (it == m->second.steps.end()) return NotFound(model, step);
+    it->second.set_pinned(pinned);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<ModelRecord> GetModel(absl::string_view model) {
+    absl::MutexLock lock(&mu_);
+    auto m = models_.find(model);
+    if (m == models_.end()) return storage_internal::UnknownModel(model);
+    return RecordOf(m->second);
+  }
+
+  absl::Status SetRetention(absl::string_view model,
+                            const storage::RetentionPolicy& policy) {
+    RETURN_IF_ERROR(ValidateModelName(model));
+    absl::MutexLock write(&write_mu_);
+    absl::MutexLock lock(&mu_);
+    Model& m = models_[std::string(model)];
+    m.record.set_name(std::string(model));
+    if (!m.record.has_retention()) {
+      m.record.set_last_preserved_micros(storage_internal::NowMicros());
     }
-    auto it = m->second.find(step);
-    CheckpointRecord gone = std::move(it->second);
-    m->second.erase(it);
-    if (m->second.empty()) models_.erase(m);
-    int64_t freed = 0;
-    for (const auto& f : gone.files()) freed += UnrefBlobLocked(f.sha256());
-    ++revision_;
-    return freed;
+    *m.record.mutable_retention() = policy;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<EventPage> ReadEvents(int64_t after_revision, int limit) {
+    absl::MutexLock lock(&mu_);
+    EventPage page;
+    page.current_revision = revision_;
+    page.oldest_revision = events_.empty() ? 0 : events_.front().revision();
+    if (after_revision >= revision_) return page;
+    RETURN_IF_ERROR(storage_internal::CheckEventsAvailable(
+        after_revision, events_.empty() ? revision_ + 1 : events_.front().revision()));
+    // Retained events have consecutive revisions.
+    auto it = events_.begin() + (std::max<int64_t>(after_revision + 1, page.oldest_revision) -
+                                 page.oldest_revision);
+    for (; it != events_.end(); ++it) {
+      if (limit > 0 && static_cast<int>(page.events.size()) >= limit) break;
+      page.events.push_back(*it);
+    }
+    return page;
+  }
+
+  void SetListener(std::function<void(const Event&)> listener) {
+    absl::MutexLock write(&write_mu_);
+    listener_ = std::move(listener);
   }
 
   absl::StatusOr<CheckpointRecord> Get(absl::string_view model, int64_t step) {
     absl::MutexLock lock(&mu_);
     auto m = models_.find(model);
     if (m == models_.end()) return NotFound(model, step);
-    auto it = m->second.find(step);
-    if (it == m->second.end()) return NotFound(model, step);
+    auto it = m->second.steps.find(step);
+    if (it == m->second.steps.end()) return NotFound(model, step);
     return it->second;
   }
 
   absl::StatusOr<CheckpointRecord> Latest(absl::string_view model) {
     absl::MutexLock lock(&mu_);
     auto m = models_.find(model);
-    if (m == models_.end()) return NoModel(model);
-    return m->second.rbegin()->second;
+    if (m == models_.end() || m->second.steps.empty()) return NoModel(model);
+    return m->second.steps.rbegin()->second;
   }
 
   std::vector<ModelRecord> ListModels(absl::string_view start_after, int limit) {
@@ -188,11 +336,8 @@ class MemoryCore {
     std::vector<ModelRecord> out;
     for (auto it = models_.upper_bound(start_after); it != models_.end(); ++it) {
       if (limit > 0 && static_cast<int>(out.size()) >= limit) break;
-      ModelRecord r;
-      r.set_name(it->first);
-      r.set_latest_step(it->second.rbegin()->first);
-      r.set_checkpoint_count(static_cast<int64_t>(it->second.size()));
-      out.push_back(std::move(r));
+      if (it->second.steps.empty()) continue;
+      out.push_back(RecordOf(it->second));
     }
     return out;
   }
@@ -201,11 +346,11 @@ class MemoryCore {
       absl::string_view model, std::optional<int64_t> start_after, int limit) {
     absl::MutexLock lock(&mu_);
     auto m = models_.find(model);
-    if (m == models_.end()) return NoModel(model);
-    auto it = start_after.has_value() ? m->second.upper_bound(*start_after)
-                                      : m->second.begin();
+    if (m == models_.end() || m->second.steps.empty()) return NoModel(model);
+    auto it = start_after.has_value() ? m->second.steps.upper_bound(*start_after)
+                                      : m->second.steps.begin();
     std::vector<CheckpointRecord> out;
-    for (; it != m->second.end(); ++it) {
+    for (; it != m->second.steps.end(); ++it) {
       if (limit > 0 && static_cast<int>(out.size()) >= limit) break;
       out.push_back(it->second);
     }
@@ -239,8 +384,11 @@ class MemoryCore {
   StoreStats Stats() {
     absl::MutexLock lock(&mu_);
     StoreStats s;
-    s.models = static_cast<int64_t>(models_.size());
-    for (const auto& [name, steps] : models_) s.checkpoints += steps.size();
+    for (const auto& [name, m] : models_) {
+      if (m.steps.empty()) continue;
+      ++s.models;
+      s.checkpoints += static_cast<int64_t>(m.steps.size());
+    }
     s.blobs = static_cast<int64_t>(blobs_.size());
     for (const auto& [sha, c] : chunks_) {
       if (c.refs > 0) {
@@ -261,6 +409,57 @@ class MemoryCore {
   static absl::Status NoModel(absl::string_view model) {
     return absl::NotFoundError(
         absl::StrCat("model '", model, "' has no committed checkpoint"));
+  }
+
+  // A model: its settings (name, retention, last_preserved_micros, aliases; the latest
+  // step and count are derived from `steps`) and its steps. It exists while it has
+  // steps or settings.
+  struct Model {
+    ModelRecord record;
+    std::map<int64_t, CheckpointRecord> steps;
+  };
+  using ModelMap = std::map<std::string, Model, std::less<>>;
+
+  static ModelRecord RecordOf(const Model& m) {
+    ModelRecord r = m.record;
+    r.set_latest_step(m.steps.empty() ? 0 : m.steps.rbegin()->first);
+    r.set_checkpoint_count(static_cast<int64_t>(m.steps.size()));
+    return r;
+  }
+
+  void EraseIfEmptyLocked(ModelMap::iterator m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (m->second.steps.empty() && !storage_internal::HasSettings(m->second.record)) {
+      models_.erase(m);
+    }
+  }
+
+  // Bumps the revision, stamps `e` with it, keeps it in the window and in `*out` (for
+  // the listener).
+  void AppendEventLocked(Event e, std::vector<Event>* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    e.set_revision(++revision_);
+    events_.push_back(e);
+    while (static_cast<int64_t>(events_.size()) > event_window_) events_.pop_front();
+    out->push_back(std::move(e));
+  }
+
+  // The one way a step goes: DeleteCheckpoint and ApplyRetention both come here. Drops
+  // the step and its references and appends its DELETED event; the caller then calls
+  // EraseIfEmptyLocked. Returns the chunk bytes freed.
+  int64_t DeleteStepLocked(ModelMap::iterator m, int64_t step, int64_t now,
+                           std::vector<Event>* events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = m->second.steps.find(step);
+    CheckpointRecord gone = std::move(it->second);
+    m->second.steps.erase(it);
+    int64_t freed = 0;
+    for (const auto& f : gone.files()) freed += UnrefBlobLocked(f.sha256());
+    AppendEventLocked(storage_internal::MakeEvent(Event::DELETED, m->first, step, "", now),
+                      events);
+    return freed;
+  }
+
+  void NotifyLocked(const std::vector<Event>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    if (!listener_) return;
+    for (const Event& e : events) listener_(e);
   }
 
   void ReleaseLocked(const std::string& sha) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -287,9 +486,16 @@ class MemoryCore {
     return freed;
   }
 
+  const int64_t event_window_;
+  // Serializes writes, so events reach the listener in revision order; the listener
+  // runs under it but not under mu_, so it may read the store. Lock order: a staging
+  // area's mutex, write_mu_, mu_.
+  absl::Mutex write_mu_;
+  std::function<void(const Event&)> listener_ ABSL_GUARDED_BY(write_mu_);
   absl::Mutex mu_;
-  std::map<std::string, std::map<int64_t, CheckpointRecord>, std::less<>> models_
-      ABSL_GUARDED_BY(mu_);
+  ModelMap models_ ABSL_GUARDED_BY(mu_);
+  // The newest events, consecutive revisions ending at revision_.
+  std::deque<Event> events_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Blob> blobs_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Chunk> chunks_ ABSL_GUARDED_BY(mu_);
   int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
@@ -326,7 +532,8 @@ class MemoryStagingArea : public StagingArea {
 
 class MemoryStore : public Store {
  public:
-  MemoryStore() : core_(std::make_shared<MemoryCore>()) {}
+  explicit MemoryStore(const MemoryStoreOptions& options)
+      : core_(std::make_shared<MemoryCore>(options.event_window)) {}
 
   std::unique_ptr<StagingArea> NewStagingArea() override {
     return std::make_unique<MemoryStagingArea>(core_);
@@ -371,6 +578,36 @@ class MemoryStore : public Store {
   absl::Status Backup(const std::string& /*dir*/) override {
     return absl::FailedPreconditionError("in-memory store cannot be backed up");
   }
+  absl::StatusOr<EventPage> ReadEvents(int64_t after_revision, int limit) override {
+    return core_->ReadEvents(after_revision, limit);
+  }
+  void SetEventListener(std::function<void(const Event&)> listener) override {
+    core_->SetListener(std::move(listener));
+  }
+  absl::StatusOr<int64_t> SetAlias(absl::string_view model, absl::string_view alias,
+                                   int64_t step) override {
+    return core_->SetAlias(model, alias, step);
+  }
+  absl::StatusOr<int64_t> RemoveAlias(absl::string_view model,
+                                      absl::string_view alias) override {
+    return core_->RemoveAlias(model, alias);
+  }
+  absl::Status SetPinned(absl::string_view model, int64_t step, bool pinned) override {
+    return core_->SetPinned(model, step, pinned);
+  }
+  absl::StatusOr<ModelRecord> GetModel(absl::string_view model) override {
+    return core_->GetModel(model);
+  }
+  absl::Status SetRetention(absl::string_view model,
+                            const storage::RetentionPolicy& policy) override {
+    return core_->SetRetention(model, policy);
+  }
+  absl::StatusOr<int64_t> ApplyRetention(absl::string_view model,
+                                         const std::vector<int64_t>& delete_steps,
+                                         const std::vector<int64_t>& preserve_steps,
+                                         int64_t last_preserved_micros) override {
+    return core_->ApplyRetention(model, delete_steps, preserve_steps, last_preserved_micros);
+  }
 
  private:
   const std::shared_ptr<MemoryCore> core_;
@@ -378,6 +615,10 @@ class MemoryStore : public Store {
 
 }  // namespace
 
-std::unique_ptr<Store> NewMemoryStore() { return std::make_unique<MemoryStore>(); }
+std::unique_ptr<Store> NewMemoryStore(const MemoryStoreOptions& options) {
+  return std::make_unique<MemoryStore>(options);
+}
+
+std::unique_ptr<Store> NewMemoryStore() { return NewMemoryStore(MemoryStoreOptions{}); }
 
 }  // namespace mgreg

@@ -11,8 +11,13 @@
 //      'K' chunk sha256 (raw)    -> fixed64 refcount (blob slots listing it), fixed32 size
 //      'S' chunk sha256 (raw)    -> fixed32 size: staging marker, chunk written but not
 //                                   (or no longer) referenced by a committed blob
-//      'R'                       -> fixed64 store revision
+//      'R'                       -> fixed64 store revision (= the newest event's)
 //      'F'                       -> format tag, identifies an mgreg store
+//      'E' be64(revision)        -> Event; the newest event_window of them, with
+//                                   consecutive revisions (a store created before events
+//                                   existed has none below its first new revision)
+//    A ModelRecord ('M') exists while the model has steps or settings (retention,
+//    aliases); with settings only, its checkpoint_count is 0 and it has no 'C' keys.
 //  - "chunks": chunk bytes keyed by the raw 32-byte SHA-256, in integrated BlobDB
 //    files, no compression.
 //
@@ -36,6 +41,7 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -47,6 +53,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/names.h"
 #include "common/status_macros.h"
 #include "rocksdb/db.h"
 #include "rocksdb/utilities/checkpoint.h"
@@ -65,6 +72,7 @@ namespace {
 using storage::BlobRecord;
 using storage::CheckpointRecord;
 using storage::ChunkRef;
+using storage::Event;
 using storage::ModelRecord;
 using storage_internal::ChunkName;
 using storage_internal::StepName;
@@ -170,6 +178,19 @@ std::string BlobKey(absl::string_view hex) { return absl::StrCat("B", hex); }
 std::string BlobRefKey(absl::string_view hex) { return absl::StrCat("b", hex); }
 std::string ChunkRefKey(absl::string_view raw) { return absl::StrCat("K", raw); }
 std::string StagedKey(absl::string_view raw) { return absl::StrCat("S", raw); }
+std::string EventKey(int64_t revision) {
+  std::string k(1, 'E');
+  const uint64_t r = static_cast<uint64_t>(revision);
+  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>(r >> (8 * i)));
+  return k;
+}
+int64_t EventKeyRevision(rocksdb::Slice key) {
+  uint64_t r = 0;
+  for (size_t i = 1; i < 9 && i < key.size(); ++i) {
+    r = (r << 8) | static_cast<unsigned char>(key[i]);
+  }
+  return static_cast<int64_t>(r);
+}
 
 struct ChunkRefValue {
   int64_t refs = 0;
@@ -197,7 +218,33 @@ struct Staged {
 
 struct ModelState {
   ModelRecord model;
-  CheckpointRecord latest;
+  CheckpointRecord latest;  // empty while the model has no steps
+};
+
+// One serialized write to one model, built under commit_mu_ (RocksCore::BeginWrite,
+// then the operation, then RocksCore::FinishWrite).
+struct ModelWrite {
+  std::string name;
+  ModelRecord model;  // the record as the write leaves it
+  int64_t count_before = 0;
+  int64_t revision_before = 0;
+  int64_t event_oldest_before = 0;
+  // Steps this write puts (their newest version) and deletes.
+  std::map<int64_t, CheckpointRecord> put_steps;
+  absl::flat_hash_set<int64_t> deleted_steps;
+  // Blob reference changes, and the blobs the write creates.
+  absl::flat_hash_map<std::string, int64_t> blob_delta;
+  std::vector<const BlobRecord*> created_blobs;
+  std::vector<Event> events;  // stamped with consecutive revisions by AddEvent
+  rocksdb::WriteBatch batch;
+
+  void AddEvent(Event e) {
+    e.set_revision(revision_before + static_cast<int64_t>(events.size()) + 1);
+    events.push_back(std::move(e));
+  }
+  int64_t revision_after() const {
+    return revision_before + static_cast<int64_t>(events.size());
+  }
 };
 
 class RocksStagingArea;
@@ -206,8 +253,11 @@ class RocksStagingArea;
 class RocksCore {
  public:
   RocksCore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> handles,
-            bool sync)
-      : db_(std::move(db)), handles_(std::move(handles)), sync_(sync) {
+            bool sync, int64_t event_window)
+      : db_(std::move(db)),
+        handles_(std::move(handles)),
+        sync_(sync),
+        event_window_(std::max<int64_t>(event_window, 1)) {
     meta_ = handles_[1];
     chunks_ = handles_[2];
   }
@@ -237,8 +287,34 @@ class RocksCore {
   absl::StatusOr<bool> HasChunk(const ChunkRef& ref);
   StoreStats Stats();
   absl::Status Backup(const std::string& dir);
+  absl::StatusOr<EventPage> ReadEvents(int64_t after_revision, int limit);
+  void SetListener(std::function<void(const Event&)> listener);
+  absl::StatusOr<int64_t> SetAlias(absl::string_view model, absl::string_view alias,
+                                   int64_t step);
+  absl::StatusOr<int64_t> RemoveAlias(absl::string_view model, absl::string_view alias);
+  absl::Status SetPinned(absl::string_view model, int64_t step, bool pinned);
+  absl::StatusOr<ModelRecord> GetModel(absl::string_view model);
+  absl::Status SetRetention(absl::string_view model, const storage::RetentionPolicy& policy);
+  absl::StatusOr<int64_t> ApplyRetention(absl::string_view model,
+                                         const std::vector<int64_t>& delete_steps,
+                                         const std::vector<int64_t>& preserve_steps,
+                                         int64_t last_preserved_micros);
 
  private:
+  // The write path shared by every mutation (see the file comment).
+  ModelWrite BeginWrite(absl::string_view model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  // The stored record of a step: from this write if it put the step, else from the
+  // database; nullopt if it does not exist (or this write deleted it).
+  absl::StatusOr<std::optional<CheckpointRecord>> ReadStep(const ModelWrite& w, int64_t step);
+  void PutStep(ModelWrite* w, const CheckpointRecord& record);
+  // Deletes a step exactly as DeleteCheckpoint does: its key, its blob references, one
+  // DELETED event. `gone` is its stored record.
+  void AddStepDeletion(ModelWrite* w, const CheckpointRecord& gone, int64_t now);
+  // Completes, writes and publishes `w`; returns the chunk bytes freed.
+  absl::StatusOr<int64_t> FinishWrite(ModelWrite* w, absl::string_view what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  // The highest step of w's model that remains after w; nullopt if none does.
+  absl::StatusOr<std::optional<CheckpointRecord>> FindLatest(const ModelWrite& w);
   // Reads a meta key; nullopt if absent.
   absl::StatusOr<std::optional<std::string>> GetMeta(const std::string& key,
                                                      absl::string_view what);
@@ -279,9 +355,14 @@ class RocksCore {
   rocksdb::ColumnFamilyHandle* chunks_ = nullptr;
   const bool sync_;
 
-  // Serializes commits, deletes and staging releases (refcounts are read-modify-write).
+  const int64_t event_window_;
+
+  // Serializes commits, deletes, every other model write and staging releases
+  // (refcounts and model records are read-modify-write). The event listener runs
+  // under it, after state_mu_ and stage_mu_ are released.
   // Lock order: commit_mu_, then stage_mu_, then state_mu_.
   absl::Mutex commit_mu_;
+  std::function<void(const Event&)> listener_ ABSL_GUARDED_BY(commit_mu_);
 
   absl::Mutex stage_mu_;
   absl::CondVar stage_cv_;
@@ -296,6 +377,11 @@ class RocksCore {
   absl::Mutex state_mu_;
   std::map<std::string, ModelState, std::less<>> models_ ABSL_GUARDED_BY(state_mu_);
   int64_t revision_ ABSL_GUARDED_BY(state_mu_) = 0;
+  // The revision of the oldest retained event; revision_ + 1 if none is retained.
+  // Events [event_oldest_, revision_] are all stored.
+  int64_t event_oldest_ ABSL_GUARDED_BY(state_mu_) = 1;
+  // Models with at least one step (those ListModels lists).
+  int64_t listed_models_ ABSL_GUARDED_BY(state_mu_) = 0;
   int64_t checkpoints_ ABSL_GUARDED_BY(state_mu_) = 0;
   int64_t blobs_ ABSL_GUARDED_BY(state_mu_) = 0;
   int64_t chunks_count_ ABSL_GUARDED_BY(state_mu_) = 0;
@@ -386,11 +472,14 @@ absl::Status RocksCore::Load(bool fresh) {
     if (!m.model.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
       return CorruptRecord("model");
     }
-    ASSIGN_OR_RETURN(std::optional<std::string> latest,
-                     GetMeta(CheckpointKey(m.model.name(), m.model.latest_step()),
-                             "opening the store"));
-    if (!latest.has_value() || !m.latest.ParseFromString(*latest)) {
-      return CorruptRecord("latest checkpoint");
+    if (m.model.checkpoint_count() > 0) {
+      ASSIGN_OR_RETURN(std::optional<std::string> latest,
+                       GetMeta(CheckpointKey(m.model.name(), m.model.latest_step()),
+                               "opening the store"));
+      if (!latest.has_value() || !m.latest.ParseFromString(*latest)) {
+        return CorruptRecord("latest checkpoint");
+      }
+      ++listed_models_;
     }
     checkpoints_ += m.model.checkpoint_count();
     models_.emplace(key.ToString().substr(1), std::move(m));
@@ -406,6 +495,30 @@ absl::Status RocksCore::Load(bool fresh) {
     chunk_bytes_ += GetFixed32(value.data() + 8);
     return absl::OkStatus();
   }));
+
+  // The oldest retained event; trim to the window (it may have shrunk since the last
+  // open). Only the first key is read.
+  event_oldest_ = revision_ + 1;
+  {
+    const std::string lo(1, 'E'), hi(1, 'F');
+    rocksdb::Slice upper(hi);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
+    it->Seek(lo);
+    if (it->Valid()) event_oldest_ = EventKeyRevision(it->key());
+    RETURN_IF_ERROR(FromRocks(it->status(), "opening the store"));
+  }
+  if (event_oldest_ > revision_ + 1) return CorruptRecord("event");
+  if (revision_ - event_oldest_ + 1 > event_window_) {
+    rocksdb::WriteBatch trim;
+    for (; event_oldest_ <= revision_ - event_window_; ++event_oldest_) {
+      trim.Delete(meta_, EventKey(event_oldest_));
+    }
+    // Not synced: if lost, the next open trims again.
+    RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &trim),
+                              "trimming the event log to its window"));
+  }
 
   // Collect the chunks of uploads that were never committed.
   rocksdb::WriteBatch gc;
@@ -676,11 +789,9 @@ absl::StatusOr<CommitResult> RocksCore::Commit(const CommitRequest& request,
   }
 
   absl::MutexLock commit(&commit_mu_);
-  const std::string key = CheckpointKey(in.model(), in.step());
-  ASSIGN_OR_RETURN(std::optional<std::string> old_value, GetMeta(key, "reading a checkpoint"));
-  std::optional<CheckpointRecord> old;
-  if (old_value.has_value()) {
-    if (!old.emplace().ParseFromString(*old_value)) return CorruptRecord("checkpoint");
+  ModelWrite w = BeginWrite(in.model());
+  ASSIGN_OR_RETURN(std::optional<CheckpointRecord> old, ReadStep(w, in.step()));
+  if (old.has_value()) {
     if (storage_internal::SameContent(*old, in)) return CommitResult{*old, true};
     if (!request.overwrite) {
       return absl::AlreadyExistsError(absl::StrCat(
@@ -688,8 +799,8 @@ absl::StatusOr<CommitResult> RocksCore::Commit(const CommitRequest& request,
     }
   }
 
-  // Which blobs to create; everything they need must be here.
-  std::vector<const BlobRecord*> created;
+  // Which blobs to create; everything they need must be here. (Chunk refcounts change
+  // only under commit_mu_, and `held` cannot change while its area is in this call.)
   absl::flat_hash_set<std::string> seen;
   for (const auto& f : in.files()) {
     if (!seen.insert(f.sha256()).second) continue;
@@ -708,46 +819,9 @@ absl::StatusOr<CommitResult> RocksCore::Commit(const CommitRequest& request,
           "file '", f.name(), "' of ", where, " names blob ", f.sha256(),
           " which is neither stored nor among the new blobs"));
     }
-    created.push_back(n->second);
+    w.created_blobs.push_back(n->second);
   }
-
-  absl::flat_hash_map<std::string, int64_t> delta;
-  for (const auto& f : in.files()) ++delta[f.sha256()];
-  if (old.has_value()) {
-    for (const auto& f : old->files()) --delta[f.sha256()];
-  }
-
-  CheckpointRecord record = in;
-  record.set_commit_time_micros(storage_internal::NowMicros());
-  ModelRecord model;
-  std::optional<CheckpointRecord> new_latest;
-  int64_t revision;
-  {
-    absl::MutexLock state(&state_mu_);
-    revision = revision_ + 1;
-    auto it = models_.find(in.model());
-    if (it == models_.end()) {
-      model.set_name(in.model());
-      model.set_latest_step(in.step());
-      model.set_checkpoint_count(1);
-    } else {
-      model = it->second.model;
-      if (!old.has_value()) model.set_checkpoint_count(model.checkpoint_count() + 1);
-      model.set_latest_step(std::max(model.latest_step(), in.step()));
-    }
-  }
-  record.set_revision(revision);
-  if (model.latest_step() == in.step()) new_latest = record;
-
-  rocksdb::WriteBatch batch;
-  batch.Put(meta_, key, record.SerializeAsString());
-  batch.Put(meta_, ModelKey(in.model()), model.SerializeAsString());
-  std::string rev;
-  PutFixed64(&rev, static_cast<uint64_t>(revision));
-  batch.Put(meta_, kRevisionKey, rev);
-
-  absl::MutexLock stage(&stage_mu_);
-  for (const BlobRecord* blob : created) {
+  for (const BlobRecord* blob : w.created_blobs) {
     for (const ChunkRef& c : blob->chunks()) {
       bool ok = held != nullptr && held->contains(c.sha256());
       if (!ok) {
@@ -761,105 +835,330 @@ absl::StatusOr<CommitResult> RocksCore::Commit(const CommitRequest& request,
       }
     }
   }
-  RefChanges changes;
-  RETURN_IF_ERROR(ApplyRefs(delta, created, &batch, &changes));
-  RETURN_IF_ERROR(Write(&batch, absl::StrCat("committing ", where)));
-  NoteRefChanges(changes);
+
+  for (const auto& f : in.files()) ++w.blob_delta[f.sha256()];
+  if (old.has_value()) {
+    for (const auto& f : old->files()) --w.blob_delta[f.sha256()];
+  }
+  if (w.model.checkpoint_count() == 0) {
+    w.model.set_latest_step(in.step());
+  } else {
+    w.model.set_latest_step(std::max(w.model.latest_step(), in.step()));
+  }
+  if (!old.has_value()) w.model.set_checkpoint_count(w.model.checkpoint_count() + 1);
+
+  CheckpointRecord record = in;
+  record.set_commit_time_micros(storage_internal::NowMicros());
+  record.set_revision(w.revision_before + 1);
+  record.set_pinned(old.has_value() && old->pinned());
+  record.set_preserved(old.has_value() && old->preserved());
+  PutStep(&w, record);
+  w.AddEvent(storage_internal::MakeEvent(Event::COMMITTED, in.model(), in.step(), "",
+                                         record.commit_time_micros()));
+  RETURN_IF_ERROR(FinishWrite(&w, absl::StrCat("committing ", where)).status());
   if (held != nullptr) {
+    absl::MutexLock stage(&stage_mu_);
     rocksdb::WriteBatch release;
-    for (const BlobRecord* blob : created) {
+    for (const BlobRecord* blob : w.created_blobs) {
       for (const ChunkRef& c : blob->chunks()) {
         if (held->erase(c.sha256()) > 0) ReleaseLocked(c.sha256(), &release);
       }
     }
     // The chunks were just committed, so releasing them deletes nothing.
   }
+  return CommitResult{std::move(record), false};
+}
+
+ModelWrite RocksCore::BeginWrite(absl::string_view model) {
+  ModelWrite w;
+  w.name = std::string(model);
+  absl::ReaderMutexLock state(&state_mu_);
+  w.revision_before = revision_;
+  w.event_oldest_before = event_oldest_;
+  auto it = models_.find(model);
+  if (it != models_.end()) {
+    w.model = it->second.model;
+    w.count_before = w.model.checkpoint_count();
+  } else {
+    w.model.set_name(w.name);
+  }
+  return w;
+}
+
+absl::StatusOr<std::optional<CheckpointRecord>> RocksCore::ReadStep(const ModelWrite& w,
+                                                                    int64_t step) {
+  if (w.deleted_steps.contains(step)) return std::optional<CheckpointRecord>();
+  auto put = w.put_steps.find(step);
+  if (put != w.put_steps.end()) return std::optional<CheckpointRecord>(put->second);
+  ASSIGN_OR_RETURN(std::optional<std::string> v,
+                   GetMeta(CheckpointKey(w.name, step), "reading a checkpoint"));
+  if (!v.has_value()) return std::optional<CheckpointRecord>();
+  CheckpointRecord r;
+  if (!r.ParseFromString(*v)) return CorruptRecord("checkpoint");
+  return std::optional<CheckpointRecord>(std::move(r));
+}
+
+void RocksCore::PutStep(ModelWrite* w, const CheckpointRecord& record) {
+  w->batch.Put(meta_, CheckpointKey(w->name, record.step()), record.SerializeAsString());
+  w->put_steps[record.step()] = record;
+}
+
+void RocksCore::AddStepDeletion(ModelWrite* w, const CheckpointRecord& gone, int64_t now) {
+  w->batch.Delete(meta_, CheckpointKey(w->name, gone.step()));
+  w->put_steps.erase(gone.step());
+  w->deleted_steps.insert(gone.step());
+  for (const auto& f : gone.files()) --w->blob_delta[f.sha256()];
+  w->model.set_checkpoint_count(w->model.checkpoint_count() - 1);
+  w->AddEvent(storage_internal::MakeEvent(Event::DELETED, w->name, gone.step(), "", now));
+}
+
+absl::StatusOr<std::optional<CheckpointRecord>> RocksCore::FindLatest(const ModelWrite& w) {
+  // Steps this write puts are not in the database yet, and its deleted steps still are.
+  std::optional<CheckpointRecord> best;
+  if (!w.put_steps.empty()) best = w.put_steps.rbegin()->second;
+  const std::string lower = CheckpointPrefix(w.name);
+  std::string upper = lower;
+  upper.back() = '\x01';
+  rocksdb::Slice lo(lower), hi(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lo;
+  ro.iterate_upper_bound = &hi;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
+  for (it->SeekToLast(); it->Valid(); it->Prev()) {
+    CheckpointRecord r;
+    if (!r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return CorruptRecord("checkpoint");
+    }
+    if (best.has_value() && best->step() >= r.step()) break;
+    if (w.deleted_steps.contains(r.step())) continue;
+    auto put = w.put_steps.find(r.step());
+    best = put != w.put_steps.end() ? put->second : std::move(r);
+    break;
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "finding the latest step"));
+  return best;
+}
+
+absl::StatusOr<int64_t> RocksCore::FinishWrite(ModelWrite* w, absl::string_view what) {
+  // The latest step.
+  std::optional<CheckpointRecord> latest;
+  const bool has_steps = w->model.checkpoint_count() > 0;
+  if (!has_steps) {
+    w->model.set_latest_step(0);
+  } else if (w->deleted_steps.contains(w->model.latest_step())) {
+    ASSIGN_OR_RETURN(latest, FindLatest(*w));
+    if (!latest.has_value()) return CorruptRecord("model");
+    w->model.set_latest_step(latest->step());
+  } else {
+    auto put = w->put_steps.find(w->model.latest_step());
+    if (put != w->put_steps.end()) latest = put->second;
+  }
+  const bool keep_record = has_steps || storage_internal::HasSettings(w->model);
+  if (keep_record) {
+    w->batch.Put(meta_, ModelKey(w->name), w->model.SerializeAsString());
+  } else {
+    w->batch.Delete(meta_, ModelKey(w->name));
+  }
+
+  // Events, the window, the revision.
+  int64_t event_oldest = w->event_oldest_before;
+  const int64_t revision = w->revision_after();
+  if (!w->events.empty()) {
+    for (const Event& e : w->events) {
+      w->batch.Put(meta_, EventKey(e.revision()), e.SerializeAsString());
+    }
+    for (; event_oldest <= revision - event_window_; ++event_oldest) {
+      w->batch.Delete(meta_, EventKey(event_oldest));
+    }
+    std::string rev;
+    PutFixed64(&rev, static_cast<uint64_t>(revision));
+    w->batch.Put(meta_, kRevisionKey, rev);
+  }
+
+  RefChanges changes;
   {
+    absl::MutexLock stage(&stage_mu_);
+    RETURN_IF_ERROR(ApplyRefs(w->blob_delta, w->created_blobs, &w->batch, &changes));
+    RETURN_IF_ERROR(Write(&w->batch, what));
+    NoteRefChanges(changes);
     absl::MutexLock state(&state_mu_);
     revision_ = revision;
-    if (!old.has_value()) ++checkpoints_;
+    event_oldest_ = event_oldest;
+    checkpoints_ += w->model.checkpoint_count() - w->count_before;
+    listed_models_ += (has_steps ? 1 : 0) - (w->count_before > 0 ? 1 : 0);
     blobs_ += changes.blobs;
     chunks_count_ += changes.chunks;
     chunk_bytes_ += changes.chunk_bytes;
-    ModelState& m = models_[in.model()];
-    m.model = model;
-    if (new_latest.has_value()) m.latest = *new_latest;
+    if (!keep_record) {
+      models_.erase(w->name);
+    } else {
+      ModelState& m = models_[w->name];
+      m.model = w->model;
+      if (!has_steps) {
+        m.latest.Clear();
+      } else if (latest.has_value()) {
+        m.latest = std::move(*latest);
+      }
+    }
   }
-  return CommitResult{std::move(record), false};
+  if (listener_) {
+    for (const Event& e : w->events) listener_(e);
+  }
+  return changes.freed_bytes;
 }
 
 absl::StatusOr<int64_t> RocksCore::Delete(absl::string_view model, int64_t step) {
   absl::MutexLock commit(&commit_mu_);
-  const std::string key = CheckpointKey(model, step);
-  ASSIGN_OR_RETURN(std::optional<std::string> value, GetMeta(key, "reading a checkpoint"));
-  if (!value.has_value()) {
+  ModelWrite w = BeginWrite(model);
+  ASSIGN_OR_RETURN(std::optional<CheckpointRecord> gone, ReadStep(w, step));
+  if (!gone.has_value()) {
     return absl::NotFoundError(absl::StrCat(StepName(model, step), " does not exist"));
   }
-  CheckpointRecord gone;
-  if (!gone.ParseFromString(*value)) return CorruptRecord("checkpoint");
+  if (w.count_before == 0) return CorruptRecord("model");
+  RETURN_IF_ERROR(storage_internal::CheckNoAliasNames(w.model, step));
+  AddStepDeletion(&w, *gone, storage_internal::NowMicros());
+  return FinishWrite(&w, absl::StrCat("deleting ", StepName(model, step)));
+}
 
-  ModelRecord m;
-  int64_t revision;
-  {
-    absl::MutexLock state(&state_mu_);
-    auto it = models_.find(model);
-    if (it == models_.end()) return CorruptRecord("model");
-    m = it->second.model;
-    revision = revision_ + 1;
+absl::StatusOr<int64_t> RocksCore::ApplyRetention(absl::string_view model,
+                                                  const std::vector<int64_t>& delete_steps,
+                                                  const std::vector<int64_t>& preserve_steps,
+                                                  int64_t last_preserved_micros) {
+  absl::MutexLock commit(&commit_mu_);
+  ModelWrite w = BeginWrite(model);
+  if (w.count_before == 0 && !storage_internal::HasSettings(w.model)) {
+    return storage_internal::UnknownModel(model);
   }
-  rocksdb::WriteBatch batch;
-  batch.Delete(meta_, key);
-  std::optional<CheckpointRecord> new_latest;
-  m.set_checkpoint_count(m.checkpoint_count() - 1);
-  if (m.checkpoint_count() <= 0) {
-    batch.Delete(meta_, ModelKey(model));
-  } else {
-    if (m.latest_step() == step) {
-      // The highest remaining step: the last key before this one under the prefix.
-      const std::string lower = CheckpointPrefix(model);
-      rocksdb::Slice lo(lower), hi(key);
-      rocksdb::ReadOptions ro;
-      ro.iterate_lower_bound = &lo;
-      ro.iterate_upper_bound = &hi;
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
-      it->SeekToLast();
-      RETURN_IF_ERROR(FromRocks(it->status(), "finding the latest step"));
-      if (!it->Valid()) return CorruptRecord("model");
-      if (!new_latest.emplace().ParseFromArray(it->value().data(),
-                                               static_cast<int>(it->value().size()))) {
-        return CorruptRecord("checkpoint");
-      }
-      m.set_latest_step(new_latest->step());
-    }
-    batch.Put(meta_, ModelKey(model), m.SerializeAsString());
+  for (int64_t step : preserve_steps) {
+    ASSIGN_OR_RETURN(std::optional<CheckpointRecord> r, ReadStep(w, step));
+    if (!r.has_value() || r->preserved()) continue;
+    r->set_preserved(true);
+    PutStep(&w, *r);
   }
-  std::string rev;
-  PutFixed64(&rev, static_cast<uint64_t>(revision));
-  batch.Put(meta_, kRevisionKey, rev);
+  w.model.set_last_preserved_micros(last_preserved_micros);
+  const int64_t now = storage_internal::NowMicros();
+  for (int64_t step :
+       storage_internal::RetentionCandidates(w.model, delete_steps, preserve_steps)) {
+    ASSIGN_OR_RETURN(std::optional<CheckpointRecord> gone, ReadStep(w, step));
+    if (!gone.has_value() || gone->pinned()) continue;
+    AddStepDeletion(&w, *gone, now);
+  }
+  return FinishWrite(&w, absl::StrCat("applying retention to model '", model, "'"));
+}
 
-  absl::flat_hash_map<std::string, int64_t> delta;
-  for (const auto& f : gone.files()) --delta[f.sha256()];
-  absl::MutexLock stage(&stage_mu_);
-  RefChanges changes;
-  RETURN_IF_ERROR(ApplyRefs(delta, {}, &batch, &changes));
-  RETURN_IF_ERROR(Write(&batch, absl::StrCat("deleting ", StepName(model, step))));
-  NoteRefChanges(changes);
-  {
-    absl::MutexLock state(&state_mu_);
-    revision_ = revision;
-    --checkpoints_;
-    blobs_ += changes.blobs;
-    chunks_count_ += changes.chunks;
-    chunk_bytes_ += changes.chunk_bytes;
-    if (m.checkpoint_count() <= 0) {
-      models_.erase(models_.find(model));
-    } else {
-      ModelState& s = models_.find(model)->second;
-      s.model = m;
-      if (new_latest.has_value()) s.latest = std::move(*new_latest);
-    }
+absl::StatusOr<int64_t> RocksCore::SetAlias(absl::string_view model, absl::string_view alias,
+                                            int64_t step) {
+  absl::MutexLock commit(&commit_mu_);
+  ModelWrite w = BeginWrite(model);
+  ASSIGN_OR_RETURN(std::optional<CheckpointRecord> target, ReadStep(w, step));
+  if (!target.has_value()) {
+    return absl::NotFoundError(absl::StrCat(StepName(model, step), " does not exist"));
   }
-  return changes.freed_bytes;
+  (*w.model.mutable_aliases())[std::string(alias)] = step;
+  w.AddEvent(storage_internal::MakeEvent(Event::ALIAS_SET, model, step, alias,
+                                         storage_internal::NowMicros()));
+  RETURN_IF_ERROR(FinishWrite(&w, absl::StrCat("setting alias '", alias, "' of model '",
+                                               model, "'"))
+                      .status());
+  return w.revision_after();
+}
+
+absl::StatusOr<int64_t> RocksCore::RemoveAlias(absl::string_view model,
+                                               absl::string_view alias) {
+  absl::MutexLock commit(&commit_mu_);
+  ModelWrite w = BeginWrite(model);
+  auto* aliases = w.model.mutable_aliases();
+  auto it = aliases->find(std::string(alias));
+  if (it == aliases->end()) {
+    return absl::NotFoundError(absl::StrCat("model '", model, "' has no alias '", alias, "'"));
+  }
+  const int64_t step = it->second;
+  aliases->erase(it);
+  w.AddEvent(storage_internal::MakeEvent(Event::ALIAS_REMOVED, model, step, alias,
+                                         storage_internal::NowMicros()));
+  RETURN_IF_ERROR(FinishWrite(&w, absl::StrCat("removing alias '", alias, "' of model '",
+                                               model, "'"))
+                      .status());
+  return w.revision_after();
+}
+
+absl::Status RocksCore::SetPinned(absl::string_view model, int64_t step, bool pinned) {
+  absl::MutexLock commit(&commit_mu_);
+  ModelWrite w = BeginWrite(model);
+  ASSIGN_OR_RETURN(std::optional<CheckpointRecord> r, ReadStep(w, step));
+  if (!r.has_value()) {
+    return absl::NotFoundError(absl::StrCat(StepName(model, step), " does not exist"));
+  }
+  if (r->pinned() == pinned) return absl::OkStatus();
+  r->set_pinned(pinned);
+  PutStep(&w, *r);
+  return FinishWrite(&w, absl::StrCat(pinned ? "pinning " : "unpinning ", StepName(model, step)))
+      .status();
+}
+
+absl::Status RocksCore::SetRetention(absl::string_view model,
+                                     const storage::RetentionPolicy& policy) {
+  RETURN_IF_ERROR(ValidateModelName(model));
+  absl::MutexLock commit(&commit_mu_);
+  ModelWrite w = BeginWrite(model);
+  if (!w.model.has_retention()) {
+    w.model.set_last_preserved_micros(storage_internal::NowMicros());
+  }
+  *w.model.mutable_retention() = policy;
+  return FinishWrite(&w, absl::StrCat("setting the retention of model '", model, "'"))
+      .status();
+}
+
+absl::StatusOr<ModelRecord> RocksCore::GetModel(absl::string_view model) {
+  absl::ReaderMutexLock state(&state_mu_);
+  auto it = models_.find(model);
+  if (it == models_.end()) return storage_internal::UnknownModel(model);
+  return it->second.model;
+}
+
+void RocksCore::SetListener(std::function<void(const Event&)> listener) {
+  absl::MutexLock commit(&commit_mu_);
+  listener_ = std::move(listener);
+}
+
+absl::StatusOr<EventPage> RocksCore::ReadEvents(int64_t after_revision, int limit) {
+  EventPage page;
+  int64_t oldest;
+  {
+    absl::ReaderMutexLock state(&state_mu_);
+    page.current_revision = revision_;
+    oldest = event_oldest_;
+  }
+  page.oldest_revision = oldest <= page.current_revision ? oldest : 0;
+  if (after_revision >= page.current_revision) return page;
+  RETURN_IF_ERROR(storage_internal::CheckEventsAvailable(after_revision, oldest));
+  // Events up to current_revision are all written; a write after the state was read
+  // may have trimmed the first ones, which the iterator (one consistent view) shows.
+  const int64_t first = std::max(after_revision + 1, oldest);
+  const std::string lo = EventKey(first), hi = EventKey(page.current_revision + 1);
+  rocksdb::Slice upper(hi);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
+  int64_t expect = first;
+  for (it->Seek(lo); it->Valid(); it->Next()) {
+    if (limit > 0 && static_cast<int>(page.events.size()) >= limit) break;
+    Event& e = page.events.emplace_back();
+    if (!e.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return CorruptRecord("event");
+    }
+    if (e.revision() != expect) {
+      if (expect != first) return CorruptRecord("event");
+      return storage_internal::CheckEventsAvailable(after_revision, e.revision());
+    }
+    ++expect;
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "reading events"));
+  if (page.events.empty()) {
+    // All of them were trimmed meanwhile.
+    return storage_internal::CheckEventsAvailable(after_revision, page.current_revision + 1);
+  }
+  return page;
 }
 
 absl::StatusOr<CheckpointRecord> RocksCore::Get(absl::string_view model, int64_t step) {
@@ -876,7 +1175,7 @@ absl::StatusOr<CheckpointRecord> RocksCore::Get(absl::string_view model, int64_t
 absl::StatusOr<CheckpointRecord> RocksCore::Latest(absl::string_view model) {
   absl::ReaderMutexLock state(&state_mu_);
   auto it = models_.find(model);
-  if (it == models_.end()) {
+  if (it == models_.end() || it->second.model.checkpoint_count() == 0) {
     return absl::NotFoundError(absl::StrCat("model '", model, "' has no committed checkpoint"));
   }
   return it->second.latest;
@@ -887,6 +1186,7 @@ std::vector<ModelRecord> RocksCore::ListModels(absl::string_view start_after, in
   std::vector<ModelRecord> out;
   for (auto it = models_.upper_bound(start_after); it != models_.end(); ++it) {
     if (limit > 0 && static_cast<int>(out.size()) >= limit) break;
+    if (it->second.model.checkpoint_count() == 0) continue;
     out.push_back(it->second.model);
   }
   return out;
@@ -896,7 +1196,8 @@ absl::StatusOr<std::vector<CheckpointRecord>> RocksCore::ListCheckpoints(
     absl::string_view model, std::optional<int64_t> start_after, int limit) {
   {
     absl::ReaderMutexLock state(&state_mu_);
-    if (models_.find(model) == models_.end()) {
+    auto it = models_.find(model);
+    if (it == models_.end() || it->second.model.checkpoint_count() == 0) {
       return absl::NotFoundError(
           absl::StrCat("model '", model, "' has no committed checkpoint"));
     }
@@ -963,7 +1264,7 @@ StoreStats RocksCore::Stats() {
   StoreStats s;
   {
     absl::ReaderMutexLock state(&state_mu_);
-    s.models = static_cast<int64_t>(models_.size());
+    s.models = listed_models_;
     s.checkpoints = checkpoints_;
     s.blobs = blobs_;
     s.chunks = chunks_count_;
@@ -1082,6 +1383,36 @@ class RocksDbStore : public Store {
   absl::StatusOr<bool> HasChunk(const ChunkRef& ref) override { return core_->HasChunk(ref); }
   absl::StatusOr<StoreStats> GetStats() override { return core_->Stats(); }
   absl::Status Backup(const std::string& dir) override { return core_->Backup(dir); }
+  absl::StatusOr<EventPage> ReadEvents(int64_t after_revision, int limit) override {
+    return core_->ReadEvents(after_revision, limit);
+  }
+  void SetEventListener(std::function<void(const Event&)> listener) override {
+    core_->SetListener(std::move(listener));
+  }
+  absl::StatusOr<int64_t> SetAlias(absl::string_view model, absl::string_view alias,
+                                   int64_t step) override {
+    return core_->SetAlias(model, alias, step);
+  }
+  absl::StatusOr<int64_t> RemoveAlias(absl::string_view model,
+                                      absl::string_view alias) override {
+    return core_->RemoveAlias(model, alias);
+  }
+  absl::Status SetPinned(absl::string_view model, int64_t step, bool pinned) override {
+    return core_->SetPinned(model, step, pinned);
+  }
+  absl::StatusOr<ModelRecord> GetModel(absl::string_view model) override {
+    return core_->GetModel(model);
+  }
+  absl::Status SetRetention(absl::string_view model,
+                            const storage::RetentionPolicy& policy) override {
+    return core_->SetRetention(model, policy);
+  }
+  absl::StatusOr<int64_t> ApplyRetention(absl::string_view model,
+                                         const std::vector<int64_t>& delete_steps,
+                                         const std::vector<int64_t>& preserve_steps,
+                                         int64_t last_preserved_micros) override {
+    return core_->ApplyRetention(model, delete_steps, preserve_steps, last_preserved_micros);
+  }
 
  private:
   const std::shared_ptr<RocksCore> core_;
@@ -1167,7 +1498,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const RocksDbStoreOption
   RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(MakeDbOptions(), options.path, cfs, &handles, &raw),
                             absl::StrCat("opening the store in '", options.path, "'")));
   auto core = std::make_shared<RocksCore>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
-                                          options.sync_commits);
+                                          options.sync_commits, options.event_window);
   RETURN_IF_ERROR(core->Load(fresh));
   return std::unique_ptr<Store>(std::make_unique<RocksDbStore>(std::move(core)));
 }

@@ -18,8 +18,16 @@
 // nothing of the step is visible. Chunks staged but never committed are deleted when
 // their StagingArea is destroyed, or, after a crash, when the store is next opened.
 //
+// Revision and events. The store has one revision, an int64 that starts at 0 and
+// never goes back (not across restarts either). Every change a watcher cares about (a
+// commit, a delete, an alias set or removed) bumps it by one and appends one Event
+// stamped with the new revision, in the same durable write as the change, so the
+// revision is always the revision of the newest event. Pins and retention settings
+// change no revision.
+//
 // Thread safety: every method of Store and StagingArea may be called concurrently from
-// any thread. Commits and deletes are serialized inside the store.
+// any thread. Writes (commits, deletes, alias, pin, retention changes) are serialized
+// inside the store.
 //
 // Errors common to every method: RESOURCE_EXHAUSTED when the disk is full,
 // UNAVAILABLE when the store has failed and must be reopened, INTERNAL on a corrupt
@@ -28,6 +36,7 @@
 #define MGREG_STORAGE_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,12 +73,14 @@ class StagingArea {
 // What Commit writes.
 struct CommitRequest {
   // model, step, basename, files (sorted by name), metadata, graph_sha256.
-  // commit_time_micros and revision are set by the store.
+  // commit_time_micros, revision, pinned and preserved are set by the store (a new
+  // step is neither pinned nor preserved).
   storage::CheckpointRecord record;
   // Blob records for those files whose sha256 the store does not hold yet. Their
   // chunks must have been put into (or held by) the StagingArea passed to Commit.
   std::vector<storage::BlobRecord> new_blobs;
-  // Replace the step if it exists with different files.
+  // Replace the step if it exists with different files. Aliases naming the step keep
+  // naming it, and the step keeps its pinned and preserved marks.
   bool overwrite = false;
 };
 
@@ -92,6 +103,7 @@ struct StoreStats {
   int64_t chunk_bytes = 0;
   // Chunks held only by open StagingAreas.
   int64_t staged_chunks = 0;
+  // The store's revision: the revision of the newest event.
   int64_t revision = 0;
   // Backend figures for operators; 0 where the backend has no such thing (in memory).
   // Bytes of RocksDB blob files, bytes compaction estimates it still has to rewrite,
@@ -99,6 +111,13 @@ struct StoreStats {
   int64_t blob_file_bytes = 0;
   int64_t pending_compaction_bytes = 0;
   int64_t live_sst_bytes = 0;
+};
+
+// A page of the event log (Store::ReadEvents).
+struct EventPage {
+  std::vector<storage::Event> events;  // revision > after_revision, ascending
+  int64_t oldest_revision = 0;         // oldest event still retained (0 if none yet)
+  int64_t current_revision = 0;        // the store's revision when read
 };
 
 class Store {
@@ -110,7 +129,7 @@ class Store {
 
   // Makes request.record visible atomically, with new_blobs and the reference counts,
   // in one durable write. Stamps commit_time_micros (now) and revision (the store's
-  // revision + 1).
+  // revision + 1), and appends a COMMITTED event.
   // Returns the existing record with unchanged=true if the step exists with the same
   //   basename and files.
   // Returns ALREADY_EXISTS if the step exists with other files and !overwrite.
@@ -123,9 +142,11 @@ class Store {
                                               StagingArea* staging) = 0;
 
   // Deletes one step, its references, and the blobs and chunks nothing else uses, in
-  // one durable write. The model's latest step moves to the highest remaining step;
-  // a model with no steps left disappears from ListModels. Returns the bytes freed.
+  // one durable write with a DELETED event. The model's latest step moves to the
+  // highest remaining step; a model with no steps left disappears from ListModels (its
+  // record stays if it has a retention policy, see GetModel). Returns the bytes freed.
   // Returns NOT_FOUND if the model or step does not exist.
+  // Returns FAILED_PRECONDITION if an alias names the step, naming the alias.
   virtual absl::StatusOr<int64_t> DeleteCheckpoint(absl::string_view model,
                                                    int64_t step) = 0;
 
@@ -166,6 +187,78 @@ class Store {
   // Returns INVALID_ARGUMENT if dir is empty; FAILED_PRECONDITION if dir exists, its
   // parent does not, or the store cannot be backed up (an in-memory store).
   virtual absl::Status Backup(const std::string& dir) = 0;
+
+  // ---- Events. ----------------------------------------------------------------------
+  // Commit (unless `unchanged`), DeleteCheckpoint, SetAlias, RemoveAlias and every step
+  // ApplyRetention deletes append one event each, stamped with the revision they bump,
+  // in the same durable write. The store keeps the newest `event_window` events
+  // (RocksDbStoreOptions::event_window / MemoryStoreOptions::event_window, default
+  // 100000) and trims older ones in the same writes. The RocksDB store keeps them on
+  // disk: after a restart a reader resuming from its last revision misses nothing that
+  // is still within the window.
+
+  // Up to `limit` events (<= 0: all) with revision > after_revision, ascending, with
+  // the oldest retained and the current revision read at the same moment.
+  // after_revision > the current revision is not an error (an empty page).
+  // Returns OUT_OF_RANGE if some event after `after_revision` was already trimmed (or
+  //   predates the event log), naming the oldest revision still available ("... resume
+  //   from revision N or re-list").
+  virtual absl::StatusOr<EventPage> ReadEvents(int64_t after_revision, int limit) = 0;
+
+  // Calls `listener` after each durable write that appended events, once per event, in
+  // revision order, from the writing thread while writes are still serialized (so
+  // calls never interleave or reorder). By then the write is visible to every read
+  // method. Set once before use; the listener must be quick and must not call the
+  // store's mutating methods (nor SetEventListener); it may call the read methods.
+  // nullptr clears it.
+  virtual void SetEventListener(std::function<void(const storage::Event&)> listener) = 0;
+
+  // ---- Aliases: named pointers to steps of a model, kept in its ModelRecord. ---------
+
+  // Points `alias` at `step` (creating or moving it; pointing it where it already
+  // points counts as a move) and appends an ALIAS_SET event. Returns the new revision.
+  // Returns NOT_FOUND if the model or step does not exist. (Name validation is the
+  //   service's job.)
+  virtual absl::StatusOr<int64_t> SetAlias(absl::string_view model, absl::string_view alias,
+                                           int64_t step) = 0;
+
+  // Removes `alias` and appends an ALIAS_REMOVED event naming the step it named.
+  // Returns the new revision.
+  // Returns NOT_FOUND if the model has no such alias.
+  virtual absl::StatusOr<int64_t> RemoveAlias(absl::string_view model,
+                                              absl::string_view alias) = 0;
+
+  // ---- Pins and retention. -----------------------------------------------------------
+
+  // Protects (or unprotects) a step from retention: sets CheckpointRecord.pinned. Does
+  // not bump the revision and appends no event.
+  // Returns NOT_FOUND if the model or step does not exist.
+  virtual absl::Status SetPinned(absl::string_view model, int64_t step, bool pinned) = 0;
+
+  // The model's record (latest step, count, retention, last_preserved_micros, aliases).
+  // Returns NOT_FOUND if the store holds neither steps nor settings for the model.
+  virtual absl::StatusOr<storage::ModelRecord> GetModel(absl::string_view model) = 0;
+
+  // Sets the model's retention policy, creating its record if it has no steps yet (such
+  // a model still does not appear in ListModels, which lists models with at least one
+  // step; a model record with settings survives the deletion of its last step). When
+  // the model had no policy before, last_preserved_micros is set to now. Does not bump
+  // the revision. The store does not interpret the policy (see ApplyRetention).
+  // Returns INVALID_ARGUMENT if the model name is malformed (as Commit would).
+  virtual absl::Status SetRetention(absl::string_view model,
+                                    const storage::RetentionPolicy& policy) = 0;
+
+  // One retention decision, in one durable write: deletes `delete_steps` exactly as
+  // DeleteCheckpoint would (refcounts, latest, one DELETED event each, in ascending step
+  // order), marks `preserve_steps` preserved=true, and sets the model's
+  // last_preserved_micros. Steps that no longer exist are skipped; a step that is
+  // pinned, aliased or also in `preserve_steps` is never deleted (skipped silently).
+  // Returns the bytes freed.
+  // Returns NOT_FOUND if the store holds neither steps nor settings for the model.
+  virtual absl::StatusOr<int64_t> ApplyRetention(absl::string_view model,
+                                                 const std::vector<int64_t>& delete_steps,
+                                                 const std::vector<int64_t>& preserve_steps,
+                                                 int64_t last_preserved_micros) = 0;
 };
 
 // Opens (creating if needed) a RocksDB-backed store in directory `path`.
@@ -173,12 +266,21 @@ struct RocksDbStoreOptions {
   std::string path;
   // Sync commits to disk (fsync). Only tests that do not test durability turn it off.
   bool sync_commits = true;
+  // How many of the newest events to keep (at least 1; smaller values count as 1).
+  // Reopening with a smaller window trims the excess at open.
+  int64_t event_window = 100000;
 };
 // Returns INVALID_ARGUMENT if path is empty, FAILED_PRECONDITION if the directory is in
 // use by another process (RocksDB's LOCK) or is not an mgreg store.
 absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const RocksDbStoreOptions& options);
 
 // A store that keeps everything in memory; for tests and ephemeral servers.
+struct MemoryStoreOptions {
+  // How many of the newest events to keep (at least 1; smaller values count as 1).
+  int64_t event_window = 100000;
+};
+std::unique_ptr<Store> NewMemoryStore(const MemoryStoreOptions& options);
+// NewMemoryStore with default options.
 std::unique_ptr<Store> NewMemoryStore();
 
 }  // namespace mgreg

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "storage/store.h"
@@ -26,14 +27,29 @@ using ::mgreg::testing::TestFile;
 
 struct Backend {
   std::string name;
-  std::function<std::unique_ptr<Store>(const std::string& dir)> open;
+  std::function<std::unique_ptr<Store>(const std::string& dir, int64_t event_window)> open;
 };
 
 class StoreConformanceTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    store_ = GetParam().open(dir_.Join("store"));
+    store_ = GetParam().open(dir_.Join("store"), 100000);
     ASSERT_NE(store_, nullptr);
+  }
+
+  // Replaces store_ with a new, empty store keeping only `event_window` events.
+  void OpenWithEventWindow(int64_t event_window) {
+    store_.reset();
+    store_ = GetParam().open(dir_.Join(absl::StrCat("store-window-", event_window)),
+                             event_window);
+    ASSERT_NE(store_, nullptr);
+  }
+
+  // Every retained event.
+  std::vector<storage::Event> Events() {
+    auto page = store_->ReadEvents(0, 0);
+    EXPECT_TRUE(page.ok()) << page.status();
+    return page.ok() ? page->events : std::vector<storage::Event>{};
   }
 
   StoreStats Stats() {
@@ -564,14 +580,495 @@ TEST_P(StoreConformanceTest, ConcurrentCommitsAndALatestReaderSeeNoTornState) {
   }
 }
 
+// ---- Events. ------------------------------------------------------------------------
+
+void ExpectEvent(const storage::Event& e, int64_t revision, storage::Event::Type type,
+                 const std::string& model, int64_t step, const std::string& alias = "") {
+  EXPECT_EQ(e.revision(), revision) << e.DebugString();
+  EXPECT_EQ(e.type(), type) << e.DebugString();
+  EXPECT_EQ(e.model(), model) << e.DebugString();
+  EXPECT_EQ(e.step(), step) << e.DebugString();
+  EXPECT_EQ(e.alias(), alias) << e.DebugString();
+  EXPECT_GT(e.time_micros(), 0) << e.DebugString();
+}
+
+TEST_P(StoreConformanceTest, CommitsDeletesAndAliasChangesAppendOneEventEachInOrder) {
+  auto c1 = Push(*store_, "m", 1, {{"index", "1"}});
+  ASSERT_OK(c1);
+  ASSERT_OK(Push(*store_, "m", 2, {{"index", "2"}}));
+  auto set = store_->SetAlias("m", "best", 1);
+  ASSERT_OK(set);
+  EXPECT_EQ(*set, 3);
+  auto moved = store_->SetAlias("m", "best", 2);
+  ASSERT_OK(moved);
+  EXPECT_EQ(*moved, 4);
+  auto removed = store_->RemoveAlias("m", "best");
+  ASSERT_OK(removed);
+  EXPECT_EQ(*removed, 5);
+  ASSERT_OK(store_->DeleteCheckpoint("m", 1));
+  auto overwritten = Push(*store_, "m", 2, {{"index", "2b"}}, /*overwrite=*/true);
+  ASSERT_OK(overwritten);
+
+  auto page = store_->ReadEvents(0, 0);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->events.size(), 7u);
+  using E = storage::Event;
+  ExpectEvent(page->events[0], 1, E::COMMITTED, "m", 1);
+  EXPECT_EQ(page->events[0].time_micros(), c1->record.commit_time_micros());
+  ExpectEvent(page->events[1], 2, E::COMMITTED, "m", 2);
+  ExpectEvent(page->events[2], 3, E::ALIAS_SET, "m", 1, "best");
+  ExpectEvent(page->events[3], 4, E::ALIAS_SET, "m", 2, "best");
+  ExpectEvent(page->events[4], 5, E::ALIAS_REMOVED, "m", 2, "best");
+  ExpectEvent(page->events[5], 6, E::DELETED, "m", 1);
+  ExpectEvent(page->events[6], 7, E::COMMITTED, "m", 2);
+  EXPECT_EQ(page->events[6].time_micros(), overwritten->record.commit_time_micros());
+  EXPECT_EQ(page->oldest_revision, 1);
+  EXPECT_EQ(page->current_revision, 7);
+  EXPECT_EQ(Stats().revision, 7);
+}
+
+TEST_P(StoreConformanceTest, UnchangedRecommitAppendsNoEvent) {
+  ASSERT_OK(Push(*store_, "m", 5, {{"index", "a"}}));
+  auto again = Push(*store_, "m", 5, {{"index", "a"}});
+  ASSERT_OK(again);
+  EXPECT_TRUE(again->unchanged);
+  EXPECT_EQ(Events().size(), 1u);
+  EXPECT_EQ(Stats().revision, 1);
+}
+
+TEST_P(StoreConformanceTest, FailedWritesAppendNoEvent) {
+  ASSERT_OK(Push(*store_, "m", 1, {{"index", "a"}}));
+  EXPECT_CODE(Push(*store_, "m", 1, {{"index", "b"}}), kAlreadyExists);
+  EXPECT_CODE(store_->DeleteCheckpoint("m", 2), kNotFound);
+  EXPECT_CODE(store_->SetAlias("m", "x", 2), kNotFound);
+  EXPECT_CODE(store_->RemoveAlias("m", "x"), kNotFound);
+  EXPECT_EQ(Events().size(), 1u);
+  EXPECT_EQ(Stats().revision, 1);
+}
+
+TEST_P(StoreConformanceTest, ReadEventsPagesInAscendingRevisionOrder) {
+  for (int step = 0; step < 5; ++step) {
+    ASSERT_OK(Push(*store_, "m", step, {{"index", absl::StrCat(step)}}));
+  }
+  std::vector<int64_t> seen;
+  int64_t after = 0;
+  while (true) {
+    auto page = store_->ReadEvents(after, 2);
+    ASSERT_OK(page);
+    ASSERT_LE(page->events.size(), 2u);
+    EXPECT_EQ(page->current_revision, 5);
+    EXPECT_EQ(page->oldest_revision, 1);
+    if (page->events.empty()) break;
+    for (const auto& e : page->events) {
+      seen.push_back(e.revision());
+      EXPECT_EQ(e.step(), e.revision() - 1);
+    }
+    after = page->events.back().revision();
+  }
+  EXPECT_EQ(seen, (std::vector<int64_t>{1, 2, 3, 4, 5}));
+}
+
+TEST_P(StoreConformanceTest, ReadEventsAfterTheCurrentRevisionIsAnEmptyPage) {
+  auto empty = store_->ReadEvents(0, 10);
+  ASSERT_OK(empty);
+  EXPECT_TRUE(empty->events.empty());
+  EXPECT_EQ(empty->oldest_revision, 0);
+  EXPECT_EQ(empty->current_revision, 0);
+  ASSERT_OK(Push(*store_, "m", 1, {{"index", "a"}}));
+  for (int64_t after : {int64_t{1}, int64_t{100}, INT64_MAX}) {
+    auto page = store_->ReadEvents(after, 10);
+    ASSERT_OK(page);
+    EXPECT_TRUE(page->events.empty());
+    EXPECT_EQ(page->current_revision, 1);
+    EXPECT_EQ(page->oldest_revision, 1);
+  }
+}
+
+TEST_P(StoreConformanceTest, ReadEventsAfterTrimmedEventsReturnsOutOfRangeNamingTheOldest) {
+  OpenWithEventWindow(3);
+  for (int step = 0; step < 5; ++step) {
+    ASSERT_OK(Push(*store_, "m", step, {{"index", absl::StrCat(step)}}));
+  }
+  for (int64_t after : {0, 1}) {
+    auto trimmed = store_->ReadEvents(after, 10);
+    EXPECT_CODE(trimmed, kOutOfRange);
+    EXPECT_NE(trimmed.status().message().find("resume from revision 3"), std::string::npos)
+        << trimmed.status();
+  }
+  auto page = store_->ReadEvents(2, 10);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->events.size(), 3u);
+  EXPECT_EQ(page->events[0].revision(), 3);
+  EXPECT_EQ(page->events[2].revision(), 5);
+  EXPECT_EQ(page->oldest_revision, 3);
+  EXPECT_EQ(page->current_revision, 5);
+  // A retention decision deleting more steps than the window trims in the same write.
+  ASSERT_OK(store_->ApplyRetention("m", {0, 1, 2, 3}, {}, 1));
+  page = store_->ReadEvents(6, 10);
+  ASSERT_OK(page);
+  EXPECT_EQ(page->oldest_revision, 7);
+  EXPECT_EQ(page->current_revision, 9);
+  ASSERT_EQ(page->events.size(), 3u);
+  EXPECT_EQ(page->events[2].step(), 3);
+  EXPECT_CODE(store_->ReadEvents(5, 10), kOutOfRange);
+}
+
+TEST_P(StoreConformanceTest, ListenerSeesEveryEventOnceInRevisionOrderFromConcurrentWriters) {
+  constexpr int kWriters = 4, kSteps = 20;
+  absl::Mutex mu;
+  std::vector<storage::Event> heard;
+  std::atomic<int> not_visible{0};
+  store_->SetEventListener([&](const storage::Event& e) {
+    // The write is visible to readers by the time the listener hears of it.
+    auto s = store_->GetStats();
+    if (!s.ok() || s->revision < e.revision()) ++not_visible;
+    absl::MutexLock lock(&mu);
+    heard.push_back(e);
+  });
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      const std::string model = absl::StrCat("m", w);
+      for (int step = 0; step < kSteps; ++step) {
+        auto r = Push(*store_, model, step, {{"index", absl::StrCat(model, "@", step)}});
+        if (!r.ok()) ADD_FAILURE() << r.status();
+        if (step % 5 == 4) {
+          if (auto a = store_->SetAlias(model, "last5", step); !a.ok()) ADD_FAILURE() << a.status();
+        }
+      }
+      if (auto d = store_->DeleteCheckpoint(model, 0); !d.ok()) ADD_FAILURE() << d.status();
+    });
+  }
+  for (auto& t : writers) t.join();
+  const int64_t total = kWriters * (kSteps + kSteps / 5 + 1);
+  EXPECT_EQ(not_visible.load(), 0);
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_EQ(static_cast<int64_t>(heard.size()), total);
+    for (size_t i = 0; i < heard.size(); ++i) {
+      EXPECT_EQ(heard[i].revision(), static_cast<int64_t>(i) + 1);
+    }
+    std::vector<storage::Event> stored = Events();
+    ASSERT_EQ(stored.size(), heard.size());
+    for (size_t i = 0; i < heard.size(); ++i) {
+      EXPECT_EQ(stored[i].SerializeAsString(), heard[i].SerializeAsString());
+    }
+  }
+  EXPECT_EQ(Stats().revision, total);
+  store_->SetEventListener(nullptr);
+  ASSERT_OK(Push(*store_, "m0", 100, {{"index", "after"}}));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(static_cast<int64_t>(heard.size()), total);
+}
+
+// ---- Aliases. -----------------------------------------------------------------------
+
+TEST_P(StoreConformanceTest, SetAliasCreatesAndMovesAliasesInTheModelRecord) {
+  ASSERT_OK(Push(*store_, "m", 1, {{"index", "1"}}));
+  ASSERT_OK(Push(*store_, "m", 2, {{"index", "2"}}));
+  ASSERT_OK(store_->SetAlias("m", "best", 1));
+  ASSERT_OK(store_->SetAlias("m", "prod", 1));
+  ASSERT_OK(store_->SetAlias("m", "best", 2));
+  auto model = store_->GetModel("m");
+  ASSERT_OK(model);
+  ASSERT_EQ(model->aliases_size(), 2);
+  EXPECT_EQ(model->aliases().at("best"), 2);
+  EXPECT_EQ(model->aliases().at("prod"), 1);
+  EXPECT_EQ(model->latest_step(), 2);
+  EXPECT_EQ(model->checkpoint_count(), 2);
+  ASSERT_OK(store_->RemoveAlias("m", "prod"));
+  model = store_->GetModel("m");
+  ASSERT_OK(model);
+  EXPECT_EQ(model->aliases_size(), 1);
+  auto listed = store_->ListModels("", 0);
+  ASSERT_OK(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].aliases().at("best"), 2);
+}
+
+TEST_P(StoreConformanceTest, SetAliasOfAnUnknownModelOrStepReturnsNotFound) {
+  ASSERT_OK(Push(*store_, "m", 1, {{"index", "1"}}));
+  EXPECT_CODE(store_->SetAlias("m", "best", 2), kNotFound);
+  EXPECT_CODE(store_->SetAlias("other", "best", 1), kNotFound);
+  ASSERT_OK(store_->SetRetention("settings-only", storage::RetentionPolicy()));
+  EXPECT_CODE(store_->SetAlias("settings-only", "best", 0), kNotFound);
+  auto model = store_->GetModel("m");
+  ASSERT_OK(model);
+  EXPECT_EQ(model->aliases_size(), 0);
+  EXPECT_EQ(Stats().revision, 1);
+}
+
+TEST_P(StoreConformanceTest, RemoveAliasOfAnUnknownAliasOrModelReturnsNotFound) {
+  ASSERT_OK(Push(*store_, "m", 1, {{"index", "1"}}));
+  ASSERT_OK(store_->SetAlias("m", "best", 1));
+  EXPECT_CODE(store_->RemoveAlias("m", "prod"), kNotFound);
+  EXPECT_CODE(store_->RemoveAlias("other", "best"), kNotFound);
+  ASSERT_OK(store_->RemoveAlias("m", "best"));
+  EXPECT_CODE(store_->RemoveAlias("m", "best"), kNotFound);
+}
+
+TEST_P(StoreConformanceTest, DeleteOfAnAliasedStepReturnsFailedPreconditionNamingTheAlias) {
+  ASSERT_OK(Push(*store_, "m", 1, {{"index", "1"}}));
+  ASSERT_OK(store_->SetAlias("m", "best", 1));
+  auto r = store_->DeleteCheckpoint("m", 1);
+  EXPECT_CODE(r, kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("'best'"), std::string::npos) << r.status();
+  ASSERT_OK(store_->GetCheckpoint("m", 1));
+  EXPECT_EQ(Stats().revision, 2);
+  ASSERT_OK(store_->RemoveAlias("m", "best"));
+  ASSERT_OK(store_->DeleteCheckpoint("m", 1));
+}
+
+TEST_P(StoreConformanceTest, OverwriteOfAnAliasedPinnedStepKeepsTheAliasAndThePin) {
+  ASSERT_OK(Push(*store_, "m", 1, {{"index", "1"}}));
+  ASSERT_OK(store_->SetAlias("m", "best", 1));
+  ASSERT_OK(store_->SetPinned("m", 1, true));
+  auto r = Push(*store_, "m", 1, {{"index", "1b"}}, /*overwrite=*/true);
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->record.pinned());
+  auto model = store_->GetModel("m");
+  ASSERT_OK(model);
+  EXPECT_EQ(model->aliases().at("best"), 1);
+  auto latest = store_->GetLatest("m");
+  ASSERT_OK(latest);
+  EXPECT_TRUE(latest->pinned());
+  EXPECT_EQ(latest->files(0).sha256(), Sha256Hex("1b"));
+}
+
+// ---- Pins. --------------------------------------------------------------------------
+
+TEST_P(StoreConformanceTest, SetPinnedMarksTheStepWithoutBumpingTheRevision) {
+  ASSERT_OK(Push(*store_, "m", 1, {{"index", "1"}}));
+  ASSERT_OK(Push(*store_, "m", 2, {{"index", "2"}}));
+  ASSERT_OK(store_->SetPinned("m", 2, true));
+  for (auto r : {store_->GetCheckpoint("m", 2), store_->GetLatest("m")}) {
+    ASSERT_OK(r);
+    EXPECT_TRUE(r->pinned());
+    EXPECT_EQ(r->revision(), 2);
+  }
+  auto list = store_->ListCheckpoints("m", std::nullopt, 0);
+  ASSERT_OK(list);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_FALSE((*list)[0].pinned());
+  EXPECT_TRUE((*list)[1].pinned());
+  ASSERT_OK(store_->SetPinned("m", 2, false));
+  auto latest = store_->GetLatest("m");
+  ASSERT_OK(latest);
+  EXPECT_FALSE(latest->pinned());
+  EXPECT_EQ(Stats().revision, 2);
+  EXPECT_EQ(Events().size(), 2u);
+}
+
+TEST_P(StoreConformanceTest, SetPinnedOfAnUnknownModelOrStepReturnsNotFound) {
+  ASSERT_OK(Push(*store_, "m", 1, {{"index", "1"}}));
+  EXPECT_CODE(store_->SetPinned("m", 2, true), kNotFound);
+  EXPECT_CODE(store_->SetPinned("other", 1, true), kNotFound);
+}
+
+TEST_P(StoreConformanceTest, ANewStepIsNeitherPinnedNorPreservedWhateverTheRequestSays) {
+  TestFile f = MakeFile("index", "a");
+  auto area = store_->NewStagingArea();
+  ASSERT_OK(area->PutChunk(f.blob.chunks(0), f.chunks[0]));
+  CommitRequest req = MakeRequest("m", 1, {f});
+  req.record.set_pinned(true);
+  req.record.set_preserved(true);
+  auto r = store_->Commit(req, area.get());
+  ASSERT_OK(r);
+  EXPECT_FALSE(r->record.pinned());
+  EXPECT_FALSE(r->record.preserved());
+}
+
+// ---- Models and retention. ----------------------------------------------------------
+
+TEST_P(StoreConformanceTest, GetModelOfAnUnknownModelReturnsNotFound) {
+  EXPECT_CODE(store_->GetModel("nobody"), kNotFound);
+  ASSERT_OK(Push(*store_, "m", 1, {{"index", "1"}}));
+  ASSERT_OK(store_->DeleteCheckpoint("m", 1));
+  EXPECT_CODE(store_->GetModel("m"), kNotFound);  // no settings: gone with its last step
+}
+
+TEST_P(StoreConformanceTest, SetRetentionOnAModelWithoutStepsCreatesARecordListModelsSkips) {
+  storage::RetentionPolicy policy;
+  policy.set_max_to_keep(5);
+  policy.set_keep_every_n_hours(2.5);
+  ASSERT_OK(store_->SetRetention("m", policy));
+  auto model = store_->GetModel("m");
+  ASSERT_OK(model);
+  EXPECT_EQ(model->name(), "m");
+  EXPECT_EQ(model->checkpoint_count(), 0);
+  EXPECT_EQ(model->retention().max_to_keep(), 5);
+  EXPECT_EQ(model->retention().keep_every_n_hours(), 2.5);
+  EXPECT_GT(model->last_preserved_micros(), 0);
+  auto listed = store_->ListModels("", 0);
+  ASSERT_OK(listed);
+  EXPECT_TRUE(listed->empty());
+  EXPECT_CODE(store_->GetLatest("m"), kNotFound);
+  EXPECT_CODE(store_->ListCheckpoints("m", std::nullopt, 0), kNotFound);
+  StoreStats s = Stats();
+  EXPECT_EQ(s.models, 0);
+  EXPECT_EQ(s.revision, 0);
+  EXPECT_TRUE(Events().empty());
+  // Its first step keeps the policy.
+  ASSERT_OK(Push(*store_, "m", 7, {{"index", "7"}}));
+  listed = store_->ListModels("", 0);
+  ASSERT_OK(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].latest_step(), 7);
+  EXPECT_EQ((*listed)[0].checkpoint_count(), 1);
+  EXPECT_EQ((*listed)[0].retention().max_to_keep(), 5);
+  EXPECT_EQ(Stats().models, 1);
+}
+
+TEST_P(StoreConformanceTest, SetRetentionSetsLastPreservedOnlyWhenTheModelHadNoPolicy) {
+  ASSERT_OK(Push(*store_, "m", 1, {{"index", "1"}}));
+  auto before = store_->GetModel("m");
+  ASSERT_OK(before);
+  EXPECT_FALSE(before->has_retention());
+  EXPECT_EQ(before->last_preserved_micros(), 0);
+  storage::RetentionPolicy policy;
+  policy.set_max_to_keep(3);
+  ASSERT_OK(store_->SetRetention("m", policy));
+  auto first = store_->GetModel("m");
+  ASSERT_OK(first);
+  EXPECT_GT(first->last_preserved_micros(), 0);
+  ASSERT_OK(store_->ApplyRetention("m", {}, {}, 42));
+  policy.set_max_to_keep(4);
+  ASSERT_OK(store_->SetRetention("m", policy));
+  auto second = store_->GetModel("m");
+  ASSERT_OK(second);
+  EXPECT_EQ(second->last_preserved_micros(), 42);
+  EXPECT_EQ(second->retention().max_to_keep(), 4);
+  EXPECT_EQ(Stats().revision, 1);
+}
+
+TEST_P(StoreConformanceTest, SetRetentionOfAMalformedModelNameReturnsInvalidArgument) {
+  EXPECT_CODE(store_->SetRetention("bad model!", storage::RetentionPolicy()), kInvalidArgument);
+  EXPECT_CODE(store_->SetRetention("", storage::RetentionPolicy()), kInvalidArgument);
+}
+
+TEST_P(StoreConformanceTest, ModelRecordWithSettingsSurvivesTheDeletionOfItsLastStep) {
+  ASSERT_OK(Push(*store_, "m", 1, {{"index", "1"}}));
+  storage::RetentionPolicy policy;
+  policy.set_max_to_keep(2);
+  ASSERT_OK(store_->SetRetention("m", policy));
+  ASSERT_OK(store_->DeleteCheckpoint("m", 1));
+  auto model = store_->GetModel("m");
+  ASSERT_OK(model);
+  EXPECT_EQ(model->checkpoint_count(), 0);
+  EXPECT_EQ(model->retention().max_to_keep(), 2);
+  auto listed = store_->ListModels("", 0);
+  ASSERT_OK(listed);
+  EXPECT_TRUE(listed->empty());
+  EXPECT_CODE(store_->GetLatest("m"), kNotFound);
+  StoreStats s = Stats();
+  EXPECT_EQ(s.models, 0);
+  EXPECT_EQ(s.checkpoints, 0);
+}
+
+TEST_P(StoreConformanceTest, ApplyRetentionDeletesPreservesAndSkipsPinnedAndAliasedSteps) {
+  for (int step = 1; step <= 6; ++step) {
+    ASSERT_OK(Push(*store_, "m", step, {{"index", absl::StrCat(step)}}));
+  }
+  ASSERT_OK(store_->SetPinned("m", 2, true));
+  ASSERT_OK(store_->SetAlias("m", "best", 3));  // revision 7
+  // 5 is both deleted and preserved: it is kept. 99 does not exist. 4 comes twice.
+  auto freed = store_->ApplyRetention("m", {4, 3, 2, 1, 99, 5, 4}, {5, 6, 98}, 1234);
+  ASSERT_OK(freed);
+  EXPECT_EQ(*freed, 2);  // "1" and "4"
+  auto list = store_->ListCheckpoints("m", std::nullopt, 0);
+  ASSERT_OK(list);
+  std::vector<int64_t> steps;
+  for (const auto& r : *list) steps.push_back(r.step());
+  EXPECT_EQ(steps, (std::vector<int64_t>{2, 3, 5, 6}));
+  for (int64_t step : {5, 6}) {
+    auto r = store_->GetCheckpoint("m", step);
+    ASSERT_OK(r);
+    EXPECT_TRUE(r->preserved());
+  }
+  auto kept = store_->GetCheckpoint("m", 2);
+  ASSERT_OK(kept);
+  EXPECT_FALSE(kept->preserved());
+  auto latest = store_->GetLatest("m");
+  ASSERT_OK(latest);
+  EXPECT_EQ(latest->step(), 6);
+  EXPECT_TRUE(latest->preserved());
+  auto model = store_->GetModel("m");
+  ASSERT_OK(model);
+  EXPECT_EQ(model->last_preserved_micros(), 1234);
+  EXPECT_EQ(model->checkpoint_count(), 4);
+  auto page = store_->ReadEvents(7, 0);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->events.size(), 2u);
+  ExpectEvent(page->events[0], 8, storage::Event::DELETED, "m", 1);
+  ExpectEvent(page->events[1], 9, storage::Event::DELETED, "m", 4);
+  EXPECT_EQ(Stats().revision, 9);
+  EXPECT_EQ(Stats().checkpoints, 4);
+}
+
+TEST_P(StoreConformanceTest, ApplyRetentionFreesTheBytesAndTheStatsGoBack) {
+  const std::string graph = Bytes(4000, 1);
+  ASSERT_OK(Push(*store_, "keep", 1, {{"index", Bytes(500, 2)}, {"meta", graph}}));
+  const StoreStats baseline = Stats();
+  ASSERT_OK(Push(*store_, "m", 1, {{"index", Bytes(3000, 3)}, {"meta", graph}}));
+  ASSERT_OK(Push(*store_, "m", 2, {{"index", Bytes(2000, 4)}, {"meta", graph}}));
+  ASSERT_OK(Push(*store_, "m", 3, {{"data-00000-of-00001", Bytes(100, 5)}}));
+  auto freed = store_->ApplyRetention("m", {1, 2, 3}, {}, 1);
+  ASSERT_OK(freed);
+  EXPECT_EQ(*freed, 3000 + 2000 + 100);
+  StoreStats s = Stats();
+  EXPECT_EQ(s.models, baseline.models);
+  EXPECT_EQ(s.checkpoints, baseline.checkpoints);
+  EXPECT_EQ(s.blobs, baseline.blobs);
+  EXPECT_EQ(s.chunks, baseline.chunks);
+  EXPECT_EQ(s.chunk_bytes, baseline.chunk_bytes);
+  EXPECT_EQ(s.staged_chunks, 0);
+  EXPECT_CODE(store_->GetLatest("m"), kNotFound);
+  EXPECT_CODE(store_->GetModel("m"), kNotFound);  // no settings
+  ASSERT_OK(store_->GetBlob(Sha256Hex(graph)));
+}
+
+TEST_P(StoreConformanceTest, ApplyRetentionDeletingTheLatestMovesItToTheHighestRemainingStep) {
+  for (int step : {1, 2, 3, 4}) ASSERT_OK(Push(*store_, "m", step, {{"index", absl::StrCat(step)}}));
+  ASSERT_OK(store_->ApplyRetention("m", {4, 2, 3}, {1}, 1));
+  auto latest = store_->GetLatest("m");
+  ASSERT_OK(latest);
+  EXPECT_EQ(latest->step(), 1);
+  EXPECT_TRUE(latest->preserved());
+  auto model = store_->GetModel("m");
+  ASSERT_OK(model);
+  EXPECT_EQ(model->latest_step(), 1);
+  EXPECT_EQ(model->checkpoint_count(), 1);
+  auto page = store_->ReadEvents(4, 0);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->events.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(page->events[i].step(), i + 2);
+}
+
+TEST_P(StoreConformanceTest, ApplyRetentionOfAnUnknownModelReturnsNotFound) {
+  EXPECT_CODE(store_->ApplyRetention("nobody", {1}, {}, 1), kNotFound);
+  ASSERT_OK(store_->SetRetention("settings-only", storage::RetentionPolicy()));
+  auto freed = store_->ApplyRetention("settings-only", {1}, {2}, 77);
+  ASSERT_OK(freed);
+  EXPECT_EQ(*freed, 0);
+  auto model = store_->GetModel("settings-only");
+  ASSERT_OK(model);
+  EXPECT_EQ(model->last_preserved_micros(), 77);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Backends, StoreConformanceTest,
     ::testing::Values(
-        Backend{"memory", [](const std::string&) { return NewMemoryStore(); }},
+        Backend{"memory",
+                [](const std::string&, int64_t event_window) {
+                  MemoryStoreOptions o;
+                  o.event_window = event_window;
+                  return NewMemoryStore(o);
+                }},
         Backend{"rocksdb",
-                [](const std::string& dir) -> std::unique_ptr<Store> {
+                [](const std::string& dir, int64_t event_window) -> std::unique_ptr<Store> {
                   RocksDbStoreOptions o;
                   o.path = dir;
+                  o.event_window = event_window;
                   auto s = OpenRocksDbStore(o);
                   EXPECT_TRUE(s.ok()) << s.status();
                   return s.ok() ? std::move(*s) : nullptr;
