@@ -15,6 +15,9 @@ namespace mgreg {
 namespace fs = std::filesystem;
 namespace {
 
+// AtomicFileWriter starts the write-back of each run of this many bytes.
+constexpr int64_t kWritebackBytes = 8 << 20;
+
 absl::Status ErrnoStatus(int err, absl::string_view what, absl::string_view path) {
   std::string message = absl::StrCat(what, " '", path, "': ", std::strerror(err));
   switch (err) {
@@ -101,6 +104,22 @@ absl::StatusOr<FileDigest> DigestFile(const std::string& path) {
   return FileDigest{file->size(), hasher.HexDigest()};
 }
 
+absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
+                                                      int64_t chunk_bytes) {
+  if (chunk_bytes <= 0) return absl::InvalidArgumentError("chunk size must be positive");
+  absl::StatusOr<LocalFile> file = LocalFile::OpenForRead(path);
+  if (!file.ok()) return file.status();
+  std::vector<std::string> out;
+  std::string buffer;
+  for (int64_t pos = 0; pos < file->size();) {
+    const size_t n = static_cast<size_t>(std::min<int64_t>(chunk_bytes, file->size() - pos));
+    if (absl::Status s = file->ReadAt(pos, n, &buffer); !s.ok()) return s;
+    out.push_back(Sha256Raw(buffer));
+    pos += static_cast<int64_t>(n);
+  }
+  return out;
+}
+
 bool FileMatches(const std::string& path, int64_t size, absl::string_view sha256_hex) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec) ||
@@ -156,6 +175,7 @@ AtomicFileWriter::AtomicFileWriter(AtomicFileWriter&& other) noexcept
       temp_path_(std::move(other.temp_path_)),
       fd_(std::exchange(other.fd_, -1)),
       written_(other.written_),
+      writeback_from_(other.writeback_from_),
       hasher_(other.hasher_) {}
 
 AtomicFileWriter::~AtomicFileWriter() { Discard(); }
@@ -184,6 +204,13 @@ absl::Status AtomicFileWriter::Append(absl::string_view data) {
     left -= static_cast<size_t>(w);
   }
   written_ += static_cast<int64_t>(data.size());
+  if (written_ - writeback_from_ >= kWritebackBytes) {
+    // Asynchronous: only queues the pages for writing. Commit's fsync stays the
+    // durability point, so a failure here changes nothing and is not reported.
+    ::sync_file_range(fd_, writeback_from_, written_ - writeback_from_,
+                      SYNC_FILE_RANGE_WRITE);
+    writeback_from_ = written_;
+  }
   return absl::OkStatus();
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -41,6 +42,11 @@ struct FileDigest {
 // Size and SHA-256 of a local file.
 absl::StatusOr<FileDigest> DigestFile(const std::string& path);
 
+// SHA-256 (32 raw bytes each) of the consecutive `chunk_bytes`-sized pieces of a file
+// (the last one shorter), as the server cuts files.
+absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
+                                                      int64_t chunk_bytes);
+
 // True if `path` exists with exactly this size and SHA-256.
 bool FileMatches(const std::string& path, int64_t size, absl::string_view sha256_hex);
 
@@ -60,7 +66,9 @@ class AtomicFileWriter {
   AtomicFileWriter& operator=(AtomicFileWriter&&) = delete;
   ~AtomicFileWriter();
 
-  // RESOURCE_EXHAUSTED if the disk is full.
+  // RESOURCE_EXHAUSTED if the disk is full. Starts the write-back of every few MiB
+  // written, so that the disk works while more bytes arrive and Commit's fsync only
+  // waits for the tail.
   absl::Status Append(absl::string_view data);
   // fsyncs, checks size and digest (DATA_LOSS naming both on mismatch, the temporary
   // file is removed), renames into place and fsyncs the directory.
@@ -75,6 +83,8 @@ class AtomicFileWriter {
   std::string temp_path_;
   int fd_ = -1;
   int64_t written_ = 0;
+  // Bytes before this offset have been handed to the kernel's write-back.
+  int64_t writeback_from_ = 0;
   Sha256 hasher_;
 };
 
