@@ -126,6 +126,140 @@ TEST(RocksDbStoreTest, StagingAreaOutlivingTheStoreIsSafe) {
   EXPECT_EQ(store->ReadChunk(RefOf(bytes)).status().code(), absl::StatusCode::kNotFound);
 }
 
+std::unique_ptr<Store> OpenWithWindow(const std::string& path, int64_t event_window) {
+  RocksDbStoreOptions o;
+  o.path = path;
+  o.event_window = event_window;
+  auto s = OpenRocksDbStore(o);
+  if (!s.ok()) {
+    ADD_FAILURE() << s.status();
+    return nullptr;
+  }
+  return std::move(*s);
+}
+
+TEST(RocksDbStoreTest, EventsAliasesPinsRetentionAndRevisionSurviveReopen) {
+  TempDir dir;
+  std::vector<std::string> events_before;
+  {
+    auto store = OpenOrDie(dir.path());
+    ASSERT_NE(store, nullptr);
+    for (int step : {1, 2, 3, 4}) {
+      ASSERT_TRUE(Push(*store, "m", step, {{"index", absl::StrCat(step)}}).ok());
+    }
+    ASSERT_TRUE(store->SetAlias("m", "best", 2).ok());
+    ASSERT_TRUE(store->SetPinned("m", 3, true).ok());
+    storage::RetentionPolicy policy;
+    policy.set_max_to_keep(2);
+    ASSERT_TRUE(store->SetRetention("m", policy).ok());
+    ASSERT_TRUE(store->ApplyRetention("m", {1, 2, 3}, {4}, 555).ok());  // deletes 1
+    ASSERT_TRUE(store->SetRetention("settings-only", policy).ok());
+    auto page = store->ReadEvents(0, 0);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const auto& e : page->events) events_before.push_back(e.SerializeAsString());
+  }
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  auto page = store->ReadEvents(0, 0);
+  ASSERT_TRUE(page.ok()) << page.status();
+  std::vector<std::string> events_after;
+  for (const auto& e : page->events) events_after.push_back(e.SerializeAsString());
+  EXPECT_EQ(events_after, events_before);
+  ASSERT_EQ(events_after.size(), 6u);
+  EXPECT_EQ(page->oldest_revision, 1);
+  EXPECT_EQ(page->current_revision, 6);
+  auto stats = store->GetStats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->revision, 6);
+  EXPECT_EQ(stats->models, 1);
+  EXPECT_EQ(stats->checkpoints, 3);
+
+  auto model = store->GetModel("m");
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->aliases().at("best"), 2);
+  EXPECT_EQ(model->retention().max_to_keep(), 2);
+  EXPECT_EQ(model->last_preserved_micros(), 555);
+  EXPECT_EQ(model->latest_step(), 4);
+  EXPECT_EQ(model->checkpoint_count(), 3);
+  auto pinned = store->GetCheckpoint("m", 3);
+  ASSERT_TRUE(pinned.ok());
+  EXPECT_TRUE(pinned->pinned());
+  auto latest = store->GetLatest("m");
+  ASSERT_TRUE(latest.ok());
+  EXPECT_TRUE(latest->preserved());
+  EXPECT_EQ(store->DeleteCheckpoint("m", 2).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  auto settings_only = store->GetModel("settings-only");
+  ASSERT_TRUE(settings_only.ok()) << settings_only.status();
+  EXPECT_EQ(settings_only->checkpoint_count(), 0);
+  auto listed = store->ListModels("", 0);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].name(), "m");
+
+  // The revision continues, and so does the event log.
+  auto r = store->SetAlias("m", "best", 4);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, 7);
+  page = store->ReadEvents(6, 0);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->events.size(), 1u);
+  EXPECT_EQ(page->events[0].revision(), 7);
+}
+
+TEST(RocksDbStoreTest, AReaderResumingAfterARestartMissesNothing) {
+  TempDir dir;
+  int64_t resume_after = 0;
+  {
+    auto store = OpenOrDie(dir.path());
+    ASSERT_NE(store, nullptr);
+    for (int step = 0; step < 3; ++step) {
+      ASSERT_TRUE(Push(*store, "m", step, {{"index", absl::StrCat(step)}}).ok());
+    }
+    auto page = store->ReadEvents(0, 0);
+    ASSERT_TRUE(page.ok());
+    resume_after = page->events.back().revision();
+    // Written after the reader's last read, before the restart.
+    ASSERT_TRUE(store->DeleteCheckpoint("m", 0).ok());
+    ASSERT_TRUE(Push(*store, "m", 3, {{"index", "3"}}).ok());
+  }
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  auto page = store->ReadEvents(resume_after, 0);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->events.size(), 2u);
+  EXPECT_EQ(page->events[0].revision(), 4);
+  EXPECT_EQ(page->events[0].type(), storage::Event::DELETED);
+  EXPECT_EQ(page->events[0].step(), 0);
+  EXPECT_EQ(page->events[1].revision(), 5);
+  EXPECT_EQ(page->events[1].type(), storage::Event::COMMITTED);
+  EXPECT_EQ(page->events[1].step(), 3);
+}
+
+TEST(RocksDbStoreTest, ReopenWithASmallerEventWindowTrimsTheLog) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.path());
+    ASSERT_NE(store, nullptr);
+    for (int step = 0; step < 10; ++step) {
+      ASSERT_TRUE(Push(*store, "m", step, {{"index", absl::StrCat(step)}}).ok());
+    }
+  }
+  auto store = OpenWithWindow(dir.path(), 4);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->ReadEvents(5, 0).status().code(), absl::StatusCode::kOutOfRange);
+  auto page = store->ReadEvents(6, 0);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->oldest_revision, 7);
+  EXPECT_EQ(page->current_revision, 10);
+  ASSERT_EQ(page->events.size(), 4u);
+  ASSERT_TRUE(Push(*store, "m", 10, {{"index", "10"}}).ok());
+  page = store->ReadEvents(7, 0);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->oldest_revision, 8);
+  EXPECT_EQ(page->events.size(), 4u);
+}
+
 // The crash tests run their writer in a fresh process (this binary re-executed with
 // MGREG_STORE_CRASH_CHILD set): a plain fork() would inherit RocksDB's background
 // thread pool without its threads. The child kills itself with SIGKILL at the point
