@@ -14,13 +14,14 @@ namespace mgreg::storage_internal {
 
 absl::Status ValidateChunkRef(const storage::ChunkRef& ref) {
   if (ref.sha256().size() != 32) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "chunk digest is ", ref.sha256().size(), " bytes; it must be the 32 raw bytes of a SHA-256"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk digest is ", ref.sha256().size(),
+                     " bytes; it must be the 32 raw bytes of a SHA-256"));
   }
   if (ref.size() == 0 || ref.size() > kMaxChunkBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("chunk ", ChunkName(ref.sha256()), " has size ",
-                                                   ref.size(), "; chunks are 1 to ",
-                                                   kMaxChunkBytes, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk ", ChunkName(ref.sha256()), " has size ", ref.size(),
+                     "; chunks are 1 to ", kMaxChunkBytes, " bytes"));
   }
   return absl::OkStatus();
 }
@@ -55,21 +56,22 @@ absl::Status ValidateCommitRequest(
   for (int i = 0; i < record.files_size(); ++i) {
     const storage::FileRecord& f = record.files(i);
     if (f.name().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": file ", i, " has no name"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": file ", i, " has no name"));
     }
     if (i > 0 && record.files(i - 1).name() >= f.name()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": files must be sorted by name without duplicates; '",
-          record.files(i - 1).name(), "' comes before '", f.name(), "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": files must be sorted by name without duplicates; '",
+                       record.files(i - 1).name(), "' comes before '", f.name(), "'"));
     }
     if (f.size() < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": file '", f.name(), "' has negative size ", f.size()));
     }
     if (!IsSha256Hex(f.sha256())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": file '", f.name(), "' digest '", f.sha256(),
-          "' is not 64 lower-case hex characters"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": file '", f.name(), "' digest '", f.sha256(),
+                       "' is not 64 lower-case hex characters"));
     }
     named.insert(f.sha256());
   }
@@ -89,9 +91,9 @@ absl::Status ValidateCommitRequest(
       total += c.size();
     }
     if (total != blob.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "new blob ", blob.sha256(), " has size ", blob.size(), " but its ",
-          blob.chunks_size(), " chunks add up to ", total, " bytes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("new blob ", blob.sha256(), " has size ", blob.size(), " but its ",
+                       blob.chunks_size(), " chunks add up to ", total, " bytes"));
     }
     auto [it, inserted] = new_blobs->emplace(blob.sha256(), &blob);
     if (!inserted && it->second->SerializeAsString() != blob.SerializeAsString()) {
@@ -102,9 +104,9 @@ absl::Status ValidateCommitRequest(
   for (const storage::FileRecord& f : record.files()) {
     auto it = new_blobs->find(f.sha256());
     if (it != new_blobs->end() && it->second->size() != f.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": file '", f.name(), "' has size ", f.size(), " but its blob has ",
-          it->second->size(), " bytes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": file '", f.name(), "' has size ", f.size(),
+                       " but its blob has ", it->second->size(), " bytes"));
     }
   }
   return absl::OkStatus();
@@ -154,9 +156,9 @@ absl::Status CheckNoAliasNames(const storage::ModelRecord& model, int64_t step) 
   }
   if (names.empty()) return absl::OkStatus();
   std::sort(names.begin(), names.end());
-  return absl::FailedPreconditionError(absl::StrCat(
-      StepName(model.name(), step), " is named by alias ", absl::StrJoin(names, ", "),
-      "; move or remove the alias first"));
+  return absl::FailedPreconditionError(
+      absl::StrCat(StepName(model.name(), step), " is named by alias ",
+                   absl::StrJoin(names, ", "), "; move or remove the alias first"));
 }
 
 std::vector<int64_t> RetentionCandidates(const storage::ModelRecord& model,

@@ -35,7 +35,8 @@ class MemoryStagingArea;
 // Shared by the store and its staging areas, so an area outliving the store is safe.
 class MemoryCore {
  public:
-  explicit MemoryCore(int64_t event_window) : event_window_(std::max<int64_t>(event_window, 1)) {}
+  explicit MemoryCore(int64_t event_window)
+      : event_window_(std::max<int64_t>(event_window, 1)) {}
 
   struct Chunk {
     std::string data;
@@ -118,9 +119,10 @@ class MemoryCore {
         }
         auto n = new_blobs.find(f.sha256());
         if (n == new_blobs.end()) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "file '", f.name(), "' of ", StepName(in.model(), in.step()), " names blob ",
-              f.sha256(), " which is neither stored nor among the new blobs"));
+          return absl::FailedPreconditionError(
+              absl::StrCat("file '", f.name(), "' of ", StepName(in.model(), in.step()),
+                           " names blob ", f.sha256(),
+                           " which is neither stored nor among the new blobs"));
         }
         if (std::find(create.begin(), create.end(), n->second) == create.end()) {
           create.push_back(n->second);
@@ -129,8 +131,9 @@ class MemoryCore {
       for (const BlobRecord* blob : create) {
         for (const ChunkRef& c : blob->chunks()) {
           auto it = chunks_.find(c.sha256());
-          bool ok = it != chunks_.end() &&
-                    (it->second.refs > 0 || (held != nullptr && held->contains(c.sha256())));
+          bool ok =
+              it != chunks_.end() &&
+              (it->second.refs > 0 || (held != nullptr && held->contains(c.sha256())));
           if (!ok) {
             return absl::FailedPreconditionError(absl::StrCat(
                 "blob ", blob->sha256(), " lists chunk ", ChunkName(c.sha256()),
@@ -164,9 +167,10 @@ class MemoryCore {
           }
         }
       }
-      AppendEventLocked(storage_internal::MakeEvent(Event::COMMITTED, in.model(), in.step(),
-                                                    "", record.commit_time_micros()),
-                        &events);
+      AppendEventLocked(
+          storage_internal::MakeEvent(Event::COMMITTED, in.model(), in.step(), "",
+                                      record.commit_time_micros()),
+          &events);
     }
     NotifyLocked(events);
     return CommitResult{std::move(record), false};
@@ -207,8 +211,8 @@ class MemoryCore {
       }
       m->second.record.set_last_preserved_micros(last_preserved_micros);
       const int64_t now = storage_internal::NowMicros();
-      for (int64_t step : storage_internal::RetentionCandidates(m->second.record, delete_steps,
-                                                                 preserve_steps)) {
+      for (int64_t step : storage_internal::RetentionCandidates(
+               m->second.record, delete_steps, preserve_steps)) {
         auto it = m->second.steps.find(step);
         if (it == m->second.steps.end() || it->second.pinned()) continue;
         freed += DeleteStepLocked(m, step, now, &events);
@@ -244,15 +248,16 @@ class MemoryCore {
     {
       absl::MutexLock lock(&mu_);
       auto m = models_.find(model);
-      if (m == models_.end() || m->second.record.aliases().count(std::string(alias)) == 0) {
+      if (m == models_.end() ||
+          m->second.record.aliases().count(std::string(alias)) == 0) {
         return absl::NotFoundError(
             absl::StrCat("model '", model, "' has no alias '", alias, "'"));
       }
       auto* aliases = m->second.record.mutable_aliases();
       const int64_t step = aliases->at(std::string(alias));
       aliases->erase(std::string(alias));
-      AppendEventLocked(storage_internal::MakeEvent(Event::ALIAS_REMOVED, model, step, alias,
-                                                    storage_internal::NowMicros()),
+      AppendEventLocked(storage_internal::MakeEvent(Event::ALIAS_REMOVED, model, step,
+                                                    alias, storage_internal::NowMicros()),
                         &events);
       EraseIfEmptyLocked(m);
     }
@@ -301,8 +306,9 @@ class MemoryCore {
     RETURN_IF_ERROR(storage_internal::CheckEventsAvailable(
         after_revision, events_.empty() ? revision_ + 1 : events_.front().revision()));
     // Retained events have consecutive revisions.
-    auto it = events_.begin() + (std::max<int64_t>(after_revision + 1, page.oldest_revision) -
-                                 page.oldest_revision);
+    auto it =
+        events_.begin() + (std::max<int64_t>(after_revision + 1, page.oldest_revision) -
+                           page.oldest_revision);
     for (; it != events_.end(); ++it) {
       if (limit > 0 && static_cast<int>(page.events.size()) >= limit) break;
       page.events.push_back(*it);
@@ -435,7 +441,8 @@ class MemoryCore {
 
   // Bumps the revision, stamps `e` with it, keeps it in the window and in `*out` (for
   // the listener).
-  void AppendEventLocked(Event e, std::vector<Event>* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void AppendEventLocked(Event e, std::vector<Event>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     e.set_revision(++revision_);
     events_.push_back(e);
     while (static_cast<int64_t>(events_.size()) > event_window_) events_.pop_front();
@@ -446,18 +453,20 @@ class MemoryCore {
   // the step and its references and appends its DELETED event; the caller then calls
   // EraseIfEmptyLocked. Returns the chunk bytes freed.
   int64_t DeleteStepLocked(ModelMap::iterator m, int64_t step, int64_t now,
-                           std::vector<Event>* events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                           std::vector<Event>* events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = m->second.steps.find(step);
     CheckpointRecord gone = std::move(it->second);
     m->second.steps.erase(it);
     int64_t freed = 0;
     for (const auto& f : gone.files()) freed += UnrefBlobLocked(f.sha256());
-    AppendEventLocked(storage_internal::MakeEvent(Event::DELETED, m->first, step, "", now),
-                      events);
+    AppendEventLocked(
+        storage_internal::MakeEvent(Event::DELETED, m->first, step, "", now), events);
     return freed;
   }
 
-  void NotifyLocked(const std::vector<Event>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+  void NotifyLocked(const std::vector<Event>& events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
     if (!listener_) return;
     for (const Event& e : events) listener_(e);
   }
@@ -549,7 +558,8 @@ class MemoryStore : public Store {
     return area->Commit(request);
   }
 
-  absl::StatusOr<int64_t> DeleteCheckpoint(absl::string_view model, int64_t step) override {
+  absl::StatusOr<int64_t> DeleteCheckpoint(absl::string_view model,
+                                           int64_t step) override {
     return core_->Delete(model, step);
   }
   absl::StatusOr<CheckpointRecord> GetCheckpoint(absl::string_view model,
@@ -573,7 +583,9 @@ class MemoryStore : public Store {
   absl::StatusOr<std::string> ReadChunk(const ChunkRef& ref) override {
     return core_->ReadChunk(ref);
   }
-  absl::StatusOr<bool> HasChunk(const ChunkRef& ref) override { return core_->HasChunk(ref); }
+  absl::StatusOr<bool> HasChunk(const ChunkRef& ref) override {
+    return core_->HasChunk(ref);
+  }
   absl::StatusOr<StoreStats> GetStats() override { return core_->Stats(); }
   absl::Status Backup(const std::string& /*dir*/) override {
     return absl::FailedPreconditionError("in-memory store cannot be backed up");
@@ -606,7 +618,8 @@ class MemoryStore : public Store {
                                          const std::vector<int64_t>& delete_steps,
                                          const std::vector<int64_t>& preserve_steps,
                                          int64_t last_preserved_micros) override {
-    return core_->ApplyRetention(model, delete_steps, preserve_steps, last_preserved_micros);
+    return core_->ApplyRetention(model, delete_steps, preserve_steps,
+                                 last_preserved_micros);
   }
 
  private:

@@ -8,8 +8,9 @@
 //      'M' model                 -> ModelRecord
 //      'B' blob sha256 hex       -> BlobRecord
 //      'b' blob sha256 hex       -> fixed64 refcount (files naming the blob)
-//      'K' chunk sha256 (raw)    -> fixed64 refcount (blob slots listing it), fixed32 size
-//      'S' chunk sha256 (raw)    -> fixed32 size: staging marker, chunk written but not
+//      'K' chunk sha256 (raw)    -> fixed64 refcount (blob slots listing it), fixed32
+//      size 'S' chunk sha256 (raw)    -> fixed32 size: staging marker, chunk written but
+//      not
 //                                   (or no longer) referenced by a committed blob
 //      'R'                       -> fixed64 store revision (= the newest event's)
 //      'F'                       -> format tag, identifies an mgreg store
@@ -56,12 +57,12 @@
 #include "common/names.h"
 #include "common/status_macros.h"
 #include "rocksdb/db.h"
-#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/iterator.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
 #include "rocksdb/status.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "storage/commit_plan.h"
 #include "storage/store.h"
@@ -102,12 +103,13 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
       if (s.subcode() == rocksdb::Status::kNoSpace ||
           s.subcode() == rocksdb::Status::kSpaceLimit) {
         return absl::ResourceExhaustedError(absl::StrCat(
-            "disk full while ", what, "; free space in the data dir and reopen the store (",
-            detail, ")"));
+            "disk full while ", what,
+            "; free space in the data dir and reopen the store (", detail, ")"));
       }
       // RocksDB reports its LOCK file held as a plain IOError ("While lock file",
       // "lock hold by current process").
-      if (absl::StrContains(detail, "lock file") || absl::StrContains(detail, "lock hold")) {
+      if (absl::StrContains(detail, "lock file") ||
+          absl::StrContains(detail, "lock hold")) {
         return absl::FailedPreconditionError(absl::StrCat(
             what, ": data dir in use by another process; stop it or use another dir (",
             detail, ")"));
@@ -115,15 +117,16 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
       return absl::UnavailableError(absl::StrCat(
           what, ": I/O error; check the disk and reopen the store (", detail, ")"));
     case rocksdb::Status::kBusy:
-      return absl::FailedPreconditionError(absl::StrCat(
-          what, ": data dir in use by another process (", detail, ")"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, ": data dir in use by another process (", detail, ")"));
     case rocksdb::Status::kIncomplete:
     case rocksdb::Status::kShutdownInProgress:
     case rocksdb::Status::kTryAgain:
-      return absl::UnavailableError(
-          absl::StrCat(what, ": the store is shutting down or busy; retry (", detail, ")"));
+      return absl::UnavailableError(absl::StrCat(
+          what, ": the store is shutting down or busy; retry (", detail, ")"));
     case rocksdb::Status::kTimedOut:
-      return absl::DeadlineExceededError(absl::StrCat(what, ": timed out (", detail, ")"));
+      return absl::DeadlineExceededError(
+          absl::StrCat(what, ": timed out (", detail, ")"));
     case rocksdb::Status::kAborted:
       return absl::AbortedError(absl::StrCat(what, ": aborted (", detail, ")"));
     case rocksdb::Status::kCompactionTooLarge:
@@ -134,7 +137,8 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
     case rocksdb::Status::kMergeInProgress:
     case rocksdb::Status::kExpired:
     case rocksdb::Status::kColumnFamilyDropped:
-      return absl::InternalError(absl::StrCat(what, ": internal store error (", detail, ")"));
+      return absl::InternalError(
+          absl::StrCat(what, ": internal store error (", detail, ")"));
     case rocksdb::Status::kMaxCode:
       break;
   }
@@ -252,8 +256,9 @@ class RocksStagingArea;
 // The open database, shared by the store and its staging areas.
 class RocksCore {
  public:
-  RocksCore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> handles,
-            bool sync, int64_t event_window)
+  RocksCore(std::unique_ptr<rocksdb::DB> db,
+            std::vector<rocksdb::ColumnFamilyHandle*> handles, bool sync,
+            int64_t event_window)
       : db_(std::move(db)),
         handles_(std::move(handles)),
         sync_(sync),
@@ -294,7 +299,8 @@ class RocksCore {
   absl::StatusOr<int64_t> RemoveAlias(absl::string_view model, absl::string_view alias);
   absl::Status SetPinned(absl::string_view model, int64_t step, bool pinned);
   absl::StatusOr<ModelRecord> GetModel(absl::string_view model);
-  absl::Status SetRetention(absl::string_view model, const storage::RetentionPolicy& policy);
+  absl::Status SetRetention(absl::string_view model,
+                            const storage::RetentionPolicy& policy);
   absl::StatusOr<int64_t> ApplyRetention(absl::string_view model,
                                          const std::vector<int64_t>& delete_steps,
                                          const std::vector<int64_t>& preserve_steps,
@@ -302,10 +308,12 @@ class RocksCore {
 
  private:
   // The write path shared by every mutation (see the file comment).
-  ModelWrite BeginWrite(absl::string_view model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  ModelWrite BeginWrite(absl::string_view model)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   // The stored record of a step: from this write if it put the step, else from the
   // database; nullopt if it does not exist (or this write deleted it).
-  absl::StatusOr<std::optional<CheckpointRecord>> ReadStep(const ModelWrite& w, int64_t step);
+  absl::StatusOr<std::optional<CheckpointRecord>> ReadStep(const ModelWrite& w,
+                                                           int64_t step);
   void PutStep(ModelWrite* w, const CheckpointRecord& record);
   // Deletes a step exactly as DeleteCheckpoint does: its key, its blob references, one
   // DELETED event. `gone` is its stored record.
@@ -420,7 +428,8 @@ absl::StatusOr<int64_t> RocksCore::GetBlobRefs(absl::string_view hex) {
   return static_cast<int64_t>(GetFixed64(v->data()));
 }
 
-absl::StatusOr<std::optional<BlobRecord>> RocksCore::GetBlobRecord(absl::string_view hex) {
+absl::StatusOr<std::optional<BlobRecord>> RocksCore::GetBlobRecord(
+    absl::string_view hex) {
   ASSIGN_OR_RETURN(std::optional<std::string> v, GetMeta(BlobKey(hex), "reading a blob"));
   if (!v.has_value()) return std::optional<BlobRecord>();
   BlobRecord r;
@@ -429,7 +438,8 @@ absl::StatusOr<std::optional<BlobRecord>> RocksCore::GetBlobRecord(absl::string_
 }
 
 absl::Status RocksCore::Load(bool fresh) {
-  ASSIGN_OR_RETURN(std::optional<std::string> tag, GetMeta(kFormatKey, "opening the store"));
+  ASSIGN_OR_RETURN(std::optional<std::string> tag,
+                   GetMeta(kFormatKey, "opening the store"));
   if (!tag.has_value()) {
     if (!fresh) {
       return absl::FailedPreconditionError(
@@ -443,13 +453,14 @@ absl::Status RocksCore::Load(bool fresh) {
     wo.sync = true;
     RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "creating the store"));
   } else if (*tag != kFormatTag) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the data dir holds an mgreg store of format '", *tag, "'; this build reads '",
-        kFormatTag, "'"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the data dir holds an mgreg store of format '", *tag,
+                     "'; this build reads '", kFormatTag, "'"));
   }
 
   absl::MutexLock state(&state_mu_);
-  ASSIGN_OR_RETURN(std::optional<std::string> rev, GetMeta(kRevisionKey, "opening the store"));
+  ASSIGN_OR_RETURN(std::optional<std::string> rev,
+                   GetMeta(kRevisionKey, "opening the store"));
   if (!rev.has_value() || rev->size() != 8) return CorruptRecord("revision");
   revision_ = static_cast<int64_t>(GetFixed64(rev->data()));
 
@@ -467,24 +478,25 @@ absl::Status RocksCore::Load(bool fresh) {
     return FromRocks(it->status(), "opening the store");
   };
 
-  RETURN_IF_ERROR(scan('M', [&](rocksdb::Slice key, rocksdb::Slice value) -> absl::Status {
-    ModelState m;
-    if (!m.model.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-      return CorruptRecord("model");
-    }
-    if (m.model.checkpoint_count() > 0) {
-      ASSIGN_OR_RETURN(std::optional<std::string> latest,
-                       GetMeta(CheckpointKey(m.model.name(), m.model.latest_step()),
-                               "opening the store"));
-      if (!latest.has_value() || !m.latest.ParseFromString(*latest)) {
-        return CorruptRecord("latest checkpoint");
-      }
-      ++listed_models_;
-    }
-    checkpoints_ += m.model.checkpoint_count();
-    models_.emplace(key.ToString().substr(1), std::move(m));
-    return absl::OkStatus();
-  }));
+  RETURN_IF_ERROR(
+      scan('M', [&](rocksdb::Slice key, rocksdb::Slice value) -> absl::Status {
+        ModelState m;
+        if (!m.model.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+          return CorruptRecord("model");
+        }
+        if (m.model.checkpoint_count() > 0) {
+          ASSIGN_OR_RETURN(std::optional<std::string> latest,
+                           GetMeta(CheckpointKey(m.model.name(), m.model.latest_step()),
+                                   "opening the store"));
+          if (!latest.has_value() || !m.latest.ParseFromString(*latest)) {
+            return CorruptRecord("latest checkpoint");
+          }
+          ++listed_models_;
+        }
+        checkpoints_ += m.model.checkpoint_count();
+        models_.emplace(key.ToString().substr(1), std::move(m));
+        return absl::OkStatus();
+      }));
   RETURN_IF_ERROR(scan('b', [&](rocksdb::Slice, rocksdb::Slice) -> absl::Status {
     ++blobs_;
     return absl::OkStatus();
@@ -536,8 +548,8 @@ absl::Status RocksCore::Load(bool fresh) {
   return absl::OkStatus();
 }
 
-absl::Status RocksCore::PutChunk(absl::flat_hash_set<std::string>* held, const ChunkRef& ref,
-                                 absl::string_view data) {
+absl::Status RocksCore::PutChunk(absl::flat_hash_set<std::string>* held,
+                                 const ChunkRef& ref, absl::string_view data) {
   RETURN_IF_ERROR(storage_internal::ValidateChunkData(ref, data));
   const std::string& sha = ref.sha256();
   absl::MutexLock lock(&stage_mu_);
@@ -795,7 +807,8 @@ absl::StatusOr<CommitResult> RocksCore::Commit(const CommitRequest& request,
     if (storage_internal::SameContent(*old, in)) return CommitResult{*old, true};
     if (!request.overwrite) {
       return absl::AlreadyExistsError(absl::StrCat(
-          where, " already exists with other files; push a new step or ask to overwrite"));
+          where,
+          " already exists with other files; push a new step or ask to overwrite"));
     }
   }
 
@@ -808,16 +821,16 @@ absl::StatusOr<CommitResult> RocksCore::Commit(const CommitRequest& request,
     if (stored.has_value()) {
       if (stored->size() != f.size()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "file '", f.name(), "' has size ", f.size(), " but the stored blob ", f.sha256(),
-            " has ", stored->size(), " bytes"));
+            "file '", f.name(), "' has size ", f.size(), " but the stored blob ",
+            f.sha256(), " has ", stored->size(), " bytes"));
       }
       continue;
     }
     auto n = new_blobs.find(f.sha256());
     if (n == new_blobs.end()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "file '", f.name(), "' of ", where, " names blob ", f.sha256(),
-          " which is neither stored nor among the new blobs"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("file '", f.name(), "' of ", where, " names blob ", f.sha256(),
+                       " which is neither stored nor among the new blobs"));
     }
     w.created_blobs.push_back(n->second);
   }
@@ -903,7 +916,8 @@ void RocksCore::PutStep(ModelWrite* w, const CheckpointRecord& record) {
   w->put_steps[record.step()] = record;
 }
 
-void RocksCore::AddStepDeletion(ModelWrite* w, const CheckpointRecord& gone, int64_t now) {
+void RocksCore::AddStepDeletion(ModelWrite* w, const CheckpointRecord& gone,
+                                int64_t now) {
   w->batch.Delete(meta_, CheckpointKey(w->name, gone.step()));
   w->put_steps.erase(gone.step());
   w->deleted_steps.insert(gone.step());
@@ -912,7 +926,8 @@ void RocksCore::AddStepDeletion(ModelWrite* w, const CheckpointRecord& gone, int
   w->AddEvent(storage_internal::MakeEvent(Event::DELETED, w->name, gone.step(), "", now));
 }
 
-absl::StatusOr<std::optional<CheckpointRecord>> RocksCore::FindLatest(const ModelWrite& w) {
+absl::StatusOr<std::optional<CheckpointRecord>> RocksCore::FindLatest(
+    const ModelWrite& w) {
   // Steps this write puts are not in the database yet, and its deleted steps still are.
   std::optional<CheckpointRecord> best;
   if (!w.put_steps.empty()) best = w.put_steps.rbegin()->second;
@@ -1020,10 +1035,9 @@ absl::StatusOr<int64_t> RocksCore::Delete(absl::string_view model, int64_t step)
   return FinishWrite(&w, absl::StrCat("deleting ", StepName(model, step)));
 }
 
-absl::StatusOr<int64_t> RocksCore::ApplyRetention(absl::string_view model,
-                                                  const std::vector<int64_t>& delete_steps,
-                                                  const std::vector<int64_t>& preserve_steps,
-                                                  int64_t last_preserved_micros) {
+absl::StatusOr<int64_t> RocksCore::ApplyRetention(
+    absl::string_view model, const std::vector<int64_t>& delete_steps,
+    const std::vector<int64_t>& preserve_steps, int64_t last_preserved_micros) {
   absl::MutexLock commit(&commit_mu_);
   ModelWrite w = BeginWrite(model);
   if (w.count_before == 0 && !storage_internal::HasSettings(w.model)) {
@@ -1046,8 +1060,8 @@ absl::StatusOr<int64_t> RocksCore::ApplyRetention(absl::string_view model,
   return FinishWrite(&w, absl::StrCat("applying retention to model '", model, "'"));
 }
 
-absl::StatusOr<int64_t> RocksCore::SetAlias(absl::string_view model, absl::string_view alias,
-                                            int64_t step) {
+absl::StatusOr<int64_t> RocksCore::SetAlias(absl::string_view model,
+                                            absl::string_view alias, int64_t step) {
   absl::MutexLock commit(&commit_mu_);
   ModelWrite w = BeginWrite(model);
   ASSIGN_OR_RETURN(std::optional<CheckpointRecord> target, ReadStep(w, step));
@@ -1057,9 +1071,9 @@ absl::StatusOr<int64_t> RocksCore::SetAlias(absl::string_view model, absl::strin
   (*w.model.mutable_aliases())[std::string(alias)] = step;
   w.AddEvent(storage_internal::MakeEvent(Event::ALIAS_SET, model, step, alias,
                                          storage_internal::NowMicros()));
-  RETURN_IF_ERROR(FinishWrite(&w, absl::StrCat("setting alias '", alias, "' of model '",
-                                               model, "'"))
-                      .status());
+  RETURN_IF_ERROR(
+      FinishWrite(&w, absl::StrCat("setting alias '", alias, "' of model '", model, "'"))
+          .status());
   return w.revision_after();
 }
 
@@ -1070,15 +1084,16 @@ absl::StatusOr<int64_t> RocksCore::RemoveAlias(absl::string_view model,
   auto* aliases = w.model.mutable_aliases();
   auto it = aliases->find(std::string(alias));
   if (it == aliases->end()) {
-    return absl::NotFoundError(absl::StrCat("model '", model, "' has no alias '", alias, "'"));
+    return absl::NotFoundError(
+        absl::StrCat("model '", model, "' has no alias '", alias, "'"));
   }
   const int64_t step = it->second;
   aliases->erase(it);
   w.AddEvent(storage_internal::MakeEvent(Event::ALIAS_REMOVED, model, step, alias,
                                          storage_internal::NowMicros()));
-  RETURN_IF_ERROR(FinishWrite(&w, absl::StrCat("removing alias '", alias, "' of model '",
-                                               model, "'"))
-                      .status());
+  RETURN_IF_ERROR(
+      FinishWrite(&w, absl::StrCat("removing alias '", alias, "' of model '", model, "'"))
+          .status());
   return w.revision_after();
 }
 
@@ -1092,7 +1107,8 @@ absl::Status RocksCore::SetPinned(absl::string_view model, int64_t step, bool pi
   if (r->pinned() == pinned) return absl::OkStatus();
   r->set_pinned(pinned);
   PutStep(&w, *r);
-  return FinishWrite(&w, absl::StrCat(pinned ? "pinning " : "unpinning ", StepName(model, step)))
+  return FinishWrite(
+             &w, absl::StrCat(pinned ? "pinning " : "unpinning ", StepName(model, step)))
       .status();
 }
 
@@ -1156,7 +1172,8 @@ absl::StatusOr<EventPage> RocksCore::ReadEvents(int64_t after_revision, int limi
   RETURN_IF_ERROR(FromRocks(it->status(), "reading events"));
   if (page.events.empty()) {
     // All of them were trimmed meanwhile.
-    return storage_internal::CheckEventsAvailable(after_revision, page.current_revision + 1);
+    return storage_internal::CheckEventsAvailable(after_revision,
+                                                  page.current_revision + 1);
   }
   return page;
 }
@@ -1176,7 +1193,8 @@ absl::StatusOr<CheckpointRecord> RocksCore::Latest(absl::string_view model) {
   absl::ReaderMutexLock state(&state_mu_);
   auto it = models_.find(model);
   if (it == models_.end() || it->second.model.checkpoint_count() == 0) {
-    return absl::NotFoundError(absl::StrCat("model '", model, "' has no committed checkpoint"));
+    return absl::NotFoundError(
+        absl::StrCat("model '", model, "' has no committed checkpoint"));
   }
   return it->second.latest;
 }
@@ -1211,7 +1229,8 @@ absl::StatusOr<std::vector<CheckpointRecord>> RocksCore::ListCheckpoints(
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &hi;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
-  const int64_t first = start_after.has_value() ? std::max<int64_t>(*start_after + 1, 0) : 0;
+  const int64_t first =
+      start_after.has_value() ? std::max<int64_t>(*start_after + 1, 0) : 0;
   for (it->Seek(CheckpointKey(model, first)); it->Valid(); it->Next()) {
     if (limit > 0 && static_cast<int>(out.size()) >= limit) break;
     CheckpointRecord& r = out.emplace_back();
@@ -1306,8 +1325,8 @@ absl::Status RocksCore::Backup(const std::string& dir) {
   // A RocksDB checkpoint: flushes the memtables, then hard-links (or copies) the live
   // files of every column family and the WAL, a consistent point-in-time copy.
   rocksdb::Checkpoint* raw = nullptr;
-  RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw),
-                            "preparing a backup"));
+  RETURN_IF_ERROR(
+      FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "preparing a backup"));
   std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
   return FromRocks(checkpoint->CreateCheckpoint(dir), "writing a backup");
 }
@@ -1356,7 +1375,8 @@ class RocksDbStore : public Store {
     }
     return area->Commit(request);
   }
-  absl::StatusOr<int64_t> DeleteCheckpoint(absl::string_view model, int64_t step) override {
+  absl::StatusOr<int64_t> DeleteCheckpoint(absl::string_view model,
+                                           int64_t step) override {
     return core_->Delete(model, step);
   }
   absl::StatusOr<CheckpointRecord> GetCheckpoint(absl::string_view model,
@@ -1380,7 +1400,9 @@ class RocksDbStore : public Store {
   absl::StatusOr<std::string> ReadChunk(const ChunkRef& ref) override {
     return core_->ReadChunk(ref);
   }
-  absl::StatusOr<bool> HasChunk(const ChunkRef& ref) override { return core_->HasChunk(ref); }
+  absl::StatusOr<bool> HasChunk(const ChunkRef& ref) override {
+    return core_->HasChunk(ref);
+  }
   absl::StatusOr<StoreStats> GetStats() override { return core_->Stats(); }
   absl::Status Backup(const std::string& dir) override { return core_->Backup(dir); }
   absl::StatusOr<EventPage> ReadEvents(int64_t after_revision, int limit) override {
@@ -1411,7 +1433,8 @@ class RocksDbStore : public Store {
                                          const std::vector<int64_t>& delete_steps,
                                          const std::vector<int64_t>& preserve_steps,
                                          int64_t last_preserved_micros) override {
-    return core_->ApplyRetention(model, delete_steps, preserve_steps, last_preserved_micros);
+    return core_->ApplyRetention(model, delete_steps, preserve_steps,
+                                 last_preserved_micros);
   }
 
  private:
@@ -1457,7 +1480,8 @@ rocksdb::ColumnFamilyOptions MakeChunkOptions() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const RocksDbStoreOptions& options) {
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(
+    const RocksDbStoreOptions& options) {
   namespace fs = std::filesystem;
   if (options.path.empty()) {
     return absl::InvalidArgumentError("the store needs a data dir path; none was given");
@@ -1465,16 +1489,17 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const RocksDbStoreOption
   std::error_code ec;
   fs::create_directories(options.path, ec);
   if (ec || !fs::is_directory(options.path, ec)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot use '", options.path, "' as the data dir: ",
-        ec ? ec.message() : "not a directory"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot use '", options.path,
+                     "' as the data dir: ", ec ? ec.message() : "not a directory"));
   }
   const bool fresh = fs::is_empty(options.path, ec);
   if (!fresh) {
     if (!fs::exists(fs::path(options.path) / "CURRENT", ec)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "'", options.path, "' is not empty and is not an mgreg store; give an empty or "
-          "new directory"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("'", options.path,
+                       "' is not empty and is not an mgreg store; give an empty or "
+                       "new directory"));
     }
     std::vector<std::string> families;
     RETURN_IF_ERROR(FromRocks(
@@ -1495,10 +1520,12 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const RocksDbStoreOption
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(MakeDbOptions(), options.path, cfs, &handles, &raw),
-                            absl::StrCat("opening the store in '", options.path, "'")));
-  auto core = std::make_shared<RocksCore>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
-                                          options.sync_commits, options.event_window);
+  RETURN_IF_ERROR(
+      FromRocks(rocksdb::DB::Open(MakeDbOptions(), options.path, cfs, &handles, &raw),
+                absl::StrCat("opening the store in '", options.path, "'")));
+  auto core =
+      std::make_shared<RocksCore>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
+                                  options.sync_commits, options.event_window);
   RETURN_IF_ERROR(core->Load(fresh));
   return std::unique_ptr<Store>(std::make_unique<RocksDbStore>(std::move(core)));
 }

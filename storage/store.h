@@ -156,7 +156,8 @@ class Store {
 
   // The record of the model's highest step, served from memory.
   // Returns NOT_FOUND if the model has no committed step.
-  virtual absl::StatusOr<storage::CheckpointRecord> GetLatest(absl::string_view model) = 0;
+  virtual absl::StatusOr<storage::CheckpointRecord> GetLatest(
+      absl::string_view model) = 0;
 
   // Up to `limit` models with at least one step, in bytewise name order, starting
   // after `start_after` ("" = from the first).
@@ -219,8 +220,8 @@ class Store {
   // points counts as a move) and appends an ALIAS_SET event. Returns the new revision.
   // Returns NOT_FOUND if the model or step does not exist. (Name validation is the
   //   service's job.)
-  virtual absl::StatusOr<int64_t> SetAlias(absl::string_view model, absl::string_view alias,
-                                           int64_t step) = 0;
+  virtual absl::StatusOr<int64_t> SetAlias(absl::string_view model,
+                                           absl::string_view alias, int64_t step) = 0;
 
   // Removes `alias` and appends an ALIAS_REMOVED event naming the step it named.
   // Returns the new revision.
@@ -255,10 +256,9 @@ class Store {
   // pinned, aliased or also in `preserve_steps` is never deleted (skipped silently).
   // Returns the bytes freed.
   // Returns NOT_FOUND if the store holds neither steps nor settings for the model.
-  virtual absl::StatusOr<int64_t> ApplyRetention(absl::string_view model,
-                                                 const std::vector<int64_t>& delete_steps,
-                                                 const std::vector<int64_t>& preserve_steps,
-                                                 int64_t last_preserved_micros) = 0;
+  virtual absl::StatusOr<int64_t> ApplyRetention(
+      absl::string_view model, const std::vector<int64_t>& delete_steps,
+      const std::vector<int64_t>& preserve_steps, int64_t last_preserved_micros) = 0;
 };
 
 // Opens (creating if needed) a RocksDB-backed store in directory `path`.
@@ -272,7 +272,8 @@ struct RocksDbStoreOptions {
 };
 // Returns INVALID_ARGUMENT if path is empty, FAILED_PRECONDITION if the directory is in
 // use by another process (RocksDB's LOCK) or is not an mgreg store.
-absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const RocksDbStoreOptions& options);
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(
+    const RocksDbStoreOptions& options);
 
 // A store that keeps everything in memory; for tests and ephemeral servers.
 struct MemoryStoreOptions {

@@ -49,7 +49,8 @@ TEST(RocksDbStoreTest, ReopenKeepsEverythingAndRebuildsLatest) {
     ASSERT_NE(store, nullptr);
     for (int step : {10, 30, 20}) {
       ASSERT_TRUE(Push(*store, "resnet", step,
-                       {{"index", absl::StrCat("i", step)}, {"meta", graph}}, false, 65536)
+                       {{"index", absl::StrCat("i", step)}, {"meta", graph}}, false,
+                       65536)
                       .ok());
     }
     ASSERT_TRUE(Push(*store, "team-a/bert", 1, {{"index", "b"}}).ok());
@@ -96,7 +97,8 @@ TEST(RocksDbStoreTest, SecondOpenOfTheSameDirReturnsFailedPrecondition) {
   RocksDbStoreOptions o;
   o.path = dir.path();
   auto second = OpenRocksDbStore(o);
-  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition) << second.status();
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition)
+      << second.status();
 }
 
 TEST(RocksDbStoreTest, OpenOfADirThatIsNotAStoreReturnsFailedPrecondition) {
@@ -380,12 +382,13 @@ TEST(RocksDbStoreTest, CrashRightAfterCommitKeepsTheStepWhole) {
     EXPECT_EQ(joined, f->content);
   }
   // The orphan was made durable by the commit's flush, and collected at open.
-  EXPECT_EQ(store->ReadChunk(RefOf(d.orphan)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->ReadChunk(RefOf(d.orphan)).status().code(),
+            absl::StatusCode::kNotFound);
   auto stats = store->GetStats();
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->staged_chunks, 0);
-  EXPECT_EQ(stats->chunk_bytes,
-            static_cast<int64_t>(d.data_file.content.size() + d.index_file.content.size()));
+  EXPECT_EQ(stats->chunk_bytes, static_cast<int64_t>(d.data_file.content.size() +
+                                                     d.index_file.content.size()));
   EXPECT_EQ(stats->revision, 1);
 }
 

@@ -27,7 +27,8 @@ using ::mgreg::testing::TestFile;
 
 struct Backend {
   std::string name;
-  std::function<std::unique_ptr<Store>(const std::string& dir, int64_t event_window)> open;
+  std::function<std::unique_ptr<Store>(const std::string& dir, int64_t event_window)>
+      open;
 };
 
 class StoreConformanceTest : public ::testing::TestWithParam<Backend> {
@@ -67,15 +68,16 @@ template <typename T>
 absl::Status StatusOf(const absl::StatusOr<T>& s) {
   return s.status();
 }
-#define ASSERT_OK(expr)                          \
-  do {                                           \
+#define ASSERT_OK(expr)                           \
+  do {                                            \
     const absl::Status mgreg_s_ = StatusOf(expr); \
     ASSERT_TRUE(mgreg_s_.ok()) << mgreg_s_;       \
   } while (0)
 #define EXPECT_CODE(expr, want) EXPECT_EQ(StatusOf(expr).code(), absl::StatusCode::want)
 
 TEST_P(StoreConformanceTest, CommitStampsTimeAndRevisionAndGetReturnsTheRecord) {
-  auto r = Push(*store_, "resnet", 1000, {{"index", "idx"}, {"data-00000-of-00001", "xyz"}});
+  auto r =
+      Push(*store_, "resnet", 1000, {{"index", "idx"}, {"data-00000-of-00001", "xyz"}});
   ASSERT_OK(r);
   EXPECT_FALSE(r->unchanged);
   EXPECT_GT(r->record.commit_time_micros(), 0);
@@ -251,7 +253,8 @@ TEST_P(StoreConformanceTest, ListModelsIsInBytewiseOrderAndPaginates) {
     for (const auto& m : *page) all.push_back(m.name());
     after = page->back().name();
   }
-  EXPECT_EQ(all, (std::vector<std::string>{"A", "a", "a.b", "a/b", "b", "team-a/resnet"}));
+  EXPECT_EQ(all,
+            (std::vector<std::string>{"A", "a", "a.b", "a/b", "b", "team-a/resnet"}));
 }
 
 TEST_P(StoreConformanceTest, ListCheckpointsIsAscendingAndPaginates) {
@@ -293,13 +296,15 @@ TEST_P(StoreConformanceTest, SameBlobAtAHundredStepsIsStoredOnce) {
   EXPECT_EQ(s.checkpoints, 100);
   EXPECT_EQ(s.blobs, 101);
   int64_t index_bytes = 0;
-  for (int step = 0; step < 100; ++step) index_bytes += absl::StrCat("index ", step).size();
+  for (int step = 0; step < 100; ++step)
+    index_bytes += absl::StrCat("index ", step).size();
   EXPECT_EQ(s.chunk_bytes, 10000 + index_bytes);
   EXPECT_EQ(s.staged_chunks, 0);
   // Deleting all but one step keeps the graph.
   for (int step = 0; step < 99; ++step) ASSERT_OK(store_->DeleteCheckpoint("m", step));
   s = Stats();
-  EXPECT_EQ(s.chunk_bytes, 10000 + static_cast<int64_t>(absl::StrCat("index ", 99).size()));
+  EXPECT_EQ(s.chunk_bytes,
+            10000 + static_cast<int64_t>(absl::StrCat("index ", 99).size()));
   ASSERT_OK(store_->GetBlob(Sha256Hex(graph)));
 }
 
@@ -398,7 +403,8 @@ TEST_P(StoreConformanceTest, StagingAreaHoldingAChunkWhoseLastBlobIsDeletedKeeps
   EXPECT_EQ(s.chunks, 0);
   EXPECT_EQ(s.staged_chunks, 1);
   // Still committable through the area that holds it.
-  ASSERT_OK(store_->Commit(MakeRequest("m", 2, {MakeFile("index", bytes, 4096)}), area.get()));
+  ASSERT_OK(
+      store_->Commit(MakeRequest("m", 2, {MakeFile("index", bytes, 4096)}), area.get()));
   area.reset();
   EXPECT_EQ(Stats().chunk_bytes, 3000);
   ASSERT_OK(store_->DeleteCheckpoint("m", 2));
@@ -442,7 +448,8 @@ TEST_P(StoreConformanceTest, CommitOfAFileWhoseBlobIsMissingReturnsFailedPrecond
   EXPECT_EQ(Stats().revision, 0);
 }
 
-TEST_P(StoreConformanceTest, CommitOfABlobWhoseChunkIsNotStagedReturnsFailedPrecondition) {
+TEST_P(StoreConformanceTest,
+       CommitOfABlobWhoseChunkIsNotStagedReturnsFailedPrecondition) {
   TestFile f = MakeFile("index", Bytes(3000, 1));
   auto area = store_->NewStagingArea();
   ASSERT_OK(area->PutChunk(f.blob.chunks(0), f.chunks[0]));
@@ -461,7 +468,8 @@ TEST_P(StoreConformanceTest, CommitOfABlobWhoseChunkIsNotStagedReturnsFailedPrec
 TEST_P(StoreConformanceTest, MalformedRecordsReturnInvalidArgument) {
   TestFile a = MakeFile("data-00000-of-00001", "aaa"), b = MakeFile("index", "bbb");
   auto area = store_->NewStagingArea();
-  for (const TestFile* f : {&a, &b}) ASSERT_OK(area->PutChunk(f->blob.chunks(0), f->chunks[0]));
+  for (const TestFile* f : {&a, &b})
+    ASSERT_OK(area->PutChunk(f->blob.chunks(0), f->chunks[0]));
 
   CommitRequest no_files = MakeRequest("m", 1, {a});
   no_files.record.clear_files();
@@ -507,7 +515,8 @@ TEST_P(StoreConformanceTest, EmptyFileCommitsWithoutChunks) {
   EXPECT_EQ(blob->chunks_size(), 0);
 }
 
-TEST_P(StoreConformanceTest, GetBlobOfUnknownDigestAndReadChunkOfUnknownChunkReturnNotFound) {
+TEST_P(StoreConformanceTest,
+       GetBlobOfUnknownDigestAndReadChunkOfUnknownChunkReturnNotFound) {
   EXPECT_CODE(store_->GetBlob(Sha256Hex("nothing")), kNotFound);
   EXPECT_CODE(store_->ReadChunk(RefOf("nothing")), kNotFound);
   auto has = store_->HasChunk(RefOf("nothing"));
@@ -530,7 +539,9 @@ TEST_P(StoreConformanceTest, RevisionIncrementsOnEveryCommitAndDelete) {
 
 TEST_P(StoreConformanceTest, ConcurrentCommitsAndALatestReaderSeeNoTornState) {
   constexpr int kWriters = 4, kSteps = 25;
-  auto content = [](int w, int step) { return absl::StrCat("model ", w, " step ", step); };
+  auto content = [](int w, int step) {
+    return absl::StrCat("model ", w, " step ", step);
+  };
   std::atomic<bool> done{false};
   std::atomic<int> torn{0}, reads{0};
   std::thread reader([&] {
@@ -684,7 +695,8 @@ TEST_P(StoreConformanceTest, ReadEventsAfterTheCurrentRevisionIsAnEmptyPage) {
   }
 }
 
-TEST_P(StoreConformanceTest, ReadEventsAfterTrimmedEventsReturnsOutOfRangeNamingTheOldest) {
+TEST_P(StoreConformanceTest,
+       ReadEventsAfterTrimmedEventsReturnsOutOfRangeNamingTheOldest) {
   OpenWithEventWindow(3);
   for (int step = 0; step < 5; ++step) {
     ASSERT_OK(Push(*store_, "m", step, {{"index", absl::StrCat(step)}}));
@@ -692,7 +704,8 @@ TEST_P(StoreConformanceTest, ReadEventsAfterTrimmedEventsReturnsOutOfRangeNaming
   for (int64_t after : {0, 1}) {
     auto trimmed = store_->ReadEvents(after, 10);
     EXPECT_CODE(trimmed, kOutOfRange);
-    EXPECT_NE(trimmed.status().message().find("resume from revision 3"), std::string::npos)
+    EXPECT_NE(trimmed.status().message().find("resume from revision 3"),
+              std::string::npos)
         << trimmed.status();
   }
   auto page = store_->ReadEvents(2, 10);
@@ -713,7 +726,8 @@ TEST_P(StoreConformanceTest, ReadEventsAfterTrimmedEventsReturnsOutOfRangeNaming
   EXPECT_CODE(store_->ReadEvents(5, 10), kOutOfRange);
 }
 
-TEST_P(StoreConformanceTest, ListenerSeesEveryEventOnceInRevisionOrderFromConcurrentWriters) {
+TEST_P(StoreConformanceTest,
+       ListenerSeesEveryEventOnceInRevisionOrderFromConcurrentWriters) {
   constexpr int kWriters = 4, kSteps = 20;
   absl::Mutex mu;
   std::vector<storage::Event> heard;
@@ -733,10 +747,12 @@ TEST_P(StoreConformanceTest, ListenerSeesEveryEventOnceInRevisionOrderFromConcur
         auto r = Push(*store_, model, step, {{"index", absl::StrCat(model, "@", step)}});
         if (!r.ok()) ADD_FAILURE() << r.status();
         if (step % 5 == 4) {
-          if (auto a = store_->SetAlias(model, "last5", step); !a.ok()) ADD_FAILURE() << a.status();
+          if (auto a = store_->SetAlias(model, "last5", step); !a.ok())
+            ADD_FAILURE() << a.status();
         }
       }
-      if (auto d = store_->DeleteCheckpoint(model, 0); !d.ok()) ADD_FAILURE() << d.status();
+      if (auto d = store_->DeleteCheckpoint(model, 0); !d.ok())
+        ADD_FAILURE() << d.status();
     });
   }
   for (auto& t : writers) t.join();
@@ -807,7 +823,8 @@ TEST_P(StoreConformanceTest, RemoveAliasOfAnUnknownAliasOrModelReturnsNotFound) 
   EXPECT_CODE(store_->RemoveAlias("m", "best"), kNotFound);
 }
 
-TEST_P(StoreConformanceTest, DeleteOfAnAliasedStepReturnsFailedPreconditionNamingTheAlias) {
+TEST_P(StoreConformanceTest,
+       DeleteOfAnAliasedStepReturnsFailedPreconditionNamingTheAlias) {
   ASSERT_OK(Push(*store_, "m", 1, {{"index", "1"}}));
   ASSERT_OK(store_->SetAlias("m", "best", 1));
   auto r = store_->DeleteCheckpoint("m", 1);
@@ -887,7 +904,8 @@ TEST_P(StoreConformanceTest, GetModelOfAnUnknownModelReturnsNotFound) {
   EXPECT_CODE(store_->GetModel("m"), kNotFound);  // no settings: gone with its last step
 }
 
-TEST_P(StoreConformanceTest, SetRetentionOnAModelWithoutStepsCreatesARecordListModelsSkips) {
+TEST_P(StoreConformanceTest,
+       SetRetentionOnAModelWithoutStepsCreatesARecordListModelsSkips) {
   storage::RetentionPolicy policy;
   policy.set_max_to_keep(5);
   policy.set_keep_every_n_hours(2.5);
@@ -942,7 +960,8 @@ TEST_P(StoreConformanceTest, SetRetentionSetsLastPreservedOnlyWhenTheModelHadNoP
 }
 
 TEST_P(StoreConformanceTest, SetRetentionOfAMalformedModelNameReturnsInvalidArgument) {
-  EXPECT_CODE(store_->SetRetention("bad model!", storage::RetentionPolicy()), kInvalidArgument);
+  EXPECT_CODE(store_->SetRetention("bad model!", storage::RetentionPolicy()),
+              kInvalidArgument);
   EXPECT_CODE(store_->SetRetention("", storage::RetentionPolicy()), kInvalidArgument);
 }
 
@@ -965,7 +984,8 @@ TEST_P(StoreConformanceTest, ModelRecordWithSettingsSurvivesTheDeletionOfItsLast
   EXPECT_EQ(s.checkpoints, 0);
 }
 
-TEST_P(StoreConformanceTest, ApplyRetentionDeletesPreservesAndSkipsPinnedAndAliasedSteps) {
+TEST_P(StoreConformanceTest,
+       ApplyRetentionDeletesPreservesAndSkipsPinnedAndAliasedSteps) {
   for (int step = 1; step <= 6; ++step) {
     ASSERT_OK(Push(*store_, "m", step, {{"index", absl::StrCat(step)}}));
   }
@@ -1027,8 +1047,10 @@ TEST_P(StoreConformanceTest, ApplyRetentionFreesTheBytesAndTheStatsGoBack) {
   ASSERT_OK(store_->GetBlob(Sha256Hex(graph)));
 }
 
-TEST_P(StoreConformanceTest, ApplyRetentionDeletingTheLatestMovesItToTheHighestRemainingStep) {
-  for (int step : {1, 2, 3, 4}) ASSERT_OK(Push(*store_, "m", step, {{"index", absl::StrCat(step)}}));
+TEST_P(StoreConformanceTest,
+       ApplyRetentionDeletingTheLatestMovesItToTheHighestRemainingStep) {
+  for (int step : {1, 2, 3, 4})
+    ASSERT_OK(Push(*store_, "m", step, {{"index", absl::StrCat(step)}}));
   ASSERT_OK(store_->ApplyRetention("m", {4, 2, 3}, {1}, 1));
   auto latest = store_->GetLatest("m");
   ASSERT_OK(latest);
@@ -1057,22 +1079,22 @@ TEST_P(StoreConformanceTest, ApplyRetentionOfAnUnknownModelReturnsNotFound) {
 
 INSTANTIATE_TEST_SUITE_P(
     Backends, StoreConformanceTest,
-    ::testing::Values(
-        Backend{"memory",
-                [](const std::string&, int64_t event_window) {
-                  MemoryStoreOptions o;
-                  o.event_window = event_window;
-                  return NewMemoryStore(o);
-                }},
-        Backend{"rocksdb",
-                [](const std::string& dir, int64_t event_window) -> std::unique_ptr<Store> {
-                  RocksDbStoreOptions o;
-                  o.path = dir;
-                  o.event_window = event_window;
-                  auto s = OpenRocksDbStore(o);
-                  EXPECT_TRUE(s.ok()) << s.status();
-                  return s.ok() ? std::move(*s) : nullptr;
-                }}),
+    ::testing::Values(Backend{"memory",
+                              [](const std::string&, int64_t event_window) {
+                                MemoryStoreOptions o;
+                                o.event_window = event_window;
+                                return NewMemoryStore(o);
+                              }},
+                      Backend{"rocksdb",
+                              [](const std::string& dir,
+                                 int64_t event_window) -> std::unique_ptr<Store> {
+                                RocksDbStoreOptions o;
+                                o.path = dir;
+                                o.event_window = event_window;
+                                auto s = OpenRocksDbStore(o);
+                                EXPECT_TRUE(s.ok()) << s.status();
+                                return s.ok() ? std::move(*s) : nullptr;
+                              }}),
     [](const ::testing::TestParamInfo<Backend>& info) { return info.param.name; });
 
 }  // namespace

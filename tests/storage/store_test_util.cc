@@ -14,7 +14,8 @@ storage::ChunkRef RefOf(const std::string& bytes) {
   return ref;
 }
 
-TestFile MakeFile(const std::string& name, const std::string& content, size_t chunk_size) {
+TestFile MakeFile(const std::string& name, const std::string& content,
+                  size_t chunk_size) {
   TestFile f;
   f.name = name;
   f.content = content;
@@ -31,8 +32,8 @@ TestFile MakeFile(const std::string& name, const std::string& content, size_t ch
   return f;
 }
 
-CommitRequest MakeRequest(const std::string& model, int64_t step, std::vector<TestFile> files,
-                          bool overwrite) {
+CommitRequest MakeRequest(const std::string& model, int64_t step,
+                          std::vector<TestFile> files, bool overwrite) {
   std::sort(files.begin(), files.end(),
             [](const TestFile& a, const TestFile& b) { return a.name < b.name; });
   CommitRequest req;
@@ -54,7 +55,8 @@ absl::StatusOr<CommitResult> Push(Store& store, const std::string& model, int64_
                                   const std::map<std::string, std::string>& files,
                                   bool overwrite, size_t chunk_size) {
   std::vector<TestFile> made;
-  for (const auto& [name, content] : files) made.push_back(MakeFile(name, content, chunk_size));
+  for (const auto& [name, content] : files)
+    made.push_back(MakeFile(name, content, chunk_size));
   CommitRequest req = MakeRequest(model, step, made, overwrite);
   req.new_blobs.clear();
   auto area = store.NewStagingArea();

@@ -29,8 +29,8 @@ storage::ChunkRef RefOf(const std::string& bytes);
 
 // A request for (model, step) with these files (sorted by name by this function), and
 // every file's blob listed as new.
-CommitRequest MakeRequest(const std::string& model, int64_t step, std::vector<TestFile> files,
-                          bool overwrite = false);
+CommitRequest MakeRequest(const std::string& model, int64_t step,
+                          std::vector<TestFile> files, bool overwrite = false);
 
 // What the service does: stages the chunks of the files whose blob the store lacks,
 // lists those blobs as new, and commits.
