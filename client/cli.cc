@@ -1,5 +1,7 @@
 #include "client/cli.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -9,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <google/protobuf/util/json_util.h>
@@ -24,7 +27,9 @@
 #include "absl/time/time.h"
 #include "client/client.h"
 #include "client/local_file.h"
+#include "client/sync.h"
 #include "common/status_macros.h"
+#include "metagraph/checkpoint_state.h"
 #include "metagraph/collection_view.h"
 #include "metagraph/export.h"
 #include "metagraph/metagraph_io.h"
@@ -41,16 +46,31 @@ commands:
                       upload the checkpoint at PREFIX (dir/model.ckpt-1000)
   latest MODEL        the latest step and its files
   list [MODEL]        models, or the steps of one model
-  graph MODEL [--step N] [GRAPH OPTIONS] -o FILE
+  graph MODEL [--step N | --alias A] [GRAPH OPTIONS] -o FILE
                       fetch the (filtered) MetaGraphDef
-  restore MODEL DIR [--step N] [GRAPH OPTIONS]
+  restore MODEL DIR [--step N | --alias A] [GRAPH OPTIONS] [--keep K]
                       write the checkpoint into DIR so TensorFlow loads it as is
+  sync MODEL DIR [--alias A | --latest] [GRAPH OPTIONS] [--keep K] [--once]
+                      keep DIR holding the newest (or aliased) step, switched
+                      atomically as steps land; runs until interrupted
   export IN -o OUT [--tags T1,T2] [GRAPH OPTIONS]
                       filter a local .meta or saved_model.pb, no server
-  collection MODEL KEY [--step N]
+  collection MODEL KEY [--step N | --alias A]
                       print one collection of the stored graph (e.g. hparams)
+  inspect MODEL [--step N | --alias A] [--verify]
+                      the tensors of a checkpoint; --verify checks each CRC32C
+  watch MODEL | --prefix P | --all [--since REV] [--count N]
+                      print committed, deleted and alias events as they happen
   delete MODEL STEP   delete a step
-  upload begin MODEL STEP --basename B FILE...   (prints the upload id)
+  retention MODEL [--max-to-keep N] [--keep-every-n-hours H]
+                      show or set the retention policy (CheckpointManager's)
+  pin MODEL STEP / unpin MODEL STEP
+                      protect a step from retention, or stop protecting it
+  alias set MODEL NAME STEP / alias rm MODEL NAME / alias list MODEL
+                      named pointers to steps
+  state MODEL         TensorFlow's CheckpointState of the model (text format)
+  upload begin MODEL STEP --basename B [FILE...]   (prints the upload id; without
+                      files the upload learns them from its writers)
   upload put ID FILE...   upload status ID   upload commit ID   upload abort ID
                       the multi-writer upload; FILE is a local checkpoint file
                       (dir/model.ckpt-1000.index, .data-*, .meta)
@@ -87,13 +107,15 @@ struct Args {
 const std::set<std::string>& ValueOptions() {
   static const auto* kSet = new std::set<std::string>{
       "server", "step", "meta", "export-scope", "collection", "unbound-inputs-col",
-      "tags", "basename", "o", "output", "token", "ca-cert", "cert", "key", "service"};
+      "tags", "basename", "o", "output", "token", "ca-cert", "cert", "key", "service",
+      "alias", "keep", "prefix", "since", "count", "max-to-keep", "keep-every-n-hours"};
   return *kSet;
 }
 const std::set<std::string>& FlagOptions() {
   static const auto* kSet = new std::set<std::string>{
       "json", "overwrite", "clear-devices", "strip-default-attrs",
-      "clear-extraneous-savers", "as-text", "no-collections", "help", "h", "tls"};
+      "clear-extraneous-savers", "as-text", "no-collections", "help", "h", "tls",
+      "verify", "all", "latest", "once"};
   return *kSet;
 }
 
@@ -154,6 +176,17 @@ absl::StatusOr<std::optional<int64_t>> OptionalStep(const Args& args) {
   if (!text.has_value()) return std::optional<int64_t>();
   ASSIGN_OR_RETURN(int64_t step, ParseStepText(*text));
   return std::optional<int64_t>(step);
+}
+
+// --step N or --alias NAME (not both); neither names the latest step.
+absl::StatusOr<StepRef> StepRefFrom(const Args& args) {
+  ASSIGN_OR_RETURN(std::optional<int64_t> step, OptionalStep(args));
+  std::optional<std::string> alias = args.Value("alias");
+  if (step.has_value() && alias.has_value()) {
+    return absl::InvalidArgumentError("give --step or --alias, not both");
+  }
+  if (alias.has_value()) return StepRef::Alias(*alias);
+  return StepRef(step);
 }
 
 v1::GraphOptions GraphOptionsFrom(const Args& args) {
@@ -276,6 +309,13 @@ class Cli {
     if (command == "delete") return Delete();
     if (command == "upload") return Upload();
     if (command == "admin") return Admin();
+    if (command == "inspect") return Inspect();
+    if (command == "watch") return Watch();
+    if (command == "retention") return Retention();
+    if (command == "pin" || command == "unpin") return Pin(command == "pin");
+    if (command == "alias") return Alias();
+    if (command == "state") return State();
+    if (command == "sync") return Sync();
     return UsageError();
   }
 
@@ -414,7 +454,7 @@ class Cli {
     if (!path.has_value()) {
       return absl::InvalidArgumentError("mgreg graph needs -o FILE for the MetaGraphDef");
     }
-    ASSIGN_OR_RETURN(std::optional<int64_t> step, OptionalStep(args_));
+    ASSIGN_OR_RETURN(StepRef step, StepRefFrom(args_));
     ASSIGN_OR_RETURN(Client * client, Connect());
     ASSIGN_OR_RETURN(v1::MetaGraphInfo info,
                      client->FetchGraph(rest_[0], step, GraphOptionsFrom(args_), *path));
@@ -435,7 +475,10 @@ class Cli {
   absl::Status Restore() {
     if (!ArgCount(2, 2)) return UsageError();
     RestoreOptions options;
-    ASSIGN_OR_RETURN(options.step, OptionalStep(args_));
+    ASSIGN_OR_RETURN(StepRef step, StepRefFrom(args_));
+    options.step = step.step;
+    options.alias = step.alias;
+    ASSIGN_OR_RETURN(options.keep_last, IntOption("keep", 0));
     options.graph_options = GraphOptionsFrom(args_);
     options.progress = TerminalProgress(absl::StrCat("restoring ", rest_[0]), err_);
     ASSIGN_OR_RETURN(Client * client, Connect());
@@ -496,7 +539,7 @@ class Cli {
 
   absl::Status Collection() {
     if (!ArgCount(2, 2)) return UsageError();
-    ASSIGN_OR_RETURN(std::optional<int64_t> step, OptionalStep(args_));
+    ASSIGN_OR_RETURN(StepRef step, StepRefFrom(args_));
     ASSIGN_OR_RETURN(Client * client, Connect());
     std::string graph;
     RETURN_IF_ERROR(
@@ -547,7 +590,7 @@ class Cli {
     rest_.erase(rest_.begin());
     ASSIGN_OR_RETURN(Client * client, Connect());
     if (sub == "begin") {
-      if (rest_.size() < 3) return UsageError();
+      if (rest_.size() < 2) return UsageError();
       std::optional<std::string> basename = args_.Value("basename");
       if (!basename.has_value()) {
         return absl::InvalidArgumentError(
@@ -651,6 +694,226 @@ class Cli {
       return absl::OkStatus();
     }
     return UsageError();
+  }
+
+  // An integer option, `fallback` when absent; INVALID_ARGUMENT if not an integer >= 0.
+  absl::StatusOr<int> IntOption(const std::string& name, int fallback) const {
+    std::optional<std::string> text = args_.Value(name);
+    if (!text.has_value()) return fallback;
+    int value = 0;
+    if (!absl::SimpleAtoi(*text, &value) || value < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, " '", *text, "' is not an integer >= 0"));
+    }
+    return value;
+  }
+
+  absl::Status Inspect() {
+    if (!ArgCount(1, 1)) return UsageError();
+    ASSIGN_OR_RETURN(StepRef step, StepRefFrom(args_));
+    ASSIGN_OR_RETURN(Client * client, Connect());
+    const bool verify = args_.Has("verify");
+    ASSIGN_OR_RETURN(v1::InspectCheckpointResponse r,
+                     client->InspectCheckpoint(rest_[0], step, verify));
+    if (json()) {
+      out_ << Json(r);
+    } else {
+      out_ << "step " << r.step() << ", " << r.tensors_size() << " tensors in "
+           << r.num_shards() << " shard(s)\n";
+      for (const v1::TensorInfoEntry& t : r.tensors()) {
+        out_ << absl::StrFormat("  %-50s %-10s [%s] shard %d offset %d size %d%s\n",
+                                t.name(), t.dtype(), absl::StrJoin(t.shape(), ","),
+                                t.shard(), t.offset(), t.size(),
+                                t.verification().empty() ? "" : "  " + t.verification());
+      }
+      if (verify) out_ << (r.verified() ? "all tensors verified\n" : "VERIFICATION FAILED\n");
+    }
+    if (verify && !r.verified()) {
+      return absl::DataLossError("some tensors do not match their CRC32C (listed above)");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Watch() {
+    if (!ArgCount(0, 1)) return UsageError();
+    v1::WatchCheckpointsRequest request;
+    if (!rest_.empty()) request.set_model(rest_[0]);
+    if (auto p = args_.Value("prefix")) request.set_prefix(*p);
+    request.set_all_models(args_.Has("all"));
+    request.set_since_revision(-1);
+    if (auto since = args_.Value("since")) {
+      int64_t rev = 0;
+      if (!absl::SimpleAtoi(*since, &rev) || rev < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--since '", *since, "' is not a revision (an integer >= 0)"));
+      }
+      request.set_since_revision(rev);
+    }
+    ASSIGN_OR_RETURN(int count, IntOption("count", 0));
+    ASSIGN_OR_RETURN(Client * client, Connect());
+    std::unique_ptr<WatchStream> stream = client->Watch(request);
+    v1::WatchEvent event;
+    int seen = 0;
+    while (stream->Next(&event)) {
+      if (event.type() == v1::WatchEvent::PROGRESS) continue;
+      if (json()) {
+        google::protobuf::util::JsonPrintOptions options;
+        options.preserve_proto_field_names = true;
+        std::string line;
+        (void)google::protobuf::util::MessageToJsonString(event, &line, options);
+        out_ << line << "\n";
+      } else {
+        out_ << "revision " << event.revision() << " "
+             << v1::WatchEvent::Type_Name(event.type()) << " " << event.model()
+             << " step " << event.step();
+        if (!event.alias().empty()) out_ << " alias " << event.alias();
+        out_ << " at " << FormatTime(event.time()) << "\n";
+      }
+      out_ << std::flush;
+      if (count > 0 && ++seen >= count) {
+        stream->Cancel();
+        stream->Finish().IgnoreError();
+        return absl::OkStatus();
+      }
+    }
+    return stream->Finish();
+  }
+
+  absl::Status Retention() {
+    if (!ArgCount(1, 1)) return UsageError();
+    ASSIGN_OR_RETURN(Client * client, Connect());
+    v1::Model model;
+    if (args_.Value("max-to-keep").has_value() ||
+        args_.Value("keep-every-n-hours").has_value()) {
+      ASSIGN_OR_RETURN(int max_to_keep, IntOption("max-to-keep", 0));
+      double hours = 0;
+      if (auto h = args_.Value("keep-every-n-hours")) {
+        if (!absl::SimpleAtod(*h, &hours) || !(hours >= 0)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "--keep-every-n-hours '", *h, "' is not a number >= 0"));
+        }
+      }
+      ASSIGN_OR_RETURN(model, client->SetRetention(rest_[0], max_to_keep, hours));
+    } else {
+      ASSIGN_OR_RETURN(model, client->GetModel(rest_[0]));
+    }
+    if (json()) {
+      out_ << Json(model.retention());
+    } else {
+      out_ << "model " << rest_[0] << ": max_to_keep "
+           << model.retention().max_to_keep() << " (0 = keep all), keep_every_n_hours "
+           << model.retention().keep_every_n_hours() << " (0 = none)\n";
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Pin(bool pinned) {
+    if (!ArgCount(2, 2)) return UsageError();
+    ASSIGN_OR_RETURN(int64_t step, ParseStepText(rest_[1]));
+    ASSIGN_OR_RETURN(Client * client, Connect());
+    ASSIGN_OR_RETURN(v1::Checkpoint c, client->PinCheckpoint(rest_[0], step, pinned));
+    if (json()) {
+      out_ << Json(c);
+    } else {
+      out_ << (pinned ? "pinned " : "unpinned ") << c.model() << " step " << c.step() << "\n";
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Alias() {
+    if (rest_.empty()) return UsageError();
+    const std::string sub = rest_[0];
+    rest_.erase(rest_.begin());
+    ASSIGN_OR_RETURN(Client * client, Connect());
+    v1::Model model;
+    if (sub == "set") {
+      if (!ArgCount(3, 3)) return UsageError();
+      ASSIGN_OR_RETURN(int64_t step, ParseStepText(rest_[2]));
+      ASSIGN_OR_RETURN(model, client->SetAlias(rest_[0], rest_[1], step));
+    } else if (sub == "rm") {
+      if (!ArgCount(2, 2)) return UsageError();
+      ASSIGN_OR_RETURN(model, client->RemoveAlias(rest_[0], rest_[1]));
+    } else if (sub == "list") {
+      if (!ArgCount(1, 1)) return UsageError();
+      ASSIGN_OR_RETURN(model, client->GetModel(rest_[0]));
+    } else {
+      return UsageError();
+    }
+    if (json()) {
+      out_ << Json(model);
+    } else {
+      std::map<std::string, int64_t> sorted(model.aliases().begin(), model.aliases().end());
+      for (const auto& [name, step] : sorted) out_ << name << " -> " << step << "\n";
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status State() {
+    if (!ArgCount(1, 1)) return UsageError();
+    ASSIGN_OR_RETURN(Client * client, Connect());
+    ASSIGN_OR_RETURN(tensorflow::CheckpointState state, client->GetCheckpointState(rest_[0]));
+    out_ << (json() ? Json(state) : FormatCheckpointState(state));
+    return absl::OkStatus();
+  }
+
+  absl::Status Sync() {
+    if (!ArgCount(2, 2)) return UsageError();
+    SyncOptions options;
+    if (auto alias = args_.Value("alias")) options.alias = *alias;
+    if (args_.Has("latest") && !options.alias.empty()) {
+      return absl::InvalidArgumentError("give --alias or --latest, not both");
+    }
+    if (args_.Value("step").has_value()) {
+      return absl::InvalidArgumentError(
+          "mgreg sync follows the latest step or an alias; use mgreg restore for one step");
+    }
+    ASSIGN_OR_RETURN(options.keep, IntOption("keep", 2));
+    options.graph_options = GraphOptionsFrom(args_);
+    std::ostream& out = out_;
+    const bool as_json = json();
+    options.on_switch = [&out, as_json](const v1::Checkpoint& c) {
+      if (as_json) {
+        google::protobuf::util::JsonPrintOptions o;
+        o.preserve_proto_field_names = true;
+        std::string line;
+        (void)google::protobuf::util::MessageToJsonString(c, &line, o);
+        out << line << "\n";
+      } else {
+        out << "switched to " << c.model() << " step " << c.step() << "\n";
+      }
+      out << std::flush;
+    };
+    std::ostream& err = err_;
+    options.on_retry = [&err](const absl::Status& s) {
+      err << "mgreg sync: " << absl::StatusCodeToString(s.code()) << ": " << s.message()
+          << " (retrying)\n";
+    };
+    if (args_.Has("once")) {
+      ASSIGN_OR_RETURN(Client * client, Connect());
+      CheckpointSync sync(client, rest_[0], rest_[1], options);
+      return sync.SyncOnce().status();
+    }
+    // Stop cleanly on SIGINT/SIGTERM: blocked before any thread starts (gRPC's too),
+    // then waited for by one thread.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    ASSIGN_OR_RETURN(Client * client, Connect());
+    CheckpointSync sync(client, rest_[0], rest_[1], options);
+    std::thread stopper([&sync, stop_signals]() {
+      int sig = 0;
+      sigwait(&stop_signals, &sig);
+      sync.Stop();
+    });
+    absl::Status status = sync.Run();
+    if (!status.ok()) {
+      // The stopper still waits for a signal: send it one so it can be joined.
+      pthread_kill(stopper.native_handle(), SIGTERM);
+    }
+    stopper.join();
+    return status;
   }
 
   const Args& args_;

@@ -195,45 +195,79 @@ absl::StatusOr<v1::PutFileResponse> Client::PutFile(const std::string& upload_id
                                                     const std::string& name,
                                                     const std::string& path,
                                                     const ProgressFn& progress) {
+  return PutFileChunks(upload_id, name, path, {}, 0, progress, nullptr);
+}
+
+absl::StatusOr<v1::PutFileResponse> Client::PutFileChunks(
+    const std::string& upload_id, const std::string& name, const std::string& path,
+    const std::vector<std::string>& chunks, int64_t chunk_bytes, const ProgressFn& progress,
+    PushStats* stats) {
   ASSIGN_OR_RETURN(v1::Upload upload, GetUpload(upload_id));
   const v1::UploadFile* state = nullptr;
   for (const v1::UploadFile& f : upload.files()) {
     if (f.file().name() == name) state = &f;
   }
-  if (state == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("file '", name, "' is not in upload ", upload_id));
-  }
-  const int64_t size = state->file().size();
-  const int64_t offset = state->held_bytes();
   ASSIGN_OR_RETURN(LocalFile file, LocalFile::OpenForRead(path));
-  if (file.size() != size) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "local file '", path, "' has ", file.size(), " bytes but the upload announced ",
-        size, " for '", name, "'; the file changed since the upload began"));
+  v1::PutFileRequest message;
+  message.mutable_header()->set_upload_id(upload_id);
+  message.mutable_header()->set_name(name);
+  int64_t size = file.size();
+  int64_t offset = 0;
+  if (state != nullptr) {
+    size = state->file().size();
+    offset = state->held_bytes();
+    if (file.size() != size) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "local file '", path, "' has ", file.size(), " bytes but the upload announced ",
+          size, " for '", name, "'; the file changed since the upload began"));
+    }
+  } else {
+    // An upload begun without files learns this one from its header.
+    ASSIGN_OR_RETURN(FileDigest digest, DigestFile(path));
+    message.mutable_header()->set_size(digest.size);
+    message.mutable_header()->set_sha256(digest.sha256);
   }
+  message.mutable_header()->set_offset(offset);
   grpc::ClientContext ctx;
   v1::PutFileResponse response;
   std::unique_ptr<grpc::ClientWriter<v1::PutFileRequest>> writer =
       impl_->stub->PutFile(&ctx, &response);
-  v1::PutFileRequest message;
-  message.mutable_header()->set_upload_id(upload_id);
-  message.mutable_header()->set_name(name);
-  message.mutable_header()->set_offset(offset);
+  const int64_t message_bytes = static_cast<int64_t>(impl_->options.upload_message_bytes);
   int64_t pos = offset;
   std::string buffer;
   bool stream_ok = true;
   do {
-    const size_t want = static_cast<size_t>(
-        std::min<int64_t>(size - pos, static_cast<int64_t>(impl_->options.upload_message_bytes)));
-    RETURN_IF_ERROR(file.ReadAt(pos, want, &buffer));
-    message.set_data(std::move(buffer));
-    buffer = std::string();
-    if (!writer->Write(message)) {
-      stream_ok = false;  // the server ended the call; Finish tells why
-      break;
+    const int64_t chunk = chunk_bytes > 0 && pos % chunk_bytes == 0 ? pos / chunk_bytes : -1;
+    if (chunk >= 0 && chunk < static_cast<int64_t>(chunks.size()) &&
+        !chunks[static_cast<size_t>(chunk)].empty()) {
+      // The server holds this chunk: name it instead of sending it.
+      const int64_t n = std::min(chunk_bytes, size - pos);
+      message.clear_data();
+      message.set_existing_chunk(chunks[static_cast<size_t>(chunk)]);
+      if (!writer->Write(message)) {
+        stream_ok = false;
+        break;
+      }
+      message.clear_existing_chunk();
+      pos += n;
+      if (stats != nullptr) stats->bytes_deduplicated_chunks += n;
+    } else {
+      // Bytes, never across a chunk boundary when chunks are named, so the next
+      // existing chunk starts a message.
+      int64_t want = std::min(size - pos, message_bytes);
+      if (chunk_bytes > 0 && !chunks.empty()) {
+        want = std::min(want, chunk_bytes - pos % chunk_bytes);
+      }
+      RETURN_IF_ERROR(file.ReadAt(pos, static_cast<size_t>(want), &buffer));
+      message.set_data(std::move(buffer));
+      buffer = std::string();
+      if (!writer->Write(message)) {
+        stream_ok = false;  // the server ended the call; Finish tells why
+        break;
+      }
+      pos += want;
+      if (stats != nullptr) stats->bytes_sent += want;
     }
-    pos += static_cast<int64_t>(want);
     message.clear_header();
     if (progress) progress(pos, size);
   } while (pos < size);
@@ -253,6 +287,7 @@ absl::StatusOr<v1::Checkpoint> Client::Push(const std::string& model,
         "prefix '", prefix, "' has no step (no -<number> at its end); pass --step N"));
   }
   RETURN_IF_ERROR(ValidateStep(*step));
+  PushStats stats;
 
   v1::BeginUploadRequest begin;
   begin.set_model(model);
@@ -284,12 +319,54 @@ absl::StatusOr<v1::Checkpoint> Client::Push(const std::string& model,
 
   ASSIGN_OR_RETURN(v1::Upload upload, BeginUpload(begin));
   int64_t done = 0;
+  std::vector<const v1::UploadFile*> to_send;
   for (const v1::UploadFile& f : upload.files()) {
-    if (f.held_bytes() == f.file().size()) done += f.file().size();
+    if (f.held_bytes() == f.file().size()) {
+      done += f.file().size();
+      stats.bytes_deduplicated_files += f.file().size();
+    } else {
+      to_send.push_back(&f);
+    }
   }
   if (options.progress) options.progress(done, total);
-  for (const v1::UploadFile& f : upload.files()) {
-    if (f.held_bytes() == f.file().size()) continue;  // the server has it
+
+  // Chunk-level deduplication: only worth a second read of the files when the model
+  // has steps whose chunks may be shared (unchanged layers).
+  std::vector<std::vector<std::string>> held_chunks(to_send.size());
+  const int64_t chunk_bytes = upload.chunk_bytes();
+  if (options.deduplicate_chunks && chunk_bytes > 0 && !to_send.empty() &&
+      GetLatestCheckpoint(model).ok()) {
+    std::vector<absl::StatusOr<std::vector<std::string>>> chunk_digests(
+        to_send.size(), absl::UnknownError("not hashed"));
+    {
+      std::vector<std::thread> workers;
+      for (size_t i = 0; i < to_send.size(); ++i) {
+        if (to_send[i]->file().size() < 2 * chunk_bytes) continue;
+        workers.emplace_back([&, i]() {
+          chunk_digests[i] =
+              ChunkDigests(local.files.at(to_send[i]->file().name()), chunk_bytes);
+        });
+      }
+      for (std::thread& t : workers) t.join();
+    }
+    for (size_t i = 0; i < to_send.size(); ++i) {
+      if (!chunk_digests[i].ok() || to_send[i]->held_bytes() != 0) continue;
+      grpc::ClientContext ctx;
+      impl_->SetDeadline(&ctx);
+      v1::FindChunksRequest find;
+      find.set_upload_id(upload.upload_id());
+      for (const std::string& d : *chunk_digests[i]) find.add_sha256(d);
+      v1::FindChunksResponse found;
+      RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->FindChunks(&ctx, find, &found)));
+      held_chunks[i].resize(chunk_digests[i]->size());
+      for (int c = 0; c < found.present_size() && c < find.sha256_size(); ++c) {
+        if (found.present(c)) held_chunks[i][static_cast<size_t>(c)] = find.sha256(c);
+      }
+    }
+  }
+
+  for (size_t i = 0; i < to_send.size(); ++i) {
+    const v1::UploadFile& f = *to_send[i];
     const int64_t base = done;
     ProgressFn file_progress;
     if (options.progress) {
@@ -297,9 +374,9 @@ absl::StatusOr<v1::Checkpoint> Client::Push(const std::string& model,
         options.progress(base + file_done, total);
       };
     }
-    absl::StatusOr<v1::PutFileResponse> put =
-        PutFile(upload.upload_id(), f.file().name(), local.files.at(f.file().name()),
-                file_progress);
+    absl::StatusOr<v1::PutFileResponse> put = PutFileChunks(
+        upload.upload_id(), f.file().name(), local.files.at(f.file().name()),
+        held_chunks[i], chunk_bytes, file_progress, &stats);
     if (!put.ok()) {
       (void)AbortUpload(upload.upload_id());
       return put.status();
@@ -310,6 +387,7 @@ absl::StatusOr<v1::Checkpoint> Client::Push(const std::string& model,
   if (!committed.ok() && committed.status().code() == absl::StatusCode::kFailedPrecondition) {
     (void)AbortUpload(upload.upload_id());
   }
+  if (options.stats != nullptr) *options.stats = stats;
   return committed;
 }
 
@@ -372,12 +450,12 @@ absl::StatusOr<int64_t> Client::DeleteCheckpoint(const std::string& model, int64
 }
 
 absl::StatusOr<v1::MetaGraphInfo> Client::StreamGraph(
-    const std::string& model, std::optional<int64_t> step,
-    const v1::GraphOptions& options,
+    const std::string& model, const StepRef& step, const v1::GraphOptions& options,
     const std::function<absl::Status(absl::string_view)>& sink) {
   v1::GetMetaGraphRequest request;
   request.set_model(model);
-  if (step.has_value()) request.set_step(*step);
+  if (step.step.has_value()) request.set_step(*step.step);
+  request.set_alias(step.alias);
   *request.mutable_options() = options;
   grpc::ClientContext ctx;
   std::unique_ptr<grpc::ClientReader<v1::MetaGraphChunk>> reader =
@@ -407,7 +485,7 @@ absl::StatusOr<v1::MetaGraphInfo> Client::StreamGraph(
 }
 
 absl::StatusOr<v1::MetaGraphInfo> Client::FetchGraph(const std::string& model,
-                                                     std::optional<int64_t> step,
+                                                     const StepRef& step,
                                                      const v1::GraphOptions& options,
                                                      const std::string& out_path) {
   ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(out_path));
@@ -419,7 +497,7 @@ absl::StatusOr<v1::MetaGraphInfo> Client::FetchGraph(const std::string& model,
 }
 
 absl::StatusOr<v1::MetaGraphInfo> Client::FetchGraphBytes(const std::string& model,
-                                                          std::optional<int64_t> step,
+                                                          const StepRef& step,
                                                           const v1::GraphOptions& options,
                                                           std::string* out) {
   out->clear();
@@ -458,17 +536,73 @@ absl::Status Client::DownloadFile(const v1::Checkpoint& checkpoint,
   return out.Commit(file.size(), file.sha256());
 }
 
+absl::StatusOr<v1::Checkpoint> Client::ResolveCheckpoint(const std::string& model,
+                                                         const StepRef& ref) {
+  if (ref.alias.empty() && !ref.step.has_value()) return GetLatestCheckpoint(model);
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::GetCheckpointRequest request;
+  request.set_model(model);
+  if (ref.alias.empty()) {
+    request.set_step(*ref.step);
+  } else {
+    request.set_alias(ref.alias);
+  }
+  v1::Checkpoint out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->GetCheckpoint(&ctx, request, &out)));
+  return out;
+}
+
+namespace {
+
+// The prefixes a `checkpoint` state file in `dir` lists whose .index is still there.
+std::vector<std::string> ListedPrefixes(const std::string& dir) {
+  std::vector<std::string> out;
+  const std::string state_path = (fs::path(dir) / "checkpoint").string();
+  if (!fs::exists(state_path)) return out;
+  absl::StatusOr<std::string> text = ReadWholeFile(state_path);
+  if (!text.ok()) return out;
+  absl::StatusOr<tensorflow::CheckpointState> state = ParseCheckpointState(*text);
+  if (!state.ok()) return out;  // an unreadable state file is replaced
+  for (const std::string& p : state->all_model_checkpoint_paths()) {
+    const fs::path index =
+        fs::path(p).is_absolute() ? fs::path(p + ".index") : fs::path(dir) / (p + ".index");
+    if (fs::exists(index)) out.push_back(p);
+  }
+  return out;
+}
+
+// Deletes the files of checkpoint `prefix` (relative to `dir`): .index, .meta, .data-*.
+void RemoveCheckpointFiles(const std::string& dir, const std::string& prefix) {
+  const fs::path base = fs::path(prefix).is_absolute() ? fs::path(prefix)
+                                                       : fs::path(dir) / prefix;
+  const std::string stem = base.filename().string() + ".";
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(base.parent_path(), ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!absl::StartsWith(name, stem)) continue;
+    const std::string suffix = name.substr(stem.size());
+    if (suffix == "index" || suffix == "meta" ||
+        (absl::StartsWith(suffix, "data-") && ValidateFileName(suffix).ok())) {
+      fs::remove(entry.path(), ec);
+    }
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
                                                const std::string& dir,
                                                const RestoreOptions& options) {
   RETURN_IF_ERROR(ValidateModelName(model));
-  RETURN_IF_ERROR(EnsureWritableDirectory(dir));
-  v1::Checkpoint checkpoint;
-  if (options.step.has_value()) {
-    ASSIGN_OR_RETURN(checkpoint, GetCheckpoint(model, *options.step));
-  } else {
-    ASSIGN_OR_RETURN(checkpoint, GetLatestCheckpoint(model));
+  if (options.keep_last < 0) {
+    return absl::InvalidArgumentError("keep_last must be >= 0 (0 keeps every checkpoint)");
   }
+  RETURN_IF_ERROR(EnsureWritableDirectory(dir));
+  StepRef ref;
+  ref.step = options.step;
+  ref.alias = options.alias;
+  ASSIGN_OR_RETURN(v1::Checkpoint checkpoint, ResolveCheckpoint(model, ref));
   const std::string prefix = CheckpointPrefixName(checkpoint.basename(), checkpoint.step());
   const bool filter_graph = options.graph_options.ByteSizeLong() > 0;
   const int64_t total = checkpoint.total_bytes();
@@ -485,29 +619,136 @@ absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
     if (options.progress) options.progress(done, total);
   }
 
-  // The `checkpoint` state file: keep the prefixes already listed whose files are
-  // still there, and make the restored one the latest.
-  const std::string state_path = (fs::path(dir) / "checkpoint").string();
+  // Switch: the `checkpoint` state file names the restored prefix as the latest, after
+  // the prefixes already listed whose files are still there. Renaming it into place is
+  // the atomic moment; TensorFlow reading the directory sees the old complete
+  // checkpoint or the new one.
   std::vector<std::string> prefixes;
-  if (fs::exists(state_path)) {
-    absl::StatusOr<std::string> text = ReadWholeFile(state_path);
-    absl::StatusOr<tensorflow::CheckpointState> old =
-        text.ok() ? ParseCheckpointState(*text)
-                  : absl::StatusOr<tensorflow::CheckpointState>(text.status());
-    if (old.ok()) {
-      for (const std::string& p : old->all_model_checkpoint_paths()) {
-        const fs::path index = fs::path(p).is_absolute() ? fs::path(p + ".index")
-                                                         : fs::path(dir) / (p + ".index");
-        if (p != prefix && fs::exists(index)) prefixes.push_back(p);
-      }
-    }
+  for (std::string& p : ListedPrefixes(dir)) {
+    if (p != prefix) prefixes.push_back(std::move(p));
   }
   prefixes.push_back(prefix);
+  std::vector<std::string> dropped;
+  if (options.keep_last > 0 && prefixes.size() > static_cast<size_t>(options.keep_last)) {
+    const size_t drop = prefixes.size() - static_cast<size_t>(options.keep_last);
+    dropped.assign(prefixes.begin(), prefixes.begin() + static_cast<std::ptrdiff_t>(drop));
+    prefixes.erase(prefixes.begin(), prefixes.begin() + static_cast<std::ptrdiff_t>(drop));
+  }
+  const std::string state_path = (fs::path(dir) / "checkpoint").string();
   ASSIGN_OR_RETURN(AtomicFileWriter state, AtomicFileWriter::Create(state_path));
   const std::string text = FormatCheckpointState(MakeCheckpointState(prefixes));
   RETURN_IF_ERROR(state.Append(text));
   RETURN_IF_ERROR(state.Commit(static_cast<int64_t>(text.size()), Sha256Hex(text)));
+  // Only after the switch: the files of checkpoints no longer listed.
+  for (const std::string& p : dropped) RemoveCheckpointFiles(dir, p);
   return checkpoint;
+}
+
+absl::StatusOr<v1::Model> Client::GetModel(const std::string& model) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::GetModelRequest request;
+  request.set_model(model);
+  v1::Model out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->GetModel(&ctx, request, &out)));
+  return out;
+}
+
+absl::StatusOr<v1::Model> Client::SetRetention(const std::string& model, int max_to_keep,
+                                               double keep_every_n_hours) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::SetRetentionRequest request;
+  request.set_model(model);
+  request.mutable_retention()->set_max_to_keep(max_to_keep);
+  request.mutable_retention()->set_keep_every_n_hours(keep_every_n_hours);
+  v1::Model out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->SetRetention(&ctx, request, &out)));
+  return out;
+}
+
+absl::StatusOr<v1::Checkpoint> Client::PinCheckpoint(const std::string& model, int64_t step,
+                                                     bool pinned) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::PinCheckpointRequest request;
+  request.set_model(model);
+  request.set_step(step);
+  request.set_pinned(pinned);
+  v1::Checkpoint out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->PinCheckpoint(&ctx, request, &out)));
+  return out;
+}
+
+absl::StatusOr<v1::Model> Client::SetAlias(const std::string& model,
+                                           const std::string& alias, int64_t step) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::SetAliasRequest request;
+  request.set_model(model);
+  request.set_alias(alias);
+  request.set_step(step);
+  v1::Model out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->SetAlias(&ctx, request, &out)));
+  return out;
+}
+
+absl::StatusOr<v1::Model> Client::RemoveAlias(const std::string& model,
+                                              const std::string& alias) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::RemoveAliasRequest request;
+  request.set_model(model);
+  request.set_alias(alias);
+  v1::Model out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->RemoveAlias(&ctx, request, &out)));
+  return out;
+}
+
+absl::StatusOr<v1::InspectCheckpointResponse> Client::InspectCheckpoint(
+    const std::string& model, const StepRef& step, bool verify) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::InspectCheckpointRequest request;
+  request.set_model(model);
+  if (step.step.has_value()) request.set_step(*step.step);
+  request.set_alias(step.alias);
+  request.set_verify(verify);
+  v1::InspectCheckpointResponse out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->InspectCheckpoint(&ctx, request, &out)));
+  return out;
+}
+
+absl::StatusOr<tensorflow::CheckpointState> Client::GetCheckpointState(
+    const std::string& model) {
+  grpc::ClientContext ctx;
+  impl_->SetDeadline(&ctx);
+  v1::GetCheckpointStateRequest request;
+  request.set_model(model);
+  tensorflow::CheckpointState out;
+  RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->GetCheckpointState(&ctx, request, &out)));
+  return out;
+}
+
+namespace {
+
+class GrpcWatchStream : public WatchStream {
+ public:
+  GrpcWatchStream(v1::Registry::Stub* stub, const v1::WatchCheckpointsRequest& request)
+      : reader_(stub->WatchCheckpoints(&ctx_, request)) {}
+  bool Next(v1::WatchEvent* event) override { return reader_->Read(event); }
+  absl::Status Finish() override { return FromGrpcStatus(reader_->Finish()); }
+  void Cancel() override { ctx_.TryCancel(); }
+
+ private:
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader_;
+};
+
+}  // namespace
+
+std::unique_ptr<WatchStream> Client::Watch(const v1::WatchCheckpointsRequest& request) {
+  return std::make_unique<GrpcWatchStream>(impl_->stub.get(), request);
 }
 
 absl::StatusOr<std::string> Client::CheckHealth(const std::string& service) {

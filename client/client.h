@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "mgreg/v1/registry.pb.h"
+#include "tensorflow/python/training/checkpoint_state.pb.h"
 
 namespace mgreg {
 
@@ -63,20 +64,69 @@ struct LocalCheckpoint {
 // file, naming what is missing.
 absl::StatusOr<LocalCheckpoint> FindLocalCheckpoint(const std::string& prefix);
 
+// Which step of a model a read names: a step number, an alias, or (neither) the latest.
+struct StepRef {
+  std::optional<int64_t> step;
+  std::string alias;
+
+  StepRef() = default;
+  StepRef(std::nullopt_t) {}                       // NOLINT: implicit on purpose
+  StepRef(int64_t s) : step(s) {}                  // NOLINT
+  StepRef(std::optional<int64_t> s) : step(s) {}   // NOLINT
+  static StepRef Alias(std::string name) {
+    StepRef r;
+    r.alias = std::move(name);
+    return r;
+  }
+};
+
+// What a push sent, for callers who want to see the deduplication at work.
+struct PushStats {
+  // File bytes sent over the network.
+  int64_t bytes_sent = 0;
+  // Bytes of whole files the server already held (not sent).
+  int64_t bytes_deduplicated_files = 0;
+  // Bytes of chunks the server already held inside files it did not hold (not sent).
+  int64_t bytes_deduplicated_chunks = 0;
+};
+
 struct PushOptions {
   // Defaults to the step in the prefix.
   std::optional<int64_t> step;
   bool overwrite = false;
   std::map<std::string, std::string> metadata;
   ProgressFn progress;
+  // When the model already has a step, chunks of changed files that the server holds
+  // (e.g. frozen layers) are not sent again.
+  bool deduplicate_chunks = true;
+  // Filled in when not null.
+  PushStats* stats = nullptr;
 };
 
 struct RestoreOptions {
   // Defaults to the latest step.
   std::optional<int64_t> step;
+  // Instead of step: the step this alias names.
+  std::string alias;
   // Applied to the restored .meta; default = the stored bytes.
   v1::GraphOptions graph_options;
   ProgressFn progress;
+  // Keep at most this many checkpoints listed in the directory's `checkpoint` file
+  // (the restored one included); the files of those dropped are deleted after the
+  // switch. 0 keeps every one listed whose files are still there.
+  int keep_last = 0;
+};
+
+// A server stream of watch events. Next() blocks; Cancel() may be called from another
+// thread to end it.
+class WatchStream {
+ public:
+  virtual ~WatchStream() = default;
+  // The next event; false when the stream has ended (then call Finish).
+  virtual bool Next(v1::WatchEvent* event) = 0;
+  // Why the stream ended (CANCELLED after Cancel()).
+  virtual absl::Status Finish() = 0;
+  virtual void Cancel() = 0;
 };
 
 class Client {
@@ -103,6 +153,9 @@ class Client {
 
   absl::StatusOr<v1::Checkpoint> GetLatestCheckpoint(const std::string& model);
   absl::StatusOr<v1::Checkpoint> GetCheckpoint(const std::string& model, int64_t step);
+  // The step `ref` names (a step, an alias, or the latest).
+  absl::StatusOr<v1::Checkpoint> ResolveCheckpoint(const std::string& model,
+                                                   const StepRef& ref);
   absl::StatusOr<v1::ListModelsResponse> ListModels(int page_size,
                                                     const std::string& page_token);
   absl::StatusOr<v1::ListCheckpointsResponse> ListCheckpoints(
@@ -112,13 +165,12 @@ class Client {
 
   // Writes the MetaGraphDef of (model, step or latest) with `options` applied to
   // `out_path` (atomically, verified against the server's SHA-256).
-  absl::StatusOr<v1::MetaGraphInfo> FetchGraph(const std::string& model,
-                                               std::optional<int64_t> step,
+  absl::StatusOr<v1::MetaGraphInfo> FetchGraph(const std::string& model, const StepRef& step,
                                                const v1::GraphOptions& options,
                                                const std::string& out_path);
   // The same, into memory (verified against the server's SHA-256).
   absl::StatusOr<v1::MetaGraphInfo> FetchGraphBytes(const std::string& model,
-                                                    std::optional<int64_t> step,
+                                                    const StepRef& step,
                                                     const v1::GraphOptions& options,
                                                     std::string* out);
 
@@ -138,13 +190,38 @@ class Client {
   // (which must not exist yet). Needs an admin token when tokens are configured.
   absl::StatusOr<v1::BackupResponse> Backup(const std::string& dir);
 
+  // Retention, pins and aliases (see the RPCs in registry.proto).
+  absl::StatusOr<v1::Model> GetModel(const std::string& model);
+  absl::StatusOr<v1::Model> SetRetention(const std::string& model, int max_to_keep,
+                                         double keep_every_n_hours);
+  absl::StatusOr<v1::Checkpoint> PinCheckpoint(const std::string& model, int64_t step,
+                                               bool pinned);
+  absl::StatusOr<v1::Model> SetAlias(const std::string& model, const std::string& alias,
+                                     int64_t step);
+  absl::StatusOr<v1::Model> RemoveAlias(const std::string& model, const std::string& alias);
+
+  // The tensors of a checkpoint, optionally verified against their CRC32C.
+  absl::StatusOr<v1::InspectCheckpointResponse> InspectCheckpoint(const std::string& model,
+                                                                  const StepRef& step,
+                                                                  bool verify);
+  // TensorFlow's CheckpointState of a model, as CheckpointManager writes it.
+  absl::StatusOr<tensorflow::CheckpointState> GetCheckpointState(const std::string& model);
+
+  // Opens a watch (see WatchCheckpoints). Errors arrive through the stream's Finish().
+  std::unique_ptr<WatchStream> Watch(const v1::WatchCheckpointsRequest& request);
+
  private:
   explicit Client(const ClientOptions& options);
   // Streams a graph into `sink`; returns the header the server sent.
   absl::StatusOr<v1::MetaGraphInfo> StreamGraph(
-      const std::string& model, std::optional<int64_t> step,
-      const v1::GraphOptions& options,
+      const std::string& model, const StepRef& step, const v1::GraphOptions& options,
       const std::function<absl::Status(absl::string_view)>& sink);
+  // PutFile sending `existing_chunk` for the chunks whose digest `chunks` lists as held
+  // (chunks[i] empty = send the bytes). Adds what it sent and skipped to `stats`.
+  absl::StatusOr<v1::PutFileResponse> PutFileChunks(
+      const std::string& upload_id, const std::string& name, const std::string& path,
+      const std::vector<std::string>& chunks, int64_t chunk_bytes,
+      const ProgressFn& progress, PushStats* stats);
   absl::Status DownloadFile(const v1::Checkpoint& checkpoint, const v1::FileInfo& file,
                             const std::string& path, const ProgressFn& progress,
                             int64_t progress_base, int64_t progress_total);

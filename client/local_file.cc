@@ -104,6 +104,22 @@ absl::StatusOr<FileDigest> DigestFile(const std::string& path) {
   return FileDigest{file->size(), hasher.HexDigest()};
 }
 
+absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
+                                                      int64_t chunk_bytes) {
+  if (chunk_bytes <= 0) return absl::InvalidArgumentError("chunk size must be positive");
+  absl::StatusOr<LocalFile> file = LocalFile::OpenForRead(path);
+  if (!file.ok()) return file.status();
+  std::vector<std::string> out;
+  std::string buffer;
+  for (int64_t pos = 0; pos < file->size();) {
+    const size_t n = static_cast<size_t>(std::min<int64_t>(chunk_bytes, file->size() - pos));
+    if (absl::Status s = file->ReadAt(pos, n, &buffer); !s.ok()) return s;
+    out.push_back(Sha256Raw(buffer));
+    pos += static_cast<int64_t>(n);
+  }
+  return out;
+}
+
 bool FileMatches(const std::string& path, int64_t size, absl::string_view sha256_hex) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec) ||

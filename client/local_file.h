@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -40,6 +41,11 @@ struct FileDigest {
 };
 // Size and SHA-256 of a local file.
 absl::StatusOr<FileDigest> DigestFile(const std::string& path);
+
+// SHA-256 (32 raw bytes each) of the consecutive `chunk_bytes`-sized pieces of a file
+// (the last one shorter), as the server cuts files.
+absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
+                                                      int64_t chunk_bytes);
 
 // True if `path` exists with exactly this size and SHA-256.
 bool FileMatches(const std::string& path, int64_t size, absl::string_view sha256_hex);

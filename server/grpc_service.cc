@@ -165,6 +165,13 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
       return absl::InvalidArgumentError(
           "only the first PutFile message may carry a header; open one stream per file");
     }
+    if (!request_.existing_chunk().empty()) {
+      if (!request_.data().empty()) {
+        return absl::InvalidArgumentError(
+            "a PutFile message carries either data or existing_chunk, not both");
+      }
+      return sink_->AppendExistingChunk(request_.existing_chunk());
+    }
     return sink_->Append(request_.data());
   }
 
@@ -196,6 +203,116 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
   v1::PutFileResponse* const response_;
   v1::PutFileRequest request_;
   std::unique_ptr<FileSink> sink_;
+};
+
+// Streams a watch: events are pulled from the subscription on the pool whenever no
+// write is in flight; an idle watcher holds no thread and is woken by the hub.
+class WatchWriter : public grpc::ServerWriteReactor<v1::WatchEvent> {
+ public:
+  WatchWriter(grpc::CallbackServerContext* ctx, RegistryService* service, ThreadPool* pool,
+              CallGuard* guard, const v1::WatchCheckpointsRequest* request)
+      : core_(std::make_shared<Core>()) {
+    core_->reactor = this;
+    core_->pool = pool;
+    core_->guard = guard;
+    core_->service = service;
+    std::shared_ptr<Core> core = core_;
+    CallScope scope{Action::kRead, request->all_models() ? "" : request->model().empty()
+                                                                    ? request->prefix()
+                                                                    : request->model(),
+                    ""};
+    pool->Submit([core, ctx, scope, request]() {
+      absl::StatusOr<std::string> principal = core->guard->Authorize(ctx, scope);
+      absl::StatusOr<std::shared_ptr<WatchSubscription>> sub =
+          principal.ok() ? core->service->Watch(*request,
+                                                [weak = std::weak_ptr<Core>(core)]() {
+                                                  if (auto c = weak.lock()) Core::Schedule(c);
+                                                })
+                         : absl::StatusOr<std::shared_ptr<WatchSubscription>>(
+                               principal.status());
+      absl::MutexLock lock(&core->mu);
+      if (!sub.ok()) {
+        core->FinishLocked(ToGrpcStatus(sub.status()));
+        return;
+      }
+      core->subscription = std::move(*sub);
+      core->PumpLocked();
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::shared_ptr<Core> core = core_;
+    absl::MutexLock lock(&core->mu);
+    core->writing = false;
+    if (!ok) {
+      core->FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      return;
+    }
+    Core::Schedule(core);
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&core_->mu);
+    core_->FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the watch was cancelled"));
+  }
+
+  void OnDone() override {
+    std::shared_ptr<WatchSubscription> sub;
+    {
+      absl::MutexLock lock(&core_->mu);
+      core_->reactor = nullptr;
+      sub = std::move(core_->subscription);
+    }
+    if (sub != nullptr) core_->service->Unwatch(sub);
+    delete this;
+  }
+
+ private:
+  // State shared with pool tasks and the hub's wake-ups, which may outlive the reactor.
+  struct Core {
+    absl::Mutex mu;
+    WatchWriter* reactor ABSL_GUARDED_BY(mu) = nullptr;
+    ThreadPool* pool = nullptr;
+    CallGuard* guard = nullptr;
+    RegistryService* service = nullptr;
+    std::shared_ptr<WatchSubscription> subscription ABSL_GUARDED_BY(mu);
+    v1::WatchEvent message ABSL_GUARDED_BY(mu);
+    bool writing ABSL_GUARDED_BY(mu) = false;
+    bool finished ABSL_GUARDED_BY(mu) = false;
+    const absl::Time start = absl::Now();
+    int64_t bytes_out ABSL_GUARDED_BY(mu) = 0;
+
+    static void Schedule(const std::shared_ptr<Core>& core) {
+      core->pool->Submit([core]() {
+        absl::MutexLock lock(&core->mu);
+        core->PumpLocked();
+      });
+    }
+
+    // Starts the next write if none is in flight and an event is available.
+    void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      if (reactor == nullptr || finished || writing || subscription == nullptr) return;
+      absl::StatusOr<std::optional<v1::WatchEvent>> next = subscription->Next();
+      if (!next.ok()) {
+        FinishLocked(ToGrpcStatus(next.status()));
+        return;
+      }
+      if (!next->has_value()) return;  // the hub wakes us when there is more
+      message = std::move(**next);
+      bytes_out += static_cast<int64_t>(message.ByteSizeLong());
+      writing = true;
+      reactor->StartWrite(&message);
+    }
+
+    void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      if (reactor == nullptr || finished) return;
+      finished = true;
+      guard->Done("WatchCheckpoints", status, start, 0, bytes_out);
+      reactor->Finish(status);
+    }
+  };
+
+  const std::shared_ptr<Core> core_;
 };
 
 // Wraps a Status-returning call as StatusOr<Response> with an empty response.
@@ -330,6 +447,73 @@ grpc::ServerUnaryReactor* GrpcRegistryService::Backup(grpc::CallbackServerContex
                                                      v1::BackupResponse* response) {
   return Unary(ctx, pool_, guard_, "Backup", CallScope{Action::kAdmin, "", ""}, request,
                response, [s = service_](const auto& r) { return s->Backup(r); });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::FindChunks(
+    grpc::CallbackServerContext* ctx, const v1::FindChunksRequest* request,
+    v1::FindChunksResponse* response) {
+  return Unary(ctx, pool_, guard_, "FindChunks",
+               UploadScope(Action::kWrite, request->upload_id()), request, response,
+               [s = service_](const auto& r) { return s->FindChunks(r); });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::GetModel(grpc::CallbackServerContext* ctx,
+                                                       const v1::GetModelRequest* request,
+                                                       v1::Model* response) {
+  return Unary(ctx, pool_, guard_, "GetModel", ModelScope(Action::kRead, request->model()),
+               request, response, [s = service_](const auto& r) { return s->GetModel(r); });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::SetRetention(
+    grpc::CallbackServerContext* ctx, const v1::SetRetentionRequest* request,
+    v1::Model* response) {
+  return Unary(ctx, pool_, guard_, "SetRetention",
+               ModelScope(Action::kWrite, request->model()), request, response,
+               [s = service_](const auto& r) { return s->SetRetention(r); });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::PinCheckpoint(
+    grpc::CallbackServerContext* ctx, const v1::PinCheckpointRequest* request,
+    v1::Checkpoint* response) {
+  return Unary(ctx, pool_, guard_, "PinCheckpoint",
+               ModelScope(Action::kWrite, request->model()), request, response,
+               [s = service_](const auto& r) { return s->PinCheckpoint(r); });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::SetAlias(grpc::CallbackServerContext* ctx,
+                                                       const v1::SetAliasRequest* request,
+                                                       v1::Model* response) {
+  return Unary(ctx, pool_, guard_, "SetAlias", ModelScope(Action::kWrite, request->model()),
+               request, response, [s = service_](const auto& r) { return s->SetAlias(r); });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::RemoveAlias(
+    grpc::CallbackServerContext* ctx, const v1::RemoveAliasRequest* request,
+    v1::Model* response) {
+  return Unary(ctx, pool_, guard_, "RemoveAlias",
+               ModelScope(Action::kWrite, request->model()), request, response,
+               [s = service_](const auto& r) { return s->RemoveAlias(r); });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::InspectCheckpoint(
+    grpc::CallbackServerContext* ctx, const v1::InspectCheckpointRequest* request,
+    v1::InspectCheckpointResponse* response) {
+  return Unary(ctx, pool_, guard_, "InspectCheckpoint",
+               ModelScope(Action::kRead, request->model()), request, response,
+               [s = service_](const auto& r) { return s->InspectCheckpoint(r); });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::GetCheckpointState(
+    grpc::CallbackServerContext* ctx, const v1::GetCheckpointStateRequest* request,
+    tensorflow::CheckpointState* response) {
+  return Unary(ctx, pool_, guard_, "GetCheckpointState",
+               ModelScope(Action::kRead, request->model()), request, response,
+               [s = service_](const auto& r) { return s->GetCheckpointState(r); });
+}
+
+grpc::ServerWriteReactor<v1::WatchEvent>* GrpcRegistryService::WatchCheckpoints(
+    grpc::CallbackServerContext* ctx, const v1::WatchCheckpointsRequest* request) {
+  return new WatchWriter(ctx, service_, pool_, guard_, request);
 }
 
 }  // namespace mgreg

@@ -54,6 +54,32 @@ class GrpcRegistryService final : public v1::Registry::CallbackService {
   grpc::ServerUnaryReactor* Backup(grpc::CallbackServerContext* ctx,
                                    const v1::BackupRequest* request,
                                    v1::BackupResponse* response) override;
+  grpc::ServerUnaryReactor* FindChunks(grpc::CallbackServerContext* ctx,
+                                       const v1::FindChunksRequest* request,
+                                       v1::FindChunksResponse* response) override;
+  grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* ctx,
+                                     const v1::GetModelRequest* request,
+                                     v1::Model* response) override;
+  grpc::ServerUnaryReactor* SetRetention(grpc::CallbackServerContext* ctx,
+                                         const v1::SetRetentionRequest* request,
+                                         v1::Model* response) override;
+  grpc::ServerUnaryReactor* PinCheckpoint(grpc::CallbackServerContext* ctx,
+                                          const v1::PinCheckpointRequest* request,
+                                          v1::Checkpoint* response) override;
+  grpc::ServerUnaryReactor* SetAlias(grpc::CallbackServerContext* ctx,
+                                     const v1::SetAliasRequest* request,
+                                     v1::Model* response) override;
+  grpc::ServerUnaryReactor* RemoveAlias(grpc::CallbackServerContext* ctx,
+                                        const v1::RemoveAliasRequest* request,
+                                        v1::Model* response) override;
+  grpc::ServerUnaryReactor* InspectCheckpoint(
+      grpc::CallbackServerContext* ctx, const v1::InspectCheckpointRequest* request,
+      v1::InspectCheckpointResponse* response) override;
+  grpc::ServerUnaryReactor* GetCheckpointState(
+      grpc::CallbackServerContext* ctx, const v1::GetCheckpointStateRequest* request,
+      tensorflow::CheckpointState* response) override;
+  grpc::ServerWriteReactor<v1::WatchEvent>* WatchCheckpoints(
+      grpc::CallbackServerContext* ctx, const v1::WatchCheckpointsRequest* request) override;
 
  private:
   RegistryService* const service_;

@@ -1,10 +1,12 @@
 #include "server/registry_service.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -16,7 +18,9 @@
 #include "common/status_macros.h"
 #include "metagraph/checkpoint_name.h"
 #include "metagraph/export.h"
+#include "metagraph/checkpoint_state.h"
 #include "metagraph/metagraph_io.h"
+#include "metagraph/retention.h"
 #include "metagraph/tensor_bundle.h"
 
 namespace mgreg {
@@ -46,6 +50,8 @@ v1::Checkpoint ToApi(const storage::CheckpointRecord& record) {
   out.set_graph_sha256(record.graph_sha256());
   out.set_revision(record.revision());
   out.set_total_bytes(total);
+  out.set_pinned(record.pinned());
+  out.set_preserved(record.preserved());
   return out;
 }
 
@@ -71,17 +77,16 @@ absl::Status ValidateBasename(absl::string_view basename) {
   return absl::OkStatus();
 }
 
-// Checks the announced files: names, sizes, digests, an index, complete data shards.
-absl::Status ValidateManifest(const v1::BeginUploadRequest& request) {
-  if (request.files().empty()) {
-    return absl::InvalidArgumentError(
-        "the upload announces no files; a checkpoint needs at least its .index and "
-        ".data-* files");
-  }
+// Checks a checkpoint's files: names, sizes and digests (INVALID_ARGUMENT), then that
+// an index and every data shard are there (`missing_code`: INVALID_ARGUMENT for a
+// manifest announced at BeginUpload, FAILED_PRECONDITION at the commit of an upload
+// that learned its files from its writers).
+absl::Status ValidateFiles(const std::vector<v1::FileInfo>& files,
+                           absl::StatusCode missing_code) {
   std::set<std::string> names;
   int num_shards = -1;
   std::set<int> shards;
-  for (const v1::FileInfo& f : request.files()) {
+  for (const v1::FileInfo& f : files) {
     RETURN_IF_ERROR(ValidateFileName(f.name()));
     if (!names.insert(f.name()).second) {
       return absl::InvalidArgumentError(
@@ -111,22 +116,18 @@ absl::Status ValidateManifest(const v1::BeginUploadRequest& request) {
       shards.insert(shard.shard);
     }
   }
-  if (names.count("index") == 0) {
-    return absl::InvalidArgumentError(
-        "the upload has no 'index' file; a TensorFlow checkpoint needs its "
-        "<prefix>.index");
-  }
-  if (num_shards < 0) {
-    return absl::InvalidArgumentError(
-        "the upload has no data file; a TensorFlow checkpoint needs its "
-        "<prefix>.data-NNNNN-of-MMMMM files");
-  }
+  std::vector<std::string> missing;
+  if (names.count("index") == 0) missing.push_back("index");
+  if (num_shards < 0) missing.push_back("data-NNNNN-of-MMMMM");
   for (int i = 0; i < num_shards; ++i) {
-    if (shards.count(i) == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("data shard '", DataFileName(i, num_shards),
-                       "' is missing; upload every shard of the checkpoint"));
-    }
+    if (shards.count(i) == 0) missing.push_back(DataFileName(i, num_shards));
+  }
+  if (!missing.empty()) {
+    return absl::Status(
+        missing_code,
+        absl::StrCat("the checkpoint is missing ", absl::StrJoin(missing, ", "),
+                     "; a TensorFlow checkpoint needs its <prefix>.index and every "
+                     "<prefix>.data-NNNNN-of-MMMMM shard: upload them"));
   }
   return absl::OkStatus();
 }
@@ -298,7 +299,10 @@ class GraphSource : public MessageSource<v1::MetaGraphChunk> {
 }  // namespace
 
 RegistryService::RegistryService(Store* store, RegistryServiceOptions options)
-    : store_(store), options_(options), export_cache_(options.export_cache_bytes) {}
+    : store_(store),
+      options_(options),
+      export_cache_(options.export_cache_bytes),
+      watch_hub_(store) {}
 
 RegistryService::~RegistryService() = default;
 
@@ -307,7 +311,11 @@ absl::StatusOr<v1::Upload> RegistryService::BeginUpload(
   RETURN_IF_ERROR(ValidateModelName(request.model()));
   RETURN_IF_ERROR(ValidateStep(request.step()));
   RETURN_IF_ERROR(ValidateBasename(request.basename()));
-  RETURN_IF_ERROR(ValidateManifest(request));
+  if (!request.files().empty()) {
+    // Without files the upload learns its manifest from its writers (PutFile headers).
+    RETURN_IF_ERROR(ValidateFiles({request.files().begin(), request.files().end()},
+                                  absl::StatusCode::kInvalidArgument));
+  }
 
   bool already_committed = false;
   absl::StatusOr<storage::CheckpointRecord> existing =
@@ -328,35 +336,70 @@ absl::StatusOr<v1::Upload> RegistryService::BeginUpload(
       uploads_.Create(request, store_->NewStagingArea());
   absl::MutexLock lock(&session->mu);
   for (const v1::FileInfo& f : request.files()) {
-    UploadFileState& state = session->files[f.name()];
-    state.file.set_name(f.name());
-    state.file.set_size(f.size());
-    state.file.set_sha256(f.sha256());
-    if (f.size() == 0) {
-      state.complete = true;
-      continue;
-    }
-    absl::StatusOr<storage::BlobRecord> blob = store_->GetBlob(f.sha256());
-    if (blob.ok() && blob->size() == f.size()) {
-      state.complete = true;
-      state.already_stored = true;
-      state.held = f.size();
-    } else if (!blob.ok() && blob.status().code() != absl::StatusCode::kNotFound) {
+    if (absl::Status s = AddUploadFile(*session, f); !s.ok()) {
       uploads_.Remove(session->id());
-      return blob.status();
+      return s;
     }
   }
   v1::Upload out = session->ToProto();
   out.set_already_committed(already_committed);
+  out.set_chunk_bytes(static_cast<int64_t>(options_.chunk_bytes));
   return out;
+}
+
+absl::Status RegistryService::AddUploadFile(UploadSession& session, const v1::FileInfo& f) {
+  UploadFileState& state = session.files[f.name()];
+  state.file.set_name(f.name());
+  state.file.set_size(f.size());
+  state.file.set_sha256(f.sha256());
+  if (f.size() == 0) {
+    state.complete = true;
+    return absl::OkStatus();
+  }
+  // Content the store holds already is not sent again.
+  absl::StatusOr<storage::BlobRecord> blob = store_->GetBlob(f.sha256());
+  if (blob.ok() && blob->size() == f.size()) {
+    state.complete = true;
+    state.already_stored = true;
+    state.held = f.size();
+  } else if (!blob.ok() && blob.status().code() != absl::StatusCode::kNotFound) {
+    return blob.status();
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<FileSink>> RegistryService::OpenFileSink(
     const v1::PutFileRequest::Header& header) {
   ASSIGN_OR_RETURN(std::shared_ptr<UploadSession> session,
                    uploads_.Find(header.upload_id()));
+  {
+    absl::MutexLock lock(&session->mu);
+    auto it = session->files.find(header.name());
+    if (it != session->files.end()) {
+      const storage::FileRecord& known = it->second.file;
+      if ((header.size() != 0 && header.size() != known.size()) ||
+          (!header.sha256().empty() && header.sha256() != known.sha256())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "file '", header.name(), "': the size or SHA-256 in the PutFile header differs "
+            "from the manifest announced at BeginUpload"));
+      }
+    } else if (session->request().files().empty()) {
+      // An upload begun without files learns each one from its writer.
+      v1::FileInfo f;
+      f.set_name(header.name());
+      f.set_size(header.size());
+      f.set_sha256(header.sha256());
+      if (!IsSha256Hex(f.sha256())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "file '", header.name(), "' is not in the upload's manifest yet: give its size "
+            "and sha256 (64 lower-case hex) in the PutFile header"));
+      }
+      RETURN_IF_ERROR(ValidateFiles({f}, absl::StatusCode::kOk));
+      RETURN_IF_ERROR(AddUploadFile(*session, f));
+    }
+  }
   return OpenUploadFileSink(std::move(session), header.name(), header.offset(),
-                            options_.chunk_bytes);
+                            options_.chunk_bytes, store_);
 }
 
 absl::StatusOr<v1::Upload> RegistryService::GetUpload(const v1::GetUploadRequest& request) {
@@ -438,6 +481,14 @@ absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
           absl::StrCat("upload ", session->id(), " is not complete; send: ",
                        absl::StrJoin(missing, ", ")));
     }
+    std::vector<v1::FileInfo> files;
+    for (const auto& [name, state] : session->files) {
+      v1::FileInfo& f = files.emplace_back();
+      f.set_name(name);
+      f.set_size(state.file.size());
+      f.set_sha256(state.file.sha256());
+    }
+    RETURN_IF_ERROR(ValidateFiles(files, absl::StatusCode::kFailedPrecondition));
     if (session->closed) {
       return absl::FailedPreconditionError(
           absl::StrCat("upload ", session->id(), " is already being committed"));
@@ -485,7 +536,13 @@ absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
     }
     return result.status();
   }
-  return ToApi(result->record);
+  if (!result->unchanged) {
+    // Retention never fails a commit: a step it could not delete now is deleted by the
+    // next commit's retention, and nothing committed is lost either way.
+    absl::Status retention = ApplyRetention(begin.model());
+    (void)retention;
+  }
+  return ToApiWithAliases(result->record);
 }
 
 absl::Status RegistryService::AbortUpload(const v1::AbortUploadRequest& request) {
@@ -525,22 +582,56 @@ absl::StatusOr<v1::Checkpoint> RegistryService::GetLatestCheckpoint(
     const v1::GetLatestCheckpointRequest& request) {
   RETURN_IF_ERROR(ValidateModelName(request.model()));
   ASSIGN_OR_RETURN(storage::CheckpointRecord record, store_->GetLatest(request.model()));
-  return ToApi(record);
+  return ToApiWithAliases(record);
 }
 
 absl::StatusOr<v1::Checkpoint> RegistryService::GetCheckpoint(
     const v1::GetCheckpointRequest& request) {
-  ASSIGN_OR_RETURN(storage::CheckpointRecord record,
-                   ResolveStep(request.model(), request.step()));
-  return ToApi(record);
+  ASSIGN_OR_RETURN(
+      storage::CheckpointRecord record,
+      ResolveStep(request.model(),
+                  request.alias().empty() ? std::optional<int64_t>(request.step())
+                                          : std::nullopt,
+                  request.alias()));
+  return ToApiWithAliases(record);
 }
 
 absl::StatusOr<storage::CheckpointRecord> RegistryService::ResolveStep(
-    absl::string_view model, std::optional<int64_t> step) {
+    absl::string_view model, std::optional<int64_t> step, absl::string_view alias) {
   RETURN_IF_ERROR(ValidateModelName(model));
+  if (!alias.empty()) {
+    if (step.has_value()) {
+      return absl::InvalidArgumentError("give either a step or an alias, not both");
+    }
+    ASSIGN_OR_RETURN(storage::ModelRecord m, store_->GetModel(model));
+    auto it = m.aliases().find(std::string(alias));
+    if (it == m.aliases().end()) {
+      return absl::NotFoundError(absl::StrCat("model '", model, "' has no alias '", alias,
+                                              "'; list them with mgreg alias list"));
+    }
+    step = it->second;
+  }
   if (!step.has_value()) return store_->GetLatest(model);
   RETURN_IF_ERROR(ValidateStep(*step));
   return store_->GetCheckpoint(model, *step);
+}
+
+absl::StatusOr<v1::Checkpoint> RegistryService::ToApiWithAliases(
+    const storage::CheckpointRecord& record) {
+  v1::Checkpoint out = ToApi(record);
+  absl::StatusOr<storage::ModelRecord> model = store_->GetModel(record.model());
+  if (!model.ok()) {
+    // The step was just read; a model deleted meanwhile simply has no aliases.
+    if (model.status().code() == absl::StatusCode::kNotFound) return out;
+    return model.status();
+  }
+  std::vector<std::string> names;
+  for (const auto& [name, step] : model->aliases()) {
+    if (step == record.step()) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  for (std::string& n : names) out.add_aliases(std::move(n));
+  return out;
 }
 
 absl::StatusOr<v1::ListModelsResponse> RegistryService::ListModels(
@@ -583,9 +674,17 @@ absl::StatusOr<v1::ListCheckpointsResponse> RegistryService::ListCheckpoints(
   }
   ASSIGN_OR_RETURN(std::vector<storage::CheckpointRecord> records,
                    store_->ListCheckpoints(request.model(), start_after, page_size + 1));
+  std::multimap<int64_t, std::string> aliases;  // step -> alias, sorted by name
+  if (absl::StatusOr<storage::ModelRecord> m = store_->GetModel(request.model()); m.ok()) {
+    std::map<std::string, int64_t> sorted(m->aliases().begin(), m->aliases().end());
+    for (const auto& [name, step] : sorted) aliases.emplace(step, name);
+  }
   v1::ListCheckpointsResponse out;
   for (int i = 0; i < static_cast<int>(records.size()) && i < page_size; ++i) {
-    *out.add_checkpoints() = ToApi(records[i]);
+    v1::Checkpoint* c = out.add_checkpoints();
+    *c = ToApi(records[i]);
+    auto [first, last] = aliases.equal_range(records[i].step());
+    for (auto it = first; it != last; ++it) c->add_aliases(it->second);
   }
   if (static_cast<int>(records.size()) > page_size) {
     out.set_next_page_token(EncodePageToken("checkpoints", request.model(),
@@ -606,8 +705,12 @@ absl::StatusOr<v1::DeleteCheckpointResponse> RegistryService::DeleteCheckpoint(
 
 absl::StatusOr<std::unique_ptr<MessageSource<v1::FileChunk>>> RegistryService::ReadFile(
     const v1::ReadFileRequest& request) {
-  ASSIGN_OR_RETURN(storage::CheckpointRecord record,
-                   ResolveStep(request.model(), request.step()));
+  ASSIGN_OR_RETURN(
+      storage::CheckpointRecord record,
+      ResolveStep(request.model(),
+                  request.alias().empty() ? std::optional<int64_t>(request.step())
+                                          : std::nullopt,
+                  request.alias()));
   const storage::FileRecord* file = nullptr;
   for (const storage::FileRecord& f : record.files()) {
     if (f.name() == request.name()) file = &f;
@@ -635,9 +738,11 @@ absl::StatusOr<std::unique_ptr<MessageSource<v1::FileChunk>>> RegistryService::R
 
 absl::StatusOr<std::unique_ptr<MessageSource<v1::MetaGraphChunk>>>
 RegistryService::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
-  ASSIGN_OR_RETURN(storage::CheckpointRecord record,
-                   ResolveStep(request.model(), request.has_step() ? std::optional<int64_t>(request.step())
-                                                        : std::nullopt));
+  ASSIGN_OR_RETURN(
+      storage::CheckpointRecord record,
+      ResolveStep(request.model(),
+                  request.has_step() ? std::optional<int64_t>(request.step()) : std::nullopt,
+                  request.alias()));
   if (record.graph_sha256().empty()) {
     return absl::NotFoundError(absl::StrCat(
         "step ", record.step(), " of model '", record.model(),
@@ -683,5 +788,305 @@ RegistryService::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
   return std::unique_ptr<MessageSource<v1::MetaGraphChunk>>(
       new GraphSource(std::move(info), std::move(exported), nullptr, options_.chunk_bytes));
 }
+
+absl::StatusOr<v1::FindChunksResponse> RegistryService::FindChunks(
+    const v1::FindChunksRequest& request) {
+  constexpr int kMaxChunks = 100000;
+  RETURN_IF_ERROR(uploads_.Find(request.upload_id()).status());
+  if (request.sha256_size() > kMaxChunks) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "FindChunks takes at most ", kMaxChunks, " digests; split the request"));
+  }
+  v1::FindChunksResponse out;
+  for (const std::string& sha : request.sha256()) {
+    if (sha.size() != 32) {
+      return absl::InvalidArgumentError(
+          "FindChunks digests are 32 raw bytes (SHA-256), not hex");
+    }
+    storage::ChunkRef ref;
+    ref.set_sha256(sha);
+    ASSIGN_OR_RETURN(bool present, store_->HasChunk(ref));
+    out.add_present(present);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Model> RegistryService::ModelToApi(absl::string_view model) {
+  ASSIGN_OR_RETURN(storage::ModelRecord m, store_->GetModel(model));
+  v1::Model out;
+  out.set_name(m.name().empty() ? std::string(model) : m.name());
+  out.set_latest_step(m.latest_step());
+  out.set_checkpoint_count(m.checkpoint_count());
+  out.mutable_retention()->set_max_to_keep(m.retention().max_to_keep());
+  out.mutable_retention()->set_keep_every_n_hours(m.retention().keep_every_n_hours());
+  out.mutable_aliases()->insert(m.aliases().begin(), m.aliases().end());
+  absl::StatusOr<StoreStats> stats = store_->GetStats();
+  if (stats.ok()) out.set_revision(stats->revision);
+  return out;
+}
+
+absl::StatusOr<v1::Model> RegistryService::GetModel(const v1::GetModelRequest& request) {
+  RETURN_IF_ERROR(ValidateModelName(request.model()));
+  return ModelToApi(request.model());
+}
+
+absl::StatusOr<v1::Model> RegistryService::SetRetention(
+    const v1::SetRetentionRequest& request) {
+  RETURN_IF_ERROR(ValidateModelName(request.model()));
+  const v1::RetentionPolicy& p = request.retention();
+  if (p.max_to_keep() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_to_keep ", p.max_to_keep(), " is negative; use 0 to keep every step"));
+  }
+  if (!(p.keep_every_n_hours() >= 0) || std::isinf(p.keep_every_n_hours())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "keep_every_n_hours ", p.keep_every_n_hours(),
+        " is not a finite number >= 0; use 0 to preserve nothing"));
+  }
+  storage::RetentionPolicy policy;
+  policy.set_max_to_keep(p.max_to_keep());
+  policy.set_keep_every_n_hours(p.keep_every_n_hours());
+  RETURN_IF_ERROR(store_->SetRetention(request.model(), policy));
+  RETURN_IF_ERROR(ApplyRetention(request.model()));
+  return ModelToApi(request.model());
+}
+
+absl::Status RegistryService::ApplyRetention(absl::string_view model) {
+  absl::MutexLock lock(&retention_mu_);
+  absl::StatusOr<storage::ModelRecord> m = store_->GetModel(model);
+  if (!m.ok()) {
+    return m.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus()
+                                                            : m.status();
+  }
+  if (m->retention().max_to_keep() <= 0) return absl::OkStatus();
+  std::set<int64_t> aliased;
+  for (const auto& [name, step] : m->aliases()) aliased.insert(step);
+  std::vector<RetentionCandidate> candidates;
+  std::optional<int64_t> after;
+  for (;;) {
+    absl::StatusOr<std::vector<storage::CheckpointRecord>> page =
+        store_->ListCheckpoints(model, after, 1000);
+    if (!page.ok()) {
+      return page.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus()
+                                                                 : page.status();
+    }
+    for (const storage::CheckpointRecord& r : *page) {
+      candidates.push_back({r.step(), r.commit_time_micros(), r.preserved(),
+                            r.pinned() || aliased.count(r.step()) > 0});
+    }
+    if (page->size() < 1000) break;
+    after = page->back().step();
+  }
+  RetentionPlan plan =
+      PlanRetention(std::move(candidates), m->retention().max_to_keep(),
+                    m->retention().keep_every_n_hours(), m->last_preserved_micros());
+  if (plan.delete_steps.empty() && plan.preserve_steps.empty()) return absl::OkStatus();
+  return store_
+      ->ApplyRetention(model, plan.delete_steps, plan.preserve_steps,
+                       plan.last_preserved_micros)
+      .status();
+}
+
+absl::StatusOr<v1::Checkpoint> RegistryService::PinCheckpoint(
+    const v1::PinCheckpointRequest& request) {
+  RETURN_IF_ERROR(ValidateModelName(request.model()));
+  RETURN_IF_ERROR(ValidateStep(request.step()));
+  RETURN_IF_ERROR(store_->SetPinned(request.model(), request.step(), request.pinned()));
+  if (!request.pinned()) {
+    // An unpinned step may now be beyond max_to_keep.
+    RETURN_IF_ERROR(ApplyRetention(request.model()));
+  }
+  ASSIGN_OR_RETURN(storage::CheckpointRecord record,
+                   store_->GetCheckpoint(request.model(), request.step()));
+  return ToApiWithAliases(record);
+}
+
+namespace {
+
+// Alias names are identifiers: [A-Za-z_][A-Za-z0-9_.-]*, at most 64 bytes.
+absl::Status ValidateAlias(absl::string_view alias) {
+  bool ok = !alias.empty() && alias.size() <= 64 &&
+            (absl::ascii_isalpha(static_cast<unsigned char>(alias[0])) || alias[0] == '_');
+  for (char c : alias) {
+    ok = ok && (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ||
+                c == '-');
+  }
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "alias '", absl::CEscape(alias),
+        "' is not an identifier: use a letter or '_' followed by letters, digits, '_', "
+        "'.' or '-', at most 64 bytes (e.g. 'production')"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Model> RegistryService::SetAlias(const v1::SetAliasRequest& request) {
+  RETURN_IF_ERROR(ValidateModelName(request.model()));
+  RETURN_IF_ERROR(ValidateAlias(request.alias()));
+  RETURN_IF_ERROR(ValidateStep(request.step()));
+  RETURN_IF_ERROR(store_->SetAlias(request.model(), request.alias(), request.step()).status());
+  return ModelToApi(request.model());
+}
+
+absl::StatusOr<v1::Model> RegistryService::RemoveAlias(
+    const v1::RemoveAliasRequest& request) {
+  RETURN_IF_ERROR(ValidateModelName(request.model()));
+  RETURN_IF_ERROR(ValidateAlias(request.alias()));
+  RETURN_IF_ERROR(store_->RemoveAlias(request.model(), request.alias()).status());
+  // The step the alias protected may now be beyond max_to_keep.
+  RETURN_IF_ERROR(ApplyRetention(request.model()));
+  return ModelToApi(request.model());
+}
+
+absl::StatusOr<v1::InspectCheckpointResponse> RegistryService::InspectCheckpoint(
+    const v1::InspectCheckpointRequest& request) {
+  ASSIGN_OR_RETURN(
+      storage::CheckpointRecord record,
+      ResolveStep(request.model(),
+                  request.has_step() ? std::optional<int64_t>(request.step()) : std::nullopt,
+                  request.alias()));
+  std::map<int, const storage::FileRecord*> shards;
+  const storage::FileRecord* index_file = nullptr;
+  for (const storage::FileRecord& f : record.files()) {
+    if (f.name() == "index") index_file = &f;
+    if (absl::StartsWith(f.name(), "data-")) {
+      ASSIGN_OR_RETURN(DataShard shard, ParseDataFileName(f.name()));
+      shards[shard.shard] = &f;
+    }
+  }
+  if (index_file == nullptr) {
+    return absl::InternalError("the stored checkpoint has no index file");
+  }
+  ASSIGN_OR_RETURN(std::string index_bytes, ReadBlob(index_file->sha256()));
+  ASSIGN_OR_RETURN(BundleIndex index, ReadBundleIndex(index_bytes));
+  v1::InspectCheckpointResponse out;
+  out.set_step(record.step());
+  out.set_num_shards(index.header.num_shards());
+  bool all_ok = true;
+  // With verify, each shard is read once, chunk by chunk, in offset order.
+  std::map<int, std::vector<std::pair<const std::string*, const tensorflow::BundleEntryProto*>>>
+      by_shard;
+  for (const auto& [name, entry] : index.entries) {
+    v1::TensorInfoEntry* t = out.add_tensors();
+    t->set_name(name);
+    t->set_dtype(tensorflow::DataType_Name(entry.dtype()));
+    if (entry.shape().unknown_rank()) t->add_shape(-1);
+    for (const auto& d : entry.shape().dim()) t->add_shape(d.size());
+    t->set_shard(entry.shard_id());
+    t->set_offset(entry.offset());
+    t->set_size(entry.size());
+    t->set_slices(entry.slices_size());
+    if (request.verify() && entry.slices_size() == 0) {
+      by_shard[entry.shard_id()].push_back({&name, &entry});
+    }
+  }
+  if (request.verify()) {
+    std::map<std::string, std::string> verdicts;
+    for (auto& [shard, tensors] : by_shard) {
+      auto it = shards.find(shard);
+      if (it == shards.end()) {
+        for (const auto& t : tensors) verdicts[*t.first] = "its data shard is missing";
+        continue;
+      }
+      ASSIGN_OR_RETURN(storage::BlobRecord blob, store_->GetBlob(it->second->sha256()));
+      std::vector<int64_t> chunk_starts;  // offset of each chunk in the data file
+      int64_t pos = 0;
+      for (const storage::ChunkRef& ref : blob.chunks()) {
+        chunk_starts.push_back(pos);
+        pos += ref.size();
+      }
+      // Tensors in offset order, so consecutive tensors reuse the last chunk read.
+      std::sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) {
+        return a.second->offset() < b.second->offset();
+      });
+      std::string cached;
+      int cached_index = -1;
+      for (const auto& [name, entry] : tensors) {
+        const int64_t begin = entry->offset(), end = entry->offset() + entry->size();
+        if (begin < 0 || end > blob.size()) {
+          verdicts[*name] = "its bytes lie outside the data file";
+          continue;
+        }
+        std::string bytes;
+        bytes.reserve(static_cast<size_t>(entry->size()));
+        size_t i = static_cast<size_t>(
+            std::upper_bound(chunk_starts.begin(), chunk_starts.end(), begin) -
+            chunk_starts.begin());
+        i = i == 0 ? 0 : i - 1;
+        for (; i < chunk_starts.size() && chunk_starts[i] < end; ++i) {
+          if (cached_index != static_cast<int>(i)) {
+            ASSIGN_OR_RETURN(cached, store_->ReadChunk(blob.chunks(static_cast<int>(i))));
+            cached_index = static_cast<int>(i);
+          }
+          const int64_t lo = std::max(begin, chunk_starts[i]) - chunk_starts[i];
+          const int64_t hi =
+              std::min<int64_t>(end, chunk_starts[i] + static_cast<int64_t>(cached.size())) -
+              chunk_starts[i];
+          if (hi > lo) bytes.append(cached, static_cast<size_t>(lo), static_cast<size_t>(hi - lo));
+        }
+        absl::Status crc = VerifyTensorCrc(*name, *entry, bytes);
+        verdicts[*name] = crc.ok() ? "ok" : std::string(crc.message());
+      }
+    }
+    for (v1::TensorInfoEntry& t : *out.mutable_tensors()) {
+      auto it = verdicts.find(t.name());
+      if (it == verdicts.end()) continue;  // sliced tensors carry no CRC of their own
+      t.set_verification(it->second);
+      all_ok = all_ok && it->second == "ok";
+    }
+    out.set_verified(all_ok);
+  }
+  return out;
+}
+
+absl::StatusOr<tensorflow::CheckpointState> RegistryService::GetCheckpointState(
+    const v1::GetCheckpointStateRequest& request) {
+  RETURN_IF_ERROR(ValidateModelName(request.model()));
+  ASSIGN_OR_RETURN(storage::CheckpointRecord latest, store_->GetLatest(request.model()));
+  ASSIGN_OR_RETURN(storage::ModelRecord model, store_->GetModel(request.model()));
+  std::vector<std::string> prefixes;
+  std::vector<double> timestamps;
+  std::optional<int64_t> after;
+  for (;;) {
+    ASSIGN_OR_RETURN(std::vector<storage::CheckpointRecord> page,
+                     store_->ListCheckpoints(request.model(), after, 1000));
+    for (const storage::CheckpointRecord& r : page) {
+      // As CheckpointManager: steps kept forever by the every-N-hours rule leave the list.
+      if (r.preserved() || r.step() == latest.step()) continue;
+      prefixes.push_back(CheckpointPrefixName(r.basename(), r.step()));
+      timestamps.push_back(static_cast<double>(r.commit_time_micros()) / 1e6);
+    }
+    if (page.size() < 1000) break;
+    after = page.back().step();
+  }
+  prefixes.push_back(CheckpointPrefixName(latest.basename(), latest.step()));
+  timestamps.push_back(static_cast<double>(latest.commit_time_micros()) / 1e6);
+  std::optional<double> last_preserved;
+  if (model.last_preserved_micros() > 0) {
+    last_preserved = static_cast<double>(model.last_preserved_micros()) / 1e6;
+  }
+  return MakeCheckpointState(prefixes, timestamps, last_preserved);
+}
+
+absl::StatusOr<std::shared_ptr<WatchSubscription>> RegistryService::Watch(
+    const v1::WatchCheckpointsRequest& request, std::function<void()> notify) {
+  WatchFilter filter;
+  filter.model = request.model();
+  filter.prefix = request.prefix();
+  filter.all = request.all_models();
+  if (!filter.model.empty()) RETURN_IF_ERROR(ValidateModelName(filter.model));
+  return watch_hub_.Subscribe(std::move(filter), request.since_revision(),
+                              std::move(notify));
+}
+
+void RegistryService::Unwatch(const std::shared_ptr<WatchSubscription>& subscription) {
+  watch_hub_.Unsubscribe(subscription);
+}
+
+void RegistryService::CloseWatches() { watch_hub_.Close(); }
+
+size_t RegistryService::watcher_count() { return watch_hub_.watcher_count(); }
 
 }  // namespace mgreg

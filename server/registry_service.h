@@ -8,6 +8,7 @@
 #define MGREG_SERVER_REGISTRY_SERVICE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +19,8 @@
 #include "mgreg/v1/registry.pb.h"
 #include "server/export_cache.h"
 #include "server/uploads.h"
+#include "server/watch_hub.h"
+#include "tensorflow/python/training/checkpoint_state.pb.h"
 #include "storage/store.h"
 
 namespace mgreg {
@@ -92,19 +95,65 @@ class RegistryService {
   // Admin: a consistent copy of the store in `request.dir` (Store::Backup's errors).
   absl::StatusOr<v1::BackupResponse> Backup(const v1::BackupRequest& request);
 
+  // Which chunks the store holds (for a writer's chunk-level deduplication).
+  // NOT_FOUND for an unknown upload; INVALID_ARGUMENT for a digest that is not 32 bytes
+  // or more than 100000 of them.
+  absl::StatusOr<v1::FindChunksResponse> FindChunks(const v1::FindChunksRequest& request);
+
+  // NOT_FOUND if the store knows nothing of the model.
+  absl::StatusOr<v1::Model> GetModel(const v1::GetModelRequest& request);
+  // Sets the policy and applies it at once. INVALID_ARGUMENT for a negative
+  // max_to_keep or keep_every_n_hours.
+  absl::StatusOr<v1::Model> SetRetention(const v1::SetRetentionRequest& request);
+  // NOT_FOUND for an unknown model or step.
+  absl::StatusOr<v1::Checkpoint> PinCheckpoint(const v1::PinCheckpointRequest& request);
+  // INVALID_ARGUMENT for an alias that is not an identifier; NOT_FOUND for an unknown
+  // model or step (SetAlias) or alias (RemoveAlias).
+  absl::StatusOr<v1::Model> SetAlias(const v1::SetAliasRequest& request);
+  absl::StatusOr<v1::Model> RemoveAlias(const v1::RemoveAliasRequest& request);
+  // NOT_FOUND for an unknown model, step or alias; INVALID_ARGUMENT for an .index that
+  // cannot be read.
+  absl::StatusOr<v1::InspectCheckpointResponse> InspectCheckpoint(
+      const v1::InspectCheckpointRequest& request);
+  // NOT_FOUND if the model has no step.
+  absl::StatusOr<tensorflow::CheckpointState> GetCheckpointState(
+      const v1::GetCheckpointStateRequest& request);
+
+  // Starts a watch (see WatchHub::Subscribe). INVALID_ARGUMENT for a bad request,
+  // NOT_FOUND for an unknown model, OUT_OF_RANGE for a revision no longer retained.
+  absl::StatusOr<std::shared_ptr<WatchSubscription>> Watch(
+      const v1::WatchCheckpointsRequest& request, std::function<void()> notify);
+  void Unwatch(const std::shared_ptr<WatchSubscription>& subscription);
+  // Ends every watch (server shutdown).
+  void CloseWatches();
+  size_t watcher_count();
+
   const ExportCache& export_cache() const { return export_cache_; }
 
  private:
-  // The record of `step`, or of the latest step when absent.
+  // The record of `step`, of the step `alias` names, or of the latest step when
+  // neither is given. INVALID_ARGUMENT if both are given.
   absl::StatusOr<storage::CheckpointRecord> ResolveStep(absl::string_view model,
-                                                        std::optional<int64_t> step);
+                                                        std::optional<int64_t> step,
+                                                        absl::string_view alias = "");
+  // The API form of a record, with its aliases.
+  absl::StatusOr<v1::Checkpoint> ToApiWithAliases(const storage::CheckpointRecord& record);
+  absl::StatusOr<v1::Model> ModelToApi(absl::string_view model);
+  // Applies the model's retention policy (after a commit or a policy change).
+  absl::Status ApplyRetention(absl::string_view model);
   absl::StatusOr<std::string> ReadBlob(absl::string_view sha256_hex);
   absl::Status ValidateCheckpointFiles(const UploadSession& session);
+  // Adds an announced file to an upload; marks it complete if the store holds it.
+  absl::Status AddUploadFile(UploadSession& session, const v1::FileInfo& f)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(session.mu);
 
   Store* const store_;
   const RegistryServiceOptions options_;
   UploadManager uploads_;
   ExportCache export_cache_;
+  WatchHub watch_hub_;
+  // Serializes retention decisions per service (they read, then delete).
+  absl::Mutex retention_mu_;
 };
 
 }  // namespace mgreg

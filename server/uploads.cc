@@ -1,5 +1,6 @@
 #include "server/uploads.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -39,8 +40,9 @@ class ChunkingFileSink : public FileSink {
  public:
   ChunkingFileSink(std::shared_ptr<UploadSession> session, std::string name,
                    int64_t size, int64_t base, Sha256 hasher, size_t chunk_bytes,
-                   bool complete)
-      : session_(std::move(session)),
+                   bool complete, Store* store)
+      : store_(store),
+        session_(std::move(session)),
         name_(std::move(name)),
         size_(size),
         base_(base),
@@ -84,6 +86,51 @@ class ChunkingFileSink : public FileSink {
     return absl::OkStatus();
   }
 
+  absl::Status AppendExistingChunk(absl::string_view sha256) override {
+    if (!error_.ok()) return error_;
+    if (!buffer_.empty()) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "file '", name_, "': existing_chunk at offset ",
+          base_ + static_cast<int64_t>(buffer_.size()),
+          " is not at a chunk boundary; send existing chunks only at multiples of ",
+          chunk_bytes_)));
+    }
+    if (sha256.size() != 32) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("file '", name_, "': existing_chunk must be a 32-byte SHA-256")));
+    }
+    const int64_t want = std::min<int64_t>(static_cast<int64_t>(chunk_bytes_), size_ - base_);
+    if (complete_ || want <= 0) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "file '", name_, "' received more than the ", size_,
+          " bytes announced at BeginUpload; announce the real size")));
+    }
+    storage::ChunkRef ref;
+    ref.set_sha256(std::string(sha256));
+    ref.set_size(static_cast<uint32_t>(want));
+    // The bytes are read back so the whole-file digest is verified like any other.
+    absl::StatusOr<std::string> data = store_->ReadChunk(ref);
+    if (!data.ok()) {
+      if (data.status().code() == absl::StatusCode::kNotFound) {
+        return Fail(absl::NotFoundError(absl::StrCat(
+            "file '", name_, "': the server does not hold chunk ", BytesToHex(sha256),
+            "; send its bytes")));
+      }
+      return Fail(data.status());
+    }
+    if (static_cast<int64_t>(data->size()) != want) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "file '", name_, "': chunk ", BytesToHex(sha256), " has ", data->size(),
+          " bytes but the file needs ", want, " at offset ", base_)));
+    }
+    if (absl::Status s = session_->staging()->HoldExistingChunk(ref); !s.ok()) {
+      return Fail(std::move(s));
+    }
+    if (absl::Status s = Record(std::move(ref), *data); !s.ok()) return Fail(std::move(s));
+    if (base_ == size_) return Fail(Verify());
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<v1::PutFileResponse> Finish() override {
     if (!error_.ok()) return error_;
     v1::PutFileResponse response;
@@ -106,6 +153,11 @@ class ChunkingFileSink : public FileSink {
     ref.set_sha256(Sha256Raw(piece));
     ref.set_size(static_cast<uint32_t>(piece.size()));
     if (absl::Status s = session_->staging()->PutChunk(ref, piece); !s.ok()) return s;
+    return Record(std::move(ref), piece);
+  }
+
+  // Adds a staged (or held) chunk to the file: digest, held bytes, chunk list.
+  absl::Status Record(storage::ChunkRef ref, absl::string_view piece) {
     hasher_.Update(piece);
     base_ += static_cast<int64_t>(piece.size());
     absl::MutexLock lock(&session_->mu);
@@ -158,6 +210,7 @@ class ChunkingFileSink : public FileSink {
     session_->last_active = absl::Now();
   }
 
+  Store* const store_;
   const std::shared_ptr<UploadSession> session_;
   const std::string name_;
   const int64_t size_;
@@ -174,7 +227,7 @@ class ChunkingFileSink : public FileSink {
 
 absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
     std::shared_ptr<UploadSession> session, const std::string& name, int64_t offset,
-    size_t chunk_bytes) {
+    size_t chunk_bytes, Store* store) {
   absl::MutexLock lock(&session->mu);
   if (session->closed) {
     return absl::FailedPreconditionError(
@@ -184,8 +237,9 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
   if (it == session->files.end()) {
     std::string names;
     for (const auto& [n, unused] : session->files) absl::StrAppend(&names, " ", n);
-    return absl::NotFoundError(absl::StrCat("file '", name, "' is not in upload ",
-                                            session->id(), "; its files are:", names));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "file '", name, "' is not in the manifest of upload ", session->id(),
+        "; its files are:", names));
   }
   UploadFileState& state = it->second;
   if (state.writing) {
@@ -199,7 +253,7 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
     session->last_active = absl::Now();
     return std::unique_ptr<FileSink>(new ChunkingFileSink(
         session, name, state.file.size(), state.file.size(), state.hasher, chunk_bytes,
-        /*complete=*/true));
+        /*complete=*/true, store));
   }
   if (offset != 0 && offset != state.held) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -215,7 +269,7 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
   session->last_active = absl::Now();
   auto sink = std::make_unique<ChunkingFileSink>(session, name, state.file.size(),
                                                  state.held, state.hasher, chunk_bytes,
-                                                 /*complete=*/false);
+                                                 /*complete=*/false, store);
   return std::unique_ptr<FileSink>(std::move(sink));
 }
 

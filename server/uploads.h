@@ -72,6 +72,11 @@ class FileSink {
   // bytes are there (the file restarts from 0); INVALID_ARGUMENT if more bytes arrive
   // than announced. After an error the sink is unusable.
   virtual absl::Status Append(absl::string_view data) = 0;
+  // Appends a chunk the store already holds (SHA-256, 32 raw bytes) as the next
+  // chunk_bytes of the file (fewer at its end), without its bytes crossing the network.
+  // INVALID_ARGUMENT if not at a chunk boundary or the chunk's size does not fit;
+  // NOT_FOUND if the store does not hold the chunk; DATA_LOSS as Append.
+  virtual absl::Status AppendExistingChunk(absl::string_view sha256) = 0;
   // The stream ended. DATA_LOSS if the file is still incomplete (its whole chunks are
   // kept: a new stream resumes at the held bytes the message names).
   virtual absl::StatusOr<v1::PutFileResponse> Finish() = 0;
@@ -79,11 +84,12 @@ class FileSink {
 
 // Opens a sink for `name` of `session`, starting at `offset` (0 restarts the file;
 // otherwise it must equal the held bytes).
-// NOT_FOUND if the file is not in the manifest; FAILED_PRECONDITION if another stream
+// INVALID_ARGUMENT if the file is not in the manifest; FAILED_PRECONDITION if another stream
 // writes it, the upload is closed, or the offset is not 0 or the held bytes.
+// `store` (for existing chunks) must outlive the sink.
 absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
     std::shared_ptr<UploadSession> session, const std::string& name, int64_t offset,
-    size_t chunk_bytes);
+    size_t chunk_bytes, Store* store);
 
 // The set of open uploads by id.
 class UploadManager {

@@ -460,7 +460,7 @@ TEST_P(RegistryServerTest, UploadsCheckSizeDigestAndCompletenessAndResume) {
   }
   {  // A file not in the manifest.
     RawUpload put(stub_.get(), id, "meta", 0);
-    EXPECT_EQ(put.Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(put.Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   }
   for (const char* name : {"index", "data-00001-of-00002"}) {
     auto put = client_->PutFile(id, name, absl::StrCat(prefix, ".", name));

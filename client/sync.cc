@@ -1,0 +1,151 @@
+#include "client/sync.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "client/local_file.h"
+#include "common/status_macros.h"
+
+namespace mgreg {
+
+CheckpointSync::CheckpointSync(Client* client, std::string model, std::string dir,
+                               SyncOptions options)
+    : client_(client),
+      model_(std::move(model)),
+      dir_(std::move(dir)),
+      options_(std::move(options)) {}
+
+int64_t CheckpointSync::current_step() const {
+  absl::MutexLock lock(&mu_);
+  return current_step_;
+}
+
+bool CheckpointSync::stopped() const {
+  absl::MutexLock lock(&mu_);
+  return stopped_;
+}
+
+void CheckpointSync::Stop() {
+  absl::MutexLock lock(&mu_);
+  stopped_ = true;
+  if (stream_ != nullptr) stream_->Cancel();
+}
+
+absl::StatusOr<v1::Checkpoint> CheckpointSync::SyncOnce() {
+  if (options_.keep < 1) {
+    return absl::InvalidArgumentError("keep must be at least 1 (the current step)");
+  }
+  RETURN_IF_ERROR(EnsureWritableDirectory(dir_));
+  StepRef target = options_.alias.empty() ? StepRef() : StepRef::Alias(options_.alias);
+  ASSIGN_OR_RETURN(v1::Checkpoint checkpoint, client_->ResolveCheckpoint(model_, target));
+  // The same step with the same content is there already: nothing to do. (A step
+  // overwritten with other content has another index digest.)
+  std::string sha;
+  for (const v1::FileInfo& f : checkpoint.files()) {
+    if (f.name() == "index") sha = f.sha256();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (checkpoint.step() == current_step_ && sha == current_sha_) return checkpoint;
+  }
+  RestoreOptions restore;
+  restore.step = checkpoint.step();
+  restore.graph_options = options_.graph_options;
+  restore.keep_last = options_.keep;
+  ASSIGN_OR_RETURN(v1::Checkpoint restored, client_->Restore(model_, dir_, restore));
+  {
+    absl::MutexLock lock(&mu_);
+    current_step_ = restored.step();
+    current_sha_ = sha;
+  }
+  if (options_.on_switch) options_.on_switch(restored);
+  return restored;
+}
+
+void CheckpointSync::Backoff(absl::Duration* backoff) {
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(&stopped_), *backoff);
+  *backoff = std::min(*backoff * 2, options_.max_backoff);
+}
+
+absl::Status CheckpointSync::Run() {
+  int64_t revision = -1;  // -1: only new events (the first sync covers the past)
+  absl::Duration backoff = options_.initial_backoff;
+  while (!stopped()) {
+    v1::WatchCheckpointsRequest request;
+    request.set_model(model_);
+    request.set_since_revision(revision);
+    std::unique_ptr<WatchStream> stream = client_->Watch(request);
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopped_) return absl::OkStatus();
+      stream_ = std::move(stream);
+    }
+    WatchStream* s = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      s = stream_.get();
+    }
+    bool need_sync = false;
+    v1::WatchEvent event;
+    while (s->Next(&event)) {
+      revision = std::max(revision, event.revision());
+      switch (event.type()) {
+        case v1::WatchEvent::PROGRESS:
+          need_sync = true;  // live now: catch up with whatever happened before
+          break;
+        case v1::WatchEvent::COMMITTED:
+        case v1::WatchEvent::DELETED:
+          need_sync = need_sync || options_.alias.empty();
+          break;
+        case v1::WatchEvent::ALIAS_SET:
+        case v1::WatchEvent::ALIAS_REMOVED:
+          need_sync = need_sync || event.alias() == options_.alias;
+          break;
+        default:
+          break;
+      }
+      if (!need_sync) continue;
+      absl::StatusOr<v1::Checkpoint> synced = SyncOnce();
+      if (synced.ok()) {
+        need_sync = false;
+        backoff = options_.initial_backoff;
+        continue;
+      }
+      const absl::StatusCode code = synced.status().code();
+      if (code == absl::StatusCode::kInvalidArgument ||
+          code == absl::StatusCode::kFailedPrecondition) {
+        s->Cancel();
+        s->Finish().IgnoreError();
+        return synced.status();
+      }
+      if (options_.on_retry) options_.on_retry(synced.status());
+      need_sync = false;
+      if (code != absl::StatusCode::kNotFound) {
+        // Retried after a backoff: the new watch's PROGRESS event syncs again.
+        s->Cancel();
+        break;
+      }
+      // NOT_FOUND (no step yet, the alias removed) waits for the next event.
+    }
+    absl::Status ended = s->Finish();
+    {
+      absl::MutexLock lock(&mu_);
+      stream_.reset();
+      if (stopped_) return absl::OkStatus();
+    }
+    if (ended.code() == absl::StatusCode::kOutOfRange) {
+      revision = -1;  // too far behind: start over from a full sync
+    } else if (ended.code() == absl::StatusCode::kInvalidArgument) {
+      return ended;
+    }
+    if (options_.on_retry) {
+      options_.on_retry(ended.ok() ? absl::UnavailableError("the watch ended") : ended);
+    }
+    Backoff(&backoff);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mgreg
