@@ -151,6 +151,8 @@ void RegistryServer::Shutdown(absl::Duration deadline) {
   if (shut_down_) return;
   shut_down_ = true;
   StartDraining();
+  // Watches never end by themselves: end them first so in-flight calls can finish.
+  if (service_ != nullptr) service_->CloseWatches();
   if (server_ != nullptr) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       absl::ToChronoMilliseconds(deadline));
