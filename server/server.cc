@@ -151,6 +151,8 @@ void RegistryServer::Shutdown(absl::Duration deadline) {
   if (shut_down_) return;
   shut_down_ = true;
   StartDraining();
+  // civetweb takes up to its 2 s poll quantum to stop: let it stop while gRPC drains.
+  std::thread http_stop([this] { http_.reset(); });
   // Watches never end by themselves: end them first so in-flight calls can finish.
   if (service_ != nullptr) service_->CloseWatches();
   if (server_ != nullptr) {
@@ -160,8 +162,8 @@ void RegistryServer::Shutdown(absl::Duration deadline) {
   stop_reaper_.Notify();
   if (reaper_.joinable()) reaper_.join();
   pool_.reset();  // drains queued work
+  http_stop.join();
   if (metrics_ != nullptr) metrics_->ClearSources();
-  http_.reset();
   server_.reset();
   grpc_service_.reset();
   guard_.reset();
