@@ -817,8 +817,10 @@ absl::StatusOr<v1::Model> RegistryService::ModelToApi(absl::string_view model) {
   out.set_name(m.name().empty() ? std::string(model) : m.name());
   out.set_latest_step(m.latest_step());
   out.set_checkpoint_count(m.checkpoint_count());
-  out.mutable_retention()->set_max_to_keep(m.retention().max_to_keep());
-  out.mutable_retention()->set_keep_every_n_hours(m.retention().keep_every_n_hours());
+  const storage::RetentionPolicy& policy =
+      m.has_retention() ? m.retention() : options_.default_retention;
+  out.mutable_retention()->set_max_to_keep(policy.max_to_keep());
+  out.mutable_retention()->set_keep_every_n_hours(policy.keep_every_n_hours());
   out.mutable_aliases()->insert(m.aliases().begin(), m.aliases().end());
   absl::StatusOr<StoreStats> stats = store_->GetStats();
   if (stats.ok()) out.set_revision(stats->revision);
@@ -858,7 +860,9 @@ absl::Status RegistryService::ApplyRetention(absl::string_view model) {
     return m.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus()
                                                             : m.status();
   }
-  if (m->retention().max_to_keep() <= 0) return absl::OkStatus();
+  const storage::RetentionPolicy& policy =
+      m->has_retention() ? m->retention() : options_.default_retention;
+  if (policy.max_to_keep() <= 0) return absl::OkStatus();
   std::set<int64_t> aliased;
   for (const auto& [name, step] : m->aliases()) aliased.insert(step);
   std::vector<RetentionCandidate> candidates;
@@ -877,9 +881,19 @@ absl::Status RegistryService::ApplyRetention(absl::string_view model) {
     if (page->size() < 1000) break;
     after = page->back().step();
   }
-  RetentionPlan plan =
-      PlanRetention(std::move(candidates), m->retention().max_to_keep(),
-                    m->retention().keep_every_n_hours(), m->last_preserved_micros());
+  // Like a CheckpointManager created just before the model's first save, when the
+  // model never had a policy of its own.
+  int64_t last_preserved = m->last_preserved_micros();
+  if (last_preserved == 0 && !candidates.empty()) {
+    last_preserved = std::min_element(candidates.begin(), candidates.end(),
+                                      [](const auto& a, const auto& b) {
+                                        return a.commit_time_micros < b.commit_time_micros;
+                                      })
+                         ->commit_time_micros -
+                     1000000;
+  }
+  RetentionPlan plan = PlanRetention(std::move(candidates), policy.max_to_keep(),
+                                     policy.keep_every_n_hours(), last_preserved);
   if (plan.delete_steps.empty() && plan.preserve_steps.empty()) return absl::OkStatus();
   return store_
       ->ApplyRetention(model, plan.delete_steps, plan.preserve_steps,
@@ -892,13 +906,16 @@ absl::StatusOr<v1::Checkpoint> RegistryService::PinCheckpoint(
   RETURN_IF_ERROR(ValidateModelName(request.model()));
   RETURN_IF_ERROR(ValidateStep(request.step()));
   RETURN_IF_ERROR(store_->SetPinned(request.model(), request.step(), request.pinned()));
-  if (!request.pinned()) {
-    // An unpinned step may now be beyond max_to_keep.
-    RETURN_IF_ERROR(ApplyRetention(request.model()));
-  }
   ASSIGN_OR_RETURN(storage::CheckpointRecord record,
                    store_->GetCheckpoint(request.model(), request.step()));
-  return ToApiWithAliases(record);
+  ASSIGN_OR_RETURN(v1::Checkpoint out, ToApiWithAliases(record));
+  if (!request.pinned()) {
+    // An unpinned step may now be beyond max_to_keep (and go at once). As after a
+    // commit, a failure here only leaves extra steps for the next retention pass.
+    absl::Status retention = ApplyRetention(request.model());
+    (void)retention;
+  }
+  return out;
 }
 
 namespace {

@@ -33,6 +33,8 @@ struct RegistryServiceOptions {
   absl::Duration upload_ttl = absl::Hours(1);
   // Upper bound of the bytes kept by the filtered-export cache.
   size_t export_cache_bytes = 256u << 20;
+  // Retention of models without a policy of their own (max_to_keep 0 keeps all).
+  storage::RetentionPolicy default_retention;
 };
 
 // Produces the messages of a server stream one at a time.

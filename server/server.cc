@@ -73,14 +73,21 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
   server->authorizer_ = std::make_unique<Authorizer>(std::move(authorizer));
 
   if (options.in_memory) {
-    server->store_ = NewMemoryStore();
+    MemoryStoreOptions store_options;
+    store_options.event_window = options.event_window;
+    server->store_ = NewMemoryStore(store_options);
   } else {
     RocksDbStoreOptions store_options;
     store_options.path = options.data_dir;
+    store_options.event_window = options.event_window;
     ASSIGN_OR_RETURN(server->store_, OpenRocksDbStore(store_options));
   }
+  RegistryServiceOptions service_options = options.service;
+  service_options.default_retention.set_max_to_keep(options.retention_defaults.max_to_keep());
+  service_options.default_retention.set_keep_every_n_hours(
+      options.retention_defaults.keep_every_n_hours());
   server->service_ =
-      std::make_unique<RegistryService>(server->store_.get(), options.service);
+      std::make_unique<RegistryService>(server->store_.get(), service_options);
   server->pool_ = std::make_unique<ThreadPool>(std::max(1, options.worker_threads));
   server->metrics_ = std::make_unique<ServerMetrics>();
   server->metrics_->SetSources(server->service_.get(), server->store_.get());

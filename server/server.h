@@ -49,6 +49,8 @@ struct ServerOptions {
   int worker_threads = 8;
   // Largest gRPC message accepted or sent, in bytes.
   int max_message_bytes = 16 << 20;
+  // Watch events the store keeps for watchers that resume from a revision.
+  int64_t event_window = 100000;
   RegistryServiceOptions service;
 
   // host:port of GET /metrics (port 0 picks a free port); empty: no metrics endpoint.

@@ -28,6 +28,7 @@ v1::Upload UploadSession::ToProto() const {
     f->mutable_file()->set_size(state.file.size());
     f->mutable_file()->set_sha256(state.file.sha256());
     f->set_held_bytes(state.held);
+    f->set_writing(state.writing);
   }
   return out;
 }

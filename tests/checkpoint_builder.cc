@@ -4,6 +4,9 @@
 #include <map>
 #include <memory>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/crc32c.h"
@@ -112,6 +115,17 @@ tensorflow::MetaGraphDef SmallMetaGraph(const std::string& name_scope) {
   auto& hparams = (*m.mutable_collection_def())["hparams"];
   hparams.mutable_bytes_list()->add_value("learning_rate=0.01");
   return m;
+}
+
+std::string SmallMetaGraphBytes(const std::string& name_scope) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    SmallMetaGraph(name_scope).SerializeToCodedStream(&coded);
+  }  // flushed into `out` here
+  return out;
 }
 
 }  // namespace mgreg::testing

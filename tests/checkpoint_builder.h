@@ -39,6 +39,9 @@ std::string FloatBytes(size_t n, uint32_t seed);
 // A small MetaGraphDef: a variable `name_scope/w` with its initializer and a saver,
 // with devices, `_class` and the variables collection, as TensorFlow writes them.
 tensorflow::MetaGraphDef SmallMetaGraph(const std::string& name_scope = "dense");
+// SmallMetaGraph() serialized deterministically (map order fixed), so the same graph
+// always gives the same bytes, as a real .meta written once would.
+std::string SmallMetaGraphBytes(const std::string& name_scope = "dense");
 
 }  // namespace mgreg::testing
 

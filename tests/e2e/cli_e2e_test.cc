@@ -38,7 +38,7 @@ class CliTest : public ::testing::Test {
     spec.step = step;
     spec.num_shards = 2;
     spec.tensors = {{"dense/w", FloatBytes(50000, 1), 0}, {"dense/b", FloatBytes(10, 2), 1}};
-    spec.meta = SmallMetaGraph().SerializeAsString();
+    spec.meta = SmallMetaGraphBytes();
     return WriteCheckpoint(spec);
   }
 

@@ -44,7 +44,7 @@ class CrashTest : public ::testing::Test {
     spec.num_shards = 2;
     // ~8 MiB in shard 0, so an upload takes many messages.
     spec.tensors = {{"w", FloatBytes(2 << 20, seed), 0}, {"b", FloatBytes(100, seed), 1}};
-    spec.meta = SmallMetaGraph().SerializeAsString();
+    spec.meta = SmallMetaGraphBytes();
     return WriteCheckpoint(spec);
   }
 

@@ -69,7 +69,7 @@ class RegistryServerTest : public ::testing::TestWithParam<Backend> {
       spec.tensors.push_back({absl::StrCat("dense/w", i), FloatBytes(40000, seed + i),
                               i % shards});
     }
-    if (with_meta) spec.meta = testing::SmallMetaGraph().SerializeAsString();
+    if (with_meta) spec.meta = testing::SmallMetaGraphBytes();
     return WriteCheckpoint(spec);
   }
 
