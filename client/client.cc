@@ -87,8 +87,9 @@ absl::StatusOr<LocalCheckpoint> FindLocalCheckpoint(const std::string& prefix) {
   std::error_code ec;
   fs::directory_iterator it(out.directory, ec);
   if (ec) {
-    return absl::NotFoundError(absl::StrCat("cannot list directory '", out.directory,
-                                            "': ", ec.message()));
+    return absl::NotFoundError(absl::StrCat(
+        "no checkpoint at '", prefix, "': cannot list directory '", out.directory, "' (",
+        ec.message(), ") to find '", (fs::path(out.directory) / name).string(), ".index'"));
   }
   for (const fs::directory_entry& entry : it) {
     const std::string file = entry.path().filename().string();
