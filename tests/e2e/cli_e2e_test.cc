@@ -168,5 +168,88 @@ TEST_F(CliTest, SigtermShutsDownCleanly) {
   EXPECT_EQ(latest.exit_code, 0) << latest.err;
 }
 
+TEST_F(CliTest, RetentionPinAliasInspectStateAndWatchCommands) {
+  for (int step = 1; step <= 3; ++step) {
+    ASSERT_EQ(Mgreg({"push", "m", MakeCheckpoint(step)}).exit_code, 0);
+  }
+  CommandResult pin = Mgreg({"pin", "m", "1"});
+  ASSERT_EQ(pin.exit_code, 0) << pin.err;
+  EXPECT_THAT(pin.out, HasSubstr("pinned m step 1"));
+  CommandResult alias = Mgreg({"alias", "set", "m", "production", "2"});
+  ASSERT_EQ(alias.exit_code, 0) << alias.err;
+  EXPECT_THAT(Mgreg({"alias", "list", "m"}).out, HasSubstr("production -> 2"));
+  CommandResult retention = Mgreg({"retention", "m", "--max-to-keep", "1"});
+  ASSERT_EQ(retention.exit_code, 0) << retention.err;
+  EXPECT_THAT(retention.out, HasSubstr("max_to_keep 1"));
+  // Step 1 is pinned, 2 aliased, 3 the newest: all stay.
+  CommandResult list = Mgreg({"list", "m"});
+  EXPECT_THAT(list.out, HasSubstr("1 "));
+  EXPECT_THAT(list.out, HasSubstr("3 "));
+
+  CommandResult graph = Mgreg({"graph", "m", "--alias", "production", "-o", tmp_.Join("p.meta")});
+  ASSERT_EQ(graph.exit_code, 0) << graph.err;
+  EXPECT_THAT(graph.out, HasSubstr("step 2"));
+  EXPECT_EQ(Mgreg({"graph", "m", "--alias", "production", "--step", "1", "-o", "x"}).exit_code,
+            1);
+
+  CommandResult inspect = Mgreg({"inspect", "m", "--alias", "production", "--verify"});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_THAT(inspect.out, HasSubstr("dense/w"));
+  EXPECT_THAT(inspect.out, HasSubstr("DT_FLOAT"));
+  EXPECT_THAT(inspect.out, HasSubstr("all tensors verified"));
+
+  CommandResult state = Mgreg({"state", "m"});
+  ASSERT_EQ(state.exit_code, 0) << state.err;
+  EXPECT_THAT(state.out, HasSubstr("model_checkpoint_path: \"model.ckpt-3\""));
+
+  CommandResult collection = Mgreg({"collection", "m", "hparams"});
+  ASSERT_EQ(collection.exit_code, 0) << collection.err;
+  EXPECT_THAT(collection.out, HasSubstr("learning_rate=0.01"));
+
+  // Every event since revision 0: three commits, then the alias.
+  CommandResult watch = Mgreg({"watch", "m", "--since", "0", "--count", "4"});
+  ASSERT_EQ(watch.exit_code, 0) << watch.err;
+  EXPECT_THAT(watch.out, HasSubstr("COMMITTED m step 3"));
+  EXPECT_THAT(watch.out, HasSubstr("ALIAS_SET m step 2 alias production"));
+
+  EXPECT_EQ(Mgreg({"alias", "set", "m", "9bad", "1"}).exit_code, 1);
+  EXPECT_EQ(Mgreg({"alias", "rm", "m", "production"}).exit_code, 0);
+  EXPECT_EQ(Mgreg({"unpin", "m", "1"}).exit_code, 0);
+  // Retention now keeps only the newest step.
+  CommandResult after = Mgreg({"list", "m", "--json"});
+  EXPECT_THAT(after.out, ::testing::Not(HasSubstr("\"step\": \"1\"")));
+  EXPECT_THAT(after.out, HasSubstr("\"step\": \"3\""));
+}
+
+TEST_F(CliTest, SyncOnceAndMultiWriterUploadCommands) {
+  const std::string prefix = MakeCheckpoint(7);
+  CommandResult begin = Mgreg({"upload", "begin", "m", "7", "--basename", "model.ckpt"});
+  ASSERT_EQ(begin.exit_code, 0) << begin.err;
+  const std::string id = std::string(begin.out.substr(0, begin.out.find('\n')));
+  ASSERT_FALSE(id.empty());
+  for (const char* suffix : {".data-00000-of-00002", ".data-00001-of-00002", ".index"}) {
+    CommandResult put = Mgreg({"upload", "put", id, prefix + suffix});
+    ASSERT_EQ(put.exit_code, 0) << put.err;
+  }
+  CommandResult status = Mgreg({"upload", "status", id});
+  EXPECT_THAT(status.out, HasSubstr("data-00001-of-00002"));
+  CommandResult commit = Mgreg({"upload", "commit", id});
+  ASSERT_EQ(commit.exit_code, 0) << commit.err;
+  EXPECT_THAT(commit.out, HasSubstr("committed m step 7"));
+
+  const std::string dir = tmp_.Join("serving");
+  CommandResult sync = Mgreg({"sync", "m", dir, "--once", "--clear-devices"});
+  ASSERT_EQ(sync.exit_code, 0) << sync.err;
+  EXPECT_THAT(sync.out, HasSubstr("switched to m step 7"));
+  EXPECT_TRUE(fs::exists(dir + "/model.ckpt-7.index"));
+  auto state = ParseCheckpointState(ReadFileOrDie(dir + "/checkpoint"));
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->model_checkpoint_path(), "model.ckpt-7");
+  WriteFileOrDie(tmp_.Join("plain"), "x");
+  CommandResult bad_dir = Mgreg({"sync", "m", tmp_.Join("plain/dir"), "--once"});
+  EXPECT_EQ(bad_dir.exit_code, 1);
+  EXPECT_THAT(bad_dir.err, HasSubstr("FAILED_PRECONDITION"));
+}
+
 }  // namespace
 }  // namespace mgreg::testing
