@@ -67,6 +67,7 @@ ServerProcess::ServerProcess(const std::vector<std::string>& args, bool expect_s
     if (size_t pos = line.find(marker); pos != std::string::npos) {
       std::string rest = line.substr(pos + marker.size());
       address_ = rest.substr(0, rest.find(' '));
+      ready_line_ = line;
       break;
     }
     line.clear();

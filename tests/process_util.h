@@ -22,6 +22,8 @@ class ServerProcess {
   ServerProcess& operator=(const ServerProcess&) = delete;
 
   const std::string& address() const { return address_; }
+  // The whole "listening on" line (it also names the metrics address, if any).
+  const std::string& ready_line() const { return ready_line_; }
   pid_t pid() const { return pid_; }
   bool started() const { return !address_.empty(); }
   // Sends `signal` and waits for the process; returns its wait status.
@@ -30,6 +32,7 @@ class ServerProcess {
  private:
   pid_t pid_ = -1;
   std::string address_;
+  std::string ready_line_;
 };
 
 struct CommandResult {

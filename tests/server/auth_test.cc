@@ -1,0 +1,193 @@
+// Token authorization and the server config file.
+#include "server/auth.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/sha256.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/config.h"
+#include "tests/test_util.h"
+
+namespace mgreg {
+namespace {
+
+using ::mgreg::testing::TempDir;
+using ::mgreg::testing::WriteFileOrDie;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+config::v1::Token MakeToken(const std::string& name, const std::string& secret,
+                            config::v1::Role role, std::vector<std::string> prefixes) {
+  config::v1::Token t;
+  t.set_name(name);
+  t.set_sha256(Sha256Hex(secret));
+  t.set_role(role);
+  for (const auto& p : prefixes) t.add_model_prefixes(p);
+  return t;
+}
+
+Authorizer TeamAuthorizer() {
+  google::protobuf::RepeatedPtrField<config::v1::Token> tokens;
+  *tokens.Add() =
+      MakeToken("team-a-writer", "secret-a-w", config::v1::ROLE_WRITER, {"team-a/"});
+  *tokens.Add() =
+      MakeToken("team-a-reader", "secret-a-r", config::v1::ROLE_READER, {"team-a/"});
+  *tokens.Add() = MakeToken("ops", "secret-admin", config::v1::ROLE_ADMIN, {});
+  auto a = Authorizer::Create(tokens);
+  EXPECT_TRUE(a.ok()) << a.status();
+  return *a;
+}
+
+TEST(AuthorizerTest, WithoutTokensEverythingIsAllowed) {
+  Authorizer a;
+  EXPECT_FALSE(a.enabled());
+  EXPECT_TRUE(a.Authorize("", Action::kAdmin, "").ok());
+}
+
+TEST(AuthorizerTest, MissingTokenIsUnauthenticated) {
+  EXPECT_EQ(TeamAuthorizer().Authorize("", Action::kRead, "team-a/m").status().code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST(AuthorizerTest, WrongTokenIsUnauthenticatedAndNotEchoed) {
+  auto s = TeamAuthorizer().Authorize("Bearer not-a-token", Action::kRead, "team-a/m");
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(s.status().message()), Not(HasSubstr("not-a-token")));
+  EXPECT_EQ(TeamAuthorizer().Authorize("Basic abc", Action::kRead, "m").status().code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST(AuthorizerTest, WriterWritesOnlyItsPrefix) {
+  Authorizer a = TeamAuthorizer();
+  auto ok = a.Authorize("Bearer secret-a-w", Action::kWrite, "team-a/resnet");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(*ok, "team-a-writer");
+  auto denied = a.Authorize("Bearer secret-a-w", Action::kWrite, "team-b/resnet");
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(denied.status().message()), Not(HasSubstr("secret-a-w")));
+}
+
+TEST(AuthorizerTest, ReaderCannotWrite) {
+  Authorizer a = TeamAuthorizer();
+  EXPECT_TRUE(a.Authorize("bearer secret-a-r", Action::kRead, "team-a/x").ok());
+  EXPECT_EQ(a.Authorize("Bearer secret-a-r", Action::kWrite, "team-a/x").status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST(AuthorizerTest, OnlyAnUnrestrictedAdminAdministers) {
+  Authorizer a = TeamAuthorizer();
+  EXPECT_TRUE(a.Authorize("Bearer secret-admin", Action::kAdmin, "").ok());
+  EXPECT_TRUE(a.Authorize("Bearer secret-admin", Action::kWrite, "team-b/x").ok());
+  EXPECT_EQ(a.Authorize("Bearer secret-a-w", Action::kAdmin, "").status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST(AuthorizerTest, PlaintextOrMalformedHashesAreRejected) {
+  google::protobuf::RepeatedPtrField<config::v1::Token> tokens;
+  config::v1::Token t = MakeToken("x", "s", config::v1::ROLE_READER, {});
+  t.set_sha256("my-plain-token");
+  *tokens.Add() = t;
+  EXPECT_EQ(Authorizer::Create(tokens).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ConfigTest, FullConfigApplies) {
+  TempDir tmp;
+  ServerOptions o;
+  const std::string text =
+      absl::StrCat(R"(
+listen: "0.0.0.0:8470"
+data_dir: "/var/lib/mgreg"
+metrics_listen: "0.0.0.0:9464"
+insecure: true
+tokens { name: "ci" sha256: ")",
+                   Sha256Hex("t"), R"(" role: ROLE_WRITER model_prefixes: "ci/" }
+limits { max_upload_bytes: 1000 max_concurrent_uploads_per_writer: 2 max_message_bytes: 8388608 }
+retention { max_to_keep: 5 keep_every_n_hours: 2.5 }
+export_cache_bytes: 1024
+worker_threads: 3
+upload_ttl: "15m"
+shutdown_deadline: "10s"
+)");
+  ASSERT_TRUE(ApplyServerConfigText(text, "c.textproto", &o).ok());
+  EXPECT_EQ(o.listen_address, "0.0.0.0:8470");
+  EXPECT_EQ(o.data_dir, "/var/lib/mgreg");
+  EXPECT_EQ(o.metrics_listen_address, "0.0.0.0:9464");
+  EXPECT_TRUE(o.insecure);
+  EXPECT_EQ(o.tokens.size(), 1);
+  EXPECT_EQ(o.limits.max_upload_bytes, 1000);
+  EXPECT_EQ(o.limits.max_concurrent_uploads_per_writer, 2);
+  EXPECT_EQ(o.max_message_bytes, 8388608);
+  EXPECT_EQ(o.retention_defaults.max_to_keep(), 5);
+  EXPECT_EQ(o.service.export_cache_bytes, 1024u);
+  EXPECT_EQ(o.worker_threads, 3);
+  EXPECT_EQ(o.service.upload_ttl, absl::Minutes(15));
+  EXPECT_EQ(o.shutdown_deadline, absl::Seconds(10));
+  EXPECT_TRUE(ValidateServerOptions(o).ok());
+}
+
+TEST(ConfigTest, SyntaxErrorNamesFileLineAndColumn) {
+  ServerOptions o;
+  absl::Status s = ApplyServerConfigText("listen: \"127.0.0.1:1\"\n\nbogus_field: 3\n",
+                                         "mgreg.textproto", &o);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("mgreg.textproto:3:"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("bogus_field"));
+}
+
+TEST(ConfigTest, BadTokenNamesItsLine) {
+  ServerOptions o;
+  const std::string text = absl::StrCat(
+      "tokens { name: \"ok\" sha256: \"", Sha256Hex("a"), "\" role: ROLE_READER }\n",
+      "# the next token is wrong\n",
+      "tokens {\n  name: \"plain\"\n  sha256: \"my-secret\"\n  role: ROLE_WRITER\n}\n");
+  absl::Status s = ApplyServerConfigText(text, "c.textproto", &o);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("c.textproto:3:"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("64 lower-case hex"));
+}
+
+TEST(ConfigTest, BadDurationAndLimitNameTheirLine) {
+  ServerOptions o;
+  absl::Status s = ApplyServerConfigText("\nupload_ttl: \"soon\"\n", "c", &o);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("c:2:"));
+  s = ApplyServerConfigText("limits {\n  max_upload_bytes: -1\n}\n", "c", &o);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("c:2:"));
+}
+
+TEST(ConfigTest, MissingTlsFileIsNotFound) {
+  ServerOptions o;
+  absl::Status s = ApplyServerConfigText(
+      "tls {\n cert_file: \"/nonexistent/cert.pem\"\n key_file: "
+      "\"/nonexistent/key.pem\"\n}\n",
+      "c", &o);
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("c:2:"));
+}
+
+TEST(ConfigTest, PlaintextOnPublicAddressNeedsInsecure) {
+  ServerOptions o;
+  o.listen_address = "0.0.0.0:8470";
+  EXPECT_EQ(ValidateServerOptions(o).code(), absl::StatusCode::kFailedPrecondition);
+  o.insecure = true;
+  EXPECT_TRUE(ValidateServerOptions(o).ok());
+  o.insecure = false;
+  o.listen_address = "127.0.0.1:0";
+  EXPECT_TRUE(ValidateServerOptions(o).ok());
+  EXPECT_TRUE(IsLoopbackAddress("[::1]:80"));
+  EXPECT_TRUE(IsLoopbackAddress("localhost:80"));
+  EXPECT_FALSE(IsLoopbackAddress("10.0.0.1:80"));
+}
+
+TEST(ConfigTest, MissingConfigFileIsNotFound) {
+  ServerOptions o;
+  EXPECT_EQ(ApplyServerConfigFile("/nonexistent/mgreg.textproto", &o).code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace mgreg
