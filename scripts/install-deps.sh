@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The one list of system packages mgreg needs (Debian 12). Installs only what is missing.
-# Usage: scripts/install-deps.sh [build|test|all]   (default: all)
+# Usage: scripts/install-deps.sh [build|test|all|runtime]   (default: all)
+#   runtime: only the shared libraries mgreg-server and mgreg need (the Docker image's
+#   runtime stage).
 set -euo pipefail
 
 build_pkgs=(
@@ -10,7 +12,12 @@ build_pkgs=(
   libleveldb-dev libsnappy-dev libisal-dev
   libcivetweb-dev civetweb
 )
+runtime_pkgs=(
+  ca-certificates libgrpc++1.51 libgrpc29 libprotobuf32 librocksdb7.8 libabsl20220623
+  libssl3 libleveldb1d libsnappy1v5 libisal2 libcivetweb1
+)
 test_pkgs=(
+  openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus python3 python3-prometheus-client yamllint nghttp2-client
 )
@@ -19,7 +26,8 @@ mode="${1:-all}"
 case "$mode" in
   build) pkgs=("${build_pkgs[@]}") ;;
   test|all) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+  runtime) pkgs=("${runtime_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|all|runtime]" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -38,3 +46,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ "${MGREG_APT_CLEAN:-0}" = 1 ]; then
+  $SUDO apt-get clean
+  $SUDO rm -rf /var/lib/apt/lists/*
+fi
