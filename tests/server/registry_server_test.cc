@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "metagraph/checkpoint_state.h"
+#include "metagraph/metagraph_io.h"
 #include "mgreg/v1/registry.grpc.pb.h"
 #include "server/server.h"
 #include "tests/checkpoint_builder.h"
@@ -497,6 +498,59 @@ TEST_P(RegistryServerTest, AbortedUploadsLeaveNoStagedBytes) {
   ASSERT_TRUE(client_->AbortUpload(upload->upload_id()).ok());
   EXPECT_EQ(Stats().staged_chunks, 0);
   EXPECT_EQ(Stats().chunk_bytes, 0);
+}
+
+TEST_P(RegistryServerTest, FilteredGraphsAreExportedOnceThenServedFromTheCache) {
+  ASSERT_TRUE(client_->Push("m", MakeCheckpoint(1), PushOptions()).ok());
+  v1::GraphOptions options;
+  options.set_clear_devices(true);
+  options.set_export_scope("dense/");
+  std::string first, second;
+  auto info = client_->FetchGraphBytes("m", 1, options, &first);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(server_->service()->export_cache().misses(), 1);
+  EXPECT_EQ(server_->service()->export_cache().hits(), 0);
+  ASSERT_TRUE(client_->FetchGraphBytes("m", 1, options, &second).ok());
+  // D7: identical bytes; the second request did no filtering work.
+  EXPECT_EQ(first, second);
+  EXPECT_EQ(server_->service()->export_cache().hits(), 1);
+  EXPECT_EQ(server_->service()->export_cache().misses(), 1);
+  // The response says what was kept.
+  auto graph = ParseMetaGraph(first);
+  ASSERT_TRUE(graph.ok());
+  EXPECT_EQ(info->node_count(), graph->graph_def().node_size());
+  for (const auto& n : graph->graph_def().node()) {
+    EXPECT_EQ(n.device(), "");
+    EXPECT_EQ(n.name().rfind("dense/", 0), std::string::npos) << n.name();  // R4 stripped
+  }
+  // Other options are another cache entry.
+  options.set_as_text(true);
+  std::string text;
+  ASSERT_TRUE(client_->FetchGraphBytes("m", 1, options, &text).ok());
+  EXPECT_EQ(server_->service()->export_cache().misses(), 2);
+  EXPECT_TRUE(ParseMetaGraph(text).ok());  // D8: text format that parses back
+}
+
+TEST_P(RegistryServerTest, AnExportTensorFlowWouldRefuseIsFailedPrecondition) {
+  // D6: an Enter frame outside the export scope.
+  tensorflow::MetaGraphDef graph = testing::SmallMetaGraph();
+  tensorflow::NodeDef* enter = graph.mutable_graph_def()->add_node();
+  enter->set_name("dense/while/Enter");
+  enter->set_op("Enter");
+  (*enter->mutable_attr())["frame_name"].set_s("outer/while/while_context");
+  CheckpointSpec spec;
+  spec.directory = tmp_.Join("d6");
+  fs::create_directories(spec.directory);
+  spec.step = 1;
+  spec.tensors = {{"w", FloatBytes(10, 1), 0}};
+  spec.meta = graph.SerializeAsString();
+  ASSERT_TRUE(client_->Push("m", WriteCheckpoint(spec), PushOptions()).ok());
+  v1::GraphOptions options;
+  options.set_export_scope("dense/");
+  std::string out;
+  auto fetched = client_->FetchGraphBytes("m", 1, options, &out);
+  EXPECT_EQ(fetched.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(fetched.status().message(), HasSubstr("dense/while/Enter"));
 }
 
 TEST_P(RegistryServerTest, ADirectoryThatCannotBeWrittenFailsBeforeDownloading) {
