@@ -66,13 +66,28 @@ ServerMetrics::ServerMetrics() {
   r.AddCollectHook([this] { Collect(); });
 }
 
-void ServerMetrics::RecordCall(const std::string& method, const std::string& code,
+// By value: a concurrent insert may move the map's slots.
+ServerMetrics::CallSeries ServerMetrics::Series(const char* method, const char* code) {
+  const std::pair<const char*, const char*> key(method, code);
+  {
+    absl::ReaderMutexLock lock(&series_mu_);
+    if (auto it = series_.find(key); it != series_.end()) return it->second;
+  }
+  CallSeries series{requests_->WithLabels({method, code}), latency_->WithLabels({method}),
+                    received_bytes_->WithLabels({method}),
+                    sent_bytes_->WithLabels({method})};
+  absl::MutexLock lock(&series_mu_);
+  return series_.try_emplace(key, series).first->second;
+}
+
+void ServerMetrics::RecordCall(const char* method, const char* code,
                                absl::Duration duration, int64_t bytes_in,
                                int64_t bytes_out) {
-  requests_->WithLabels({method, code})->Increment();
-  latency_->WithLabels({method})->Observe(absl::ToDoubleSeconds(duration));
-  if (bytes_in > 0) received_bytes_->WithLabels({method})->Increment(bytes_in);
-  if (bytes_out > 0) sent_bytes_->WithLabels({method})->Increment(bytes_out);
+  const CallSeries series = Series(method, code);
+  series.requests->Increment();
+  series.latency->Observe(absl::ToDoubleSeconds(duration));
+  if (bytes_in > 0) series.received->Increment(static_cast<double>(bytes_in));
+  if (bytes_out > 0) series.sent->Increment(static_cast<double>(bytes_out));
 }
 
 void ServerMetrics::RecordAuthFailure(const std::string& code) {

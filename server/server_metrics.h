@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "server/metrics.h"
 #include "storage/store.h"
@@ -22,9 +23,11 @@ class ServerMetrics {
   metrics::Registry& registry() { return registry_; }
 
   // One finished RPC: its method ("GetLatestCheckpoint"), status code name ("OK",
-  // "NOT_FOUND"), duration and the request and response bytes it carried.
-  void RecordCall(const std::string& method, const std::string& code,
-                  absl::Duration duration, int64_t bytes_in, int64_t bytes_out);
+  // "NOT_FOUND"), duration and the request and response bytes it carried. Both names
+  // must have static storage (string literals): the series are cached by address, so
+  // that recording a call allocates nothing.
+  void RecordCall(const char* method, const char* code, absl::Duration duration,
+                  int64_t bytes_in, int64_t bytes_out);
   // A call rejected by authorization (code is UNAUTHENTICATED or PERMISSION_DENIED).
   void RecordAuthFailure(const std::string& code);
 
@@ -38,6 +41,15 @@ class ServerMetrics {
 
  private:
   void Collect();
+
+  // The metrics one (method, code) pair updates.
+  struct CallSeries {
+    metrics::Counter* requests;
+    metrics::Histogram* latency;
+    metrics::Counter* received;
+    metrics::Counter* sent;
+  };
+  CallSeries Series(const char* method, const char* code);
 
   metrics::Registry registry_;
   metrics::Family<metrics::Counter>* requests_;
@@ -60,6 +72,10 @@ class ServerMetrics {
   metrics::Gauge* rocksdb_pending_compaction_bytes_;
   metrics::Gauge* rocksdb_live_sst_bytes_;
   metrics::Gauge* store_up_;
+
+  absl::Mutex series_mu_;
+  absl::flat_hash_map<std::pair<const char*, const char*>, CallSeries> series_
+      ABSL_GUARDED_BY(series_mu_);
 
   absl::Mutex sources_mu_;
   RegistryService* service_ ABSL_GUARDED_BY(sources_mu_) = nullptr;
