@@ -106,6 +106,7 @@ void ServerMetrics::Collect() {
   absl::MutexLock lock(&sources_mu_);
   if (service_ != nullptr) {
     uploads_open_->Set(static_cast<double>(service_->open_uploads()));
+    watchers_->Set(static_cast<double>(service_->watcher_count()));
     const ExportCache& cache = service_->export_cache();
     cache_hits_->SetTotal(static_cast<double>(cache.hits()));
     cache_misses_->SetTotal(static_cast<double>(cache.misses()));

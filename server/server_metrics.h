@@ -31,8 +31,6 @@ class ServerMetrics {
   // A call rejected by authorization (code is UNAUTHENTICATED or PERMISSION_DENIED).
   void RecordAuthFailure(const std::string& code);
 
-  // Streams currently following the registry (the watch feature sets it).
-  metrics::Gauge* watchers_connected() { return watchers_; }
 
   // Reads the service's and store's figures at every scrape. Both must outlive the
   // scrapes (ClearSources before destroying them).

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "client/client.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
@@ -101,6 +102,21 @@ TEST(ProductionServerTest, MetricsCountCallsByMethodAndCodeAndStoreFigures) {
   // No model names in labels.
   EXPECT_THAT(r.body, ::testing::Not(HasSubstr("\"m\"")));
   EXPECT_EQ(HttpGet(server->metrics_port(), "/other").status, 404);
+
+  // An open Watch stream shows in the watchers gauge (bounded poll: it registers
+  // asynchronously).
+  v1::WatchCheckpointsRequest watch;
+  watch.set_model("m");
+  std::unique_ptr<WatchStream> stream = client->Watch(watch);
+  bool seen = false;
+  for (int i = 0; i < 200 && !seen; ++i) {
+    seen = HttpGet(server->metrics_port(), "/metrics").body.find(
+               "mgreg_watchers_connected 1\n") != std::string::npos;
+    if (!seen) absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(seen);
+  stream->Cancel();
+  (void)stream->Finish();
 }
 
 // --- health and reflection --------------------------------------------------------
