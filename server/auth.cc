@@ -69,6 +69,8 @@ absl::StatusOr<Authorizer> Authorizer::Create(
             where, ": empty model prefix; omit model_prefixes for all models"));
       }
     }
+    out.prefixes_by_name_[t.name()].assign(t.model_prefixes().begin(),
+                                           t.model_prefixes().end());
     Grant grant;
     grant.name = t.name();
     grant.role = t.role();
@@ -123,6 +125,17 @@ absl::StatusOr<std::string> Authorizer::Authorize(absl::string_view authorizatio
       absl::StrCat("token '", grant.name, "' may not ", ActionName(action), " model '",
                    model, "': it covers only models starting with ",
                    absl::StrJoin(grant.model_prefixes, ", ")));
+}
+
+bool Authorizer::Covers(absl::string_view grant_name, absl::string_view model) const {
+  if (grants_.empty()) return true;
+  auto it = prefixes_by_name_.find(grant_name);
+  if (it == prefixes_by_name_.end()) return false;
+  if (it->second.empty()) return true;
+  for (const std::string& prefix : it->second) {
+    if (absl::StartsWith(model, prefix)) return true;
+  }
+  return false;
 }
 
 }  // namespace mgreg

@@ -55,9 +55,15 @@ class Authorizer {
   absl::StatusOr<std::string> Authorize(absl::string_view authorization, Action action,
                                         absl::string_view model) const;
 
+  // True if the grant named `grant_name` (as Authorize returned it) covers `model`, or
+  // authorization is disabled. For filtering listings to what a token may see.
+  bool Covers(absl::string_view grant_name, absl::string_view model) const;
+
  private:
   // SHA-256 (hex) of the token -> its grant.
   absl::flat_hash_map<std::string, Grant> grants_;
+  // Grant name -> its model prefixes.
+  absl::flat_hash_map<std::string, std::vector<std::string>> prefixes_by_name_;
 };
 
 }  // namespace mgreg

@@ -55,6 +55,12 @@ class CallGuard {
   // open uploads.
   absl::Status CheckNewUpload(const std::string& principal,
                               const v1::BeginUploadRequest& request);
+  // True if `principal` may read `model` (always, without authorization): listings
+  // show a token only the models it covers.
+  bool MayRead(const std::string& principal, const std::string& model) const {
+    return authorizer_ == nullptr || authorizer_->Covers(principal, model);
+  }
+
   // After a successful BeginUpload.
   void UploadStarted(const std::string& principal, const std::string& upload_id);
 

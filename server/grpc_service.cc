@@ -410,8 +410,23 @@ grpc::ServerUnaryReactor* GrpcRegistryService::GetCheckpoint(
 grpc::ServerUnaryReactor* GrpcRegistryService::ListModels(
     grpc::CallbackServerContext* ctx, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
-  return Unary(ctx, pool_, guard_, "ListModels", CallScope{Action::kRead, "", ""}, request, response,
-               [s = service_](const auto& r) { return s->ListModels(r); });
+  // Any reader may list; a token limited to model prefixes sees only its models (a page
+  // may then hold fewer than page_size; the page token stays valid).
+  return Unary(ctx, pool_, guard_, "ListModels", CallScope{Action::kRead, "", ""}, request,
+               response,
+               [s = service_, g = guard_](const v1::ListModelsRequest& r,
+                                          const std::string& principal)
+                   -> absl::StatusOr<v1::ListModelsResponse> {
+                 absl::StatusOr<v1::ListModelsResponse> page = s->ListModels(r);
+                 if (!page.ok()) return page;
+                 auto* models = page->mutable_models();
+                 for (int i = models->size() - 1; i >= 0; --i) {
+                   if (!g->MayRead(principal, models->Get(i).name())) {
+                     models->DeleteSubrange(i, 1);
+                   }
+                 }
+                 return page;
+               });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::ListCheckpoints(

@@ -254,6 +254,19 @@ TEST_F(TokenTest, ReaderReadsButCannotWrite) {
             absl::StatusCode::kPermissionDenied);
 }
 
+TEST_F(TokenTest, ListModelsShowsATokenOnlyItsModels) {
+  ASSERT_TRUE(As("tok-a-writer")->Push("team-a/m", MakeCheckpoint(tmp_, 1, 1), {}).ok());
+  ASSERT_TRUE(As("tok-b-writer")->Push("team-b/m", MakeCheckpoint(tmp_, 1, 2), {}).ok());
+  auto a = As("tok-a-reader")->ListModels(100, "");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(a->models_size(), 1);
+  EXPECT_EQ(a->models(0).name(), "team-a/m");
+  auto all = As("tok-admin")->ListModels(100, "");
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->models_size(), 2);
+  EXPECT_EQ(As("")->ListModels(100, "").status().code(), absl::StatusCode::kUnauthenticated);
+}
+
 TEST_F(TokenTest, UploadCallsAreAuthorizedOnTheUploadsModel) {
   const std::string prefix = MakeCheckpoint(tmp_, 5, 1);
   auto local = FindLocalCheckpoint(prefix);
