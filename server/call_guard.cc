@@ -90,21 +90,24 @@ absl::Status CallGuard::CheckNewUpload(const std::string& principal,
     for (auto it = ids.begin(); it != ids.end();) {
       it = service_->UploadModel(*it).ok() ? std::next(it) : ids.erase(it);
     }
-    if (static_cast<int>(ids.size()) >= limits_.max_concurrent_uploads_per_writer) {
+    const int held = static_cast<int>(ids.size()) + reserved_[principal];
+    if (held >= limits_.max_concurrent_uploads_per_writer) {
       return absl::ResourceExhaustedError(
-          absl::StrCat("this writer already has ", ids.size(),
+          absl::StrCat("this writer already has ", held,
                        " open uploads (the limit); commit or "
                        "abort one before beginning another"));
     }
+    ++reserved_[principal];
   }
   return absl::OkStatus();
 }
 
-void CallGuard::UploadStarted(const std::string& principal,
-                              const std::string& upload_id) {
-  if (limits_.max_concurrent_uploads_per_writer <= 0) return;
+void CallGuard::FinishNewUpload(const std::string& principal,
+                                const absl::StatusOr<v1::Upload>& upload) {
+  if (limits_.max_concurrent_uploads_per_writer <= 0 || service_ == nullptr) return;
   absl::MutexLock lock(&mu_);
-  uploads_[principal].insert(upload_id);
+  if (--reserved_[principal] <= 0) reserved_.erase(principal);
+  if (upload.ok()) uploads_[principal].insert(upload->upload_id());
 }
 
 void CallGuard::Done(const char* method, const grpc::Status& status, absl::Time start,

@@ -52,7 +52,7 @@ class CallGuard {
 
   // Before BeginUpload: RESOURCE_EXHAUSTED if the announced files exceed
   // max_upload_bytes or `principal` already holds max_concurrent_uploads_per_writer
-  // open uploads.
+  // open uploads. On OK a slot is reserved: call FinishNewUpload with the result.
   absl::Status CheckNewUpload(const std::string& principal,
                               const v1::BeginUploadRequest& request);
   // True if `principal` may read `model` (always, without authorization): listings
@@ -61,8 +61,10 @@ class CallGuard {
     return authorizer_ == nullptr || authorizer_->Covers(principal, model);
   }
 
-  // After a successful BeginUpload.
-  void UploadStarted(const std::string& principal, const std::string& upload_id);
+  // After BeginUpload (allowed by CheckNewUpload): the reserved slot holds the new
+  // upload, or is released if BeginUpload failed.
+  void FinishNewUpload(const std::string& principal,
+                       const absl::StatusOr<v1::Upload>& upload);
 
   // Records a finished call.
   void Done(const char* method, const grpc::Status& status, absl::Time start,
@@ -76,6 +78,8 @@ class CallGuard {
   absl::Mutex mu_;
   // principal -> ids of uploads it began (pruned of closed ones when counted).
   std::map<std::string, std::set<std::string>> uploads_ ABSL_GUARDED_BY(mu_);
+  // principal -> slots reserved by CheckNewUpload and not yet finished.
+  std::map<std::string, int> reserved_ ABSL_GUARDED_BY(mu_);
 };
 
 // "OK", "NOT_FOUND", ... for a gRPC status code.

@@ -356,7 +356,7 @@ grpc::ServerUnaryReactor* GrpcRegistryService::BeginUpload(
                  absl::Status allowed = g->CheckNewUpload(principal, r);
                  if (!allowed.ok()) return allowed;
                  absl::StatusOr<v1::Upload> upload = s->BeginUpload(r);
-                 if (upload.ok()) g->UploadStarted(principal, upload->upload_id());
+                 g->FinishNewUpload(principal, upload);
                  return upload;
                });
 }
