@@ -120,6 +120,7 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
   if (grpc::HealthCheckServiceInterface* health =
           server->server_->GetHealthCheckService()) {
     health->SetServingStatus(true);
+    health->SetServingStatus(v1::Registry::service_full_name(), true);
   }
 
   const absl::Duration period = std::clamp(options.service.upload_ttl / 4,
@@ -151,6 +152,7 @@ void RegistryServer::StartDraining() {
   if (server_ == nullptr) return;
   if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
     health->SetServingStatus(false);
+    health->SetServingStatus(v1::Registry::service_full_name(), false);
   }
 }
 

@@ -22,6 +22,7 @@
 #include "tests/checkpoint_builder.h"
 #include "tests/process_util.h"
 #include "tests/server/http_get.h"
+#include "tests/server/test_pki.h"
 #include "tests/test_util.h"
 
 namespace mgreg {
@@ -163,6 +164,55 @@ TEST(ProductionE2eTest, WithoutSecurityItServesLoopbackOnlyAndSaysSo) {
   r = RunCommand({BinaryPath("server/mgreg-server"), "--in-memory", "--listen",
                   "0.0.0.0:0", "--insecure", "--check-config"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST(ProductionE2eTest, CliSpeaksTlsMutualTlsAndTokensToAConfiguredServer) {
+  TempDir tmp;
+  testing::TestPki pki;
+  ASSERT_TRUE(testing::MakePki(tmp, &pki));
+  const std::string config = tmp.Join("mgreg.textproto");
+  WriteFileOrDie(
+      config,
+      absl::StrCat("tls {\n  cert_file: \"", tmp.Join("server.pem"), "\"\n  key_file: \"",
+                   tmp.Join("server.key"), "\"\n  client_ca_file: \"", tmp.Join("ca.pem"),
+                   "\"\n  require_client_cert: true\n}\n",
+                   "tokens { name: \"w\" sha256: \"", Sha256Hex("cli-secret"),
+                   "\" role: ROLE_WRITER model_prefixes: \"team-a/\" }\n"));
+  ServerProcess server({"--in-memory", "--config", config});
+  ASSERT_TRUE(server.started());
+  const std::string mgreg = BinaryPath("client/mgreg");
+  const std::vector<std::string> tls = {
+      "--server", server.address(),       "--ca-cert", tmp.Join("ca.pem"),
+      "--cert",   tmp.Join("client.pem"), "--key",     tmp.Join("client.key")};
+  auto run = [&](std::vector<std::string> env, std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/usr/bin/env"};
+    argv.insert(argv.end(), env.begin(), env.end());
+    argv.push_back(mgreg);
+    argv.insert(argv.end(), tls.begin(), tls.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  };
+  // Right token (flag or MGREG_TOKEN) on its prefix: the call reaches the registry.
+  auto r = run({}, {"--token", "cli-secret", "latest", "team-a/m"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
+  r = run({"MGREG_TOKEN=cli-secret"}, {"list", "team-a/m"});
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
+  r = run({"MGREG_TOKEN=cli-secret"}, {"latest", "team-b/m"});
+  EXPECT_THAT(r.err, HasSubstr("PERMISSION_DENIED"));
+  r = run({}, {"--token", "wrong", "latest", "team-a/m"});
+  EXPECT_THAT(r.err, HasSubstr("UNAUTHENTICATED"));
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("wrong")));
+  r = run({}, {"latest", "team-a/m"});
+  EXPECT_THAT(r.err, HasSubstr("UNAUTHENTICATED"));
+  // Health needs no token; without the client certificate the handshake fails.
+  r = run({}, {"admin", "health"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "SERVING\n");
+  r = RunCommand({mgreg, "--server", server.address(), "--ca-cert", tmp.Join("ca.pem"),
+                  "admin", "health"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("UNAVAILABLE"));
 }
 
 // A child process (Prometheus) stopped with SIGTERM on destruction.

@@ -19,6 +19,7 @@
 #include "tests/checkpoint_builder.h"
 #include "tests/process_util.h"
 #include "tests/server/http_get.h"
+#include "tests/server/test_pki.h"
 #include "tests/test_util.h"
 
 namespace mgreg {
@@ -28,9 +29,11 @@ namespace fs = std::filesystem;
 using ::mgreg::testing::CheckpointSpec;
 using ::mgreg::testing::FloatBytes;
 using ::mgreg::testing::HttpGet;
+using ::mgreg::testing::MakePki;
 using ::mgreg::testing::ReadFileOrDie;
 using ::mgreg::testing::RunCommand;
 using ::mgreg::testing::TempDir;
+using ::mgreg::testing::TestPki;
 using ::mgreg::testing::WriteCheckpoint;
 using ::mgreg::testing::WriteFileOrDie;
 using ::testing::HasSubstr;
@@ -110,8 +113,8 @@ TEST(ProductionServerTest, MetricsCountCallsByMethodAndCodeAndStoreFigures) {
   std::unique_ptr<WatchStream> stream = client->Watch(watch);
   bool seen = false;
   for (int i = 0; i < 200 && !seen; ++i) {
-    seen = HttpGet(server->metrics_port(), "/metrics").body.find(
-               "mgreg_watchers_connected 1\n") != std::string::npos;
+    seen = HttpGet(server->metrics_port(), "/metrics")
+               .body.find("mgreg_watchers_connected 1\n") != std::string::npos;
     if (!seen) absl::SleepFor(absl::Milliseconds(50));
   }
   EXPECT_TRUE(seen);
@@ -128,10 +131,14 @@ TEST(ProductionServerTest, HealthIsServingThenNotServingWhileDraining) {
   auto status = client->CheckHealth();
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(*status, "SERVING");
+  EXPECT_EQ(client->CheckHealth("mgreg.v1.Registry").value_or(""), "SERVING");
+  EXPECT_EQ(client->CheckHealth("no.such.Service").status().code(),
+            absl::StatusCode::kNotFound);
   server->StartDraining();
   status = client->CheckHealth();
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(*status, "NOT_SERVING");
+  EXPECT_EQ(client->CheckHealth("mgreg.v1.Registry").value_or(""), "NOT_SERVING");
   // Calls are still served while draining.
   EXPECT_EQ(client->GetLatestCheckpoint("m").status().code(),
             absl::StatusCode::kNotFound);
@@ -264,7 +271,8 @@ TEST_F(TokenTest, ListModelsShowsATokenOnlyItsModels) {
   auto all = As("tok-admin")->ListModels(100, "");
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_EQ(all->models_size(), 2);
-  EXPECT_EQ(As("")->ListModels(100, "").status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(As("")->ListModels(100, "").status().code(),
+            absl::StatusCode::kUnauthenticated);
 }
 
 TEST_F(TokenTest, UploadCallsAreAuthorizedOnTheUploadsModel) {
@@ -360,45 +368,6 @@ TEST(ProductionServerTest, PlaintextOnANonLoopbackAddressNeedsInsecure) {
 }
 
 // --- TLS --------------------------------------------------------------------------
-
-// A CA, a server certificate for 127.0.0.1 and a client certificate, made with the
-// openssl command at test time.
-struct TestPki {
-  std::string ca, server_cert, server_key, client_cert, client_key, other_ca;
-};
-
-bool MakePki(const TempDir& tmp, TestPki* pki) {
-  const std::string d = tmp.path();
-  const std::string script = absl::StrCat(
-      "set -e; cd '", d, "'\n",
-      "k() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out \"$1\" "
-      "2>/dev/null; }\n",
-      "k ca.key; openssl req -x509 -new -key ca.key -subj /CN=mgreg-test-ca -days 2 -out "
-      "ca.pem\n",
-      "k other.key; openssl req -x509 -new -key other.key -subj /CN=other-ca -days 2 "
-      "-out other.pem\n",
-      "k server.key; openssl req -new -key server.key -subj /CN=127.0.0.1 -out "
-      "server.csr\n",
-      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > server.ext\n",
-      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
-      "-extfile server.ext -out server.pem 2>/dev/null\n",
-      "k client.key; openssl req -new -key client.key -subj /CN=trainer -out "
-      "client.csr\n",
-      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
-      "-out client.pem 2>/dev/null\n");
-  auto r = RunCommand({"/bin/sh", "-c", script});
-  if (r.exit_code != 0) {
-    ADD_FAILURE() << "openssl failed: " << r.err;
-    return false;
-  }
-  pki->ca = ReadFileOrDie(tmp.Join("ca.pem"));
-  pki->other_ca = ReadFileOrDie(tmp.Join("other.pem"));
-  pki->server_cert = ReadFileOrDie(tmp.Join("server.pem"));
-  pki->server_key = ReadFileOrDie(tmp.Join("server.key"));
-  pki->client_cert = ReadFileOrDie(tmp.Join("client.pem"));
-  pki->client_key = ReadFileOrDie(tmp.Join("client.key"));
-  return true;
-}
 
 TEST(ProductionServerTest, TlsServerServesTlsClientsOnly) {
   TempDir tmp;
