@@ -5,7 +5,9 @@
 // interleaved floor, push, floor, push, ...; the ratio is the median of per-pair
 // throughput ratios (push / floor).
 //
-//   push_bench [--pairs N] [--shard-mib M]
+//   push_bench [--pairs N] [--shard-mib M] [--chunk-dedup 0|1]
+// --chunk-dedup 0 turns off PushOptions::deduplicate_chunks (the client's second,
+// per-chunk SHA-256 pass), to measure what that pass costs when nothing is shared.
 // Also: push_bench --sink DIR (the floor's receiver; started by the benchmark itself).
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -123,10 +125,12 @@ double SendToSink(const std::string& address, const std::vector<std::string>& fi
 int Main(int argc, char** argv) {
   int pairs = 5;
   int64_t shard_mib = 512;
+  bool chunk_dedup = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--pairs") pairs = std::atoi(argv[i + 1]);
     if (flag == "--shard-mib") shard_mib = std::atoll(argv[i + 1]);
+    if (flag == "--chunk-dedup") chunk_dedup = std::atoi(argv[i + 1]) != 0;
   }
   PinToCpu(1);
   const int64_t shard_bytes = shard_mib << 20;
@@ -167,9 +171,11 @@ int Main(int argc, char** argv) {
     const double floor_s = SendToSink(sink->address(), CheckpointFiles(prefix), bytes);
 
     // Phases from the progress callback: its first call comes after the client hashed
-    // every file and BeginUpload returned; its last once every byte was sent.
+    // every file and BeginUpload returned (before the per-chunk digests, which count
+    // in "upload"); its last once every byte was sent.
     double first_progress = 0, last_progress = 0;
     PushOptions push;
+    push.deduplicate_chunks = chunk_dedup;
     push.progress = [&](int64_t done, int64_t total) {
       const double t = Now();
       if (first_progress == 0) first_progress = t;
@@ -210,11 +216,12 @@ int Main(int argc, char** argv) {
               absl::StrFormat("push %.0f MB/s, floor tcp->file+fsync %.0f MB/s; push phases "
                               "(median s): client hash+begin %.2f, upload %.2f, commit "
                               "%.2f; server CPU %.2f s/GiB; server peak RSS %d MiB; %d pairs "
-                              "of %.0f MiB",
+                              "of %.0f MiB%s",
                               Median(push_mbs), Median(floor_mbs), Median(hash_s),
                               Median(upload_s), Median(commit_s), Median(cpu_per_gib),
                               static_cast<int>(peak_kib / 1024), pairs,
-                              (2 * shard_bytes) / kMiB));
+                              (2 * shard_bytes) / kMiB,
+                              chunk_dedup ? "" : "; chunk dedup off"));
   return 0;
 }
 
