@@ -331,37 +331,74 @@ absl::StatusOr<v1::Checkpoint> Client::Push(const std::string& model,
   }
   if (options.progress) options.progress(done, total);
 
-  // Chunk-level deduplication: only worth a second read of the files when the model
-  // has steps whose chunks may be shared (unchanged layers).
+  // Chunk-level deduplication, for files the server does not hold whole. Hashing every
+  // chunk costs a second read and SHA-256 of the file, so a sample (every 16th chunk)
+  // is asked about first; only if the server holds some of it are all chunks hashed.
   std::vector<std::vector<std::string>> held_chunks(to_send.size());
   const int64_t chunk_bytes = upload.chunk_bytes();
-  if (options.deduplicate_chunks && chunk_bytes > 0 && !to_send.empty() &&
-      GetLatestCheckpoint(model).ok()) {
-    std::vector<absl::StatusOr<std::vector<std::string>>> chunk_digests(
-        to_send.size(), absl::UnknownError("not hashed"));
-    {
+  if (options.deduplicate_chunks && chunk_bytes > 0) {
+    std::vector<size_t> candidates;
+    for (size_t i = 0; i < to_send.size(); ++i) {
+      if (to_send[i]->held_bytes() == 0 && to_send[i]->file().size() >= 2 * chunk_bytes) {
+        candidates.push_back(i);
+      }
+    }
+    // Which of `digests` (empty = not hashed) the server holds, by index.
+    auto find = [&](const std::vector<std::string>& digests)
+        -> absl::StatusOr<std::vector<std::string>> {
+      v1::FindChunksRequest request;
+      request.set_upload_id(upload.upload_id());
+      std::vector<size_t> asked;
+      for (size_t c = 0; c < digests.size(); ++c) {
+        if (digests[c].empty()) continue;
+        request.add_sha256(digests[c]);
+        asked.push_back(c);
+      }
+      grpc::ClientContext ctx;
+      impl_->SetDeadline(&ctx);
+      v1::FindChunksResponse found;
+      RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->FindChunks(&ctx, request, &found)));
+      std::vector<std::string> held(digests.size());
+      for (size_t k = 0; k < asked.size() && static_cast<int>(k) < found.present_size();
+           ++k) {
+        if (found.present(static_cast<int>(k))) held[asked[k]] = digests[asked[k]];
+      }
+      return held;
+    };
+    // Hashes the candidates' chunks (every `stride`-th) in parallel, one thread a file.
+    auto digest_all = [&](int64_t stride) {
+      std::vector<absl::StatusOr<std::vector<std::string>>> out(
+          to_send.size(), absl::UnknownError("not hashed"));
       std::vector<std::thread> workers;
-      for (size_t i = 0; i < to_send.size(); ++i) {
-        if (to_send[i]->file().size() < 2 * chunk_bytes) continue;
+      for (size_t i : candidates) {
         workers.emplace_back([&, i]() {
-          chunk_digests[i] =
-              ChunkDigests(local.files.at(to_send[i]->file().name()), chunk_bytes);
+          out[i] = ChunkDigests(local.files.at(to_send[i]->file().name()), chunk_bytes,
+                                stride);
         });
       }
       for (std::thread& t : workers) t.join();
+      return out;
+    };
+    std::vector<size_t> promising;
+    if (!candidates.empty()) {
+      auto samples = digest_all(16);
+      for (size_t i : candidates) {
+        if (!samples[i].ok()) return samples[i].status();
+        ASSIGN_OR_RETURN(std::vector<std::string> held, find(*samples[i]));
+        for (const std::string& h : held) {
+          if (!h.empty()) {
+            promising.push_back(i);
+            break;
+          }
+        }
+      }
     }
-    for (size_t i = 0; i < to_send.size(); ++i) {
-      if (!chunk_digests[i].ok() || to_send[i]->held_bytes() != 0) continue;
-      grpc::ClientContext ctx;
-      impl_->SetDeadline(&ctx);
-      v1::FindChunksRequest find;
-      find.set_upload_id(upload.upload_id());
-      for (const std::string& d : *chunk_digests[i]) find.add_sha256(d);
-      v1::FindChunksResponse found;
-      RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->FindChunks(&ctx, find, &found)));
-      held_chunks[i].resize(chunk_digests[i]->size());
-      for (int c = 0; c < found.present_size() && c < find.sha256_size(); ++c) {
-        if (found.present(c)) held_chunks[i][static_cast<size_t>(c)] = find.sha256(c);
+    candidates = promising;
+    if (!candidates.empty()) {
+      auto digests = digest_all(1);
+      for (size_t i : candidates) {
+        if (!digests[i].ok()) return digests[i].status();
+        ASSIGN_OR_RETURN(held_chunks[i], find(*digests[i]));
       }
     }
   }

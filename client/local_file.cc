@@ -105,17 +105,20 @@ absl::StatusOr<FileDigest> DigestFile(const std::string& path) {
 }
 
 absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
-                                                      int64_t chunk_bytes) {
-  if (chunk_bytes <= 0) return absl::InvalidArgumentError("chunk size must be positive");
+                                                      int64_t chunk_bytes, int64_t stride) {
+  if (chunk_bytes <= 0 || stride <= 0) {
+    return absl::InvalidArgumentError("chunk size and stride must be positive");
+  }
   absl::StatusOr<LocalFile> file = LocalFile::OpenForRead(path);
   if (!file.ok()) return file.status();
-  std::vector<std::string> out;
+  std::vector<std::string> out(
+      static_cast<size_t>((file->size() + chunk_bytes - 1) / chunk_bytes));
   std::string buffer;
-  for (int64_t pos = 0; pos < file->size();) {
+  for (size_t i = 0; i < out.size(); i += static_cast<size_t>(stride)) {
+    const int64_t pos = static_cast<int64_t>(i) * chunk_bytes;
     const size_t n = static_cast<size_t>(std::min<int64_t>(chunk_bytes, file->size() - pos));
     if (absl::Status s = file->ReadAt(pos, n, &buffer); !s.ok()) return s;
-    out.push_back(Sha256Raw(buffer));
-    pos += static_cast<int64_t>(n);
+    out[i] = Sha256Raw(buffer);
   }
   return out;
 }

@@ -43,9 +43,11 @@ struct FileDigest {
 absl::StatusOr<FileDigest> DigestFile(const std::string& path);
 
 // SHA-256 (32 raw bytes each) of the consecutive `chunk_bytes`-sized pieces of a file
-// (the last one shorter), as the server cuts files.
+// (the last one shorter), as the server cuts files. With stride > 1 only every
+// stride-th chunk is read and hashed (a sample); the others are left empty.
 absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
-                                                      int64_t chunk_bytes);
+                                                      int64_t chunk_bytes,
+                                                      int64_t stride = 1);
 
 // True if `path` exists with exactly this size and SHA-256.
 bool FileMatches(const std::string& path, int64_t size, absl::string_view sha256_hex);

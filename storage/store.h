@@ -174,7 +174,9 @@ class Store {
   // Returns NOT_FOUND if no committed blob has that digest.
   virtual absl::StatusOr<storage::BlobRecord> GetBlob(absl::string_view sha256_hex) = 0;
 
-  // The bytes of a chunk. Returns NOT_FOUND if the store has no such chunk.
+  // The bytes of a chunk. Returns NOT_FOUND if the store has no such chunk. The bytes
+  // are not re-checked against the digest here: readers verify whole files by SHA-256
+  // end to end (the restoring client does for every file).
   virtual absl::StatusOr<std::string> ReadChunk(const storage::ChunkRef& ref) = 0;
 
   // True if the store holds the chunk (committed or staged).
