@@ -32,6 +32,7 @@
 #include "metagraph/checkpoint_state.h"
 #include "metagraph/collection_view.h"
 #include "metagraph/export.h"
+#include "metagraph/export_options.h"
 #include "metagraph/metagraph_io.h"
 #include "tensorflow/core/protobuf/saved_model.pb.h"
 
@@ -209,24 +210,6 @@ v1::GraphOptions GraphOptionsFrom(const Args& args) {
   }
   o.set_as_text(args.Has("as-text"));
   return o;
-}
-
-ExportOptions ExportOptionsFrom(const v1::GraphOptions& o) {
-  ExportOptions out;
-  if (o.has_collection_list()) {
-    out.collection_list.emplace(o.collection_list().begin(), o.collection_list().end());
-  }
-  out.export_scope = o.export_scope();
-  out.clear_devices = o.clear_devices();
-  out.strip_default_attrs = o.strip_default_attrs();
-  out.clear_extraneous_savers = o.clear_extraneous_savers();
-  if (o.no_unbound_inputs_col()) {
-    out.unbound_inputs_col_name.reset();
-  } else if (!o.unbound_inputs_col_name().empty()) {
-    out.unbound_inputs_col_name = o.unbound_inputs_col_name();
-  }
-  out.as_text = o.as_text();
-  return out;
 }
 
 std::string Json(const google::protobuf::Message& m) {
@@ -517,7 +500,7 @@ class Cli {
       graph = std::move(*parsed);
     }
     ASSIGN_OR_RETURN(ExportResult result,
-                     ExportMetaGraphMessage(graph, ExportOptionsFrom(GraphOptionsFrom(args_))));
+                     ExportMetaGraphMessage(graph, ExportOptionsFromApi(GraphOptionsFrom(args_))));
     ASSIGN_OR_RETURN(AtomicFileWriter writer, AtomicFileWriter::Create(*path));
     RETURN_IF_ERROR(writer.Append(result.bytes));
     RETURN_IF_ERROR(writer.Commit(static_cast<int64_t>(result.bytes.size()),

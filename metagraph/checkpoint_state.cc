@@ -6,25 +6,10 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/text_format.h"
+#include "metagraph/text_format.h"
 
 namespace mgreg {
 namespace {
-
-// Keeps the first error the text parser reports, with a 1-based line and column.
-class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
- public:
-  void AddError(int line, google::protobuf::io::ColumnNumber column,
-                const std::string& message) override {
-    if (!error_.empty()) return;
-    error_ = absl::StrCat("line ", line + 1, ", column ", column + 1, ": ", message);
-  }
-  const std::string& error() const { return error_; }
-
- private:
-  std::string error_;
-};
 
 // Python's repr(float), which text_format.MessageToString uses for double fields: the
 // shortest digits that round-trip, fixed notation with at least one fractional digit
@@ -78,12 +63,10 @@ void AppendDouble(std::string* out, absl::string_view name, double value) {
 
 absl::StatusOr<tensorflow::CheckpointState> ParseCheckpointState(absl::string_view text) {
   tensorflow::CheckpointState state;
-  FirstErrorCollector errors;
-  google::protobuf::TextFormat::Parser parser;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.MergeFromString(std::string(text), &state)) {
+  // TensorFlow reads the file with text_format.Merge.
+  if (std::optional<TextFormatError> error = ParseTextFormat(text, &state, /*merge=*/true)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "checkpoint state is not a text-format CheckpointState: ", errors.error()));
+        "checkpoint state is not a text-format CheckpointState: ", error->ToString()));
   }
   if (state.model_checkpoint_path().empty()) {
     return absl::InvalidArgumentError(

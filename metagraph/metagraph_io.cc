@@ -6,26 +6,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/text_format.h"
+#include "metagraph/text_format.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "tensorflow/core/protobuf/saved_model.pb.h"
 
 namespace mgreg {
 namespace {
-
-class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
- public:
-  void AddError(int line, google::protobuf::io::ColumnNumber column,
-                const std::string& message) override {
-    if (!error_.empty()) return;
-    error_ = absl::StrCat("line ", line + 1, ", column ", column + 1, ": ", message);
-  }
-  const std::string& error() const { return error_; }
-
- private:
-  std::string error_;
-};
 
 // Parses `bytes` into `*m` as binary, else as text format. On failure returns why the
 // text parse failed ("" on success).
@@ -37,12 +23,10 @@ bool ParseBinaryOrText(
     return true;
   }
   m->Clear();
-  FirstErrorCollector errors;
-  google::protobuf::TextFormat::Parser parser;
-  parser.RecordErrorsTo(&errors);
-  if (parser.ParseFromString(std::string(bytes), m)) return true;
+  std::optional<TextFormatError> error = ParseTextFormat(bytes, m);
+  if (!error.has_value()) return true;
   m->Clear();
-  *text_error = errors.error();
+  *text_error = error->ToString();
   return false;
 }
 

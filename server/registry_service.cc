@@ -18,6 +18,7 @@
 #include "common/status_macros.h"
 #include "metagraph/checkpoint_name.h"
 #include "metagraph/export.h"
+#include "metagraph/export_options.h"
 #include "metagraph/checkpoint_state.h"
 #include "metagraph/metagraph_io.h"
 #include "metagraph/retention.h"
@@ -184,24 +185,6 @@ absl::StatusOr<std::string> DecodePageToken(absl::string_view token,
         " response"));
   }
   return parts[2];
-}
-
-ExportOptions ToExportOptions(const v1::GraphOptions& o) {
-  ExportOptions out;
-  if (o.has_collection_list() || o.collection_list_size() > 0) {
-    out.collection_list.emplace(o.collection_list().begin(), o.collection_list().end());
-  }
-  out.export_scope = o.export_scope();
-  out.clear_devices = o.clear_devices();
-  out.strip_default_attrs = o.strip_default_attrs();
-  out.clear_extraneous_savers = o.clear_extraneous_savers();
-  if (o.no_unbound_inputs_col()) {
-    out.unbound_inputs_col_name.reset();
-  } else if (!o.unbound_inputs_col_name().empty()) {
-    out.unbound_inputs_col_name = o.unbound_inputs_col_name();
-  }
-  out.as_text = o.as_text();
-  return out;
 }
 
 bool IsDefault(const v1::GraphOptions& o) {
@@ -772,7 +755,7 @@ RegistryService::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
   if (exported == nullptr) {
     ASSIGN_OR_RETURN(std::string stored, ReadBlob(record.graph_sha256()));
     ASSIGN_OR_RETURN(ExportResult result,
-                     ExportMetaGraph(stored, ToExportOptions(options)));
+                     ExportMetaGraph(stored, ExportOptionsFromApi(options)));
     auto value = std::make_shared<CachedExport>();
     value->sha256 = Sha256Hex(result.bytes);
     value->bytes = std::move(result.bytes);
