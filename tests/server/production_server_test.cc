@@ -4,6 +4,8 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -105,6 +107,14 @@ TEST(ProductionServerTest, MetricsCountCallsByMethodAndCodeAndStoreFigures) {
   // No model names in labels.
   EXPECT_THAT(r.body, ::testing::Not(HasSubstr("\"m\"")));
   EXPECT_EQ(HttpGet(server->metrics_port(), "/other").status, 404);
+  // The live exposition, with real traffic in it, passes promtool's checks.
+  if (::access("/usr/bin/promtool", X_OK) == 0) {
+    WriteFileOrDie(tmp.Join("scrape.txt"), r.body);
+    auto check = RunCommand(
+        {"/bin/sh", "-c", "/usr/bin/promtool check metrics < " + tmp.Join("scrape.txt")});
+    EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+    EXPECT_EQ(check.out + check.err, "") << "promtool lint findings";
+  }
 
   // An open Watch stream shows in the watchers gauge (bounded poll: it registers
   // asynchronously).
