@@ -215,6 +215,35 @@ TEST(ProductionE2eTest, CliSpeaksTlsMutualTlsAndTokensToAConfiguredServer) {
   EXPECT_THAT(r.err, HasSubstr("UNAVAILABLE"));
 }
 
+TEST(ProductionE2eTest, AdminBackupThenStartingAServerOnTheBackupRestoresEveryStep) {
+  TempDir tmp;
+  ServerProcess server({"--data-dir", tmp.Join("data")});
+  ASSERT_TRUE(server.started());
+  auto client = Connect(server.address());
+  ASSERT_TRUE(client->Push("m", MakeCheckpoint(tmp, 1, 1000), {}).ok());
+  ASSERT_TRUE(client->Push("m", MakeCheckpoint(tmp, 2, 2000), {}).ok());
+  const std::string mgreg = BinaryPath("client/mgreg");
+  auto r = RunCommand(
+      {mgreg, "--server", server.address(), "admin", "backup", tmp.Join("backup")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("backed up 2 steps"));
+  r = RunCommand(
+      {mgreg, "--server", server.address(), "admin", "backup", tmp.Join("backup")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("FAILED_PRECONDITION"));
+
+  // The documented restore: start mgreg-server on the backup directory.
+  ServerProcess restored({"--data-dir", tmp.Join("backup")});
+  ASSERT_TRUE(restored.started());
+  for (int step : {1, 2}) {
+    r = RunCommand({mgreg, "--server", restored.address(), "restore", "m",
+                    tmp.Join(absl::StrCat("out-", step)), "--step", absl::StrCat(step)});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  EXPECT_EQ(WEXITSTATUS(restored.Stop(SIGTERM)), 0);
+  EXPECT_EQ(WEXITSTATUS(server.Stop(SIGTERM)), 0);
+}
+
 // A child process (Prometheus) stopped with SIGTERM on destruction.
 class Child {
  public:
