@@ -224,12 +224,22 @@ class WatchWriter : public grpc::ServerWriteReactor<v1::WatchEvent> {
     pool->Submit([core, ctx, scope, request]() {
       absl::StatusOr<std::string> principal = core->guard->Authorize(ctx, scope);
       absl::StatusOr<std::shared_ptr<WatchSubscription>> sub =
-          principal.ok() ? core->service->Watch(*request,
-                                                [weak = std::weak_ptr<Core>(core)]() {
-                                                  if (auto c = weak.lock()) Core::Schedule(c);
-                                                })
-                         : absl::StatusOr<std::shared_ptr<WatchSubscription>>(
-                               principal.status());
+          absl::UnknownError("not subscribed");
+      if (!principal.ok()) {
+        sub = principal.status();
+      } else {
+        // A token limited to some models sees only their events, also when watching a
+        // prefix or every model.
+        CallGuard* guard = core->guard;
+        sub = core->service->Watch(
+            *request,
+            [weak = std::weak_ptr<Core>(core)]() {
+              if (auto c = weak.lock()) Core::Schedule(c);
+            },
+            [guard, grant = *principal](absl::string_view model) {
+              return guard->MayRead(grant, std::string(model));
+            });
+      }
       absl::MutexLock lock(&core->mu);
       if (!sub.ok()) {
         core->FinishLocked(ToGrpcStatus(sub.status()));

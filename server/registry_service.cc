@@ -1071,11 +1071,13 @@ absl::StatusOr<tensorflow::CheckpointState> RegistryService::GetCheckpointState(
 }
 
 absl::StatusOr<std::shared_ptr<WatchSubscription>> RegistryService::Watch(
-    const v1::WatchCheckpointsRequest& request, std::function<void()> notify) {
+    const v1::WatchCheckpointsRequest& request, std::function<void()> notify,
+    std::function<bool(absl::string_view model)> visible) {
   WatchFilter filter;
   filter.model = request.model();
   filter.prefix = request.prefix();
   filter.all = request.all_models();
+  filter.visible = std::move(visible);
   if (!filter.model.empty()) RETURN_IF_ERROR(ValidateModelName(filter.model));
   return watch_hub_.Subscribe(std::move(filter), request.since_revision(),
                               std::move(notify));

@@ -121,10 +121,12 @@ class RegistryService {
   absl::StatusOr<tensorflow::CheckpointState> GetCheckpointState(
       const v1::GetCheckpointStateRequest& request);
 
-  // Starts a watch (see WatchHub::Subscribe). INVALID_ARGUMENT for a bad request,
-  // NOT_FOUND for an unknown model, OUT_OF_RANGE for a revision no longer retained.
+  // Starts a watch (see WatchHub::Subscribe); only events of models `visible` accepts
+  // are delivered (null: all). INVALID_ARGUMENT for a bad request, NOT_FOUND for an
+  // unknown model, OUT_OF_RANGE for a revision no longer retained.
   absl::StatusOr<std::shared_ptr<WatchSubscription>> Watch(
-      const v1::WatchCheckpointsRequest& request, std::function<void()> notify);
+      const v1::WatchCheckpointsRequest& request, std::function<void()> notify,
+      std::function<bool(absl::string_view model)> visible = nullptr);
   void Unwatch(const std::shared_ptr<WatchSubscription>& subscription);
   // Ends every watch (server shutdown).
   void CloseWatches();

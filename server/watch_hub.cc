@@ -15,6 +15,7 @@ constexpr int kBacklogPage = 256;
 }  // namespace
 
 bool WatchFilter::Matches(absl::string_view name) const {
+  if (visible && !visible(name)) return false;
   if (all) return true;
   if (!model.empty()) return name == model;
   return absl::StartsWith(name, prefix);

@@ -31,6 +31,8 @@ struct WatchFilter {
   std::string model;   // exact model name, or
   std::string prefix;  // model-name prefix, or
   bool all = false;    // every model
+  // Further limits what the watcher may see (a token's models); null = no limit.
+  std::function<bool(absl::string_view model)> visible;
   bool Matches(absl::string_view name) const;
 };
 

@@ -285,6 +285,32 @@ TEST_F(TokenTest, ListModelsShowsATokenOnlyItsModels) {
             absl::StatusCode::kUnauthenticated);
 }
 
+TEST_F(TokenTest, WatchingEveryModelShowsATokenOnlyItsModels) {
+  auto reader = As("tok-a-reader");
+  v1::WatchCheckpointsRequest request;
+  request.set_all_models(true);
+  request.set_since_revision(-1);
+  std::unique_ptr<WatchStream> stream = reader->Watch(request);
+  v1::WatchEvent event;
+  ASSERT_TRUE(stream->Next(&event));
+  ASSERT_EQ(event.type(), v1::WatchEvent::PROGRESS);  // live
+  ASSERT_TRUE(As("tok-b-writer")->Push("team-b/m", MakeCheckpoint(tmp_, 1, 2), {}).ok());
+  ASSERT_TRUE(As("tok-a-writer")->Push("team-a/m", MakeCheckpoint(tmp_, 2, 1), {}).ok());
+  ASSERT_TRUE(stream->Next(&event));
+  EXPECT_EQ(event.model(), "team-a/m");  // team-b's commit was not shown
+  stream->Cancel();
+  stream->Finish().IgnoreError();
+  EXPECT_EQ(As("tok-a-reader")
+                ->Watch([] {
+                  v1::WatchCheckpointsRequest r;
+                  r.set_prefix("team-b/");
+                  return r;
+                }())
+                ->Finish()
+                .code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
 TEST_F(TokenTest, UploadCallsAreAuthorizedOnTheUploadsModel) {
   const std::string prefix = MakeCheckpoint(tmp_, 5, 1);
   auto local = FindLocalCheckpoint(prefix);

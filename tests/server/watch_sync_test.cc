@@ -241,7 +241,8 @@ TEST_F(WatchTest, AliasesAnswerEveryReadThatTakesAStep) {
             absl::StatusCode::kNotFound);
   EXPECT_EQ(client_->SetAlias("nope", "staging", 1).status().code(),
             absl::StatusCode::kNotFound);
-  for (const char* bad : {"", "9lives", "has space", "a/b", std::string(65, 'a').c_str()}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", "9lives", "has space", "a/b", std::string(65, 'a')}) {
     EXPECT_EQ(client_->SetAlias("m", bad, 1).status().code(),
               absl::StatusCode::kInvalidArgument)
         << bad;
