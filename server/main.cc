@@ -40,6 +40,8 @@ ABSL_FLAG(absl::Duration, upload_ttl, absl::ZeroDuration(),
 ABSL_FLAG(int64_t, export_cache_bytes, -1,
           "bytes of filtered graphs kept in the export cache (default 256 MiB; 0 "
           "disables it)");
+ABSL_FLAG(int64_t, event_window, 0,
+          "watch events kept for watchers resuming from a revision (default 100000)");
 ABSL_FLAG(absl::Duration, shutdown_deadline, absl::ZeroDuration(),
           "on SIGTERM, how long in-flight calls may take before they are cancelled "
           "(default 30s)");
@@ -79,6 +81,10 @@ absl::Status BuildOptions(mgreg::ServerOptions* options) {
   }
   if (int64_t v = absl::GetFlag(FLAGS_export_cache_bytes); v >= 0) {
     options->service.export_cache_bytes = static_cast<size_t>(v);
+  }
+  if (int64_t v = absl::GetFlag(FLAGS_event_window); v != 0) {
+    if (v < 1) return absl::InvalidArgumentError("--event-window must be at least 1");
+    options->event_window = v;
   }
   if (auto v = absl::GetFlag(FLAGS_shutdown_deadline); v != absl::ZeroDuration()) {
     options->shutdown_deadline = v;
