@@ -17,6 +17,7 @@
 #include "common/names.h"
 #include "common/status_macros.h"
 #include "storage/commit_plan.h"
+#include "storage/consistency_check.h"
 #include "storage/store.h"
 
 namespace mgreg {
@@ -408,6 +409,25 @@ class MemoryCore {
     return s;
   }
 
+  CheckReport Check() {
+    absl::MutexLock write(&write_mu_);
+    absl::MutexLock lock(&mu_);
+    storage_internal::ConsistencyCheck check;
+    check.SetRevision(revision_);
+    for (const auto& [name, m] : models_) {
+      check.AddModel(RecordOf(m));
+      for (const auto& [step, record] : m.steps) check.AddCheckpoint(name, step, record);
+    }
+    for (const auto& [sha, b] : blobs_) check.AddBlob(b.record, b.refs);
+    for (const auto& [sha, c] : chunks_) {
+      if (c.refs > 0) check.AddChunkRefcount(sha, c.refs, c.data.size());
+      check.AddChunkBytes(sha, c.data);
+      if (c.holders > 0) check.AddHeld(sha);
+    }
+    for (const Event& e : events_) check.AddEvent(e);
+    return check.Finish();
+  }
+
  private:
   static absl::Status NotFound(absl::string_view model, int64_t step) {
     return absl::NotFoundError(absl::StrCat(StepName(model, step), " does not exist"));
@@ -587,6 +607,7 @@ class MemoryStore : public Store {
     return core_->HasChunk(ref);
   }
   absl::StatusOr<StoreStats> GetStats() override { return core_->Stats(); }
+  absl::StatusOr<CheckReport> Check() override { return core_->Check(); }
   absl::Status Backup(const std::string& /*dir*/) override {
     return absl::FailedPreconditionError("in-memory store cannot be backed up");
   }

@@ -36,6 +36,14 @@
 // names a chunk of an aborted upload: it is deleted unless a committed blob references
 // it. Chunk values are never read for this (with integrated BlobDB in RocksDB 7.8,
 // iterating the chunk family would load every value).
+//
+// Failed writes. After a write or flush fails (a full disk), RocksDB stops accepting
+// writes (a background error). Every mutation first calls MaybeResume: once a write
+// has failed it asks RocksDB to resume (DB::Resume, which flushes what it holds and
+// fails again while the disk is still full), then collects the chunks of staging
+// writes that failed meanwhile. So commits succeed again once space is freed, without
+// a restart. A failure RocksDB cannot resume from (an I/O error other than a full
+// disk) leaves the store read-only until it is reopened (UNAVAILABLE).
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -54,17 +62,21 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "common/names.h"
 #include "common/status_macros.h"
 #include "rocksdb/db.h"
 #include "rocksdb/iterator.h"
 #include "rocksdb/options.h"
+#include "rocksdb/env.h"
 #include "rocksdb/slice.h"
+#include "rocksdb/snapshot.h"
 #include "rocksdb/status.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "storage/commit_plan.h"
+#include "storage/consistency_check.h"
 #include "storage/store.h"
 
 namespace mgreg {
@@ -104,7 +116,9 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
           s.subcode() == rocksdb::Status::kSpaceLimit) {
         return absl::ResourceExhaustedError(absl::StrCat(
             "disk full while ", what,
-            "; free space in the data dir and reopen the store (", detail, ")"));
+            "; free space in the data dir (writes resume once there is room; reads go "
+            "on meanwhile) (",
+            detail, ")"));
       }
       // RocksDB reports its LOCK file held as a plain IOError ("While lock file",
       // "lock hold by current process").
@@ -256,10 +270,11 @@ class RocksStagingArea;
 // The open database, shared by the store and its staging areas.
 class RocksCore {
  public:
-  RocksCore(std::unique_ptr<rocksdb::DB> db,
+  RocksCore(std::shared_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db,
             std::vector<rocksdb::ColumnFamilyHandle*> handles, bool sync,
             int64_t event_window)
-      : db_(std::move(db)),
+      : env_(std::move(env)),
+        db_(std::move(db)),
         handles_(std::move(handles)),
         sync_(sync),
         event_window_(std::max<int64_t>(event_window, 1)) {
@@ -291,6 +306,7 @@ class RocksCore {
   absl::StatusOr<std::string> ReadChunk(const ChunkRef& ref);
   absl::StatusOr<bool> HasChunk(const ChunkRef& ref);
   StoreStats Stats();
+  absl::StatusOr<CheckReport> Check();
   absl::Status Backup(const std::string& dir);
   absl::StatusOr<EventPage> ReadEvents(int64_t after_revision, int limit);
   void SetListener(std::function<void(const Event&)> listener);
@@ -354,9 +370,35 @@ class RocksCore {
   absl::Status Write(rocksdb::WriteBatch* batch, absl::string_view what) {
     rocksdb::WriteOptions wo;
     wo.sync = sync_;
-    return FromRocks(db_->Write(wo, batch), what);
+    return FromRocks(Note(db_->Write(wo, batch)), what);
   }
 
+ public:
+  // See "Failed writes" in the file comment. Called at the start of every mutation,
+  // with no lock held. Returns the error that still stops writes, if any.
+  absl::Status MaybeResume() ABSL_LOCKS_EXCLUDED(commit_mu_, stage_mu_);
+
+ private:
+  // Remembers that a write failed, so the next mutation resumes first.
+  rocksdb::Status Note(rocksdb::Status s) {
+    if (!s.ok() && !s.IsNotFound() && !s.IsBusy()) {
+      absl::MutexLock failure(&failure_mu_);
+      last_failure_ = s;
+      needs_resume_.store(true);
+    }
+    return s;
+  }
+  // Deletes the markers (and bytes) of chunks whose staging write failed, unless a
+  // staging area holds them again or a committed blob references them.
+  void CollectOrphans() ABSL_LOCKS_EXCLUDED(commit_mu_, stage_mu_);
+
+  std::atomic<bool> needs_resume_{false};
+  absl::Mutex resume_mu_;
+  absl::Mutex failure_mu_;
+  rocksdb::Status last_failure_ ABSL_GUARDED_BY(failure_mu_);
+
+  // The test Env, if any (RocksDbStoreOptions::env): outlives the database.
+  const std::shared_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
@@ -376,6 +418,8 @@ class RocksCore {
   absl::CondVar stage_cv_;
   absl::flat_hash_map<std::string, Staged> staged_ ABSL_GUARDED_BY(stage_mu_);
   int64_t staged_uncommitted_ ABSL_GUARDED_BY(stage_mu_) = 0;
+  // Chunks whose staging write (or release) failed: their markers may remain.
+  absl::flat_hash_set<std::string> orphans_ ABSL_GUARDED_BY(stage_mu_);
   uint64_t put_seq_ ABSL_GUARDED_BY(stage_mu_) = 0;
 
   absl::Mutex flush_mu_;
@@ -551,6 +595,7 @@ absl::Status RocksCore::Load(bool fresh) {
 absl::Status RocksCore::PutChunk(absl::flat_hash_set<std::string>* held,
                                  const ChunkRef& ref, absl::string_view data) {
   RETURN_IF_ERROR(storage_internal::ValidateChunkData(ref, data));
+  RETURN_IF_ERROR(MaybeResume());
   const std::string& sha = ref.sha256();
   absl::MutexLock lock(&stage_mu_);
   if (held->contains(sha)) return absl::OkStatus();
@@ -586,15 +631,15 @@ absl::Status RocksCore::PutChunk(absl::flat_hash_set<std::string>* held,
     rocksdb::WriteBatch batch;
     batch.Put(meta_, StagedKey(sha), marker);
     batch.Put(chunks_, sha, rocksdb::Slice(data.data(), data.size()));
-    s = db_->Write(rocksdb::WriteOptions(), &batch);
+    s = Note(db_->Write(rocksdb::WriteOptions(), &batch));
   } else {
     rocksdb::WriteBatch mark;
     mark.Put(meta_, StagedKey(sha), marker);
-    s = db_->Write(rocksdb::WriteOptions(), &mark);
+    s = Note(db_->Write(rocksdb::WriteOptions(), &mark));
     if (s.ok()) {
       rocksdb::WriteOptions no_wal;
       no_wal.disableWAL = true;
-      s = db_->Put(no_wal, chunks_, sha, rocksdb::Slice(data.data(), data.size()));
+      s = Note(db_->Put(no_wal, chunks_, sha, rocksdb::Slice(data.data(), data.size())));
     }
   }
   stage_mu_.Lock();
@@ -603,8 +648,10 @@ absl::Status RocksCore::PutChunk(absl::flat_hash_set<std::string>* held,
   entry.writing = false;
   stage_cv_.SignalAll();
   if (!s.ok()) {
-    // The marker, if written, lets the next open collect whatever reached the disk.
+    // The marker, if written, lets the next open (or the next resume) collect
+    // whatever reached the disk.
     staged_.erase(sha);
+    orphans_.insert(sha);
     return FromRocks(s, absl::StrCat("storing chunk ", ChunkName(sha)));
   }
   entry.holders = 1;
@@ -654,14 +701,20 @@ void RocksCore::ReleaseLocked(const std::string& sha, rocksdb::WriteBatch* batch
 
 void RocksCore::Release(const absl::flat_hash_set<std::string>& held) {
   if (held.empty()) return;
+  // A store that cannot write now keeps the markers; they are collected later.
+  MaybeResume().IgnoreError();
   absl::MutexLock commit(&commit_mu_);
   absl::MutexLock lock(&stage_mu_);
   rocksdb::WriteBatch batch;
   for (const std::string& sha : held) ReleaseLocked(sha, &batch);
   if (batch.Count() > 0) {
     // Not synced: if this is lost, the markers come back and the next open collects.
-    // A failure here has no caller to go to; the next open collects just the same.
-    db_->Write(rocksdb::WriteOptions(), &batch).PermitUncheckedError();
+    // A failure here has no caller to go to; the next resume or open collects.
+    if (!Note(db_->Write(rocksdb::WriteOptions(), &batch)).ok()) {
+      for (const std::string& sha : held) {
+        if (!staged_.contains(sha)) orphans_.insert(sha);
+      }
+    }
   }
 }
 
@@ -677,7 +730,8 @@ absl::Status RocksCore::EnsureFlushed(uint64_t need) {
   rocksdb::FlushOptions fo;
   fo.wait = true;
   fo.allow_write_stall = true;
-  RETURN_IF_ERROR(FromRocks(db_->Flush(fo, chunks_), "making staged chunks durable"));
+  RETURN_IF_ERROR(
+      FromRocks(Note(db_->Flush(fo, chunks_)), "making staged chunks durable"));
   flushed_seq_ = upto;
   return absl::OkStatus();
 }
@@ -778,6 +832,7 @@ absl::StatusOr<CommitResult> RocksCore::Commit(const CommitRequest& request,
                                                absl::flat_hash_set<std::string>* held) {
   absl::flat_hash_map<std::string, const BlobRecord*> new_blobs;
   RETURN_IF_ERROR(storage_internal::ValidateCommitRequest(request, &new_blobs));
+  RETURN_IF_ERROR(MaybeResume());
   const CheckpointRecord& in = request.record;
   const std::string where = StepName(in.model(), in.step());
 
@@ -1023,6 +1078,7 @@ absl::StatusOr<int64_t> RocksCore::FinishWrite(ModelWrite* w, absl::string_view 
 }
 
 absl::StatusOr<int64_t> RocksCore::Delete(absl::string_view model, int64_t step) {
+  RETURN_IF_ERROR(MaybeResume());
   absl::MutexLock commit(&commit_mu_);
   ModelWrite w = BeginWrite(model);
   ASSIGN_OR_RETURN(std::optional<CheckpointRecord> gone, ReadStep(w, step));
@@ -1038,6 +1094,7 @@ absl::StatusOr<int64_t> RocksCore::Delete(absl::string_view model, int64_t step)
 absl::StatusOr<int64_t> RocksCore::ApplyRetention(
     absl::string_view model, const std::vector<int64_t>& delete_steps,
     const std::vector<int64_t>& preserve_steps, int64_t last_preserved_micros) {
+  RETURN_IF_ERROR(MaybeResume());
   absl::MutexLock commit(&commit_mu_);
   ModelWrite w = BeginWrite(model);
   if (w.count_before == 0 && !storage_internal::HasSettings(w.model)) {
@@ -1062,6 +1119,7 @@ absl::StatusOr<int64_t> RocksCore::ApplyRetention(
 
 absl::StatusOr<int64_t> RocksCore::SetAlias(absl::string_view model,
                                             absl::string_view alias, int64_t step) {
+  RETURN_IF_ERROR(MaybeResume());
   absl::MutexLock commit(&commit_mu_);
   ModelWrite w = BeginWrite(model);
   ASSIGN_OR_RETURN(std::optional<CheckpointRecord> target, ReadStep(w, step));
@@ -1079,6 +1137,7 @@ absl::StatusOr<int64_t> RocksCore::SetAlias(absl::string_view model,
 
 absl::StatusOr<int64_t> RocksCore::RemoveAlias(absl::string_view model,
                                                absl::string_view alias) {
+  RETURN_IF_ERROR(MaybeResume());
   absl::MutexLock commit(&commit_mu_);
   ModelWrite w = BeginWrite(model);
   auto* aliases = w.model.mutable_aliases();
@@ -1098,6 +1157,7 @@ absl::StatusOr<int64_t> RocksCore::RemoveAlias(absl::string_view model,
 }
 
 absl::Status RocksCore::SetPinned(absl::string_view model, int64_t step, bool pinned) {
+  RETURN_IF_ERROR(MaybeResume());
   absl::MutexLock commit(&commit_mu_);
   ModelWrite w = BeginWrite(model);
   ASSIGN_OR_RETURN(std::optional<CheckpointRecord> r, ReadStep(w, step));
@@ -1115,6 +1175,7 @@ absl::Status RocksCore::SetPinned(absl::string_view model, int64_t step, bool pi
 absl::Status RocksCore::SetRetention(absl::string_view model,
                                      const storage::RetentionPolicy& policy) {
   RETURN_IF_ERROR(ValidateModelName(model));
+  RETURN_IF_ERROR(MaybeResume());
   absl::MutexLock commit(&commit_mu_);
   ModelWrite w = BeginWrite(model);
   if (!w.model.has_retention()) {
@@ -1336,6 +1397,192 @@ absl::Status RocksCore::Backup(const std::string& dir) {
   return FromRocks(checkpoint->CreateCheckpoint(dir), "writing a backup");
 }
 
+absl::Status RocksCore::MaybeResume() {
+  if (!needs_resume_.load()) return absl::OkStatus();
+  {
+    absl::MutexLock lock(&resume_mu_);
+    if (!needs_resume_.load()) return absl::OkStatus();
+    // A no-op unless RocksDB stopped writes; fails again while the disk is still full.
+    // Busy: RocksDB's own recovery is running; wait for it a little.
+    // RocksDB's own recovery polls every few seconds; until it succeeds the failure
+    // that stopped writes is what the caller gets.
+    rocksdb::Status s = db_->Resume();
+    for (int i = 0; s.IsBusy() && i < 5; ++i) {
+      absl::SleepFor(absl::Milliseconds(10));
+      s = db_->Resume();
+    }
+    if (s.IsBusy()) {
+      absl::MutexLock failure(&failure_mu_);
+      return FromRocks(last_failure_, "writing while the store recovers from a failed "
+                                      "write");
+    }
+    RETURN_IF_ERROR(FromRocks(s, "recovering from a failed write"));
+    needs_resume_.store(false);
+  }
+  CollectOrphans();
+  return absl::OkStatus();
+}
+
+void RocksCore::CollectOrphans() {
+  absl::MutexLock commit(&commit_mu_);
+  absl::MutexLock stage(&stage_mu_);
+  if (orphans_.empty()) return;
+  rocksdb::WriteBatch batch;
+  for (const std::string& sha : orphans_) {
+    if (staged_.contains(sha)) continue;  // staged again: its holder owns the marker
+    absl::StatusOr<ChunkRefValue> refs = GetChunkRefs(sha);
+    if (!refs.ok()) return;  // try again after the next failure, or at open
+    if (refs->refs == 0) batch.Delete(chunks_, sha);
+    batch.Delete(meta_, StagedKey(sha));
+  }
+  if (batch.Count() == 0 || Note(db_->Write(rocksdb::WriteOptions(), &batch)).ok()) {
+    orphans_.clear();
+  }
+}
+
+absl::StatusOr<CheckReport> RocksCore::Check() {
+  storage_internal::ConsistencyCheck check;
+  std::map<std::string, ModelState, std::less<>> cached;
+  int64_t cached_revision = 0;
+  const rocksdb::Snapshot* snapshot = nullptr;
+  absl::flat_hash_set<std::string> held;
+  {
+    // One view: no write and no staging change happens while it is taken.
+    absl::MutexLock commit(&commit_mu_);
+    absl::MutexLock stage(&stage_mu_);
+    for (const auto& [sha, staged] : staged_) {
+      check.AddHeld(sha);
+      held.insert(sha);
+    }
+    absl::ReaderMutexLock state(&state_mu_);
+    cached = models_;
+    cached_revision = revision_;
+    snapshot = db_->GetSnapshot();
+  }
+  rocksdb::ManagedSnapshot release(db_.get(), snapshot);
+  auto scan = [&](rocksdb::ColumnFamilyHandle* family, absl::string_view lo,
+                  absl::string_view hi, auto&& fn) -> absl::Status {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot;
+    ro.fill_cache = false;
+    const std::string upper(hi);
+    rocksdb::Slice upper_slice(upper);
+    if (!hi.empty()) ro.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, family));
+    for (it->Seek(rocksdb::Slice(lo.data(), lo.size())); it->Valid(); it->Next()) {
+      fn(absl::string_view(it->key().data(), it->key().size()),
+         absl::string_view(it->value().data(), it->value().size()));
+    }
+    return FromRocks(it->status(), "checking the store");
+  };
+  auto prefix = [&](char p, auto&& fn) {
+    return scan(meta_, std::string(1, p), std::string(1, static_cast<char>(p + 1)), fn);
+  };
+
+  int64_t revision = 0;
+  RETURN_IF_ERROR(prefix('R', [&](absl::string_view, absl::string_view v) {
+    if (v.size() == 8) revision = static_cast<int64_t>(GetFixed64(v.data()));
+  }));
+  check.SetRevision(revision);
+  if (revision != cached_revision) {
+    check.AddProblem(absl::StrCat("the store serves revision ", cached_revision,
+                                  " but has stored ", revision));
+  }
+  std::map<std::string, ModelRecord> stored_models;
+  RETURN_IF_ERROR(prefix('M', [&](absl::string_view key, absl::string_view v) {
+    ModelRecord m;
+    if (!m.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+      check.AddProblem(absl::StrCat("corrupt model record '", key.substr(1), "'"));
+      return;
+    }
+    check.AddModel(m);
+    stored_models[std::string(key.substr(1))] = m;
+  }));
+  for (const auto& [name, state] : cached) {
+    auto m = stored_models.find(name);
+    if (m == stored_models.end()) {
+      check.AddProblem(absl::StrCat("the store serves model '", name,
+                                    "' which has no stored record"));
+    } else if (m->second.latest_step() != state.model.latest_step() ||
+               m->second.checkpoint_count() != state.model.checkpoint_count()) {
+      check.AddProblem(absl::StrCat("the store serves model '", name,
+                                    "' with a latest step or count other than stored"));
+    } else if (state.model.checkpoint_count() > 0 &&
+               state.latest.step() != state.model.latest_step()) {
+      check.AddProblem(absl::StrCat("the store serves a latest step of model '", name,
+                                    "' other than its record names"));
+    }
+  }
+  for (const auto& [name, m] : stored_models) {
+    if (cached.find(name) == cached.end()) {
+      check.AddProblem(absl::StrCat("model '", name, "' is stored but not served"));
+    }
+  }
+  RETURN_IF_ERROR(prefix('C', [&](absl::string_view key, absl::string_view v) {
+    const size_t nul = key.find('\0');
+    CheckpointRecord r;
+    if (nul == absl::string_view::npos || key.size() != nul + 9 ||
+        !r.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+      check.AddProblem("corrupt checkpoint record");
+      return;
+    }
+    uint64_t step = 0;
+    for (size_t i = nul + 1; i < key.size(); ++i) {
+      step = (step << 8) | static_cast<unsigned char>(key[i]);
+    }
+    check.AddCheckpoint(key.substr(1, nul - 1), static_cast<int64_t>(step), r);
+  }));
+  std::map<std::string, int64_t> blob_refs;
+  RETURN_IF_ERROR(prefix('b', [&](absl::string_view key, absl::string_view v) {
+    blob_refs[std::string(key.substr(1))] =
+        v.size() == 8 ? static_cast<int64_t>(GetFixed64(v.data())) : -1;
+  }));
+  RETURN_IF_ERROR(prefix('B', [&](absl::string_view key, absl::string_view v) {
+    BlobRecord b;
+    if (!b.ParseFromArray(v.data(), static_cast<int>(v.size())) ||
+        b.sha256() != key.substr(1)) {
+      check.AddProblem(absl::StrCat("corrupt blob record ", key.substr(1)));
+      return;
+    }
+    auto refs = blob_refs.find(b.sha256());
+    check.AddBlob(b, refs == blob_refs.end() ? 0 : refs->second);
+    if (refs != blob_refs.end()) blob_refs.erase(refs);
+  }));
+  for (const auto& [hex, refs] : blob_refs) check.AddOrphanBlobRefcount(hex, refs);
+  absl::flat_hash_set<std::string> counted;
+  RETURN_IF_ERROR(prefix('K', [&](absl::string_view key, absl::string_view v) {
+    if (v.size() != 12) {
+      check.AddProblem(absl::StrCat("corrupt refcount of chunk ", ChunkName(key.substr(1))));
+      return;
+    }
+    counted.insert(std::string(key.substr(1)));
+    check.AddChunkRefcount(key.substr(1), static_cast<int64_t>(GetFixed64(v.data())),
+                           GetFixed32(v.data() + 8));
+  }));
+  RETURN_IF_ERROR(prefix('S', [&](absl::string_view key, absl::string_view) {
+    const std::string raw(key.substr(1));
+    if (counted.contains(raw)) {
+      check.AddProblem(absl::StrCat("chunk ", ChunkName(raw),
+                                    " is committed but still marked as staged"));
+    } else if (!held.contains(raw)) {
+      check.AddProblem(absl::StrCat("chunk ", ChunkName(raw),
+                                    " is marked as staged but no open upload holds it"));
+    }
+  }));
+  RETURN_IF_ERROR(prefix('E', [&](absl::string_view, absl::string_view v) {
+    Event e;
+    if (!e.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+      check.AddProblem("corrupt event record");
+      return;
+    }
+    check.AddEvent(e);
+  }));
+  RETURN_IF_ERROR(scan(chunks_, "", "", [&](absl::string_view key, absl::string_view v) {
+    check.AddChunkBytes(key, v);
+  }));
+  return check.Finish();
+}
+
 class RocksStagingArea : public StagingArea {
  public:
   explicit RocksStagingArea(std::shared_ptr<RocksCore> core) : core_(std::move(core)) {}
@@ -1409,6 +1656,7 @@ class RocksDbStore : public Store {
     return core_->HasChunk(ref);
   }
   absl::StatusOr<StoreStats> GetStats() override { return core_->Stats(); }
+  absl::StatusOr<CheckReport> Check() override { return core_->Check(); }
   absl::Status Backup(const std::string& dir) override { return core_->Backup(dir); }
   absl::StatusOr<EventPage> ReadEvents(int64_t after_revision, int limit) override {
     return core_->ReadEvents(after_revision, limit);
@@ -1527,11 +1775,14 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
+  rocksdb::DBOptions db_options = MakeDbOptions();
+  if (options.env != nullptr) db_options.env = options.env.get();
   RETURN_IF_ERROR(
-      FromRocks(rocksdb::DB::Open(MakeDbOptions(), options.path, cfs, &handles, &raw),
+      FromRocks(rocksdb::DB::Open(db_options, options.path, cfs, &handles, &raw),
                 absl::StrCat("opening the store in '", options.path, "'")));
   auto core =
-      std::make_shared<RocksCore>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
+      std::make_shared<RocksCore>(options.env, std::unique_ptr<rocksdb::DB>(raw),
+                                  std::move(handles),
                                   options.sync_commits, options.event_window);
   RETURN_IF_ERROR(core->Load(fresh));
   return std::unique_ptr<Store>(std::make_unique<RocksDbStore>(std::move(core)));

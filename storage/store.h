@@ -47,6 +47,10 @@
 #include "absl/strings/string_view.h"
 #include "mgreg/storage/records.pb.h"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace mgreg {
 
 // Chunks are at most this big; the service cuts files at fixed multiples of it.
@@ -111,6 +115,23 @@ struct StoreStats {
   int64_t blob_file_bytes = 0;
   int64_t pending_compaction_bytes = 0;
   int64_t live_sst_bytes = 0;
+};
+
+// What Store::Check found: the figures it counted and every broken invariant, in
+// words ("blob 3fa1... has refcount 2 but 3 files name it"). Empty `problems` means the
+// store is consistent.
+struct CheckReport {
+  int64_t models = 0;       // model records (with steps or settings)
+  int64_t checkpoints = 0;  // committed steps
+  int64_t files = 0;        // files of committed steps (references to blobs)
+  int64_t blobs = 0;
+  int64_t chunks = 0;       // chunks with stored bytes
+  int64_t chunk_bytes = 0;  // their total size
+  int64_t staged_chunks = 0;  // chunks held only by open staging areas (not leaks)
+  int64_t events = 0;       // retained events
+  int64_t revision = 0;
+  std::vector<std::string> problems;
+  bool ok() const { return problems.empty(); }
 };
 
 // A page of the event log (Store::ReadEvents).
@@ -183,6 +204,20 @@ class Store {
   virtual absl::StatusOr<bool> HasChunk(const storage::ChunkRef& ref) = 0;
 
   virtual absl::StatusOr<StoreStats> GetStats() = 0;
+
+  // Verifies every invariant of the stored data against one consistent view, while the
+  // store keeps serving (`mgreg admin check`): every file of a checkpoint names a
+  // stored blob of its size; each blob's refcount equals the files naming it and its
+  // chunk sizes add up to its size; each chunk's refcount equals the blob slots listing
+  // it; every referenced chunk is stored with its size and its bytes match their
+  // SHA-256; no stored chunk is unreferenced unless an open staging area holds it (a
+  // leak otherwise); each model record's latest step and count match its steps; every
+  // alias names an existing step; retained events have consecutive revisions ending at
+  // the store's revision. Reads every chunk's bytes: it takes as long as reading the
+  // whole store.
+  // Returns the report; a broken invariant is a problem in it, not an error status.
+  // Returns the common errors if the store cannot be read.
+  virtual absl::StatusOr<CheckReport> Check() = 0;
 
   // Writes a consistent copy of the whole store into the new directory `dir` while the
   // store keeps serving; opening `dir` as a store yields every step committed before
@@ -271,6 +306,9 @@ struct RocksDbStoreOptions {
   // How many of the newest events to keep (at least 1; smaller values count as 1).
   // Reopening with a smaller window trims the excess at open.
   int64_t event_window = 100000;
+  // For tests: the Env RocksDB does its file I/O through (nullptr: the default). Fault
+  // injection (storage/fault_injection_store.h) passes one that fails writes and syncs.
+  std::shared_ptr<rocksdb::Env> env;
 };
 // Returns INVALID_ARGUMENT if path is empty, FAILED_PRECONDITION if the directory is in
 // use by another process (RocksDB's LOCK) or is not an mgreg store.
