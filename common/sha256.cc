@@ -1,29 +1,49 @@
 #include "common/sha256.h"
 
-#include <openssl/sha.h>
+#include <openssl/evp.h>
+
+#include <cstdlib>
 
 namespace mgreg {
 
+// OpenSSL 3's EVP interface (the SHA256_* functions are deprecated there).
 struct Sha256::State {
-  SHA256_CTX ctx;
+  State() = default;
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
+  ~State() { EVP_MD_CTX_free(ctx); }
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
 };
 
-Sha256::Sha256() : state_(std::make_unique<State>()) { SHA256_Init(&state_->ctx); }
-Sha256::Sha256(const Sha256& other) : state_(std::make_unique<State>(*other.state_)) {}
+namespace {
+// OpenSSL fails these only on allocation failure, which we treat like new's.
+void Check(int ok) {
+  if (ok != 1) std::abort();
+}
+}  // namespace
+
+Sha256::Sha256() : state_(std::make_unique<State>()) {
+  Check(EVP_DigestInit_ex(state_->ctx, EVP_sha256(), nullptr));
+}
+Sha256::Sha256(const Sha256& other) : state_(std::make_unique<State>()) {
+  Check(EVP_MD_CTX_copy_ex(state_->ctx, other.state_->ctx));
+}
 Sha256& Sha256::operator=(const Sha256& other) {
-  *state_ = *other.state_;
+  if (this != &other) Check(EVP_MD_CTX_copy_ex(state_->ctx, other.state_->ctx));
   return *this;
 }
 Sha256::~Sha256() = default;
 
 void Sha256::Update(absl::string_view data) {
-  SHA256_Update(&state_->ctx, data.data(), data.size());
+  Check(EVP_DigestUpdate(state_->ctx, data.data(), data.size()));
 }
 
 std::array<uint8_t, 32> Sha256::Digest() const {
-  SHA256_CTX copy = state_->ctx;
+  State copy;
+  Check(EVP_MD_CTX_copy_ex(copy.ctx, state_->ctx));
   std::array<uint8_t, 32> out;
-  SHA256_Final(out.data(), &copy);
+  unsigned int len = 0;
+  Check(EVP_DigestFinal_ex(copy.ctx, out.data(), &len));
   return out;
 }
 
@@ -34,8 +54,9 @@ std::string Sha256::HexDigest() const {
 
 std::string Sha256Raw(absl::string_view data) {
   std::string out(32, '\0');
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-         reinterpret_cast<unsigned char*>(out.data()));
+  unsigned int len = 0;
+  Check(EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()),
+                   &len, EVP_sha256(), nullptr));
   return out;
 }
 
