@@ -77,6 +77,18 @@ std::unique_ptr<ChildProcess> StartServer(const std::string& data_dir,
                                           const std::vector<std::string>& extra_args = {});
 
 double Median(std::vector<double> values);
+// The value at quantile q (0..1) of `values`, nearest rank.
+double Percentile(std::vector<double> values, double q);
+
+// The host:port after "metrics on http://" in a server's ready line (start the server
+// with --metrics-listen 127.0.0.1:0); dies if there is none.
+std::string MetricsAddress(const ChildProcess& server);
+// The body of GET http://<host_port><path> (HTTP/1.0, plaintext); dies on errors.
+std::string HttpGet(const std::string& host_port, const std::string& path);
+// The sum of the samples of metric `name` in a Prometheus text exposition whose label
+// set contains `label_match` (e.g. `method="PutFile"`; empty: every sample).
+double MetricValue(const std::string& exposition, const std::string& name,
+                   const std::string& label_match = "");
 
 // Prints `RESULT <scenario> ratio=<r> target=<t> <PASS|MISS> (<figures>)`.
 // `at_least`: the ratio passes when >= target (else when <= target).
@@ -109,6 +121,33 @@ std::string WriteBenchCheckpoint(const std::string& dir, const std::string& base
 int64_t CheckpointBytes(const std::string& prefix);
 // The files of the checkpoint at `prefix`.
 std::vector<std::string> CheckpointFiles(const std::string& prefix);
+
+// Writes a real TensorFlow V2 checkpoint `<dir>/<basename>-<step>` whose float32 tensors
+// of `tensor_bytes` each derive from their own seed (tensor_seeds[i] for tensor i), so
+// two checkpoints that share a seed share that tensor's bytes exactly. The tensors are
+// spread over `num_shards` data shards in order (the first shards get one more when the
+// count does not divide). Returns the prefix.
+std::string WriteBenchCheckpointTensors(const std::string& dir, const std::string& basename,
+                                        int64_t step, const std::vector<uint64_t>& tensor_seeds,
+                                        int num_shards, int64_t tensor_bytes);
+
+// The disk floor of pushes (PERF.md): a receiver that, for each TCP connection, writes
+// every byte received into a new file under `dir`, fsyncs it, acknowledges with one
+// byte, then deletes the file. Prints "sink listening on 127.0.0.1:PORT"; never returns.
+// Run it as a child process (ChildProcess::Start) pinned to the server's CPU.
+[[noreturn]] void RunSink(const std::string& dir);
+// Sends the files over one connection to the sink at `address`; returns the seconds
+// until the sink acknowledged that every byte is on disk. Fails unless `expect_bytes`
+// were sent.
+double SendToSink(const std::string& address, const std::vector<std::string>& files,
+                  int64_t expect_bytes);
+
+// A serialized MetaGraphDef of `nodes` nodes in the shape of a real tfx Estimator graph
+// (top-level scopes "linear", "training", "dnn", "save", "head", ... of very different
+// sizes, `_output_shapes` on every node, `_class` lists, explicit devices on ~10 %,
+// small Const tensors, variables/savers/summaries/train_op collections). Deterministic
+// for a given (nodes, seed); 240,000 nodes make about 60 MB.
+std::string GenerateMetaGraph(int nodes, uint64_t seed);
 
 }  // namespace mgreg::bench
 

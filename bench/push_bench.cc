@@ -8,12 +8,9 @@
 //   push_bench [--pairs N] [--shard-mib M] [--chunk-dedup 0|1]
 // --chunk-dedup 0 turns off PushOptions::deduplicate_chunks (the client's second,
 // per-chunk SHA-256 pass), to measure what that pass costs when nothing is shared.
-// Also: push_bench --sink DIR (the floor's receiver; started by the benchmark itself).
-#include <arpa/inet.h>
+// Also: push_bench --sink DIR (the floor's receiver, RunSink in bench_util; started by
+// the benchmark itself).
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,7 +20,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "bench/bench_util.h"
@@ -31,96 +27,6 @@
 
 namespace mgreg::bench {
 namespace {
-
-constexpr size_t kIoBytes = 1u << 20;
-
-// The floor's receiver: for each connection, writes every byte received into a new
-// file, fsyncs it, acknowledges with one byte, then deletes the file.
-int RunSink(const std::string& dir) {
-  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      listen(listener, 4) != 0) {
-    Die("sink: cannot listen");
-  }
-  socklen_t len = sizeof(addr);
-  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-  std::printf("sink listening on 127.0.0.1:%d\n", ntohs(addr.sin_port));
-  std::fflush(stdout);
-  std::string buf(kIoBytes, '\0');
-  for (int n = 0;; ++n) {
-    const int conn = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-    if (conn < 0) {
-      if (errno == EINTR) continue;
-      Die("sink: accept failed");
-    }
-    const std::string path = absl::StrCat(dir, "/received-", n);
-    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) Die(absl::StrCat("sink: cannot create ", path));
-    for (;;) {
-      const ssize_t r = read(conn, buf.data(), buf.size());
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) Die("sink: read failed");
-      if (r == 0) break;
-      for (ssize_t done = 0; done < r;) {
-        const ssize_t w = write(fd, buf.data() + done, static_cast<size_t>(r - done));
-        if (w <= 0) Die(absl::StrCat("sink: write failed: ", std::strerror(errno)));
-        done += w;
-      }
-    }
-    if (fsync(fd) != 0) Die("sink: fsync failed");
-    close(fd);
-    const char ack = 1;
-    if (write(conn, &ack, 1) != 1) Die("sink: ack failed");
-    close(conn);
-    unlink(path.c_str());
-  }
-}
-
-// Sends the files to the sink; returns the seconds until the sink acknowledged that
-// every byte is on disk.
-double SendToSink(const std::string& address, const std::vector<std::string>& files,
-                  int64_t expect_bytes) {
-  const size_t colon = address.rfind(':');
-  int port = 0;
-  if (!absl::SimpleAtoi(address.substr(colon + 1), &port)) Die("bad sink address");
-  std::string buf(kIoBytes, '\0');
-  const double start = Now();
-  const int sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    Die("cannot connect to the sink");
-  }
-  int64_t sent = 0;
-  for (const std::string& f : files) {
-    const int fd = open(f.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) Die(absl::StrCat("cannot open ", f));
-    for (;;) {
-      const ssize_t r = read(fd, buf.data(), buf.size());
-      if (r < 0) Die(absl::StrCat("cannot read ", f));
-      if (r == 0) break;
-      for (ssize_t done = 0; done < r;) {
-        const ssize_t w = send(sock, buf.data() + done, static_cast<size_t>(r - done), 0);
-        if (w <= 0) Die("send to the sink failed");
-        done += w;
-      }
-      sent += r;
-    }
-    close(fd);
-  }
-  shutdown(sock, SHUT_WR);
-  char ack = 0;
-  if (read(sock, &ack, 1) != 1) Die("the sink did not acknowledge");
-  const double seconds = Now() - start;
-  close(sock);
-  if (sent != expect_bytes) Die("sent a different number of bytes than the checkpoint has");
-  return seconds;
-}
 
 int Main(int argc, char** argv) {
   int pairs = 5;
@@ -229,6 +135,6 @@ int Main(int argc, char** argv) {
 }  // namespace mgreg::bench
 
 int main(int argc, char** argv) {
-  if (argc >= 3 && std::string(argv[1]) == "--sink") return mgreg::bench::RunSink(argv[2]);
+  if (argc >= 3 && std::string(argv[1]) == "--sink") mgreg::bench::RunSink(argv[2]);
   return mgreg::bench::Main(argc, argv);
 }

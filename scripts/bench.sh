@@ -18,7 +18,8 @@ if [ ! -f "$build_dir/CMakeCache.txt" ]; then
     -DMGREG_BUILD_TESTS=OFF >/dev/null
 fi
 # The known benchmarks first, then whatever other *_bench targets bench/ defines.
-known=(push_bench pull_bench latest_bench memory_bench storage_bench export_bench)
+known=(push_bench multiwriter_bench pull_bench latest_bench memory_bench storage_bench export_bench
+       export_warm_bench watch_bench)
 bench_cmake="$source_dir/bench/CMakeLists.txt"
 defined=$(sed -n 's/^add_executable(\([A-Za-z0-9_]*_bench\)\b.*/\1/p' "$bench_cmake")
 benches=()
