@@ -293,6 +293,10 @@ class RocksCore {
   absl::Status PutChunk(absl::flat_hash_set<std::string>* held, const ChunkRef& ref,
                         absl::string_view data);
   absl::Status HoldExisting(absl::flat_hash_set<std::string>* held, const ChunkRef& ref);
+  // True if `held` already holds the chunk, or it is staged by another area (then
+  // `held` joins its holders); waits while another area is still writing it.
+  bool JoinStagedLocked(absl::flat_hash_set<std::string>* held, const std::string& sha)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(stage_mu_);
   void Release(const absl::flat_hash_set<std::string>& held);
   absl::StatusOr<CommitResult> Commit(const CommitRequest& request,
                                       absl::flat_hash_set<std::string>* held);
@@ -592,23 +596,28 @@ absl::Status RocksCore::Load(bool fresh) {
   return absl::OkStatus();
 }
 
+bool RocksCore::JoinStagedLocked(absl::flat_hash_set<std::string>* held,
+                                 const std::string& sha) {
+  if (held->contains(sha)) return true;
+  while (true) {
+    auto it = staged_.find(sha);
+    if (it == staged_.end()) return false;
+    if (!it->second.writing) {
+      ++it->second.holders;
+      held->insert(sha);
+      return true;
+    }
+    stage_cv_.Wait(&stage_mu_);  // another area is writing it: wait for its outcome
+  }
+}
+
 absl::Status RocksCore::PutChunk(absl::flat_hash_set<std::string>* held,
                                  const ChunkRef& ref, absl::string_view data) {
   RETURN_IF_ERROR(storage_internal::ValidateChunkData(ref, data));
   RETURN_IF_ERROR(MaybeResume());
   const std::string& sha = ref.sha256();
   absl::MutexLock lock(&stage_mu_);
-  if (held->contains(sha)) return absl::OkStatus();
-  while (true) {
-    auto it = staged_.find(sha);
-    if (it == staged_.end()) break;
-    if (!it->second.writing) {
-      ++it->second.holders;
-      held->insert(sha);
-      return absl::OkStatus();
-    }
-    stage_cv_.Wait(&stage_mu_);
-  }
+  if (JoinStagedLocked(held, sha)) return absl::OkStatus();
   ASSIGN_OR_RETURN(ChunkRefValue refs, GetChunkRefs(sha));
   if (refs.refs > 0) {  // committed already: hold it, write nothing
     Staged& s = staged_[sha];
@@ -665,17 +674,7 @@ absl::Status RocksCore::HoldExisting(absl::flat_hash_set<std::string>* held,
                                      const ChunkRef& ref) {
   const std::string& sha = ref.sha256();
   absl::MutexLock lock(&stage_mu_);
-  if (held->contains(sha)) return absl::OkStatus();
-  while (true) {
-    auto it = staged_.find(sha);
-    if (it == staged_.end()) break;
-    if (!it->second.writing) {
-      ++it->second.holders;
-      held->insert(sha);
-      return absl::OkStatus();
-    }
-    stage_cv_.Wait(&stage_mu_);
-  }
+  if (JoinStagedLocked(held, sha)) return absl::OkStatus();
   ASSIGN_OR_RETURN(ChunkRefValue refs, GetChunkRefs(sha));
   if (refs.refs == 0) {
     return absl::NotFoundError(
