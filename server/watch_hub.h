@@ -84,9 +84,10 @@ class WatchHub {
   WatchHub(Store* store, size_t max_pending = 10000);
   ~WatchHub();
 
-  // Starts a subscription. `since_revision`: deliver events after it (0 = from the
-  // oldest retained, -1 = only new ones). NOT_FOUND if `filter.model` names a model the
-  // store does not know; INVALID_ARGUMENT unless exactly one of model/prefix/all is set.
+  // Starts a subscription. `since_revision`: deliver events after it (0 = every event
+  // since the registry began, -1 = only new ones); OUT_OF_RANGE if some of those are no
+  // longer retained. NOT_FOUND if `filter.model` names a model the store does not
+  // know; INVALID_ARGUMENT unless exactly one of model/prefix/all is set.
   // `notify` is called (from any thread, never under the caller's locks) when Next()
   // has something after having returned nullopt.
   absl::StatusOr<std::shared_ptr<WatchSubscription>> Subscribe(
