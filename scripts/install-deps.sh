@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one list of system packages mgreg needs (Debian 12). Installs only what is missing.
-# Usage: scripts/install-deps.sh [build|test|all|runtime]   (default: all)
+# Usage: scripts/install-deps.sh [build|test|all|runtime|hardening]   (default: all)
 #   runtime: only the shared libraries mgreg-server and mgreg need (the Docker image's
 #   runtime stage).
 set -euo pipefail
@@ -21,13 +21,20 @@ test_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus python3 python3-prometheus-client yamllint nghttp2-client
 )
+# scripts/fuzz.sh and scripts/sanitize.sh (MGREG_HARDENING in scripts/test.sh): clang with
+# libFuzzer and the sanitizer runtimes (libclang-rt-14-dev); GCC's ASan/UBSan/TSan
+# runtimes come with build-essential.
+hardening_pkgs=(
+  clang clang-14 libclang-rt-14-dev
+)
 
 mode="${1:-all}"
 case "$mode" in
   build) pkgs=("${build_pkgs[@]}") ;;
   test|all) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
   runtime) pkgs=("${runtime_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|all|runtime]" >&2; exit 2 ;;
+  hardening) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${hardening_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|all|runtime|hardening]" >&2; exit 2 ;;
 esac
 
 missing=()

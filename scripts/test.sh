@@ -7,3 +7,28 @@ scripts/install-deps.sh all
 scripts/build.sh -DMGREG_BUILD_TESTS=ON
 build_dir="${MGREG_BUILD_DIR:-build}"
 ctest --test-dir "$build_dir" --output-on-failure -j 2 --timeout 600
+
+# Optional hardening stage (README "Fuzzing and sanitizers"), after the normal suite.
+# MGREG_HARDENING: empty/0 = none; 1 = all of fuzz, asan, tsan; or a comma list of them.
+# Each stage builds its own tree (build-fuzz, build-asan, build-tsan) and is bounded:
+# fuzz runs each target MGREG_HARDENING_FUZZ_SECONDS (default 20) with a fixed seed;
+# asan runs MGREG_HARDENING_ASAN_TESTS (a ctest regex, default: the metagraph, storage
+# and fuzz-regression tests); tsan the concurrency tests (tests/server, tests/storage).
+hardening="${MGREG_HARDENING:-0}"
+if [ "$hardening" = 1 ]; then hardening="fuzz,asan,tsan"; fi
+if [ "$hardening" != 0 ] && [ -n "$hardening" ]; then
+  scripts/install-deps.sh hardening
+  stage_times=()
+  for stage in ${hardening//,/ }; do
+    t0=$(date +%s)
+    case "$stage" in
+      fuzz) scripts/fuzz.sh "${MGREG_HARDENING_FUZZ_SECONDS:-20}" ;;
+      asan) MGREG_SANITIZE_TESTS="${MGREG_HARDENING_ASAN_TESTS:-^(metagraph_|storage_|common_|fuzz_regression_)}" \
+              scripts/sanitize.sh address ;;
+      tsan) scripts/sanitize.sh thread ;;
+      *) echo "MGREG_HARDENING: unknown stage '$stage' (fuzz, asan, tsan)" >&2; exit 2 ;;
+    esac
+    stage_times+=("$stage $(( $(date +%s) - t0 ))s")
+  done
+  echo "hardening stages: ${stage_times[*]}"
+fi

@@ -1,0 +1,51 @@
+# Sanitizer and fuzzing builds. Both add their flags to every target defined after this
+# file is included (add_compile_options / add_link_options), so the project's libraries,
+# tests and fuzz targets are instrumented alike; system libraries (gRPC, RocksDB, abseil,
+# protobuf) are not.
+#
+#   -DMGREG_SANITIZE=address,undefined   ASan + UBSan (GCC or clang); scripts/sanitize.sh
+#   -DMGREG_SANITIZE=thread              TSan; scripts/sanitize.sh thread
+#   -DMGREG_FUZZ=ON                      libFuzzer targets in fuzz/ (clang only), everything
+#                                        built with -fsanitize=fuzzer-no-link,address,undefined;
+#                                        scripts/fuzz.sh
+set(MGREG_SANITIZE "" CACHE STRING "Sanitizers for every target: address,undefined or thread")
+set_property(CACHE MGREG_SANITIZE PROPERTY STRINGS "" "address,undefined" "thread")
+option(MGREG_FUZZ "Build the libFuzzer targets in fuzz/ (clang)" OFF)
+
+if(MGREG_FUZZ AND MGREG_SANITIZE)
+  message(FATAL_ERROR "MGREG_FUZZ already builds with address,undefined; leave MGREG_SANITIZE empty")
+endif()
+
+set(_mgreg_san_flags "")
+if(MGREG_SANITIZE STREQUAL "address,undefined" OR MGREG_SANITIZE STREQUAL "undefined,address")
+  # UBSan errors are recoverable so a suppressions file can apply; scripts/sanitize.sh sets
+  # UBSAN_OPTIONS=halt_on_error=1 so every report fails the test.
+  set(_mgreg_san_flags -fsanitize=address,undefined -fno-omit-frame-pointer)
+elseif(MGREG_SANITIZE STREQUAL "thread")
+  set(_mgreg_san_flags -fsanitize=thread)
+elseif(MGREG_SANITIZE)
+  message(FATAL_ERROR "MGREG_SANITIZE must be 'address,undefined' or 'thread', not '${MGREG_SANITIZE}'")
+endif()
+if(_mgreg_san_flags)
+  add_compile_options(${_mgreg_san_flags} -O1 -g)
+  add_link_options(${_mgreg_san_flags})
+endif()
+if(MGREG_SANITIZE STREQUAL "thread")
+  # Debian's abseil is not TSan-instrumented: this shared library interposes absl::Mutex,
+  # CondVar and Notification and reports their happens-before edges to TSan (see the
+  # file). Linked first into every target so its definitions win.
+  add_library(mgreg_tsan_absl SHARED ${CMAKE_CURRENT_LIST_DIR}/tsan_absl_annotations.cc)
+  target_link_libraries(mgreg_tsan_absl PRIVATE absl::synchronization ${CMAKE_DL_LIBS})
+  link_libraries("$<BUILD_INTERFACE:mgreg_tsan_absl>")
+endif()
+
+if(MGREG_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "MGREG_FUZZ needs clang (-DCMAKE_CXX_COMPILER=clang++), not ${CMAKE_CXX_COMPILER_ID}")
+  endif()
+  # Libraries get coverage instrumentation without libFuzzer's main; the fuzz targets add
+  # -fsanitize=fuzzer at link time (fuzz/CMakeLists.txt). UBSan aborts so libFuzzer sees it.
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined
+                      -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g)
+  add_link_options(-fsanitize=address,undefined)
+endif()
