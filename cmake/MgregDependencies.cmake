@@ -21,6 +21,7 @@ find_package(absl CONFIG REQUIRED)
 find_package(OpenSSL REQUIRED)
 find_package(RocksDB CONFIG REQUIRED)
 find_package(leveldb CONFIG REQUIRED)
+find_package(Snappy CONFIG REQUIRED)
 find_package(Threads REQUIRED)
 
 # civetweb's CMake config needs the civetweb binary package; plain library lookup is

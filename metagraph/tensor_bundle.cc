@@ -13,6 +13,7 @@
 #include "leveldb/options.h"
 #include "leveldb/table.h"
 #include "metagraph/checkpoint_name.h"
+#include "snappy.h"
 #include "tensorflow/core/util/saved_tensor_slice.pb.h"
 
 namespace mgreg {
@@ -49,6 +50,96 @@ absl::Status FromLeveldb(const leveldb::Status& s) {
   }
   return absl::InvalidArgumentError(
       absl::StrCat("not a TensorFlow checkpoint index (.index table): ", text));
+}
+
+// leveldb allocates a buffer of a block handle's size (and of a Snappy block's declared
+// uncompressed length) before it reads the block, trusting the file: a crafted .index
+// could make it allocate terabytes (std::bad_alloc, the server aborts). So before
+// leveldb sees the bytes, every block handle the table can reach (footer, index block
+// entries) must lie inside the file, and every Snappy block must declare a length Snappy
+// can actually produce from its bytes.
+constexpr size_t kFooterBytes = 48;      // two padded block handles + 8-byte magic
+constexpr size_t kBlockTrailerBytes = 5;  // type byte + CRC32C
+constexpr uint64_t kMaxSnappyExpansion = 24;  // Snappy's best ratio is below 22:1
+
+bool GetVarint(absl::string_view* in, uint64_t* v, int max_bytes) {
+  *v = 0;
+  for (int i = 0; i < max_bytes && !in->empty(); ++i) {
+    const uint8_t b = static_cast<uint8_t>((*in)[0]);
+    in->remove_prefix(1);
+    *v |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+absl::Status BadTable(absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("not a TensorFlow checkpoint index (.index table): ", why));
+}
+
+// Checks the handle at the front of `*in` and returns the block's (uncompressed) contents
+// in `*contents` (decompressed into `*storage` if needed).
+absl::Status CheckBlockHandle(absl::string_view file, absl::string_view* in,
+                              absl::string_view* contents, std::string* storage) {
+  uint64_t offset = 0, size = 0;
+  if (!GetVarint(in, &offset, 10) || !GetVarint(in, &size, 10)) {
+    return BadTable("malformed block handle");
+  }
+  const uint64_t limit = file.size() - kFooterBytes;
+  if (offset > limit || size > limit - offset ||
+      kBlockTrailerBytes > limit - offset - size) {
+    return BadTable(absl::StrCat("block handle [", offset, ", +", size,
+                                 ") lies outside the file (", file.size(), " bytes)"));
+  }
+  const absl::string_view raw = file.substr(offset, size);
+  const uint8_t type = static_cast<uint8_t>(file[offset + size]);
+  if (type == 0) {
+    *contents = raw;
+    return absl::OkStatus();
+  }
+  if (type != 1) return BadTable(absl::StrCat("unknown block type ", type));
+  size_t length = 0;
+  if (!snappy::GetUncompressedLength(raw.data(), raw.size(), &length) ||
+      length > kMaxSnappyExpansion * raw.size() + 64 ||
+      !snappy::Uncompress(raw.data(), raw.size(), storage)) {
+    return BadTable(absl::StrCat("block at offset ", offset, " is not valid Snappy data"));
+  }
+  *contents = *storage;
+  return absl::OkStatus();
+}
+
+// The pre-check described above: the footer's two handles, then every data-block handle
+// stored in the index block.
+absl::Status CheckBlockHandles(absl::string_view file) {
+  if (file.size() < kFooterBytes) return absl::OkStatus();  // leveldb says "too short"
+  absl::string_view footer = file.substr(file.size() - kFooterBytes);
+  absl::string_view ignored;
+  std::string storage;
+  RETURN_IF_ERROR(CheckBlockHandle(file, &footer, &ignored, &storage));  // metaindex
+  absl::string_view index;
+  std::string index_storage;
+  RETURN_IF_ERROR(CheckBlockHandle(file, &footer, &index, &index_storage));
+  // Block layout: entries, then num_restarts fixed32 offsets, then num_restarts.
+  if (index.size() < 4) return BadTable("index block too short");
+  uint32_t num_restarts = 0;
+  std::memcpy(&num_restarts, index.data() + index.size() - 4, 4);  // little-endian host
+  if (num_restarts > (index.size() - 4) / 4) return BadTable("bad index block");
+  absl::string_view entries = index.substr(0, index.size() - 4 - 4 * size_t{num_restarts});
+  while (!entries.empty()) {
+    uint64_t shared = 0, non_shared = 0, value_length = 0;
+    if (!GetVarint(&entries, &shared, 5) || !GetVarint(&entries, &non_shared, 5) ||
+        !GetVarint(&entries, &value_length, 5) ||
+        non_shared > entries.size() || value_length > entries.size() - non_shared) {
+      return BadTable("bad index block entry");
+    }
+    entries.remove_prefix(non_shared);
+    absl::string_view handle = entries.substr(0, value_length);
+    entries.remove_prefix(value_length);
+    absl::string_view block;
+    RETURN_IF_ERROR(CheckBlockHandle(file, &handle, &block, &storage));
+  }
+  return absl::OkStatus();
 }
 
 std::string Quote(absl::string_view key) {
@@ -119,6 +210,7 @@ absl::StatusOr<uint32_t> StringTensorCrc(const std::string& name,
 }  // namespace
 
 absl::StatusOr<BundleIndex> ReadBundleIndex(absl::string_view index_bytes) {
+  RETURN_IF_ERROR(CheckBlockHandles(index_bytes));
   MemoryFile file(index_bytes);
   leveldb::Options options;
   options.paranoid_checks = true;  // Verify the checksums of the index and meta blocks.
