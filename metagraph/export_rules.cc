@@ -764,7 +764,12 @@ std::string SerializeDeterministic(const google::protobuf::MessageLite& message)
 absl::Status FinishResult(const tensorflow::MetaGraphDef& out, bool as_text,
                           ExportResult* result) {
   if (as_text) {
-    if (!google::protobuf::TextFormat::PrintToString(out, &result->bytes)) {
+    // Fields our schema does not know would print as bare numbers ("5: ..."), which no
+    // text-format parser (ours, TensorFlow's text_format.Merge) reads back (D8); TensorFlow
+    // prints a message's known fields only, so do the same.
+    google::protobuf::TextFormat::Printer printer;
+    printer.SetHideUnknownFields(true);
+    if (!printer.PrintToString(out, &result->bytes)) {
       return absl::InternalError("could not print the exported MetaGraphDef as text");
     }
   } else {
