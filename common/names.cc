@@ -1,5 +1,7 @@
 #include "common/names.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -58,12 +60,16 @@ absl::Status ValidateStep(int64_t step) {
 absl::Status ValidateFileName(absl::string_view name) {
   if (name == "index" || name == "meta") return absl::OkStatus();
   // data-NNNNN-of-MMMMM
+  // Exactly five digits each: SimpleAtoi alone would also take "0000\f" or "+0001".
+  auto digits = [](absl::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isdigit(c); });
+  };
   int64_t shard = 0, count = 0;
   if (name.size() == 19 && absl::StartsWith(name, "data-") && name.substr(10, 4) == "-of-" &&
+      digits(name.substr(5, 5)) && digits(name.substr(14, 5)) &&
       absl::SimpleAtoi(name.substr(5, 5), &shard) &&
-      absl::SimpleAtoi(name.substr(14, 5), &count) &&
-      absl::ascii_isdigit(name[5]) && absl::ascii_isdigit(name[14]) && shard >= 0 &&
-      count > 0 && shard < count) {
+      absl::SimpleAtoi(name.substr(14, 5), &count) && shard >= 0 && count > 0 &&
+      shard < count) {
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(absl::StrCat(
