@@ -79,6 +79,8 @@ commands:
                       on the server's machine); restore: mgreg-server --data-dir DIR
   admin health [--service S]
                       the server's grpc.health.v1 status; exit 0 only if SERVING
+  admin check         verify the store's invariants (refcounts, missing or leaked
+                      chunks, model records, aliases, events); exit 1 on any problem
 
 graph options (TensorFlow's export_meta_graph):
   --clear-devices  --export-scope S  --collection K (repeatable)  --no-collections
@@ -663,6 +665,27 @@ class Cli {
       } else {
         out_ << "backed up " << r.checkpoints() << " steps (revision " << r.revision()
              << ") into " << r.dir() << " on the server\n";
+      }
+      return absl::OkStatus();
+    }
+    if (sub == "check") {
+      if (rest_.size() != 1) return UsageError();
+      ASSIGN_OR_RETURN(Client * client, Connect());
+      ASSIGN_OR_RETURN(v1::CheckStoreResponse r, client->CheckStore());
+      if (json()) {
+        out_ << Json(r);
+      } else {
+        out_ << (r.consistent() ? "consistent" : "INCONSISTENT") << ": " << r.models()
+             << " models, " << r.checkpoints() << " steps, " << r.files() << " files, "
+             << r.blobs() << " blobs, " << r.chunks() << " chunks ("
+             << HumanBytes(r.chunk_bytes()) << "), " << r.staged_chunks()
+             << " chunks in open uploads, " << r.events() << " events, revision "
+             << r.revision() << "\n";
+        for (const std::string& p : r.problems()) out_ << "problem: " << p << "\n";
+      }
+      if (!r.consistent()) {
+        return absl::DataLossError(absl::StrCat("the store has ", r.problems_size(),
+                                                " inconsistencies (listed above)"));
       }
       return absl::OkStatus();
     }

@@ -810,4 +810,12 @@ absl::StatusOr<v1::BackupResponse> Client::Backup(const std::string& dir) {
   return out;
 }
 
+absl::StatusOr<v1::CheckStoreResponse> Client::CheckStore() {
+  grpc::ClientContext ctx;
+  v1::CheckStoreResponse out;
+  RETURN_IF_ERROR(
+      FromGrpcStatus(impl_->stub->CheckStore(&ctx, v1::CheckStoreRequest(), &out)));
+  return out;
+}
+
 }  // namespace mgreg

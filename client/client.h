@@ -189,6 +189,9 @@ class Client {
   // Writes a consistent copy of the server's store into `dir` on the server's machine
   // (which must not exist yet). Needs an admin token when tokens are configured.
   absl::StatusOr<v1::BackupResponse> Backup(const std::string& dir);
+  // The server's consistency report (Store::Check). Needs an admin token when tokens
+  // are configured. Has no deadline: the check reads the whole store.
+  absl::StatusOr<v1::CheckStoreResponse> CheckStore();
 
   // Retention, pins and aliases (see the RPCs in registry.proto).
   absl::StatusOr<v1::Model> GetModel(const std::string& model);

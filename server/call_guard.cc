@@ -1,5 +1,7 @@
 #include "server/call_guard.h"
 
+#include <chrono>
+
 #include "absl/strings/str_cat.h"
 
 namespace mgreg {
@@ -94,7 +96,8 @@ absl::Status CallGuard::CheckNewUpload(const std::string& principal,
     if (held >= limits_.max_concurrent_uploads_per_writer) {
       return absl::ResourceExhaustedError(
           absl::StrCat("this writer already has ", held,
-                       " open uploads (the limit); commit or "
+                       " open uploads, this server's limit "
+                       "(limits.max_concurrent_uploads_per_writer); commit or "
                        "abort one before beginning another"));
     }
     ++reserved_[principal];
@@ -108,6 +111,25 @@ void CallGuard::FinishNewUpload(const std::string& principal,
   absl::MutexLock lock(&mu_);
   if (--reserved_[principal] <= 0) reserved_.erase(principal);
   if (upload.ok()) uploads_[principal].insert(upload->upload_id());
+}
+
+absl::Status CallGuard::CheckQueueWait(const grpc::CallbackServerContext* ctx,
+                                       absl::Time start) const {
+  const absl::Time now = absl::Now();
+  if (limits_.unary_deadline > absl::ZeroDuration() &&
+      now - start > limits_.unary_deadline) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "the call waited ", absl::FormatDuration(now - start),
+        " for a worker, longer than this server's limit of ",
+        absl::FormatDuration(limits_.unary_deadline),
+        " (limits.unary_deadline); the server is overloaded, retry later"));
+  }
+  if (ctx != nullptr && ctx->deadline() < std::chrono::system_clock::now()) {
+    return absl::DeadlineExceededError(
+        "the call's deadline passed while it waited for a worker; the server is "
+        "overloaded, retry with a longer deadline");
+  }
+  return absl::OkStatus();
 }
 
 void CallGuard::Done(const char* method, const grpc::Status& status, absl::Time start,

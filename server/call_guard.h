@@ -36,6 +36,8 @@ struct CallLimits {
   // 0 = no limit.
   int64_t max_upload_bytes = 0;
   int max_concurrent_uploads_per_writer = 0;
+  // A unary call that waited longer for a worker fails DEADLINE_EXCEEDED; 0 = no limit.
+  absl::Duration unary_deadline = absl::ZeroDuration();
 };
 
 class CallGuard {
@@ -65,6 +67,11 @@ class CallGuard {
   // upload, or is released if BeginUpload failed.
   void FinishNewUpload(const std::string& principal,
                        const absl::StatusOr<v1::Upload>& upload);
+
+  // Before running a unary call that arrived at `start`: DEADLINE_EXCEEDED if it
+  // waited for a worker beyond limits.unary_deadline or past the client's deadline.
+  absl::Status CheckQueueWait(const grpc::CallbackServerContext* ctx,
+                              absl::Time start) const;
 
   // Records a finished call.
   void Done(const char* method, const grpc::Status& status, absl::Time start,

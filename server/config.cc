@@ -201,6 +201,22 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
   options->limits.max_concurrent_uploads_per_writer =
       l.max_concurrent_uploads_per_writer();
   if (l.max_message_bytes() > 0) options->max_message_bytes = l.max_message_bytes();
+  if (l.max_concurrent_streams() < 0) {
+    return Invalid(loc.Where({{limits, -1}, {Field(ld, "max_concurrent_streams"), -1}}),
+                   "max_concurrent_streams must be >= 0 (0 = the default, 100)");
+  }
+  if (l.max_concurrent_streams() > 0) {
+    options->max_concurrent_streams = l.max_concurrent_streams();
+  }
+  if (!l.unary_deadline().empty()) {
+    absl::Duration d;
+    if (!absl::ParseDuration(l.unary_deadline(), &d) || d <= absl::ZeroDuration()) {
+      return Invalid(loc.Where({{limits, -1}, {Field(ld, "unary_deadline"), -1}}),
+                     absl::StrCat("unary_deadline '", l.unary_deadline(),
+                                  "' is not a positive duration like \"30s\""));
+    }
+    options->limits.unary_deadline = d;
+  }
 
   const google::protobuf::FieldDescriptor* retention = Field(root, "retention");
   const google::protobuf::Descriptor* rd = cfg::RetentionDefaults::descriptor();

@@ -36,7 +36,9 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, ThreadPool* po
   const absl::Time start = absl::Now();
   auto work = [reactor, ctx, guard, method, scope = std::move(scope), start, request,
                response, call = std::move(call)]() {
-    absl::StatusOr<std::string> principal = guard->Authorize(ctx, scope);
+    const absl::Status waited = guard->CheckQueueWait(ctx, start);
+    absl::StatusOr<std::string> principal =
+        waited.ok() ? guard->Authorize(ctx, scope) : absl::StatusOr<std::string>(waited);
     absl::StatusOr<Response> result =
         principal.ok() ? Invoke<Response>(call, *request, *principal)
                        : absl::StatusOr<Response>(principal.status());
@@ -472,6 +474,13 @@ grpc::ServerUnaryReactor* GrpcRegistryService::Backup(grpc::CallbackServerContex
                                                      v1::BackupResponse* response) {
   return Unary(ctx, pool_, guard_, "Backup", CallScope{Action::kAdmin, "", ""}, request,
                response, [s = service_](const auto& r) { return s->Backup(r); });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::CheckStore(
+    grpc::CallbackServerContext* ctx, const v1::CheckStoreRequest* request,
+    v1::CheckStoreResponse* response) {
+  return Unary(ctx, pool_, guard_, "CheckStore", CallScope{Action::kAdmin, "", ""},
+               request, response, [s = service_](const auto& r) { return s->CheckStore(r); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::FindChunks(

@@ -54,6 +54,9 @@ class GrpcRegistryService final : public v1::Registry::CallbackService {
   grpc::ServerUnaryReactor* Backup(grpc::CallbackServerContext* ctx,
                                    const v1::BackupRequest* request,
                                    v1::BackupResponse* response) override;
+  grpc::ServerUnaryReactor* CheckStore(grpc::CallbackServerContext* ctx,
+                                       const v1::CheckStoreRequest* request,
+                                       v1::CheckStoreResponse* response) override;
   grpc::ServerUnaryReactor* FindChunks(grpc::CallbackServerContext* ctx,
                                        const v1::FindChunksRequest* request,
                                        v1::FindChunksResponse* response) override;

@@ -561,6 +561,24 @@ absl::StatusOr<v1::BackupResponse> RegistryService::Backup(const v1::BackupReque
   return out;
 }
 
+absl::StatusOr<v1::CheckStoreResponse> RegistryService::CheckStore(
+    const v1::CheckStoreRequest& /*request*/) {
+  ASSIGN_OR_RETURN(CheckReport report, store_->Check());
+  v1::CheckStoreResponse out;
+  out.set_consistent(report.ok());
+  for (std::string& p : report.problems) out.add_problems(std::move(p));
+  out.set_models(report.models);
+  out.set_checkpoints(report.checkpoints);
+  out.set_files(report.files);
+  out.set_blobs(report.blobs);
+  out.set_chunks(report.chunks);
+  out.set_chunk_bytes(report.chunk_bytes);
+  out.set_staged_chunks(report.staged_chunks);
+  out.set_events(report.events);
+  out.set_revision(report.revision);
+  return out;
+}
+
 absl::StatusOr<v1::Checkpoint> RegistryService::GetLatestCheckpoint(
     const v1::GetLatestCheckpointRequest& request) {
   RETURN_IF_ERROR(ValidateModelName(request.model()));

@@ -96,6 +96,8 @@ class RegistryService {
 
   // Admin: a consistent copy of the store in `request.dir` (Store::Backup's errors).
   absl::StatusOr<v1::BackupResponse> Backup(const v1::BackupRequest& request);
+  // Admin: Store::Check's report (inconsistencies are in the response, not errors).
+  absl::StatusOr<v1::CheckStoreResponse> CheckStore(const v1::CheckStoreRequest& request);
 
   // Which chunks the store holds (for a writer's chunk-level deduplication).
   // NOT_FOUND for an unknown upload; INVALID_ARGUMENT for a digest that is not 32 bytes

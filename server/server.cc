@@ -110,6 +110,8 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
   builder.RegisterService(server->grpc_service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             std::max(1, options.max_concurrent_streams));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat(

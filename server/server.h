@@ -49,6 +49,8 @@ struct ServerOptions {
   int worker_threads = 8;
   // Largest gRPC message accepted or sent, in bytes.
   int max_message_bytes = 16 << 20;
+  // Concurrent calls (HTTP/2 streams) per client connection.
+  int max_concurrent_streams = 100;
   // Watch events the store keeps for watchers that resume from a revision.
   int64_t event_window = 100000;
   RegistryServiceOptions service;
