@@ -64,6 +64,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/names.h"
+#include "common/sha256.h"
 #include "common/status_macros.h"
 #include "rocksdb/db.h"
 #include "rocksdb/iterator.h"
@@ -232,6 +233,9 @@ struct Staged {
   // Order of the write that put the bytes in the chunk memtable without WAL; 0 if
   // they are durable without a flush.
   uint64_t put_seq = 0;
+  // RocksCore::resume_epoch_ when the bytes were written: a chunk staged before a
+  // recovery from a failed write is checked to still be there before it is committed.
+  uint64_t resume_epoch = 0;
 };
 
 struct ModelState {
@@ -381,6 +385,11 @@ class RocksCore {
   // See "Failed writes" in the file comment. Called at the start of every mutation,
   // with no lock held. Returns the error that still stops writes, if any.
   absl::Status MaybeResume() ABSL_LOCKS_EXCLUDED(commit_mu_, stage_mu_);
+  // DATA_LOSS if a chunk of `new_blobs` that `held` staged before a recovery from a
+  // failed write is no longer stored intact (so a commit never references it).
+  absl::Status VerifyStagedBeforeRecovery(
+      const absl::flat_hash_map<std::string, const BlobRecord*>& new_blobs,
+      const absl::flat_hash_set<std::string>& held) ABSL_LOCKS_EXCLUDED(stage_mu_);
 
  private:
   // Remembers that a write failed, so the next mutation resumes first.
@@ -425,6 +434,8 @@ class RocksCore {
   // Chunks whose staging write (or release) failed: their markers may remain.
   absl::flat_hash_set<std::string> orphans_ ABSL_GUARDED_BY(stage_mu_);
   uint64_t put_seq_ ABSL_GUARDED_BY(stage_mu_) = 0;
+  // How many times the store resumed after a failed write.
+  uint64_t resume_epoch_ ABSL_GUARDED_BY(stage_mu_) = 0;
 
   absl::Mutex flush_mu_;
   uint64_t flushed_seq_ ABSL_GUARDED_BY(flush_mu_) = 0;
@@ -665,6 +676,7 @@ absl::Status RocksCore::PutChunk(absl::flat_hash_set<std::string>* held,
   }
   entry.holders = 1;
   entry.put_seq = via_wal ? 0 : ++put_seq_;
+  entry.resume_epoch = resume_epoch_;
   ++staged_uncommitted_;
   held->insert(sha);
   return absl::OkStatus();
@@ -852,6 +864,7 @@ absl::StatusOr<CommitResult> RocksCore::Commit(const CommitRequest& request,
       }
     }
     RETURN_IF_ERROR(EnsureFlushed(need));
+    RETURN_IF_ERROR(VerifyStagedBeforeRecovery(new_blobs, *held));
   }
 
   absl::MutexLock commit(&commit_mu_);
@@ -1396,6 +1409,42 @@ absl::Status RocksCore::Backup(const std::string& dir) {
   return FromRocks(checkpoint->CreateCheckpoint(dir), "writing a backup");
 }
 
+absl::Status RocksCore::VerifyStagedBeforeRecovery(
+    const absl::flat_hash_map<std::string, const BlobRecord*>& new_blobs,
+    const absl::flat_hash_set<std::string>& held) {
+  std::vector<std::string> suspects;
+  {
+    absl::MutexLock lock(&stage_mu_);
+    for (const auto& [hex, blob] : new_blobs) {
+      for (const ChunkRef& c : blob->chunks()) {
+        auto it = staged_.find(c.sha256());
+        if (held.contains(c.sha256()) && it != staged_.end() && it->second.uncommitted &&
+            it->second.resume_epoch < resume_epoch_) {
+          suspects.push_back(c.sha256());
+        }
+      }
+    }
+  }
+  // Rare (only after a failed write): read the bytes back rather than trust a write
+  // that went through RocksDB's recovery.
+  for (const std::string& sha : suspects) {
+    rocksdb::PinnableSlice value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), chunks_, sha, &value);
+    if (s.ok() && Sha256Raw(absl::string_view(value.data(), value.size())) == sha) {
+      absl::MutexLock lock(&stage_mu_);
+      auto it = staged_.find(sha);
+      if (it != staged_.end()) it->second.resume_epoch = resume_epoch_;
+      continue;
+    }
+    if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "re-reading a staged chunk");
+    return absl::DataLossError(absl::StrCat(
+        "chunk ", ChunkName(sha),
+        " staged before the store recovered from a failed write (disk full?) was lost; "
+        "nothing was committed: upload the files again"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RocksCore::MaybeResume() {
   if (!needs_resume_.load()) return absl::OkStatus();
   {
@@ -1417,6 +1466,8 @@ absl::Status RocksCore::MaybeResume() {
     }
     RETURN_IF_ERROR(FromRocks(s, "recovering from a failed write"));
     needs_resume_.store(false);
+    absl::MutexLock stage(&stage_mu_);
+    ++resume_epoch_;
   }
   CollectOrphans();
   return absl::OkStatus();
