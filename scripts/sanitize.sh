@@ -6,12 +6,14 @@
 #                                 regressions). The end-to-end and packaging tests
 #                                 (tests/e2e) are left out: they start real processes and
 #                                 take several minutes even uninstrumented.
-#   scripts/sanitize.sh thread    TSan into build-tsan: the concurrency tests, i.e. every
-#                                 test of tests/server and tests/storage.
+#   scripts/sanitize.sh thread    TSan into build-tsan: the concurrency tests of
+#                                 tests/server and tests/storage, except those that go
+#                                 through a real gRPC server (see below).
 # Environment: MGREG_SANITIZE_TESTS='regex' runs only the matching tests of that set;
 # MGREG_SANITIZE_JOBS build parallelism (default 2); MGREG_SOURCE_DIR (default: this
 # checkout) to build another source tree, e.g. a snapshot taken mid-change.
-# Every sanitizer report fails its test (halt_on_error); third-party false positives are
+# Every sanitizer report fails its test (ASan/UBSan stop at the first; TSan reports all
+# races of a test, then exits 66); third-party false positives are
 # suppressed narrowly in scripts/tsan.supp / scripts/ubsan.supp / scripts/lsan.supp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,47 +22,57 @@ mode="${1:-address}"
 source_dir="${MGREG_SOURCE_DIR:-.}"
 jobs="${MGREG_SANITIZE_JOBS:-2}"
 
-# Test names of the given test folders, as declared by mgreg_add_test / the fuzz list.
-tests_of() {
-  local d
-  for d in "$@"; do
-    [ -f "$source_dir/tests/$d/CMakeLists.txt" ] || continue
-    sed -n 's/^mgreg_add_test(\([A-Za-z0-9_]*\).*/\1/p' "$source_dir/tests/$d/CMakeLists.txt"
-  done
-}
-
 case "$mode" in
   address|address,undefined|asan)
-    build_dir=build-asan
-    flags="address,undefined"
-    mapfile -t tests < <(tests_of common proto metagraph storage server)
-    fuzz_regressions=1
-    ;;
+    build_dir=build-asan; flags="address,undefined"; dirs="common proto metagraph storage server fuzz"
+    exclude="" ;;
   thread|tsan)
-    build_dir=build-tsan
-    flags="thread"
-    mapfile -t tests < <(tests_of server storage)
-    fuzz_regressions=0
-    ;;
+    # Not the tests that talk through a real gRPC server and client: Debian's gRPC is not
+    # instrumented, and its completion queues and pollers hand calls between threads
+    # through atomics TSan cannot see, so those tests drown in thousands of reports at
+    # the gRPC boundary (measured: ~2,500 in registry_server_test + uploads_retention_test
+    # before their 300 s timeout). The service core they exercise runs under TSan through
+    # service_concurrency_test instead. MGREG_TSAN_EXCLUDE='' runs them anyway.
+    build_dir=build-tsan; flags="thread"; dirs="server storage"
+    exclude="${MGREG_TSAN_EXCLUDE-^(registry_server_test|uploads_retention_test|watch_sync_test|prod_server_test)\$}" ;;
   *) echo "usage: $0 [address|thread]" >&2; exit 2 ;;
 esac
 
-if [ ! -f "$build_dir/CMakeCache.txt" ]; then
-  generator=()
-  if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
-  cmake -S "$source_dir" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DMGREG_SANITIZE="$flags" -DMGREG_BUILD_TESTS=ON -DMGREG_BUILD_BENCH=OFF >/dev/null
-fi
-targets=("${tests[@]}" mgreg-server mgreg)
+# Configured every time (cheap), so the test listing below sees newly added tests.
+generator=()
+if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
+if [ -f "$build_dir/CMakeCache.txt" ]; then generator=(); fi
+cmake -S "$source_dir" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DMGREG_SANITIZE="$flags" -DMGREG_BUILD_TESTS=ON -DMGREG_BUILD_BENCH=OFF >/dev/null
+# The tests registered by those folders' CMakeLists (tests/<dir>/CMakeLists.txt in the
+# add_test backtrace of CTest's own listing), with their executables' target names
+# (mgreg_add_test: the test's name; fuzz regressions: <target>_regression).
+mapfile -t rows < <(ctest --test-dir "$build_dir" --show-only=json-v1 | python3 -c '
+import json, os, sys
+dirs = sys.argv[1].split()
+data = json.load(sys.stdin)
+graph = data["backtraceGraph"]
+for t in data["tests"]:
+    n, where = t.get("backtrace"), set()
+    while n is not None:
+        node = graph["nodes"][n]
+        parts = graph["files"][node["file"]].split(os.sep)
+        if len(parts) >= 3 and parts[-3] == "tests" and parts[-1] == "CMakeLists.txt":
+            where.add(parts[-2])
+        n = node.get("parent")
+    if where & set(dirs):
+        name = t["name"]
+        target = name[len("fuzz_regression_"):] + "_regression" if name.startswith("fuzz_regression_") else name
+        print(name, target)
+' "$dirs")
+tests=(); targets=(mgreg-server mgreg)
+for row in "${rows[@]}"; do
+  name="${row%% *}"
+  if [ -n "${MGREG_SANITIZE_TESTS:-}" ] && ! [[ "$name" =~ $MGREG_SANITIZE_TESTS ]]; then continue; fi
+  if [ -n "$exclude" ] && [[ "$name" =~ $exclude ]]; then continue; fi
+  tests+=("$name"); targets+=("${row##* }")
+done
 regex="^($(IFS='|'; echo "${tests[*]}"))\$"
-if [ "$fuzz_regressions" = 1 ] && [ -d "$source_dir/tests/fuzz_regressions" ]; then
-  for d in "$source_dir"/tests/fuzz_regressions/*/; do
-    t=$(basename "$d")
-    targets+=("${t}_regression")
-  done
-  regex="^(($(IFS='|'; echo "${tests[*]}"))|fuzz_regression_.*)\$"
-fi
-if [ -n "${MGREG_SANITIZE_TESTS:-}" ]; then regex="$MGREG_SANITIZE_TESTS"; fi
 start=$(date +%s)
 cmake --build "$build_dir" -j "$jobs" --target "${targets[@]}"
 built=$(date +%s)
@@ -68,7 +80,7 @@ built=$(date +%s)
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=0"
 export LSAN_OPTIONS="suppressions=$root/scripts/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$root/scripts/ubsan.supp"
-export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:history_size=4:suppressions=$root/scripts/tsan.supp"
+export TSAN_OPTIONS="halt_on_error=0:exitcode=66:second_deadlock_stack=1:history_size=4:suppressions=$root/scripts/tsan.supp"
 rc=0
 ctest --test-dir "$build_dir" --output-on-failure -j 2 --timeout 1200 -R "$regex" || rc=$?
 end=$(date +%s)
