@@ -56,7 +56,8 @@ absl::Status FromLeveldb(const leveldb::Status& s) {
 // uncompressed length) before it reads the block, trusting the file: a crafted .index
 // could make it allocate terabytes (std::bad_alloc, the server aborts). So before
 // leveldb sees the bytes, every block handle the table can reach (footer, index block
-// entries) must lie inside the file, and every Snappy block must declare a length Snappy
+// entries) must lie inside the file, each such block's checksum must match (DATA_LOSS
+// otherwise, as leveldb reports it), and every Snappy block must declare a length Snappy
 // can actually produce from its bytes.
 constexpr size_t kFooterBytes = 48;      // two padded block handles + 8-byte magic
 constexpr size_t kBlockTrailerBytes = 5;  // type byte + CRC32C
@@ -94,6 +95,15 @@ absl::Status CheckBlockHandle(absl::string_view file, absl::string_view* in,
   }
   const absl::string_view raw = file.substr(offset, size);
   const uint8_t type = static_cast<uint8_t>(file[offset + size]);
+  // The block's checksum first (as leveldb does), so damaged bytes are DATA_LOSS.
+  uint32_t stored = 0;
+  for (int k = 4; k >= 1; --k) {
+    stored = (stored << 8) | static_cast<uint8_t>(file[offset + size + k]);
+  }
+  if (UnmaskCrc32c(stored) != Crc32c(file.substr(offset + size, 1), Crc32c(raw))) {
+    return absl::DataLossError(absl::StrCat(
+        "checkpoint index is corrupted: block checksum mismatch at offset ", offset));
+  }
   if (type == 0) {
     *contents = raw;
     return absl::OkStatus();
@@ -113,6 +123,12 @@ absl::Status CheckBlockHandle(absl::string_view file, absl::string_view* in,
 // stored in the index block.
 absl::Status CheckBlockHandles(absl::string_view file) {
   if (file.size() < kFooterBytes) return absl::OkStatus();  // leveldb says "too short"
+  // Not a table at all (no leveldb magic number): leveldb says so, INVALID_ARGUMENT.
+  uint64_t magic = 0;
+  for (int k = 7; k >= 0; --k) {
+    magic = (magic << 8) | static_cast<uint8_t>(file[file.size() - 8 + k]);
+  }
+  if (magic != 0xdb4775248b80fb57ull) return absl::OkStatus();
   absl::string_view footer = file.substr(file.size() - kFooterBytes);
   absl::string_view ignored;
   std::string storage;
