@@ -54,20 +54,27 @@ int64_t CpuTicks(pid_t pid) {
   return utime + stime;
 }
 
-// Many watch streams on one channel, driven by one completion queue (no thread each).
+// Many watch streams driven by one completion queue (no thread each), spread over
+// connections of `per_connection` streams (the server allows 100 streams at once on
+// one connection, as an inference host fleet would open them).
 class WatchCrowd {
  public:
-  WatchCrowd(const std::string& address, int n) {
-    grpc::ChannelArguments args;
-    channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-    stub_ = v1::Registry::NewStub(channel_);
+  WatchCrowd(const std::string& address, int n, int per_connection = 50) {
     for (int i = 0; i < n; ++i) streams_.emplace_back();
     v1::WatchCheckpointsRequest request;
     request.set_model("m");
     request.set_since_revision(-1);
     for (int i = 0; i < n; ++i) {
+      if (i % per_connection == 0) {
+        grpc::ChannelArguments args;
+        // A connection of its own (channels with equal arguments share one).
+        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+        auto channel =
+            grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+        stubs_.push_back(v1::Registry::NewStub(channel));
+      }
       Stream& s = streams_[i];
-      s.reader = stub_->PrepareAsyncWatchCheckpoints(&s.ctx, request, &cq_);
+      s.reader = stubs_.back()->PrepareAsyncWatchCheckpoints(&s.ctx, request, &cq_);
       s.reader->StartCall(Tag(i, kStarted));
     }
   }
@@ -135,8 +142,7 @@ class WatchCrowd {
     bool finished = false;
   };
 
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Registry::Stub> stub_;
+  std::vector<std::unique_ptr<v1::Registry::Stub>> stubs_;
   grpc::CompletionQueue cq_;
   std::deque<Stream> streams_;  // deque: Stream cannot move
 };
