@@ -661,4 +661,14 @@ std::string GenerateMetaGraph(int nodes, uint64_t seed) {
 }
 
 
+std::unique_ptr<Client> ConnectClient(const std::string& address, int connection) {
+  ClientOptions options;
+  options.target = address;
+  // A different (and harmless) message limit is a different channel argument.
+  options.max_message_bytes = (16 << 20) + connection;
+  auto client = Client::Connect(options);
+  CheckOk(client.status(), "connect");
+  return std::move(*client);
+}
+
 }  // namespace mgreg::bench

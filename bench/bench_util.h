@@ -19,10 +19,17 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
+#include "client/client.h"
+
 namespace mgreg::bench {
 
 // Prints `what: status` to stderr and exits with status 2 unless `status` is OK.
 void CheckOk(const absl::Status& status, absl::string_view what);
+
+// A client of the server at `address`. Clients with different `connection` numbers get
+// connections of their own (gRPC shares one between channels with equal arguments), as
+// separate trainer or inference hosts would. Exits on error.
+std::unique_ptr<Client> ConnectClient(const std::string& address, int connection = 0);
 // Prints the message and exits with status 2.
 [[noreturn]] void Die(absl::string_view message);
 

@@ -109,11 +109,8 @@ int Main(int argc, char** argv) {
 
   auto server = StartServer(absl::StrCat(tmp, "/data"), {"--metrics-listen", "127.0.0.1:0"});
   const std::string metrics = MetricsAddress(*server);
-  ClientOptions options;
-  options.target = server->address();
-  auto client_or = Client::Connect(options);
-  CheckOk(client_or.status(), "connect");
-  Client& client = **client_or;
+  std::unique_ptr<Client> client_owner = ConnectClient(server->address());
+  Client& client = *client_owner;
   const std::string model = "bench/export";
   auto pushed = client.Push(model, prefix, PushOptions());
   CheckOk(pushed.status(), "push");
@@ -199,7 +196,7 @@ int Main(int argc, char** argv) {
   // Channels closed before the servers stop (an open one delays mgreg-server's exit).
   bare_stub.reset();
   stub.reset();
-  client_or->reset();
+  client_owner.reset();
   bare.reset();
   server.reset();
   RemoveTree(tmp);

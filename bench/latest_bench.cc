@@ -84,11 +84,8 @@ int Main(int argc, char** argv) {
   PinToCpu(1);
   const std::string tmp = MakeTempDir("latest");
   auto server = StartServer(absl::StrCat(tmp, "/data"));
-  ClientOptions options;
-  options.target = server->address();
-  auto client_or = Client::Connect(options);
-  CheckOk(client_or.status(), "connect");
-  Client& client = **client_or;
+  std::unique_ptr<Client> client_owner = ConnectClient(server->address());
+  Client& client = *client_owner;
   const std::string model = "bench/latest";
   // A small real checkpoint: index + 2 shards, at two steps.
   const std::string ckpt_dir = absl::StrCat(tmp, "/ckpt");

@@ -29,11 +29,8 @@ int Main(int argc, char** argv) {
   std::filesystem::create_directories(ckpt_dir);
   auto server = StartServer(absl::StrCat(tmp, "/data"));
   const int64_t start_kib = PeakRssKib(server->pid());
-  ClientOptions options;
-  options.target = server->address();
-  auto client_or = Client::Connect(options);
-  CheckOk(client_or.status(), "connect");
-  Client& client = **client_or;
+  std::unique_ptr<Client> client_owner = ConnectClient(server->address());
+  Client& client = *client_owner;
   const std::string model = "bench/memory";
 
   int64_t moved = 0;

@@ -34,18 +34,6 @@
 namespace mgreg::bench {
 namespace {
 
-std::unique_ptr<Client> ConnectClient(const std::string& address, int distinct) {
-  ClientOptions options;
-  options.target = address;
-  // gRPC shares one connection between channels with equal arguments; a different
-  // (and harmless) message limit gives each writer its own connection, as separate
-  // trainer hosts would have.
-  options.max_message_bytes = (16 << 20) + distinct;
-  auto client = Client::Connect(options);
-  CheckOk(client.status(), "connect");
-  return std::move(*client);
-}
-
 struct MultiWriterTiming {
   double seconds = 0;
   double digest_s = 0;   // until the last writer finished digesting its shard

@@ -80,11 +80,8 @@ int Main(int argc, char** argv) {
   std::filesystem::create_directories(ckpt_dir);
 
   auto server = StartServer(absl::StrCat(tmp, "/data"));
-  ClientOptions options;
-  options.target = server->address();
-  auto client_or = Client::Connect(options);
-  CheckOk(client_or.status(), "connect");
-  Client& client = **client_or;
+  std::unique_ptr<Client> client_owner = ConnectClient(server->address());
+  Client& client = *client_owner;
   const std::string model = "bench/pull";
   const std::string prefix =
       WriteBenchCheckpoint(ckpt_dir, "model.ckpt", 1, 1, 2, shard_bytes, 8 << 20);

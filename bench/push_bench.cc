@@ -50,11 +50,8 @@ int Main(int argc, char** argv) {
 
   auto server = StartServer(absl::StrCat(tmp, "/data"));
   auto sink = ChildProcess::Start({SelfPath(), "--sink", sink_dir}, 0, "listening on");
-  ClientOptions options;
-  options.target = server->address();
-  auto client_or = Client::Connect(options);
-  CheckOk(client_or.status(), "connect");
-  Client& client = **client_or;
+  std::unique_ptr<Client> client_owner = ConnectClient(server->address());
+  Client& client = *client_owner;
   const std::string model = "bench/push";
 
   // Warm-up: a small step, so that connection set-up and the store's first files are

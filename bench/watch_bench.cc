@@ -42,16 +42,6 @@
 namespace mgreg::bench {
 namespace {
 
-std::unique_ptr<Client> ConnectClient(const std::string& address, int distinct) {
-  ClientOptions options;
-  options.target = address;
-  // A different channel argument keeps gRPC from sharing a connection between clients.
-  options.max_message_bytes = (16 << 20) + distinct;
-  auto client = Client::Connect(options);
-  CheckOk(client.status(), "connect");
-  return std::move(*client);
-}
-
 // The watchers and the thread that drives them through one CompletionQueue.
 class Watchers {
  public:
