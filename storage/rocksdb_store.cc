@@ -98,6 +98,8 @@ constexpr char kFormatTag[] = "mgreg-store-1";
 constexpr char kRevisionKey[] = "R";
 // Chunks smaller than this go through the WAL and need no flush before the commit.
 constexpr size_t kWalChunkBytes = 64 << 10;
+// How long a commit waits for its staged chunks to be flushed before it gives up.
+constexpr absl::Duration kFlushConfirmTimeout = absl::Seconds(30);
 
 // ---- The one RocksDB -> absl conversion. -----------------------------------------
 // `what` says, in the caller's terms, what the store was doing.
@@ -741,8 +743,32 @@ absl::Status RocksCore::EnsureFlushed(uint64_t need) {
   rocksdb::FlushOptions fo;
   fo.wait = true;
   fo.allow_write_stall = true;
-  RETURN_IF_ERROR(
-      FromRocks(Note(db_->Flush(fo, chunks_)), "making staged chunks durable"));
+  // DB::Flush can return OK before its flush is installed: right after DB::Resume,
+  // RocksDB 7.8 was seen returning at once while the flush job ran, and a close then
+  // cancelled the job and dropped the chunks (DiskFaultTest). So the flush counts only
+  // once the chunk family has no immutable memtable left: the memtable our Flush
+  // switched out is flushed (later ones hold only later writes).
+  const absl::Time deadline = absl::Now() + kFlushConfirmTimeout;
+  while (true) {
+    RETURN_IF_ERROR(
+        FromRocks(Note(db_->Flush(fo, chunks_)), "making staged chunks durable"));
+    const absl::Time retry = std::min(deadline, absl::Now() + absl::Seconds(1));
+    uint64_t pending = 1;
+    while (db_->GetIntProperty(chunks_, rocksdb::DB::Properties::kNumImmutableMemTable,
+                               &pending) &&
+           pending > 0 && absl::Now() < retry) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    if (pending == 0) break;
+    if (absl::Now() >= deadline) {
+      return absl::UnavailableError(absl::StrCat(
+          "staged chunks were not flushed to disk within ",
+          absl::FormatDuration(kFlushConfirmTimeout),
+          "; nothing was committed: retry the commit"));
+    }
+    // Not flushed yet (a failed background flush keeps its memtable): flush again,
+    // which also reports a background error that stopped writes.
+  }
   flushed_seq_ = upto;
   return absl::OkStatus();
 }

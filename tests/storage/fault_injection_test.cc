@@ -35,7 +35,8 @@ std::map<std::string, std::string> Files(uint64_t seed, size_t data_bytes = 1000
   return {{"data-00000-of-00001", Bytes(data_bytes, seed)}, {"index", Bytes(300, seed + 1)}};
 }
 
-void ExpectStep(Store& store, const std::string& model, int64_t step, uint64_t seed) {
+void ExpectStep(Store& store, const std::string& model, int64_t step, uint64_t seed,
+                size_t data_bytes = 100000) {
   auto record = store.GetCheckpoint(model, step);
   ASSERT_TRUE(record.ok()) << record.status();
   for (const auto& f : record->files()) {
@@ -47,7 +48,8 @@ void ExpectStep(Store& store, const std::string& model, int64_t step, uint64_t s
       ASSERT_TRUE(chunk.ok()) << chunk.status();
       bytes += *chunk;
     }
-    EXPECT_EQ(bytes, Files(seed).at(f.name())) << model << "@" << step << " " << f.name();
+    EXPECT_TRUE(bytes == Files(seed, data_bytes).at(f.name()))
+        << model << "@" << step << " " << f.name() << ": " << bytes.size() << " bytes differ";
   }
 }
 
@@ -185,10 +187,12 @@ TEST_F(DiskFaultTest, DiskFullIsResourceExhaustedReadsGoOnAndCommitsResumeWhenSp
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(Push(*store, "m", 1, Files(1)).ok());
-  // Small chunks go through the WAL. (Large ones go through a flush: after a disk-full
-  // flush failure and RocksDB's recovery, Check found chunks of the retried commit
-  // missing; not resolved yet, so that path is not exercised here.)
-  for (size_t data_bytes : {size_t{100000}}) {
+  // Small chunks go through the WAL; large ones are written without it and flushed
+  // before the commit. On the flushed path, RocksDB's first Flush after a recovery
+  // returned before its job was installed; the close then dropped the chunks of the
+  // acknowledged step 3 (found here in ~1 of 30 runs before EnsureFlushed waited for
+  // the immutable memtable to go). The reopen below checks every byte of both steps.
+  for (size_t data_bytes : {size_t{100000}, size_t{3000000}}) {
     fs_.SetWriteBudget(0);
     const int64_t step = data_bytes > 100000 ? 3 : 2;
     auto full = Push(*store, "m", step, Files(step, data_bytes), false,
@@ -218,13 +222,16 @@ TEST_F(DiskFaultTest, DiskFullIsResourceExhaustedReadsGoOnAndCommitsResumeWhenSp
       }
     }
     ASSERT_TRUE(retry.ok()) << retry.status();
+    ExpectStep(*store, "m", step, static_cast<uint64_t>(step), data_bytes);
     ExpectClean(*store);
   }
   store.reset();
   store = Open();
   ASSERT_NE(store, nullptr);
   ExpectStep(*store, "m", 1, 1);
-  EXPECT_EQ(store->GetLatest("m")->step(), 2);
+  ExpectStep(*store, "m", 2, 2);
+  ExpectStep(*store, "m", 3, 3, 3000000);
+  EXPECT_EQ(store->GetLatest("m")->step(), 3);
   ExpectClean(*store);
   EXPECT_GE(fs_.faults_injected(), 2);
 }
