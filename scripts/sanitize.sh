@@ -65,13 +65,22 @@ for t in data["tests"]:
         target = name[len("fuzz_regression_"):] + "_regression" if name.startswith("fuzz_regression_") else name
         print(name, target)
 ' "$dirs")
-tests=(); targets=(mgreg-server mgreg)
+tests=(); targets=()
 for row in "${rows[@]}"; do
   name="${row%% *}"
   if [ -n "${MGREG_SANITIZE_TESTS:-}" ] && ! [[ "$name" =~ $MGREG_SANITIZE_TESTS ]]; then continue; fi
   if [ -n "$exclude" ] && [[ "$name" =~ $exclude ]]; then continue; fi
   tests+=("$name"); targets+=("${row##* }")
 done
+if [ ${#tests[@]} -eq 0 ]; then
+  echo "sanitize $mode: no test matches MGREG_SANITIZE_TESTS='${MGREG_SANITIZE_TESTS:-}'" >&2
+  exit 2
+fi
+# Tests of tests/server start the instrumented binaries (metrics, production): build them
+# only when such a test is selected.
+if printf '%s\n' "${tests[@]}" | grep -qE "^prod_"; then
+  targets+=(mgreg-server mgreg)
+fi
 regex="^($(IFS='|'; echo "${tests[*]}"))\$"
 start=$(date +%s)
 cmake --build "$build_dir" -j "$jobs" --target "${targets[@]}"

@@ -113,6 +113,23 @@ void CallGuard::FinishNewUpload(const std::string& principal,
   if (upload.ok()) uploads_[principal].insert(upload->upload_id());
 }
 
+absl::Status CallGuard::BeginStream() {
+  absl::MutexLock lock(&mu_);
+  if (limits_.max_open_streams > 0 && open_streams_ >= limits_.max_open_streams) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this server already has ", open_streams_,
+        " streaming calls open, its limit (limits.max_open_streams); retry when "
+        "some have ended, or raise the limit"));
+  }
+  ++open_streams_;
+  return absl::OkStatus();
+}
+
+void CallGuard::EndStream() {
+  absl::MutexLock lock(&mu_);
+  --open_streams_;
+}
+
 absl::Status CallGuard::CheckQueueWait(const grpc::CallbackServerContext* ctx,
                                        absl::Time start) const {
   const absl::Time now = absl::Now();

@@ -38,6 +38,9 @@ struct CallLimits {
   int max_concurrent_uploads_per_writer = 0;
   // A unary call that waited longer for a worker fails DEADLINE_EXCEEDED; 0 = no limit.
   absl::Duration unary_deadline = absl::ZeroDuration();
+  // Streaming calls (PutFile, ReadFile, GetMetaGraph, WatchCheckpoints) open at once
+  // on the whole server; one more fails RESOURCE_EXHAUSTED. 0 = no limit.
+  int max_open_streams = 0;
 };
 
 class CallGuard {
@@ -73,6 +76,11 @@ class CallGuard {
   absl::Status CheckQueueWait(const grpc::CallbackServerContext* ctx,
                               absl::Time start) const;
 
+  // Before a streaming call: RESOURCE_EXHAUSTED naming limits.max_open_streams when
+  // that many are open. On OK the call holds a slot until it calls EndStream.
+  absl::Status BeginStream();
+  void EndStream();
+
   // Records a finished call.
   void Done(const char* method, const grpc::Status& status, absl::Time start,
             int64_t bytes_in, int64_t bytes_out);
@@ -87,6 +95,7 @@ class CallGuard {
   std::map<std::string, std::set<std::string>> uploads_ ABSL_GUARDED_BY(mu_);
   // principal -> slots reserved by CheckNewUpload and not yet finished.
   std::map<std::string, int> reserved_ ABSL_GUARDED_BY(mu_);
+  int open_streams_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // "OK", "NOT_FOUND", ... for a gRPC status code.

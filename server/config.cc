@@ -208,6 +208,11 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
   if (l.max_concurrent_streams() > 0) {
     options->max_concurrent_streams = l.max_concurrent_streams();
   }
+  if (l.max_open_streams() < 0) {
+    return Invalid(loc.Where({{limits, -1}, {Field(ld, "max_open_streams"), -1}}),
+                   "max_open_streams must be >= 0 (0 = the default, 10000)");
+  }
+  if (l.max_open_streams() > 0) options->limits.max_open_streams = l.max_open_streams();
   if (!l.unary_deadline().empty()) {
     absl::Duration d;
     if (!absl::ParseDuration(l.unary_deadline(), &d) || d <= absl::ZeroDuration()) {

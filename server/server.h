@@ -38,6 +38,13 @@ struct ServerTlsOptions {
   bool require_client_cert = false;
 };
 
+// The limits of a server not configured otherwise (ServerOptions::limits).
+inline CallLimits DefaultServerLimits() {
+  CallLimits limits;
+  limits.max_open_streams = 10000;
+  return limits;
+}
+
 struct ServerOptions {
   // host:port to listen on; port 0 picks a free port (see RegistryServer::port()).
   std::string listen_address = "127.0.0.1:8470";
@@ -62,7 +69,8 @@ struct ServerOptions {
   bool insecure = false;
   // Bearer tokens (by SHA-256) and what they may do; none: every call is allowed.
   google::protobuf::RepeatedPtrField<config::v1::Token> tokens;
-  CallLimits limits;
+  // Defaults: no upload limits, 10000 open streams.
+  CallLimits limits = DefaultServerLimits();
   // Retention applied to models without their own policy (read by the retention
   // feature; validated here).
   config::v1::RetentionDefaults retention_defaults;

@@ -7,6 +7,7 @@
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/call_guard.h"
 #include "server/config.h"
 #include "tests/test_util.h"
 
@@ -104,7 +105,8 @@ metrics_listen: "0.0.0.0:9464"
 insecure: true
 tokens { name: "ci" sha256: ")",
                    Sha256Hex("t"), R"(" role: ROLE_WRITER model_prefixes: "ci/" }
-limits { max_upload_bytes: 1000 max_concurrent_uploads_per_writer: 2 max_message_bytes: 8388608 }
+limits { max_upload_bytes: 1000 max_concurrent_uploads_per_writer: 2 max_message_bytes: 8388608
+         max_concurrent_streams: 50 unary_deadline: "2s" max_open_streams: 300 }
 retention { max_to_keep: 5 keep_every_n_hours: 2.5 }
 export_cache_bytes: 1024
 worker_threads: 3
@@ -120,12 +122,53 @@ shutdown_deadline: "10s"
   EXPECT_EQ(o.limits.max_upload_bytes, 1000);
   EXPECT_EQ(o.limits.max_concurrent_uploads_per_writer, 2);
   EXPECT_EQ(o.max_message_bytes, 8388608);
+  EXPECT_EQ(o.max_concurrent_streams, 50);
+  EXPECT_EQ(o.limits.unary_deadline, absl::Seconds(2));
+  EXPECT_EQ(o.limits.max_open_streams, 300);
   EXPECT_EQ(o.retention_defaults.max_to_keep(), 5);
   EXPECT_EQ(o.service.export_cache_bytes, 1024u);
   EXPECT_EQ(o.worker_threads, 3);
   EXPECT_EQ(o.service.upload_ttl, absl::Minutes(15));
   EXPECT_EQ(o.shutdown_deadline, absl::Seconds(10));
   EXPECT_TRUE(ValidateServerOptions(o).ok());
+}
+
+TEST(ConfigTest, LimitsDefaultWhenNotConfigured) {
+  ServerOptions o;
+  ASSERT_TRUE(ApplyServerConfigText("limits { max_upload_bytes: 5 }", "c", &o).ok());
+  EXPECT_EQ(o.limits.max_open_streams, 10000);
+  EXPECT_EQ(o.max_concurrent_streams, 100);
+  EXPECT_EQ(o.limits.unary_deadline, absl::ZeroDuration());
+  absl::Status bad = ApplyServerConfigText("limits { max_open_streams: -1 }", "c", &o);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.message(), HasSubstr("max_open_streams"));
+}
+
+// CallGuard's limits without a transport (the gRPC tests cover them end to end).
+TEST(CallGuardTest, AUnaryCallQueuedBeyondUnaryDeadlineIsDeadlineExceeded) {
+  CallLimits limits;
+  limits.unary_deadline = absl::Milliseconds(200);
+  CallGuard guard(nullptr, nullptr, nullptr, limits);
+  grpc::CallbackServerContext ctx;
+  EXPECT_TRUE(guard.CheckQueueWait(&ctx, absl::Now()).ok());
+  absl::Status late = guard.CheckQueueWait(&ctx, absl::Now() - absl::Seconds(1));
+  EXPECT_EQ(late.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(late.message(), HasSubstr("limits.unary_deadline"));
+  CallGuard unlimited(nullptr, nullptr, nullptr, CallLimits());
+  EXPECT_TRUE(unlimited.CheckQueueWait(&ctx, absl::Now() - absl::Hours(1)).ok());
+}
+
+TEST(CallGuardTest, OpenStreamsAreCountedUntilTheyEnd) {
+  CallLimits limits;
+  limits.max_open_streams = 2;
+  CallGuard guard(nullptr, nullptr, nullptr, limits);
+  ASSERT_TRUE(guard.BeginStream().ok());
+  ASSERT_TRUE(guard.BeginStream().ok());
+  absl::Status third = guard.BeginStream();
+  EXPECT_EQ(third.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(third.message(), HasSubstr("limits.max_open_streams"));
+  guard.EndStream();
+  EXPECT_TRUE(guard.BeginStream().ok());
 }
 
 TEST(ConfigTest, SyntaxErrorNamesFileLineAndColumn) {

@@ -394,6 +394,99 @@ TEST(ProductionServerTest, UploadLimitsAreResourceExhausted) {
   EXPECT_TRUE(client->BeginUpload(begin).ok());
 }
 
+TEST(ProductionServerTest, StreamsBeyondMaxOpenStreamsAreResourceExhausted) {
+  ServerOptions options = InMemory();
+  options.limits.max_open_streams = 2;
+  auto server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  auto channel = grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials());
+  auto stub = v1::Registry::NewStub(channel);
+  v1::WatchCheckpointsRequest request;
+  request.set_all_models(true);
+  // Two watches hold both slots: each has its first event (PROGRESS) once live.
+  struct Watch {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader;
+  };
+  Watch watches[2];
+  for (Watch& w : watches) {
+    w.reader = stub->WatchCheckpoints(&w.ctx, request);
+    v1::WatchEvent event;
+    ASSERT_TRUE(w.reader->Read(&event));
+  }
+  // A third stream of any kind is refused, naming the limit; unary calls go on.
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto reader = stub->WatchCheckpoints(&ctx, request);
+    v1::WatchEvent event;
+    EXPECT_FALSE(reader->Read(&event));
+    grpc::Status status = reader->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(status.error_message(), HasSubstr("limits.max_open_streams"));
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ReadFileRequest read;
+    read.set_model("m");
+    read.set_step(1);
+    read.set_name("index");
+    auto reader = stub->ReadFile(&ctx, read);
+    v1::FileChunk chunk;
+    EXPECT_FALSE(reader->Read(&chunk));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  auto client = Connect(server->address());
+  EXPECT_EQ(client->GetLatestCheckpoint("m").status().code(), absl::StatusCode::kNotFound);
+
+  // Ending one watch frees its slot (once the server has seen the cancel).
+  watches[0].ctx.TryCancel();
+  watches[0].reader->Finish();
+  grpc::StatusCode code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+  for (int i = 0; i < 200 && code == grpc::StatusCode::RESOURCE_EXHAUSTED; ++i) {
+    grpc::ClientContext ctx;
+    auto reader = stub->WatchCheckpoints(&ctx, request);
+    v1::WatchEvent event;
+    if (reader->Read(&event)) {
+      code = grpc::StatusCode::OK;
+      ctx.TryCancel();
+    } else {
+      code = reader->Finish().error_code();
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+  EXPECT_EQ(code, grpc::StatusCode::OK);
+  watches[1].ctx.TryCancel();
+  watches[1].reader->Finish();
+}
+
+TEST(ProductionServerTest, AMessageOverMaxMessageBytesIsResourceExhausted) {
+  ServerOptions options = InMemory();
+  options.max_message_bytes = 4 << 20;
+  auto server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  grpc::ChannelArguments args;
+  args.SetMaxSendMessageSize(64 << 20);
+  auto channel = grpc::CreateCustomChannel(server->address(),
+                                           grpc::InsecureChannelCredentials(), args);
+  auto stub = v1::Registry::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::PutFileResponse response;
+  auto writer = stub->PutFile(&ctx, &response);
+  v1::PutFileRequest m;
+  m.mutable_header()->set_upload_id("u");
+  m.mutable_header()->set_name("index");
+  m.set_data(std::string((4 << 20) + 1, 'x'));
+  writer->Write(m);
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // gRPC's own message names the sizes: "... larger than max (4194333 vs. 4194304)".
+  EXPECT_THAT(status.error_message(), HasSubstr("4194304"));
+}
+
 // --- security of the listen address ----------------------------------------------
 
 TEST(ProductionServerTest, PlaintextOnANonLoopbackAddressNeedsInsecure) {
