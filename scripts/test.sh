@@ -13,12 +13,13 @@ ctest --test-dir "$build_dir" --output-on-failure -j 2 --timeout 600
 # MGREG_HARDENING: empty/0 = none; 1 = all of fuzz, asan, tsan; or a comma list of them.
 # Each stage builds its own tree (build-fuzz, build-asan, build-tsan) and is bounded:
 # fuzz runs each target MGREG_HARDENING_FUZZ_SECONDS (default 20) with a fixed seed;
-# asan runs MGREG_HARDENING_ASAN_TESTS (a ctest regex, default: the metagraph, storage
-# and fuzz-regression tests); tsan the concurrency tests (tests/server, tests/storage).
+# asan runs MGREG_HARDENING_ASAN_TESTS (a ctest regex, default: the common, proto,
+# metagraph, storage and fuzz-regression tests and the server tests without a gRPC
+# transport); tsan the concurrency tests (tests/server, tests/storage).
 # MGREG_HARDENING_SKIP_AFTER=S: a stage that would start more than S seconds after this
 # script started is skipped (and says so), so a slow machine stays within CI's budget.
 hardening="${MGREG_HARDENING:-0}"
-if [ "$hardening" = 1 ]; then hardening="fuzz,asan,tsan"; fi
+if [ "$hardening" = 1 ]; then hardening="asan,tsan,fuzz"; fi
 if [ "$hardening" != 0 ] && [ -n "$hardening" ]; then
   scripts/install-deps.sh hardening
   stage_times=()
@@ -32,7 +33,7 @@ if [ "$hardening" != 0 ] && [ -n "$hardening" ]; then
     fi
     case "$stage" in
       fuzz) scripts/fuzz.sh "${MGREG_HARDENING_FUZZ_SECONDS:-20}" ;;
-      asan) MGREG_SANITIZE_TESTS="${MGREG_HARDENING_ASAN_TESTS:-^(metagraph_|storage_|common_|fuzz_regression_)}" \
+      asan) MGREG_SANITIZE_TESTS="${MGREG_HARDENING_ASAN_TESTS:-^(common_|tf_proto_|metagraph_|storage_|fuzz_regression_|service_concurrency_test|export_cache_test|prod_auth_test)}" \
               scripts/sanitize.sh address ;;
       tsan) scripts/sanitize.sh thread ;;
       *) echo "MGREG_HARDENING: unknown stage '$stage' (fuzz, asan, tsan)" >&2; exit 2 ;;
