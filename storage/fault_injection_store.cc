@@ -207,6 +207,7 @@ absl::StatusOr<int64_t> FaultInjectionStore::ApplyRetention(
 struct FaultInjectionFileSystem::State {
   std::atomic<int64_t> budget{-1};  // bytes still allowed; < 0: unlimited
   std::atomic<bool> fail_syncs{false};
+  std::atomic<bool> fail_reads{false};
   std::atomic<int64_t> injected{0};
   std::atomic<int64_t> appended{0};
 
@@ -226,6 +227,11 @@ struct FaultInjectionFileSystem::State {
     if (!fail_syncs.load()) return rocksdb::IOStatus::OK();
     injected.fetch_add(1);
     return rocksdb::IOStatus::IOError("injected: sync failed");
+  }
+  rocksdb::IOStatus Read() {
+    if (!fail_reads.load()) return rocksdb::IOStatus::OK();
+    injected.fetch_add(1);
+    return rocksdb::IOStatus::IOError("injected: read failed");
   }
 };
 
@@ -280,6 +286,29 @@ class FaultWritableFile : public rocksdb::FSWritableFileOwnerWrapper {
   const std::shared_ptr<FaultInjectionFileSystem::State> state_;
 };
 
+class FaultRandomAccessFile : public rocksdb::FSRandomAccessFileOwnerWrapper {
+ public:
+  FaultRandomAccessFile(std::unique_ptr<rocksdb::FSRandomAccessFile> f,
+                        std::shared_ptr<FaultInjectionFileSystem::State> state)
+      : FSRandomAccessFileOwnerWrapper(std::move(f)), state_(std::move(state)) {}
+
+  IOStatus Read(uint64_t offset, size_t n, const IOOptions& o, Slice* result,
+                char* scratch, IODebugContext* dbg) const override {
+    IOStatus s = state_->Read();
+    return s.ok() ? target()->Read(offset, n, o, result, scratch, dbg) : s;
+  }
+  IOStatus MultiRead(rocksdb::FSReadRequest* reqs, size_t num_reqs, const IOOptions& o,
+                     IODebugContext* dbg) override {
+    IOStatus s = state_->Read();
+    if (s.ok()) return target()->MultiRead(reqs, num_reqs, o, dbg);
+    for (size_t i = 0; i < num_reqs; ++i) reqs[i].status = s;
+    return s;
+  }
+
+ private:
+  const std::shared_ptr<FaultInjectionFileSystem::State> state_;
+};
+
 class FaultFileSystem : public rocksdb::FileSystemWrapper {
  public:
   explicit FaultFileSystem(std::shared_ptr<FaultInjectionFileSystem::State> state)
@@ -309,6 +338,13 @@ class FaultFileSystem : public rocksdb::FileSystemWrapper {
     if (s.ok()) *r = std::make_unique<FaultWritableFile>(std::move(*r), state_);
     return s;
   }
+  IOStatus NewRandomAccessFile(const std::string& f, const rocksdb::FileOptions& o,
+                               std::unique_ptr<rocksdb::FSRandomAccessFile>* r,
+                               IODebugContext* dbg) override {
+    IOStatus s = target()->NewRandomAccessFile(f, o, r, dbg);
+    if (s.ok()) *r = std::make_unique<FaultRandomAccessFile>(std::move(*r), state_);
+    return s;
+  }
  private:
   const std::shared_ptr<FaultInjectionFileSystem::State> state_;
 };
@@ -328,6 +364,8 @@ void FaultInjectionFileSystem::SetWriteBudget(int64_t bytes) {
 }
 
 void FaultInjectionFileSystem::FailSyncs(bool fail) { state_->fail_syncs.store(fail); }
+
+void FaultInjectionFileSystem::FailReads(bool fail) { state_->fail_reads.store(fail); }
 
 int64_t FaultInjectionFileSystem::faults_injected() const {
   return state_->injected.load();

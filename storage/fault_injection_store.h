@@ -7,8 +7,8 @@
 //    lost).
 //  - FaultInjectionFileSystem is a file system for RocksDB (pass env() in
 //    RocksDbStoreOptions::env) that fails appends with "no space" once a byte budget is
-//    spent, and syncs with an I/O error on demand: a full or failing disk without
-//    mount privileges.
+//    spent, and syncs and reads of table and blob files with an I/O error on demand: a
+//    full or failing disk without mount privileges.
 //
 // Thread safety: every method may be called concurrently with the store's.
 #ifndef MGREG_STORAGE_FAULT_INJECTION_STORE_H_
@@ -108,7 +108,8 @@ class FaultInjectionStore : public Store {
   std::atomic<int64_t> injected_{0};
 };
 
-// A RocksDB file system (over the default one) that fails writes and syncs on demand.
+// A RocksDB file system (over the default one) that fails writes, syncs and reads on
+// demand.
 class FaultInjectionFileSystem {
  public:
   FaultInjectionFileSystem();
@@ -122,6 +123,9 @@ class FaultInjectionFileSystem {
   void SetWriteBudget(int64_t bytes);
   // Syncs (Sync, Fsync, RangeSync) fail with an I/O error while set.
   void FailSyncs(bool fail);
+  // Reads of random-access files (tables and blob files: what Get and iterators read
+  // below the memtable and caches) fail with an I/O error while set.
+  void FailReads(bool fail);
   int64_t faults_injected() const;
   int64_t bytes_appended() const;
 
