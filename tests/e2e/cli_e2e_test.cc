@@ -10,6 +10,7 @@
 #include "metagraph/checkpoint_state.h"
 #include "tests/checkpoint_builder.h"
 #include "tests/process_util.h"
+#include "tests/storage/store_surgery.h"
 #include "tests/test_util.h"
 
 namespace mgreg::testing {
@@ -154,6 +155,35 @@ TEST_F(CliTest, AnUnreachableServerSaysWhereItLooked) {
 TEST_F(CliTest, TheServerRefusesADataDirInUse) {
   ServerProcess second({"--data-dir", tmp_.Join("data")}, /*expect_start=*/false);
   EXPECT_FALSE(second.started());
+}
+
+TEST_F(CliTest, AdminCheckExitsOneAndNamesTheProblemsOfADamagedStore) {
+  ASSERT_EQ(Mgreg({"push", "m", MakeCheckpoint(1)}).exit_code, 0);
+  CommandResult clean = Mgreg({"admin", "check"});
+  EXPECT_EQ(clean.exit_code, 0) << clean.err;
+  EXPECT_THAT(clean.out, HasSubstr("consistent: 1 models, 1 steps"));
+
+  // Behind the server's back: a referenced chunk's bytes go, a stray chunk appears.
+  server_->Stop(SIGTERM);
+  absl::StatusOr<std::string> missing = DamageStore(tmp_.Join("data"), Damage::kMissingChunk);
+  ASSERT_TRUE(missing.ok()) << missing.status();
+  absl::StatusOr<std::string> leaked = DamageStore(tmp_.Join("data"), Damage::kLeakedChunk);
+  ASSERT_TRUE(leaked.ok()) << leaked.status();
+  server_ = std::make_unique<ServerProcess>(
+      std::vector<std::string>{"--data-dir", tmp_.Join("data")});
+  ASSERT_TRUE(server_->started());
+
+  CommandResult damaged = Mgreg({"admin", "check"});
+  EXPECT_EQ(damaged.exit_code, 1) << damaged.err;
+  EXPECT_THAT(damaged.out, HasSubstr("INCONSISTENT"));
+  EXPECT_THAT(damaged.out,
+              HasSubstr("chunk " + *missing + " is referenced but not stored (missing)"));
+  EXPECT_THAT(damaged.out, HasSubstr("chunk " + *leaked + " (4096 bytes) is stored but "
+                                     "nothing references or holds it (leaked)"));
+  EXPECT_THAT(damaged.err, HasSubstr("2 inconsistencies"));
+  CommandResult json = Mgreg({"admin", "check", "--json"});
+  EXPECT_EQ(json.exit_code, 1);
+  EXPECT_THAT(json.out, HasSubstr("\"problems\""));
 }
 
 TEST_F(CliTest, SigtermShutsDownCleanly) {

@@ -2,7 +2,8 @@
 // RocksDB (FaultInjectionFileSystem: a full disk, failing syncs). A failed write fails
 // with a clear status, the last committed state stays readable, Store::Check stays
 // clean, and writes succeed again once the fault is gone. Also: Check is clean on both
-// backends after a mixed workload, and counts what it should.
+// backends after a mixed workload, counts what it should, and reports a store damaged
+// behind its back (a missing, a leaked and a miscounted chunk).
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -10,10 +11,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/fault_injection_store.h"
 #include "storage/store.h"
+#include "tests/storage/store_surgery.h"
 #include "tests/storage/store_test_util.h"
 #include "tests/test_util.h"
 
@@ -102,6 +106,48 @@ TEST_P(CheckTest, CheckIsCleanAfterCommitsDeletesAliasesAndOpenUploads) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, CheckTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "RocksDb" : "Memory"; });
+
+// Check against a store damaged behind its back (tests/storage/store_surgery.h): each
+// broken invariant is reported, naming the chunk.
+struct DamageCase {
+  Damage damage;
+  const char* name;
+  const char* problem;  // what Check says after "chunk <name> "
+};
+
+class CheckDamageTest : public ::testing::TestWithParam<DamageCase> {};
+
+TEST_P(CheckDamageTest, CheckReportsTheDamage) {
+  TempDir tmp;
+  RocksDbStoreOptions o;
+  o.path = tmp.Join("db");
+  {
+    auto store = OpenRocksDbStore(o);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE(Push(**store, "m", 1, Files(1)).ok());
+    ASSERT_TRUE(Push(**store, "m", 2, Files(2)).ok());
+    ExpectClean(**store);
+  }
+  absl::StatusOr<std::string> chunk = DamageStore(o.path, GetParam().damage);
+  ASSERT_TRUE(chunk.ok()) << chunk.status();
+  auto store = OpenRocksDbStore(o);
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<CheckReport> report = (*store)->Check();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_FALSE(report->ok());
+  ASSERT_EQ(report->problems.size(), 1u) << absl::StrJoin(report->problems, "\n");
+  EXPECT_THAT(report->problems[0],
+              ::testing::HasSubstr(absl::StrCat("chunk ", *chunk, " ", GetParam().problem)));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Damages, CheckDamageTest,
+    ::testing::Values(DamageCase{Damage::kMissingChunk, "Missing",
+                                 "is referenced but not stored (missing)"},
+                      DamageCase{Damage::kLeakedChunk, "Leaked",
+                                 "(4096 bytes) is stored but nothing references"},
+                      DamageCase{Damage::kWrongChunkRefcount, "Refcount", "has refcount 2 but 1"}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 class StoreFaultTest : public ::testing::Test {
  protected:
