@@ -3,6 +3,7 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -241,6 +242,13 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
   if (config.export_cache_bytes() > 0) {
     options->service.export_cache_bytes =
         static_cast<size_t>(config.export_cache_bytes());
+  }
+  if (config.min_free_bytes() < -1) {
+    return Invalid(at("min_free_bytes"),
+                   "min_free_bytes must be >= 0 (0 = the default, 256 MiB) or -1 (no check)");
+  }
+  if (config.min_free_bytes() != 0) {
+    options->min_free_bytes = std::max<int64_t>(0, config.min_free_bytes());
   }
   if (config.worker_threads() < 0 || config.worker_threads() > 1024) {
     return Invalid(at("worker_threads"), "worker_threads must be between 1 and 1024");

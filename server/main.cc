@@ -40,6 +40,9 @@ ABSL_FLAG(absl::Duration, upload_ttl, absl::ZeroDuration(),
 ABSL_FLAG(int64_t, export_cache_bytes, -1,
           "bytes of filtered graphs kept in the export cache (default 256 MiB; 0 "
           "disables it)");
+ABSL_FLAG(int64_t, min_free_bytes, -1,
+          "refuse new uploaded bytes while the data dir's disk has less than this free "
+          "(default 256 MiB; 0 turns the check off)");
 ABSL_FLAG(int64_t, event_window, 0,
           "watch events kept for watchers resuming from a revision (default 100000)");
 ABSL_FLAG(absl::Duration, shutdown_deadline, absl::ZeroDuration(),
@@ -79,6 +82,7 @@ absl::Status BuildOptions(mgreg::ServerOptions* options) {
   if (auto v = absl::GetFlag(FLAGS_upload_ttl); v != absl::ZeroDuration()) {
     options->service.upload_ttl = v;
   }
+  if (int64_t v = absl::GetFlag(FLAGS_min_free_bytes); v >= 0) options->min_free_bytes = v;
   if (int64_t v = absl::GetFlag(FLAGS_export_cache_bytes); v >= 0) {
     options->service.export_cache_bytes = static_cast<size_t>(v);
   }

@@ -81,6 +81,7 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
     store_options.path = options.data_dir;
     store_options.event_window = options.event_window;
     store_options.env = options.store_env;
+    store_options.min_free_bytes = options.min_free_bytes;
     ASSIGN_OR_RETURN(server->store_, OpenRocksDbStore(store_options));
   }
   RegistryServiceOptions service_options = options.service;

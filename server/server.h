@@ -76,6 +76,9 @@ struct ServerOptions {
   config::v1::RetentionDefaults retention_defaults;
   // How long a SIGTERM lets in-flight calls run (used by main.cc).
   absl::Duration shutdown_deadline = absl::Seconds(30);
+  // New uploaded bytes are refused while the data dir's disk has less free (RocksDB
+  // store only; 0: no check).
+  int64_t min_free_bytes = 256ll << 20;
   // Tests: the RocksDB Env of the store (e.g. FaultInjectionFileSystem::env()); null
   // is the default file system. Not settable from flags or the config file.
   std::shared_ptr<rocksdb::Env> store_env;

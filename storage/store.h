@@ -309,6 +309,10 @@ struct RocksDbStoreOptions {
   // For tests: the Env RocksDB does its file I/O through (nullptr: the default). Fault
   // injection (storage/fault_injection_store.h) passes one that fails writes and syncs.
   std::shared_ptr<rocksdb::Env> env;
+  // New chunk bytes are refused (RESOURCE_EXHAUSTED) while the data dir's file system
+  // has less than this free, so that RocksDB's flushes, compactions and WAL always
+  // find room; <= 0: no check. Commits of staged bytes, deletes and reads go on.
+  int64_t min_free_bytes = 256ll << 20;
 };
 // Returns INVALID_ARGUMENT if path is empty, FAILED_PRECONDITION if the directory is in
 // use by another process (RocksDB's LOCK) or is not an mgreg store.

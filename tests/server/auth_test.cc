@@ -112,6 +112,7 @@ export_cache_bytes: 1024
 worker_threads: 3
 upload_ttl: "15m"
 shutdown_deadline: "10s"
+min_free_bytes: 1048576
 )");
   ASSERT_TRUE(ApplyServerConfigText(text, "c.textproto", &o).ok());
   EXPECT_EQ(o.listen_address, "0.0.0.0:8470");
@@ -130,6 +131,7 @@ shutdown_deadline: "10s"
   EXPECT_EQ(o.worker_threads, 3);
   EXPECT_EQ(o.service.upload_ttl, absl::Minutes(15));
   EXPECT_EQ(o.shutdown_deadline, absl::Seconds(10));
+  EXPECT_EQ(o.min_free_bytes, 1048576);
   EXPECT_TRUE(ValidateServerOptions(o).ok());
 }
 
@@ -139,6 +141,10 @@ TEST(ConfigTest, LimitsDefaultWhenNotConfigured) {
   EXPECT_EQ(o.limits.max_open_streams, 10000);
   EXPECT_EQ(o.max_concurrent_streams, 100);
   EXPECT_EQ(o.limits.unary_deadline, absl::ZeroDuration());
+  EXPECT_EQ(o.min_free_bytes, 256ll << 20);
+  ServerOptions off;
+  ASSERT_TRUE(ApplyServerConfigText("min_free_bytes: -1", "c", &off).ok());
+  EXPECT_EQ(off.min_free_bytes, 0);
   absl::Status bad = ApplyServerConfigText("limits { max_open_streams: -1 }", "c", &o);
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.message(), HasSubstr("max_open_streams"));

@@ -282,6 +282,33 @@ TEST_F(DiskFaultTest, DiskFullIsResourceExhaustedReadsGoOnAndCommitsResumeWhenSp
   EXPECT_GE(fs_.faults_injected(), 2);
 }
 
+TEST(FreeSpaceReserveTest, NewBytesAreRefusedBelowTheReserveWhileReadsCommitsAndDeletesGoOn) {
+  TempDir tmp;
+  RocksDbStoreOptions o;
+  o.path = tmp.Join("db");
+  {
+    auto store = OpenRocksDbStore(o);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE(Push(**store, "m", 1, Files(1)).ok());
+    ASSERT_TRUE(Push(**store, "m", 2, Files(2)).ok());
+  }
+  o.min_free_bytes = int64_t{1} << 60;  // more than any disk has free
+  auto store = OpenRocksDbStore(o);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto refused = Push(**store, "m", 3, Files(3));
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted)
+      << refused.status();
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "kept in reserve"))
+      << refused.status();
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "free space"));
+  // Bytes the store holds need no room: the same files as another step commit.
+  ASSERT_TRUE(Push(**store, "m", 4, Files(1)).ok());
+  ExpectStep(**store, "m", 4, 1);
+  ExpectStep(**store, "m", 2, 2);
+  EXPECT_TRUE((*store)->DeleteCheckpoint("m", 2).ok());
+  ExpectClean(**store);
+}
+
 TEST_F(DiskFaultTest, FailedSyncFailsTheCommitAndAReopenShowsNoPartialStep) {
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
