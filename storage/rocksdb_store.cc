@@ -362,8 +362,9 @@ class RocksCore {
   absl::Status EnsureFlushed(uint64_t need);
   // RESOURCE_EXHAUSTED while the data dir's file system has less than min_free_bytes_
   // free. A full disk met inside RocksDB is worse than a refused upload: Debian's
-  // librocksdb 7.8 is built with assertions, and a real ENOSPC during a flush was seen
-  // to abort the server (WritableFileWriter::AssertFalseAndGetStatusForPrevError).
+  // librocksdb 7.8 is built with assertions, and a real ENOSPC while a push was being
+  // committed was seen to abort the server (an assert in
+  // WritableFileWriter::AssertFalseAndGetStatusForPrevError; disk_full_e2e_test).
   absl::Status CheckFreeSpace() const;
 
   // Applies blob reference changes to `batch`: creates `created` blobs, adds `delta`

@@ -7,8 +7,9 @@
 // no-space errors in storage_fault_injection_test and fault_server_test).
 //
 // Why a reserve: filled to the last byte, the same test aborted the server inside
-// Debian's librocksdb 7.8, which is built with assertions
-// (WritableFileWriter::AssertFalseAndGetStatusForPrevError during a flush after ENOSPC).
+// Debian's librocksdb 7.8, which is built with assertions (an assert in
+// WritableFileWriter::AssertFalseAndGetStatusForPrevError once a write had failed with
+// ENOSPC).
 #include <sys/mount.h>
 #include <sys/statvfs.h>
 
