@@ -410,6 +410,7 @@ TEST(ProductionServerTest, StreamsBeyondMaxOpenStreamsAreResourceExhausted) {
   };
   Watch watches[2];
   for (Watch& w : watches) {
+    w.ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     w.reader = stub->WatchCheckpoints(&w.ctx, request);
     v1::WatchEvent event;
     ASSERT_TRUE(w.reader->Read(&event));
@@ -446,6 +447,7 @@ TEST(ProductionServerTest, StreamsBeyondMaxOpenStreamsAreResourceExhausted) {
   grpc::StatusCode code = grpc::StatusCode::RESOURCE_EXHAUSTED;
   for (int i = 0; i < 200 && code == grpc::StatusCode::RESOURCE_EXHAUSTED; ++i) {
     grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     auto reader = stub->WatchCheckpoints(&ctx, request);
     v1::WatchEvent event;
     if (reader->Read(&event)) {
