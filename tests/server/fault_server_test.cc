@@ -3,73 +3,45 @@
 // (FaultInjectionFileSystem). Every failed write fails its RPC with a clear status and
 // leaves the last committed state readable; once space is back, pushes succeed again
 // without a restart, and a restart finds every acknowledged step whole.
-#include <filesystem>
-#include <memory>
+#include <cstdio>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "client/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/server.h"
 #include "storage/fault_injection_store.h"
-#include "tests/checkpoint_builder.h"
-#include "tests/test_util.h"
+#include "tests/server/server_fixture.h"
 
-namespace mgreg {
+namespace mgreg::testing {
 namespace {
 
-namespace fs = std::filesystem;
-using ::mgreg::testing::CheckpointSpec;
-using ::mgreg::testing::FloatBytes;
-using ::mgreg::testing::TempDir;
-using ::mgreg::testing::WriteCheckpoint;
 using ::testing::HasSubstr;
 
 // Faults injected by the tests here, printed at the end (README "Reliability").
 int64_t g_faults = 0;
 
-// A checkpoint of `floats` floats per tensor: 5,000 keeps every chunk on the WAL path,
-// 400,000 (1.6 MB) puts its chunks on the flushed path (>= 64 KiB, written without the
-// WAL and flushed before the commit).
-std::string MakeCheckpoint(const TempDir& tmp, int64_t step, size_t floats) {
-  CheckpointSpec spec;
-  spec.directory = tmp.Join(absl::StrCat("ckpt-", step));
-  fs::create_directories(spec.directory);
-  spec.step = step;
-  spec.num_shards = 1;
-  for (int i = 0; i < 2; ++i) {
-    spec.tensors.push_back({absl::StrCat("dense/w", i),
-                            FloatBytes(floats, static_cast<uint32_t>(step * 10 + i)), 0});
-  }
-  spec.meta = testing::SmallMetaGraphBytes();
-  return WriteCheckpoint(spec);
-}
-
-class FaultServerTest : public ::testing::Test {
+// A real server (ServerFixture) whose RocksDB store runs on a FaultInjectionFileSystem.
+class FaultServerTest : public ServerFixture {
  protected:
   void Start(bool faulty = true) {
-    client_.reset();
-    server_.reset();
     ServerOptions options;
-    options.listen_address = "127.0.0.1:0";
-    options.data_dir = tmp_.Join("data");
     if (faulty) options.store_env = fs_.env();
-    auto server = RegistryServer::BuildAndStart(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    ClientOptions client_options;
-    client_options.target = server_->address();
-    client_options.unary_timeout = absl::Seconds(30);
-    auto client = Client::Connect(client_options);
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
+    StartServer(options);
   }
   void TearDown() override {
     client_.reset();
     server_.reset();
     g_faults += fs_.faults_injected();
+  }
+
+  // One shard of two tensors of `floats` floats: 5,000 keeps every chunk on the WAL
+  // path, 400,000 (1.6 MB) puts its chunks on the flushed path (>= 64 KiB, written
+  // without the WAL and flushed before the commit).
+  std::string MakeStep(int64_t step, size_t floats) {
+    return MakeCheckpoint(absl::StrCat("ckpt-", step), step,
+                          static_cast<uint32_t>(step * 10), /*shards=*/1, /*tensors=*/2,
+                          floats);
   }
 
   // Restores (model m, step) into a fresh directory: every file's SHA-256 verified.
@@ -86,20 +58,17 @@ class FaultServerTest : public ::testing::Test {
     EXPECT_TRUE(report->consistent()) << ::testing::PrintToString(report->problems());
   }
 
-  TempDir tmp_;
   FaultInjectionFileSystem fs_;
-  std::unique_ptr<RegistryServer> server_;
-  std::unique_ptr<Client> client_;
   int restores_ = 0;
 };
 
 TEST_F(FaultServerTest, DiskFullFailsPushesWithResourceExhaustedReadsGoOnAndPushesResume) {
   ASSERT_NO_FATAL_FAILURE(Start());
-  ASSERT_TRUE(client_->Push("m", MakeCheckpoint(tmp_, 1, 5000), {}).ok());
+  ASSERT_TRUE(client_->Push("m", MakeStep(1, 5000), {}).ok());
   // Step 2 on the WAL path, step 3 on the flushed path.
   for (const auto& [step, floats] : {std::pair<int64_t, size_t>{2, 5000}, {3, 400000}}) {
     SCOPED_TRACE(absl::StrCat("step ", step));
-    const std::string prefix = MakeCheckpoint(tmp_, step, floats);
+    const std::string prefix = MakeStep(step, floats);
     fs_.SetWriteBudget(0);
     auto full = client_->Push("m", prefix, {});
     ASSERT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted) << full.status();
@@ -142,9 +111,9 @@ TEST_F(FaultServerTest, DiskFullFailsPushesWithResourceExhaustedReadsGoOnAndPush
 
 TEST_F(FaultServerTest, FailedSyncFailsThePushAndARestartShowsNoPartialStep) {
   ASSERT_NO_FATAL_FAILURE(Start());
-  ASSERT_TRUE(client_->Push("m", MakeCheckpoint(tmp_, 1, 5000), {}).ok());
+  ASSERT_TRUE(client_->Push("m", MakeStep(1, 5000), {}).ok());
   fs_.FailSyncs(true);
-  auto failed = client_->Push("m", MakeCheckpoint(tmp_, 2, 5000), {});
+  auto failed = client_->Push("m", MakeStep(2, 5000), {});
   ASSERT_FALSE(failed.ok());
   EXPECT_TRUE(failed.status().code() == absl::StatusCode::kUnavailable ||
               failed.status().code() == absl::StatusCode::kResourceExhausted)
@@ -165,14 +134,14 @@ TEST_F(FaultServerTest, FailedSyncFailsThePushAndARestartShowsNoPartialStep) {
   } else {
     EXPECT_EQ(step2.status().code(), absl::StatusCode::kNotFound) << step2.status();
   }
-  EXPECT_TRUE(client_->Push("m", MakeCheckpoint(tmp_, 3, 5000), {}).ok());
+  EXPECT_TRUE(client_->Push("m", MakeStep(3, 5000), {}).ok());
   ExpectConsistent();
 }
 
 TEST_F(FaultServerTest, FailedReadFailsTheRestoreWithAClearStatusAndLosesNothing) {
   ASSERT_NO_FATAL_FAILURE(Start());
   // Flushed-path chunks: their bytes are read from blob files, not from the memtable.
-  ASSERT_TRUE(client_->Push("m", MakeCheckpoint(tmp_, 1, 400000), {}).ok());
+  ASSERT_TRUE(client_->Push("m", MakeStep(1, 400000), {}).ok());
   fs_.FailReads(true);
   absl::Status failed = RestoreStep(1);
   EXPECT_FALSE(failed.ok());
@@ -194,4 +163,4 @@ class FaultFigures : public ::testing::Environment {
 const auto* const kFigures = ::testing::AddGlobalTestEnvironment(new FaultFigures);
 
 }  // namespace
-}  // namespace mgreg
+}  // namespace mgreg::testing
