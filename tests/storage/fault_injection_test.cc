@@ -57,6 +57,16 @@ void ExpectStep(Store& store, const std::string& model, int64_t step, uint64_t s
   }
 }
 
+// Opens a RocksDB store with `o`, commits steps 1 and 2 of model m, checks it is clean
+// and closes it.
+void WriteTwoSteps(const RocksDbStoreOptions& o) {
+  auto store = OpenRocksDbStore(o);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE(Push(**store, "m", 1, Files(1)).ok());
+  ASSERT_TRUE(Push(**store, "m", 2, Files(2)).ok());
+  ExpectClean(**store);
+}
+
 class CheckTest : public ::testing::TestWithParam<bool> {
  protected:
   std::unique_ptr<Store> Open() {
@@ -121,13 +131,7 @@ TEST_P(CheckDamageTest, CheckReportsTheDamage) {
   TempDir tmp;
   RocksDbStoreOptions o;
   o.path = tmp.Join("db");
-  {
-    auto store = OpenRocksDbStore(o);
-    ASSERT_TRUE(store.ok()) << store.status();
-    ASSERT_TRUE(Push(**store, "m", 1, Files(1)).ok());
-    ASSERT_TRUE(Push(**store, "m", 2, Files(2)).ok());
-    ExpectClean(**store);
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteTwoSteps(o));
   absl::StatusOr<std::string> chunk = DamageStore(o.path, GetParam().damage);
   ASSERT_TRUE(chunk.ok()) << chunk.status();
   auto store = OpenRocksDbStore(o);
@@ -286,12 +290,7 @@ TEST(FreeSpaceReserveTest, NewBytesAreRefusedBelowTheReserveWhileReadsCommitsAnd
   TempDir tmp;
   RocksDbStoreOptions o;
   o.path = tmp.Join("db");
-  {
-    auto store = OpenRocksDbStore(o);
-    ASSERT_TRUE(store.ok()) << store.status();
-    ASSERT_TRUE(Push(**store, "m", 1, Files(1)).ok());
-    ASSERT_TRUE(Push(**store, "m", 2, Files(2)).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteTwoSteps(o));
   o.min_free_bytes = int64_t{1} << 60;  // more than any disk has free
   auto store = OpenRocksDbStore(o);
   ASSERT_TRUE(store.ok()) << store.status();
