@@ -352,6 +352,38 @@ void WriteBundleIndex(const std::string& prefix, int num_shards,
   if (!s.ok()) Die(s.ToString());
 }
 
+// Creates shard file `path` of a benchmark checkpoint.
+int CreateShard(const std::string& path) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) Die(absl::StrCat("cannot create ", path, ": ", std::strerror(errno)));
+  return fd;
+}
+
+// Appends `buf` (one float tensor) to the shard file `fd` (`path`) and records it in
+// `entries` as `name`, at `offset` of shard `shard`.
+void AppendTensor(int fd, const std::string& path, const std::string& buf,
+                  const std::string& name, int shard, int64_t offset,
+                  std::map<std::string, tensorflow::BundleEntryProto>* entries) {
+  tensorflow::BundleEntryProto& e = (*entries)[name];
+  e.set_dtype(tensorflow::DT_FLOAT);
+  e.mutable_shape()->add_dim()->set_size(static_cast<int64_t>(buf.size()) / 4);
+  e.set_shard_id(shard);
+  e.set_offset(offset);
+  e.set_size(static_cast<int64_t>(buf.size()));
+  e.set_crc32c(MaskCrc32c(Crc32c(buf)));
+  WriteAll(fd, buf.data(), buf.size(), path);
+}
+
+// On disk before the benchmark starts, so no writeback of it competes with it.
+void SyncAndClose(int fd, const std::string& path) {
+  if (fsync(fd) != 0) Die(absl::StrCat("cannot sync ", path, ": ", std::strerror(errno)));
+  close(fd);
+}
+
+std::string ShardPath(const std::string& prefix, int shard, int num_shards) {
+  return absl::StrFormat("%s.data-%05d-of-%05d", prefix, shard, num_shards);
+}
+
 }  // namespace
 
 std::string WriteBenchCheckpoint(const std::string& dir, const std::string& basename,
@@ -362,25 +394,15 @@ std::string WriteBenchCheckpoint(const std::string& dir, const std::string& base
   std::string buf(static_cast<size_t>(tensor_bytes), '\0');
   uint64_t state = (seed + 1) * 0x9E3779B97F4A7C15ull;
   for (int shard = 0; shard < num_shards; ++shard) {
-    const std::string path =
-        absl::StrFormat("%s.data-%05d-of-%05d", prefix, shard, num_shards);
-    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) Die(absl::StrCat("cannot create ", path, ": ", std::strerror(errno)));
+    const std::string path = ShardPath(prefix, shard, num_shards);
+    const int fd = CreateShard(path);
     for (int64_t offset = 0; offset < shard_bytes; offset += tensor_bytes) {
       FillFloats(&buf, &state);
-      tensorflow::BundleEntryProto& e =
-          entries[absl::StrFormat("layer_%03d/kernel", static_cast<int>(entries.size()))];
-      e.set_dtype(tensorflow::DT_FLOAT);
-      e.mutable_shape()->add_dim()->set_size(tensor_bytes / 4);
-      e.set_shard_id(shard);
-      e.set_offset(offset);
-      e.set_size(tensor_bytes);
-      e.set_crc32c(MaskCrc32c(Crc32c(buf)));
-      WriteAll(fd, buf.data(), buf.size(), path);
+      AppendTensor(fd, path, buf,
+                   absl::StrFormat("layer_%03d/kernel", static_cast<int>(entries.size())),
+                   shard, offset, &entries);
     }
-    // On disk before the benchmark starts, so no writeback of it competes with it.
-    if (fsync(fd) != 0) Die(absl::StrCat("cannot sync ", path, ": ", std::strerror(errno)));
-    close(fd);
+    SyncAndClose(fd, path);
   }
   WriteBundleIndex(prefix, num_shards, entries);
   return prefix;
@@ -396,24 +418,15 @@ std::string WriteBenchCheckpointTensors(const std::string& dir, const std::strin
   int next = 0;
   for (int shard = 0; shard < num_shards; ++shard) {
     const int in_shard = count / num_shards + (shard < count % num_shards ? 1 : 0);
-    const std::string path =
-        absl::StrFormat("%s.data-%05d-of-%05d", prefix, shard, num_shards);
-    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) Die(absl::StrCat("cannot create ", path, ": ", std::strerror(errno)));
+    const std::string path = ShardPath(prefix, shard, num_shards);
+    const int fd = CreateShard(path);
     for (int k = 0; k < in_shard; ++k, ++next) {
       uint64_t state = (tensor_seeds[next] + 1) * 0x9E3779B97F4A7C15ull;
       FillFloats(&buf, &state);
-      tensorflow::BundleEntryProto& e = entries[absl::StrFormat("layer_%03d/kernel", next)];
-      e.set_dtype(tensorflow::DT_FLOAT);
-      e.mutable_shape()->add_dim()->set_size(tensor_bytes / 4);
-      e.set_shard_id(shard);
-      e.set_offset(static_cast<int64_t>(k) * tensor_bytes);
-      e.set_size(tensor_bytes);
-      e.set_crc32c(MaskCrc32c(Crc32c(buf)));
-      WriteAll(fd, buf.data(), buf.size(), path);
+      AppendTensor(fd, path, buf, absl::StrFormat("layer_%03d/kernel", next), shard,
+                   static_cast<int64_t>(k) * tensor_bytes, &entries);
     }
-    if (fsync(fd) != 0) Die(absl::StrCat("cannot sync ", path, ": ", std::strerror(errno)));
-    close(fd);
+    SyncAndClose(fd, path);
   }
   WriteBundleIndex(prefix, num_shards, entries);
   return prefix;
