@@ -129,4 +129,11 @@ int RunBareServer(int argc, char** argv) {
   return 0;
 }
 
+int BareServerOrBenchmark(int argc, char** argv, int (*bench_main)(int, char**)) {
+  if (argc >= 2 && std::string(argv[1]) == "--bare-server") {
+    return RunBareServer(argc - 2, argv + 2);
+  }
+  return bench_main(argc, argv);
+}
+
 }  // namespace mgreg::bench

@@ -17,6 +17,10 @@ namespace mgreg::bench {
 // Prints "bare server listening on 127.0.0.1:PORT" when ready. Returns the exit code.
 int RunBareServer(int argc, char** argv);
 
+// The main() of a benchmark that is also its own floor's server: RunBareServer with the
+// arguments after `--bare-server` when that is the first argument, else `bench_main`.
+int BareServerOrBenchmark(int argc, char** argv, int (*bench_main)(int, char**));
+
 }  // namespace mgreg::bench
 
 #endif  // MGREG_BENCH_BARE_SERVER_H_

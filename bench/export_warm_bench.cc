@@ -222,8 +222,5 @@ int Main(int argc, char** argv) {
 }  // namespace mgreg::bench
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && std::string(argv[1]) == "--bare-server") {
-    return mgreg::bench::RunBareServer(argc - 2, argv + 2);
-  }
-  return mgreg::bench::Main(argc, argv);
+  return mgreg::bench::BareServerOrBenchmark(argc, argv, &mgreg::bench::Main);
 }
