@@ -500,20 +500,31 @@ TEST(ProductionServerTest, PlaintextOnANonLoopbackAddressNeedsInsecure) {
 
 // --- TLS --------------------------------------------------------------------------
 
+// An in-memory server presenting the PKI's server certificate.
+ServerOptions TlsServer(const TestPki& pki) {
+  ServerOptions options = InMemory();
+  options.tls.cert_pem = pki.server_cert;
+  options.tls.key_pem = pki.server_key;
+  return options;
+}
+
+// A client trusting the PKI's CA, without a certificate of its own.
+ClientOptions TlsClient(const TestPki& pki) {
+  ClientOptions options;
+  options.use_tls = true;
+  options.ca_cert_pem = pki.ca;
+  options.unary_timeout = absl::Seconds(10);
+  return options;
+}
+
 TEST(ProductionServerTest, TlsServerServesTlsClientsOnly) {
   TempDir tmp;
   TestPki pki;
   ASSERT_TRUE(MakePki(tmp, &pki));
-  ServerOptions options = InMemory();
-  options.tls.cert_pem = pki.server_cert;
-  options.tls.key_pem = pki.server_key;
-  auto server = StartServer(options);
+  auto server = StartServer(TlsServer(pki));
   ASSERT_NE(server, nullptr);
 
-  ClientOptions tls;
-  tls.use_tls = true;
-  tls.ca_cert_pem = pki.ca;
-  tls.unary_timeout = absl::Seconds(10);
+  ClientOptions tls = TlsClient(pki);
   EXPECT_EQ(Connect(server->address(), tls)->GetLatestCheckpoint("m").status().code(),
             absl::StatusCode::kNotFound);  // reached the service
   ClientOptions plain;
@@ -531,18 +542,13 @@ TEST(ProductionServerTest, MutualTlsRequiresAClientCertificateFromTheCa) {
   TempDir tmp;
   TestPki pki;
   ASSERT_TRUE(MakePki(tmp, &pki));
-  ServerOptions options = InMemory();
-  options.tls.cert_pem = pki.server_cert;
-  options.tls.key_pem = pki.server_key;
+  ServerOptions options = TlsServer(pki);
   options.tls.client_ca_pem = pki.ca;
   options.tls.require_client_cert = true;
   auto server = StartServer(options);
   ASSERT_NE(server, nullptr);
 
-  ClientOptions no_cert;
-  no_cert.use_tls = true;
-  no_cert.ca_cert_pem = pki.ca;
-  no_cert.unary_timeout = absl::Seconds(10);
+  ClientOptions no_cert = TlsClient(pki);
   EXPECT_EQ(Connect(server->address(), no_cert)->GetLatestCheckpoint("m").status().code(),
             absl::StatusCode::kUnavailable);
   ClientOptions with_cert = no_cert;
