@@ -98,6 +98,28 @@ class CallGuard {
   int open_streams_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// A slot of limits.max_open_streams, held by a streaming call from Acquire until the
+// slot (a member of the call's reactor) is destroyed.
+class StreamSlot {
+ public:
+  StreamSlot() = default;
+  ~StreamSlot() {
+    if (guard_ != nullptr) guard_->EndStream();
+  }
+  StreamSlot(const StreamSlot&) = delete;
+  StreamSlot& operator=(const StreamSlot&) = delete;
+
+  // CallGuard::BeginStream; on OK the slot is held.
+  absl::Status Acquire(CallGuard* guard) {
+    absl::Status admitted = guard->BeginStream();
+    if (admitted.ok()) guard_ = guard;
+    return admitted;
+  }
+
+ private:
+  CallGuard* guard_ = nullptr;
+};
+
 // "OK", "NOT_FOUND", ... for a gRPC status code.
 const char* GrpcCodeName(grpc::StatusCode code);
 

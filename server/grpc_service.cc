@@ -66,11 +66,10 @@ class SourceWriter : public grpc::ServerWriteReactor<Message> {
   SourceWriter(grpc::CallbackServerContext* ctx, ThreadPool* pool, CallGuard* guard,
                const char* method, CallScope scope, int64_t bytes_in, Opener open)
       : pool_(pool), guard_(guard), method_(method), bytes_in_(bytes_in) {
-    if (absl::Status admit = guard_->BeginStream(); !admit.ok()) {
+    if (absl::Status admit = slot_.Acquire(guard_); !admit.ok()) {
       FinishWith(ToGrpcStatus(admit));
       return;
     }
-    admitted_ = true;
     pool_->Submit([this, ctx, scope = std::move(scope), open = std::move(open)]() {
       absl::StatusOr<std::string> principal = guard_->Authorize(ctx, scope);
       if (!principal.ok()) {
@@ -95,10 +94,7 @@ class SourceWriter : public grpc::ServerWriteReactor<Message> {
     pool_->Submit([this]() { Produce(); });
   }
 
-  void OnDone() override {
-    if (admitted_) guard_->EndStream();
-    delete this;
-  }
+  void OnDone() override { delete this; }
 
  private:
   void Produce() {
@@ -123,7 +119,7 @@ class SourceWriter : public grpc::ServerWriteReactor<Message> {
   const char* const method_;
   const absl::Time start_ = absl::Now();
   const int64_t bytes_in_;
-  bool admitted_ = false;  // holds a slot of limits.max_open_streams
+  StreamSlot slot_;
   int64_t bytes_out_ = 0;
   std::unique_ptr<MessageSource<Message>> source_;
   Message message_;
@@ -135,11 +131,10 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
   PutFileReader(grpc::CallbackServerContext* ctx, RegistryService* service,
                 ThreadPool* pool, CallGuard* guard, v1::PutFileResponse* response)
       : ctx_(ctx), service_(service), pool_(pool), guard_(guard), response_(response) {
-    if (absl::Status admit = guard_->BeginStream(); !admit.ok()) {
+    if (absl::Status admit = slot_.Acquire(guard_); !admit.ok()) {
       FinishWith(ToGrpcStatus(admit));
       return;
     }
-    admitted_ = true;
     StartRead(&request_);
   }
 
@@ -159,10 +154,7 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
     });
   }
 
-  void OnDone() override {
-    if (admitted_) guard_->EndStream();
-    delete this;
-  }
+  void OnDone() override { delete this; }
 
  private:
   absl::Status Consume() {
@@ -218,7 +210,7 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
   ThreadPool* const pool_;
   CallGuard* const guard_;
   const absl::Time start_ = absl::Now();
-  bool admitted_ = false;  // holds a slot of limits.max_open_streams
+  StreamSlot slot_;
   int64_t bytes_in_ = 0;
   v1::PutFileResponse* const response_;
   v1::PutFileRequest request_;
@@ -237,12 +229,11 @@ class WatchWriter : public grpc::ServerWriteReactor<v1::WatchEvent> {
     core_->guard = guard;
     core_->service = service;
     std::shared_ptr<Core> core = core_;
-    if (absl::Status admit = guard->BeginStream(); !admit.ok()) {
+    if (absl::Status admit = slot_.Acquire(guard); !admit.ok()) {
       absl::MutexLock lock(&core->mu);
       core->FinishLocked(ToGrpcStatus(admit));
       return;
     }
-    admitted_ = true;
     CallScope scope{Action::kRead, request->all_models() ? "" : request->model().empty()
                                                                     ? request->prefix()
                                                                     : request->model(),
@@ -300,7 +291,6 @@ class WatchWriter : public grpc::ServerWriteReactor<v1::WatchEvent> {
       sub = std::move(core_->subscription);
     }
     if (sub != nullptr) core_->service->Unwatch(sub);
-    if (admitted_) core_->guard->EndStream();
     delete this;
   }
 
@@ -350,7 +340,7 @@ class WatchWriter : public grpc::ServerWriteReactor<v1::WatchEvent> {
   };
 
   const std::shared_ptr<Core> core_;
-  bool admitted_ = false;  // holds a slot of limits.max_open_streams
+  StreamSlot slot_;
 };
 
 // Wraps a Status-returning call as StatusOr<Response> with an empty response.
