@@ -21,6 +21,7 @@
 #include "tests/checkpoint_builder.h"
 #include "tests/process_util.h"
 #include "tests/server/http_get.h"
+#include "tests/server/server_fixture.h"
 #include "tests/server/test_pki.h"
 #include "tests/test_util.h"
 
@@ -473,17 +474,9 @@ TEST(ProductionServerTest, AMessageOverMaxMessageBytesIsResourceExhausted) {
   auto channel = grpc::CreateCustomChannel(server->address(),
                                            grpc::InsecureChannelCredentials(), args);
   auto stub = v1::Registry::NewStub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  v1::PutFileResponse response;
-  auto writer = stub->PutFile(&ctx, &response);
   v1::PutFileRequest m;
-  m.mutable_header()->set_upload_id("u");
-  m.mutable_header()->set_name("index");
   m.set_data(std::string((4 << 20) + 1, 'x'));
-  writer->Write(m);
-  writer->WritesDone();
-  grpc::Status status = writer->Finish();
+  grpc::Status status = testing::SendPutFile(*stub, "u", "index", {m});
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   // gRPC's own message names the sizes: "... larger than max (4194333 vs. 4194304)".
   EXPECT_THAT(status.error_message(), HasSubstr("4194304"));

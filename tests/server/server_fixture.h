@@ -3,9 +3,11 @@
 #ifndef MGREG_TESTS_SERVER_SERVER_FIXTURE_H_
 #define MGREG_TESTS_SERVER_SERVER_FIXTURE_H_
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -19,6 +21,26 @@
 #include "tests/test_util.h"
 
 namespace mgreg::testing {
+
+// Sends `messages` on one raw PutFile stream, the first with a header naming `name` of
+// upload `upload_id`; closes the stream and returns the server's status (at most 30 s).
+inline grpc::Status SendPutFile(v1::Registry::Stub& stub, const std::string& upload_id,
+                                const std::string& name,
+                                std::vector<v1::PutFileRequest> messages) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::PutFileResponse response;
+  auto writer = stub.PutFile(&ctx, &response);
+  if (!messages.empty()) {
+    messages.front().mutable_header()->set_upload_id(upload_id);
+    messages.front().mutable_header()->set_name(name);
+  }
+  for (const v1::PutFileRequest& m : messages) {
+    if (!writer->Write(m)) break;
+  }
+  writer->WritesDone();
+  return writer->Finish();
+}
 
 class ServerFixture : public ::testing::Test {
  protected:

@@ -262,36 +262,17 @@ TEST_F(UploadsTest, ExistingChunkMustBeHeldAndAtAChunkBoundary) {
   ASSERT_TRUE(upload.ok());
   auto channel = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
   auto stub = v1::Registry::NewStub(channel);
-  {
-    grpc::ClientContext ctx;
-    v1::PutFileResponse r;
-    auto writer = stub->PutFile(&ctx, &r);
-    v1::PutFileRequest m;
-    m.mutable_header()->set_upload_id(upload->upload_id());
-    m.mutable_header()->set_name("data-00000-of-00001");
-    m.set_existing_chunk(std::string(32, '\x01'));
-    writer->Write(m);
-    writer->WritesDone();
-    EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
-  }
-  {
-    grpc::ClientContext ctx;
-    v1::PutFileResponse r;
-    auto writer = stub->PutFile(&ctx, &r);
-    v1::PutFileRequest m;
-    m.mutable_header()->set_upload_id(upload->upload_id());
-    m.mutable_header()->set_name("data-00000-of-00001");
-    m.set_data("x");
-    writer->Write(m);
-    m.clear_header();
-    m.clear_data();
-    m.set_existing_chunk(std::string(32, '\x01'));
-    writer->Write(m);
-    writer->WritesDone();
-    grpc::Status s = writer->Finish();
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-    EXPECT_THAT(s.error_message(), HasSubstr("chunk boundary"));
-  }
+  v1::PutFileRequest unknown_chunk;
+  unknown_chunk.set_existing_chunk(std::string(32, '\x01'));
+  EXPECT_EQ(SendPutFile(*stub, upload->upload_id(), "data-00000-of-00001", {unknown_chunk})
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::PutFileRequest one_byte;
+  one_byte.set_data("x");
+  grpc::Status s = SendPutFile(*stub, upload->upload_id(), "data-00000-of-00001",
+                               {one_byte, unknown_chunk});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("chunk boundary"));
   v1::FindChunksRequest find;
   find.set_upload_id(upload->upload_id());
   find.add_sha256("not 32 bytes");
