@@ -17,6 +17,7 @@
 #include "mgreg/v1/registry.grpc.pb.h"
 #include "server/server.h"
 #include "tests/checkpoint_builder.h"
+#include "tests/server/server_fixture.h"
 #include "tests/test_util.h"
 
 namespace mgreg {
@@ -26,7 +27,6 @@ namespace fs = std::filesystem;
 using ::mgreg::testing::CheckpointSpec;
 using ::mgreg::testing::FloatBytes;
 using ::mgreg::testing::ReadFileOrDie;
-using ::mgreg::testing::TempDir;
 using ::mgreg::testing::TestdataPath;
 using ::mgreg::testing::WriteCheckpoint;
 using ::mgreg::testing::WriteFileOrDie;
@@ -38,29 +38,21 @@ constexpr char kT2tPrefix[] = "t2t/tensor2tensor/test_data/transformer_test_ckpt
 
 enum class Backend { kMemory, kRocksDb };
 
-class RegistryServerTest : public ::testing::TestWithParam<Backend> {
+class RegistryServerTest : public testing::ServerFixture,
+                           public ::testing::WithParamInterface<Backend> {
  protected:
   void SetUp() override {
     ServerOptions options;
-    options.listen_address = "127.0.0.1:0";
     options.in_memory = GetParam() == Backend::kMemory;
-    options.data_dir = tmp_.Join("data");
     options.service.chunk_bytes = 64 << 10;  // several chunks even for small files
-    auto server = RegistryServer::BuildAndStart(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    ClientOptions client_options;
-    client_options.target = server_->address();
-    auto client = Client::Connect(client_options);
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
+    ASSERT_NO_FATAL_FAILURE(StartServer(options));
     channel_ = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
     stub_ = v1::Registry::NewStub(channel_);
   }
 
   // A checkpoint with `shards` data shards and a .meta, written under the temp dir.
-  std::string MakeCheckpoint(int64_t step, uint32_t seed = 1, int shards = 2,
-                             bool with_meta = true, const std::string& dir_name = "ckpt") {
+  std::string MakeStep(int64_t step, uint32_t seed = 1, int shards = 2,
+                       bool with_meta = true, const std::string& dir_name = "ckpt") {
     CheckpointSpec spec;
     spec.directory = tmp_.Join(dir_name);
     fs::create_directories(spec.directory);
@@ -74,15 +66,6 @@ class RegistryServerTest : public ::testing::TestWithParam<Backend> {
     return WriteCheckpoint(spec);
   }
 
-  StoreStats Stats() {
-    auto stats = server_->store()->GetStats();
-    EXPECT_TRUE(stats.ok()) << stats.status();
-    return stats.ok() ? *stats : StoreStats();
-  }
-
-  TempDir tmp_;
-  std::unique_ptr<RegistryServer> server_;
-  std::unique_ptr<Client> client_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Registry::Stub> stub_;
 };
@@ -94,7 +77,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, RegistryServerTest,
                          });
 
 TEST_P(RegistryServerTest, PushThenLatestListGraphAndRestoreRoundTrip) {
-  const std::string prefix = MakeCheckpoint(1000);
+  const std::string prefix = MakeStep(1000);
   PushOptions push;
   push.metadata["loss"] = "0.25";
   auto pushed = client_->Push("resnet", prefix, push);
@@ -136,8 +119,8 @@ TEST_P(RegistryServerTest, PushThenLatestListGraphAndRestoreRoundTrip) {
 }
 
 TEST_P(RegistryServerTest, RestoringASecondStepKeepsTheFirstInTheStateFile) {
-  ASSERT_TRUE(client_->Push("m", MakeCheckpoint(1, 1), PushOptions()).ok());
-  ASSERT_TRUE(client_->Push("m", MakeCheckpoint(2, 2), PushOptions()).ok());
+  ASSERT_TRUE(client_->Push("m", MakeStep(1, 1), PushOptions()).ok());
+  ASSERT_TRUE(client_->Push("m", MakeStep(2, 2), PushOptions()).ok());
   const std::string dir = tmp_.Join("restored");
   RestoreOptions first;
   first.step = 1;
@@ -177,7 +160,7 @@ TEST_P(RegistryServerTest, RealShardedCheckpointWithoutMetaHasNoGraph) {
 }
 
 TEST_P(RegistryServerTest, PushingTheSameStepAgainIsIdempotentAndSendsNothing) {
-  const std::string prefix = MakeCheckpoint(7);
+  const std::string prefix = MakeStep(7);
   auto first = client_->Push("m", prefix, PushOptions());
   ASSERT_TRUE(first.ok()) << first.status();
   const StoreStats before = Stats();
@@ -194,8 +177,8 @@ TEST_P(RegistryServerTest, PushingTheSameStepAgainIsIdempotentAndSendsNothing) {
 }
 
 TEST_P(RegistryServerTest, PushingDifferentContentToAnExistingStepNeedsOverwrite) {
-  ASSERT_TRUE(client_->Push("m", MakeCheckpoint(7, 1, 2, true, "a"), PushOptions()).ok());
-  const std::string other = MakeCheckpoint(7, 99, 2, true, "b");
+  ASSERT_TRUE(client_->Push("m", MakeStep(7, 1, 2, true, "a"), PushOptions()).ok());
+  const std::string other = MakeStep(7, 99, 2, true, "b");
   auto conflict = client_->Push("m", other, PushOptions());
   EXPECT_EQ(conflict.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_THAT(conflict.status().message(), HasSubstr("--overwrite"));
@@ -210,7 +193,7 @@ TEST_P(RegistryServerTest, PushingDifferentContentToAnExistingStepNeedsOverwrite
 }
 
 TEST_P(RegistryServerTest, TheSameMetaGraphAtHundredStepsIsStoredOnce) {
-  const std::string prefix = MakeCheckpoint(0);
+  const std::string prefix = MakeStep(0);
   ASSERT_TRUE(client_->Push("m", prefix, PushOptions()).ok());
   const int64_t meta_size = static_cast<int64_t>(ReadFileOrDie(prefix + ".meta").size());
   const StoreStats one = Stats();
@@ -228,9 +211,9 @@ TEST_P(RegistryServerTest, TheSameMetaGraphAtHundredStepsIsStoredOnce) {
 
 TEST_P(RegistryServerTest, DeleteFreesExactlyTheBytesNothingElseUses) {
   const StoreStats empty = Stats();
-  ASSERT_TRUE(client_->Push("m", MakeCheckpoint(1, 1), PushOptions()).ok());
+  ASSERT_TRUE(client_->Push("m", MakeStep(1, 1), PushOptions()).ok());
   const StoreStats one = Stats();
-  ASSERT_TRUE(client_->Push("m", MakeCheckpoint(2, 2), PushOptions()).ok());
+  ASSERT_TRUE(client_->Push("m", MakeStep(2, 2), PushOptions()).ok());
   auto freed = client_->DeleteCheckpoint("m", 2);
   ASSERT_TRUE(freed.ok()) << freed.status();
   EXPECT_GT(*freed, 0);
@@ -244,15 +227,15 @@ TEST_P(RegistryServerTest, DeleteFreesExactlyTheBytesNothingElseUses) {
 }
 
 TEST_P(RegistryServerTest, LatestIsTheHighestStepAndMovesBackOnDelete) {
-  ASSERT_TRUE(client_->Push("m", MakeCheckpoint(20, 1), PushOptions()).ok());
-  ASSERT_TRUE(client_->Push("m", MakeCheckpoint(10, 2), PushOptions()).ok());
+  ASSERT_TRUE(client_->Push("m", MakeStep(20, 1), PushOptions()).ok());
+  ASSERT_TRUE(client_->Push("m", MakeStep(10, 2), PushOptions()).ok());
   EXPECT_EQ(client_->GetLatestCheckpoint("m")->step(), 20);
   ASSERT_TRUE(client_->DeleteCheckpoint("m", 20).ok());
   EXPECT_EQ(client_->GetLatestCheckpoint("m")->step(), 10);
 }
 
 TEST_P(RegistryServerTest, ListingsPaginateAndRejectTokensFromOtherListings) {
-  const std::string prefix = MakeCheckpoint(0);
+  const std::string prefix = MakeStep(0);
   for (int step = 0; step < 5; ++step) {
     PushOptions push;
     push.step = step;
@@ -294,7 +277,7 @@ TEST_P(RegistryServerTest, UnknownModelsAndStepsAreNotFound) {
   EXPECT_EQ(client_->GetCheckpoint("nope", 1).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(client_->ListCheckpoints("nope", 0, "").status().code(),
             absl::StatusCode::kNotFound);
-  ASSERT_TRUE(client_->Push("m", MakeCheckpoint(1), PushOptions()).ok());
+  ASSERT_TRUE(client_->Push("m", MakeStep(1), PushOptions()).ok());
   EXPECT_EQ(client_->GetCheckpoint("m", 2).status().code(), absl::StatusCode::kNotFound);
   RestoreOptions restore;
   restore.step = 2;
@@ -303,7 +286,7 @@ TEST_P(RegistryServerTest, UnknownModelsAndStepsAreNotFound) {
 }
 
 TEST_P(RegistryServerTest, InvalidModelNamesAndNegativeStepsAreRejected) {
-  const std::string prefix = MakeCheckpoint(1);
+  const std::string prefix = MakeStep(1);
   for (const char* bad : {"", "/resnet", "resnet/", "a//b", "res net", "-x"}) {
     auto pushed = client_->Push(bad, prefix, PushOptions());
     EXPECT_EQ(pushed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
@@ -324,7 +307,7 @@ TEST_P(RegistryServerTest, InvalidModelNamesAndNegativeStepsAreRejected) {
 }
 
 TEST_P(RegistryServerTest, APrefixWithoutIndexIsReportedBeforeAnyUpload) {
-  const std::string prefix = MakeCheckpoint(3);
+  const std::string prefix = MakeStep(3);
   fs::remove(prefix + ".index");
   auto pushed = client_->Push("m", prefix, PushOptions());
   EXPECT_EQ(pushed.status().code(), absl::StatusCode::kNotFound);
@@ -333,7 +316,7 @@ TEST_P(RegistryServerTest, APrefixWithoutIndexIsReportedBeforeAnyUpload) {
 }
 
 TEST_P(RegistryServerTest, AMissingDataShardIsRejectedAndNothingBecomesVisible) {
-  const std::string prefix = MakeCheckpoint(3, 1, 2);
+  const std::string prefix = MakeStep(3, 1, 2);
   fs::remove(prefix + ".data-00001-of-00002");
   auto pushed = client_->Push("m", prefix, PushOptions());
   EXPECT_EQ(pushed.status().code(), absl::StatusCode::kInvalidArgument);
@@ -343,7 +326,7 @@ TEST_P(RegistryServerTest, AMissingDataShardIsRejectedAndNothingBecomesVisible) 
 
 TEST_P(RegistryServerTest, AnIndexWhoseShardCountDisagreesIsRejectedAtCommit) {
   // The index says 2 shards; the data file says it is the only one.
-  const std::string prefix = MakeCheckpoint(3, 1, 2);
+  const std::string prefix = MakeStep(3, 1, 2);
   fs::rename(prefix + ".data-00000-of-00002", prefix + ".data-00000-of-00001");
   fs::remove(prefix + ".data-00001-of-00002");
   auto pushed = client_->Push("m", prefix, PushOptions());
@@ -354,7 +337,7 @@ TEST_P(RegistryServerTest, AnIndexWhoseShardCountDisagreesIsRejectedAtCommit) {
 }
 
 TEST_P(RegistryServerTest, AMetaThatIsNotAMetaGraphDefIsRejected) {
-  const std::string prefix = MakeCheckpoint(3);
+  const std::string prefix = MakeStep(3);
   WriteFileOrDie(prefix + ".meta", "this is not a MetaGraphDef\n");
   auto pushed = client_->Push("m", prefix, PushOptions());
   EXPECT_EQ(pushed.status().code(), absl::StatusCode::kInvalidArgument);
@@ -363,7 +346,7 @@ TEST_P(RegistryServerTest, AMetaThatIsNotAMetaGraphDefIsRejected) {
 }
 
 TEST_P(RegistryServerTest, ACorruptIndexIsRejected) {
-  const std::string prefix = MakeCheckpoint(3);
+  const std::string prefix = MakeStep(3);
   WriteFileOrDie(prefix + ".index", std::string(100, '\x42'));
   auto pushed = client_->Push("m", prefix, PushOptions());
   EXPECT_EQ(pushed.status().code(), absl::StatusCode::kInvalidArgument);
@@ -400,7 +383,7 @@ class RawUpload {
 };
 
 TEST_P(RegistryServerTest, UploadsCheckSizeDigestAndCompletenessAndResume) {
-  const std::string prefix = MakeCheckpoint(5);
+  const std::string prefix = MakeStep(5);
   const std::string data = ReadFileOrDie(prefix + ".data-00000-of-00002");
   ASSERT_GT(data.size(), 3u * (64 << 10));
   v1::BeginUploadRequest begin;
@@ -475,7 +458,7 @@ TEST_P(RegistryServerTest, UploadsCheckSizeDigestAndCompletenessAndResume) {
 }
 
 TEST_P(RegistryServerTest, AbortedUploadsLeaveNoStagedBytes) {
-  const std::string prefix = MakeCheckpoint(5);
+  const std::string prefix = MakeStep(5);
   v1::BeginUploadRequest begin;
   begin.set_model("m");
   begin.set_step(5);
@@ -501,7 +484,7 @@ TEST_P(RegistryServerTest, AbortedUploadsLeaveNoStagedBytes) {
 }
 
 TEST_P(RegistryServerTest, FilteredGraphsAreExportedOnceThenServedFromTheCache) {
-  ASSERT_TRUE(client_->Push("m", MakeCheckpoint(1), PushOptions()).ok());
+  ASSERT_TRUE(client_->Push("m", MakeStep(1), PushOptions()).ok());
   v1::GraphOptions options;
   options.set_clear_devices(true);
   options.set_export_scope("dense/");
@@ -554,7 +537,7 @@ TEST_P(RegistryServerTest, AnExportTensorFlowWouldRefuseIsFailedPrecondition) {
 }
 
 TEST_P(RegistryServerTest, ADirectoryThatCannotBeWrittenFailsBeforeDownloading) {
-  ASSERT_TRUE(client_->Push("m", MakeCheckpoint(1), PushOptions()).ok());
+  ASSERT_TRUE(client_->Push("m", MakeStep(1), PushOptions()).ok());
   const std::string file = tmp_.Join("a-file");
   WriteFileOrDie(file, "x");
   auto restored = client_->Restore("m", file + "/sub", RestoreOptions());
