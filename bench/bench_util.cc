@@ -453,6 +453,11 @@ int64_t CheckpointBytes(const std::string& prefix) {
 
 constexpr size_t kSinkIoBytes = 1u << 20;
 
+int SinkOrBenchmark(int argc, char** argv, int (*bench_main)(int, char**)) {
+  if (argc >= 3 && std::string(argv[1]) == "--sink") RunSink(argv[2]);
+  return bench_main(argc, argv);
+}
+
 void RunSink(const std::string& dir) {
   const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};

@@ -143,6 +143,9 @@ std::string WriteBenchCheckpointTensors(const std::string& dir, const std::strin
 // byte, then deletes the file. Prints "sink listening on 127.0.0.1:PORT"; never returns.
 // Run it as a child process (ChildProcess::Start) pinned to the server's CPU.
 [[noreturn]] void RunSink(const std::string& dir);
+// The main() of a benchmark that is also its own floor's sink: RunSink(argv[2]) when the
+// first argument is `--sink`, else `bench_main`.
+int SinkOrBenchmark(int argc, char** argv, int (*bench_main)(int, char**));
 // Sends the files over one connection to the sink at `address`; returns the seconds
 // until the sink acknowledged that every byte is on disk. Fails unless `expect_bytes`
 // were sent.

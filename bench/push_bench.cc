@@ -132,6 +132,5 @@ int Main(int argc, char** argv) {
 }  // namespace mgreg::bench
 
 int main(int argc, char** argv) {
-  if (argc >= 3 && std::string(argv[1]) == "--sink") mgreg::bench::RunSink(argv[2]);
-  return mgreg::bench::Main(argc, argv);
+  return mgreg::bench::SinkOrBenchmark(argc, argv, &mgreg::bench::Main);
 }
