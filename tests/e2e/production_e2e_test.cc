@@ -24,6 +24,7 @@
 #include "tests/server/http_get.h"
 #include "tests/server/test_pki.h"
 #include "tests/test_util.h"
+#include "tests/upload_manifest.h"
 
 namespace mgreg {
 namespace {
@@ -87,18 +88,7 @@ TEST(ProductionE2eTest, SigtermDuringAnUploadExitsZeroAndCommitsNothingHalf) {
     // Step 2: begin the upload, then leave a PutFile stream open mid-file.
     auto local = FindLocalCheckpoint(prefix2);
     ASSERT_TRUE(local.ok()) << local.status();
-    v1::BeginUploadRequest begin;
-    begin.set_model("m");
-    begin.set_step(2);
-    begin.set_basename("model.ckpt");
-    for (const auto& [name, path] : local->files) {
-      const std::string bytes = ReadFileOrDie(path);
-      v1::FileInfo* f = begin.add_files();
-      f->set_name(name);
-      f->set_size(static_cast<int64_t>(bytes.size()));
-      f->set_sha256(Sha256Hex(bytes));
-    }
-    auto upload = client->BeginUpload(begin);
+    auto upload = client->BeginUpload(testing::UploadManifest("m", 2, prefix2));
     ASSERT_TRUE(upload.ok()) << upload.status();
     auto stub = v1::Registry::NewStub(
         grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));

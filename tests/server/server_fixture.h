@@ -13,12 +13,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
-#include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "mgreg/v1/registry.grpc.pb.h"
 #include "server/server.h"
 #include "tests/checkpoint_builder.h"
 #include "tests/test_util.h"
+#include "tests/upload_manifest.h"
 
 namespace mgreg::testing {
 
@@ -94,20 +94,7 @@ class ServerFixture : public ::testing::Test {
   // The manifest of the checkpoint at `prefix`, for the raw upload API.
   v1::BeginUploadRequest Manifest(const std::string& model, int64_t step,
                                   const std::string& prefix) {
-    v1::BeginUploadRequest begin;
-    begin.set_model(model);
-    begin.set_step(step);
-    begin.set_basename("model.ckpt");
-    auto local = FindLocalCheckpoint(prefix);
-    EXPECT_TRUE(local.ok()) << local.status();
-    for (const auto& [name, path] : local->files) {
-      const std::string bytes = ReadFileOrDie(path);
-      v1::FileInfo* f = begin.add_files();
-      f->set_name(name);
-      f->set_size(static_cast<int64_t>(bytes.size()));
-      f->set_sha256(Sha256Hex(bytes));
-    }
-    return begin;
+    return UploadManifest(model, step, prefix);
   }
 
   TempDir tmp_;
