@@ -33,3 +33,31 @@ if(NOT TARGET mgreg_civetweb)
   target_include_directories(mgreg_civetweb INTERFACE "${CIVETWEB_INCLUDE_DIR}")
   target_link_libraries(mgreg_civetweb INTERFACE "${CIVETWEB_LIBRARY}" Threads::Threads)
 endif()
+
+# Ceph RADOS (the `rados` store, issue 14): librados.hpp is only in libradospp-dev and
+# librados-dev ships no pkg-config file, so a plain header + library lookup. On by default
+# when both are found; -DMGREG_WITH_RADOS=ON on a machine without them is an error.
+find_path(MGREG_RADOS_INCLUDE_DIR rados/librados.hpp)
+find_library(MGREG_RADOS_LIBRARY rados)
+if(MGREG_RADOS_INCLUDE_DIR AND MGREG_RADOS_LIBRARY)
+  set(MGREG_RADOS_FOUND ON)
+else()
+  set(MGREG_RADOS_FOUND OFF)
+endif()
+option(MGREG_WITH_RADOS "Build the Ceph RADOS store (needs librados-dev, libradospp-dev)"
+       ${MGREG_RADOS_FOUND})
+if(MGREG_WITH_RADOS)
+  if(NOT MGREG_RADOS_FOUND)
+    message(FATAL_ERROR "MGREG_WITH_RADOS is ON but rados/librados.hpp or librados was not "
+                        "found: run scripts/install-deps.sh rados, or configure with "
+                        "-DMGREG_WITH_RADOS=OFF")
+  endif()
+  if(NOT TARGET mgreg_rados)
+    add_library(mgreg_rados INTERFACE IMPORTED GLOBAL)
+    target_include_directories(mgreg_rados INTERFACE "${MGREG_RADOS_INCLUDE_DIR}")
+    target_link_libraries(mgreg_rados INTERFACE "${MGREG_RADOS_LIBRARY}")
+  endif()
+  message(STATUS "mgreg: RADOS store enabled (${MGREG_RADOS_LIBRARY})")
+else()
+  message(STATUS "mgreg: RADOS store disabled (MGREG_WITH_RADOS=OFF)")
+endif()

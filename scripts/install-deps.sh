@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one list of system packages mgreg needs (Debian 12). Installs only what is missing.
-# Usage: scripts/install-deps.sh [build|test|all|runtime|hardening]   (default: all)
+# Usage: scripts/install-deps.sh [build|test|all|runtime|hardening|rados]   (default: all)
 #   runtime: only the shared libraries mgreg-server and mgreg need (the Docker image's
 #   runtime stage).
 set -euo pipefail
@@ -21,6 +21,12 @@ test_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus python3 python3-prometheus-client yamllint nghttp2-client
 )
+# The RADOS store (MGREG_WITH_RADOS) and its tests' single-node cluster (scripts/ceph-dev.sh):
+# librados headers (librados.hpp is only in libradospp-dev), a monitor, an OSD and the
+# ceph/rados tools. Part of test and all, so the README's test command runs the RADOS tests.
+rados_pkgs=(
+  librados-dev libradospp-dev ceph-mon ceph-osd ceph-common
+)
 # scripts/fuzz.sh and scripts/sanitize.sh (MGREG_HARDENING in scripts/test.sh): clang with
 # libFuzzer and the sanitizer runtimes (libclang-rt-14-dev); GCC's ASan/UBSan/TSan
 # runtimes come with build-essential.
@@ -31,10 +37,11 @@ hardening_pkgs=(
 mode="${1:-all}"
 case "$mode" in
   build) pkgs=("${build_pkgs[@]}") ;;
-  test|all) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  test|all) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${rados_pkgs[@]}") ;;
+  rados) pkgs=("${rados_pkgs[@]}") ;;
   runtime) pkgs=("${runtime_pkgs[@]}") ;;
   hardening) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${hardening_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|all|runtime|hardening]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|all|runtime|hardening|rados]" >&2; exit 2 ;;
 esac
 
 missing=()

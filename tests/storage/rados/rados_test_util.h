@@ -1,0 +1,41 @@
+// Helpers for the tests of the RADOS store: which Ceph cluster to use, and a librados
+// connection to it with bounded timeouts.
+#ifndef MGREG_TESTS_STORAGE_RADOS_RADOS_TEST_UTIL_H_
+#define MGREG_TESTS_STORAGE_RADOS_RADOS_TEST_UTIL_H_
+
+#include <rados/librados.hpp>
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+
+namespace mgreg::testing {
+
+// The ceph.conf of the cluster the RADOS tests run against (MGREG_TEST_CEPH_CONF; scripts/test.sh
+// starts one with scripts/ceph-dev.sh), or "" if unset. Its pool is `mgreg`.
+std::string TestCephConf();
+inline constexpr char kTestCephPool[] = "mgreg";
+
+// Skips the current test, loudly, when no test cluster is configured.
+#define MGREG_REQUIRE_CEPH()                                                           \
+  do {                                                                                  \
+    if (::mgreg::testing::TestCephConf().empty()) {                                     \
+      GTEST_SKIP() << "RADOS test SKIPPED: MGREG_TEST_CEPH_CONF is not set. Run "       \
+                      "scripts/test.sh (it starts a Ceph cluster when ceph-mon is "     \
+                      "installed), or scripts/ceph-dev.sh start DIR and export "        \
+                      "MGREG_TEST_CEPH_CONF=DIR/ceph.conf";                             \
+    }                                                                                   \
+  } while (0)
+
+// Connects `rados` (not yet initialized) as client.admin to the cluster described by
+// `conf_path`, with mount and operation timeouts of `timeout_seconds`.
+absl::Status ConnectToCluster(const std::string& conf_path, librados::Rados* rados,
+                              int timeout_seconds = 20);
+
+// The path of the first executable `name` on PATH, or "" if there is none.
+std::string FindOnPath(const std::string& name);
+
+}  // namespace mgreg::testing
+
+#endif  // MGREG_TESTS_STORAGE_RADOS_RADOS_TEST_UTIL_H_
