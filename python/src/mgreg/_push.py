@@ -43,11 +43,9 @@ def file_name_of(path):
         "<prefix>.data-NNNNN-of-MMMMM")
 
 
-def _messages(upload_id, name, path, offset, size, sha256, chunks, chunk_bytes, sink):
+def _messages(upload_id, name, path, offset, size, chunks, chunk_bytes, sink):
     """PutFileRequests from `offset`: bytes, or existing_chunk for chunks the server holds."""
     header = registry_pb2.PutFileRequest.Header(upload_id=upload_id, name=name, offset=offset)
-    if sha256 is not None:
-        header.size, header.sha256 = size, sha256
     pos = offset
     with open(path, "rb") as f:
         first = True
@@ -79,10 +77,14 @@ def _messages(upload_id, name, path, offset, size, sha256, chunks, chunk_bytes, 
             yield msg
 
 
-def _wait_not_writing(client, upload_id, name, seconds=10.0):
+def _wait_not_writing(client, upload_id, name, resuming, seconds=10.0):
+    """The upload's state of `name` once no stream writes it (a cut stream clears within
+    milliseconds; resuming earlier is refused as "being written by another stream")."""
     deadline = time.monotonic() + seconds
     while True:
-        status = client._unary("GetUpload", registry_pb2.GetUploadRequest(upload_id=upload_id))
+        # After a cut, wait for the channel to reconnect instead of failing fast.
+        status = client._unary("GetUpload", registry_pb2.GetUploadRequest(upload_id=upload_id),
+                               timeout=min(client.timeout, 10.0), wait_for_ready=resuming)
         state = next((f for f in status.files if f.file.name == name), None)
         if state is None or not state.writing or time.monotonic() > deadline:
             return state
@@ -94,13 +96,20 @@ def put_file(client, upload_id, name, path, *, chunks=(), chunk_bytes=0, on_prog
     """Sends local `path` as file `name` of an upload, from the bytes the server holds,
     resuming after a dropped stream (up to 5 times). Returns the PutFileResponse."""
     stats = stats if stats is not None else types.PushStats()
-    size, sha256 = None, None
     attempt = 0
+    probed = False
     while True:
-        state = _wait_not_writing(client, upload_id, name)
+        try:
+            state = _wait_not_writing(client, upload_id, name, attempt > 0)
+        except errors.MgregError as e:
+            if e.code not in RESUMABLE or attempt >= MAX_RESUMES:
+                raise
+            attempt += 1
+            _backoff(attempt - 1)
+            continue
         local_size = os.path.getsize(path)
         if state is not None:
-            size, offset, announce = state.file.size, state.held_bytes, None
+            size, offset = state.file.size, state.held_bytes
             if local_size != size:
                 raise errors.FailedPreconditionError(
                     f"local file '{path}' has {local_size} bytes but the upload announced "
@@ -110,9 +119,29 @@ def put_file(client, upload_id, name, path, *, chunks=(), chunk_bytes=0, on_prog
                     on_progress(size)
                 return registry_pb2.PutFileResponse(held_bytes=size, complete=True)
         else:
-            if sha256 is None:
-                size, sha256 = _local.digest_file(path)
-            offset, announce = 0, sha256
+            # Announce the file with a header-only stream first: the server may hold its
+            # content already (then it is complete at once and no byte is sent), and
+            # afterwards the upload's state says where to start.
+            if probed:
+                raise errors.InternalError(
+                    f"the server did not add '{name}' to upload {upload_id} from its header")
+            size, sha256 = _local.digest_file(path)
+            header = registry_pb2.PutFileRequest.Header(upload_id=upload_id, name=name,
+                                                        offset=0, size=size, sha256=sha256)
+            try:
+                client._stub.PutFile(iter([registry_pb2.PutFileRequest(header=header)]),
+                                     metadata=client._metadata)
+                probed = True
+            except grpc.RpcError as e:
+                # DATA_LOSS: "ended after 0 of N bytes": the file is now announced.
+                if e.code() == grpc.StatusCode.DATA_LOSS:
+                    probed = True
+                elif e.code() not in RESUMABLE or attempt >= MAX_RESUMES:
+                    raise client._error(e) from e
+                else:
+                    attempt += 1
+                    _backoff(attempt - 1)
+            continue
 
         def sink(done, sent, deduplicated):
             stats.bytes_sent += sent
@@ -124,7 +153,7 @@ def put_file(client, upload_id, name, path, *, chunks=(), chunk_bytes=0, on_prog
 
         def requests():
             try:
-                yield from _messages(upload_id, name, path, offset, size, announce, chunks,
+                yield from _messages(upload_id, name, path, offset, size, chunks,
                                      chunk_bytes, sink)
             except BaseException as e:  # grpcio reports only UNKNOWN; keep the reason
                 failed.append(e)
@@ -134,8 +163,7 @@ def put_file(client, upload_id, name, path, *, chunks=(), chunk_bytes=0, on_prog
             return client._stub.PutFile(requests(), metadata=client._metadata)
         except grpc.RpcError as e:
             local = failed[0] if failed else None
-            if isinstance(local, (errors.MgregError, OSError)) and \
-                    not isinstance(local, ConnectionError):
+            if local is not None and not isinstance(local, ConnectionError):
                 raise local from e  # a local problem (file changed, unreadable): no resume
             if e.code() not in RESUMABLE or attempt >= MAX_RESUMES:
                 raise client._error(e) from e
@@ -168,7 +196,7 @@ def _held_chunks(client, upload, paths):
     cb = upload.chunk_bytes
     out = {}
     for f in upload.files:
-        if cb <= 0 or f.held_bytes != 0 or f.file.size < 2 * cb:
+        if cb <= 0 or f.held_bytes != 0 or f.file.size <= cb:
             continue
         path = paths[f.file.name]
         # A sample first: hashing every chunk costs a second read of the file.
@@ -194,6 +222,23 @@ def push(client, model, prefix, *, step, metadata, overwrite, dedup, progress, u
     total = sum(size for size, _ in digests)
     manifest = [registry_pb2.FileInfo(name=n, size=s, sha256=h)
                 for n, (s, h) in zip(names, digests)]
+    for restart in range(2):
+        try:
+            return _push_once(client, model, step, basename, paths, manifest, total, stats,
+                              metadata=metadata, overwrite=overwrite, dedup=dedup,
+                              progress=progress, upload_id=upload_id, on_begin=on_begin)
+        except errors.NotFoundError as e:
+            if restart or "upload" not in e.message.lower():
+                raise
+            log.info("mgreg: upload of %s step %d is gone (%s); starting over", model, step,
+                     e.message)
+            upload_id = None
+            stats.restarts += 1
+    raise AssertionError("unreachable")
+
+
+def _push_once(client, model, step, basename, paths, manifest, total, stats, *, metadata,
+               overwrite, dedup, progress, upload_id, on_begin):
     upload = None
     if upload_id:
         try:

@@ -112,10 +112,11 @@ class Client:
     def _error(self, e):
         return errors.from_rpc_error(e, f"cannot reach the mgreg server at {self.server}")
 
-    def _unary(self, method, request, timeout=None):
+    def _unary(self, method, request, timeout=None, wait_for_ready=None):
         try:
             return getattr(self._stub, method)(request, timeout=timeout or self.timeout,
-                                                metadata=self._metadata)
+                                                metadata=self._metadata,
+                                                wait_for_ready=wait_for_ready)
         except grpc.RpcError as e:
             raise self._error(e) from e
 

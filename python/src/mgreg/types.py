@@ -131,12 +131,14 @@ class UploadStatus:
 
 @dataclasses.dataclass
 class PushStats:
-    """What the last push sent: bytes over the network, and bytes the server already held
-    (whole files, and chunks inside changed files)."""
+    """What the last push sent: bytes over the network, bytes the server already held
+    (whole files, and chunks inside changed files), streams resumed after a cut, and
+    uploads begun again because the server had dropped the first (a restart)."""
     bytes_sent: int = 0
     bytes_deduplicated_files: int = 0
     bytes_deduplicated_chunks: int = 0
     resumes: int = 0
+    restarts: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
