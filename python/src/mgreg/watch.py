@@ -12,14 +12,16 @@ from .v1 import registry_pb2
 log = logging.getLogger("mgreg")
 
 MIN_BACKOFF, MAX_BACKOFF = 0.1, 10.0
+_RECONNECT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 
 
 class Watch:
     """Iterate it for Events; `revision` is the last revision seen, `live` turns True once
-    the backlog is delivered. When the server goes away (UNAVAILABLE) it reconnects with
-    0.1-10 s backoff from `revision`, so nothing is missed or repeated while that revision
-    is within the server's window (else OutOfRangeError). cancel() ends the iteration from
-    any thread; it is also a context manager."""
+    the backlog is delivered. When the server goes away (UNAVAILABLE, or CANCELLED by a
+    server shutting down) it reconnects with 0.1-10 s backoff from `revision`, so nothing
+    is missed or repeated while that revision is within the server's window (else
+    OutOfRangeError). cancel() ends the iteration from any thread; it is also a context
+    manager."""
 
     def __init__(self, client, *, model, prefix, all_models, since_revision, reconnect,
                  include_progress):
@@ -85,7 +87,9 @@ class Watch:
                 if self._cancelled.is_set():
                     return
                 code, error = e.code(), e
-            if code != grpc.StatusCode.UNAVAILABLE or not self._reconnect:
+            # A server shutting down cancels its watches (CANCELLED, not by us) or drops
+            # the connection (UNAVAILABLE): both mean "reconnect".
+            if code not in _RECONNECT or not self._reconnect:
                 if error is None:
                     return
                 raise self._client._error(error) from error
