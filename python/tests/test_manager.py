@@ -127,3 +127,17 @@ def test_a_push_staged_by_a_dead_process_is_resumed(client, data, model, tmp_pat
         pass
     assert client.list_steps(model) == [9]
     assert not os.path.exists(stage)
+
+
+def test_raise_on_error_makes_the_next_push_raise(client, data, model, tmp_path, monkeypatch):
+    def fail(upload_id, name, offset):
+        raise mgreg.ResourceExhaustedError("injected: quota")
+    monkeypatch.setattr(_push, "_on_message", fail)
+    tf = FakeTFManager(data.tictactoe, str(tmp_path), max_to_keep=5, unique=True)
+    mgr = mgreg.CheckpointManager(client, model, raise_on_error=True)
+    assert isinstance(mgr.push(tf.save(1)).exception(timeout=60),
+                      mgreg.ResourceExhaustedError)
+    with pytest.raises(mgreg.ResourceExhaustedError, match="quota"):
+        mgr.push(tf.save(2))
+    with pytest.raises(mgreg.ResourceExhaustedError):
+        mgr.close()
