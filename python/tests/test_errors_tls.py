@@ -1,14 +1,12 @@
 """Errors named like tf.errors, with the server's message; tokens and TLS."""
 
 import hashlib
-import os
 import socket
 import subprocess
 
 import pytest
 
 import mgreg
-from conftest import copy_checkpoint
 
 WRITER, READER = "writer-secret", "reader-secret"
 

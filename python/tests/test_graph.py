@@ -9,7 +9,6 @@ from google.protobuf import text_format
 import mgreg
 from mgreg import _graph
 from mgreg._tfproto.core.protobuf import meta_graph_pb2
-from conftest import sha256_file
 
 CASES = [
     ({}, []),

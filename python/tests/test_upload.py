@@ -2,7 +2,6 @@
 
 import os
 import random
-import shutil
 import uuid
 import subprocess
 

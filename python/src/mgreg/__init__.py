@@ -22,3 +22,6 @@ from ._push import UploadSession
 from .watch import Watch
 
 __version__ = "0.1.0"
+__all__ = ["Client", "CheckpointManager", "wrap", "Watch", "UploadSession", "errors",
+           "Checkpoint", "Event", "FileInfo", "Model", "ModelSummary", "PushStats",
+           "TensorInfo", "UploadStatus"] + [n for n in errors.__all__ if n.endswith("Error")]

@@ -66,7 +66,7 @@ def _download(client, checkpoint, info, path, bar, base):
                         bar.update_to(base + received)
                     break
                 except grpc.RpcError as e:
-                    if e.code() not in _push.RESUMABLE[:1] or attempt >= _push.MAX_RESUMES:
+                    if e.code() != grpc.StatusCode.UNAVAILABLE or attempt >= _push.MAX_RESUMES:
                         raise client._error(e) from e
                     attempt += 1
                     _push._backoff(attempt - 1)

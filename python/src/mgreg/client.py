@@ -4,9 +4,7 @@ A Client is thread-safe (one gRPC channel shared by every call) and a context ma
 Every failed call raises an mgreg.errors exception carrying the server's code and message.
 """
 
-import collections
 import os
-import threading
 
 import grpc
 
@@ -95,8 +93,6 @@ class Client:
         self.progress = progress
         self.tqdm_class = tqdm_class
         self.last_push_stats = types.PushStats()
-        self._graph_cache = collections.OrderedDict()
-        self._graph_cache_lock = threading.Lock()
 
     # --- plumbing -------------------------------------------------------------------------
     def __enter__(self):
