@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "server/api_errors.h"
 
 namespace mgreg {
 
@@ -74,19 +75,16 @@ absl::StatusOr<std::string> CallGuard::Authorize(const grpc::CallbackServerConte
 }
 
 absl::Status CallGuard::CheckNewUpload(const std::string& principal,
-                                       const v1::BeginUploadRequest& request) {
-  if (limits_.max_upload_bytes > 0) {
-    int64_t total = 0;
-    for (const v1::FileInfo& f : request.files()) total += std::max<int64_t>(0, f.size());
-    if (total > limits_.max_upload_bytes) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("the checkpoint's files add up to ", total,
-                       " bytes, more than this server's "
-                       "limit of ",
-                       limits_.max_upload_bytes, " bytes (limits.max_upload_bytes)"));
+                                       const v1::BeginUploadRequest& /*request*/) {
+  // (Sizes are the service's to check: it also sees files learned from PutFile.)
+  if (service_ == nullptr) return absl::OkStatus();
+  if (limits_.max_open_uploads > 0) {
+    const int64_t open = static_cast<int64_t>(service_->open_uploads());
+    if (open >= limits_.max_open_uploads) {
+      return api_errors::TooManyOpenUploads(open, limits_.max_open_uploads);
     }
   }
-  if (limits_.max_concurrent_uploads_per_writer > 0 && service_ != nullptr) {
+  if (limits_.max_concurrent_uploads_per_writer > 0) {
     absl::MutexLock lock(&mu_);
     std::set<std::string>& ids = uploads_[principal];
     for (auto it = ids.begin(); it != ids.end();) {
@@ -103,6 +101,15 @@ absl::Status CallGuard::CheckNewUpload(const std::string& principal,
     ++reserved_[principal];
   }
   return absl::OkStatus();
+}
+
+std::string CallGuard::UploadPrincipal(const grpc::CallbackServerContext* ctx,
+                                       const std::string& principal) const {
+  if (!principal.empty() || ctx == nullptr) return principal;
+  // Without tokens, each client host is its own writer ("ipv4:10.0.0.7:41234").
+  const std::string peer = ctx->peer();
+  const size_t colon = peer.rfind(':');
+  return absl::StrCat("peer ", colon == std::string::npos ? peer : peer.substr(0, colon));
 }
 
 void CallGuard::FinishNewUpload(const std::string& principal,

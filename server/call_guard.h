@@ -41,6 +41,11 @@ struct CallLimits {
   // Streaming calls (PutFile, ReadFile, GetMetaGraph, WatchCheckpoints) open at once
   // on the whole server; one more fails RESOURCE_EXHAUSTED. 0 = no limit.
   int max_open_streams = 0;
+  // Open uploads on the whole server (every caller); 0 = no limit.
+  int max_open_uploads = 0;
+  // The server's largest message (ServerOptions::max_message_bytes): what one PutFile
+  // stream may pin of the memory budget.
+  int64_t max_message_bytes = 16 << 20;
 };
 
 class CallGuard {
@@ -55,11 +60,15 @@ class CallGuard {
   absl::StatusOr<std::string> Authorize(const grpc::CallbackServerContext* ctx,
                                         const CallScope& scope);
 
-  // Before BeginUpload: RESOURCE_EXHAUSTED if the announced files exceed
-  // max_upload_bytes or `principal` already holds max_concurrent_uploads_per_writer
-  // open uploads. On OK a slot is reserved: call FinishNewUpload with the result.
+  // Before BeginUpload: RESOURCE_EXHAUSTED if the server holds max_open_uploads open
+  // uploads or `principal` already holds max_concurrent_uploads_per_writer. On OK a
+  // slot is reserved: call FinishNewUpload with the result.
   absl::Status CheckNewUpload(const std::string& principal,
                               const v1::BeginUploadRequest& request);
+  // Who counts as one writer for max_concurrent_uploads_per_writer: the grant, or
+  // without tokens the client's host.
+  std::string UploadPrincipal(const grpc::CallbackServerContext* ctx,
+                              const std::string& principal) const;
   // True if `principal` may read `model` (always, without authorization): listings
   // show a token only the models it covers.
   bool MayRead(const std::string& principal, const std::string& model) const {
@@ -80,6 +89,8 @@ class CallGuard {
   // that many are open. On OK the call holds a slot until it calls EndStream.
   absl::Status BeginStream();
   void EndStream();
+
+  int64_t max_message_bytes() const { return limits_.max_message_bytes; }
 
   // Records a finished call.
   void Done(const char* method, const grpc::Status& status, absl::Time start,

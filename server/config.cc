@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <vector>
 
@@ -188,10 +189,50 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
     return Invalid(loc.Where({{limits, -1}, {Field(ld, "max_upload_bytes"), -1}}),
                    "max_upload_bytes must be >= 0 (0 = no limit)");
   }
-  if (l.max_concurrent_uploads_per_writer() < 0) {
-    return Invalid(
-        loc.Where({{limits, -1}, {Field(ld, "max_concurrent_uploads_per_writer"), -1}}),
-        "max_concurrent_uploads_per_writer must be >= 0 (0 = no limit)");
+  // Limits whose 0 keeps the default and -1 turns them off.
+  struct DefaultedLimit {
+    const char* name;
+    int64_t value;
+    std::function<void(int64_t)> set;
+  };
+  for (const DefaultedLimit& d : {
+           DefaultedLimit{"max_concurrent_uploads_per_writer",
+                          l.max_concurrent_uploads_per_writer(),
+                          [&](int64_t v) {
+                            options->limits.max_concurrent_uploads_per_writer =
+                                static_cast<int>(v);
+                          }},
+           DefaultedLimit{"max_open_uploads", l.max_open_uploads(),
+                          [&](int64_t v) {
+                            options->limits.max_open_uploads = static_cast<int>(v);
+                          }},
+           DefaultedLimit{"memory_budget_bytes", l.memory_budget_bytes(),
+                          [&](int64_t v) { options->service.memory_budget_bytes = v; }},
+       }) {
+    if (d.value < -1) {
+      return Invalid(loc.Where({{limits, -1}, {Field(ld, d.name), -1}}),
+                     absl::StrCat(d.name, " must be > 0, 0 (the default) or -1 (no limit)"));
+    }
+    if (d.value != 0) d.set(std::max<int64_t>(0, d.value));
+  }
+  if (l.max_meta_bytes() < 0) {
+    return Invalid(loc.Where({{limits, -1}, {Field(ld, "max_meta_bytes"), -1}}),
+                   "max_meta_bytes must be > 0 or 0 (the default, 128 MiB)");
+  }
+  if (l.max_meta_bytes() > 0) options->service.max_meta_bytes = l.max_meta_bytes();
+  if (options->service.memory_budget_bytes > 0 &&
+      options->service.max_meta_bytes >
+          options->service.memory_budget_bytes /
+              RegistryServiceOptions::kExportMemoryFactor) {
+    return Invalid(loc.Where({{limits, -1}, {Field(ld, "max_meta_bytes"), -1}}),
+                   absl::StrCat("max_meta_bytes (", options->service.max_meta_bytes,
+                                ") must be at most memory_budget_bytes / ",
+                                RegistryServiceOptions::kExportMemoryFactor, " (",
+                                options->service.memory_budget_bytes /
+                                    RegistryServiceOptions::kExportMemoryFactor,
+                                "): exporting a graph holds about ",
+                                RegistryServiceOptions::kExportMemoryFactor,
+                                " times its size; raise memory_budget_bytes too"));
   }
   if (l.max_message_bytes() != 0 && l.max_message_bytes() < (4 << 20)) {
     return Invalid(loc.Where({{limits, -1}, {Field(ld, "max_message_bytes"), -1}}),
@@ -199,8 +240,6 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
                    "of up to 4 MiB must fit");
   }
   options->limits.max_upload_bytes = l.max_upload_bytes();
-  options->limits.max_concurrent_uploads_per_writer =
-      l.max_concurrent_uploads_per_writer();
   if (l.max_message_bytes() > 0) options->max_message_bytes = l.max_message_bytes();
   if (l.max_concurrent_streams() < 0) {
     return Invalid(loc.Where({{limits, -1}, {Field(ld, "max_concurrent_streams"), -1}}),

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/grpc_status.h"
 
@@ -63,13 +64,22 @@ class SourceWriter : public grpc::ServerWriteReactor<Message> {
   using Opener = std::function<absl::StatusOr<std::unique_ptr<MessageSource<Message>>>()>;
 
   // Authorizes `scope` on `ctx`, then opens the source; records the call as `method`.
-  SourceWriter(grpc::CallbackServerContext* ctx, ThreadPool* pool, CallGuard* guard,
-               const char* method, CallScope scope, int64_t bytes_in, Opener open)
+  // The stream holds `service`'s stream_send_reservation() of its memory budget.
+  SourceWriter(grpc::CallbackServerContext* ctx, RegistryService* service, ThreadPool* pool,
+               CallGuard* guard, const char* method, CallScope scope, int64_t bytes_in,
+               Opener open)
       : pool_(pool), guard_(guard), method_(method), bytes_in_(bytes_in) {
     if (absl::Status admit = slot_.Acquire(guard_); !admit.ok()) {
       FinishWith(ToGrpcStatus(admit));
       return;
     }
+    absl::StatusOr<MemoryReservation> memory = service->memory_budget().Reserve(
+        service->stream_send_reservation(), absl::StrCat(method, " (one more stream)"));
+    if (!memory.ok()) {
+      FinishWith(ToGrpcStatus(memory.status()));
+      return;
+    }
+    memory_ = std::move(*memory);
     pool_->Submit([this, ctx, scope = std::move(scope), open = std::move(open)]() {
       absl::StatusOr<std::string> principal = guard_->Authorize(ctx, scope);
       if (!principal.ok()) {
@@ -120,6 +130,7 @@ class SourceWriter : public grpc::ServerWriteReactor<Message> {
   const absl::Time start_ = absl::Now();
   const int64_t bytes_in_;
   StreamSlot slot_;
+  MemoryReservation memory_;
   int64_t bytes_out_ = 0;
   std::unique_ptr<MessageSource<Message>> source_;
   Message message_;
@@ -135,6 +146,16 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
       FinishWith(ToGrpcStatus(admit));
       return;
     }
+    // What the stream may pin: one received message, and less than one chunk of the
+    // file not yet cut.
+    absl::StatusOr<MemoryReservation> memory = service_->memory_budget().Reserve(
+        guard_->max_message_bytes() + service_->stream_send_reservation() / 2,
+        "PutFile (one more stream)");
+    if (!memory.ok()) {
+      FinishWith(ToGrpcStatus(memory.status()));
+      return;
+    }
+    memory_ = std::move(*memory);
     StartRead(&request_);
   }
 
@@ -146,6 +167,9 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
       }
       bytes_in_ += static_cast<int64_t>(request_.ByteSizeLong());
       absl::Status status = Consume();
+      // The message's bytes are in the sink now; do not keep a second copy until the
+      // next message arrives.
+      v1::PutFileRequest().Swap(&request_);
       if (!status.ok()) {
         FinishWith(ToGrpcStatus(status));
         return;
@@ -211,6 +235,7 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
   CallGuard* const guard_;
   const absl::Time start_ = absl::Now();
   StreamSlot slot_;
+  MemoryReservation memory_;
   int64_t bytes_in_ = 0;
   v1::PutFileResponse* const response_;
   v1::PutFileRequest request_;
@@ -378,9 +403,10 @@ grpc::ServerUnaryReactor* GrpcRegistryService::BeginUpload(
     v1::Upload* response) {
   return Unary(ctx, pool_, guard_, "BeginUpload", ModelScope(Action::kWrite, request->model()),
                request, response,
-               [s = service_, g = guard_](const v1::BeginUploadRequest& r,
-                                          const std::string& principal)
+               [s = service_, g = guard_, ctx](const v1::BeginUploadRequest& r,
+                                               const std::string& grant)
                    -> absl::StatusOr<v1::Upload> {
+                 const std::string principal = g->UploadPrincipal(ctx, grant);
                  absl::Status allowed = g->CheckNewUpload(principal, r);
                  if (!allowed.ok()) return allowed;
                  absl::StatusOr<v1::Upload> upload = s->BeginUpload(r);
@@ -474,14 +500,14 @@ grpc::ServerUnaryReactor* GrpcRegistryService::DeleteCheckpoint(
 grpc::ServerWriteReactor<v1::FileChunk>* GrpcRegistryService::ReadFile(
     grpc::CallbackServerContext* ctx, const v1::ReadFileRequest* request) {
   return new SourceWriter<v1::FileChunk>(
-      ctx, pool_, guard_, "ReadFile", ModelScope(Action::kRead, request->model()),
+      ctx, service_, pool_, guard_, "ReadFile", ModelScope(Action::kRead, request->model()),
       static_cast<int64_t>(request->ByteSizeLong()), [s = service_, request]() { return s->ReadFile(*request); });
 }
 
 grpc::ServerWriteReactor<v1::MetaGraphChunk>* GrpcRegistryService::GetMetaGraph(
     grpc::CallbackServerContext* ctx, const v1::GetMetaGraphRequest* request) {
   return new SourceWriter<v1::MetaGraphChunk>(
-      ctx, pool_, guard_, "GetMetaGraph", ModelScope(Action::kRead, request->model()),
+      ctx, service_, pool_, guard_, "GetMetaGraph", ModelScope(Action::kRead, request->model()),
       static_cast<int64_t>(request->ByteSizeLong()), [s = service_, request]() { return s->GetMetaGraph(*request); });
 }
 

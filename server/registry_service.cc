@@ -16,6 +16,7 @@
 #include "common/names.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "server/api_errors.h"
 #include "metagraph/checkpoint_name.h"
 #include "metagraph/export.h"
 #include "metagraph/export_options.h"
@@ -74,6 +75,63 @@ absl::Status ValidateBasename(absl::string_view basename) {
           "' contains '/' or a control character; give only the file name part, e.g. "
           "'model.ckpt'"));
     }
+  }
+  return absl::OkStatus();
+}
+
+// The longest file name a checkpoint can hold ("data-NNNNN-of-MMMMM").
+constexpr size_t kLongestFileName = 19;
+// What a restore adds to a file's name while writing it: the client writes
+// ".<name>.mgreg-XXXXXX" and renames it into place (client/local_file.cc).
+constexpr size_t kRestoreTempDecoration = 14;
+// NAME_MAX of Linux file systems (ext4, xfs, btrfs, tmpfs).
+constexpr size_t kMaxFileNameBytes = 255;
+
+// Every file a restore writes, `<basename>-<step>.<file>` while being written under its
+// temporary name, must fit kMaxFileNameBytes.
+absl::Status ValidateRestoredNames(absl::string_view basename, int64_t step) {
+  const size_t length = basename.size() + 1 + absl::StrCat(step).size() + 1 +
+                        kLongestFileName + kRestoreTempDecoration;
+  if (length > kMaxFileNameBytes) {
+    return api_errors::RestoredNameTooLong(basename, step, "data-NNNNN-of-MMMMM", length,
+                                           kMaxFileNameBytes);
+  }
+  return absl::OkStatus();
+}
+
+// User metadata stays small: it is in every listing of the model's steps.
+absl::Status ValidateMetadata(const google::protobuf::Map<std::string, std::string>& m) {
+  constexpr int64_t kMaxEntries = 64, kMaxKeyBytes = 256, kMaxBytes = 64 << 10;
+  int64_t bytes = 0;
+  bool key_too_long = false;
+  for (const auto& [key, value] : m) {
+    bytes += static_cast<int64_t>(key.size() + value.size());
+    key_too_long = key_too_long || static_cast<int64_t>(key.size()) > kMaxKeyBytes;
+  }
+  if (static_cast<int64_t>(m.size()) > kMaxEntries || bytes > kMaxBytes || key_too_long) {
+    return api_errors::MetadataTooLarge(static_cast<int64_t>(m.size()), bytes);
+  }
+  return absl::OkStatus();
+}
+
+// The server's size limits on an upload's files (all of them, announced or learned so
+// far): the .meta's size and the total. `learned`: the last file came from a PutFile
+// header.
+absl::Status CheckUploadSizes(const std::vector<v1::FileInfo>& files,
+                              const RegistryServiceOptions& options, bool learned) {
+  int64_t total = 0;
+  for (const v1::FileInfo& f : files) {
+    if (f.size() < 0) continue;  // ValidateFiles names it
+    if (__builtin_add_overflow(total, f.size(), &total)) {
+      return api_errors::UploadSizesOverflow();
+    }
+    if (f.name() == "meta" && options.max_meta_bytes > 0 &&
+        f.size() > options.max_meta_bytes) {
+      return api_errors::MetaTooLarge(f.size(), options.max_meta_bytes);
+    }
+  }
+  if (options.max_upload_bytes > 0 && total > options.max_upload_bytes) {
+    return api_errors::UploadTooLarge(total, options.max_upload_bytes, learned);
   }
   return absl::OkStatus();
 }
@@ -243,12 +301,15 @@ class BlobSource : public MessageSource<v1::FileChunk> {
 // Streams a graph held in memory (an export) or a stored blob (verbatim).
 class GraphSource : public MessageSource<v1::MetaGraphChunk> {
  public:
+  // `memory` covers `exported` for as long as the stream holds it.
   GraphSource(v1::MetaGraphInfo info, std::shared_ptr<const CachedExport> exported,
-              std::unique_ptr<BlobSource> verbatim, size_t chunk_bytes)
+              std::unique_ptr<BlobSource> verbatim, size_t chunk_bytes,
+              MemoryReservation memory = MemoryReservation())
       : info_(std::move(info)),
         exported_(std::move(exported)),
         verbatim_(std::move(verbatim)),
-        chunk_bytes_(chunk_bytes) {}
+        chunk_bytes_(chunk_bytes),
+        memory_(std::move(memory)) {}
 
   absl::StatusOr<bool> Next(v1::MetaGraphChunk* out) override {
     out->Clear();
@@ -275,6 +336,7 @@ class GraphSource : public MessageSource<v1::MetaGraphChunk> {
   const std::shared_ptr<const CachedExport> exported_;
   const std::unique_ptr<BlobSource> verbatim_;
   const size_t chunk_bytes_;
+  const MemoryReservation memory_;
   size_t pos_ = 0;
   bool sent_info_ = false;
 };
@@ -285,6 +347,7 @@ RegistryService::RegistryService(Store* store, RegistryServiceOptions options)
     : store_(store),
       options_(options),
       export_cache_(options.export_cache_bytes),
+      memory_budget_(options.memory_budget_bytes, "limits.memory_budget_bytes"),
       watch_hub_(store) {}
 
 RegistryService::~RegistryService() = default;
@@ -294,10 +357,13 @@ absl::StatusOr<v1::Upload> RegistryService::BeginUpload(
   RETURN_IF_ERROR(ValidateModelName(request.model()));
   RETURN_IF_ERROR(ValidateStep(request.step()));
   RETURN_IF_ERROR(ValidateBasename(request.basename()));
+  RETURN_IF_ERROR(ValidateRestoredNames(request.basename(), request.step()));
+  RETURN_IF_ERROR(ValidateMetadata(request.metadata()));
   if (!request.files().empty()) {
     // Without files the upload learns its manifest from its writers (PutFile headers).
-    RETURN_IF_ERROR(ValidateFiles({request.files().begin(), request.files().end()},
-                                  absl::StatusCode::kInvalidArgument));
+    const std::vector<v1::FileInfo> files(request.files().begin(), request.files().end());
+    RETURN_IF_ERROR(ValidateFiles(files, absl::StatusCode::kInvalidArgument));
+    RETURN_IF_ERROR(CheckUploadSizes(files, options_, /*learned=*/false));
   }
 
   bool already_committed = false;
@@ -378,6 +444,13 @@ absl::StatusOr<std::unique_ptr<FileSink>> RegistryService::OpenFileSink(
             "and sha256 (64 lower-case hex) in the PutFile header"));
       }
       RETURN_IF_ERROR(ValidateFiles({f}, absl::StatusCode::kOk));
+      std::vector<v1::FileInfo> all = {f};
+      for (const auto& [name, state] : session->files) {
+        v1::FileInfo& known = all.emplace_back();
+        known.set_name(name);
+        known.set_size(state.file.size());
+      }
+      RETURN_IF_ERROR(CheckUploadSizes(all, options_, /*learned=*/true));
       RETURN_IF_ERROR(AddUploadFile(*session, f));
     }
   }
@@ -437,6 +510,13 @@ absl::Status RegistryService::ValidateCheckpointFiles(const UploadSession& sessi
     }
   }
   if (auto it = session.files.find("meta"); it != session.files.end()) {
+    // A commit waits a while for memory rather than fail: the upload's bytes are here.
+    ASSIGN_OR_RETURN(
+        MemoryReservation memory,
+        memory_budget_.Reserve(
+            RegistryServiceOptions::kValidateMemoryFactor * it->second.file.size(),
+            absl::StrCat("validating a ", it->second.file.size(), "-byte .meta"),
+            absl::Seconds(30)));
     ASSIGN_OR_RETURN(std::string meta_bytes, read(it->second));
     absl::StatusOr<tensorflow::MetaGraphDef> graph = ParseMetaGraph(meta_bytes);
     if (!graph.ok()) return annotate("meta", graph.status());
@@ -680,16 +760,24 @@ absl::StatusOr<v1::ListCheckpointsResponse> RegistryService::ListCheckpoints(
     std::map<std::string, int64_t> sorted(m->aliases().begin(), m->aliases().end());
     for (const auto& [name, step] : sorted) aliases.emplace(step, name);
   }
+  // A page also ends once it holds kMaxPageBytes, so that steps with large metadata
+  // (stored before it was capped) never make a response larger than a message may be.
+  constexpr size_t kMaxPageBytes = 4 << 20;
   v1::ListCheckpointsResponse out;
-  for (int i = 0; i < static_cast<int>(records.size()) && i < page_size; ++i) {
-    v1::Checkpoint* c = out.add_checkpoints();
-    *c = ToApi(records[i]);
-    auto [first, last] = aliases.equal_range(records[i].step());
-    for (auto it = first; it != last; ++it) c->add_aliases(it->second);
+  size_t page_bytes = 0;
+  int taken = 0;
+  for (; taken < static_cast<int>(records.size()) && taken < page_size; ++taken) {
+    v1::Checkpoint c = ToApi(records[taken]);
+    auto [first, last] = aliases.equal_range(records[taken].step());
+    for (auto it = first; it != last; ++it) c.add_aliases(it->second);
+    const size_t bytes = c.ByteSizeLong();
+    if (taken > 0 && page_bytes + bytes > kMaxPageBytes) break;
+    page_bytes += bytes;
+    *out.add_checkpoints() = std::move(c);
   }
-  if (static_cast<int>(records.size()) > page_size) {
+  if (static_cast<int>(records.size()) > taken) {
     out.set_next_page_token(EncodePageToken("checkpoints", request.model(),
-                                            absl::StrCat(records[page_size - 1].step())));
+                                            absl::StrCat(records[taken - 1].step())));
   }
   return out;
 }
@@ -771,6 +859,12 @@ RegistryService::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
   const std::string cache_key = absl::StrCat(record.graph_sha256(), "/", options_key);
   std::shared_ptr<const CachedExport> exported = export_cache_.Lookup(cache_key);
   if (exported == nullptr) {
+    // The export holds the stored bytes, the parsed graph and its output at once.
+    ASSIGN_OR_RETURN(storage::BlobRecord blob, store_->GetBlob(record.graph_sha256()));
+    ASSIGN_OR_RETURN(MemoryReservation working,
+                     memory_budget_.Reserve(
+                         RegistryServiceOptions::kExportMemoryFactor * blob.size(),
+                         absl::StrCat("exporting a ", blob.size(), "-byte graph")));
     ASSIGN_OR_RETURN(std::string stored, ReadBlob(record.graph_sha256()));
     ASSIGN_OR_RETURN(ExportResult result,
                      ExportMetaGraph(stored, ExportOptionsFromApi(options)));
@@ -782,12 +876,18 @@ RegistryService::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
     export_cache_.Insert(cache_key, value);
     exported = std::move(value);
   }
+  // The stream keeps the export alive (also after the cache dropped it) until its
+  // reader has taken it all, however slowly it reads.
+  ASSIGN_OR_RETURN(MemoryReservation held,
+                   memory_budget_.Reserve(static_cast<int64_t>(exported->bytes.size()),
+                                          "streaming a filtered graph"));
   info.set_size(static_cast<int64_t>(exported->bytes.size()));
   info.set_sha256(exported->sha256);
   info.set_node_count(exported->node_count);
   for (const std::string& c : exported->collections) info.add_collections(c);
   return std::unique_ptr<MessageSource<v1::MetaGraphChunk>>(
-      new GraphSource(std::move(info), std::move(exported), nullptr, options_.chunk_bytes));
+      new GraphSource(std::move(info), std::move(exported), nullptr, options_.chunk_bytes,
+                      std::move(held)));
 }
 
 absl::StatusOr<v1::FindChunksResponse> RegistryService::FindChunks(

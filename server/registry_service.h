@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "mgreg/v1/registry.pb.h"
 #include "server/export_cache.h"
+#include "server/memory_budget.h"
 #include "server/uploads.h"
 #include "server/watch_hub.h"
 #include "tensorflow/python/training/checkpoint_state.pb.h"
@@ -35,6 +36,22 @@ struct RegistryServiceOptions {
   size_t export_cache_bytes = 256u << 20;
   // Retention of models without a policy of their own (max_to_keep 0 keeps all).
   storage::RetentionPolicy default_retention;
+  // Largest checkpoint (sum of its file sizes) an upload may hold, announced at
+  // BeginUpload or learned from PutFile headers; 0 = no limit.
+  int64_t max_upload_bytes = 0;
+  // Largest .meta an upload may hold (its export holds it parsed); 0 = no limit.
+  int64_t max_meta_bytes = kDefaultMaxMetaBytes;
+  // Working memory of graph exports, .meta validation and server streams (see
+  // MemoryBudget); 0 = no limit.
+  int64_t memory_budget_bytes = kDefaultMemoryBudgetBytes;
+
+  static constexpr int64_t kDefaultMaxMetaBytes = 128ll << 20;
+  static constexpr int64_t kDefaultMemoryBudgetBytes = 1ll << 30;
+  // Working memory an export reserves per byte of its stored .meta (the stored bytes,
+  // the parsed graph and the output at once; measured below 4.5x, see README), and a
+  // commit's .meta validation.
+  static constexpr int64_t kExportMemoryFactor = 5;
+  static constexpr int64_t kValidateMemoryFactor = 3;
 };
 
 // Produces the messages of a server stream one at a time.
@@ -135,6 +152,13 @@ class RegistryService {
   size_t watcher_count();
 
   const ExportCache& export_cache() const { return export_cache_; }
+  // The working-memory budget; the gRPC adapter reserves its streams' buffers from it.
+  MemoryBudget& memory_budget() { return memory_budget_; }
+  // What one server stream (ReadFile, GetMetaGraph) pins at most while its reader does
+  // not read: the message being written and gRPC's serialized copy of it.
+  int64_t stream_send_reservation() const {
+    return 2 * static_cast<int64_t>(options_.chunk_bytes) + (256 << 10);
+  }
 
  private:
   // The record of `step`, of the step `alias` names, or of the latest step when
@@ -157,6 +181,7 @@ class RegistryService {
   const RegistryServiceOptions options_;
   UploadManager uploads_;
   ExportCache export_cache_;
+  MemoryBudget memory_budget_;
   WatchHub watch_hub_;
   // Serializes retention decisions per service (they read, then delete).
   absl::Mutex retention_mu_;

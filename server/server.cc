@@ -85,6 +85,9 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
     ASSIGN_OR_RETURN(server->store_, OpenRocksDbStore(store_options));
   }
   RegistryServiceOptions service_options = options.service;
+  service_options.max_upload_bytes = options.limits.max_upload_bytes;
+  CallLimits limits = options.limits;
+  limits.max_message_bytes = options.max_message_bytes;
   service_options.default_retention.set_max_to_keep(options.retention_defaults.max_to_keep());
   service_options.default_retention.set_keep_every_n_hours(
       options.retention_defaults.keep_every_n_hours());
@@ -95,7 +98,7 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
   server->metrics_->SetSources(server->service_.get(), server->store_.get());
   server->guard_ =
       std::make_unique<CallGuard>(server->authorizer_.get(), server->metrics_.get(),
-                                  server->service_.get(), options.limits);
+                                  server->service_.get(), limits);
   server->grpc_service_ = std::make_unique<GrpcRegistryService>(
       server->service_.get(), server->pool_.get(), server->guard_.get());
 

@@ -42,6 +42,8 @@ struct ServerTlsOptions {
 inline CallLimits DefaultServerLimits() {
   CallLimits limits;
   limits.max_open_streams = 10000;
+  limits.max_open_uploads = 1024;
+  limits.max_concurrent_uploads_per_writer = 64;
   return limits;
 }
 
@@ -69,7 +71,7 @@ struct ServerOptions {
   bool insecure = false;
   // Bearer tokens (by SHA-256) and what they may do; none: every call is allowed.
   google::protobuf::RepeatedPtrField<config::v1::Token> tokens;
-  // Defaults: no upload limits, 10000 open streams.
+  // Defaults: DefaultServerLimits().
   CallLimits limits = DefaultServerLimits();
   // Retention applied to models without their own policy (read by the retention
   // feature; validated here).

@@ -1,0 +1,81 @@
+#include "server/api_errors.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace mgreg::api_errors {
+namespace {
+
+std::string MiB(int64_t bytes) {
+  return absl::StrCat(bytes / (1 << 20), " MiB");
+}
+
+}  // namespace
+
+std::string Quote(absl::string_view s) {
+  constexpr size_t kMaxEchoed = 64;
+  if (s.size() <= kMaxEchoed) return absl::StrCat("'", absl::CEscape(s), "'");
+  return absl::StrCat("'", absl::CEscape(s.substr(0, kMaxEchoed)), "'...(", s.size(),
+                      " bytes)");
+}
+
+absl::Status MemoryBudgetTooSmall(absl::string_view what, int64_t bytes, int64_t limit,
+                                  absl::string_view name) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      what, " needs ", MiB(bytes), " of working memory, more than this server's whole ",
+      MiB(limit), " (", name, "); raise ", name, " if the server's memory allows it"));
+}
+
+absl::Status MemoryBudgetBusy(absl::string_view what, int64_t bytes, int64_t limit,
+                              int64_t reserved, absl::string_view name) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      what, " needs ", MiB(bytes), " of working memory; other requests hold ",
+      MiB(reserved), " of this server's ", MiB(limit), " (", name,
+      "): retry when they have ended"));
+}
+
+absl::Status MetaTooLarge(int64_t size, int64_t limit) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the .meta has ", size, " bytes, more than this server's limit of ", limit,
+      " bytes (limits.max_meta_bytes); strip it (e.g. export_meta_graph with "
+      "clear_devices, fewer collections) or ask the operator to raise the limit"));
+}
+
+absl::Status UploadTooLarge(int64_t total, int64_t limit, bool learned) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the checkpoint's files add up to ", total,
+      learned ? " bytes with this file" : " bytes", ", more than this server's limit of ",
+      limit, " bytes (limits.max_upload_bytes)"));
+}
+
+absl::Status UploadSizesOverflow() {
+  return absl::InvalidArgumentError(
+      "the announced file sizes add up to more than 2^63-1 bytes; announce the real "
+      "sizes");
+}
+
+absl::Status MetadataTooLarge(int64_t entries, int64_t bytes) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the step's metadata has ", entries, " entries and ", bytes,
+      " bytes of keys and values; at most 64 entries, keys of at most 256 bytes and "
+      "64 KiB in all are accepted: keep metrics such as loss there, and large data "
+      "in files"));
+}
+
+absl::Status RestoredNameTooLong(absl::string_view basename, int64_t step,
+                                 absl::string_view file, size_t length, size_t limit) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "basename ", Quote(basename), " is too long: restoring step ", step,
+      " writes files named '<basename>-", step, ".", file, "' (", length,
+      " bytes with the restore's temporary-file name), over the ", limit,
+      "-byte file-name limit of common file systems; use a basename of at most ",
+      basename.size() - (length - limit), " bytes"));
+}
+
+absl::Status TooManyOpenUploads(int64_t open, int64_t limit) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "this server already has ", open, " open uploads, its limit (limits.max_open_uploads); "
+      "commit or abort uploads, or retry when some have ended"));
+}
+
+}  // namespace mgreg::api_errors
