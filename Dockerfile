@@ -2,22 +2,34 @@
 # mgreg: multi-stage image. The build stage runs exactly what CI runs
 # (scripts/install-deps.sh, then scripts/build.sh); `docker build --target test .` also
 # runs the whole test suite (scripts/test.sh). The runtime stage holds only the two
-# binaries and the shared libraries they need (scripts/install-deps.sh runtime).
+# binaries (stripped) and the shared libraries they need (scripts/install-deps.sh runtime).
+#
+# Base images: Debian 12 from a registry by default. Where none can be pulled,
+# scripts/docker-test.sh builds one with debootstrap and passes it as both build args
+# (README "Docker and deploy/").
+ARG BASE_IMAGE=debian:12
+ARG RUNTIME_BASE_IMAGE=debian:12-slim
 
-FROM debian:12 AS build
+FROM ${BASE_IMAGE} AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN scripts/install-deps.sh build
 COPY . .
 ENV MGREG_BUILD_DIR=/build
+# ccache is off unless the builder mounts a cache at CCACHE_DIR and passes
+# --build-arg MGREG_CCACHE=1 (scripts/docker-test.sh does): a cache written into the
+# layer would only make the build stage bigger.
+ARG MGREG_CCACHE=0
+ENV CCACHE_DIR=/var/cache/mgreg-ccache
+# Only what the runtime stage needs: no tests, no benchmarks.
 RUN scripts/build.sh -DMGREG_BUILD_TESTS=OFF -DMGREG_BUILD_BENCH=OFF \
- && cmake --install /build --prefix /opt/mgreg
+ && cmake --install /build --prefix /opt/mgreg --strip
 
 FROM build AS test
 ENV MGREG_BUILD_DIR=/build-test
 RUN scripts/test.sh
 
-FROM debian:12-slim AS runtime
+FROM ${RUNTIME_BASE_IMAGE} AS runtime
 COPY scripts/install-deps.sh /tmp/install-deps.sh
 RUN MGREG_APT_CLEAN=1 /tmp/install-deps.sh runtime \
  && rm /tmp/install-deps.sh \

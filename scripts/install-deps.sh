@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one list of system packages mgreg needs (Debian 12). Installs only what is missing.
-# Usage: scripts/install-deps.sh [build|test|all|runtime|hardening|rados]   (default: all)
+# Usage: scripts/install-deps.sh [build|test|all|runtime|hardening|rados|container]   (default: all)
 #   runtime: only the shared libraries mgreg-server and mgreg need (the Docker image's
 #   runtime stage).
+#   container: what scripts/docker-test.sh needs to build and run the image.
 set -euo pipefail
 
 build_pkgs=(
@@ -35,6 +36,11 @@ rados_pkgs=(
 hardening_pkgs=(
   clang clang-14 libclang-rt-14-dev
 )
+# scripts/docker-test.sh: podman with runc (crun refuses this machine's hybrid cgroups),
+# debootstrap for the Debian 12 base image (no registry is reachable to pull one).
+container_pkgs=(
+  podman runc debootstrap debian-archive-keyring
+)
 
 mode="${1:-all}"
 case "$mode" in
@@ -43,7 +49,8 @@ case "$mode" in
   rados) pkgs=("${rados_pkgs[@]}") ;;
   runtime) pkgs=("${runtime_pkgs[@]}") ;;
   hardening) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${hardening_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|all|runtime|hardening|rados]" >&2; exit 2 ;;
+  container) pkgs=("${container_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|all|runtime|hardening|rados|container]" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -63,6 +70,12 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 if [ "${MGREG_APT_CLEAN:-0}" = 1 ]; then
-  $SUDO apt-get clean
-  $SUDO rm -rf /var/lib/apt/lists/*
+  # A package cache that an image build mounts in (scripts/docker-test.sh) is not part of
+  # the image: keep it for the next build.
+  if mountpoint -q /var/cache/apt/archives 2>/dev/null; then
+    $SUDO rm -f /var/cache/apt/*.bin
+  else
+    $SUDO apt-get clean
+  fi
+  if ! mountpoint -q /var/lib/apt/lists 2>/dev/null; then $SUDO rm -rf /var/lib/apt/lists/*; fi
 fi
