@@ -172,8 +172,9 @@ fi
 steps=$(grep -c 'STEP [0-9]*/[0-9]*: ' "$cache/build.log" || true)
 cached=$(grep -c 'Using cache' "$cache/build.log" || true)
 echo "docker-test: built $image: $cached of $steps steps of the two builds (build stage, image) from the layer cache"
+new_ids=$(podman image inspect --format '{{.Id}}' "$image" "$build_image")
 for id in $old_ids; do
-  if ! podman image inspect --format '{{.Id}}' "$image" "$build_image" | grep -qx "$id"; then
+  if [[ " ${new_ids//$'\n'/ } " != *" $id "* ]]; then
     podman rmi "$id" >/dev/null 2>&1 || echo "docker-test: note: old image $id still in use"
   fi
 done

@@ -28,7 +28,9 @@ ctest --test-dir "$build_dir" --output-on-failure -j 2 --timeout 600
 # fuzz runs each target MGREG_HARDENING_FUZZ_SECONDS (default 20) with a fixed seed;
 # asan runs MGREG_HARDENING_ASAN_TESTS (a ctest regex, default: the common, proto,
 # metagraph, storage and fuzz-regression tests and the server tests without a gRPC
-# transport); tsan the concurrency tests (tests/server, tests/storage).
+# transport); tsan the concurrency tests (tests/server, tests/storage); docker builds the
+# Docker image with podman and tests it (scripts/docker-test.sh; prints SKIPPED where the
+# machine does not run containers).
 # MGREG_HARDENING_SKIP_AFTER=S: a stage that would start more than S seconds after this
 # script started is skipped (and says so), so a slow machine stays within CI's budget.
 hardening="${MGREG_HARDENING:-0}"
@@ -49,7 +51,8 @@ if [ "$hardening" != 0 ] && [ -n "$hardening" ]; then
       asan) MGREG_SANITIZE_TESTS="${MGREG_HARDENING_ASAN_TESTS:-^(common_|tf_proto_|metagraph_|storage_|fuzz_regression_|service_concurrency_test|export_cache_test|prod_auth_test)}" \
               scripts/sanitize.sh address ;;
       tsan) scripts/sanitize.sh thread ;;
-      *) echo "MGREG_HARDENING: unknown stage '$stage' (fuzz, asan, tsan)" >&2; exit 2 ;;
+      docker) scripts/docker-test.sh ;;
+      *) echo "MGREG_HARDENING: unknown stage '$stage' (fuzz, asan, tsan, docker)" >&2; exit 2 ;;
     esac
     stage_times+=("$stage $(( $(date +%s) - t0 ))s")
   done

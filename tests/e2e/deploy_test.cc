@@ -205,5 +205,29 @@ TEST(DeployTest, DockerfileEntrypointCmdAndHealthcheckWork) {
   EXPECT_EQ(r.exit_code, 1);
 }
 
+// Every base image is a build arg with a registry default declared before the first
+// FROM, and scripts/docker-test.sh (which builds on a debootstrap base, no registry)
+// passes each of them, so that test builds the same stages a registry build would.
+TEST(DeployTest, DockerfileBaseImagesAreBuildArgsThatDockerTestPasses) {
+  const std::string dockerfile = ReadFileOrDie(Source("Dockerfile"));
+  const std::string docker_test = ReadFileOrDie(Source("scripts/docker-test.sh"));
+  const std::string head = dockerfile.substr(0, dockerfile.find("\nFROM "));
+  std::regex from_arg(R"(\nFROM \$\{([A-Z_]+)\} AS ([a-z]+))");
+  std::vector<std::string> stages;
+  for (std::sregex_iterator it(dockerfile.begin(), dockerfile.end(), from_arg), end;
+       it != end; ++it) {
+    const std::string arg = (*it)[1].str();
+    stages.push_back((*it)[2].str());
+    EXPECT_THAT(head, HasSubstr(absl::StrCat("\nARG ", arg, "=debian:12")))
+        << arg << " needs a default before the first FROM";
+    EXPECT_THAT(docker_test, HasSubstr(absl::StrCat("--build-arg \"", arg, "=")))
+        << "scripts/docker-test.sh does not pass " << arg;
+  }
+  EXPECT_THAT(stages, ::testing::ElementsAre("build", "runtime"));
+  // The container test runs on loopback with ports the server picks.
+  EXPECT_THAT(docker_test, HasSubstr("--network=host"));
+  EXPECT_THAT(docker_test, HasSubstr("--listen=127.0.0.1:0"));
+}
+
 }  // namespace
 }  // namespace mgreg
