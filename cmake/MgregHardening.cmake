@@ -8,12 +8,16 @@
 #   -DMGREG_FUZZ=ON                      libFuzzer targets in fuzz/ (clang only), everything
 #                                        built with -fsanitize=fuzzer-no-link,address,undefined;
 #                                        scripts/fuzz.sh
+#   both (clang): one ASan + UBSan tree that also builds the libFuzzer targets, so CI's asan
+#   and fuzz stages share one build (scripts/sanitize.sh address; UBSan stays recoverable
+#   for the suppressions file, and halt_on_error=1 at run time makes every report fatal).
 set(MGREG_SANITIZE "" CACHE STRING "Sanitizers for every target: address,undefined or thread")
 set_property(CACHE MGREG_SANITIZE PROPERTY STRINGS "" "address,undefined" "thread")
 option(MGREG_FUZZ "Build the libFuzzer targets in fuzz/ (clang)" OFF)
 
-if(MGREG_FUZZ AND MGREG_SANITIZE)
-  message(FATAL_ERROR "MGREG_FUZZ already builds with address,undefined; leave MGREG_SANITIZE empty")
+if(MGREG_FUZZ AND MGREG_SANITIZE AND NOT (MGREG_SANITIZE STREQUAL "address,undefined" OR
+                                          MGREG_SANITIZE STREQUAL "undefined,address"))
+  message(FATAL_ERROR "MGREG_FUZZ builds with address,undefined; it cannot be combined with MGREG_SANITIZE=${MGREG_SANITIZE}")
 endif()
 
 set(_mgreg_san_flags "")
@@ -21,6 +25,11 @@ if(MGREG_SANITIZE STREQUAL "address,undefined" OR MGREG_SANITIZE STREQUAL "undef
   # UBSan errors are recoverable so a suppressions file can apply; scripts/sanitize.sh sets
   # UBSAN_OPTIONS=halt_on_error=1 so every report fails the test.
   set(_mgreg_san_flags -fsanitize=address,undefined -fno-omit-frame-pointer)
+  if(MGREG_FUZZ)
+    # Coverage for libFuzzer on every library; the tests link without libFuzzer (the
+    # ASan runtime provides the coverage callbacks' defaults).
+    set(_mgreg_san_compile_extra -fsanitize=fuzzer-no-link)
+  endif()
 elseif(MGREG_SANITIZE STREQUAL "thread")
   set(_mgreg_san_flags -fsanitize=thread)
 elseif(MGREG_SANITIZE)
@@ -28,9 +37,12 @@ elseif(MGREG_SANITIZE)
 endif()
 if(_mgreg_san_flags)
   # -g1: line tables for the reports, without full debug info (build time, link time).
-  add_compile_options(${_mgreg_san_flags} -O1 -g1)
+  add_compile_options(${_mgreg_san_flags} ${_mgreg_san_compile_extra} -O1 -g1)
   add_link_options(${_mgreg_san_flags})
 endif()
+# The flags a program linking the installed (instrumented) libraries needs, for
+# tests/e2e's packaging test; empty in a normal build.
+string(REPLACE ";" " " MGREG_SANITIZER_LINK_FLAGS "${_mgreg_san_flags}")
 if(MGREG_SANITIZE STREQUAL "thread")
   # Debian's abseil is not TSan-instrumented: this shared library interposes absl::Mutex,
   # CondVar and Notification and reports their happens-before edges to TSan (see the
@@ -46,7 +58,10 @@ if(MGREG_FUZZ)
   endif()
   # Libraries get coverage instrumentation without libFuzzer's main; the fuzz targets add
   # -fsanitize=fuzzer at link time (fuzz/CMakeLists.txt). UBSan aborts so libFuzzer sees it.
-  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined
-                      -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g)
-  add_link_options(-fsanitize=address,undefined)
+  if(NOT MGREG_SANITIZE)
+    add_compile_options(-fsanitize=fuzzer-no-link,address,undefined
+                        -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g)
+    add_link_options(-fsanitize=address,undefined)
+    set(MGREG_SANITIZER_LINK_FLAGS "-fsanitize=address,undefined")
+  endif()
 endif()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (fuzz/, clang, -fsanitize=fuzzer,address,undefined) into
-# build-fuzz (or $MGREG_FUZZ_BUILD_DIR) and runs each for a bounded time.
+# Builds the libFuzzer targets (fuzz/, clang, -fsanitize=fuzzer,address,undefined) and runs
+# each for a bounded time. They are built in build-asan, the clang ASan + UBSan tree of
+# scripts/sanitize.sh address (configured by it if missing), so CI's asan and fuzz stages
+# share one build; MGREG_FUZZ_BUILD_DIR=DIR builds a fuzz-only tree there instead.
 #   scripts/fuzz.sh [seconds-per-target]          (default 60)
 # Environment: MGREG_FUZZ_TARGETS="a b" runs only those targets; MGREG_FUZZ_JOBS build
 # parallelism (default 2); MGREG_TESTDATA (default ../shared/testdata/tf) for seeds.
@@ -12,19 +14,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
-build_dir="${MGREG_FUZZ_BUILD_DIR:-build-fuzz}"
+build_dir="${MGREG_FUZZ_BUILD_DIR:-build-asan}"
 jobs="${MGREG_FUZZ_JOBS:-2}"
 testdata="${MGREG_TESTDATA:-$(cd .. && pwd)/shared/testdata/tf}"
 all_targets=(export_fuzzer metagraph_text_fuzzer bundle_index_fuzzer checkpoint_state_fuzzer
              checkpoint_name_fuzzer upload_fuzzer)
 read -r -a targets <<<"${MGREG_FUZZ_TARGETS:-${all_targets[*]}}"
 
-if [ ! -f "$build_dir/CMakeCache.txt" ]; then
+scripts/install-deps.sh hardening >/dev/null
+source scripts/ccache-env.sh
+if [ "$build_dir" = build-asan ]; then
+  MGREG_SANITIZE_CONFIGURE_ONLY=1 scripts/sanitize.sh address
+elif [ ! -f "$build_dir/CMakeCache.txt" ]; then
   generator=()
   if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
-  cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_COMPILER=clang++ -DMGREG_FUZZ=ON -DMGREG_BUILD_TESTS=OFF \
-    -DMGREG_BUILD_BENCH=OFF >/dev/null
+  cmake -S . -B "$build_dir" "${generator[@]}" "${mgreg_ccache_args[@]}" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DMGREG_FUZZ=ON \
+    -DMGREG_BUILD_TESTS=OFF -DMGREG_BUILD_BENCH=OFF >/dev/null
+fi
+if ! grep -q '^MGREG_FUZZ:BOOL=ON' "$build_dir/CMakeCache.txt"; then
+  echo "fuzz: $build_dir is not a clang build with MGREG_FUZZ=ON (delete it, or set" \
+       "MGREG_FUZZ_BUILD_DIR to another folder)" >&2
+  exit 2
 fi
 cmake --build "$build_dir" -j "$jobs" --target "${targets[@]}"
 
@@ -81,6 +92,8 @@ generate_seeds() {
 
 status=0
 summary=()
+crashed=0
+total_execs=0
 for t in "${targets[@]}"; do
   corpus="$work/$t"
   artifacts="$build_dir/artifacts/$t"
@@ -94,6 +107,7 @@ for t in "${targets[@]}"; do
   echo "=== $t: ${secs}s, $(ls "$corpus" | wc -l) seeds"
   rc=0
   ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
+  UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}" \
   "$build_dir/fuzz/$t" -max_total_time="$secs" -seed=1 -timeout=25 -rss_limit_mb=2560 \
     -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" \
     >"$log" 2>&1 || rc=$?
@@ -105,11 +119,16 @@ for t in "${targets[@]}"; do
     echo "$t CRASHED (exit $rc) after $execs execs; reproducer: ${repro:-none written}; log: $log"
     grep -m 20 -E 'ERROR|SUMMARY|FUZZ_CHECK|runtime error|#[0-9]+ 0x' "$log" | head -20 || true
     summary+=("$t execs=$execs CRASH ${repro:-}")
+    crashed=$((crashed + 1))
   else
     echo "$t ok: $execs execs"
     summary+=("$t execs=$execs ok")
   fi
+  total_execs=$((total_execs + execs))
 done
 echo "=== fuzz summary (${secs}s per target)"
 printf '%s\n' "${summary[@]}"
+echo "fuzz: ${#targets[@]} targets, $(( ${#targets[@]} - crashed )) passed, $crashed crashed," \
+  "$total_execs execs in all"
+echo "ci-result: passed=$(( ${#targets[@]} - crashed )) failed=$crashed findings=$crashed"
 exit $status

@@ -48,6 +48,13 @@ TEST(PackagingTest, InstalledClientLibraryBuildsAndTalksToAServer) {
                                         tmp.Join("build"),
                                         "-DCMAKE_PREFIX_PATH=" + prefix,
                                         "-DCMAKE_BUILD_TYPE=Release"};
+  // Set by tests/e2e/CMakeLists.txt in a sanitizer build (instrumented libraries).
+  if (const std::string cxx = Env("MGREG_CONSUMER_CXX"); !cxx.empty()) {
+    configure.push_back("-DCMAKE_CXX_COMPILER=" + cxx);
+  }
+  if (const std::string flags = Env("MGREG_CONSUMER_LINK_FLAGS"); !flags.empty()) {
+    configure.push_back("-DCMAKE_EXE_LINKER_FLAGS=" + flags);
+  }
   if (const std::string gen = Env("MGREG_CMAKE_GENERATOR"); !gen.empty()) {
     configure.push_back("-G");
     configure.push_back(gen);
