@@ -47,6 +47,29 @@ constexpr int kMaxOpenFds = 256;
 constexpr int64_t kMaxRssGrowthBytes = 64ll << 20;
 constexpr int kMaxFdGrowth = 16;
 
+// Built with AddressSanitizer (scripts/sanitize.sh address; the server it starts is the
+// same tree's): freed memory sits in ASan's quarantine (256 MiB by default) and every
+// allocation carries redzones, so the server's RSS says little about ours, and the RSS
+// bounds are checked in the normal build only (the descriptor bounds here too).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRssBoundsApply = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kRssBoundsApply = false;
+#else
+constexpr bool kRssBoundsApply = true;
+#endif
+#else
+constexpr bool kRssBoundsApply = true;
+#endif
+
+void SayRssBoundsSkipped() {
+  if (!kRssBoundsApply) {
+    std::printf("RSS bounds not checked: AddressSanitizer build (quarantine and redzones "
+                "dominate RSS); they are checked in the normal build\n");
+  }
+}
+
 int64_t RssBytes(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
   std::string key;
@@ -219,10 +242,11 @@ TEST_F(SoakTest, MixedLoadHasNoErrorsAndBoundedRssAndFds) {
       kMaxOpenFds, kMaxFdGrowth);
   EXPECT_GT(pushes.load(), 0);
   EXPECT_GT(events.load(), 0);
-  EXPECT_LT(max_rss, kMaxRssBytes);
+  SayRssBoundsSkipped();
+  if (kRssBoundsApply) EXPECT_LT(max_rss, kMaxRssBytes);
   EXPECT_LT(max_fds, kMaxOpenFds);
   // No leak: the second half of the run holds about what the first half did.
-  EXPECT_LE(max_rss - first_half_rss, kMaxRssGrowthBytes);
+  if (kRssBoundsApply) EXPECT_LE(max_rss - first_half_rss, kMaxRssGrowthBytes);
   EXPECT_LE(max_fds - first_half_fds, kMaxFdGrowth);
   auto check = admin->CheckStore();
   ASSERT_TRUE(check.ok()) << check.status();
@@ -293,7 +317,8 @@ TEST_F(SoakTest, StalledReaderHoldsNeitherMemoryNorAWorker) {
       static_cast<long long>(rss_before >> 20), static_cast<long long>(rss_stalled >> 20),
       static_cast<long long>(growth >> 20), other_ms);
   // Were the file buffered per stream it would be 4 x 128 MiB.
-  EXPECT_LT(growth, 64ll << 20);
+  SayRssBoundsSkipped();
+  if (kRssBoundsApply) EXPECT_LT(growth, 64ll << 20);
 }
 
 }  // namespace
