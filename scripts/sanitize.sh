@@ -64,7 +64,8 @@ if [ "${MGREG_SANITIZE_CONFIGURE_ONLY:-0}" = 1 ]; then exit 0; fi
 # The tests registered by those folders' CMakeLists (tests/<dir>/CMakeLists.txt in the
 # add_test backtrace of CTest's own listing; "*" = every test), each with the target that
 # builds its executable (the command's program when it lies in the build tree; "-" for a
-# test run by another program, e.g. python3).
+# test run by another program, e.g. python3; CTest gives no command for an executable not
+# built yet, whose target mgreg_add_test names after the test).
 mapfile -t rows < <(ctest --test-dir "$build_dir" --show-only=json-v1 | python3 -c '
 import json, os, sys
 dirs, build = sys.argv[1].split(), os.path.realpath(sys.argv[2])
@@ -79,9 +80,14 @@ for t in data["tests"]:
             where.add(parts[-2])
         n = node.get("parent")
     if dirs == ["*"] or where & set(dirs):
-        program = os.path.realpath((t.get("command") or ["-"])[0])
-        target = os.path.basename(program) if program.startswith(build + os.sep) else "-"
-        print(t["name"], target)
+        name, command = t["name"], t.get("command")
+        if command is None:  # not built yet: mgreg_add_test names the target after the test
+            target = (name[len("fuzz_regression_"):] + "_regression"
+                      if name.startswith("fuzz_regression_") else name)
+        else:
+            program = os.path.realpath(command[0])
+            target = os.path.basename(program) if program.startswith(build + os.sep) else "-"
+        print(name, target)
 ' "$dirs" "$build_dir")
 tests=(); targets=()
 for row in "${rows[@]}"; do
