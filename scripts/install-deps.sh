@@ -30,7 +30,7 @@ test_pkgs=(
 rados_pkgs=(
   librados-dev libradospp-dev ceph-mon ceph-osd ceph-common
 )
-# scripts/fuzz.sh and scripts/sanitize.sh (MGREG_HARDENING in scripts/test.sh): clang with
+# scripts/fuzz.sh and scripts/sanitize.sh (the asan, tsan and fuzz stages of .ci/run): clang with
 # libFuzzer and the sanitizer runtimes (libclang-rt-14-dev); GCC's ASan/UBSan/TSan
 # runtimes come with build-essential.
 hardening_pkgs=(
