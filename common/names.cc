@@ -19,6 +19,13 @@ bool IsSegmentChar(char c) {
 
 }  // namespace
 
+std::string QuoteInput(absl::string_view s) {
+  constexpr size_t kMaxEchoed = 64;
+  if (s.size() <= kMaxEchoed) return absl::StrCat("'", absl::CEscape(s), "'");
+  return absl::StrCat("'", absl::CEscape(s.substr(0, kMaxEchoed)), "'...(", s.size(),
+                      " bytes)");
+}
+
 absl::Status ValidateModelName(absl::string_view name) {
   if (name.empty()) {
     return absl::InvalidArgumentError("model name is empty; give a name such as 'resnet'");
@@ -30,18 +37,18 @@ absl::Status ValidateModelName(absl::string_view name) {
   for (absl::string_view seg : absl::StrSplit(name, '/')) {
     if (seg.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "model name '", name,
-          "' has an empty segment: no leading, trailing or doubled '/' allowed"));
+          "model name ", QuoteInput(name),
+          " has an empty segment: no leading, trailing or doubled '/' allowed"));
     }
     if (!IsSegmentStart(seg[0])) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "model name '", name, "': segment '", seg,
-          "' must start with a letter or digit"));
+          "model name ", QuoteInput(name), ": segment ", QuoteInput(seg),
+          " must start with a letter or digit"));
     }
     for (char c : seg) {
       if (!IsSegmentChar(c)) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "model name '", name, "' contains '", absl::CEscape(absl::string_view(&c, 1)),
+            "model name ", QuoteInput(name), " contains '", absl::CEscape(absl::string_view(&c, 1)),
             "'; use letters, digits, '.', '_', '-' and '/' between segments"));
       }
     }
@@ -73,8 +80,8 @@ absl::Status ValidateFileName(absl::string_view name) {
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      "file name '", absl::CEscape(name),
-      "' is not a checkpoint file: expected 'index', 'meta' or 'data-NNNNN-of-MMMMM'"));
+      "file name ", QuoteInput(name),
+      " is not a checkpoint file: expected 'index', 'meta' or 'data-NNNNN-of-MMMMM'"));
 }
 
 }  // namespace mgreg

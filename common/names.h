@@ -3,6 +3,7 @@
 #define MGREG_COMMON_NAMES_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -14,6 +15,10 @@ inline constexpr size_t kMaxModelNameBytes = 256;
 // OK if `name` is one or more segments of [A-Za-z0-9][A-Za-z0-9._-]* joined by "/",
 // at most 256 bytes. Returns INVALID_ARGUMENT saying what is wrong otherwise.
 absl::Status ValidateModelName(absl::string_view name);
+
+// `s` for an error message: C-escaped, cut after 64 bytes ("'...'...(5000 bytes)"), in
+// quotes, so messages never carry raw control characters or kilobytes of input.
+std::string QuoteInput(absl::string_view s);
 
 // OK if `step` >= 0; INVALID_ARGUMENT otherwise.
 absl::Status ValidateStep(int64_t step);

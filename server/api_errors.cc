@@ -2,6 +2,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/names.h"
 
 namespace mgreg::api_errors {
 namespace {
@@ -12,12 +13,7 @@ std::string MiB(int64_t bytes) {
 
 }  // namespace
 
-std::string Quote(absl::string_view s) {
-  constexpr size_t kMaxEchoed = 64;
-  if (s.size() <= kMaxEchoed) return absl::StrCat("'", absl::CEscape(s), "'");
-  return absl::StrCat("'", absl::CEscape(s.substr(0, kMaxEchoed)), "'...(", s.size(),
-                      " bytes)");
-}
+std::string Quote(absl::string_view s) { return QuoteInput(s); }
 
 absl::Status MemoryBudgetTooSmall(absl::string_view what, int64_t bytes, int64_t limit,
                                   absl::string_view name) {
@@ -76,6 +72,25 @@ absl::Status TooManyOpenUploads(int64_t open, int64_t limit) {
   return absl::ResourceExhaustedError(absl::StrCat(
       "this server already has ", open, " open uploads, its limit (limits.max_open_uploads); "
       "commit or abort uploads, or retry when some have ended"));
+}
+
+absl::Status WatchRevisionAhead(int64_t since, int64_t current) {
+  return absl::OutOfRangeError(absl::StrCat(
+      "since_revision ", since, " is beyond the store's current revision ", current,
+      "; resume from a revision this server reported (at most ", current,
+      "), or -1 for new events only"));
+}
+
+absl::Status StepAndAlias(int64_t step, absl::string_view alias) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the request names both step ", step, " and alias ", Quote(alias),
+      "; give one of them"));
+}
+
+absl::Status BackupIntoDataDir(absl::string_view dir, absl::string_view data_dir) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "backup directory ", Quote(dir), " is inside the server's data dir ",
+      Quote(data_dir), "; back up to a directory outside it"));
 }
 
 }  // namespace mgreg::api_errors

@@ -37,6 +37,13 @@ absl::Status RestoredNameTooLong(absl::string_view basename, int64_t step,
 // RESOURCE_EXHAUSTED: the server's cap on open uploads (all callers) is reached.
 absl::Status TooManyOpenUploads(int64_t open, int64_t limit);
 
+// OUT_OF_RANGE: a watch resumes from a revision the store has not reached.
+absl::Status WatchRevisionAhead(int64_t since, int64_t current);
+// INVALID_ARGUMENT: a call names both a step and an alias.
+absl::Status StepAndAlias(int64_t step, absl::string_view alias);
+// FAILED_PRECONDITION: a backup into the live data dir.
+absl::Status BackupIntoDataDir(absl::string_view dir, absl::string_view data_dir);
+
 }  // namespace mgreg::api_errors
 
 #endif  // MGREG_SERVER_API_ERRORS_H_

@@ -24,6 +24,15 @@ bool RoleAllows(config::v1::Role role, Action action) {
   return false;
 }
 
+// Prefixes match whole name segments: "team-a/" and "team-a" both cover "team-a/x"
+// ("team-a" also the model "team-a"), never "team-ab/x".
+bool PrefixCovers(absl::string_view prefix, absl::string_view model) {
+  if (absl::EndsWith(prefix, "/")) return absl::StartsWith(model, prefix);
+  return model == prefix ||
+         (absl::StartsWith(model, prefix) && model.size() > prefix.size() &&
+          model[prefix.size()] == '/');
+}
+
 const char* ActionName(Action action) {
   switch (action) {
     case Action::kRead:
@@ -119,7 +128,7 @@ absl::StatusOr<std::string> Authorizer::Authorize(absl::string_view authorizatio
                      ActionName(action), " the whole registry"));
   }
   for (const std::string& prefix : grant.model_prefixes) {
-    if (absl::StartsWith(model, prefix)) return grant.name;
+    if (PrefixCovers(prefix, model)) return grant.name;
   }
   return absl::PermissionDeniedError(
       absl::StrCat("token '", grant.name, "' may not ", ActionName(action), " model '",
@@ -133,7 +142,7 @@ bool Authorizer::Covers(absl::string_view grant_name, absl::string_view model) c
   if (it == prefixes_by_name_.end()) return false;
   if (it->second.empty()) return true;
   for (const std::string& prefix : it->second) {
-    if (absl::StartsWith(model, prefix)) return true;
+    if (PrefixCovers(prefix, model)) return true;
   }
   return false;
 }

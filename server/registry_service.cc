@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <utility>
@@ -426,13 +427,21 @@ absl::StatusOr<std::unique_ptr<FileSink>> RegistryService::OpenFileSink(
     auto it = session->files.find(header.name());
     if (it != session->files.end()) {
       const storage::FileRecord& known = it->second.file;
-      if ((header.size() != 0 && header.size() != known.size()) ||
-          (!header.sha256().empty() && header.sha256() != known.sha256())) {
+      const bool differs = (header.size() != 0 && header.size() != known.size()) ||
+                           (!header.sha256().empty() && header.sha256() != known.sha256());
+      if (differs && session->request().files().empty() && !it->second.complete &&
+          !it->second.writing) {
+        // A learned entry binds nobody until its file is complete: a writer whose
+        // stream failed must not lock out the one that sends the real file.
+        session->files.erase(it);
+        it = session->files.end();
+      } else if (differs) {
         return absl::InvalidArgumentError(absl::StrCat(
             "file '", header.name(), "': the size or SHA-256 in the PutFile header differs "
             "from the manifest announced at BeginUpload"));
       }
-    } else if (session->request().files().empty()) {
+    }
+    if (it == session->files.end() && session->request().files().empty()) {
       // An upload begun without files learns each one from its writer.
       v1::FileInfo f;
       f.set_name(header.name());
@@ -544,6 +553,25 @@ absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
           absl::StrCat("upload ", session->id(), " is not complete; send: ",
                        absl::StrJoin(missing, ", ")));
     }
+    // Whole-file deduplication holds no reference: if the step that held a file was
+    // deleted since, that file must be sent after all, and the upload stays open.
+    std::vector<std::string> gone;
+    for (auto& [name, state] : session->files) {
+      if (!state.already_stored) continue;
+      absl::StatusOr<storage::BlobRecord> blob = store_->GetBlob(state.file.sha256());
+      if (blob.ok()) continue;
+      if (blob.status().code() != absl::StatusCode::kNotFound) return blob.status();
+      state.already_stored = false;
+      state.complete = false;
+      state.held = 0;
+      gone.push_back(name);
+    }
+    if (!gone.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "upload ", session->id(), " is not complete: the server no longer holds ",
+          absl::StrJoin(gone, ", "),
+          " (the step it came from was deleted meanwhile); send them"));
+    }
     std::vector<v1::FileInfo> files;
     for (const auto& [name, state] : session->files) {
       v1::FileInfo& f = files.emplace_back();
@@ -632,6 +660,17 @@ absl::StatusOr<v1::BackupResponse> RegistryService::Backup(const v1::BackupReque
     return absl::InvalidArgumentError(
         "give the backup directory as an absolute path on the server's machine");
   }
+  if (!options_.data_dir.empty()) {
+    std::error_code ec;
+    const std::filesystem::path data =
+        std::filesystem::weakly_canonical(options_.data_dir, ec);
+    const std::filesystem::path target = std::filesystem::weakly_canonical(request.dir(), ec);
+    auto [d, t] = std::mismatch(data.begin(), data.end(), target.begin(), target.end());
+    if (!ec && d == data.end()) {
+      return api_errors::BackupIntoDataDir(request.dir(), options_.data_dir);
+    }
+  }
+  absl::MutexLock lock(&backup_mu_);
   ASSIGN_OR_RETURN(StoreStats before, store_->GetStats());
   RETURN_IF_ERROR(store_->Backup(request.dir()));
   v1::BackupResponse out;
@@ -668,6 +707,9 @@ absl::StatusOr<v1::Checkpoint> RegistryService::GetLatestCheckpoint(
 
 absl::StatusOr<v1::Checkpoint> RegistryService::GetCheckpoint(
     const v1::GetCheckpointRequest& request) {
+  if (!request.alias().empty() && request.step() != 0) {
+    return api_errors::StepAndAlias(request.step(), request.alias());
+  }
   ASSIGN_OR_RETURN(
       storage::CheckpointRecord record,
       ResolveStep(request.model(),
@@ -687,8 +729,9 @@ absl::StatusOr<storage::CheckpointRecord> RegistryService::ResolveStep(
     ASSIGN_OR_RETURN(storage::ModelRecord m, store_->GetModel(model));
     auto it = m.aliases().find(std::string(alias));
     if (it == m.aliases().end()) {
-      return absl::NotFoundError(absl::StrCat("model '", model, "' has no alias '", alias,
-                                              "'; list them with mgreg alias list"));
+      return absl::NotFoundError(absl::StrCat("model '", model, "' has no alias ",
+                                              api_errors::Quote(alias),
+                                              "; list them with mgreg alias list"));
     }
     step = it->second;
   }
@@ -808,8 +851,8 @@ absl::StatusOr<std::unique_ptr<MessageSource<v1::FileChunk>>> RegistryService::R
     std::vector<std::string> names;
     for (const storage::FileRecord& f : record.files()) names.push_back(f.name());
     return absl::NotFoundError(absl::StrCat(
-        "step ", request.step(), " of model '", request.model(), "' has no file '",
-        request.name(), "'; its files are: ", absl::StrJoin(names, ", ")));
+        "step ", record.step(), " of model '", request.model(), "' has no file ",
+        api_errors::Quote(request.name()), "; its files are: ", absl::StrJoin(names, ", ")));
   }
   if (request.offset() < 0 || request.offset() > file->size()) {
     return absl::OutOfRangeError(absl::StrCat("offset ", request.offset(),

@@ -44,6 +44,8 @@ struct RegistryServiceOptions {
   // Working memory of graph exports, .meta validation and server streams (see
   // MemoryBudget); 0 = no limit.
   int64_t memory_budget_bytes = kDefaultMemoryBudgetBytes;
+  // The store's data dir (empty in memory): backups may not go inside it.
+  std::string data_dir;
 
   static constexpr int64_t kDefaultMaxMetaBytes = 128ll << 20;
   static constexpr int64_t kDefaultMemoryBudgetBytes = 1ll << 30;
@@ -185,6 +187,8 @@ class RegistryService {
   WatchHub watch_hub_;
   // Serializes retention decisions per service (they read, then delete).
   absl::Mutex retention_mu_;
+  // One backup at a time: a second one into the same directory then finds it exists.
+  absl::Mutex backup_mu_;
 };
 
 }  // namespace mgreg

@@ -86,6 +86,7 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
   }
   RegistryServiceOptions service_options = options.service;
   service_options.max_upload_bytes = options.limits.max_upload_bytes;
+  if (!options.in_memory) service_options.data_dir = options.data_dir;
   CallLimits limits = options.limits;
   limits.max_message_bytes = options.max_message_bytes;
   service_options.default_retention.set_max_to_keep(options.retention_defaults.max_to_keep());

@@ -53,8 +53,11 @@ class ChunkingFileSink : public FileSink {
 
   ~ChunkingFileSink() override { Release(); }
 
+  void set_restart_on_data(bool restart) { restart_on_data_ = restart; }
+
   absl::Status Append(absl::string_view data) override {
     if (!error_.ok()) return error_;
+    if (complete_ && restart_on_data_ && !data.empty()) Restart();
     if (complete_) {
       if (data.empty()) return absl::OkStatus();
       return Fail(absl::InvalidArgumentError(absl::StrCat(
@@ -89,6 +92,7 @@ class ChunkingFileSink : public FileSink {
 
   absl::Status AppendExistingChunk(absl::string_view sha256) override {
     if (!error_.ok()) return error_;
+    if (complete_ && restart_on_data_) Restart();
     if (!buffer_.empty()) {
       return Fail(absl::InvalidArgumentError(absl::StrCat(
           "file '", name_, "': existing_chunk at offset ",
@@ -148,6 +152,22 @@ class ChunkingFileSink : public FileSink {
   }
 
  private:
+  // Writing at offset 0 starts the file over, also when it was complete (as the
+  // proto says): its bytes are received and verified again.
+  void Restart() {
+    restart_on_data_ = false;
+    absl::MutexLock lock(&session_->mu);
+    UploadFileState& state = session_->files.at(name_);
+    state.held = 0;
+    state.chunks.clear();
+    state.hasher = Sha256();
+    state.complete = false;
+    state.already_stored = false;
+    base_ = 0;
+    hasher_ = Sha256();
+    complete_ = false;
+  }
+
   // Stages one chunk and records it as held.
   absl::Status Emit(absl::string_view piece) {
     storage::ChunkRef ref;
@@ -220,6 +240,8 @@ class ChunkingFileSink : public FileSink {
   const size_t chunk_bytes_;
   std::string buffer_;  // received bytes after base_, less than one chunk
   bool complete_;
+  // Set for a complete file opened at offset 0: its first bytes restart it.
+  bool restart_on_data_ = false;
   bool released_ = false;
   absl::Status error_;
 };
@@ -252,9 +274,11 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
     // Nothing to send; a sink that accepts no bytes and finishes complete.
     state.writing = true;
     session->last_active = absl::Now();
-    return std::unique_ptr<FileSink>(new ChunkingFileSink(
+    auto sink = std::make_unique<ChunkingFileSink>(
         session, name, state.file.size(), state.file.size(), state.hasher, chunk_bytes,
-        /*complete=*/true, store));
+        /*complete=*/true, store);
+    sink->set_restart_on_data(offset == 0);
+    return std::unique_ptr<FileSink>(std::move(sink));
   }
   if (offset != 0 && offset != state.held) {
     return absl::FailedPreconditionError(absl::StrCat(

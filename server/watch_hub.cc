@@ -1,5 +1,7 @@
 #include "server/watch_hub.h"
 
+#include "server/api_errors.h"
+
 #include <algorithm>
 #include <utility>
 #include <vector>
@@ -169,7 +171,10 @@ absl::StatusOr<std::shared_ptr<WatchSubscription>> WatchHub::Subscribe(
     absl::MutexLock lock(&mu_);
     if (closed_) return absl::UnavailableError("the server is shutting down; reconnect");
     live_from = revision_;
-    cursor = since_revision < 0 ? revision_ : std::min(since_revision, revision_);
+    if (since_revision > revision_) {
+      return api_errors::WatchRevisionAhead(since_revision, revision_);
+    }
+    cursor = since_revision < 0 ? revision_ : since_revision;
     subscription = std::shared_ptr<WatchSubscription>(new WatchSubscription(
         this, std::move(filter), cursor, live_from, std::move(notify)));
     subscriptions_.insert(subscription);
