@@ -466,6 +466,10 @@ class Cli {
     ASSIGN_OR_RETURN(options.keep_last, IntOption("keep", 0));
     options.graph_options = GraphOptionsFrom(args_);
     options.progress = TerminalProgress(absl::StrCat("restoring ", rest_[0]), err_);
+    std::ostream& err = err_;
+    options.on_warning = [&err](const std::string& message) {
+      err << "mgreg restore: warning: " << message << "\n";
+    };
     ASSIGN_OR_RETURN(Client * client, Connect());
     ASSIGN_OR_RETURN(v1::Checkpoint c, client->Restore(rest_[0], rest_[1], options));
     if (json()) {
@@ -894,10 +898,33 @@ class Cli {
       err << "mgreg sync: " << absl::StatusCodeToString(s.code()) << ": " << s.message()
           << " (retrying)\n";
     };
+    options.on_warning = [&err](const std::string& message) {
+      err << "mgreg sync: warning: " << message << "\n";
+    };
+    // Set by on_skip: what the directory keeps serving is said there.
+    const CheckpointSync* syncer = nullptr;
+    bool skipped = false;
+    const std::string dir = rest_[1];
+    options.on_skip = [&err, &syncer, &skipped, dir](const v1::Checkpoint& c,
+                                                     const absl::Status& s) {
+      skipped = true;
+      const int64_t current = syncer == nullptr ? -1 : syncer->current_step();
+      err << "mgreg sync: skipping " << c.model() << " step " << c.step() << ": "
+          << absl::StatusCodeToString(s.code()) << ": " << s.message() << "; " << dir
+          << (current >= 0 ? absl::StrCat(" keeps step ", current)
+                           : std::string(" holds no step yet"))
+          << ", the next step that lands is tried\n"
+          << std::flush;
+    };
     if (args_.Has("once")) {
       ASSIGN_OR_RETURN(Client * client, Connect());
-      CheckpointSync sync(client, rest_[0], rest_[1], options);
-      return sync.SyncOnce().status();
+      CheckpointSync sync(client, rest_[0], dir, options);
+      syncer = &sync;
+      absl::StatusOr<v1::Checkpoint> synced = sync.SyncOnce();
+      // A step that cannot be restored is reported (above); the directory still
+      // serving a complete step is success.
+      if (!synced.ok() && skipped && sync.current_step() >= 0) return absl::OkStatus();
+      return synced.status();
     }
     // Stop cleanly on SIGINT/SIGTERM: blocked before any thread starts (gRPC's too),
     // then waited for by one thread.
@@ -907,7 +934,8 @@ class Cli {
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     ASSIGN_OR_RETURN(Client * client, Connect());
-    CheckpointSync sync(client, rest_[0], rest_[1], options);
+    CheckpointSync sync(client, rest_[0], dir, options);
+    syncer = &sync;
     std::thread stopper([&sync, stop_signals]() {
       int sig = 0;
       sigwait(&stop_signals, &sig);

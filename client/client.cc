@@ -16,6 +16,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/checkpoint_dir.h"
 #include "client/grpc_status.h"
 #include "client/local_file.h"
 #include "common/names.h"
@@ -591,44 +593,6 @@ absl::StatusOr<v1::Checkpoint> Client::ResolveCheckpoint(const std::string& mode
   return out;
 }
 
-namespace {
-
-// The prefixes a `checkpoint` state file in `dir` lists whose .index is still there.
-std::vector<std::string> ListedPrefixes(const std::string& dir) {
-  std::vector<std::string> out;
-  const std::string state_path = (fs::path(dir) / "checkpoint").string();
-  if (!fs::exists(state_path)) return out;
-  absl::StatusOr<std::string> text = ReadWholeFile(state_path);
-  if (!text.ok()) return out;
-  absl::StatusOr<tensorflow::CheckpointState> state = ParseCheckpointState(*text);
-  if (!state.ok()) return out;  // an unreadable state file is replaced
-  for (const std::string& p : state->all_model_checkpoint_paths()) {
-    const fs::path index =
-        fs::path(p).is_absolute() ? fs::path(p + ".index") : fs::path(dir) / (p + ".index");
-    if (fs::exists(index)) out.push_back(p);
-  }
-  return out;
-}
-
-// Deletes the files of checkpoint `prefix` (relative to `dir`): .index, .meta, .data-*.
-void RemoveCheckpointFiles(const std::string& dir, const std::string& prefix) {
-  const fs::path base = fs::path(prefix).is_absolute() ? fs::path(prefix)
-                                                       : fs::path(dir) / prefix;
-  const std::string stem = base.filename().string() + ".";
-  std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator(base.parent_path(), ec)) {
-    const std::string name = entry.path().filename().string();
-    if (!absl::StartsWith(name, stem)) continue;
-    const std::string suffix = name.substr(stem.size());
-    if (suffix == "index" || suffix == "meta" ||
-        (absl::StartsWith(suffix, "data-") && ValidateFileName(suffix).ok())) {
-      fs::remove(entry.path(), ec);
-    }
-  }
-}
-
-}  // namespace
-
 absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
                                                const std::string& dir,
                                                const RestoreOptions& options) {
@@ -641,28 +605,63 @@ absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
   ref.step = options.step;
   ref.alias = options.alias;
   ASSIGN_OR_RETURN(v1::Checkpoint checkpoint, ResolveCheckpoint(model, ref));
+  // Every name in the answer is checked before anything is written.
+  using PathsByName = std::map<std::string, std::string>;
+  ASSIGN_OR_RETURN(const PathsByName paths, RestoredFilePaths(dir, checkpoint));
   const std::string prefix = CheckpointPrefixName(checkpoint.basename(), checkpoint.step());
   const bool filter_graph = options.graph_options.ByteSizeLong() > 0;
+  // The filtered graph first: it is small, and it is what fails when the graph cannot
+  // be exported with these options (before gigabytes of shards are downloaded).
+  std::vector<const v1::FileInfo*> order;
+  for (const v1::FileInfo& file : checkpoint.files()) {
+    if (file.name() == "meta" && filter_graph) {
+      order.insert(order.begin(), &file);
+    } else {
+      order.push_back(&file);
+    }
+  }
+  // Files this call creates are removed again if the restore fails, so a step that
+  // cannot be restored leaves nothing behind.
+  struct Created {
+    std::vector<std::string> paths;
+    bool keep = false;
+    ~Created() {
+      std::error_code ec;
+      if (!keep) for (const std::string& p : paths) fs::remove(p, ec);
+    }
+  } created;
   const int64_t total = checkpoint.total_bytes();
   int64_t done = 0;
-  for (const v1::FileInfo& file : checkpoint.files()) {
-    const std::string path = (fs::path(dir) / (prefix + "." + file.name())).string();
-    if (file.name() == "meta" && filter_graph) {
+  for (const v1::FileInfo* file : order) {
+    const std::string& path = paths.at(file->name());
+    std::error_code ec;
+    const bool existed = fs::exists(path, ec);
+    if (file->name() == "meta" && filter_graph) {
+      if (!existed) created.paths.push_back(path);
       RETURN_IF_ERROR(
           FetchGraph(model, checkpoint.step(), options.graph_options, path).status());
-    } else if (!FileMatches(path, file.size(), file.sha256())) {
-      RETURN_IF_ERROR(DownloadFile(checkpoint, file, path, options.progress, done, total));
+    } else if (!FileMatches(path, file->size(), file->sha256())) {
+      if (!existed) created.paths.push_back(path);
+      RETURN_IF_ERROR(DownloadFile(checkpoint, *file, path, options.progress, done, total));
     }
-    done += file.size();
+    done += file->size();
     if (options.progress) options.progress(done, total);
   }
 
   // Switch: the `checkpoint` state file names the restored prefix as the latest, after
-  // the prefixes already listed whose files are still there. Renaming it into place is
-  // the atomic moment; TensorFlow reading the directory sees the old complete
-  // checkpoint or the new one.
+  // the directory's own prefixes already listed whose files are still there. Renaming it
+  // into place is the atomic moment; TensorFlow reading the directory sees the old
+  // complete checkpoint or the new one.
+  ListedCheckpoints listed = ReadListedCheckpoints(dir);
+  if (!listed.foreign.empty() && options.on_warning) {
+    options.on_warning(absl::StrCat(
+        (fs::path(dir) / "checkpoint").string(), " listed ", listed.foreign.size(),
+        " checkpoint(s) outside ", dir, " (", absl::StrJoin(listed.foreign, ", "),
+        "); they are not the directory's own: left in place, never deleted, and no longer "
+        "listed"));
+  }
   std::vector<std::string> prefixes;
-  for (std::string& p : ListedPrefixes(dir)) {
+  for (std::string& p : listed.own) {
     if (p != prefix) prefixes.push_back(std::move(p));
   }
   prefixes.push_back(prefix);
@@ -677,6 +676,7 @@ absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
   const std::string text = FormatCheckpointState(MakeCheckpointState(prefixes));
   RETURN_IF_ERROR(state.Append(text));
   RETURN_IF_ERROR(state.Commit(static_cast<int64_t>(text.size()), Sha256Hex(text)));
+  created.keep = true;
   // Only after the switch: the files of checkpoints no longer listed.
   for (const std::string& p : dropped) RemoveCheckpointFiles(dir, p);
   return checkpoint;

@@ -113,8 +113,13 @@ struct RestoreOptions {
   ProgressFn progress;
   // Keep at most this many checkpoints listed in the directory's `checkpoint` file
   // (the restored one included); the files of those dropped are deleted after the
-  // switch. 0 keeps every one listed whose files are still there.
+  // switch. 0 keeps every one listed whose files are still there. Entries of the
+  // `checkpoint` file outside `dir` (absolute paths elsewhere, "..") are not the
+  // directory's own: never deleted, not counted, and no longer listed.
   int keep_last = 0;
+  // Called once per restore with a message for the user when the directory's
+  // `checkpoint` file lists entries outside it (see keep_last).
+  std::function<void(const std::string&)> on_warning;
 };
 
 // A server stream of watch events. Next() blocks; Cancel() may be called from another
@@ -177,8 +182,15 @@ class Client {
   // Writes `<basename>-<step>.index`, `.data-*`, `.meta` (filtered if asked) into `dir`
   // and updates its `checkpoint` state file so that tf.train.latest_checkpoint(dir)
   // returns the restored prefix. Each file is verified against its SHA-256 before it is
-  // renamed into place; files already there with the right digest are kept.
-  // FAILED_PRECONDITION if `dir` cannot be created or written, before any download.
+  // renamed into place; files already there with the right digest are kept. Nothing is
+  // ever written or deleted outside `dir`. On failure the files this call created are
+  // removed and the state file is unchanged.
+  // FAILED_PRECONDITION if `dir` cannot be created or written, before any download;
+  // INVALID_ARGUMENT, before anything is written, if the server's answer names a file
+  // outside `dir` (absolute, '/', "..") or a file twice; FAILED_PRECONDITION where the
+  // graph cannot be exported with graph_options (TensorFlow raises); local file-system
+  // errors with the path: RESOURCE_EXHAUSTED (disk full), INVALID_ARGUMENT (name too
+  // long), PERMISSION_DENIED, FAILED_PRECONDITION (others).
   absl::StatusOr<v1::Checkpoint> Restore(const std::string& model, const std::string& dir,
                                          const RestoreOptions& options);
 

@@ -17,19 +17,42 @@ namespace {
 
 // AtomicFileWriter starts the write-back of each run of this many bytes.
 constexpr int64_t kWritebackBytes = 8 << 20;
+// Bytes of the final file name kept in the temporary one (".<stem>.mgreg-XXXXXX").
+constexpr size_t kMaxTempStemBytes = 255 - 14;
 
+// Local file-system errors, with codes chosen by who must act. None is UNAVAILABLE:
+// that code means the server cannot be reached, and callers retry on it.
 absl::Status ErrnoStatus(int err, absl::string_view what, absl::string_view path) {
   std::string message = absl::StrCat(what, " '", path, "': ", std::strerror(err));
   switch (err) {
     case ENOENT: return absl::NotFoundError(message);
     case EACCES:
     case EPERM:
-    case EROFS: return absl::PermissionDeniedError(message);
+    case EROFS:
+      return absl::PermissionDeniedError(
+          absl::StrCat(message, "; fix the permissions or choose another place"));
     case ENOSPC:
     case EDQUOT:
       return absl::ResourceExhaustedError(
           absl::StrCat(message, "; free some space and retry"));
-    default: return absl::UnavailableError(message);
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+      return absl::ResourceExhaustedError(
+          absl::StrCat(message, "; the process or the machine ran out of file "
+                                "descriptors or memory"));
+    case ENAMETOOLONG:
+      return absl::InvalidArgumentError(absl::StrCat(
+          message, "; the name is longer than this file system allows: use a shorter "
+                   "directory or basename"));
+    case EAGAIN:
+    case EBUSY:
+    case ETXTBSY:
+      return absl::AbortedError(absl::StrCat(message, "; the file is busy, retry"));
+    default:
+      // EIO, ENOTDIR, EISDIR, ELOOP, EEXIST, ...: the local file system is not in a state
+      // the operation needs; someone must look at it.
+      return absl::FailedPreconditionError(message);
   }
 }
 
@@ -166,9 +189,12 @@ absl::Status EnsureWritableDirectory(const std::string& dir) {
 absl::StatusOr<AtomicFileWriter> AtomicFileWriter::Create(const std::string& path) {
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string temp = (dir / ("." + target.filename().string() + ".mgreg-XXXXXX")).string();
+  // The temporary name must fit wherever the final one does: at most 255 bytes.
+  std::string temp =
+      (dir / ("." + target.filename().string().substr(0, kMaxTempStemBytes) + ".mgreg-XXXXXX"))
+          .string();
   const int fd = ::mkstemp(temp.data());
-  if (fd < 0) return ErrnoStatus(errno, "cannot create a file in", dir.string());
+  if (fd < 0) return ErrnoStatus(errno, "cannot create a temporary file beside", path);
   ::fchmod(fd, 0644);
   return AtomicFileWriter(path, temp, fd);
 }

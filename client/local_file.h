@@ -1,5 +1,11 @@
 // Local file I/O for the client: reading files to upload, and writing downloads
 // atomically (temp file, fsync, verify size and SHA-256, rename, fsync the directory).
+//
+// File-system errors name the path and carry a code chosen by who must act, never
+// UNAVAILABLE (which means the server cannot be reached): NOT_FOUND (ENOENT),
+// PERMISSION_DENIED (EACCES, EPERM, EROFS), RESOURCE_EXHAUSTED (ENOSPC, EDQUOT, EMFILE,
+// ENFILE, ENOMEM), INVALID_ARGUMENT (ENAMETOOLONG), ABORTED (EAGAIN, EBUSY: retry),
+// FAILED_PRECONDITION (EIO and every other error).
 #ifndef MGREG_CLIENT_LOCAL_FILE_H_
 #define MGREG_CLIENT_LOCAL_FILE_H_
 

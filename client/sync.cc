@@ -4,8 +4,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "client/checkpoint_dir.h"
 #include "client/local_file.h"
 #include "common/status_macros.h"
+#include "metagraph/checkpoint_name.h"
 
 namespace mgreg {
 
@@ -14,7 +16,15 @@ CheckpointSync::CheckpointSync(Client* client, std::string model, std::string di
     : client_(client),
       model_(std::move(model)),
       dir_(std::move(dir)),
-      options_(std::move(options)) {}
+      options_(std::move(options)) {
+  // Before the first switch, the directory serves what its state file lists last.
+  ListedCheckpoints listed = ReadListedCheckpoints(dir_);
+  if (!listed.own.empty()) {
+    absl::StatusOr<CheckpointPrefix> prefix = ParseCheckpointPrefix(listed.own.back());
+    absl::MutexLock lock(&mu_);
+    if (prefix.ok() && prefix->step.has_value()) current_step_ = *prefix->step;
+  }
+}
 
 int64_t CheckpointSync::current_step() const {
   absl::MutexLock lock(&mu_);
@@ -33,12 +43,32 @@ void CheckpointSync::Stop() {
 }
 
 absl::StatusOr<v1::Checkpoint> CheckpointSync::SyncOnce() {
+  Failure failure;
+  return Sync(&failure);
+}
+
+absl::StatusOr<v1::Checkpoint> CheckpointSync::Sync(Failure* failure) {
+  *failure = Failure::kFatal;
   if (options_.keep < 1) {
     return absl::InvalidArgumentError("keep must be at least 1 (the current step)");
   }
   RETURN_IF_ERROR(EnsureWritableDirectory(dir_));
   StepRef target = options_.alias.empty() ? StepRef() : StepRef::Alias(options_.alias);
-  ASSIGN_OR_RETURN(v1::Checkpoint checkpoint, client_->ResolveCheckpoint(model_, target));
+  absl::StatusOr<v1::Checkpoint> resolved = client_->ResolveCheckpoint(model_, target);
+  if (!resolved.ok()) {
+    switch (resolved.status().code()) {
+      case absl::StatusCode::kInvalidArgument:
+      case absl::StatusCode::kFailedPrecondition:
+        break;  // a bad model or alias name
+      case absl::StatusCode::kNotFound:
+        *failure = Failure::kNoTarget;
+        break;
+      default:
+        *failure = Failure::kRetry;
+    }
+    return resolved.status();
+  }
+  const v1::Checkpoint& checkpoint = *resolved;
   // The same step with the same content is there already: nothing to do. (A step
   // overwritten with other content has another index digest.)
   std::string sha;
@@ -48,18 +78,48 @@ absl::StatusOr<v1::Checkpoint> CheckpointSync::SyncOnce() {
   {
     absl::MutexLock lock(&mu_);
     if (checkpoint.step() == current_step_ && sha == current_sha_) return checkpoint;
+    if (checkpoint.step() == skipped_step_ && sha == skipped_sha_) {
+      *failure = Failure::kBadStep;
+      return skipped_status_;
+    }
   }
   RestoreOptions restore;
   restore.step = checkpoint.step();
   restore.graph_options = options_.graph_options;
   restore.keep_last = options_.keep;
-  ASSIGN_OR_RETURN(v1::Checkpoint restored, client_->Restore(model_, dir_, restore));
+  restore.on_warning = options_.on_warning;
+  absl::StatusOr<v1::Checkpoint> restored = client_->Restore(model_, dir_, restore);
+  if (!restored.ok()) {
+    switch (restored.status().code()) {
+      case absl::StatusCode::kNotFound:  // deleted meanwhile: its event follows
+        *failure = Failure::kNoTarget;
+        return restored.status();
+      case absl::StatusCode::kInvalidArgument:
+      case absl::StatusCode::kFailedPrecondition:
+      case absl::StatusCode::kOutOfRange:
+      case absl::StatusCode::kPermissionDenied:
+      case absl::StatusCode::kUnimplemented:
+        break;  // retrying the same step cannot help
+      default:
+        *failure = Failure::kRetry;
+        return restored.status();
+    }
+    *failure = Failure::kBadStep;
+    {
+      absl::MutexLock lock(&mu_);
+      skipped_step_ = checkpoint.step();
+      skipped_sha_ = sha;
+      skipped_status_ = restored.status();
+    }
+    if (options_.on_skip) options_.on_skip(checkpoint, restored.status());
+    return restored.status();
+  }
   {
     absl::MutexLock lock(&mu_);
-    current_step_ = restored.step();
+    current_step_ = restored->step();
     current_sha_ = sha;
   }
-  if (options_.on_switch) options_.on_switch(restored);
+  if (options_.on_switch) options_.on_switch(*restored);
   return restored;
 }
 
@@ -107,27 +167,29 @@ absl::Status CheckpointSync::Run() {
           break;
       }
       if (!need_sync) continue;
-      absl::StatusOr<v1::Checkpoint> synced = SyncOnce();
+      Failure failure;
+      absl::StatusOr<v1::Checkpoint> synced = Sync(&failure);
+      need_sync = false;
       if (synced.ok()) {
-        need_sync = false;
         backoff = options_.initial_backoff;
         continue;
       }
-      const absl::StatusCode code = synced.status().code();
-      if (code == absl::StatusCode::kInvalidArgument ||
-          code == absl::StatusCode::kFailedPrecondition) {
+      if (failure == Failure::kFatal) {
         s->Cancel();
         s->Finish().IgnoreError();
+        {
+          absl::MutexLock lock(&mu_);
+          stream_.reset();
+        }
         return synced.status();
       }
+      // A skipped step (reported through on_skip) and a missing target (no step yet,
+      // the alias removed) wait for the next event.
+      if (failure != Failure::kRetry) continue;
       if (options_.on_retry) options_.on_retry(synced.status());
-      need_sync = false;
-      if (code != absl::StatusCode::kNotFound) {
-        // Retried after a backoff: the new watch's PROGRESS event syncs again.
-        s->Cancel();
-        break;
-      }
-      // NOT_FOUND (no step yet, the alias removed) waits for the next event.
+      // Retried after a backoff: the new watch's PROGRESS event syncs again.
+      s->Cancel();
+      break;
     }
     absl::Status ended = s->Finish();
     {

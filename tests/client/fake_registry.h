@@ -1,0 +1,71 @@
+// A fake mgreg.v1.Registry server for client tests: it answers whatever the test sets,
+// including what no real server would (hostile or broken names), on 127.0.0.1:0.
+#ifndef MGREG_TESTS_CLIENT_FAKE_REGISTRY_H_
+#define MGREG_TESTS_CLIENT_FAKE_REGISTRY_H_
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "mgreg/v1/registry.grpc.pb.h"
+
+namespace mgreg::testing {
+
+// Answers GetLatestCheckpoint / GetCheckpoint with one checkpoint (whatever the step
+// asked), ReadFile and GetMetaGraph with its files' contents, and WatchCheckpoints with
+// PROGRESS followed by the events the test sends. Thread-safe.
+class FakeRegistry final : public v1::Registry::Service {
+ public:
+  FakeRegistry();
+  ~FakeRegistry() override;
+
+  const std::string& address() const { return address_; }
+
+  // The checkpoint answered from now on: `files` by name, each with its real size and
+  // SHA-256.
+  void Answer(const std::string& model, int64_t step, const std::string& basename,
+              const std::map<std::string, std::string>& files);
+  // The same, with the FileInfo list given as is (duplicates, odd names).
+  void AnswerRaw(const v1::Checkpoint& checkpoint,
+                 const std::map<std::string, std::string>& contents);
+  // Delivers `event` on every open watch (and on those opened later).
+  void SendEvent(const v1::WatchEvent& event);
+
+  // Calls of GetLatestCheckpoint/GetCheckpoint, and of ReadFile/GetMetaGraph, so far.
+  int resolves() const;
+  int reads() const;
+  // Waits (at most `timeout`) until resolves() >= n; false on timeout.
+  bool WaitForResolves(int n, absl::Duration timeout) const;
+
+  grpc::Status GetLatestCheckpoint(grpc::ServerContext*, const v1::GetLatestCheckpointRequest*,
+                                   v1::Checkpoint* out) override;
+  grpc::Status GetCheckpoint(grpc::ServerContext*, const v1::GetCheckpointRequest*,
+                             v1::Checkpoint* out) override;
+  grpc::Status ReadFile(grpc::ServerContext*, const v1::ReadFileRequest* request,
+                        grpc::ServerWriter<v1::FileChunk>* writer) override;
+  grpc::Status GetMetaGraph(grpc::ServerContext*, const v1::GetMetaGraphRequest* request,
+                            grpc::ServerWriter<v1::MetaGraphChunk>* writer) override;
+  grpc::Status WatchCheckpoints(grpc::ServerContext* ctx,
+                                const v1::WatchCheckpointsRequest* request,
+                                grpc::ServerWriter<v1::WatchEvent>* writer) override;
+
+ private:
+  mutable absl::Mutex mu_;
+  v1::Checkpoint answer_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> contents_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::WatchEvent> events_ ABSL_GUARDED_BY(mu_);
+  int resolves_ ABSL_GUARDED_BY(mu_) = 0;
+  int reads_ ABSL_GUARDED_BY(mu_) = 0;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+};
+
+}  // namespace mgreg::testing
+
+#endif  // MGREG_TESTS_CLIENT_FAKE_REGISTRY_H_
