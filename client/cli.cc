@@ -4,9 +4,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <optional>
 #include <set>
@@ -29,6 +31,7 @@
 #include "client/local_file.h"
 #include "client/sync.h"
 #include "common/status_macros.h"
+#include "metagraph/checkpoint_name.h"
 #include "metagraph/checkpoint_state.h"
 #include "metagraph/collection_view.h"
 #include "metagraph/export.h"
@@ -70,8 +73,8 @@ commands:
   alias set MODEL NAME STEP / alias rm MODEL NAME / alias list MODEL
                       named pointers to steps
   state MODEL         TensorFlow's CheckpointState of the model (text format)
-  upload begin MODEL STEP --basename B [FILE...]   (prints the upload id; without
-                      files the upload learns them from its writers)
+  upload begin MODEL STEP [--basename B] [FILE...]   (prints the upload id; without
+                      files the upload learns them, and the basename, from its writers)
   upload put ID FILE...   upload status ID   upload commit ID   upload abort ID
                       the multi-writer upload; FILE is a local checkpoint file
                       (dir/model.ckpt-1000.index, .data-*, .meta)
@@ -353,6 +356,8 @@ class Cli {
   }
 
   bool json() const { return args_.Has("json"); }
+  // True when the output goes to a person: the process's stdout, a terminal.
+  bool OutIsTerminal() const { return &out_ == &std::cout && ::isatty(STDOUT_FILENO); }
 
   absl::Status Push() {
     if (!ArgCount(2, 2)) return UsageError();
@@ -405,7 +410,10 @@ class Cli {
         token = page.next_page_token();
       } while (!token.empty());
       if (json()) {
-        out_ << Json(all);
+        out_ << Json(all);  // an empty registry: "models": []
+      } else if (all.models().empty()) {
+        // Said to a person only: a script reading the (empty) list gets no line.
+        if (OutIsTerminal()) out_ << "no models yet (mgreg push MODEL PREFIX adds one)\n";
       } else {
         for (const v1::ModelSummary& m : all.models()) {
           out_ << absl::StrFormat("%-40s latest %-12d %d steps\n", m.name(), m.latest_step(),
@@ -488,10 +496,12 @@ class Cli {
       return absl::InvalidArgumentError("mgreg export needs -o OUT for the result");
     }
     ASSIGN_OR_RETURN(std::string input, ReadWholeFile(rest_[0]));
-    tensorflow::MetaGraphDef graph;
+    const ExportOptions options = ExportOptionsFromApi(GraphOptionsFrom(args_));
+    ExportResult result;
     if (auto tags = args_.Value("tags")) {
       std::vector<std::string> tag_list = absl::StrSplit(*tags, ',', absl::SkipEmpty());
-      ASSIGN_OR_RETURN(graph, SelectMetaGraph(input, tag_list));
+      ASSIGN_OR_RETURN(tensorflow::MetaGraphDef graph, SelectMetaGraph(input, tag_list));
+      ASSIGN_OR_RETURN(result, ExportMetaGraphMessage(graph, options));
     } else {
       absl::StatusOr<tensorflow::MetaGraphDef> parsed = ParseMetaGraph(input);
       if (!parsed.ok()) {
@@ -503,10 +513,18 @@ class Cli {
         }
         return parsed.status();
       }
-      graph = std::move(*parsed);
+      // The same export the server runs on stored bytes: with no option, the input
+      // verbatim (rule D1), whatever order its map entries were written in.
+      ASSIGN_OR_RETURN(result, ExportMetaGraph(input, options));
+      if (result.bytes == input) {  // verbatim: describe the input itself
+        result.node_count = parsed->graph_def().node_size();
+        result.collections.clear();
+        for (const auto& [key, unused] : parsed->collection_def()) {
+          result.collections.push_back(key);
+        }
+        std::sort(result.collections.begin(), result.collections.end());
+      }
     }
-    ASSIGN_OR_RETURN(ExportResult result,
-                     ExportMetaGraphMessage(graph, ExportOptionsFromApi(GraphOptionsFrom(args_))));
     ASSIGN_OR_RETURN(AtomicFileWriter writer, AtomicFileWriter::Create(*path));
     RETURN_IF_ERROR(writer.Append(result.bytes));
     RETURN_IF_ERROR(writer.Commit(static_cast<int64_t>(result.bytes.size()),
@@ -580,16 +598,25 @@ class Cli {
     ASSIGN_OR_RETURN(Client * client, Connect());
     if (sub == "begin") {
       if (rest_.size() < 2) return UsageError();
+      // Without --basename: the files' prefix gives it, or (no files) the server learns
+      // it from the first file put.
       std::optional<std::string> basename = args_.Value("basename");
       if (!basename.has_value()) {
-        return absl::InvalidArgumentError(
-            "mgreg upload begin needs --basename (e.g. model.ckpt)");
+        for (size_t i = 2; i < rest_.size(); ++i) {
+          ASSIGN_OR_RETURN(CheckpointPrefix prefix, ParseCheckpointPrefix(rest_[i]));
+          if (basename.has_value() && *basename != prefix.basename) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "the files belong to different prefixes ('", *basename, "' and '",
+                prefix.basename, "'); give the files of one checkpoint, or --basename"));
+          }
+          basename = prefix.basename;
+        }
       }
       v1::BeginUploadRequest request;
       request.set_model(rest_[0]);
       ASSIGN_OR_RETURN(int64_t step, ParseStepText(rest_[1]));
       request.set_step(step);
-      request.set_basename(*basename);
+      request.set_basename(basename.value_or(""));
       request.set_overwrite(args_.Has("overwrite"));
       for (size_t i = 2; i < rest_.size(); ++i) {
         ASSIGN_OR_RETURN(std::string name, CheckpointFileSuffix(rest_[i]));

@@ -214,6 +214,10 @@ absl::StatusOr<v1::PutFileResponse> Client::PutFileChunks(
   v1::PutFileRequest message;
   message.mutable_header()->set_upload_id(upload_id);
   message.mutable_header()->set_name(name);
+  // An upload begun without a basename learns it from the first writer's file name.
+  if (absl::StatusOr<CheckpointPrefix> local = ParseCheckpointPrefix(path); local.ok()) {
+    message.mutable_header()->set_basename(local->basename);
+  }
   int64_t size = file.size();
   int64_t offset = 0;
   if (state != nullptr) {

@@ -357,8 +357,11 @@ absl::StatusOr<v1::Upload> RegistryService::BeginUpload(
     const v1::BeginUploadRequest& request) {
   RETURN_IF_ERROR(ValidateModelName(request.model()));
   RETURN_IF_ERROR(ValidateStep(request.step()));
-  RETURN_IF_ERROR(ValidateBasename(request.basename()));
-  RETURN_IF_ERROR(ValidateRestoredNames(request.basename(), request.step()));
+  // Without files, the basename may come from the first writer (PutFile header).
+  if (!request.basename().empty() || !request.files().empty()) {
+    RETURN_IF_ERROR(ValidateBasename(request.basename()));
+    RETURN_IF_ERROR(ValidateRestoredNames(request.basename(), request.step()));
+  }
   RETURN_IF_ERROR(ValidateMetadata(request.metadata()));
   if (!request.files().empty()) {
     // Without files the upload learns its manifest from its writers (PutFile headers).
@@ -424,6 +427,11 @@ absl::StatusOr<std::unique_ptr<FileSink>> RegistryService::OpenFileSink(
                    uploads_.Find(header.upload_id()));
   {
     absl::MutexLock lock(&session->mu);
+    if (!header.basename().empty() && session->request().basename().empty()) {
+      RETURN_IF_ERROR(ValidateBasename(header.basename()));
+      RETURN_IF_ERROR(ValidateRestoredNames(header.basename(), session->request().step()));
+      RETURN_IF_ERROR(session->LearnBasename(header.basename()));
+    }
     auto it = session->files.find(header.name());
     if (it != session->files.end()) {
       const storage::FileRecord& known = it->second.file;
@@ -537,6 +545,7 @@ absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
     const v1::CommitUploadRequest& request) {
   ASSIGN_OR_RETURN(std::shared_ptr<UploadSession> session,
                    uploads_.Find(request.upload_id()));
+  std::string basename;
   {
     absl::MutexLock lock(&session->mu);
     std::vector<std::string> missing;
@@ -584,6 +593,12 @@ absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
       return absl::FailedPreconditionError(
           absl::StrCat("upload ", session->id(), " is already being committed"));
     }
+    if (session->basename.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "upload ", session->id(), " has no basename yet: no writer named its prefix; "
+          "put a file with mgreg upload put, or begin the upload with --basename"));
+    }
+    basename = session->basename;
     // No more writes: the file states are final from here on.
     session->closed = true;
   }
@@ -602,7 +617,7 @@ absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
   storage::CheckpointRecord& record = commit.record;
   record.set_model(begin.model());
   record.set_step(begin.step());
-  record.set_basename(begin.basename());
+  record.set_basename(basename);
   record.mutable_metadata()->insert(begin.metadata().begin(), begin.metadata().end());
   std::set<std::string> new_blob_digests;
   for (const auto& [name, state] : session->files) {  // sorted by name

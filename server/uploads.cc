@@ -15,6 +15,20 @@ UploadSession::UploadSession(std::string id, const v1::BeginUploadRequest& reque
     : id_(std::move(id)), request_(request), staging_(std::move(staging)) {
   absl::MutexLock lock(&mu);
   last_active = absl::Now();
+  basename = request_.basename();
+}
+
+absl::Status UploadSession::LearnBasename(absl::string_view writer_basename) {
+  if (!request_.basename().empty() || writer_basename.empty()) return absl::OkStatus();
+  if (basename.empty()) {
+    basename = std::string(writer_basename);
+  } else if (basename != writer_basename) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "upload ", id_, " learned basename '", basename, "' from its first writer; this "
+        "file's prefix has basename '", writer_basename, "': put files of one checkpoint "
+        "prefix, or begin the upload with that basename"));
+  }
+  return absl::OkStatus();
 }
 
 v1::Upload UploadSession::ToProto() const {

@@ -54,6 +54,14 @@ class UploadSession {
   absl::Time last_active ABSL_GUARDED_BY(mu);
   // Set once the upload was committed, aborted or expired: no more writes.
   bool closed ABSL_GUARDED_BY(mu) = false;
+  // The prefix basename: the request's, or learned from the first writer that gave one
+  // when the upload began without it. Empty until then.
+  std::string basename ABSL_GUARDED_BY(mu);
+
+  // Learns `writer_basename` (already validated) if the upload has no basename yet.
+  // INVALID_ARGUMENT if an earlier writer gave a different one. Requires mu held.
+  absl::Status LearnBasename(absl::string_view writer_basename)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   // The API view of the upload. Requires mu held.
   v1::Upload ToProto() const ABSL_SHARED_LOCKS_REQUIRED(mu);
