@@ -371,18 +371,20 @@ class PinCheckpointRequest(_message.Message):
 class PutFileRequest(_message.Message):
     __slots__ = ["data", "existing_chunk", "header"]
     class Header(_message.Message):
-        __slots__ = ["name", "offset", "sha256", "size", "upload_id"]
+        __slots__ = ["basename", "name", "offset", "sha256", "size", "upload_id"]
+        BASENAME_FIELD_NUMBER: _ClassVar[int]
         NAME_FIELD_NUMBER: _ClassVar[int]
         OFFSET_FIELD_NUMBER: _ClassVar[int]
         SHA256_FIELD_NUMBER: _ClassVar[int]
         SIZE_FIELD_NUMBER: _ClassVar[int]
         UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+        basename: str
         name: str
         offset: int
         sha256: str
         size: int
         upload_id: str
-        def __init__(self, upload_id: _Optional[str] = ..., name: _Optional[str] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+        def __init__(self, upload_id: _Optional[str] = ..., name: _Optional[str] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., basename: _Optional[str] = ...) -> None: ...
     DATA_FIELD_NUMBER: _ClassVar[int]
     EXISTING_CHUNK_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
