@@ -33,7 +33,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
 
   static const bool kInit = (mg_init_library(0), true);
   (void)kInit;
-  const char* options[] = {"listening_ports",    ports.c_str(), "num_threads", "2",
+  const char* options[] = {"listening_ports",    ports.c_str(), "num_threads", "4",
                            "request_timeout_ms", "10000",       nullptr};
   mg_callbacks callbacks;
   std::memset(&callbacks, 0, sizeof(callbacks));
@@ -56,6 +56,11 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
 
 MetricsHttpServer::~MetricsHttpServer() {
   if (ctx_ != nullptr) mg_stop(ctx_);
+}
+
+void MetricsHttpServer::AddHandler(const char* uri_pattern,
+                                   int (*handler)(mg_connection*, void*), void* data) {
+  mg_set_request_handler(ctx_, uri_pattern, handler, data);
 }
 
 std::string MetricsHttpServer::address() const { return absl::StrCat(host_, ":", port_); }

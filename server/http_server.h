@@ -1,5 +1,6 @@
-// The HTTP side of mgreg-server (civetweb): GET /metrics in the Prometheus text format.
-// Separate from the gRPC port so that scrapers need neither HTTP/2 nor tokens.
+// The HTTP side of mgreg-server (civetweb): GET /metrics in the Prometheus text format,
+// and whatever else registers a handler (the web pages, server/web/). Separate from the
+// gRPC port so that scrapers need neither HTTP/2 nor tokens.
 #ifndef MGREG_SERVER_HTTP_SERVER_H_
 #define MGREG_SERVER_HTTP_SERVER_H_
 
@@ -22,6 +23,11 @@ class MetricsHttpServer {
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(
       const std::string& listen_address, metrics::Registry* registry);
   ~MetricsHttpServer();
+
+  // Serves requests whose path matches `uri_pattern` (civetweb's syntax: "/x$" is the
+  // exact path /x) with `handler(conn, data)`, which returns the HTTP status it sent.
+  void AddHandler(const char* uri_pattern, int (*handler)(mg_connection*, void*),
+                  void* data);
 
   int port() const { return port_; }
   // "host:port" as bound.

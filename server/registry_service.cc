@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -776,12 +777,30 @@ absl::StatusOr<v1::Checkpoint> RegistryService::ToApiWithAliases(
 absl::StatusOr<v1::ListModelsResponse> RegistryService::ListModels(
     const v1::ListModelsRequest& request) {
   ASSIGN_OR_RETURN(int page_size, PageSize(request.page_size()));
+  const std::string& prefix = request.prefix();
   std::string start_after;
   if (!request.page_token().empty()) {
-    ASSIGN_OR_RETURN(start_after, DecodePageToken(request.page_token(), "models", ""));
+    ASSIGN_OR_RETURN(start_after, DecodePageToken(request.page_token(), "models", prefix));
+  } else if (!prefix.empty()) {
+    if (absl::string_view(prefix).find_first_of(absl::string_view("\0\xff", 2)) !=
+        absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          "prefix may not contain the bytes 0x00 or 0xff; give the start of a model name");
+    }
+    // The greatest string below every name that starts with `prefix`: its last byte
+    // one less, then 0xff, which no model name contains.
+    start_after = prefix;
+    start_after.back() = static_cast<char>(start_after.back() - 1);
+    start_after += '\xff';
   }
   ASSIGN_OR_RETURN(std::vector<storage::ModelRecord> models,
                    store_->ListModels(start_after, page_size + 1));
+  // Names are in bytewise order, so the prefix's models are one run.
+  size_t matching = 0;
+  while (matching < models.size() && absl::StartsWith(models[matching].name(), prefix)) {
+    ++matching;
+  }
+  models.resize(matching);
   v1::ListModelsResponse out;
   for (int i = 0; i < static_cast<int>(models.size()) && i < page_size; ++i) {
     v1::ModelSummary* m = out.add_models();
@@ -791,7 +810,7 @@ absl::StatusOr<v1::ListModelsResponse> RegistryService::ListModels(
   }
   if (static_cast<int>(models.size()) > page_size) {
     out.set_next_page_token(
-        EncodePageToken("models", "", models[page_size - 1].name()));
+        EncodePageToken("models", prefix, models[page_size - 1].name()));
   }
   return out;
 }

@@ -17,6 +17,7 @@
 #include "server/http_server.h"
 #include "server/server_metrics.h"
 #include "server/thread_pool.h"
+#include "server/web/web_pages.h"
 
 namespace mgreg {
 namespace {
@@ -107,6 +108,9 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
     ASSIGN_OR_RETURN(server->http_,
                      MetricsHttpServer::Start(options.metrics_listen_address,
                                               &server->metrics_->registry()));
+    server->web_ = std::make_unique<web::WebPages>(server->service_.get(),
+                                                   server->authorizer_.get());
+    server->web_->Register(server->http_.get());
   }
 
   EnableStandardServices();

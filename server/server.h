@@ -27,6 +27,9 @@ class GrpcRegistryService;
 class MetricsHttpServer;
 class ServerMetrics;
 class ThreadPool;
+namespace web {
+class WebPages;
+}
 
 // TLS material, PEM-encoded. No cert_pem: plaintext.
 struct ServerTlsOptions {
@@ -64,7 +67,8 @@ struct ServerOptions {
   int64_t event_window = 100000;
   RegistryServiceOptions service;
 
-  // host:port of GET /metrics (port 0 picks a free port); empty: no metrics endpoint.
+  // host:port of GET /metrics and the web pages (port 0 picks a free port); empty: no
+  // HTTP listener.
   std::string metrics_listen_address;
   ServerTlsOptions tls;
   // Allow plaintext on a non-loopback listen address.
@@ -135,6 +139,8 @@ class RegistryServer {
   std::unique_ptr<CallGuard> guard_;
   std::unique_ptr<GrpcRegistryService> grpc_service_;
   std::unique_ptr<grpc::Server> server_;
+  // Declared before http_: the listener stops before the pages it serves go away.
+  std::unique_ptr<web::WebPages> web_;
   std::unique_ptr<MetricsHttpServer> http_;
   absl::Notification stop_reaper_;
   std::thread reaper_;
