@@ -144,4 +144,10 @@ svg.plot .tick { fill: var(--muted); font-size: 11px; }
 #live-status.error { color: var(--warn); }
 )CSS";
 
+const char kFaviconSvg[] =
+    "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">"
+    "<rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#111827\"/>"
+    "<path d=\"M3 12 L6 7 L9 9 L13 4\" stroke=\"#60a5fa\" stroke-width=\"2\" "
+    "fill=\"none\"/></svg>";
+
 }  // namespace mgreg::web

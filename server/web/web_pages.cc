@@ -26,7 +26,8 @@ constexpr size_t kMaxFormBytes = 16 << 10;
 
 const char* const kPaths[] = {"/$",      "/model$",  "/step$",          "/events$",
                               "/file$",  "/graph$",  "/login$",         "/logout$",
-                              "/static/app.js$",     "/static/app.css$"};
+                              "/static/app.js$",     "/static/app.css$",
+                              "/static/favicon.svg$", "/favicon.ico$"};
 
 // Where /login may send the browser back to: a path on this server only.
 std::string SafeNext(const std::string& next) {
@@ -90,7 +91,7 @@ int WebPages::Serve(mg_connection* conn) {
   request.params = ParseQuery(request.query);
   request.json = request.Param("format") == "json";
 
-  if (absl::StartsWith(request.path, "/static/")) {
+  if (absl::StartsWith(request.path, "/static/") || request.path == "/favicon.ico") {
     Send(conn, request, StaticAsset(request));
     return 200;
   }
@@ -196,7 +197,8 @@ std::string WebPages::Layout(const Request& request, const std::string& title,
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
       "<title>",
       HtmlEscape(title),
-      " · mgreg</title><link rel=\"stylesheet\" href=\"/static/app.css\">"
+      " · mgreg</title><link rel=\"icon\" href=\"/static/favicon.svg\">"
+      "<link rel=\"stylesheet\" href=\"/static/app.css\">"
       "<script src=\"/static/app.js\" defer></script></head><body>"
       "<header><a class=\"brand\" href=\"/\">mgreg</a><nav><a href=\"/\">Models</a>"
       "<a href=\"/events\">Events</a></nav>",
@@ -304,9 +306,12 @@ WebPages::Response WebPages::StaticAsset(const Request& request) {
   if (request.path == "/static/app.js") {
     r.content_type = "text/javascript; charset=utf-8";
     r.body = kAppJs;
-  } else {
+  } else if (request.path == "/static/app.css") {
     r.content_type = "text/css; charset=utf-8";
     r.body = kAppCss;
+  } else {
+    r.content_type = "image/svg+xml";
+    r.body = kFaviconSvg;
   }
   r.headers.push_back("Cache-Control: public, max-age=300");
   return r;

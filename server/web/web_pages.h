@@ -13,7 +13,7 @@
 //   GET /file?model=M&step=N&name=F     a stored file, streamed
 //   GET /graph?model=M&step=N&...       the filtered export (mgreg graph's options)
 //   GET|POST /login, POST /logout       the token cookie
-//   GET /static/app.js, /static/app.css
+//   GET /static/app.js, /static/app.css, /static/favicon.svg (also at /favicon.ico)
 //
 // Every page answers ?format=json with the data it shows. Everything goes through the
 // transport-free RegistryService (its rules and errors) and the Authorizer (the gRPC
@@ -135,6 +135,7 @@ absl::StatusOr<int> PageSizeParam(const WebPages::Request& request, int fallback
 // The static files (web_assets.cc).
 extern const char kAppJs[];
 extern const char kAppCss[];
+extern const char kFaviconSvg[];
 
 }  // namespace web
 }  // namespace mgreg
