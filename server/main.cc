@@ -23,7 +23,8 @@ ABSL_FLAG(
     "host:port for the gRPC API (default 127.0.0.1:8470); port 0 picks a free port");
 ABSL_FLAG(std::string, data_dir, "", "RocksDB data directory (default ./data)");
 ABSL_FLAG(std::string, metrics_listen, "",
-          "host:port for GET /metrics (Prometheus); port 0 picks a free port; "
+          "host:port for GET /metrics (Prometheus) and the web pages; port 0 picks a "
+          "free port; "
           "default: no metrics endpoint");
 ABSL_FLAG(std::string, config, "",
           "server config file, protobuf text format (mgreg.config.v1.ServerConfig)");
