@@ -23,12 +23,14 @@ constexpr int kPairs = 9;
 int Main() {
   PinToCpu(1);
   const std::string tmp = MakeTempDir("web");
-  auto server = StartServer(absl::StrCat(tmp, "/data"), {"--metrics-listen", "127.0.0.1:0"});
+  auto server =
+      StartServer(absl::StrCat(tmp, "/data"), {"--metrics-listen", "127.0.0.1:0"});
   const std::string http = MetricsAddress(*server);
   auto client = ConnectClient(server->address());
   // One small real checkpoint pushed as every step: its bytes are stored once, each
   // further step is a commit with its own metadata.
-  const std::string prefix = WriteBenchCheckpoint(tmp, "model.ckpt", 1, 7, 1, 64 << 10, 4096);
+  const std::string prefix =
+      WriteBenchCheckpoint(tmp, "model.ckpt", 1, 7, 1, 64 << 10, 4096);
   const double fill_start = Now();
   for (int i = 1; i <= kSteps; ++i) {
     PushOptions options;
@@ -81,7 +83,8 @@ int Main() {
     ratios.push_back(page_ms.back() / floor_ms.back());
   }
   const std::string figures = absl::StrFormat(
-      "page p50 %.1f ms wall, %.1f ms server CPU, %zu bytes of HTML; floor (ListCheckpoints "
+      "page p50 %.1f ms wall, %.1f ms server CPU, %zu bytes of HTML; floor "
+      "(ListCheckpoints "
       "of all %d steps) p50 %.1f ms wall, %.1f ms server CPU; page/floor %.2f",
       Median(page_ms), Median(page_cpu_ms), page_bytes, kSteps, Median(floor_ms),
       Median(floor_cpu_ms), Median(ratios));

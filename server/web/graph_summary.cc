@@ -11,8 +11,8 @@
 namespace mgreg::web {
 namespace {
 
-using google::protobuf::io::CodedInputStream;
 using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedInputStream;
 
 // The chunks of a file as one protobuf input stream. A read error of the source ends
 // the stream; status() then says why.
@@ -79,9 +79,13 @@ bool ForEachField(CodedInputStream& in, F field) {
   }
 }
 
-bool Skip(CodedInputStream& in, uint32_t tag) { return WireFormatLite::SkipField(&in, tag); }
+bool Skip(CodedInputStream& in, uint32_t tag) {
+  return WireFormatLite::SkipField(&in, tag);
+}
 
-int FieldOf(uint32_t tag) { return static_cast<int>(WireFormatLite::GetTagFieldNumber(tag)); }
+int FieldOf(uint32_t tag) {
+  return static_cast<int>(WireFormatLite::GetTagFieldNumber(tag));
+}
 bool IsBytes(uint32_t tag) {
   return WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
 }
@@ -134,12 +138,23 @@ bool ReadCollection(CodedInputStream& in, GraphSummary::Collection* c) {
   return ForEachField(in, [&](uint32_t tag) {
     if (!IsBytes(tag)) return Skip(in, tag);
     switch (FieldOf(tag)) {
-      case 1: c->kind = "node_list"; return CountList(in, 0, &c->size);
-      case 2: c->kind = "bytes_list"; return CountList(in, 0, &c->size);
-      case 3: c->kind = "int64_list"; return CountList(in, -1, &c->size);
-      case 4: c->kind = "float_list"; return CountList(in, 4, &c->size);
-      case 5: c->kind = "any_list"; return CountList(in, 0, &c->size);
-      default: return Skip(in, tag);
+      case 1:
+        c->kind = "node_list";
+        return CountList(in, 0, &c->size);
+      case 2:
+        c->kind = "bytes_list";
+        return CountList(in, 0, &c->size);
+      case 3:
+        c->kind = "int64_list";
+        return CountList(in, -1, &c->size);
+      case 4:
+        c->kind = "float_list";
+        return CountList(in, 4, &c->size);
+      case 5:
+        c->kind = "any_list";
+        return CountList(in, 0, &c->size);
+      default:
+        return Skip(in, tag);
     }
   });
 }
@@ -160,7 +175,8 @@ bool ReadNode(CodedInputStream& in, GraphSummary* s) {
 
 bool ReadGraphDef(CodedInputStream& in, GraphSummary* s) {
   return ForEachField(in, [&](uint32_t tag) {
-    if (FieldOf(tag) == 1 && IsBytes(tag)) return Nested(in, [&] { return ReadNode(in, s); });
+    if (FieldOf(tag) == 1 && IsBytes(tag))
+      return Nested(in, [&] { return ReadNode(in, s); });
     if (FieldOf(tag) == 2 && IsBytes(tag)) {
       // FunctionDefLibrary: count its functions (field 1).
       return Nested(in, [&] {
@@ -207,9 +223,13 @@ absl::StatusOr<GraphSummary> SummarizeMetaGraph(MessageSource<v1::FileChunk>& so
     ok = ForEachField(in, [&](uint32_t tag) {
       if (!IsBytes(tag)) return Skip(in, tag);
       switch (FieldOf(tag)) {
-        case 1: return Nested(in, [&] { return ReadMetaInfo(in, &s); });
-        case 2: return Nested(in, [&] { return ReadGraphDef(in, &s); });
-        case 3: s.has_saver = true; return Skip(in, tag);
+        case 1:
+          return Nested(in, [&] { return ReadMetaInfo(in, &s); });
+        case 2:
+          return Nested(in, [&] { return ReadGraphDef(in, &s); });
+        case 3:
+          s.has_saver = true;
+          return Skip(in, tag);
         case 4: {
           GraphSummary::Collection c;
           const bool read = Nested(in, [&] {
@@ -228,16 +248,18 @@ absl::StatusOr<GraphSummary> SummarizeMetaGraph(MessageSource<v1::FileChunk>& so
           s.signatures.push_back(std::move(name));
           return read;
         }
-        default: return Skip(in, tag);
+        default:
+          return Skip(in, tag);
       }
     });
     s.bytes = in.CurrentPosition();
   }
   if (!stream.status().ok()) return stream.status();
   if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the stored .meta is not a well-formed MetaGraphDef (the wire format breaks near byte ",
-        s.bytes, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the stored .meta is not a well-formed MetaGraphDef (the wire "
+                     "format breaks near byte ",
+                     s.bytes, ")"));
   }
   std::sort(s.collections.begin(), s.collections.end(),
             [](const auto& a, const auto& b) { return a.name < b.name; });

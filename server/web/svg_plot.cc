@@ -26,7 +26,8 @@ std::string FormatNumber(double v) {
   return buf;
 }
 
-std::string RenderSvgPlot(const std::vector<PlotPoint>& points, const PlotOptions& options) {
+std::string RenderSvgPlot(const std::vector<PlotPoint>& points,
+                          const PlotOptions& options) {
   const int w = options.width;
   const int h = options.height;
   const double plot_w = w - kLeft - kRight;
@@ -80,11 +81,13 @@ std::string RenderSvgPlot(const std::vector<PlotPoint>& points, const PlotOption
     absl::StrAppend(&line, line.empty() ? "" : " ", Coord(x_of(p.step)), ",",
                     Coord(y_of(p.value)));
   }
-  absl::StrAppend(&out, "<polyline class=\"series\" fill=\"none\" points=\"", line, "\"/>");
+  absl::StrAppend(&out, "<polyline class=\"series\" fill=\"none\" points=\"", line,
+                  "\"/>");
   if (static_cast<int>(points.size()) <= options.max_markers) {
     for (const PlotPoint& p : points) {
-      const std::string value = options.bytes ? absl::StrCat(static_cast<int64_t>(p.value))
-                                              : FormatNumber(p.value);
+      const std::string value = options.bytes
+                                    ? absl::StrCat(static_cast<int64_t>(p.value))
+                                    : FormatNumber(p.value);
       absl::StrAppend(&out, "<circle class=\"pt\" r=\"3\" cx=\"", Coord(x_of(p.step)),
                       "\" cy=\"", Coord(y_of(p.value)), "\" data-step=\"", p.step,
                       "\" data-value=\"", value, "\"><title>step ", p.step, ": ",

@@ -31,7 +31,8 @@ struct PlotOptions {
 // The SVG element for `points` (sorted by step ascending; at least one). Text is
 // HTML-escaped. The <svg> carries class "plot" and data-points (the point count); the
 // polyline class "series"; markers class "pt".
-std::string RenderSvgPlot(const std::vector<PlotPoint>& points, const PlotOptions& options);
+std::string RenderSvgPlot(const std::vector<PlotPoint>& points,
+                          const PlotOptions& options);
 
 // "0.25", "1e-05", "12345": a compact number for axis labels and tooltips.
 std::string FormatNumber(double v);

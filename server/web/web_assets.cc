@@ -87,7 +87,8 @@ document.addEventListener("DOMContentLoaded", () => {
 });
 )JS";
 
-const char kAppCss[] = R"CSS(:root { --fg: #1d2330; --muted: #6b7280; --line: #e5e7eb; --accent: #2563eb;
+const char kAppCss[] =
+    R"CSS(:root { --fg: #1d2330; --muted: #6b7280; --line: #e5e7eb; --accent: #2563eb;
   --bg: #ffffff; --soft: #f5f7fb; --warn: #b91c1c; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;

@@ -27,7 +27,9 @@ std::string TimeHtml(const google::protobuf::Timestamp& ts, absl::Time now) {
                       "</span>");
 }
 
-std::string ModelHref(const std::string& model) { return BuildUrl("/model", {{"name", model}}); }
+std::string ModelHref(const std::string& model) {
+  return BuildUrl("/model", {{"name", model}});
+}
 
 std::string StepHref(const std::string& model, int64_t step) {
   return BuildUrl("/step", {{"model", model}, {"step", absl::StrCat(step)}});
@@ -46,7 +48,8 @@ std::string AliasesHtml(const google::protobuf::Map<std::string, int64_t>& alias
   return out;
 }
 
-void AliasesJson(JsonWriter& j, const google::protobuf::Map<std::string, int64_t>& aliases) {
+void AliasesJson(JsonWriter& j,
+                 const google::protobuf::Map<std::string, int64_t>& aliases) {
   std::map<std::string, int64_t> sorted(aliases.begin(), aliases.end());
   j.Key("aliases").BeginObject();
   for (const auto& [name, step] : sorted) j.Member(name, step);
@@ -57,12 +60,14 @@ void AliasesJson(JsonWriter& j, const google::protobuf::Map<std::string, int64_t
 
 absl::StatusOr<WebPages::Response> WebPages::ModelsPage(const Request& request) {
   const std::string prefix = request.Param("prefix");
-  ASSIGN_OR_RETURN(const int page_size, PageSizeParam(request, options_.models_page_size));
+  ASSIGN_OR_RETURN(const int page_size,
+                   PageSizeParam(request, options_.models_page_size));
   // A token limited to some models skips the others: read on until the page is full
   // (a bounded number of rounds, so a page may come out short, never wrong).
   std::vector<v1::ModelSummary> models;
   std::string token = request.Param("page_token");
-  for (int round = 0; round < 20 && static_cast<int>(models.size()) < page_size; ++round) {
+  for (int round = 0; round < 20 && static_cast<int>(models.size()) < page_size;
+       ++round) {
     v1::ListModelsRequest list;
     list.set_prefix(prefix);
     list.set_page_token(token);
@@ -97,12 +102,13 @@ absl::StatusOr<WebPages::Response> WebPages::ModelsPage(const Request& request) 
     AliasesJson(j, model->aliases());
     j.EndObject();
     absl::StrAppend(
-        &rows, "<tr><td class=\"name\"><a href=\"", HtmlEscape(ModelHref(m.name())), "\">",
-        HtmlEscape(m.name()), "</a></td><td class=\"num\"><a href=\"",
+        &rows, "<tr><td class=\"name\"><a href=\"", HtmlEscape(ModelHref(m.name())),
+        "\">", HtmlEscape(m.name()), "</a></td><td class=\"num\"><a href=\"",
         HtmlEscape(StepHref(m.name(), m.latest_step())), "\">", m.latest_step(),
         "</a></td><td>", TimeHtml(latest->commit_time(), now), "</td><td class=\"num\">",
-        FormatBytes(latest->total_bytes()), "</td><td class=\"num\">", m.checkpoint_count(),
-        "</td><td>", AliasesHtml(model->aliases(), m.name()), "</td></tr>");
+        FormatBytes(latest->total_bytes()), "</td><td class=\"num\">",
+        m.checkpoint_count(), "</td><td>", AliasesHtml(model->aliases(), m.name()),
+        "</td></tr>");
   }
   j.EndArray().Member("next_page_token", token).EndObject();
 
@@ -115,12 +121,12 @@ absl::StatusOr<WebPages::Response> WebPages::ModelsPage(const Request& request) 
   std::string body = absl::StrCat(
       "<h1>Models</h1><form class=\"filter\" method=\"get\" action=\"/\">"
       "<label>Name starts with <input type=\"search\" name=\"prefix\" value=\"",
-      HtmlEscape(prefix),
-      "\"></label><button type=\"submit\">Filter</button></form>");
+      HtmlEscape(prefix), "\"></label><button type=\"submit\">Filter</button></form>");
   if (models.empty()) {
-    absl::StrAppend(&body, "<p class=\"empty\">No models",
-                    prefix.empty() ? "" : absl::StrCat(" starting with “", HtmlEscape(prefix), "”"),
-                    request.Param("page_token").empty() ? "" : " on this page", ".</p>");
+    absl::StrAppend(
+        &body, "<p class=\"empty\">No models",
+        prefix.empty() ? "" : absl::StrCat(" starting with “", HtmlEscape(prefix), "”"),
+        request.Param("page_token").empty() ? "" : " on this page", ".</p>");
   } else {
     absl::StrAppend(&body,
                     "<table id=\"models\"><thead><tr><th>Model</th><th>Latest step</th>"
@@ -238,7 +244,8 @@ absl::StatusOr<WebPages::Response> WebPages::ModelPage(const Request& request) {
 
     std::string flags;
     if (c.pinned()) flags += "<span class=\"tag pinned\">pinned</span> ";
-    if (c.preserved()) flags += "<span class=\"tag preserved\">kept every N hours</span> ";
+    if (c.preserved())
+      flags += "<span class=\"tag preserved\">kept every N hours</span> ";
     for (const std::string& a : c.aliases()) {
       absl::StrAppend(&flags, "<span class=\"tag alias\">", HtmlEscape(a), "</span> ");
     }
@@ -247,12 +254,13 @@ absl::StatusOr<WebPages::Response> WebPages::ModelPage(const Request& request) {
       absl::StrAppend(&meta, "<span class=\"kv\"><span class=\"k\">", HtmlEscape(k),
                       "</span>=<span class=\"v\">", HtmlEscape(v), "</span></span> ");
     }
-    absl::StrAppend(&rows, "<tr data-step=\"", c.step(), "\"><td class=\"num\"><a href=\"",
-                    HtmlEscape(StepHref(name, c.step())), "\">", c.step(), "</a></td><td>",
-                    TimeHtml(c.commit_time(), now), "</td><td class=\"num\">",
-                    FormatBytes(c.total_bytes()), "</td><td class=\"num\">",
-                    FormatBytes(new_bytes[i]), "</td><td class=\"num\">", c.files_size(),
-                    "</td><td>", flags, "</td><td class=\"meta\">", meta, "</td></tr>");
+    absl::StrAppend(
+        &rows, "<tr data-step=\"", c.step(), "\"><td class=\"num\"><a href=\"",
+        HtmlEscape(StepHref(name, c.step())), "\">", c.step(), "</a></td><td>",
+        TimeHtml(c.commit_time(), now), "</td><td class=\"num\">",
+        FormatBytes(c.total_bytes()), "</td><td class=\"num\">",
+        FormatBytes(new_bytes[i]), "</td><td class=\"num\">", c.files_size(), "</td><td>",
+        flags, "</td><td class=\"meta\">", meta, "</td></tr>");
   }
   j.EndArray();
   if (next_before.has_value()) {
@@ -263,7 +271,8 @@ absl::StatusOr<WebPages::Response> WebPages::ModelPage(const Request& request) {
   j.Key("plots").BeginArray();
   auto plot_json = [&](const std::string& key, const std::vector<PlotPoint>& points) {
     j.BeginObject().Member("key", key).Key("points").BeginArray();
-    for (const PlotPoint& p : points) j.BeginArray().Int(p.step).Double(p.value).EndArray();
+    for (const PlotPoint& p : points)
+      j.BeginArray().Int(p.step).Double(p.value).EndArray();
     j.EndArray().EndObject();
   };
   for (const auto& [key, points] : series) plot_json(key, points);
@@ -282,19 +291,20 @@ absl::StatusOr<WebPages::Response> WebPages::ModelPage(const Request& request) {
           ? "keeps every step"
           : absl::StrCat("keeps the newest ", policy.max_to_keep(), " steps");
   if (policy.keep_every_n_hours() > 0) {
-    absl::StrAppend(&retention, ", and one every ", FormatNumber(policy.keep_every_n_hours()),
-                    " h forever");
+    absl::StrAppend(&retention, ", and one every ",
+                    FormatNumber(policy.keep_every_n_hours()), " h forever");
   }
   std::string body = absl::StrCat(
       "<p class=\"crumbs\"><a href=\"/\">Models</a> /</p><h1 id=\"model-name\">",
       HtmlEscape(model.name()), "</h1><dl class=\"facts\"><dt>Steps</dt><dd>",
       model.checkpoint_count(), "</dd><dt>Latest</dt><dd>",
       model.checkpoint_count() > 0
-          ? absl::StrCat("<a href=\"", HtmlEscape(StepHref(name, model.latest_step())), "\">",
-                         model.latest_step(), "</a>")
+          ? absl::StrCat("<a href=\"", HtmlEscape(StepHref(name, model.latest_step())),
+                         "\">", model.latest_step(), "</a>")
           : "—",
       "</dd><dt>Aliases</dt><dd>", AliasesHtml(model.aliases(), name),
-      "</dd><dt>Retention</dt><dd id=\"retention\">", HtmlEscape(retention), "</dd></dl>");
+      "</dd><dt>Retention</dt><dd id=\"retention\">", HtmlEscape(retention),
+      "</dd></dl>");
   if (!series.empty() || !sizes.empty()) {
     absl::StrAppend(&body, "<h2>Plots</h2><div class=\"plots\">");
     auto add_plot = [&](const std::string& key, const std::vector<PlotPoint>& points,
@@ -314,23 +324,25 @@ absl::StatusOr<WebPages::Response> WebPages::ModelPage(const Request& request) {
     absl::StrAppend(&body, "<p class=\"empty\">No steps", before ? " on this page" : "",
                     ".</p>");
   } else {
-    absl::StrAppend(&body,
-                    "<table id=\"steps\"><thead><tr><th>Step</th><th>Committed</th>"
-                    "<th>Size</th><th title=\"bytes of files no earlier step of this model "
-                    "holds\">New bytes</th><th>Files</th><th></th><th>Metadata</th></tr>"
-                    "</thead><tbody>",
-                    rows, "</tbody></table>");
+    absl::StrAppend(
+        &body,
+        "<table id=\"steps\"><thead><tr><th>Step</th><th>Committed</th>"
+        "<th>Size</th><th title=\"bytes of files no earlier step of this model "
+        "holds\">New bytes</th><th>Files</th><th></th><th>Metadata</th></tr>"
+        "</thead><tbody>",
+        rows, "</tbody></table>");
   }
   std::string nav;
   if (before.has_value()) {
     absl::StrAppend(&nav, "<a href=\"", HtmlEscape(ModelHref(name)), "\">Newest</a> ");
   }
   if (next_before.has_value()) {
-    absl::StrAppend(&nav, "<a id=\"older\" href=\"",
-                    HtmlEscape(BuildUrl("/model", {{"name", name},
-                                                   {"before", absl::StrCat(*next_before)},
-                                                   {"page_size", request.Param("page_size")}})),
-                    "\">Older steps →</a>");
+    absl::StrAppend(
+        &nav, "<a id=\"older\" href=\"",
+        HtmlEscape(BuildUrl("/model", {{"name", name},
+                                       {"before", absl::StrCat(*next_before)},
+                                       {"page_size", request.Param("page_size")}})),
+        "\">Older steps →</a>");
   }
   if (!nav.empty()) absl::StrAppend(&body, "<p class=\"pages\">", nav, "</p>");
   r.body = Layout(request, model.name(), body);

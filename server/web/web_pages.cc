@@ -24,15 +24,24 @@ constexpr char kCsp[] =
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 constexpr size_t kMaxFormBytes = 16 << 10;
 
-const char* const kPaths[] = {"/$",      "/model$",  "/step$",          "/events$",
-                              "/file$",  "/graph$",  "/login$",         "/logout$",
-                              "/static/app.js$",     "/static/app.css$",
-                              "/static/favicon.svg$", "/favicon.ico$"};
+const char* const kPaths[] = {"/$",
+                              "/model$",
+                              "/step$",
+                              "/events$",
+                              "/file$",
+                              "/graph$",
+                              "/login$",
+                              "/logout$",
+                              "/static/app.js$",
+                              "/static/app.css$",
+                              "/static/favicon.svg$",
+                              "/favicon.ico$"};
 
 // Where /login may send the browser back to: a path on this server only.
 std::string SafeNext(const std::string& next) {
   if (next.empty() || next[0] != '/' || absl::StartsWith(next, "//") ||
-      next.find('\\') != std::string::npos || next.find_first_of("\r\n") != std::string::npos) {
+      next.find('\\') != std::string::npos ||
+      next.find_first_of("\r\n") != std::string::npos) {
     return "/";
   }
   return next;
@@ -104,8 +113,8 @@ int WebPages::Serve(mg_connection* conn) {
     return 200;
   }
   if (request.method != "GET" && request.method != "HEAD") {
-    Response r = ErrorPage(request, absl::InvalidArgumentError(
-                                        "the pages are read-only: use GET"));
+    Response r = ErrorPage(
+        request, absl::InvalidArgumentError("the pages are read-only: use GET"));
     r.status = 405;
     r.headers.push_back("Allow: GET, HEAD");
     Send(conn, request, r);
@@ -128,7 +137,8 @@ int WebPages::Serve(mg_connection* conn) {
     absl::StatusOr<std::string> principal =
         authorizer_->Authorize(authorization, Action::kRead, model);
     if (!principal.ok()) {
-      if (principal.status().code() == absl::StatusCode::kUnauthenticated && !request.json) {
+      if (principal.status().code() == absl::StatusCode::kUnauthenticated &&
+          !request.json) {
         Send(conn, request,
              LoginPage(request, 401,
                        authorization.empty()
@@ -165,23 +175,25 @@ int WebPages::Serve(mg_connection* conn) {
   return response->status;
 }
 
-void WebPages::Send(mg_connection* conn, const Request& request, const Response& response) {
-  std::string head = absl::StrCat(
-      "HTTP/1.1 ", response.status, " ", HttpReason(response.status), "\r\n",
-      "Content-Type: ", response.content_type, "\r\n",
-      "Content-Length: ", response.body.size(), "\r\n",
-      "Content-Security-Policy: ", kCsp, "\r\n",
-      "X-Content-Type-Options: nosniff\r\n"
-      "Referrer-Policy: no-referrer\r\n"
-      "X-Frame-Options: DENY\r\n"
-      "Connection: close\r\n");
+void WebPages::Send(mg_connection* conn, const Request& request,
+                    const Response& response) {
+  std::string head =
+      absl::StrCat("HTTP/1.1 ", response.status, " ", HttpReason(response.status), "\r\n",
+                   "Content-Type: ", response.content_type, "\r\n",
+                   "Content-Length: ", response.body.size(), "\r\n",
+                   "Content-Security-Policy: ", kCsp, "\r\n",
+                   "X-Content-Type-Options: nosniff\r\n"
+                   "Referrer-Policy: no-referrer\r\n"
+                   "X-Frame-Options: DENY\r\n"
+                   "Connection: close\r\n");
   if (!absl::StartsWith(request.path, "/static/")) {
     absl::StrAppend(&head, "Cache-Control: no-store\r\n");
   }
   for (const std::string& h : response.headers) absl::StrAppend(&head, h, "\r\n");
   head += "\r\n";
   mg_write(conn, head.data(), head.size());
-  if (request.method != "HEAD") mg_write(conn, response.body.data(), response.body.size());
+  if (request.method != "HEAD")
+    mg_write(conn, response.body.data(), response.body.size());
 }
 
 std::string WebPages::Layout(const Request& request, const std::string& title,
@@ -205,7 +217,8 @@ std::string WebPages::Layout(const Request& request, const std::string& title,
       account, "</header><main>", body, "</main></body></html>\n");
 }
 
-WebPages::Response WebPages::ErrorPage(const Request& request, const absl::Status& status) {
+WebPages::Response WebPages::ErrorPage(const Request& request,
+                                       const absl::Status& status) {
   Response r;
   r.status = HttpStatusOf(status);
   if (request.json) {
@@ -262,7 +275,8 @@ WebPages::Response WebPages::Login(Request& request) {
   std::string body;
   char buf[4096];
   int n;
-  while ((n = mg_read(request.conn, buf, sizeof(buf))) > 0 && body.size() <= kMaxFormBytes) {
+  while ((n = mg_read(request.conn, buf, sizeof(buf))) > 0 &&
+         body.size() <= kMaxFormBytes) {
     body.append(buf, static_cast<size_t>(n));
   }
   if (body.size() > kMaxFormBytes) {
@@ -322,8 +336,8 @@ absl::Status WebPages::Download(const Request& request) {
   const std::string step_text = request.Param("step");
   const std::string alias = request.Param("alias");
   if (alias.empty() && !absl::SimpleAtoi(step_text, &step)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("step '", step_text, "' is not a number; give ?step=N or ?alias=NAME"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "step '", step_text, "' is not a number; give ?step=N or ?alias=NAME"));
   }
   const std::string model = request.Param("model");
   std::string filename;
@@ -372,7 +386,8 @@ absl::Status WebPages::Download(const Request& request) {
     ASSIGN_OR_RETURN(bool any, source->Next(&chunk));
     size = chunk.info().size();
     if (any) first = std::move(*chunk.mutable_data());
-    filename = absl::StrCat("step-", chunk.info().step(), o.as_text() ? ".pbtxt" : ".meta");
+    filename =
+        absl::StrCat("step-", chunk.info().step(), o.as_text() ? ".pbtxt" : ".meta");
     next = [source](std::string* out) -> absl::StatusOr<bool> {
       v1::MetaGraphChunk c;
       ASSIGN_OR_RETURN(bool more, source->Next(&c));
@@ -385,7 +400,8 @@ absl::Status WebPages::Download(const Request& request) {
   }
   const std::string head = absl::StrCat(
       "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-      "Content-Length: ", size, "\r\nContent-Disposition: attachment; filename=\"", filename,
+      "Content-Length: ",
+      size, "\r\nContent-Disposition: attachment; filename=\"", filename,
       "\"\r\nContent-Security-Policy: ", kCsp,
       "\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
       "Connection: close\r\n\r\n");

@@ -32,11 +32,16 @@ std::string ShapeText(const v1::TensorInfoEntry& t) {
 
 const char* EventTypeName(v1::WatchEvent::Type type) {
   switch (type) {
-    case v1::WatchEvent::COMMITTED: return "committed";
-    case v1::WatchEvent::DELETED: return "deleted";
-    case v1::WatchEvent::ALIAS_SET: return "alias set";
-    case v1::WatchEvent::ALIAS_REMOVED: return "alias removed";
-    default: return "other";
+    case v1::WatchEvent::COMMITTED:
+      return "committed";
+    case v1::WatchEvent::DELETED:
+      return "deleted";
+    case v1::WatchEvent::ALIAS_SET:
+      return "alias set";
+    case v1::WatchEvent::ALIAS_REMOVED:
+      return "alias removed";
+    default:
+      return "other";
   }
 }
 
@@ -46,12 +51,14 @@ std::string CountsHtml(const std::string& id, const char* what,
   std::vector<std::pair<std::string, int64_t>> sorted(counts.begin(), counts.end());
   std::stable_sort(sorted.begin(), sorted.end(),
                    [](const auto& a, const auto& b) { return a.second > b.second; });
-  std::string out = absl::StrCat("<table id=\"", id, "\" class=\"compact\"><thead><tr><th>",
-                                 what, "</th><th>Nodes</th></tr></thead><tbody>");
+  std::string out =
+      absl::StrCat("<table id=\"", id, "\" class=\"compact\"><thead><tr><th>", what,
+                   "</th><th>Nodes</th></tr></thead><tbody>");
   for (size_t i = 0; i < sorted.size() && i < limit; ++i) {
-    absl::StrAppend(&out, "<tr><td>",
-                    sorted[i].first.empty() ? "<em>(none)</em>" : HtmlEscape(sorted[i].first),
-                    "</td><td class=\"num\">", sorted[i].second, "</td></tr>");
+    absl::StrAppend(
+        &out, "<tr><td>",
+        sorted[i].first.empty() ? "<em>(none)</em>" : HtmlEscape(sorted[i].first),
+        "</td><td class=\"num\">", sorted[i].second, "</td></tr>");
   }
   out += "</tbody></table>";
   if (sorted.size() > limit) {
@@ -85,8 +92,9 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
   if (get.alias().empty()) {
     int64_t step = 0;
     if (!absl::SimpleAtoi(request.Param("step"), &step)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "step '", request.Param("step"), "' is not a number; give ?step=N or ?alias=NAME"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("step '", request.Param("step"),
+                       "' is not a number; give ?step=N or ?alias=NAME"));
     }
     get.set_step(step);
   }
@@ -105,7 +113,8 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
           absl::StrCat("tensor_offset '", t, "' is not a non-negative number"));
     }
   }
-  ASSIGN_OR_RETURN(const int tensor_page, PageSizeParam(request, options_.tensors_page_size));
+  ASSIGN_OR_RETURN(const int tensor_page,
+                   PageSizeParam(request, options_.tensors_page_size));
   const int64_t tensor_end =
       std::min<int64_t>(tensors.tensors_size(), tensor_offset + tensor_page);
 
@@ -121,7 +130,8 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
   }
 
   const absl::Time now = absl::Now();
-  const std::string file_base = BuildUrl("/file", {{"model", model}, {"step", step_text}});
+  const std::string file_base =
+      BuildUrl("/file", {{"model", model}, {"step", step_text}});
   JsonWriter j;
   j.BeginObject()
       .Member("model", c.model())
@@ -148,10 +158,10 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
         .Member("download", href)
         .EndObject();
     absl::StrAppend(&files, "<tr><td>", HtmlEscape(c.basename()), "-", c.step(), ".",
-                    HtmlEscape(f.name()), "</td><td class=\"num\">", FormatBytes(f.size()),
-                    "</td><td class=\"sha\">", HtmlEscape(f.sha256()),
-                    "</td><td><a class=\"download\" href=\"", HtmlEscape(href),
-                    "\">download</a></td></tr>");
+                    HtmlEscape(f.name()), "</td><td class=\"num\">",
+                    FormatBytes(f.size()), "</td><td class=\"sha\">",
+                    HtmlEscape(f.sha256()), "</td><td><a class=\"download\" href=\"",
+                    HtmlEscape(href), "\">download</a></td></tr>");
   }
   j.EndArray().Key("tensors").BeginObject();
   j.Member("count", static_cast<int64_t>(tensors.tensors_size()))
@@ -162,7 +172,11 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
   std::string tensor_rows;
   for (int64_t i = tensor_offset; i < tensor_end; ++i) {
     const v1::TensorInfoEntry& t = tensors.tensors(static_cast<int>(i));
-    j.BeginObject().Member("name", t.name()).Member("dtype", t.dtype()).Key("shape").BeginArray();
+    j.BeginObject()
+        .Member("name", t.name())
+        .Member("dtype", t.dtype())
+        .Key("shape")
+        .BeginArray();
     for (int64_t d : t.shape()) j.Int(d);
     j.EndArray()
         .Member("shard", static_cast<int64_t>(t.shard()))
@@ -188,7 +202,10 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
     for (const auto& [d, n] : graph->devices) j.Member(d, n);
     j.EndObject().Key("collections").BeginArray();
     for (const auto& col : graph->collections) {
-      j.BeginObject().Member("name", col.name).Member("kind", col.kind).Member("size", col.size);
+      j.BeginObject()
+          .Member("name", col.name)
+          .Member("kind", col.kind)
+          .Member("size", col.size);
       j.EndObject();
     }
     j.EndArray().Key("tags").BeginArray();
@@ -229,13 +246,15 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
       HtmlEscape(c.basename()), "-", c.step(), "</dd><dt>Revision</dt><dd>", c.revision(),
       "</dd></dl>");
   if (!meta.empty()) {
-    absl::StrAppend(&body, "<h2>Metadata</h2><table id=\"metadata\" class=\"compact\"><tbody>",
+    absl::StrAppend(&body,
+                    "<h2>Metadata</h2><table id=\"metadata\" class=\"compact\"><tbody>",
                     meta, "</tbody></table>");
   }
-  absl::StrAppend(&body,
-                  "<h2>Files</h2><table id=\"files\"><thead><tr><th>File</th><th>Size</th>"
-                  "<th>SHA-256</th><th></th></tr></thead><tbody>",
-                  files, "</tbody></table>");
+  absl::StrAppend(
+      &body,
+      "<h2>Files</h2><table id=\"files\"><thead><tr><th>File</th><th>Size</th>"
+      "<th>SHA-256</th><th></th></tr></thead><tbody>",
+      files, "</tbody></table>");
 
   absl::StrAppend(&body, "<h2>Graph</h2>");
   if (c.graph_sha256().empty()) {
@@ -244,34 +263,41 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
     if (graph != nullptr) {
       std::string collections;
       for (const auto& col : graph->collections) {
-        absl::StrAppend(&collections, "<tr><td>", HtmlEscape(col.name), "</td><td>", col.kind,
-                        "</td><td class=\"num\">", col.size, "</td></tr>");
+        absl::StrAppend(&collections, "<tr><td>", HtmlEscape(col.name), "</td><td>",
+                        col.kind, "</td><td class=\"num\">", col.size, "</td></tr>");
       }
       absl::StrAppend(
-          &body, "<dl class=\"facts\" id=\"graph-facts\"><dt>Nodes</dt><dd id=\"node-count\">",
+          &body,
+          "<dl class=\"facts\" id=\"graph-facts\"><dt>Nodes</dt><dd id=\"node-count\">",
           graph->node_count, "</dd><dt>Functions</dt><dd>", graph->function_count,
-          "</dd><dt>Size</dt><dd>", FormatBytes(graph->bytes), "</dd><dt>TensorFlow</dt><dd>",
+          "</dd><dt>Size</dt><dd>", FormatBytes(graph->bytes),
+          "</dd><dt>TensorFlow</dt><dd>",
           graph->tensorflow_version.empty() ? "—" : HtmlEscape(graph->tensorflow_version),
           "</dd><dt>Tags</dt><dd>",
           graph->tags.empty() ? "—" : HtmlEscape(absl::StrJoin(graph->tags, ", ")),
           "</dd><dt>Signatures</dt><dd>",
-          graph->signatures.empty() ? "—" : HtmlEscape(absl::StrJoin(graph->signatures, ", ")),
+          graph->signatures.empty() ? "—"
+                                    : HtmlEscape(absl::StrJoin(graph->signatures, ", ")),
           "</dd><dt>Saver</dt><dd>", graph->has_saver ? "yes" : "no", "</dd></dl>",
-          "<div class=\"columns\"><div><h3>Ops</h3>", CountsHtml("ops", "Op", graph->ops, 40),
-          "</div><div><h3>Devices</h3>", CountsHtml("devices", "Device", graph->devices, 40),
+          "<div class=\"columns\"><div><h3>Ops</h3>",
+          CountsHtml("ops", "Op", graph->ops, 40), "</div><div><h3>Devices</h3>",
+          CountsHtml("devices", "Device", graph->devices, 40),
           "</div><div><h3>Collections</h3><table id=\"collections\" class=\"compact\">"
           "<thead><tr><th>Name</th><th>Kind</th><th>Items</th></tr></thead><tbody>",
           collections, "</tbody></table></div></div>");
     } else {
-      absl::StrAppend(&body, "<p class=\"error\">", HtmlEscape(graph_status.message()), "</p>");
+      absl::StrAppend(&body, "<p class=\"error\">", HtmlEscape(graph_status.message()),
+                      "</p>");
     }
     absl::StrAppend(
-        &body, "<h3>Download the graph</h3><p><a class=\"download\" id=\"download-meta\" href=\"",
+        &body,
+        "<h3>Download the graph</h3><p><a class=\"download\" id=\"download-meta\" "
+        "href=\"",
         HtmlEscape(absl::StrCat(file_base, "&name=meta")),
         "\">stored .meta</a> (byte-identical to what was pushed)</p>"
         "<form class=\"export\" method=\"get\" action=\"/graph\">"
-        "<input type=\"hidden\" name=\"model\" value=\"", HtmlEscape(model),
-        "\"><input type=\"hidden\" name=\"step\" value=\"", c.step(),
+        "<input type=\"hidden\" name=\"model\" value=\"",
+        HtmlEscape(model), "\"><input type=\"hidden\" name=\"step\" value=\"", c.step(),
         "\"><label><input type=\"checkbox\" name=\"clear_devices\" value=\"1\"> clear "
         "devices</label><label><input type=\"checkbox\" name=\"strip_default_attrs\" "
         "value=\"1\"> strip default attrs</label><label><input type=\"checkbox\" "
@@ -286,10 +312,11 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
   absl::StrAppend(&body, "<h2>Tensors</h2><p>", tensors.tensors_size(), " tensors in ",
                   tensors.num_shards(), " shard(s)</p>");
   if (tensors.tensors_size() > 0) {
-    absl::StrAppend(&body,
-                    "<table id=\"tensors\"><thead><tr><th>Name</th><th>Type</th><th>Shape</th>"
-                    "<th>Shard</th><th>Bytes</th></tr></thead><tbody>",
-                    tensor_rows, "</tbody></table>");
+    absl::StrAppend(
+        &body,
+        "<table id=\"tensors\"><thead><tr><th>Name</th><th>Type</th><th>Shape</th>"
+        "<th>Shard</th><th>Bytes</th></tr></thead><tbody>",
+        tensor_rows, "</tbody></table>");
   }
   if (tensor_end < tensors.tensors_size()) {
     absl::StrAppend(
@@ -315,9 +342,11 @@ absl::StatusOr<WebPages::Response> WebPages::EventsPage(const Request& request) 
       watch.set_model(model);
     }
     watch.set_since_revision(since);
-    return service_->Watch(watch, [] {}, [this, &request](absl::string_view m) {
-      return MayRead(request, std::string(m));
-    });
+    return service_->Watch(
+        watch, [] {},
+        [this, &request](absl::string_view m) {
+          return MayRead(request, std::string(m));
+        });
   };
   // Reads what the subscription has now (the backlog, up to kMaxEvents) and returns
   // the revision to continue from.
@@ -355,8 +384,9 @@ absl::StatusOr<WebPages::Response> WebPages::EventsPage(const Request& request) 
   } else {
     int64_t since = 0;
     if (!absl::SimpleAtoi(since_text, &since) || since < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "since '", since_text, "' is not a revision; use the revision of the last answer"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("since '", since_text,
+                       "' is not a revision; use the revision of the last answer"));
     }
     ASSIGN_OR_RETURN(revision, drain(since));
   }
@@ -382,8 +412,8 @@ absl::StatusOr<WebPages::Response> WebPages::EventsPage(const Request& request) 
                     EventTypeName(e.type()), "</td><td><a href=\"",
                     HtmlEscape(ModelHref(e.model())), "\">", HtmlEscape(e.model()),
                     "</a></td><td class=\"num\"><a href=\"",
-                    HtmlEscape(StepHref(e.model(), e.step())), "\">", e.step(), "</a></td><td>",
-                    HtmlEscape(e.alias()), "</td></tr>");
+                    HtmlEscape(StepHref(e.model(), e.step())), "\">", e.step(),
+                    "</a></td><td>", HtmlEscape(e.alias()), "</td></tr>");
   }
   j.EndArray().EndObject();
 
@@ -397,8 +427,10 @@ absl::StatusOr<WebPages::Response> WebPages::EventsPage(const Request& request) 
       "<h1>Events</h1><p class=\"live\"><span id=\"live-status\">live</span> · revision "
       "<span id=\"revision\">",
       revision, "</span></p><table id=\"events\" data-revision=\"", revision,
-      "\" data-poll-ms=\"", options_.events_poll_ms, "\" data-model=\"", HtmlEscape(model),
-      "\"><thead><tr><th>Revision</th><th>When</th><th>What</th><th>Model</th><th>Step</th>"
+      "\" data-poll-ms=\"", options_.events_poll_ms, "\" data-model=\"",
+      HtmlEscape(model),
+      "\"><thead><tr><th>Revision</th><th>When</th><th>What</th><th>Model</th><th>Step</"
+      "th>"
       "<th>Alias</th></tr></thead><tbody>",
       rows, "</tbody></table>");
   r.body = Layout(request, "Events", body);

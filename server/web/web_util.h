@@ -32,8 +32,9 @@ std::vector<std::pair<std::string, std::string>> ParseQuery(absl::string_view qu
 
 // "path?k1=v1&k2=v2" with each value URL-encoded; pairs with an empty value are left
 // out. The result is meant for an href, so HtmlEscape it there (the '&').
-std::string BuildUrl(absl::string_view path,
-                     std::initializer_list<std::pair<absl::string_view, std::string>> query);
+std::string BuildUrl(
+    absl::string_view path,
+    std::initializer_list<std::pair<absl::string_view, std::string>> query);
 
 // "1.5 MiB", "512 B".
 std::string FormatBytes(int64_t bytes);

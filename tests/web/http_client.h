@@ -35,7 +35,8 @@ struct WebResponse {
   }
 };
 
-inline WebResponse HttpRequest(int port, const std::string& method, const std::string& path,
+inline WebResponse HttpRequest(int port, const std::string& method,
+                               const std::string& path,
                                const std::vector<std::string>& headers = {},
                                const std::string& body = "") {
   WebResponse out;
@@ -51,8 +52,8 @@ inline WebResponse HttpRequest(int port, const std::string& method, const std::s
     ::close(fd);
     return out;
   }
-  std::string request = absl::StrCat(method, " ", path,
-                                     " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+  std::string request = absl::StrCat(
+      method, " ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
   for (const std::string& h : headers) absl::StrAppend(&request, h, "\r\n");
   if (!body.empty() || method == "POST") {
     absl::StrAppend(&request, "Content-Length: ", body.size(), "\r\n");
@@ -66,7 +67,8 @@ inline WebResponse HttpRequest(int port, const std::string& method, const std::s
   std::string raw;
   char buf[65536];
   ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) raw.append(buf, static_cast<size_t>(n));
+  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0)
+    raw.append(buf, static_cast<size_t>(n));
   ::close(fd);
   const size_t end = raw.find("\r\n\r\n");
   if (raw.rfind("HTTP/1.", 0) != 0 || end == std::string::npos) return out;

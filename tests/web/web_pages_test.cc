@@ -120,12 +120,14 @@ TEST_F(WebPagesTest, ModelsPageListsEachModelWithItsLatestStepAndFiltersByPrefix
   EXPECT_EQ(Field(resnet, "latest_step").number_value(), 2000);
   EXPECT_EQ(Field(resnet, "checkpoint_count").number_value(), 2);
   EXPECT_EQ(Field(resnet, "latest_bytes").number_value(), 786034 + 2710 + 126216);
-  EXPECT_EQ(Field(Field(resnet, "aliases").struct_value(), "production").number_value(), 1000);
+  EXPECT_EQ(Field(Field(resnet, "aliases").struct_value(), "production").number_value(),
+            1000);
   EXPECT_FALSE(Field(resnet, "latest_commit_time").string_value().empty());
 
   Struct b = Json("/?format=json&prefix=team-b/");
   ASSERT_EQ(Field(b, "models").list_value().values_size(), 1);
-  EXPECT_EQ(Field(Field(b, "models").list_value().values(0).struct_value(), "name").string_value(),
+  EXPECT_EQ(Field(Field(b, "models").list_value().values(0).struct_value(), "name")
+                .string_value(),
             "team-b/bert");
   Struct none = Json("/?format=json&prefix=team-c");
   EXPECT_EQ(Field(none, "models").list_value().values_size(), 0);
@@ -150,7 +152,8 @@ TEST_F(WebPagesTest, ModelsPagePaginatesWithPageTokensInNameOrder) {
   EXPECT_EQ(names, (std::vector<std::string>{"m1", "m2", "m3", "m4", "m5"}));
   EXPECT_EQ(pages, 3);
   // The HTML offers the next page.
-  EXPECT_TRUE(absl::StrContains(HttpGet(port_, "/?page_size=2").body, "id=\"next-page\""));
+  EXPECT_TRUE(
+      absl::StrContains(HttpGet(port_, "/?page_size=2").body, "id=\"next-page\""));
   // A token of another prefix's listing is refused with the service's message.
   WebResponse bad = HttpGet(port_, "/?format=json&page_size=2&page_token=garbage!");
   EXPECT_EQ(bad.status, 400);
@@ -194,7 +197,8 @@ TEST_F(WebPagesTest, ModelPageShowsStepsNewestFirstAndPlotsEveryNumericMetadataK
   ASSERT_EQ(html.status, 200);
   EXPECT_TRUE(absl::StrContains(html.body, "data-title=\"loss\" data-points=\"3\""));
   EXPECT_TRUE(absl::StrContains(html.body, "data-step=\"3000\" data-value=\"0.25\""));
-  EXPECT_LT(html.body.find("data-step=\"3000\"><td"), html.body.find("data-step=\"1000\"><td"))
+  EXPECT_LT(html.body.find("data-step=\"3000\"><td"),
+            html.body.find("data-step=\"1000\"><td"))
       << "newest first";
 
   // One step per page: "before" walks to older steps.
@@ -209,19 +213,23 @@ TEST_F(WebPagesTest, ModelPageShowsStepsNewestFirstAndPlotsEveryNumericMetadataK
 TEST_F(WebPagesTest, NamesAndMetadataAreHtmlEscapedOnEveryPage) {
   MGREG_REQUIRE_TESTDATA();
   Start();
-  Push("xss", 7, {{"note", "<script>alert(1)</script>"}, {"<b>key", "\"quoted\" & 'single'"}});
-  for (const std::string path : {"/model?name=xss", "/step?model=xss&step=7", "/events"}) {
+  Push("xss", 7,
+       {{"note", "<script>alert(1)</script>"}, {"<b>key", "\"quoted\" & 'single'"}});
+  for (const std::string path :
+       {"/model?name=xss", "/step?model=xss&step=7", "/events"}) {
     WebResponse r = HttpGet(port_, path);
     ASSERT_EQ(r.status, 200) << path;
     EXPECT_FALSE(absl::StrContains(r.body, "<script>alert")) << path;
     EXPECT_FALSE(absl::StrContains(r.body, "<b>key")) << path;
     if (path != "/events") {
-      EXPECT_TRUE(absl::StrContains(r.body, "&lt;script&gt;alert(1)&lt;/script&gt;")) << path;
+      EXPECT_TRUE(absl::StrContains(r.body, "&lt;script&gt;alert(1)&lt;/script&gt;"))
+          << path;
       EXPECT_TRUE(absl::StrContains(r.body, "&quot;quoted&quot; &amp; &#39;single&#39;"))
           << path;
     }
     // Scripts only from this server, never inline.
-    EXPECT_TRUE(absl::StrContains(r.Header("Content-Security-Policy"), "script-src 'self'"));
+    EXPECT_TRUE(
+        absl::StrContains(r.Header("Content-Security-Policy"), "script-src 'self'"));
     EXPECT_FALSE(absl::StrContains(r.Header("Content-Security-Policy"), "unsafe-inline"));
     EXPECT_EQ(r.Header("X-Content-Type-Options"), "nosniff");
     const std::string kOnlyScript = "<script src=\"/static/app.js\" defer></script>";
@@ -233,7 +241,8 @@ TEST_F(WebPagesTest, NamesAndMetadataAreHtmlEscapedOnEveryPage) {
   }
   // JSON carries the value as data, with < and > escaped.
   WebResponse json = HttpGet(port_, "/step?model=xss&step=7&format=json");
-  EXPECT_TRUE(absl::StrContains(json.body, "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"));
+  EXPECT_TRUE(
+      absl::StrContains(json.body, "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"));
   // A prefix typed into the filter comes back escaped.
   WebResponse filter = HttpGet(port_, "/?prefix=%3Cimg%20src%3Dx%3E");
   EXPECT_TRUE(absl::StrContains(filter.body, "&lt;img src=x&gt;"));
@@ -253,8 +262,10 @@ TEST_F(WebPagesTest, StepPageShowsFilesTensorsAndTheGraphSummaryOfTheRealCheckpo
     sha[Field(f.struct_value(), "name").string_value()] =
         Field(f.struct_value(), "sha256").string_value();
   }
-  EXPECT_EQ(sha["meta"], "b43144919b599daa5437867adc7949dac6833318b61d336587da5ea0a525457d");
-  EXPECT_EQ(sha["index"], "f031c37fbe3c768043a8b57a23d1c7197526b6493de9854cc07d4178818dcc08");
+  EXPECT_EQ(sha["meta"],
+            "b43144919b599daa5437867adc7949dac6833318b61d336587da5ea0a525457d");
+  EXPECT_EQ(sha["index"],
+            "f031c37fbe3c768043a8b57a23d1c7197526b6493de9854cc07d4178818dcc08");
 
   const Struct& tensors = Field(step, "tensors").struct_value();
   EXPECT_EQ(Field(tensors, "count").number_value(), 60);
@@ -266,7 +277,8 @@ TEST_F(WebPagesTest, StepPageShowsFilesTensorsAndTheGraphSummaryOfTheRealCheckpo
   EXPECT_EQ(Field(graph, "node_count").number_value(), 2502);
   EXPECT_EQ(Field(graph, "function_count").number_value(), 59);
   EXPECT_EQ(Field(graph, "bytes").number_value(), 786034);
-  EXPECT_EQ(Field(Field(graph, "devices").struct_value(), "/device:CPU:0").number_value(), 241);
+  EXPECT_EQ(Field(Field(graph, "devices").struct_value(), "/device:CPU:0").number_value(),
+            241);
   EXPECT_EQ(Field(Field(graph, "devices").struct_value(), "").number_value(), 2256);
   EXPECT_TRUE(Field(graph, "has_saver").bool_value());
   std::map<std::string, std::pair<std::string, double>> collections;
@@ -276,7 +288,8 @@ TEST_F(WebPagesTest, StepPageShowsFilesTensorsAndTheGraphSummaryOfTheRealCheckpo
         Field(c.struct_value(), "size").number_value()};
   }
   EXPECT_EQ(collections["variables"], std::make_pair(std::string("bytes_list"), 60.0));
-  EXPECT_EQ(collections["trainable_variables"], std::make_pair(std::string("bytes_list"), 20.0));
+  EXPECT_EQ(collections["trainable_variables"],
+            std::make_pair(std::string("bytes_list"), 20.0));
   EXPECT_EQ(collections["summaries"], std::make_pair(std::string("node_list"), 15.0));
 
   WebResponse html = HttpGet(port_, "/step?model=tfx&step=1000");
@@ -296,7 +309,8 @@ TEST_F(WebPagesTest, DownloadsAreTheStoredMetaAndTheServersFilteredExport) {
   WebResponse meta = HttpGet(port_, "/file?model=tfx&step=1000&name=meta");
   ASSERT_EQ(meta.status, 200);
   EXPECT_EQ(meta.Header("Content-Length"), "786034");
-  EXPECT_EQ(Sha256Hex(meta.body), "b43144919b599daa5437867adc7949dac6833318b61d336587da5ea0a525457d");
+  EXPECT_EQ(Sha256Hex(meta.body),
+            "b43144919b599daa5437867adc7949dac6833318b61d336587da5ea0a525457d");
   EXPECT_TRUE(absl::StrContains(meta.Header("Content-Disposition"), "attachment"));
 
   WebResponse exported =
@@ -311,7 +325,8 @@ TEST_F(WebPagesTest, DownloadsAreTheStoredMetaAndTheServersFilteredExport) {
   EXPECT_EQ(exported.body, expected) << "the same bytes mgreg graph writes";
   EXPECT_NE(exported.body, meta.body);
 
-  WebResponse missing = HttpGet(port_, "/file?model=tfx&step=1000&name=data-00009-of-00010");
+  WebResponse missing =
+      HttpGet(port_, "/file?model=tfx&step=1000&name=data-00009-of-00010");
   EXPECT_EQ(missing.status, 404);
   WebResponse bad_scope = HttpGet(port_, "/graph?model=tfx&step=5&format=json");
   EXPECT_EQ(bad_scope.status, 404);
@@ -343,7 +358,8 @@ TEST_F(WebPagesTest, EventsAfterARevisionHoldANewCommitAndAliasMove) {
   EXPECT_EQ(Field(after, "revision").number_value(), revision + 2);
 
   WebResponse html = HttpGet(port_, "/events");
-  EXPECT_TRUE(absl::StrContains(html.body, absl::StrCat("data-revision=\"", revision + 2, "\"")));
+  EXPECT_TRUE(
+      absl::StrContains(html.body, absl::StrCat("data-revision=\"", revision + 2, "\"")));
   EXPECT_EQ(HttpGet(port_, "/events?since=abc").status, 400);
 }
 
@@ -397,16 +413,18 @@ TEST_F(WebPagesTest, WithTokensPagesNeedAReadTokenAndShowOnlyItsModels) {
   EXPECT_EQ(HttpGet(port_, "/file?model=team-a/resnet&step=1000&name=meta").status, 401);
   EXPECT_EQ(HttpGet(port_, "/?format=json", {"Authorization: Bearer wrong"}).status, 401);
 
-  const std::vector<std::string> team_a = {absl::StrCat("Authorization: Bearer ", kTeamAToken)};
+  const std::vector<std::string> team_a = {
+      absl::StrCat("Authorization: Bearer ", kTeamAToken)};
   Struct models = Json("/?format=json", team_a);
   ASSERT_EQ(Field(models, "models").list_value().values_size(), 1);
-  EXPECT_EQ(
-      Field(Field(models, "models").list_value().values(0).struct_value(), "name").string_value(),
-      "team-a/resnet");
+  EXPECT_EQ(Field(Field(models, "models").list_value().values(0).struct_value(), "name")
+                .string_value(),
+            "team-a/resnet");
   EXPECT_EQ(HttpGet(port_, "/model?name=team-a/resnet", team_a).status, 200);
   EXPECT_EQ(HttpGet(port_, "/model?name=team-b/bert", team_a).status, 403);
   EXPECT_EQ(HttpGet(port_, "/step?model=team-b/bert&step=1000", team_a).status, 403);
-  EXPECT_EQ(HttpGet(port_, "/file?model=team-b/bert&step=1000&name=meta", team_a).status, 403);
+  EXPECT_EQ(HttpGet(port_, "/file?model=team-b/bert&step=1000&name=meta", team_a).status,
+            403);
   Struct events = Json("/events?format=json&since=0", team_a);
   for (const Value& e : Field(events, "events").list_value().values()) {
     EXPECT_EQ(Field(e.struct_value(), "model").string_value(), "team-a/resnet");
@@ -418,7 +436,8 @@ TEST_F(WebPagesTest, LoginSetsAnHttpOnlyCookieThatOpensThePages) {
   MGREG_REQUIRE_TESTDATA();
   Start(/*with_tokens=*/true);
   Push("team-a/resnet", 1000);
-  const std::vector<std::string> form = {"Content-Type: application/x-www-form-urlencoded"};
+  const std::vector<std::string> form = {
+      "Content-Type: application/x-www-form-urlencoded"};
 
   WebResponse wrong = HttpRequest(port_, "POST", "/login", form, "token=nope&next=%2F");
   EXPECT_EQ(wrong.status, 401);
@@ -440,8 +459,9 @@ TEST_F(WebPagesTest, LoginSetsAnHttpOnlyCookieThatOpensThePages) {
   EXPECT_TRUE(absl::StrContains(page.body, "action=\"/logout\""));
 
   // Only local paths are followed after a login.
-  WebResponse away = HttpRequest(port_, "POST", "/login", form,
-                                 absl::StrCat("token=", kTeamAToken, "&next=//evil.example/"));
+  WebResponse away =
+      HttpRequest(port_, "POST", "/login", form,
+                  absl::StrCat("token=", kTeamAToken, "&next=//evil.example/"));
   EXPECT_EQ(away.Header("Location"), "/");
   WebResponse out = HttpRequest(port_, "POST", "/logout", {}, "");
   EXPECT_EQ(out.status, 303);
