@@ -129,6 +129,14 @@ TEST_F(WebPagesTest, ModelsPageListsEachModelWithItsLatestStepAndFiltersByPrefix
   EXPECT_EQ(Field(Field(b, "models").list_value().values(0).struct_value(), "name")
                 .string_value(),
             "team-b/bert");
+  // The page token of one prefix's listing is refused for another.
+  Struct first_a = Json("/?format=json&page_size=1&prefix=team-");
+  const std::string token_a = Field(first_a, "next_page_token").string_value();
+  ASSERT_FALSE(token_a.empty());
+  EXPECT_EQ(HttpGet(port_, "/?format=json&page_size=1&prefix=team-b/&page_token=" + token_a)
+                .status,
+            400);
+  EXPECT_EQ(HttpGet(port_, "/?format=json&prefix=team%FF").status, 400);
   Struct none = Json("/?format=json&prefix=team-c");
   EXPECT_EQ(Field(none, "models").list_value().values_size(), 0);
 }
