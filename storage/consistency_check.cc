@@ -4,9 +4,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
-#include "storage/commit_plan.h"
+#include "storage/planner.h"
 
 namespace mgreg::storage_internal {
+
+using planner::ChunkName;
+using planner::HasSettings;
+using planner::StepName;
 
 void ConsistencyCheck::AddModel(const storage::ModelRecord& model) {
   if (!models_.emplace(model.name(), model).second) {
@@ -63,6 +67,18 @@ void ConsistencyCheck::AddChunkBytes(absl::string_view sha256_raw,
 
 void ConsistencyCheck::AddHeld(absl::string_view sha256_raw) {
   chunks_[std::string(sha256_raw)].held = true;
+}
+
+void ConsistencyCheck::AddStagedMark(absl::string_view sha256_raw) {
+  chunks_[std::string(sha256_raw)].staged_mark = true;
+}
+
+void ConsistencyCheck::AddServedHead(const Head& head) { served_head_ = head; }
+
+void ConsistencyCheck::AddServedModel(
+    const storage::ModelRecord& model,
+    const std::optional<storage::CheckpointRecord>& latest) {
+  served_models_[model.name()] = Served{model, latest};
 }
 
 void ConsistencyCheck::AddEvent(const storage::Event& event) {
@@ -152,6 +168,12 @@ CheckReport ConsistencyCheck::Finish() {
                                 "(leaked)"));
       }
     }
+    if (c.staged_mark && c.stored_refs.has_value()) {
+      AddProblem(absl::StrCat("chunk ", name, " is committed but still marked as staged"));
+    } else if (c.staged_mark && !c.held) {
+      AddProblem(
+          absl::StrCat("chunk ", name, " is marked as staged but no open upload holds it"));
+    }
     if (c.bytes_size.has_value()) {
       ++report.chunks;
       report.chunk_bytes += static_cast<int64_t>(*c.bytes_size);
@@ -214,8 +236,57 @@ CheckReport ConsistencyCheck::Finish() {
   report.blobs = static_cast<int64_t>(blobs_.size());
   report.events = static_cast<int64_t>(event_revisions_.size());
   report.revision = revision_;
+  CheckServed(report);
   report.problems = std::move(problems_);
   return report;
+}
+
+// What the backend serves from memory against what it stores.
+void ConsistencyCheck::CheckServed(const CheckReport& report) {
+  for (const auto& [name, served] : served_models_) {
+    auto m = models_.find(name);
+    if (m == models_.end()) {
+      AddProblem(absl::StrCat("the store serves model '", name,
+                              "' which has no stored record"));
+    } else if (m->second.latest_step() != served.model.latest_step() ||
+               m->second.checkpoint_count() != served.model.checkpoint_count()) {
+      AddProblem(absl::StrCat("the store serves model '", name,
+                              "' with a latest step or count other than stored"));
+    } else if (served.model.checkpoint_count() > 0 &&
+               (!served.latest.has_value() ||
+                served.latest->step() != served.model.latest_step())) {
+      AddProblem(absl::StrCat("the store serves a latest step of model '", name,
+                              "' other than its record names"));
+    }
+  }
+  if (!served_head_.has_value()) return;
+  for (const auto& [name, m] : models_) {
+    if (served_models_.find(name) == served_models_.end()) {
+      AddProblem(absl::StrCat("model '", name, "' is stored but not served"));
+    }
+  }
+  const Head& h = *served_head_;
+  if (h.revision != revision_) {
+    AddProblem(absl::StrCat("the store serves revision ", h.revision, " but has stored ",
+                            revision_));
+  }
+  int64_t listed = 0, chunks = 0, chunk_bytes = 0;
+  for (const auto& [name, steps] : steps_) listed += steps.empty() ? 0 : 1;
+  for (const auto& [raw, c] : chunks_) {
+    if (c.slots == 0) continue;
+    ++chunks;
+    chunk_bytes += c.slot_size.value_or(0);
+  }
+  auto compare = [&](absl::string_view what, int64_t served, int64_t counted) {
+    if (served == counted) return;
+    AddProblem(absl::StrCat("the store counts ", served, " ", what, " but holds ",
+                            counted));
+  };
+  compare("models with steps", h.models, listed);
+  compare("checkpoints", h.checkpoints, report.checkpoints);
+  compare("blobs", h.blobs, report.blobs);
+  compare("committed chunks", h.chunks, chunks);
+  compare("committed chunk bytes", h.chunk_bytes, chunk_bytes);
 }
 
 }  // namespace mgreg::storage_internal

@@ -1,16 +1,17 @@
-#include "storage/commit_plan.h"
-
+// The planner's checks of requests, and the contract's errors of reads and bad bytes
+// (storage/planner.h). The mutation plans are in planner.cc.
 #include <algorithm>
+#include <filesystem>
+#include <system_error>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/time/clock.h"
 #include "common/names.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "storage/planner.h"
 
-namespace mgreg::storage_internal {
+namespace mgreg::planner {
 
 absl::Status ValidateChunkRef(const storage::ChunkRef& ref) {
   if (ref.sha256().size() != 32) {
@@ -41,9 +42,7 @@ absl::Status ValidateChunkData(const storage::ChunkRef& ref, absl::string_view d
   return absl::OkStatus();
 }
 
-absl::Status ValidateCommitRequest(
-    const CommitRequest& request,
-    absl::flat_hash_map<std::string, const storage::BlobRecord*>* new_blobs) {
+absl::Status ValidateCommitRequest(const CommitRequest& request, NewBlobs* new_blobs) {
   const storage::CheckpointRecord& record = request.record;
   RETURN_IF_ERROR(ValidateModelName(record.model()));
   RETURN_IF_ERROR(ValidateStep(record.step()));
@@ -132,49 +131,34 @@ std::string ChunkName(absl::string_view sha256_raw) {
   return BytesToHex(sha256_raw.substr(0, 8));
 }
 
-int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
 
 bool HasSettings(const storage::ModelRecord& model) {
   return model.has_retention() || !model.aliases().empty();
 }
 
-storage::Event MakeEvent(storage::Event::Type type, absl::string_view model, int64_t step,
-                         absl::string_view alias, int64_t time_micros) {
-  storage::Event e;
-  e.set_type(type);
-  e.set_model(std::string(model));
-  e.set_step(step);
-  e.set_alias(std::string(alias));
-  e.set_time_micros(time_micros);
-  return e;
-}
 
-absl::Status CheckNoAliasNames(const storage::ModelRecord& model, int64_t step) {
-  std::vector<std::string> names;
-  for (const auto& [alias, target] : model.aliases()) {
-    if (target == step) names.push_back(absl::StrCat("'", alias, "'"));
+
+
+
+
+
+absl::Status ValidateBackupDir(const std::string& dir) {
+  if (dir.empty()) return absl::InvalidArgumentError("no backup directory given");
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("backup directory '", dir, "' exists; name a new directory"));
   }
-  if (names.empty()) return absl::OkStatus();
-  std::sort(names.begin(), names.end());
-  return absl::FailedPreconditionError(
-      absl::StrCat(StepName(model.name(), step), " is named by alias ",
-                   absl::StrJoin(names, ", "), "; move or remove the alias first"));
-}
-
-std::vector<int64_t> RetentionCandidates(const storage::ModelRecord& model,
-                                         const std::vector<int64_t>& delete_steps,
-                                         const std::vector<int64_t>& preserve_steps) {
-  absl::flat_hash_set<int64_t> keep(preserve_steps.begin(), preserve_steps.end());
-  for (const auto& [alias, target] : model.aliases()) keep.insert(target);
-  std::vector<int64_t> out;
-  for (int64_t step : delete_steps) {
-    if (!keep.contains(step)) out.push_back(step);
+  const std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+  if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the parent of backup directory '", dir, "' does not exist; create it first"));
   }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
+  return absl::OkStatus();
 }
 
+namespace {
+// OUT_OF_RANGE if an event after `after_revision` is older than `oldest_available`.
 absl::Status CheckEventsAvailable(int64_t after_revision, int64_t oldest_available) {
   if (after_revision >= oldest_available - 1) return absl::OkStatus();
   return absl::OutOfRangeError(absl::StrCat(
@@ -182,10 +166,71 @@ absl::Status CheckEventsAvailable(int64_t after_revision, int64_t oldest_availab
       " are no longer kept; the oldest still available is revision ", oldest_available,
       ": resume from revision ", oldest_available, " or re-list"));
 }
+}  // namespace
+
+absl::StatusOr<EventPage> CheckEventPage(int64_t after_revision, EventPage page) {
+  if (after_revision >= page.current_revision) {
+    page.events.clear();
+    return page;
+  }
+  RETURN_IF_ERROR(CheckEventsAvailable(after_revision, page.oldest_revision == 0
+                                                           ? page.current_revision + 1
+                                                           : page.oldest_revision));
+  // Events trimmed between the backend's reading of its head and of the events.
+  if (page.events.empty()) {
+    RETURN_IF_ERROR(CheckEventsAvailable(after_revision, page.current_revision + 1));
+  } else {
+    RETURN_IF_ERROR(CheckEventsAvailable(after_revision, page.events.front().revision()));
+  }
+  return page;
+}
+
+absl::Status StepNotFound(absl::string_view model, int64_t step) {
+  return absl::NotFoundError(absl::StrCat(StepName(model, step), " does not exist"));
+}
+
+absl::Status NoCommittedCheckpoint(absl::string_view model) {
+  return absl::NotFoundError(
+      absl::StrCat("model '", model, "' has no committed checkpoint"));
+}
 
 absl::Status UnknownModel(absl::string_view model) {
   return absl::NotFoundError(
       absl::StrCat("model '", model, "' has no checkpoints and no settings"));
 }
 
-}  // namespace mgreg::storage_internal
+absl::Status UnknownBlob(absl::string_view hex) {
+  return absl::NotFoundError(absl::StrCat("no stored file has digest ", hex));
+}
+
+absl::Status ChunkNotStored(absl::string_view raw) {
+  if (raw.size() != 32) {
+    return absl::NotFoundError("chunk digest is not 32 bytes; no such chunk");
+  }
+  return absl::NotFoundError(absl::StrCat("chunk ", ChunkName(raw), " is not stored"));
+}
+
+absl::Status ChunkToSend(absl::string_view raw) {
+  return absl::NotFoundError(
+      absl::StrCat("chunk ", ChunkName(raw), " is not stored; send its bytes"));
+}
+
+absl::Status ChunkSizeMismatch(absl::string_view raw, size_t stored, uint32_t expected) {
+  return absl::DataLossError(absl::StrCat("chunk ", ChunkName(raw), " has ", stored,
+                                          " bytes stored, expected ", expected));
+}
+
+absl::Status ForeignStagingArea() {
+  return absl::InvalidArgumentError("the staging area belongs to another store");
+}
+
+absl::Status RegistryBusy(absl::string_view what) {
+  return absl::AbortedError(absl::StrCat(
+      what, ": other writers of the store kept changing it meanwhile; retry"));
+}
+
+absl::Status CorruptRecord(absl::string_view what) {
+  return absl::InternalError(absl::StrCat("corrupt ", what, " record in the store"));
+}
+
+}  // namespace mgreg::planner

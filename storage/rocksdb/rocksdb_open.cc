@@ -1,0 +1,347 @@
+// Opening a RocksDB store: the conversion of RocksDB statuses, the key layout, the
+// engine options, and what the backend does at open (rocksdb_backend.h).
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "rocksdb/iterator.h"
+#include "rocksdb/options.h"
+#include "rocksdb/slice.h"
+#include "storage/backed_store.h"
+#include "storage/planner.h"
+#include "storage/rocksdb/rocksdb_backend.h"
+#include "storage/store.h"
+
+namespace mgreg {
+namespace rocks {
+
+using planner::CorruptRecord;
+using storage::ModelRecord;
+
+constexpr char kMetaFamily[] = "meta";
+constexpr char kChunkFamily[] = "chunks";
+
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  const std::string detail = s.ToString();
+  switch (s.code()) {
+    case rocksdb::Status::kOk:
+      return absl::OkStatus();
+    case rocksdb::Status::kNotFound:
+      return absl::NotFoundError(absl::StrCat(what, ": not found"));
+    case rocksdb::Status::kCorruption:
+      return absl::DataLossError(absl::StrCat(
+          what, ": stored data failed its checksum; restore the data dir from a backup (",
+          detail, ")"));
+    case rocksdb::Status::kIOError:
+      if (s.subcode() == rocksdb::Status::kNoSpace ||
+          s.subcode() == rocksdb::Status::kSpaceLimit) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "disk full while ", what,
+            "; free space in the data dir (writes resume once there is room; reads go "
+            "on meanwhile) (",
+            detail, ")"));
+      }
+      // RocksDB reports its LOCK file held as a plain IOError ("While lock file",
+      // "lock hold by current process").
+      if (absl::StrContains(detail, "lock file") ||
+          absl::StrContains(detail, "lock hold")) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            what, ": data dir in use by another process; stop it or use another dir (",
+            detail, ")"));
+      }
+      return absl::UnavailableError(absl::StrCat(
+          what, ": I/O error; check the disk and reopen the store (", detail, ")"));
+    case rocksdb::Status::kBusy:
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, ": data dir in use by another process (", detail, ")"));
+    case rocksdb::Status::kIncomplete:
+    case rocksdb::Status::kShutdownInProgress:
+    case rocksdb::Status::kTryAgain:
+      return absl::UnavailableError(absl::StrCat(
+          what, ": the store is shutting down or busy; retry (", detail, ")"));
+    case rocksdb::Status::kTimedOut:
+      return absl::DeadlineExceededError(
+          absl::StrCat(what, ": timed out (", detail, ")"));
+    case rocksdb::Status::kAborted:
+      return absl::AbortedError(absl::StrCat(what, ": aborted (", detail, ")"));
+    case rocksdb::Status::kCompactionTooLarge:
+      return absl::ResourceExhaustedError(
+          absl::StrCat(what, ": out of space for compaction (", detail, ")"));
+    case rocksdb::Status::kNotSupported:
+    case rocksdb::Status::kInvalidArgument:
+    case rocksdb::Status::kMergeInProgress:
+    case rocksdb::Status::kExpired:
+    case rocksdb::Status::kColumnFamilyDropped:
+      return absl::InternalError(
+          absl::StrCat(what, ": internal store error (", detail, ")"));
+    case rocksdb::Status::kMaxCode:
+      break;
+  }
+  return absl::UnknownError(absl::StrCat(what, ": ", detail));
+}
+
+// ---- Keys and values. ---------------------------------------------------------------
+void PutFixed64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutFixed32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+uint64_t GetFixed64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+uint32_t GetFixed32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+std::string CheckpointPrefix(absl::string_view model) {
+  std::string k;
+  k.reserve(model.size() + 10);
+  k.push_back('C');
+  k.append(model.data(), model.size());
+  k.push_back('\0');
+  return k;
+}
+std::string CheckpointKey(absl::string_view model, int64_t step) {
+  std::string k = CheckpointPrefix(model);
+  const uint64_t s = static_cast<uint64_t>(step);
+  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>(s >> (8 * i)));
+  return k;
+}
+std::string ModelKey(absl::string_view model) { return absl::StrCat("M", model); }
+std::string BlobKey(absl::string_view hex) { return absl::StrCat("B", hex); }
+std::string BlobRefKey(absl::string_view hex) { return absl::StrCat("b", hex); }
+std::string ChunkRefKey(absl::string_view raw) { return absl::StrCat("K", raw); }
+std::string StagedKey(absl::string_view raw) { return absl::StrCat("S", raw); }
+std::string EventKey(int64_t revision) {
+  std::string k(1, 'E');
+  const uint64_t r = static_cast<uint64_t>(revision);
+  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>(r >> (8 * i)));
+  return k;
+}
+int64_t EventKeyRevision(rocksdb::Slice key) {
+  uint64_t r = 0;
+  for (size_t i = 1; i < 9 && i < key.size(); ++i) {
+    r = (r << 8) | static_cast<unsigned char>(key[i]);
+  }
+  return static_cast<int64_t>(r);
+}
+
+rocksdb::DBOptions MakeDbOptions() {
+  rocksdb::DBOptions o;
+  o.create_if_missing = true;
+  o.create_missing_column_families = true;
+  o.max_background_jobs = 2;
+  // Spread the write-back of flushed files instead of one long fsync at the end.
+  o.bytes_per_sync = 4 << 20;
+  // Chunk writes bypass the WAL; the WAL carries only metadata and small chunks.
+  o.max_total_wal_size = 64 << 20;
+  o.keep_log_file_num = 4;
+  o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  return o;
+}
+
+rocksdb::ColumnFamilyOptions MakeMetaOptions() {
+  rocksdb::ColumnFamilyOptions o;
+  o.write_buffer_size = 16 << 20;
+  return o;
+}
+
+rocksdb::ColumnFamilyOptions MakeChunkOptions() {
+  rocksdb::ColumnFamilyOptions o;
+  // Chunk bytes pass through the memtable on their way to blob files: two 32 MiB
+  // buffers keep the server's RSS under 256 MiB while pushing (bench/memory_bench).
+  o.write_buffer_size = 32 << 20;
+  o.max_write_buffer_number = 2;
+  o.compression = rocksdb::kNoCompression;  // checkpoint floats do not compress
+  o.enable_blob_files = true;
+  o.min_blob_size = 1024;
+  o.blob_file_size = 256 << 20;
+  o.blob_compression_type = rocksdb::kNoCompression;
+  // No blob GC: it relocates live chunks of the oldest blob files in every compaction
+  // (measured: CRC and copy of the same bytes again, throughput halved). A blob file
+  // is still dropped once every chunk in it is deleted, which is how whole
+  // checkpoints age out.
+  o.enable_blob_garbage_collection = false;
+  return o;
+}
+
+absl::Status RocksBackend::Load(bool fresh) {
+  ASSIGN_OR_RETURN(std::optional<std::string> tag,
+                   GetMeta(kFormatKey, "opening the store"));
+  if (!tag.has_value()) {
+    if (!fresh) {
+      return absl::FailedPreconditionError(
+          "the data dir holds a RocksDB database that is not an mgreg store");
+    }
+    rocksdb::WriteBatch batch;
+    batch.Put(meta_, kFormatKey, kFormatTag);
+    PutFixed64(&tag.emplace(), 0);
+    batch.Put(meta_, kRevisionKey, *tag);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "creating the store"));
+  } else if (*tag != kFormatTag) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the data dir holds an mgreg store of format '", *tag,
+                     "'; this build reads '", kFormatTag, "'"));
+  }
+
+  absl::MutexLock state(&state_mu_);
+  ASSIGN_OR_RETURN(std::optional<std::string> rev,
+                   GetMeta(kRevisionKey, "opening the store"));
+  if (!rev.has_value() || rev->size() != 8) return CorruptRecord("revision");
+  head_.revision = static_cast<int64_t>(GetFixed64(rev->data()));
+
+  // Scans [prefix, prefix+1) of the meta family.
+  auto scan = [&](char prefix, auto&& fn) -> absl::Status {
+    const std::string lo(1, prefix), hi(1, static_cast<char>(prefix + 1));
+    rocksdb::Slice upper(hi);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
+    for (it->Seek(lo); it->Valid(); it->Next()) {
+      RETURN_IF_ERROR(fn(it->key(), it->value()));
+    }
+    return FromRocks(it->status(), "opening the store");
+  };
+
+  RETURN_IF_ERROR(
+      scan('M', [&](rocksdb::Slice key, rocksdb::Slice value) -> absl::Status {
+        ModelState m;
+        if (!m.model.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+          return CorruptRecord("model");
+        }
+        if (m.model.checkpoint_count() > 0) {
+          ASSIGN_OR_RETURN(std::optional<std::string> latest,
+                           GetMeta(CheckpointKey(m.model.name(), m.model.latest_step()),
+                                   "opening the store"));
+          if (!latest.has_value() || !m.latest.ParseFromString(*latest)) {
+            return CorruptRecord("latest checkpoint");
+          }
+          ++head_.models;
+        }
+        head_.checkpoints += m.model.checkpoint_count();
+        models_.emplace(key.ToString().substr(1), std::move(m));
+        return absl::OkStatus();
+      }));
+  RETURN_IF_ERROR(scan('b', [&](rocksdb::Slice, rocksdb::Slice) -> absl::Status {
+    ++head_.blobs;
+    return absl::OkStatus();
+  }));
+  RETURN_IF_ERROR(scan('K', [&](rocksdb::Slice, rocksdb::Slice value) -> absl::Status {
+    if (value.size() != 12) return CorruptRecord("chunk refcount");
+    ++head_.chunks;
+    head_.chunk_bytes += GetFixed32(value.data() + 8);
+    return absl::OkStatus();
+  }));
+
+  // The oldest retained event; trim to the window (it may have shrunk since the last
+  // open). Only the first key is read.
+  head_.oldest_event = head_.revision + 1;
+  {
+    const std::string lo(1, 'E'), hi(1, 'F');
+    rocksdb::Slice upper(hi);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_));
+    it->Seek(lo);
+    if (it->Valid()) head_.oldest_event = EventKeyRevision(it->key());
+    RETURN_IF_ERROR(FromRocks(it->status(), "opening the store"));
+  }
+  if (head_.oldest_event > head_.revision + 1) return CorruptRecord("event");
+  if (head_.revision - head_.oldest_event + 1 > options_.event_window) {
+    rocksdb::WriteBatch trim;
+    for (; head_.oldest_event <= head_.revision - options_.event_window; ++head_.oldest_event) {
+      trim.Delete(meta_, EventKey(head_.oldest_event));
+    }
+    // Not synced: if lost, the next open trims again.
+    RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &trim),
+                              "trimming the event log to its window"));
+  }
+
+  // Collect the chunks of uploads that were never committed.
+  rocksdb::WriteBatch gc;
+  RETURN_IF_ERROR(scan('S', [&](rocksdb::Slice key, rocksdb::Slice) -> absl::Status {
+    const std::string raw = key.ToString().substr(1);
+    ASSIGN_OR_RETURN(ChunkEntry refs, GetChunkRefs(raw));
+    if (refs.refs == 0) gc.Delete(chunks_, raw);
+    gc.Delete(meta_, key);
+    return absl::OkStatus();
+  }));
+  if (gc.Count() > 0) {
+    RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &gc),
+                              "collecting chunks of aborted uploads"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace rocks
+
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(
+    const RocksDbStoreOptions& options) {
+  namespace fs = std::filesystem;
+  if (options.path.empty()) {
+    return absl::InvalidArgumentError("the store needs a data dir path; none was given");
+  }
+  std::error_code ec;
+  fs::create_directories(options.path, ec);
+  if (ec || !fs::is_directory(options.path, ec)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot use '", options.path,
+                     "' as the data dir: ", ec ? ec.message() : "not a directory"));
+  }
+  const bool fresh = fs::is_empty(options.path, ec);
+  if (!fresh) {
+    if (!fs::exists(fs::path(options.path) / "CURRENT", ec)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("'", options.path,
+                       "' is not empty and is not an mgreg store; give an empty or "
+                       "new directory"));
+    }
+    std::vector<std::string> families;
+    RETURN_IF_ERROR(rocks::FromRocks(
+        rocksdb::DB::ListColumnFamilies(rocks::MakeDbOptions(), options.path, &families),
+        "opening the store"));
+    for (const char* want : {rocks::kMetaFamily, rocks::kChunkFamily}) {
+      if (std::find(families.begin(), families.end(), want) == families.end()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "'", options.path, "' holds a RocksDB database that is not an mgreg store"));
+      }
+    }
+  }
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {rocks::kMetaFamily, rocks::MakeMetaOptions()},
+      {rocks::kChunkFamily, rocks::MakeChunkOptions()},
+  };
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::DBOptions db_options = rocks::MakeDbOptions();
+  if (options.env != nullptr) db_options.env = options.env.get();
+  RETURN_IF_ERROR(
+      rocks::FromRocks(rocksdb::DB::Open(db_options, options.path, cfs, &handles, &raw),
+                absl::StrCat("opening the store in '", options.path, "'")));
+  rocks::RocksOptions rocks_options;
+  rocks_options.sync = options.sync_commits;
+  rocks_options.event_window = options.event_window;
+  rocks_options.min_free_bytes = options.min_free_bytes;
+  auto backend = std::make_shared<rocks::RocksBackend>(
+      options.env, std::unique_ptr<rocksdb::DB>(raw), std::move(handles), rocks_options);
+  RETURN_IF_ERROR(backend->Load(fresh));
+  return NewBackedStore(std::move(backend), options.event_window);
+}
+
+}  // namespace mgreg
