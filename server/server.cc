@@ -81,9 +81,8 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
     RocksDbStoreOptions store_options;
     store_options.path = options.data_dir;
     store_options.event_window = options.event_window;
-    store_options.env = options.store_env;
     store_options.min_free_bytes = options.min_free_bytes;
-    ASSIGN_OR_RETURN(server->store_, OpenRocksDbStore(store_options));
+    ASSIGN_OR_RETURN(server->store_, OpenRocksDbStore(store_options, options.store_env));
   }
   RegistryServiceOptions service_options = options.service;
   service_options.max_upload_bytes = options.limits.max_upload_bytes;

@@ -14,6 +14,7 @@
 #include "mgreg/config/v1/config.pb.h"
 #include "server/call_guard.h"
 #include "server/registry_service.h"
+#include "storage/rocksdb/rocksdb_open.h"
 #include "storage/store.h"
 
 namespace grpc {

@@ -47,10 +47,6 @@
 #include "absl/strings/string_view.h"
 #include "mgreg/storage/records.pb.h"
 
-namespace rocksdb {
-class Env;
-}  // namespace rocksdb
-
 namespace mgreg {
 
 // Chunks are at most this big; the service cuts files at fixed multiples of it.
@@ -306,9 +302,6 @@ struct RocksDbStoreOptions {
   // How many of the newest events to keep (at least 1; smaller values count as 1).
   // Reopening with a smaller window trims the excess at open.
   int64_t event_window = 100000;
-  // For tests: the Env RocksDB does its file I/O through (nullptr: the default). Fault
-  // injection (storage/fault_injection_store.h) passes one that fails writes and syncs.
-  std::shared_ptr<rocksdb::Env> env;
   // New chunk bytes are refused (RESOURCE_EXHAUSTED) while the data dir's file system
   // has less than this free, so that RocksDB's flushes, compactions and WAL always
   // find room; <= 0: no check. Commits of staged bytes, deletes and reads go on.

@@ -16,6 +16,7 @@
 #include "common/status_macros.h"
 #include "storage/backed_store.h"
 #include "storage/backend.h"
+#include "storage/memory/memory_backend.h"
 #include "storage/planner.h"
 #include "storage/store.h"
 
@@ -320,8 +321,10 @@ absl::StatusOr<bool> MemoryArea::HoldExistingChunk(const ChunkRef& ref) {
 
 }  // namespace
 
+std::shared_ptr<Backend> NewMemoryBackend() { return std::make_shared<MemoryBackend>(); }
+
 std::unique_ptr<Store> NewMemoryStore(const MemoryStoreOptions& options) {
-  return NewBackedStore(std::make_shared<MemoryBackend>(), options.event_window);
+  return NewBackedStore(NewMemoryBackend(), options.event_window);
 }
 
 std::unique_ptr<Store> NewMemoryStore() { return NewMemoryStore(MemoryStoreOptions{}); }

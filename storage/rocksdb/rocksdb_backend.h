@@ -231,7 +231,8 @@ class RocksBackend : public Backend,
   absl::Mutex failure_mu_;
   rocksdb::Status last_failure_ ABSL_GUARDED_BY(failure_mu_);
 
-  // The test Env, if any (RocksDbStoreOptions::env): outlives the database.
+  // The Env the store was opened on, if any (OpenRocksDbBackend): outlives the
+  // database.
   const std::shared_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;

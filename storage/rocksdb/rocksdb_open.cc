@@ -16,6 +16,7 @@
 #include "storage/backed_store.h"
 #include "storage/planner.h"
 #include "storage/rocksdb/rocksdb_backend.h"
+#include "storage/rocksdb/rocksdb_open.h"
 #include "storage/store.h"
 
 namespace mgreg {
@@ -289,8 +290,8 @@ absl::Status RocksBackend::Load(bool fresh) {
 
 }  // namespace rocks
 
-absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(
-    const RocksDbStoreOptions& options) {
+absl::StatusOr<std::shared_ptr<Backend>> OpenRocksDbBackend(
+    const RocksDbStoreOptions& options, std::shared_ptr<rocksdb::Env> env) {
   namespace fs = std::filesystem;
   if (options.path.empty()) {
     return absl::InvalidArgumentError("the store needs a data dir path; none was given");
@@ -330,7 +331,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::DBOptions db_options = rocks::MakeDbOptions();
-  if (options.env != nullptr) db_options.env = options.env.get();
+  if (env != nullptr) db_options.env = env.get();
   RETURN_IF_ERROR(
       rocks::FromRocks(rocksdb::DB::Open(db_options, options.path, cfs, &handles, &raw),
                 absl::StrCat("opening the store in '", options.path, "'")));
@@ -339,9 +340,22 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(
   rocks_options.event_window = options.event_window;
   rocks_options.min_free_bytes = options.min_free_bytes;
   auto backend = std::make_shared<rocks::RocksBackend>(
-      options.env, std::unique_ptr<rocksdb::DB>(raw), std::move(handles), rocks_options);
+      std::move(env), std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
+      rocks_options);
   RETURN_IF_ERROR(backend->Load(fresh));
+  return std::shared_ptr<Backend>(std::move(backend));
+}
+
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const RocksDbStoreOptions& options,
+                                                        std::shared_ptr<rocksdb::Env> env) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Backend> backend,
+                   OpenRocksDbBackend(options, std::move(env)));
   return NewBackedStore(std::move(backend), options.event_window);
+}
+
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(
+    const RocksDbStoreOptions& options) {
+  return OpenRocksDbStore(options, nullptr);
 }
 
 }  // namespace mgreg

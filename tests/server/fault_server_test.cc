@@ -10,7 +10,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "storage/fault_injection_store.h"
+#include "storage/testing/fault_injection_store.h"
 #include "tests/server/server_fixture.h"
 
 namespace mgreg::testing {

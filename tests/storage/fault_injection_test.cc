@@ -15,7 +15,8 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "storage/fault_injection_store.h"
+#include "storage/testing/fault_injection_store.h"
+#include "storage/rocksdb/rocksdb_open.h"
 #include "storage/store.h"
 #include "tests/storage/store_surgery.h"
 #include "tests/storage/store_test_util.h"
@@ -223,8 +224,7 @@ class DiskFaultTest : public ::testing::Test {
   std::unique_ptr<Store> Open() {
     RocksDbStoreOptions o;
     o.path = tmp_.Join("db");
-    o.env = fs_.env();
-    auto store = OpenRocksDbStore(o);
+    auto store = OpenRocksDbStore(o, fs_.env());
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? std::move(*store) : nullptr;
   }

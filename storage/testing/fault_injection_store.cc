@@ -1,4 +1,4 @@
-#include "storage/fault_injection_store.h"
+#include "storage/testing/fault_injection_store.h"
 
 #include <utility>
 

@@ -6,13 +6,13 @@
 //    (after: the operation happened but its caller sees it fail, as when a reply is
 //    lost).
 //  - FaultInjectionFileSystem is a file system for RocksDB (pass env() in
-//    RocksDbStoreOptions::env) that fails appends with "no space" once a byte budget is
+//    OpenRocksDbStore(options, env)) that fails appends with "no space" once a byte budget is
 //    spent, and syncs and reads of table and blob files with an I/O error on demand: a
 //    full or failing disk without mount privileges.
 //
 // Thread safety: every method may be called concurrently with the store's.
-#ifndef MGREG_STORAGE_FAULT_INJECTION_STORE_H_
-#define MGREG_STORAGE_FAULT_INJECTION_STORE_H_
+#ifndef MGREG_STORAGE_TESTING_FAULT_INJECTION_STORE_H_
+#define MGREG_STORAGE_TESTING_FAULT_INJECTION_STORE_H_
 
 #include <atomic>
 #include <cstdint>
@@ -23,6 +23,10 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "storage/store.h"
+
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
 
 namespace mgreg {
 
@@ -115,7 +119,8 @@ class FaultInjectionFileSystem {
   FaultInjectionFileSystem();
   ~FaultInjectionFileSystem();
 
-  // The Env to pass in RocksDbStoreOptions::env; it stays valid after this object.
+  // The Env to open the store on (OpenRocksDbStore(options, env), in
+  // storage/rocksdb/rocksdb_open.h); it stays valid after this object.
   std::shared_ptr<rocksdb::Env> env();
 
   // From now on, appends beyond `bytes` more bytes (in total, over every file) fail
@@ -138,4 +143,4 @@ class FaultInjectionFileSystem {
 
 }  // namespace mgreg
 
-#endif  // MGREG_STORAGE_FAULT_INJECTION_STORE_H_
+#endif  // MGREG_STORAGE_TESTING_FAULT_INJECTION_STORE_H_
