@@ -116,6 +116,8 @@ absl::Status ChunkNotStored(absl::string_view raw);
 absl::Status ChunkToSend(absl::string_view raw);
 // DATA_LOSS: a chunk's stored size is not the size its reference gives.
 absl::Status ChunkSizeMismatch(absl::string_view raw, size_t stored, uint32_t expected);
+// FAILED_PRECONDITION: Backup of a store whose engine (e.g. "in-memory") has no copy.
+absl::Status CannotBackUp(absl::string_view engine);
 // INVALID_ARGUMENT: Commit through a staging area of another store.
 absl::Status ForeignStagingArea();
 // ABORTED: other writers kept winning (a backend shared by several processes).

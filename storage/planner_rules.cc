@@ -220,6 +220,10 @@ absl::Status ChunkSizeMismatch(absl::string_view raw, size_t stored, uint32_t ex
                                           " bytes stored, expected ", expected));
 }
 
+absl::Status CannotBackUp(absl::string_view engine) {
+  return absl::FailedPreconditionError(absl::StrCat(engine, " store cannot be backed up"));
+}
+
 absl::Status ForeignStagingArea() {
   return absl::InvalidArgumentError("the staging area belongs to another store");
 }

@@ -259,7 +259,7 @@ class MemoryBackend : public Backend,
     return absl::OkStatus();
   }
   absl::Status Backup(const std::string& /*dir*/) override {
-    return absl::FailedPreconditionError("in-memory store cannot be backed up");
+    return planner::CannotBackUp("in-memory");
   }
 
   // For MemoryArea.
