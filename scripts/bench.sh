@@ -13,9 +13,12 @@ build_dir="${MGREG_BENCH_BUILD_DIR:-build-bench}"
 source_dir="${MGREG_BENCH_SOURCE_DIR:-.}"
 jobs="${MGREG_BENCH_JOBS:-2}"
 
+# The same ccache as every other tree (scripts/ccache-env.sh), so a bench tree of sources
+# already built elsewhere compiles from cache.
+source scripts/ccache-env.sh
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then
   cmake -S "$source_dir" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DMGREG_BUILD_TESTS=OFF >/dev/null
+    "${mgreg_ccache_args[@]}" -DMGREG_BUILD_TESTS=OFF >/dev/null
 fi
 # The known benchmarks first, then whatever other *_bench targets bench/ defines.
 known=(push_bench multiwriter_bench pull_bench latest_bench memory_bench storage_bench export_bench
