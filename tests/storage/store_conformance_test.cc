@@ -1,5 +1,6 @@
 // The Store contract (storage/store.h), checked against every implementation.
 #include <atomic>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <string>
@@ -11,6 +12,9 @@
 #include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "storage/store.h"
+#ifdef MGREG_WITH_RADOS
+#include "storage/rados/rados_store.h"
+#endif
 #include "tests/storage/store_test_util.h"
 #include "tests/test_util.h"
 
@@ -29,11 +33,14 @@ struct Backend {
   std::string name;
   std::function<std::unique_ptr<Store>(const std::string& dir, int64_t event_window)>
       open;
+  // Why this backend cannot run here ("" if it can); the test is skipped with it.
+  std::function<std::string()> unavailable = [] { return std::string(); };
 };
 
 class StoreConformanceTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
+    if (std::string why = GetParam().unavailable(); !why.empty()) GTEST_SKIP() << why;
     store_ = GetParam().open(dir_.Join("store"), 100000);
     ASSERT_NE(store_, nullptr);
   }
@@ -1094,7 +1101,33 @@ INSTANTIATE_TEST_SUITE_P(
                                 auto s = OpenRocksDbStore(o);
                                 EXPECT_TRUE(s.ok()) << s.status();
                                 return s.ok() ? std::move(*s) : nullptr;
-                              }}),
+                              }}
+#ifdef MGREG_WITH_RADOS
+                      ,
+                      // One RADOS namespace per store directory, in the pool `mgreg` of
+                      // the cluster scripts/test.sh runs (MGREG_TEST_CEPH_CONF).
+                      Backend{"rados",
+                              [](const std::string& dir,
+                                 int64_t event_window) -> std::unique_ptr<Store> {
+                                RadosStoreOptions o;
+                                o.ceph_conf = std::getenv("MGREG_TEST_CEPH_CONF");
+                                o.pool = "mgreg";
+                                o.rados_namespace = "ct" + dir;
+                                o.event_window = event_window;
+                                auto s = OpenRadosStore(o);
+                                EXPECT_TRUE(s.ok()) << s.status();
+                                return s.ok() ? std::move(*s) : nullptr;
+                              },
+                              [] {
+                                return std::getenv("MGREG_TEST_CEPH_CONF") != nullptr
+                                           ? std::string()
+                                           : std::string(
+                                                 "RADOS test SKIPPED: MGREG_TEST_CEPH_CONF "
+                                                 "is not set (scripts/test.sh starts a "
+                                                 "cluster; or scripts/ceph-dev.sh)");
+                              }}
+#endif
+                      ),
     [](const ::testing::TestParamInfo<Backend>& info) { return info.param.name; });
 
 }  // namespace

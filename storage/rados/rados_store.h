@@ -1,0 +1,41 @@
+// The Store on Ceph RADOS (librados): N mgreg-server processes on one pool share one
+// registry. The backend (storage/rados/rados_backend.cc) keeps the records and chunk
+// bytes in RADOS objects and applies the planner's transactions through a journal in the
+// `catalog` object (../shared/design/RADOS_STORE.md; README "Ceph RADOS store").
+#ifndef MGREG_STORAGE_RADOS_RADOS_STORE_H_
+#define MGREG_STORAGE_RADOS_RADOS_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "storage/store.h"
+
+namespace mgreg {
+
+struct RadosStoreOptions {
+  // The cluster's ceph.conf (mon_host, auth, keyring).
+  std::string ceph_conf;
+  // The RADOS user (client.<id>).
+  std::string user = "client.admin";
+  std::string pool = "mgreg";
+  // One registry per namespace; "" is the pool's default namespace.
+  std::string rados_namespace;
+  // How many of the newest events to keep (at least 1).
+  int64_t event_window = 100000;
+  // Connecting and each RADOS operation give up after this long (UNAVAILABLE).
+  int timeout_seconds = 30;
+};
+
+// Connects and opens (creating it in an empty namespace) the registry in
+// options.pool / options.rados_namespace.
+// Returns INVALID_ARGUMENT if ceph_conf or pool is empty.
+// Returns FAILED_PRECONDITION if the conf file cannot be read, the pool does not exist,
+//   or the namespace holds objects without mgreg's format marker (another program's).
+// Returns UNAVAILABLE if the cluster cannot be reached within timeout_seconds.
+absl::StatusOr<std::unique_ptr<Store>> OpenRadosStore(const RadosStoreOptions& options);
+
+}  // namespace mgreg
+
+#endif  // MGREG_STORAGE_RADOS_RADOS_STORE_H_
