@@ -150,7 +150,8 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
                             o.rados_namespace.empty()
                                 ? std::string()
                                 : absl::StrCat(" namespace '", o.rados_namespace, "'"),
-                            " of the Ceph cluster in ", o.ceph_conf)) {}
+                            " of the Ceph cluster in ", o.ceph_conf)),
+        test_stop_after_(o.test_stop_after) {}
   ~RadosBackend() override {
     io_.close();
     rados_.shutdown();
@@ -479,6 +480,7 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(deliver_mu_);
 
   const std::string where_;
+  const int test_stop_after_;
   librados::Rados rados_;
   librados::IoCtx io_;
   std::atomic<uint64_t> next_area_{0};
@@ -855,13 +857,20 @@ absl::StatusOr<ApplyResult> RadosBackend::Apply(const Transaction& txn,
   }
   if (r < 0) return Error(r, txn.what, kCatalog);
   // Decided: from here an error leaves it for the next writer (any process) to finish.
-  RETURN_IF_ERROR(ApplyObjects(t, &result.freed_bytes));
-  RETURN_IF_ERROR(Publish(t));
+  // The holds the transaction ends now belong to it: the area must not release them
+  // (and so free the chunks) if this apply fails; applying it removes them.
   if (area != nullptr) {
     for (const ChunkWrite& c : txn.chunks) {
       if (c.release_hold) area->Forget(c.raw);
     }
   }
+  const auto stopped = [&] {
+    return absl::UnavailableError(absl::StrCat(txn.what, ": stopped for a test"));
+  };
+  if (test_stop_after_ == 1) return stopped();
+  RETURN_IF_ERROR(ApplyObjects(t, &result.freed_bytes));
+  if (test_stop_after_ == 2) return stopped();
+  RETURN_IF_ERROR(Publish(t));
   absl::MutexLock lock(&deliver_mu_);
   RETURN_IF_ERROR(Deliver(txn.head_after.revision, &t));
   return result;

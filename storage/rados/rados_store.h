@@ -26,6 +26,10 @@ struct RadosStoreOptions {
   int64_t event_window = 100000;
   // Connecting and each RADOS operation give up after this long (UNAVAILABLE).
   int timeout_seconds = 30;
+  // For crash tests: Apply stops (returning UNAVAILABLE) as a writer that died there
+  // would: 1 right after deciding a transaction, 2 after applying it to the objects
+  // but before publishing it. The next write (from any process) must roll it forward.
+  int test_stop_after = 0;
 };
 
 // Connects and opens (creating it in an empty namespace) the registry in
