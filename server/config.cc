@@ -118,6 +118,14 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
     options->listen_address = config.listen();
   }
   if (!config.data_dir().empty()) options->data_dir = config.data_dir();
+  if (!config.store().empty()) options->store = config.store();
+  if (config.has_rados()) {
+    const cfg::RadosConfig& r = config.rados();
+    if (!r.ceph_conf().empty()) options->rados.ceph_conf = r.ceph_conf();
+    if (!r.pool().empty()) options->rados.pool = r.pool();
+    options->rados.rados_namespace = r.rados_namespace();
+    if (!r.user().empty()) options->rados.user = r.user();
+  }
   if (!config.metrics_listen().empty()) {
     if (config.metrics_listen().find(':') == std::string::npos) {
       return Invalid(at("metrics_listen"),

@@ -35,6 +35,14 @@ ABSL_FLAG(bool, insecure, false,
           "allow plaintext gRPC on a non-loopback address (no TLS configured)");
 ABSL_FLAG(bool, in_memory, false,
           "keep everything in memory; nothing survives a restart");
+ABSL_FLAG(std::string, store, "",
+          "rocksdb (default: --data-dir), memory, or rados (--ceph-conf, --rados-pool, "
+          "--rados-namespace): a Ceph pool any number of servers share");
+ABSL_FLAG(std::string, ceph_conf, "", "the Ceph cluster's ceph.conf (--store rados)");
+ABSL_FLAG(std::string, rados_pool, "", "RADOS pool (--store rados; default mgreg)");
+ABSL_FLAG(std::string, rados_namespace, "",
+          "RADOS namespace, one registry per namespace (--store rados; default none)");
+ABSL_FLAG(std::string, rados_user, "", "RADOS user (--store rados; default client.admin)");
 ABSL_FLAG(int, worker_threads, 0, "threads for commits, reads and exports (default 8)");
 ABSL_FLAG(absl::Duration, upload_ttl, absl::ZeroDuration(),
           "abort uploads idle for longer than this (default 1h)");
@@ -79,6 +87,13 @@ absl::Status BuildOptions(mgreg::ServerOptions* options) {
   }
   options->insecure = options->insecure || absl::GetFlag(FLAGS_insecure);
   options->in_memory = absl::GetFlag(FLAGS_in_memory);
+  if (auto v = absl::GetFlag(FLAGS_store); !v.empty()) options->store = v;
+  if (auto v = absl::GetFlag(FLAGS_ceph_conf); !v.empty()) options->rados.ceph_conf = v;
+  if (auto v = absl::GetFlag(FLAGS_rados_pool); !v.empty()) options->rados.pool = v;
+  if (auto v = absl::GetFlag(FLAGS_rados_namespace); !v.empty()) {
+    options->rados.rados_namespace = v;
+  }
+  if (auto v = absl::GetFlag(FLAGS_rados_user); !v.empty()) options->rados.user = v;
   if (int v = absl::GetFlag(FLAGS_worker_threads); v != 0) options->worker_threads = v;
   if (auto v = absl::GetFlag(FLAGS_upload_ttl); v != absl::ZeroDuration()) {
     options->service.upload_ttl = v;
@@ -108,6 +123,8 @@ std::string Describe(const mgreg::ServerOptions& o) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "mgreg-server [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
+      "             [--store rocksdb|memory|rados --ceph-conf FILE --rados-pool POOL\n"
+      "              --rados-namespace NS]\n"
       "             [--metrics-listen HOST:PORT] [--insecure] [--check-config]\n"
       "Serves the mgreg registry of TensorFlow checkpoints and MetaGraphs.");
   std::vector<std::string> args = KebabToSnakeFlags(argc, argv);
@@ -153,7 +170,15 @@ int main(int argc, char** argv) {
   // The ready line scripts and tests wait for; stdout, flushed. Nothing else goes to
   // stdout after it.
   std::string where =
-      options.in_memory ? "in memory" : absl::StrCat("data dir ", options.data_dir);
+      options.store == "rados"
+          ? absl::StrCat("RADOS pool ", options.rados.pool,
+                         options.rados.rados_namespace.empty()
+                             ? std::string()
+                             : absl::StrCat(" namespace ", options.rados.rados_namespace),
+                         " of ", options.rados.ceph_conf)
+      : options.in_memory || options.store == "memory"
+          ? std::string("in memory")
+          : absl::StrCat("data dir ", options.data_dir);
   if (!(*server)->metrics_address().empty()) {
     absl::StrAppend(&where, "; metrics on http://", (*server)->metrics_address(),
                     "/metrics");

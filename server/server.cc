@@ -18,6 +18,9 @@
 #include "server/server_metrics.h"
 #include "server/thread_pool.h"
 #include "server/web/web_pages.h"
+#ifdef MGREG_WITH_RADOS
+#include "storage/rados/rados_store.h"
+#endif
 
 namespace mgreg {
 namespace {
@@ -59,6 +62,18 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
         ": configure tls (cert_file, key_file) in the config file, listen on 127.0.0.1, "
         "or pass --insecure"));
   }
+  if (options.store != "rocksdb" && options.store != "memory" && options.store != "rados") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown store '", options.store, "': use rocksdb, memory or rados"));
+  }
+  if (options.store == "rados" && options.rados.ceph_conf.empty()) {
+    return absl::InvalidArgumentError(
+        "the rados store needs the cluster's configuration: --ceph-conf FILE (or "
+        "rados { ceph_conf: ... } in the config file)");
+  }
+  if (options.store == "rados" && options.rados.pool.empty()) {
+    return absl::InvalidArgumentError("--rados-pool must not be empty");
+  }
   if (options.worker_threads < 1) {
     return absl::InvalidArgumentError("worker threads must be at least 1");
   }
@@ -73,7 +88,21 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
   ASSIGN_OR_RETURN(Authorizer authorizer, Authorizer::Create(options.tokens));
   server->authorizer_ = std::make_unique<Authorizer>(std::move(authorizer));
 
-  if (options.in_memory) {
+  if (options.store == "rados") {
+#ifdef MGREG_WITH_RADOS
+    RadosStoreOptions store_options;
+    store_options.ceph_conf = options.rados.ceph_conf;
+    store_options.pool = options.rados.pool;
+    store_options.rados_namespace = options.rados.rados_namespace;
+    store_options.user = options.rados.user;
+    store_options.event_window = options.event_window;
+    ASSIGN_OR_RETURN(server->store_, OpenRadosStore(store_options));
+#else
+    return absl::FailedPreconditionError(
+        "this mgreg-server was built without the RADOS store (MGREG_WITH_RADOS=OFF: "
+        "librados-dev and libradospp-dev were missing)");
+#endif
+  } else if (options.in_memory || options.store == "memory") {
     MemoryStoreOptions store_options;
     store_options.event_window = options.event_window;
     server->store_ = NewMemoryStore(store_options);

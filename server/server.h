@@ -58,6 +58,15 @@ struct ServerOptions {
   std::string data_dir = "./data";
   // Keep everything in memory (tests, demos): nothing survives a restart.
   bool in_memory = false;
+  // Where the registry lives: "rocksdb" (data_dir), "memory" (as in_memory) or "rados"
+  // (a Ceph pool shared by any number of servers; needs rados.ceph_conf).
+  std::string store = "rocksdb";
+  struct Rados {
+    std::string ceph_conf;
+    std::string pool = "mgreg";
+    std::string rados_namespace;
+    std::string user = "client.admin";
+  } rados;
   // Workers for blocking work (commits, reads, exports).
   int worker_threads = 8;
   // Largest gRPC message accepted or sent, in bytes.
