@@ -29,6 +29,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -40,6 +41,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "mgreg/storage/rados_records.pb.h"
@@ -153,8 +155,30 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
                             " of the Ceph cluster in ", o.ceph_conf)),
         test_stop_after_(o.test_stop_after) {}
   ~RadosBackend() override {
+    if (tailer_started_) {
+      {
+        absl::MutexLock lock(&tail_mu_);
+        stop_ = true;
+      }
+      tailer_.join();
+    }
+    if (watching_) io_.unwatch2(watch_handle_);
+    if (tailer_started_) rados_.watch_flush();  // librados crashes on an unconnected handle
     io_.close();
     rados_.shutdown();
+  }
+
+  // Other processes' writes: each writer notifies the catalog's watchers after it
+  // publishes; the tailer thread then hands the new events to the listener, in revision
+  // order. It also looks once a second, in case a notify was lost.
+  void StartTailer() {
+    watching_ = io_.watch3(kCatalog, &watch_handle_, &watch_ctx_, kWatchTimeoutSeconds) == 0;
+    tailer_ = std::thread([this] { Tail(); });
+    tailer_started_ = true;
+  }
+  void Wake() {
+    absl::MutexLock lock(&tail_mu_);
+    woken_ = true;
   }
 
   absl::Status Open(const RadosStoreOptions& o);
@@ -347,6 +371,7 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
 
   absl::StatusOr<ApplyResult> Apply(const Transaction& txn,
                                     BackendStagingArea* committing) override;
+  void Tail();
   void SetEventListener(std::function<void(const Event&)> listener) override {
     absl::MutexLock lock(&deliver_mu_);
     listener_ = std::move(listener);
@@ -432,6 +457,27 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
     Head head;
     std::optional<RadosTxn> pending;
   };
+  class CatalogWatch : public librados::WatchCtx2 {
+   public:
+    explicit CatalogWatch(RadosBackend* backend) : backend_(backend) {}
+    void handle_notify(uint64_t notify_id, uint64_t cookie, uint64_t,
+                       bufferlist&) override {
+      bufferlist empty;
+      backend_->io_.notify_ack(kCatalog, notify_id, cookie, empty);
+      backend_->Wake();
+    }
+    void handle_error(uint64_t, int) override {
+      absl::MutexLock lock(&backend_->tail_mu_);
+      backend_->rewatch_ = true;
+      backend_->woken_ = true;
+    }
+
+   private:
+    RadosBackend* const backend_;
+  };
+  static constexpr uint32_t kWatchTimeoutSeconds = 10;
+  // How long a writer waits for the other processes to take its notify.
+  static constexpr uint64_t kNotifyTimeoutMs = 250;
 
   template <typename T>
   absl::StatusOr<T> Parse(const bufferlist& bl, absl::string_view oid) const {
@@ -490,7 +536,41 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
   absl::Mutex deliver_mu_;
   std::function<void(const Event&)> listener_ ABSL_GUARDED_BY(deliver_mu_);
   int64_t delivered_ ABSL_GUARDED_BY(deliver_mu_) = 0;
+  CatalogWatch watch_ctx_{this};
+  uint64_t watch_handle_ = 0;
+  bool watching_ = false;  // set before the tailer starts; read by it and at the end
+  bool tailer_started_ = false;
+  absl::Mutex tail_mu_;
+  bool woken_ ABSL_GUARDED_BY(tail_mu_) = false;
+  bool rewatch_ ABSL_GUARDED_BY(tail_mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(tail_mu_) = false;
+  std::thread tailer_;
 };
+
+void RadosBackend::Tail() {
+  for (;;) {
+    bool rewatch = false;
+    {
+      absl::MutexLock lock(&tail_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(tail_mu_) {
+        return woken_ || stop_;
+      };
+      tail_mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(1));
+      if (stop_) return;
+      woken_ = false;
+      std::swap(rewatch, rewatch_);
+    }
+    if (rewatch) {  // the watch broke (the OSD restarted, or this process stalled)
+      if (watching_) io_.unwatch2(watch_handle_);
+      watching_ =
+          io_.watch3(kCatalog, &watch_handle_, &watch_ctx_, kWatchTimeoutSeconds) == 0;
+    }
+    absl::StatusOr<std::optional<RadosHead>> head = ReadCatalogRecord<RadosHead>("head");
+    if (!head.ok() || !head->has_value()) continue;  // the next look retries
+    absl::MutexLock lock(&deliver_mu_);
+    if ((*head)->revision() > delivered_) Deliver((*head)->revision(), nullptr).IgnoreError();
+  }
+}
 
 RadosArea::~RadosArea() {
   for (const std::string& raw : held_) {
@@ -580,8 +660,11 @@ absl::Status RadosBackend::Open(const RadosStoreOptions& o) {
     if (r != 0 && r != -EEXIST) return Error(r, "creating the catalog", kCatalog);
   }
   ASSIGN_OR_RETURN(Head head, ReadHead());
-  absl::MutexLock lock(&deliver_mu_);
-  delivered_ = head.revision;
+  {
+    absl::MutexLock lock(&deliver_mu_);
+    delivered_ = head.revision;
+  }
+  StartTailer();
   return absl::OkStatus();
 }
 
@@ -871,8 +954,16 @@ absl::StatusOr<ApplyResult> RadosBackend::Apply(const Transaction& txn,
   RETURN_IF_ERROR(ApplyObjects(t, &result.freed_bytes));
   if (test_stop_after_ == 2) return stopped();
   RETURN_IF_ERROR(Publish(t));
-  absl::MutexLock lock(&deliver_mu_);
-  RETURN_IF_ERROR(Deliver(txn.head_after.revision, &t));
+  {
+    absl::MutexLock lock(&deliver_mu_);
+    RETURN_IF_ERROR(Deliver(txn.head_after.revision, &t));
+  }
+  if (!txn.events.empty()) {
+    // Other processes' watchers ack at once and then read the events themselves; a
+    // process that died holds this up to kNotifyTimeoutMs until its watch expires.
+    bufferlist none;
+    io_.notify2(kCatalog, none, kNotifyTimeoutMs, nullptr);
+  }
   return result;
 }
 

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/rados/rados_store.h"
@@ -156,6 +157,14 @@ TEST(RadosStoreTest, TwoStoresOnOneNamespaceServeEachOthersStepsAndEvents) {
   EXPECT_EQ(on_b->step(), 1);
   auto blob = b->GetBlob(pushed->record.files(0).sha256());
   ASSERT_TRUE(blob.ok()) << blob.status();
+  {
+    // B hears A's commit without writing itself (A notifies the catalog's watchers).
+    absl::MutexLock l(&mu);
+    auto heard = [&] { return !heard_b.empty(); };
+    EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&heard), absl::Seconds(5)))
+        << "B's listener did not hear A's commit";
+    EXPECT_EQ(heard_b, std::vector<int64_t>{1});
+  }
 
   // Concurrent writers through both stores, on one model and on their own.
   constexpr int kSteps = 15;
@@ -186,7 +195,7 @@ TEST(RadosStoreTest, TwoStoresOnOneNamespaceServeEachOthersStepsAndEvents) {
   t3.join();
   ASSERT_EQ(failures.load(), 0);
   RecordProperty("aborted_pushes", aborted.load());
-  // One more write through each, so each has caught up with the other's events.
+  // One more write through each; each has caught up with the other's events by then.
   ASSERT_TRUE(a->SetAlias("m", "prod", 1).ok());
   ASSERT_TRUE(b->SetAlias("m", "canary", 1).ok());
 
@@ -204,16 +213,22 @@ TEST(RadosStoreTest, TwoStoresOnOneNamespaceServeEachOthersStepsAndEvents) {
   ASSERT_TRUE(events.ok());
   ASSERT_EQ(events->events.size(), static_cast<size_t>(last));
   for (int64_t i = 0; i < last; ++i) EXPECT_EQ(events->events[i].revision(), i + 1);
-  absl::MutexLock l(&mu);
-  // Each store's listener heard every event up to its own last write, once, in order:
-  // its own and the other's.
-  for (const auto* heard : {&heard_a, &heard_b}) {
-    ASSERT_FALSE(heard->empty());
-    for (size_t i = 0; i < heard->size(); ++i) {
-      EXPECT_EQ((*heard)[i], static_cast<int64_t>(i) + 1);
+  {
+    absl::MutexLock l(&mu);
+    auto all_heard = [&] {
+      return heard_a.size() == static_cast<size_t>(last) &&
+             heard_b.size() == static_cast<size_t>(last);
+    };
+    EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all_heard), absl::Seconds(5)))
+        << "A heard " << heard_a.size() << ", B " << heard_b.size() << " of " << last;
+    // Each store's listener heard every event once, in revision order: its own and the
+    // other's.
+    for (const auto* heard : {&heard_a, &heard_b}) {
+      for (size_t i = 0; i < heard->size(); ++i) {
+        EXPECT_EQ((*heard)[i], static_cast<int64_t>(i) + 1);
+      }
     }
   }
-  EXPECT_EQ(heard_b.back(), last);
   ExpectClean(*a);
 }
 
