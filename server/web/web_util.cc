@@ -113,10 +113,10 @@ std::string FormatBytes(int64_t bytes) {
     v /= 1024;
     ++unit;
   }
-  return absl::StrFormat(v < 10    ? "%.2f %s"
-                         : v < 100 ? "%.1f %s"
-                                   : "%.0f %s",
-                         v, kUnits[unit]);
+  // Three significant digits. Each format is a literal: clang checks them at compile time.
+  if (v < 10) return absl::StrFormat("%.2f %s", v, kUnits[unit]);
+  if (v < 100) return absl::StrFormat("%.1f %s", v, kUnits[unit]);
+  return absl::StrFormat("%.0f %s", v, kUnits[unit]);
 }
 
 std::string FormatUtc(absl::Time t) {
