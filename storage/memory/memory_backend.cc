@@ -222,6 +222,7 @@ class MemoryBackend : public Backend,
     EventPage page;
     page.current_revision = head_.revision;
     page.oldest_revision = events_.empty() ? 0 : events_.front().revision();
+    if (after_revision >= page.current_revision) return page;  // also keeps +1 in range
     // Retained events have consecutive revisions.
     const int64_t first = std::max<int64_t>(after_revision + 1, page.oldest_revision);
     if (events_.empty() || first > page.current_revision) return page;
