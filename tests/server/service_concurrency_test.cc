@@ -8,6 +8,9 @@
 #include <memory>
 #include <string>
 #include <thread>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -151,6 +154,11 @@ TEST(ServiceConcurrencyTest, WritersReadersWatcherAndJanitorAtOnce) {
     }
   });
   for (int w = 0; w < kWriters; ++w) threads[w].join();
+  // The writers can finish before a reader completes one read (the whole run takes tens
+  // of milliseconds); keep the readers going until one has, bounded, so the check below
+  // is about reads failing, not about thread start-up order.
+  const absl::Time read_deadline = absl::Now() + absl::Seconds(10);
+  while (reads.load() == 0 && absl::Now() < read_deadline) std::this_thread::yield();
   done = true;
   for (size_t i = kWriters; i < threads.size(); ++i) threads[i].join();
   service.Unwatch(*sub);
