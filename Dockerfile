@@ -6,7 +6,7 @@
 #
 # Base images: Debian 12 from a registry by default. Where none can be pulled,
 # scripts/docker-test.sh builds one with debootstrap and passes it as both build args
-# (README "Docker and deploy/").
+# (docs/operations.md "Docker and deploy/").
 ARG BASE_IMAGE=debian:12
 ARG RUNTIME_BASE_IMAGE=debian:12-slim
 

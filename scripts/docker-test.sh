@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the project's Dockerfile with podman and tests the image as an operator would
-# (README "Docker and deploy/"): a Debian 12 base image made with debootstrap from the
+# (docs/operations.md "Docker and deploy/"): a Debian 12 base image made with debootstrap from the
 # mirror apt on this machine uses (no registry is reachable to pull one), the image
 # built on it, the container run with --network=host on 127.0.0.1 (ports picked by the
 # server), a real TensorFlow checkpoint pushed, read back with `latest` and restored

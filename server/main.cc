@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
   }
   if (options.tls.cert_pem.empty() && options.tokens.empty() && !options.insecure) {
     mgreg::LogWarning("no TLS and no tokens configured: serving on loopback only (",
-                      (*server)->address(), "); see README 'Security'");
+                      (*server)->address(), "); see docs/operations.md 'Security'");
   } else if (options.tls.cert_pem.empty() && options.insecure) {
     mgreg::LogWarning("--insecure: serving plaintext gRPC on ", (*server)->address(),
                       "; tokens travel unencrypted");

@@ -39,7 +39,7 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-// Stated bounds for the soak (README "Reliability").
+// Stated bounds for the soak (docs/reliability.md).
 constexpr int64_t kMaxRssBytes = 512ll << 20;
 constexpr int kMaxOpenFds = 256;
 // Growth from the first half of the soak to the second: RocksDB's memtables, caches

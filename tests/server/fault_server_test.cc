@@ -18,7 +18,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// Faults injected by the tests here, printed at the end (README "Reliability").
+// Faults injected by the tests here, printed at the end (docs/reliability.md).
 int64_t g_faults = 0;
 
 // A real server (ServerFixture) whose RocksDB store runs on a FaultInjectionFileSystem.

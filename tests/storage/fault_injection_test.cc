@@ -25,7 +25,7 @@
 namespace mgreg::testing {
 namespace {
 
-// Faults injected by every test here, printed at the end (README "Reliability").
+// Faults injected by every test here, printed at the end (docs/reliability.md).
 int64_t g_faults = 0;
 
 void ExpectClean(Store& store) {
