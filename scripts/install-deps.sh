@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one list of system packages mgreg needs (Debian 12). Installs only what is missing.
-# Usage: scripts/install-deps.sh [build|test|all|runtime|hardening|rados|container]   (default: all)
+# Usage: scripts/install-deps.sh [build|test|all|runtime|hardening|rados|format|container]
+#   (default: all)
 #   runtime: only the shared libraries mgreg-server and mgreg need (the Docker image's
 #   runtime stage).
 #   container: what scripts/docker-test.sh needs to build and run the image.
@@ -38,6 +39,10 @@ rados_pkgs=(
 hardening_pkgs=(
   clang clang-14 libclang-rt-14-dev
 )
+# scripts/check-format.sh (the format stage of .ci/run): Debian 12's clang-format, version 14.
+format_pkgs=(
+  clang-format-14
+)
 # scripts/docker-test.sh: podman with runc (crun refuses this machine's hybrid cgroups),
 # debootstrap for the Debian 12 base image (no registry is reachable to pull one).
 container_pkgs=(
@@ -49,10 +54,11 @@ case "$mode" in
   build) pkgs=("${build_pkgs[@]}") ;;
   test|all) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${rados_pkgs[@]}") ;;
   rados) pkgs=("${rados_pkgs[@]}") ;;
+  format) pkgs=("${format_pkgs[@]}") ;;
   runtime) pkgs=("${runtime_pkgs[@]}") ;;
   hardening) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${hardening_pkgs[@]}") ;;
   container) pkgs=("${container_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|all|runtime|hardening|rados|container]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|all|runtime|hardening|rados|format|container]" >&2; exit 2 ;;
 esac
 
 missing=()
