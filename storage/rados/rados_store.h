@@ -1,5 +1,5 @@
 // The Store on Ceph RADOS (librados): N mgreg-server processes on one pool share one
-// registry. The backend (storage/rados/rados_backend.cc) keeps the records and chunk
+// registry. The backend (storage/rados/rados_backend.h) keeps the records and chunk
 // bytes in RADOS objects and applies the planner's transactions through a journal in the
 // `catalog` object (../shared/design/RADOS_STORE.md; README "Ceph RADOS store").
 #ifndef MGREG_STORAGE_RADOS_RADOS_STORE_H_

@@ -1,0 +1,263 @@
+// The RADOS backend (storage/backend.h) after ../shared/design/RADOS_STORE.md. Private
+// to storage/rados/; OpenRadosStore (rados_store.h) is the way in.
+//
+//   catalog     xattrs format, seq (transactions decided), applied (transactions done);
+//               omap head -> RadosHead, t -> the decided, not yet applied RadosTxn,
+//               e.<rev:020> -> Event, d.<model> -> ModelRecord, l.<model> -> latest step
+//   m.<model>   xattr lsn; omap s.<step:020> -> CheckpointRecord, r.<(max-step):020> ->
+//   ""
+//               (the first r. key after a step's is the next lower step)
+//   b.<hex>     data BlobRecord; xattrs refs, lsn (refs 0: removed, a tombstone keeping
+//   lsn) c.<hex>     data the chunk bytes; xattrs refs, lsn, size, h.<holder> per staging
+//   hold
+//
+// Apply: one guarded op on the catalog decides a transaction (seq == its version and no
+// other pending: else it is stale), storing it whole; then chunks and blobs going up,
+// the model's steps, blobs and chunks going down, each op guarded by the object's lsn
+// (an apply of transaction S runs only where lsn <= S, so a repeated one changes the
+// same values and a late one nothing); then one op on the catalog publishes the head,
+// events and model records and marks it applied. ReadHead rolls a pending transaction
+// forward (its writer may have died), so the planner always sees applied state.
+//
+// The code, by concern:
+//   rados_backend.cc  connecting, the format marker, reading records
+//   rados_txn.cc      deciding, applying, publishing and rolling forward transactions
+//   rados_chunks.cc   chunk bytes and staging holds
+//   rados_events.cc   the event log, the tailer and watch/notify
+//   rados_check.cc    the scan behind Store::Check
+#ifndef MGREG_STORAGE_RADOS_RADOS_BACKEND_H_
+#define MGREG_STORAGE_RADOS_RADOS_BACKEND_H_
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <rados/librados.hpp>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/status_macros.h"
+#include "mgreg/storage/rados_records.pb.h"
+#include "storage/backend.h"
+#include "storage/rados/rados_codec.h"
+#include "storage/rados/rados_store.h"
+
+namespace mgreg::rados {
+
+class RadosBackend;
+
+// One upload's holds: xattr `hold_` on every chunk it put or held.
+class RadosArea : public BackendStagingArea {
+ public:
+  RadosArea(std::shared_ptr<RadosBackend> backend, std::string hold)
+      : backend_(std::move(backend)), hold_(std::move(hold)) {}
+  ~RadosArea() override;
+
+  absl::Status PutChunk(const storage::ChunkRef& ref, absl::string_view data) override;
+  absl::StatusOr<bool> HoldExistingChunk(const storage::ChunkRef& ref) override;
+  bool Holds(absl::string_view raw) const override { return held_.contains(raw); }
+  absl::Status PrepareCommit(const std::vector<const storage::BlobRecord*>&) override {
+    return absl::OkStatus();  // PutChunk returned once the OSD had the bytes
+  }
+  const std::string& hold() const { return hold_; }
+  // The commit applying through this area ended its hold on `raw`.
+  void Forget(const std::string& raw);
+
+ private:
+  const std::shared_ptr<RadosBackend> backend_;
+  const std::string hold_;
+  absl::flat_hash_set<std::string> held_;
+};
+
+class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBackend> {
+ public:
+  explicit RadosBackend(const RadosStoreOptions& o);
+  ~RadosBackend() override;
+
+  // Connects, opens the pool and namespace, checks (or writes) the format marker, and
+  // starts the tailer.
+  absl::Status Open(const RadosStoreOptions& o);
+
+  // An error of a RADOS operation `what` on `oid`, for the caller.
+  absl::Status Error(int r, absl::string_view what, absl::string_view oid) const {
+    std::string msg =
+        absl::StrCat(what, " (object ", oid, " in ", where_, "): ", std::strerror(-r));
+    if (r == -ENOSPC || r == -EDQUOT) {
+      return absl::ResourceExhaustedError(absl::StrCat(msg, ": the pool is full"));
+    }
+    return absl::UnavailableError(msg);
+  }
+
+  // ---- Staging, for RadosArea (rados_chunks.cc). ----
+  std::string NewHold() {
+    return absl::StrCat("h.", rados_.get_instance_id(), ".", next_area_.fetch_add(1));
+  }
+  void Track(const std::string& raw, int delta);
+  absl::Status Put(const std::string& hold, const storage::ChunkRef& ref,
+                   absl::string_view data);
+  absl::StatusOr<bool> Hold(const std::string& hold, const storage::ChunkRef& ref);
+  // Ends `hold` on `raw`; removes the chunk if nothing references or holds it.
+  absl::Status Release(const std::string& hold, const std::string& raw);
+
+  // ---- Backend. ----
+  std::unique_ptr<BackendStagingArea> NewStagingArea() override {
+    return std::make_unique<RadosArea>(shared_from_this(), NewHold());
+  }
+  absl::Status ReadyToWrite() override { return absl::OkStatus(); }
+  absl::StatusOr<Head> ReadHead() override;
+  absl::StatusOr<std::optional<storage::ModelRecord>> ReadModel(
+      absl::string_view model) override {
+    return ReadCatalogRecord<storage::ModelRecord>(absl::StrCat("d.", model));
+  }
+  absl::StatusOr<std::optional<storage::CheckpointRecord>> ReadLatest(
+      absl::string_view model) override {
+    return ReadCatalogRecord<storage::CheckpointRecord>(absl::StrCat("l.", model));
+  }
+  absl::StatusOr<std::optional<storage::CheckpointRecord>> ReadCheckpoint(
+      absl::string_view model, int64_t step) override;
+  absl::StatusOr<std::optional<storage::CheckpointRecord>> ReadCheckpointBelow(
+      absl::string_view model, int64_t below) override;
+  absl::StatusOr<std::optional<BlobEntry>> ReadBlob(absl::string_view hex) override;
+  absl::StatusOr<ChunkEntry> ReadChunkEntry(absl::string_view raw) override;
+
+  absl::StatusOr<ApplyResult> Apply(const Transaction& txn,
+                                    BackendStagingArea* committing) override;
+  void SetEventListener(std::function<void(const storage::Event&)> listener) override {
+    absl::MutexLock lock(&deliver_mu_);
+    listener_ = std::move(listener);
+  }
+
+  absl::StatusOr<std::vector<storage::ModelRecord>> ListModels(
+      absl::string_view start_after, int limit) override;
+  absl::StatusOr<std::vector<storage::CheckpointRecord>> ListCheckpoints(
+      absl::string_view model, int64_t first, int limit) override;
+  absl::StatusOr<std::optional<std::string>> ReadChunkBytes(
+      absl::string_view raw) override;
+  absl::StatusOr<bool> HasChunk(absl::string_view raw) override;
+  absl::StatusOr<EventPage> ReadEvents(int64_t after_revision, int limit) override;
+  absl::Status EngineStats(StoreStats* stats) override;
+  absl::Status Scan(RecordSink* sink) override;
+  absl::Status Backup(const std::string&) override {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the RADOS store cannot be backed up by mgreg: back up ", where_,
+                     " with Ceph's tools (rados export)"));
+  }
+
+ private:
+  struct Catalog {
+    Head head;
+    std::optional<storage::rados::RadosTxn> pending;
+  };
+  // Other processes' writes: each writer notifies the catalog's watchers after it
+  // publishes; this wakes the tailer.
+  class CatalogWatch : public librados::WatchCtx2 {
+   public:
+    explicit CatalogWatch(RadosBackend* backend) : backend_(backend) {}
+    void handle_notify(uint64_t notify_id, uint64_t cookie, uint64_t,
+                       bufferlist&) override;
+    void handle_error(uint64_t, int) override;
+
+   private:
+    RadosBackend* const backend_;
+  };
+  static constexpr uint32_t kWatchTimeoutSeconds = 10;
+  // How long a writer waits for the other processes to take its notify.
+  static constexpr uint64_t kNotifyTimeoutMs = 250;
+
+  int Write(const std::string& oid, librados::ObjectWriteOperation* op, int flags = 0) {
+    return io_.operate(oid, op, flags);
+  }
+  // Reads xattrs (and the object version into *version); r < 0 on error.
+  int ReadAttrs(const std::string& oid, std::map<std::string, bufferlist>* attrs,
+                uint64_t* version = nullptr);
+  template <typename T>
+  absl::StatusOr<T> Parse(const bufferlist& bl, absl::string_view oid) const {
+    T t;
+    if (!t.ParseFromString(bl.to_str())) {
+      return absl::InternalError(
+          absl::StrCat("corrupt record in ", oid, " (", where_, ")"));
+    }
+    return t;
+  }
+  template <typename T>
+  absl::StatusOr<std::optional<T>> ReadCatalogRecord(const std::string& key) {
+    std::map<std::string, bufferlist> vals;
+    librados::ObjectReadOperation op;
+    int rv = 0;
+    op.omap_get_vals_by_keys({key}, &vals, &rv);
+    int r = io_.operate(kCatalog, &op, nullptr);
+    if (r < 0 || rv < 0) return Error(r < 0 ? r : rv, "reading the catalog", kCatalog);
+    auto it = vals.find(key);
+    if (it == vals.end()) return std::optional<T>();
+    ASSIGN_OR_RETURN(T t, Parse<T>(it->second, kCatalog));
+    return std::optional<T>(std::move(t));
+  }
+  // One page of omap values with `prefix` after `after`; NOT_FOUND if no object.
+  absl::Status OmapPage(const std::string& oid, const std::string& after,
+                        const std::string& prefix,
+                        std::map<std::string, bufferlist>* vals, bool* more);
+
+  // rados_txn.cc
+  absl::StatusOr<Catalog> ReadCatalog();
+  absl::Status RollForward(const storage::rados::RadosTxn& t);
+  // Applies t to the objects other than the catalog; adds the bytes it freed.
+  absl::Status ApplyObjects(const storage::rados::RadosTxn& t, int64_t* freed);
+  absl::Status Publish(const storage::rados::RadosTxn& t);
+  // A late apply of t whose object is gone is harmless only if t is already applied.
+  absl::StatusOr<bool> AppliedAlready(uint64_t seq);
+
+  // rados_chunks.cc
+  // Removes the chunk if no blob lists it and nothing holds it; returns bytes removed.
+  absl::StatusOr<int64_t> FreeChunk(const std::string& raw);
+
+  // rados_events.cc
+  // Starts watching the catalog and the tailer thread, which hands other processes'
+  // events to the listener in revision order (and looks once a second, in case a
+  // notify was lost).
+  void StartTailer();
+  void StopTailer();
+  void Wake();
+  void Tail();
+  // Calls the listener for events up to `revision` not delivered yet.
+  absl::Status Deliver(int64_t revision, const storage::rados::RadosTxn* own)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(deliver_mu_);
+  // Tells the other processes' watchers that events were published.
+  void NotifyWatchers();
+
+  const std::string where_;
+  const int test_stop_after_;
+  librados::Rados rados_;
+  librados::IoCtx io_;
+  std::atomic<uint64_t> next_area_{0};
+  absl::Mutex local_mu_;
+  // Chunks this process's open areas hold, with the number of areas holding each.
+  absl::flat_hash_map<std::string, int> local_holds_ ABSL_GUARDED_BY(local_mu_);
+  absl::Mutex deliver_mu_;
+  std::function<void(const storage::Event&)> listener_ ABSL_GUARDED_BY(deliver_mu_);
+  int64_t delivered_ ABSL_GUARDED_BY(deliver_mu_) = 0;
+  CatalogWatch watch_ctx_{this};
+  uint64_t watch_handle_ = 0;
+  bool watching_ = false;  // set before the tailer starts; read by it and at the end
+  bool tailer_started_ = false;
+  absl::Mutex tail_mu_;
+  bool woken_ ABSL_GUARDED_BY(tail_mu_) = false;
+  bool rewatch_ ABSL_GUARDED_BY(tail_mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(tail_mu_) = false;
+  std::thread tailer_;
+};
+
+}  // namespace mgreg::rados
+
+#endif  // MGREG_STORAGE_RADOS_RADOS_BACKEND_H_

@@ -1,0 +1,298 @@
+// The RADOS backend's transactions: decide one with a guarded op on the catalog, apply
+// it to the objects (each op guarded by the object's lsn, so a repeated or late apply
+// changes nothing), publish it, and roll forward one whose writer stopped
+// (storage/rados/rados_backend.h).
+#include <map>
+#include <set>
+#include <string>
+
+#include "storage/rados/rados_backend.h"
+
+namespace mgreg::rados {
+
+using storage::CheckpointRecord;
+using storage::Event;
+using storage::rados::RadosHead;
+using storage::rados::RadosTxn;
+
+absl::StatusOr<RadosBackend::Catalog> RadosBackend::ReadCatalog() {
+  std::map<std::string, bufferlist> attrs, vals;
+  librados::ObjectReadOperation op;
+  int r1 = 0, r2 = 0;
+  op.getxattrs(&attrs, &r1);
+  op.omap_get_vals_by_keys({"head", "t"}, &vals, &r2);
+  int r = io_.operate(kCatalog, &op, nullptr);
+  if (r < 0 || r1 < 0 || r2 < 0) {
+    return Error(r < 0 ? r : (r1 < 0 ? r1 : r2), "reading the catalog", kCatalog);
+  }
+  Catalog c;
+  const uint64_t seq = AttrU64(attrs, "seq"), applied = AttrU64(attrs, "applied");
+  auto h = vals.find("head");
+  if (h == vals.end()) return absl::InternalError(absl::StrCat("no head in ", where_));
+  ASSIGN_OR_RETURN(RadosHead head, Parse<RadosHead>(h->second, kCatalog));
+  c.head = FromProto(head);
+  c.head.version = seq;
+  if (seq > applied) {
+    auto t = vals.find("t");
+    if (t == vals.end()) {
+      return absl::InternalError(
+          absl::StrCat("transaction ", seq, " decided but not in ", where_));
+    }
+    ASSIGN_OR_RETURN(RadosTxn txn, Parse<RadosTxn>(t->second, kCatalog));
+    c.pending = std::move(txn);
+  }
+  return c;
+}
+
+absl::StatusOr<bool> RadosBackend::AppliedAlready(uint64_t seq) {
+  std::map<std::string, bufferlist> attrs;
+  int r = ReadAttrs(kCatalog, &attrs);
+  if (r < 0) return Error(r, "reading the catalog", kCatalog);
+  return AttrU64(attrs, "applied") >= seq;
+}
+
+absl::Status RadosBackend::ApplyObjects(const RadosTxn& t, int64_t* freed) {
+  const uint64_t s = t.seq();
+  // Guard: this object has seen no transaction after s.
+  auto guarded = [&](librados::ObjectWriteOperation* op) {
+    op->cmpxattr("lsn", LIBRADOS_CMPXATTR_OP_GT, s + 1);
+  };
+  // 0 done; 1 a later transaction already wrote the object or it is gone for good.
+  auto outcome = [&](int r, const std::string& oid, const char* what,
+                     bool missing_ok) -> absl::StatusOr<bool> {
+    if (r == 0) return false;
+    if (r == -ECANCELED) return true;
+    if (r == -ENOENT) {
+      if (missing_ok) return true;
+      ASSIGN_OR_RETURN(bool done, AppliedAlready(s));
+      if (done) return true;
+      return absl::InternalError(absl::StrCat(t.what(), ": ", what, " ", oid,
+                                              " is committed but gone from ", where_));
+    }
+    return Error(r, t.what(), oid);
+  };
+  for (const auto& c : t.chunks()) {  // up: the bytes first
+    if (c.refs_after() == 0) continue;
+    const std::string oid = ChunkObject(c.raw());
+    librados::ObjectWriteOperation op;
+    guarded(&op);
+    op.setxattr("refs", U64(c.refs_after()));
+    op.setxattr("lsn", U64(s));
+    if (c.release_hold() && !t.committing_hold().empty()) {
+      op.rmxattr(t.committing_hold().c_str());
+    }
+    RETURN_IF_ERROR(
+        outcome(Write(oid, &op, librados::OPERATION_FULL_FORCE), oid, "chunk", false)
+            .status());
+  }
+  for (const auto& b : t.blobs()) {  // up: then the blob records
+    if (b.refs_after() == 0) continue;
+    const std::string oid = BlobObject(b.hex());
+    for (int i = 0;; ++i) {
+      librados::ObjectWriteOperation op;
+      guarded(&op);
+      if (b.has_created()) op.write_full(Proto(b.created()));
+      op.setxattr("refs", U64(b.refs_after()));
+      op.setxattr("lsn", U64(s));
+      int r = Write(oid, &op, librados::OPERATION_FULL_FORCE);
+      if (r != -ENOENT || !b.has_created()) {
+        RETURN_IF_ERROR(outcome(r, oid, "blob", false).status());
+        break;
+      }
+      librados::ObjectWriteOperation create;
+      create.create(true);
+      create.write_full(Proto(b.created()));
+      create.setxattr("refs", U64(b.refs_after()));
+      create.setxattr("lsn", U64(s));
+      r = Write(oid, &create, librados::OPERATION_FULL_FORCE);
+      if (r == 0) break;
+      if (r != -EEXIST || i >= kRetries) return Error(r, t.what(), oid);
+    }
+  }
+  if (!t.model().empty() &&
+      (t.put_checkpoints_size() > 0 || t.removed_steps_size() > 0)) {
+    const std::string oid = ModelObject(t.model());
+    std::map<std::string, bufferlist> set;
+    std::set<std::string> rm;
+    for (int64_t step : t.removed_steps()) {
+      rm.insert(StepKey(step));
+      rm.insert(ReverseKey(step));
+    }
+    for (const CheckpointRecord& c : t.put_checkpoints()) {
+      rm.erase(StepKey(c.step()));
+      rm.erase(ReverseKey(c.step()));
+      set[StepKey(c.step())] = Proto(c);
+      set[ReverseKey(c.step())] = Bl("");
+    }
+    for (int i = 0;; ++i) {
+      librados::ObjectWriteOperation op;
+      guarded(&op);
+      if (!rm.empty()) op.omap_rm_keys(rm);
+      if (!set.empty()) op.omap_set(set);
+      op.setxattr("lsn", U64(s));
+      int r = Write(oid, &op, librados::OPERATION_FULL_FORCE);
+      if (r != -ENOENT) {
+        RETURN_IF_ERROR(outcome(r, oid, "model", false).status());
+        break;
+      }
+      // A guarded op fails on a missing object even after create() in the same op
+      // (design §2.3), so the model object is created on its own first.
+      librados::ObjectWriteOperation create;
+      create.create(false);
+      create.setxattr("lsn", U64(0));
+      r = Write(oid, &create, librados::OPERATION_FULL_FORCE);
+      if ((r != 0 && r != -EEXIST) || i >= kRetries) return Error(r, t.what(), oid);
+    }
+  }
+  for (const auto& b : t.blobs()) {  // down: blob records become tombstones
+    if (b.refs_after() != 0) continue;
+    const std::string oid = BlobObject(b.hex());
+    librados::ObjectWriteOperation op;
+    guarded(&op);
+    op.truncate(0);
+    op.setxattr("refs", U64(0));
+    op.setxattr("lsn", U64(s));
+    RETURN_IF_ERROR(
+        outcome(Write(oid, &op, librados::OPERATION_FULL_FORCE), oid, "blob", true)
+            .status());
+  }
+  for (const auto& c : t.chunks()) {  // down: then the bytes
+    if (c.refs_after() != 0) continue;
+    const std::string oid = ChunkObject(c.raw());
+    librados::ObjectWriteOperation op;
+    guarded(&op);
+    op.setxattr("refs", U64(0));
+    op.setxattr("lsn", U64(s));
+    if (c.release_hold() && !t.committing_hold().empty()) {
+      op.rmxattr(t.committing_hold().c_str());
+    }
+    ASSIGN_OR_RETURN(
+        bool skipped,
+        outcome(Write(oid, &op, librados::OPERATION_FULL_FORCE), oid, "chunk", true));
+    if (skipped) continue;
+    ASSIGN_OR_RETURN(int64_t bytes, FreeChunk(c.raw()));
+    *freed += bytes;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RadosBackend::Publish(const RadosTxn& t) {
+  const uint64_t s = t.seq();
+  librados::ObjectWriteOperation op;
+  op.cmpxattr("applied", LIBRADOS_CMPXATTR_OP_EQ, s - 1);
+  std::map<std::string, bufferlist> set;
+  std::set<std::string> rm = {"t"};
+  RadosHead head = t.head_after();
+  head.set_version(s);
+  set["head"] = Proto(head);
+  for (const Event& e : t.events()) {
+    // Events already beyond the window (more in one write than it holds) are not kept.
+    if (e.revision() >= t.head_after().oldest_event())
+      set[EventKey(e.revision())] = Proto(e);
+  }
+  for (int64_t rev = t.head_before().oldest_event(); rev < t.head_after().oldest_event();
+       ++rev) {
+    rm.insert(EventKey(rev));
+  }
+  if (!t.model().empty()) {
+    const std::string d = absl::StrCat("d.", t.model()),
+                      l = absl::StrCat("l.", t.model());
+    if (t.has_model_after()) {
+      set[d] = Proto(t.model_after());
+    } else {
+      rm.insert(d);
+    }
+    if (t.has_latest_after()) {
+      set[l] = Proto(t.latest_after());
+    } else {
+      rm.insert(l);
+    }
+  }
+  op.omap_rm_keys(rm);
+  op.omap_set(set);
+  op.setxattr("applied", U64(s));
+  int r = Write(kCatalog, &op, librados::OPERATION_FULL_FORCE);
+  if (r == -ECANCELED) {
+    ASSIGN_OR_RETURN(bool done, AppliedAlready(s));
+    if (done) return absl::OkStatus();
+  }
+  if (r < 0) return Error(r, t.what(), kCatalog);
+  return absl::OkStatus();
+}
+
+absl::Status RadosBackend::RollForward(const RadosTxn& t) {
+  int64_t freed = 0;
+  RETURN_IF_ERROR(ApplyObjects(t, &freed));
+  return Publish(t);
+}
+
+absl::StatusOr<ApplyResult> RadosBackend::Apply(const Transaction& txn,
+                                                BackendStagingArea* committing) {
+  RadosTxn t;
+  const uint64_t version = txn.head_before.version;
+  t.set_seq(version + 1);
+  t.set_what(txn.what);
+  *t.mutable_head_before() = ToProto(txn.head_before);
+  *t.mutable_head_after() = ToProto(txn.head_after);
+  t.set_model(txn.model);
+  if (txn.model_after.has_value()) *t.mutable_model_after() = *txn.model_after;
+  if (txn.latest_after.has_value()) *t.mutable_latest_after() = *txn.latest_after;
+  for (const CheckpointRecord& c : txn.put_checkpoints) *t.add_put_checkpoints() = c;
+  for (int64_t step : txn.removed_steps) t.add_removed_steps(step);
+  for (const BlobWrite& b : txn.blobs) {
+    auto* w = t.add_blobs();
+    w->set_hex(b.hex);
+    w->set_refs_after(b.refs_after);
+    if (b.created.has_value()) *w->mutable_created() = *b.created;
+  }
+  for (const ChunkWrite& c : txn.chunks) {
+    auto* w = t.add_chunks();
+    w->set_raw(c.raw);
+    w->set_size(c.size);
+    w->set_refs_after(c.refs_after);
+    w->set_release_hold(c.release_hold);
+  }
+  for (const Event& e : txn.events) *t.add_events() = e;
+  auto* area = static_cast<RadosArea*>(committing);
+  if (area != nullptr) t.set_committing_hold(area->hold());
+
+  // The decision: this transaction is next, or another process wrote first.
+  librados::ObjectWriteOperation decide;
+  decide.cmpxattr("seq", LIBRADOS_CMPXATTR_OP_EQ, version);
+  decide.cmpxattr("applied", LIBRADOS_CMPXATTR_OP_EQ, version);
+  decide.omap_set({{"t", Proto(t)}});
+  decide.setxattr("seq", U64(version + 1));
+  const bool adds_bytes = !txn.put_checkpoints.empty();
+  int r =
+      Write(kCatalog, &decide,
+            adds_bytes ? librados::OPERATION_FULL_TRY : librados::OPERATION_FULL_FORCE);
+  ApplyResult result;
+  if (r == -ECANCELED) {
+    result.stale = true;
+    return result;
+  }
+  if (r < 0) return Error(r, txn.what, kCatalog);
+  // Decided: from here an error leaves it for the next writer (any process) to finish.
+  // The holds the transaction ends now belong to it: the area must not release them
+  // (and so free the chunks) if this apply fails; applying it removes them.
+  if (area != nullptr) {
+    for (const ChunkWrite& c : txn.chunks) {
+      if (c.release_hold) area->Forget(c.raw);
+    }
+  }
+  const auto stopped = [&] {
+    return absl::UnavailableError(absl::StrCat(txn.what, ": stopped for a test"));
+  };
+  if (test_stop_after_ == 1) return stopped();
+  RETURN_IF_ERROR(ApplyObjects(t, &result.freed_bytes));
+  if (test_stop_after_ == 2) return stopped();
+  RETURN_IF_ERROR(Publish(t));
+  {
+    absl::MutexLock lock(&deliver_mu_);
+    RETURN_IF_ERROR(Deliver(txn.head_after.revision, &t));
+  }
+  if (!txn.events.empty()) NotifyWatchers();
+  return result;
+}
+
+}  // namespace mgreg::rados
