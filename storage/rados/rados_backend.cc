@@ -23,9 +23,11 @@ RadosBackend::RadosBackend(const RadosStoreOptions& o)
                               ? std::string()
                               : absl::StrCat(" namespace '", o.rados_namespace, "'"),
                           " of the Ceph cluster in ", o.ceph_conf)),
-      test_stop_after_(o.test_stop_after) {}
+      options_(o) {}
 
 RadosBackend::~RadosBackend() {
+  StopGc();
+  UnregisterReplica();
   StopTailer();
   io_.close();
   rados_.shutdown();
@@ -62,6 +64,7 @@ absl::Status RadosBackend::Open(const RadosStoreOptions& o) {
   }
   if (r < 0) return Error(r, "opening the pool", o.pool);
   io_.set_namespace(o.rados_namespace);
+  instance_ = std::to_string(rados_.get_instance_id());
 
   for (int i = 0; i < kRetries; ++i) {
     std::map<std::string, bufferlist> attrs;
@@ -97,6 +100,8 @@ absl::Status RadosBackend::Open(const RadosStoreOptions& o) {
     delivered_ = head.revision;
   }
   StartTailer();
+  RETURN_IF_ERROR(RegisterReplica());
+  StartGc();
   return absl::OkStatus();
 }
 

@@ -1,15 +1,20 @@
 // The RADOS backend (storage/backend.h) after ../shared/design/RADOS_STORE.md. Private
 // to storage/rados/; OpenRadosStore (rados_store.h) is the way in.
 //
-//   catalog     xattrs format, seq (transactions decided), applied (transactions done);
-//               omap head -> RadosHead, t -> the decided, not yet applied RadosTxn,
-//               e.<rev:020> -> Event, d.<model> -> ModelRecord, l.<model> -> latest step
-//   m.<model>   xattr lsn; omap s.<step:020> -> CheckpointRecord, r.<(max-step):020> ->
-//   ""
-//               (the first r. key after a step's is the next lower step)
-//   b.<hex>     data BlobRecord; xattrs refs, lsn (refs 0: removed, a tombstone keeping
-//   lsn) c.<hex>     data the chunk bytes; xattrs refs, lsn, size, h.<holder> per staging
-//   hold
+//   catalog   xattrs format, seq (transactions decided), applied (transactions done);
+//             omap head -> RadosHead, t -> the decided, not yet applied RadosTxn,
+//             e.<rev:020> -> Event, d.<model> -> ModelRecord, l.<model> -> latest step,
+//             z.<seq:020>.<hex> -> unix seconds: blob tombstones, for the sweep
+//   m.<model> xattr lsn; omap s.<step:020> -> CheckpointRecord, r.<(max-step):020> ->
+//             "" (the first r. key after a step's is the next lower step)
+//   b.<hex>   data BlobRecord; xattrs refs, lsn (refs 0: a tombstone keeping lsn)
+//   c.<hex>   data the chunk bytes; xattrs refs, lsn, size, h.<holder> per staging hold
+//   replicas  omap <instance> -> "host pid": the processes (librados instance ids) that
+//             opened the store; each watches the catalog while it lives
+//   holds.<instance>  omap h.<instance>.<area>.<hex> -> "": every hold that process put
+//             on a chunk, listed before the hold is put, so that the GC can end a dead
+//             process's holds without listing chunks
+//   gc        the GC lock (one collector at a time)
 //
 // Apply: one guarded op on the catalog decides a transaction (seq == its version and no
 // other pending: else it is stale), storing it whole; then chunks and blobs going up,
@@ -23,6 +28,7 @@
 //   rados_backend.cc  connecting, the format marker, reading records
 //   rados_txn.cc      deciding, applying, publishing and rolling forward transactions
 //   rados_chunks.cc   chunk bytes and staging holds
+//   rados_gc.cc       liveness, ending dead processes' holds, sweeping tombstones
 //   rados_events.cc   the event log, the tailer and watch/notify
 //   rados_check.cc    the scan behind Store::Check
 #ifndef MGREG_STORAGE_RADOS_RADOS_BACKEND_H_
@@ -48,6 +54,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "mgreg/storage/rados_records.pb.h"
 #include "storage/backend.h"
@@ -58,27 +65,36 @@ namespace mgreg::rados {
 
 class RadosBackend;
 
-// One upload's holds: xattr `hold_` on every chunk it put or held.
+// One upload's holds: xattr `hold_` on every chunk it put or held, each listed in the
+// process's holds object first.
 class RadosArea : public BackendStagingArea {
  public:
-  RadosArea(std::shared_ptr<RadosBackend> backend, std::string hold)
-      : backend_(std::move(backend)), hold_(std::move(hold)) {}
+  RadosArea(std::shared_ptr<RadosBackend> backend, std::string hold, uint64_t watch_epoch)
+      : backend_(std::move(backend)), hold_(std::move(hold)), watch_epoch_(watch_epoch) {}
   ~RadosArea() override;
 
   absl::Status PutChunk(const storage::ChunkRef& ref, absl::string_view data) override;
   absl::StatusOr<bool> HoldExistingChunk(const storage::ChunkRef& ref) override;
   bool Holds(absl::string_view raw) const override { return held_.contains(raw); }
-  absl::Status PrepareCommit(const std::vector<const storage::BlobRecord*>&) override {
-    return absl::OkStatus();  // PutChunk returned once the OSD had the bytes
-  }
+  // PutChunk returned once the OSD had the bytes. If this process's watch broke since
+  // the area opened, other processes may have taken it for dead and ended its holds:
+  // the chunks the commit needs are held again (ABORTED if one is gone).
+  absl::Status PrepareCommit(
+      const std::vector<const storage::BlobRecord*>& blobs) override;
   const std::string& hold() const { return hold_; }
   // The commit applying through this area ended its hold on `raw`.
   void Forget(const std::string& raw);
 
  private:
+  // Lists the hold on `raw` in the process's holds object, once.
+  absl::Status List(const std::string& raw);
+
   const std::shared_ptr<RadosBackend> backend_;
   const std::string hold_;
+  uint64_t watch_epoch_;
   absl::flat_hash_set<std::string> held_;
+  // Chunks whose hold by this area is listed in the holds object.
+  absl::flat_hash_set<std::string> listed_;
 };
 
 class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBackend> {
@@ -105,15 +121,22 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
     return absl::StrCat("h.", rados_.get_instance_id(), ".", next_area_.fetch_add(1));
   }
   void Track(const std::string& raw, int delta);
+  // Lists holds in this process's holds object (before they are put), or removes them
+  // from it (once they are gone).
+  absl::Status ListHolds(const std::string& hold, const std::vector<std::string>& raws);
+  absl::Status UnlistHolds(const std::string& hold, const std::vector<std::string>& raws);
   absl::Status Put(const std::string& hold, const storage::ChunkRef& ref,
                    absl::string_view data);
-  absl::StatusOr<bool> Hold(const std::string& hold, const storage::ChunkRef& ref);
+  // Holds a chunk that is referenced or held; false if it is neither (or gone).
+  absl::StatusOr<bool> Hold(const std::string& hold, const std::string& raw);
   // Ends `hold` on `raw`; removes the chunk if nothing references or holds it.
   absl::Status Release(const std::string& hold, const std::string& raw);
+  // Changes each time this process's watch on the catalog breaks or is set up again.
+  uint64_t watch_epoch() const { return watch_epoch_.load(); }
 
   // ---- Backend. ----
   std::unique_ptr<BackendStagingArea> NewStagingArea() override {
-    return std::make_unique<RadosArea>(shared_from_this(), NewHold());
+    return std::make_unique<RadosArea>(shared_from_this(), NewHold(), watch_epoch());
   }
   absl::Status ReadyToWrite() override { return absl::OkStatus(); }
   absl::StatusOr<Head> ReadHead() override;
@@ -172,7 +195,6 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
    private:
     RadosBackend* const backend_;
   };
-  static constexpr uint32_t kWatchTimeoutSeconds = 10;
   // How long a writer waits for the other processes to take its notify.
   static constexpr uint64_t kNotifyTimeoutMs = 250;
 
@@ -222,12 +244,31 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
   // Removes the chunk if no blob lists it and nothing holds it; returns bytes removed.
   absl::StatusOr<int64_t> FreeChunk(const std::string& raw);
 
+  // rados_gc.cc
+  std::string HoldsObject() const { return "holds." + instance_; }
+  // Adds this process to the `replicas` object, or (at a clean close, when it holds
+  // nothing) removes it with its holds object.
+  absl::Status RegisterReplica();
+  void UnregisterReplica();
+  void StartGc();
+  void StopGc();
+  void GcLoop();
+  // One round, if this process gets the GC lock: ends the holds of processes missing
+  // from the catalog's watchers for dead_after, and sweeps old tombstones.
+  absl::Status CollectGarbage();
+  absl::Status ReapDeadReplicas();
+  // Ends every hold listed in the holds object of `instance`, then forgets it.
+  absl::Status ReapReplica(const std::string& instance);
+  absl::Status SweepTombstones();
+
   // rados_events.cc
   // Starts watching the catalog and the tailer thread, which hands other processes'
   // events to the listener in revision order (and looks once a second, in case a
   // notify was lost).
   void StartTailer();
   void StopTailer();
+  // Watches the catalog (sets watching_, moves watch_epoch_).
+  void Watch();
   void Wake();
   void Tail();
   // Calls the listener for events up to `revision` not delivered yet.
@@ -237,9 +278,11 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
   void NotifyWatchers();
 
   const std::string where_;
-  const int test_stop_after_;
+  const RadosStoreOptions options_;
   librados::Rados rados_;
   librados::IoCtx io_;
+  std::string instance_;  // rados_.get_instance_id() in decimal, once connected
+  std::atomic<uint64_t> watch_epoch_{0};
   std::atomic<uint64_t> next_area_{0};
   absl::Mutex local_mu_;
   // Chunks this process's open areas hold, with the number of areas holding each.
@@ -256,6 +299,10 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
   bool rewatch_ ABSL_GUARDED_BY(tail_mu_) = false;
   bool stop_ ABSL_GUARDED_BY(tail_mu_) = false;
   std::thread tailer_;
+  bool gc_started_ = false;
+  std::thread gc_;
+  // When the GC first saw each process missing from the catalog's watchers (GC thread).
+  absl::flat_hash_map<std::string, absl::Time> missing_since_;
 };
 
 }  // namespace mgreg::rados

@@ -1,7 +1,9 @@
 // The RADOS backend's chunk bytes and staging holds: a staging area holds a chunk with
-// an xattr h.<holder> on its object, so no process frees a chunk an upload (in any
-// process) holds (storage/rados/rados_backend.h).
+// an xattr h.<instance>.<area> on its object, so no process frees a chunk an upload (in
+// any process) holds; each hold is listed in the process's holds object before it is
+// put, so the GC can end the holds of a process that died (rados_gc.cc).
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -9,34 +11,101 @@
 
 namespace mgreg::rados {
 
+using storage::BlobRecord;
 using storage::ChunkRef;
 
 RadosArea::~RadosArea() {
+  std::vector<std::string> unlist;
+  for (const std::string& raw : listed_) {
+    if (!held_.contains(raw)) unlist.push_back(raw);  // a commit ended the hold
+  }
   for (const std::string& raw : held_) {
-    // A failure leaves the hold behind (the chunk is kept, never lost); the sweep of
-    // dead holds is not implemented yet (README).
-    backend_->Release(hold_, raw).IgnoreError();
+    // A failure leaves the hold and its listing behind: the chunk is kept, and the GC
+    // ends the hold once this process is gone.
+    if (backend_->Release(hold_, raw).ok()) unlist.push_back(raw);
     backend_->Track(raw, -1);
   }
+  // Likewise, a listing left behind is dropped by the GC once this process is gone.
+  backend_->UnlistHolds(hold_, unlist).IgnoreError();
 }
+
+absl::Status RadosArea::List(const std::string& raw) {
+  if (listed_.contains(raw)) return absl::OkStatus();
+  RETURN_IF_ERROR(backend_->ListHolds(hold_, {raw}));
+  listed_.insert(raw);
+  return absl::OkStatus();
+}
+
 absl::Status RadosArea::PutChunk(const ChunkRef& ref, absl::string_view data) {
   if (held_.contains(ref.sha256())) return absl::OkStatus();
+  RETURN_IF_ERROR(List(ref.sha256()));
   RETURN_IF_ERROR(backend_->Put(hold_, ref, data));
   held_.insert(ref.sha256());
   backend_->Track(ref.sha256(), 1);
   return absl::OkStatus();
 }
+
 absl::StatusOr<bool> RadosArea::HoldExistingChunk(const ChunkRef& ref) {
   if (held_.contains(ref.sha256())) return true;
-  ASSIGN_OR_RETURN(bool held, backend_->Hold(hold_, ref));
+  RETURN_IF_ERROR(List(ref.sha256()));
+  ASSIGN_OR_RETURN(bool held, backend_->Hold(hold_, ref.sha256()));
   if (held) {
     held_.insert(ref.sha256());
     backend_->Track(ref.sha256(), 1);
   }
   return held;
 }
+
+absl::Status RadosArea::PrepareCommit(const std::vector<const BlobRecord*>& blobs) {
+  const uint64_t epoch = backend_->watch_epoch();
+  if (epoch == watch_epoch_) return absl::OkStatus();
+  std::vector<std::string> raws;
+  for (const BlobRecord* blob : blobs) {
+    for (const ChunkRef& c : blob->chunks()) {
+      if (held_.contains(c.sha256())) raws.push_back(c.sha256());
+    }
+  }
+  RETURN_IF_ERROR(backend_->ListHolds(hold_, raws));
+  for (const std::string& raw : raws) {
+    ASSIGN_OR_RETURN(bool held, backend_->Hold(hold_, raw));
+    if (!held) {
+      return absl::AbortedError(absl::StrCat(
+          "chunk ", BytesToHex(raw),
+          " of this upload was released while this server was "
+          "cut off from the Ceph cluster (other servers took it for dead): push again"));
+    }
+  }
+  watch_epoch_ = epoch;
+  return absl::OkStatus();
+}
+
 void RadosArea::Forget(const std::string& raw) {
   if (held_.erase(raw) > 0) backend_->Track(raw, -1);
+}
+
+absl::Status RadosBackend::ListHolds(const std::string& hold,
+                                     const std::vector<std::string>& raws) {
+  if (raws.empty()) return absl::OkStatus();
+  std::map<std::string, bufferlist> keys;
+  for (const std::string& raw : raws) keys[absl::StrCat(hold, ".", BytesToHex(raw))];
+  librados::ObjectWriteOperation op;
+  op.omap_set(keys);
+  int r = Write(HoldsObject(), &op, librados::OPERATION_FULL_TRY);
+  if (r < 0) return Error(r, "listing staged chunks", HoldsObject());
+  return absl::OkStatus();
+}
+
+absl::Status RadosBackend::UnlistHolds(const std::string& hold,
+                                       const std::vector<std::string>& raws) {
+  if (raws.empty()) return absl::OkStatus();
+  std::set<std::string> keys;
+  for (const std::string& raw : raws)
+    keys.insert(absl::StrCat(hold, ".", BytesToHex(raw)));
+  librados::ObjectWriteOperation op;
+  op.omap_rm_keys(keys);
+  int r = Write(HoldsObject(), &op, librados::OPERATION_FULL_FORCE);
+  if (r < 0 && r != -ENOENT) return Error(r, "unlisting staged chunks", HoldsObject());
+  return absl::OkStatus();
 }
 
 void RadosBackend::Track(const std::string& raw, int delta) {
@@ -69,8 +138,8 @@ absl::Status RadosBackend::Put(const std::string& hold, const ChunkRef& ref,
   return absl::AbortedError(absl::StrCat("storing chunk ", oid, ": registry busy"));
 }
 
-absl::StatusOr<bool> RadosBackend::Hold(const std::string& hold, const ChunkRef& ref) {
-  const std::string oid = ChunkObject(ref.sha256());
+absl::StatusOr<bool> RadosBackend::Hold(const std::string& hold, const std::string& raw) {
+  const std::string oid = ChunkObject(raw);
   for (int i = 0; i < kRetries; ++i) {
     std::map<std::string, bufferlist> attrs;
     uint64_t version = 0;

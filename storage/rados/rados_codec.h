@@ -33,6 +33,10 @@ inline std::string Pad(int64_t v) { return absl::StrFormat("%020d", v); }
 inline std::string StepKey(int64_t step) { return "s." + Pad(step); }
 inline std::string ReverseKey(int64_t step) { return "r." + Pad(INT64_MAX - step); }
 inline std::string EventKey(int64_t rev) { return "e." + Pad(rev); }
+// A blob tombstone left by transaction `seq`, in the catalog.
+inline std::string TombstoneKey(uint64_t seq, absl::string_view hex) {
+  return absl::StrCat("z.", Pad(static_cast<int64_t>(seq)), ".", hex);
+}
 inline std::string ModelObject(absl::string_view model) {
   return absl::StrCat("m.", model);
 }

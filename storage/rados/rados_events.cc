@@ -24,14 +24,23 @@ void RadosBackend::CatalogWatch::handle_notify(uint64_t notify_id, uint64_t cook
 }
 
 void RadosBackend::CatalogWatch::handle_error(uint64_t, int) {
+  backend_->watch_epoch_.fetch_add(1);
   absl::MutexLock lock(&backend_->tail_mu_);
   backend_->rewatch_ = true;
   backend_->woken_ = true;
 }
 
+void RadosBackend::Watch() {
+  // The OSD drops a watcher that has not pinged for this long: that is how other
+  // processes learn this one died (rados_gc.cc).
+  const uint32_t timeout = static_cast<uint32_t>(
+      std::max<int64_t>(1, absl::ToInt64Seconds(options_.watch_timeout)));
+  watching_ = io_.watch3(kCatalog, &watch_handle_, &watch_ctx_, timeout) == 0;
+  watch_epoch_.fetch_add(1);
+}
+
 void RadosBackend::StartTailer() {
-  watching_ =
-      io_.watch3(kCatalog, &watch_handle_, &watch_ctx_, kWatchTimeoutSeconds) == 0;
+  Watch();
   tailer_ = std::thread([this] { Tail(); });
   tailer_started_ = true;
 }
@@ -61,6 +70,7 @@ void RadosBackend::NotifyWatchers() {
 }
 
 void RadosBackend::Tail() {
+  bool registered = true;  // by Open
   for (;;) {
     bool rewatch = false;
     {
@@ -73,11 +83,16 @@ void RadosBackend::Tail() {
       woken_ = false;
       std::swap(rewatch, rewatch_);
     }
-    if (rewatch) {  // the watch broke (the OSD restarted, or this process stalled)
+    // The watch broke (the OSD restarted, or this process stalled), or never started.
+    if (rewatch || !watching_) {
       if (watching_) io_.unwatch2(watch_handle_);
-      watching_ =
-          io_.watch3(kCatalog, &watch_handle_, &watch_ctx_, kWatchTimeoutSeconds) == 0;
+      Watch();
+      // A GC that took this process for dead while its watch was down forgot it (its
+      // areas hold and list their chunks again when they commit:
+      // RadosArea::PrepareCommit).
+      registered = false;
     }
+    if (watching_ && !registered) registered = RegisterReplica().ok();  // else next look
     absl::StatusOr<std::optional<RadosHead>> head = ReadCatalogRecord<RadosHead>("head");
     if (!head.ok() || !head->has_value()) continue;  // the next look retries
     absl::MutexLock lock(&deliver_mu_);

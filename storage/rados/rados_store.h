@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "storage/store.h"
 
 namespace mgreg {
@@ -26,6 +27,19 @@ struct RadosStoreOptions {
   int64_t event_window = 100000;
   // Connecting and each RADOS operation give up after this long (UNAVAILABLE).
   int timeout_seconds = 30;
+
+  // Liveness and garbage collection (README "Ceph RADOS store"). Each store watches the
+  // catalog; a process that dies (or stops answering) drops out of its watchers
+  // `watch_timeout` later. Every `gc_period`, one store at a time (under a RADOS lock)
+  // releases the staging holds of the processes that have been out of the watchers for
+  // `dead_after` (their uploads' chunks; a chunk nothing else holds or references is
+  // freed), and removes blob tombstones older than `tombstone_ttl` (a tombstone fences
+  // late applies of a stalled writer's transaction until then).
+  absl::Duration watch_timeout = absl::Seconds(10);
+  absl::Duration dead_after = absl::Minutes(2);
+  absl::Duration gc_period = absl::Minutes(1);
+  absl::Duration tombstone_ttl = absl::Hours(1);
+
   // For crash tests: Apply stops (returning UNAVAILABLE) as a writer that died there
   // would: 1 right after deciding a transaction, 2 after applying it to the objects
   // but before publishing it. The next write (from any process) must roll it forward.

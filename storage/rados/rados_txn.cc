@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 
+#include "absl/time/clock.h"
 #include "storage/rados/rados_backend.h"
 
 namespace mgreg::rados {
@@ -185,6 +186,12 @@ absl::Status RadosBackend::Publish(const RadosTxn& t) {
   RadosHead head = t.head_after();
   head.set_version(s);
   set["head"] = Proto(head);
+  // The blobs this transaction removed leave tombstones, swept after tombstone_ttl.
+  for (const auto& b : t.blobs()) {
+    if (b.refs_after() == 0) {
+      set[TombstoneKey(s, b.hex())] = U64(absl::ToUnixSeconds(absl::Now()));
+    }
+  }
   for (const Event& e : t.events()) {
     // Events already beyond the window (more in one write than it holds) are not kept.
     if (e.revision() >= t.head_after().oldest_event())
@@ -283,9 +290,9 @@ absl::StatusOr<ApplyResult> RadosBackend::Apply(const Transaction& txn,
   const auto stopped = [&] {
     return absl::UnavailableError(absl::StrCat(txn.what, ": stopped for a test"));
   };
-  if (test_stop_after_ == 1) return stopped();
+  if (options_.test_stop_after == 1) return stopped();
   RETURN_IF_ERROR(ApplyObjects(t, &result.freed_bytes));
-  if (test_stop_after_ == 2) return stopped();
+  if (options_.test_stop_after == 2) return stopped();
   RETURN_IF_ERROR(Publish(t));
   {
     absl::MutexLock lock(&deliver_mu_);
