@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/time/clock.h"
 #include "storage/backed_store.h"
 
 namespace mgreg {
@@ -106,10 +107,24 @@ absl::Status RadosBackend::Open(const RadosStoreOptions& o) {
 }
 
 absl::StatusOr<Head> RadosBackend::ReadHead() {
-  for (int i = 0; i < kRetries; ++i) {
+  uint64_t waiting_for = 0;
+  absl::Time since;
+  for (int rolled = 0; rolled < kRetries;) {
     ASSIGN_OR_RETURN(Catalog c, ReadCatalog());
     if (!c.pending.has_value()) return c.head;
+    // Its writer is most likely applying it right now: give it kTakeover to publish
+    // before doing the same work (a writer that died leaves it to the next one).
+    const absl::Time now = absl::Now();
+    if (c.pending->seq() != waiting_for) {
+      waiting_for = c.pending->seq();
+      since = now;
+    }
+    if (now - since < kTakeover) {
+      absl::SleepFor(Jitter(absl::Milliseconds(2)));
+      continue;
+    }
     RETURN_IF_ERROR(RollForward(*c.pending));
+    ++rolled;
   }
   return absl::AbortedError("reading the registry head: registry busy");
 }

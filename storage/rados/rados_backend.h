@@ -43,6 +43,7 @@
 #include <memory>
 #include <optional>
 #include <rados/librados.hpp>
+#include <random>
 #include <string>
 #include <thread>
 #include <utility>
@@ -197,6 +198,12 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
   };
   // How long a writer waits for the other processes to take its notify.
   static constexpr uint64_t kNotifyTimeoutMs = 250;
+  // The catalog key naming the process whose turn it is to decide (see AfterLostRace).
+  static constexpr char kTurn[] = "turn";
+  static constexpr int kTurnAfterLosses = 2;
+  // A process that keeps the turn, or a decided transaction unpublished, this long is
+  // taken for dead: the turn is dropped, the transaction rolled forward by another.
+  static constexpr absl::Duration kTakeover = absl::Seconds(1);
 
   int Write(const std::string& oid, librados::ObjectWriteOperation* op, int flags = 0) {
     return io_.operate(oid, op, flags);
@@ -239,6 +246,12 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
   absl::Status Publish(const storage::rados::RadosTxn& t);
   // A late apply of t whose object is gone is harmless only if t is already applied.
   absl::StatusOr<bool> AppliedAlready(uint64_t seq);
+  // Writers on different processes race for the catalog. After a lost race: waits
+  // while another process has the turn; after kTurnAfterLosses losses in a row takes
+  // the turn itself (only the turn's holder can decide; its decision ends the turn);
+  // then waits a jittered moment. So every writer gets through within a few rounds.
+  absl::Status AfterLostRace();
+  absl::Duration Jitter(absl::Duration most);
 
   // rados_chunks.cc
   // Removes the chunk if no blob lists it and nothing holds it; returns bytes removed.
@@ -283,6 +296,13 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
   librados::IoCtx io_;
   std::string instance_;  // rados_.get_instance_id() in decimal, once connected
   std::atomic<uint64_t> watch_epoch_{0};
+  // Lost races in a row, and the turn this process holds ("" for none); used by Apply
+  // only, which the store never runs twice at once.
+  int losses_ = 0;
+  std::string my_turn_;
+  uint64_t turns_taken_ = 0;
+  absl::Mutex jitter_mu_;
+  std::mt19937_64 jitter_ ABSL_GUARDED_BY(jitter_mu_){std::random_device{}()};
   std::atomic<uint64_t> next_area_{0};
   absl::Mutex local_mu_;
   // Chunks this process's open areas hold, with the number of areas holding each.

@@ -2,7 +2,9 @@
 // it to the objects (each op guarded by the object's lsn, so a repeated or late apply
 // changes nothing), publish it, and roll forward one whose writer stopped
 // (storage/rados/rados_backend.h).
+#include <algorithm>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 
@@ -263,10 +265,14 @@ absl::StatusOr<ApplyResult> RadosBackend::Apply(const Transaction& txn,
   auto* area = static_cast<RadosArea*>(committing);
   if (area != nullptr) t.set_committing_hold(area->hold());
 
-  // The decision: this transaction is next, or another process wrote first.
+  // The decision: this transaction is next, or another process wrote first, or another
+  // process has the turn (see AfterLostRace).
   librados::ObjectWriteOperation decide;
   decide.cmpxattr("seq", LIBRADOS_CMPXATTR_OP_EQ, version);
   decide.cmpxattr("applied", LIBRADOS_CMPXATTR_OP_EQ, version);
+  int turn_cmp = 0;
+  decide.omap_cmp({{kTurn, {Bl(my_turn_), LIBRADOS_CMPXATTR_OP_EQ}}}, &turn_cmp);
+  if (!my_turn_.empty()) decide.omap_rm_keys({kTurn});
   decide.omap_set({{"t", Proto(t)}});
   decide.setxattr("seq", U64(version + 1));
   const bool adds_bytes = !txn.put_checkpoints.empty();
@@ -275,10 +281,13 @@ absl::StatusOr<ApplyResult> RadosBackend::Apply(const Transaction& txn,
             adds_bytes ? librados::OPERATION_FULL_TRY : librados::OPERATION_FULL_FORCE);
   ApplyResult result;
   if (r == -ECANCELED) {
+    RETURN_IF_ERROR(AfterLostRace());
     result.stale = true;
     return result;
   }
   if (r < 0) return Error(r, txn.what, kCatalog);
+  losses_ = 0;
+  my_turn_.clear();
   // Decided: from here an error leaves it for the next writer (any process) to finish.
   // The holds the transaction ends now belong to it: the area must not release them
   // (and so free the chunks) if this apply fails; applying it removes them.
@@ -300,6 +309,61 @@ absl::StatusOr<ApplyResult> RadosBackend::Apply(const Transaction& txn,
   }
   if (!txn.events.empty()) NotifyWatchers();
   return result;
+}
+
+absl::Status RadosBackend::AfterLostRace() {
+  ++losses_;
+  std::string seen;  // another process's turn, and since when this one has seen it
+  absl::Time seen_since;
+  for (int i = 0; i < kRetries * 100; ++i) {
+    std::map<std::string, bufferlist> vals;
+    librados::ObjectReadOperation read;
+    int rv = 0;
+    read.omap_get_vals_by_keys({kTurn}, &vals, &rv);
+    int r = io_.operate(kCatalog, &read, nullptr);
+    if (r < 0 || rv < 0) return Error(r < 0 ? r : rv, "reading the catalog", kCatalog);
+    const std::string turn = vals.count(kTurn) > 0 ? vals[kTurn].to_str() : "";
+    if (turn.empty() || turn == my_turn_) {
+      if (turn.empty() && losses_ >= kTurnAfterLosses) {
+        // Lost often enough: take the turn, so that only this process decides next.
+        const std::string mine = absl::StrCat(instance_, ".", ++turns_taken_);
+        librados::ObjectWriteOperation take;
+        int cmp = 0;
+        take.omap_cmp({{kTurn, {Bl(""), LIBRADOS_CMPXATTR_OP_EQ}}}, &cmp);
+        take.omap_set({{kTurn, Bl(mine)}});
+        r = Write(kCatalog, &take, librados::OPERATION_FULL_FORCE);
+        if (r == 0) my_turn_ = mine;
+        if (r < 0 && r != -ECANCELED) return Error(r, "taking a turn", kCatalog);
+        if (r == -ECANCELED) continue;  // another process took it first: wait for it
+      }
+      break;
+    }
+    // Another process has the turn: wait until it decides. One that keeps it for
+    // kTakeover (it died, or has nothing to write after all) loses it.
+    const absl::Time now = absl::Now();
+    if (turn != seen) {
+      seen = turn;
+      seen_since = now;
+    } else if (now - seen_since > kTakeover) {
+      librados::ObjectWriteOperation drop;
+      int cmp = 0;
+      drop.omap_cmp({{kTurn, {Bl(turn), LIBRADOS_CMPXATTR_OP_EQ}}}, &cmp);
+      drop.omap_rm_keys({kTurn});
+      r = Write(kCatalog, &drop, librados::OPERATION_FULL_FORCE);
+      if (r < 0 && r != -ECANCELED) return Error(r, "ending a stale turn", kCatalog);
+      continue;
+    }
+    absl::SleepFor(Jitter(absl::Milliseconds(2)));
+  }
+  // Writers that lost together do not plan again in lockstep.
+  absl::SleepFor(Jitter(absl::Milliseconds(std::min(losses_, 8))));
+  return absl::OkStatus();
+}
+
+absl::Duration RadosBackend::Jitter(absl::Duration most) {
+  absl::MutexLock lock(&jitter_mu_);
+  return absl::Microseconds(std::uniform_int_distribution<int64_t>(
+      0, absl::ToInt64Microseconds(most))(jitter_));
 }
 
 }  // namespace mgreg::rados
