@@ -66,8 +66,9 @@ commands:
   watch MODEL | --prefix P | --all [--since REV] [--count N]
                       print committed, deleted and alias events as they happen
   delete MODEL STEP   delete a step
-  retention MODEL [--max-to-keep N] [--keep-every-n-hours H]
-                      show or set the retention policy (CheckpointManager's)
+  retention MODEL [--max-to-keep N] [--keep-every-n-hours H] [--allow-missing]
+                      show or set the retention policy (CheckpointManager's);
+                      --allow-missing sets it before the model's first push
   pin MODEL STEP / unpin MODEL STEP
                       protect a step from retention, or stop protecting it
   alias set MODEL NAME STEP / alias rm MODEL NAME / alias list MODEL
@@ -121,7 +122,7 @@ const std::set<std::string>& FlagOptions() {
   static const auto* kSet = new std::set<std::string>{
       "json", "overwrite", "clear-devices", "strip-default-attrs",
       "clear-extraneous-savers", "as-text", "no-collections", "help", "h", "tls",
-      "verify", "all", "latest", "once"};
+      "verify", "all", "latest", "once", "allow-missing"};
   return *kSet;
 }
 
@@ -830,7 +831,8 @@ class Cli {
               "--keep-every-n-hours '", *h, "' is not a number >= 0"));
         }
       }
-      ASSIGN_OR_RETURN(model, client->SetRetention(rest_[0], max_to_keep, hours));
+      ASSIGN_OR_RETURN(model, client->SetRetention(rest_[0], max_to_keep, hours,
+                                                   args_.Has("allow-missing")));
     } else {
       ASSIGN_OR_RETURN(model, client->GetModel(rest_[0]));
     }

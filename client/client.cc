@@ -697,13 +697,15 @@ absl::StatusOr<v1::Model> Client::GetModel(const std::string& model) {
 }
 
 absl::StatusOr<v1::Model> Client::SetRetention(const std::string& model, int max_to_keep,
-                                               double keep_every_n_hours) {
+                                               double keep_every_n_hours,
+                                               bool allow_missing) {
   grpc::ClientContext ctx;
   impl_->SetDeadline(&ctx);
   v1::SetRetentionRequest request;
   request.set_model(model);
   request.mutable_retention()->set_max_to_keep(max_to_keep);
   request.mutable_retention()->set_keep_every_n_hours(keep_every_n_hours);
+  request.set_allow_missing(allow_missing);
   v1::Model out;
   RETURN_IF_ERROR(FromGrpcStatus(impl_->stub->SetRetention(&ctx, request, &out)));
   return out;

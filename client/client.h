@@ -207,8 +207,11 @@ class Client {
 
   // Retention, pins and aliases (see the RPCs in registry.proto).
   absl::StatusOr<v1::Model> GetModel(const std::string& model);
+  // NOT_FOUND for a model the server knows nothing of, unless `allow_missing` (a policy
+  // set before the model's first push).
   absl::StatusOr<v1::Model> SetRetention(const std::string& model, int max_to_keep,
-                                         double keep_every_n_hours);
+                                         double keep_every_n_hours,
+                                         bool allow_missing = false);
   absl::StatusOr<v1::Checkpoint> PinCheckpoint(const std::string& model, int64_t step,
                                                bool pinned);
   absl::StatusOr<v1::Model> SetAlias(const std::string& model, const std::string& alias,

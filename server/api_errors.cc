@@ -87,6 +87,13 @@ absl::Status StepAndAlias(int64_t step, absl::string_view alias) {
       "; give one of them"));
 }
 
+absl::Status RetentionOfUnknownModel(absl::string_view model) {
+  return absl::NotFoundError(absl::StrCat(
+      "model ", Quote(model), " does not exist (no step was pushed and no policy set); "
+      "check the name, or set the policy before the first push with allow_missing "
+      "(mgreg retention MODEL --allow-missing ...)"));
+}
+
 absl::Status BackupIntoDataDir(absl::string_view dir, absl::string_view data_dir) {
   return absl::FailedPreconditionError(absl::StrCat(
       "backup directory ", Quote(dir), " is inside the server's data dir ",

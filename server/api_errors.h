@@ -41,6 +41,8 @@ absl::Status TooManyOpenUploads(int64_t open, int64_t limit);
 absl::Status WatchRevisionAhead(int64_t since, int64_t current);
 // INVALID_ARGUMENT: a call names both a step and an alias.
 absl::Status StepAndAlias(int64_t step, absl::string_view alias);
+// NOT_FOUND: SetRetention on a model the store knows nothing of, without allow_missing.
+absl::Status RetentionOfUnknownModel(absl::string_view model);
 // FAILED_PRECONDITION: a backup into the live data dir.
 absl::Status BackupIntoDataDir(absl::string_view dir, absl::string_view data_dir);
 

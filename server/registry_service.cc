@@ -1023,6 +1023,16 @@ absl::StatusOr<v1::Model> RegistryService::SetRetention(
         "keep_every_n_hours ", p.keep_every_n_hours(),
         " is not a finite number >= 0; use 0 to preserve nothing"));
   }
+  if (!request.allow_missing()) {
+    // (Not atomic with the write below: a model whose last step is deleted meanwhile
+    // keeps the policy as a settings-only record, as with allow_missing.)
+    absl::StatusOr<storage::ModelRecord> known = store_->GetModel(request.model());
+    if (!known.ok()) {
+      return known.status().code() == absl::StatusCode::kNotFound
+                 ? api_errors::RetentionOfUnknownModel(request.model())
+                 : known.status();
+    }
+  }
   storage::RetentionPolicy policy;
   policy.set_max_to_keep(p.max_to_keep());
   policy.set_keep_every_n_hours(p.keep_every_n_hours());

@@ -126,7 +126,8 @@ class RegistryService {
   // NOT_FOUND if the store knows nothing of the model.
   absl::StatusOr<v1::Model> GetModel(const v1::GetModelRequest& request);
   // Sets the policy and applies it at once. INVALID_ARGUMENT for a negative
-  // max_to_keep or keep_every_n_hours.
+  // max_to_keep or keep_every_n_hours; NOT_FOUND if the store knows nothing of the
+  // model (no step, no settings) and !allow_missing.
   absl::StatusOr<v1::Model> SetRetention(const v1::SetRetentionRequest& request);
   // NOT_FOUND for an unknown model or step.
   absl::StatusOr<v1::Checkpoint> PinCheckpoint(const v1::PinCheckpointRequest& request);

@@ -73,6 +73,10 @@ def test_retention_pins_aliases_and_delete(client, data, model, tmp_path):
     assert client.pin(model, 2).pinned
     m = client.set_retention(model, max_to_keep=1)
     assert m.max_to_keep == 1
+    with pytest.raises(mgreg.errors.NotFoundError, match="does not exist"):
+        client.set_retention(model + "-typo", max_to_keep=1)
+    assert client.set_retention(model + "-later", max_to_keep=2,
+                                allow_missing=True).max_to_keep == 2
     assert client.list_steps(model) == [1, 2, 3]  # aliased and pinned steps are kept
     client.remove_alias(model, "production")
     assert client.list_steps(model) == [2, 3]

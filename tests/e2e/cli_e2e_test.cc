@@ -211,6 +211,15 @@ TEST_F(CliTest, RetentionPinAliasInspectStateAndWatchCommands) {
   CommandResult retention = Mgreg({"retention", "m", "--max-to-keep", "1"});
   ASSERT_EQ(retention.exit_code, 0) << retention.err;
   EXPECT_THAT(retention.out, HasSubstr("max_to_keep 1"));
+  // A model not pushed yet: a typo is NOT_FOUND; --allow-missing sets it in advance.
+  CommandResult typo = Mgreg({"retention", "mm", "--max-to-keep", "1"});
+  EXPECT_EQ(typo.exit_code, 1);
+  EXPECT_THAT(typo.err, HasSubstr("NOT_FOUND"));
+  EXPECT_THAT(typo.err, HasSubstr("--allow-missing"));
+  CommandResult early =
+      Mgreg({"retention", "later", "--max-to-keep", "4", "--allow-missing"});
+  ASSERT_EQ(early.exit_code, 0) << early.err;
+  EXPECT_THAT(early.out, HasSubstr("max_to_keep 4"));
   // Step 1 is pinned, 2 aliased, 3 the newest: all stay.
   CommandResult list = Mgreg({"list", "m"});
   EXPECT_THAT(list.out, HasSubstr("1 "));

@@ -344,7 +344,9 @@ class RetentionTest : public ServerFixture {
 };
 
 TEST_F(RetentionTest, C6MaxToKeepDeletesTheOldestStepsAfterEachCommit) {
-  ASSERT_TRUE(client_->SetRetention("m", 3, 0).ok());
+  // Set before the first push (allow_missing), as CheckpointManager is created before
+  // the first save.
+  ASSERT_TRUE(client_->SetRetention("m", 3, 0, /*allow_missing=*/true).ok());
   int64_t kept_bytes = 0;  // files of steps 4-6, the .meta (the same at every step) once
   for (int step = 1; step <= 6; ++step) {
     const std::string prefix = MakeCheckpoint(absl::StrCat("s", step), step, step * 10);
@@ -395,6 +397,25 @@ TEST_F(RetentionTest, BadPoliciesAndUnknownStepsAreRejected) {
   EXPECT_EQ(client_->PinCheckpoint("m", 7, true).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(client_->GetModel("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RetentionTest, SetRetentionOnAnUnknownModelIsNotFoundUnlessAllowMissing) {
+  auto unknown = client_->SetRetention("team-a/nobody", 2, 0);
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(unknown.status().message(), HasSubstr("'team-a/nobody' does not exist"));
+  EXPECT_THAT(unknown.status().message(), HasSubstr("allow_missing"));
+  EXPECT_EQ(client_->GetModel("team-a/nobody").status().code(),
+            absl::StatusCode::kNotFound);  // nothing was written
+  auto early = client_->SetRetention("team-a/nobody", 2, 0, /*allow_missing=*/true);
+  ASSERT_TRUE(early.ok()) << early.status();
+  EXPECT_EQ(early->retention().max_to_keep(), 2);
+  // The model now has settings: changing them needs no allow_missing.
+  auto changed = client_->SetRetention("team-a/nobody", 1, 0);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(changed->retention().max_to_keep(), 1);
+  // A model with steps needs none either.
+  ASSERT_TRUE(client_->Push("m", MakeCheckpoint("s1", 1, 1), PushOptions()).ok());
+  EXPECT_TRUE(client_->SetRetention("m", 1, 0).ok());
 }
 
 TEST_F(RetentionTest, DefaultRetentionAppliesToModelsWithoutAPolicy) {

@@ -172,12 +172,16 @@ class Client:
             "PinCheckpoint", registry_pb2.PinCheckpointRequest(model=model, step=step,
                                                                 pinned=pinned)))
 
-    def set_retention(self, model, max_to_keep=0, keep_checkpoint_every_n_hours=0):
+    def set_retention(self, model, max_to_keep=0, keep_checkpoint_every_n_hours=0,
+                      allow_missing=False):
         """TensorFlow CheckpointManager's retention, applied by the server after every
-        commit and now (0 = keep all / none kept forever); returns the Model."""
+        commit and now (0 = keep all / none kept forever); returns the Model. A model the
+        server knows nothing of raises NotFoundError unless allow_missing (a policy set
+        before the model's first push)."""
         return types.Model.from_proto(self._unary("SetRetention", registry_pb2.SetRetentionRequest(
             model=model, retention=registry_pb2.RetentionPolicy(
-                max_to_keep=max_to_keep, keep_every_n_hours=keep_checkpoint_every_n_hours))))
+                max_to_keep=max_to_keep, keep_every_n_hours=keep_checkpoint_every_n_hours),
+            allow_missing=allow_missing)))
 
     # --- reads ----------------------------------------------------------------------------
     def latest(self, model):

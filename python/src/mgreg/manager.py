@@ -225,7 +225,8 @@ class CheckpointManager:
 
     def _push(self, item):
         if self._retention is not None:
-            self.client.set_retention(self.model, *self._retention)
+            # Before the model's first push, too.
+            self.client.set_retention(self.model, *self._retention, allow_missing=True)
             self._retention = None
 
         def remember(upload_id):

@@ -444,12 +444,14 @@ class SetAliasRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ..., step: _Optional[int] = ...) -> None: ...
 
 class SetRetentionRequest(_message.Message):
-    __slots__ = ["model", "retention"]
+    __slots__ = ["allow_missing", "model", "retention"]
+    ALLOW_MISSING_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     RETENTION_FIELD_NUMBER: _ClassVar[int]
+    allow_missing: bool
     model: str
     retention: RetentionPolicy
-    def __init__(self, model: _Optional[str] = ..., retention: _Optional[_Union[RetentionPolicy, _Mapping]] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., retention: _Optional[_Union[RetentionPolicy, _Mapping]] = ..., allow_missing: bool = ...) -> None: ...
 
 class TensorInfoEntry(_message.Message):
     __slots__ = ["dtype", "name", "offset", "shape", "shard", "size", "slices", "verification"]

@@ -281,6 +281,7 @@ class RegistryServicer(object):
     def SetRetention(self, request, context):
         """Sets a model's retention policy (TensorFlow CheckpointManager semantics:
         max_to_keep, keep_checkpoint_every_n_hours), applied after every commit and now.
+        NOT_FOUND for a model the store knows nothing of, unless allow_missing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
