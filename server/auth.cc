@@ -136,6 +136,12 @@ absl::StatusOr<std::string> Authorizer::Authorize(absl::string_view authorizatio
                    absl::StrJoin(grant.model_prefixes, ", ")));
 }
 
+const std::vector<std::string>* Authorizer::ModelPrefixes(
+    absl::string_view grant_name) const {
+  auto it = prefixes_by_name_.find(grant_name);
+  return it == prefixes_by_name_.end() ? nullptr : &it->second;
+}
+
 bool Authorizer::Covers(absl::string_view grant_name, absl::string_view model) const {
   if (grants_.empty()) return true;
   auto it = prefixes_by_name_.find(grant_name);

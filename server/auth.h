@@ -58,6 +58,9 @@ class Authorizer {
   // True if the grant named `grant_name` (as Authorize returned it) covers `model`, or
   // authorization is disabled. For filtering listings to what a token may see.
   bool Covers(absl::string_view grant_name, absl::string_view model) const;
+  // The model prefixes of the grant named `grant_name` (empty: every model); null for
+  // an unknown grant.
+  const std::vector<std::string>* ModelPrefixes(absl::string_view grant_name) const;
 
  private:
   // SHA-256 (hex) of the token -> its grant.

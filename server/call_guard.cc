@@ -112,6 +112,21 @@ std::string CallGuard::UploadPrincipal(const grpc::CallbackServerContext* ctx,
   return absl::StrCat("peer ", colon == std::string::npos ? peer : peer.substr(0, colon));
 }
 
+ContentScope CallGuard::ReuseScope(const std::string& principal) const {
+  if (authorizer_ == nullptr || !authorizer_->enabled()) return ContentScope::Everything();
+  const std::vector<std::string>* prefixes = authorizer_->ModelPrefixes(principal);
+  if (prefixes != nullptr && prefixes->empty()) return ContentScope::Everything();
+  ContentScope scope;
+  scope.everything = false;
+  scope.key = principal;
+  // An unknown grant (never authorized) may reuse nothing.
+  if (prefixes != nullptr) scope.model_prefixes = *prefixes;
+  scope.covers = [authorizer = authorizer_, principal](absl::string_view model) {
+    return authorizer->Covers(principal, model);
+  };
+  return scope;
+}
+
 void CallGuard::FinishNewUpload(const std::string& principal,
                                 const absl::StatusOr<v1::Upload>& upload) {
   if (limits_.max_concurrent_uploads_per_writer <= 0 || service_ == nullptr) return;

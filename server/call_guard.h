@@ -75,6 +75,11 @@ class CallGuard {
     return authorizer_ == nullptr || authorizer_->Covers(principal, model);
   }
 
+  // What `principal` may reuse of the stored content without sending it: everything
+  // without authorization or for a grant without model prefixes, else the models its
+  // prefixes cover (issue 11 item 6, see ReusableContent).
+  ContentScope ReuseScope(const std::string& principal) const;
+
   // After BeginUpload (allowed by CheckNewUpload): the reserved slot holds the new
   // upload, or is released if BeginUpload failed.
   void FinishNewUpload(const std::string& principal,

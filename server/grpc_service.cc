@@ -193,7 +193,7 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
       absl::StatusOr<std::string> principal = guard_->Authorize(ctx_, scope);
       if (!principal.ok()) return principal.status();
       absl::StatusOr<std::unique_ptr<FileSink>> sink =
-          service_->OpenFileSink(request_.header());
+          service_->OpenFileSink(request_.header(), guard_->ReuseScope(*principal));
       if (!sink.ok()) return sink.status();
       sink_ = std::move(*sink);
     } else if (request_.has_header()) {
@@ -409,7 +409,7 @@ grpc::ServerUnaryReactor* GrpcRegistryService::BeginUpload(
                  const std::string principal = g->UploadPrincipal(ctx, grant);
                  absl::Status allowed = g->CheckNewUpload(principal, r);
                  if (!allowed.ok()) return allowed;
-                 absl::StatusOr<v1::Upload> upload = s->BeginUpload(r);
+                 absl::StatusOr<v1::Upload> upload = s->BeginUpload(r, g->ReuseScope(grant));
                  g->FinishNewUpload(principal, upload);
                  return upload;
                });
@@ -530,7 +530,10 @@ grpc::ServerUnaryReactor* GrpcRegistryService::FindChunks(
     v1::FindChunksResponse* response) {
   return Unary(ctx, pool_, guard_, "FindChunks",
                UploadScope(Action::kWrite, request->upload_id()), request, response,
-               [s = service_](const auto& r) { return s->FindChunks(r); });
+               [s = service_, g = guard_](const v1::FindChunksRequest& r,
+                                          const std::string& grant) {
+                 return s->FindChunks(r, g->ReuseScope(grant));
+               });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::GetModel(grpc::CallbackServerContext* ctx,

@@ -350,12 +350,13 @@ RegistryService::RegistryService(Store* store, RegistryServiceOptions options)
       options_(options),
       export_cache_(options.export_cache_bytes),
       memory_budget_(options.memory_budget_bytes, "limits.memory_budget_bytes"),
-      watch_hub_(store) {}
+      watch_hub_(store),
+      reusable_(store) {}
 
 RegistryService::~RegistryService() = default;
 
 absl::StatusOr<v1::Upload> RegistryService::BeginUpload(
-    const v1::BeginUploadRequest& request) {
+    const v1::BeginUploadRequest& request, const ContentScope& scope) {
   RETURN_IF_ERROR(ValidateModelName(request.model()));
   RETURN_IF_ERROR(ValidateStep(request.step()));
   // Without files, the basename may come from the first writer (PutFile header).
@@ -390,7 +391,7 @@ absl::StatusOr<v1::Upload> RegistryService::BeginUpload(
       uploads_.Create(request, store_->NewStagingArea());
   absl::MutexLock lock(&session->mu);
   for (const v1::FileInfo& f : request.files()) {
-    if (absl::Status s = AddUploadFile(*session, f); !s.ok()) {
+    if (absl::Status s = AddUploadFile(*session, f, scope); !s.ok()) {
       uploads_.Remove(session->id());
       return s;
     }
@@ -401,7 +402,8 @@ absl::StatusOr<v1::Upload> RegistryService::BeginUpload(
   return out;
 }
 
-absl::Status RegistryService::AddUploadFile(UploadSession& session, const v1::FileInfo& f) {
+absl::Status RegistryService::AddUploadFile(UploadSession& session, const v1::FileInfo& f,
+                                            const ContentScope& scope) {
   UploadFileState& state = session.files[f.name()];
   state.file.set_name(f.name());
   state.file.set_size(f.size());
@@ -410,9 +412,14 @@ absl::Status RegistryService::AddUploadFile(UploadSession& session, const v1::Fi
     state.complete = true;
     return absl::OkStatus();
   }
-  // Content the store holds already is not sent again.
+  // Content the store holds already is not sent again, if the caller may reuse it
+  // (otherwise it sends the bytes, as if the store did not hold them: issue 11 item 6).
   absl::StatusOr<storage::BlobRecord> blob = store_->GetBlob(f.sha256());
-  if (blob.ok() && blob->size() == f.size()) {
+  bool reuse = blob.ok() && blob->size() == f.size();
+  if (reuse) {
+    ASSIGN_OR_RETURN(reuse, reusable_.MayReuseFile(scope, f.sha256()));
+  }
+  if (reuse) {
     state.complete = true;
     state.already_stored = true;
     state.held = f.size();
@@ -423,7 +430,7 @@ absl::Status RegistryService::AddUploadFile(UploadSession& session, const v1::Fi
 }
 
 absl::StatusOr<std::unique_ptr<FileSink>> RegistryService::OpenFileSink(
-    const v1::PutFileRequest::Header& header) {
+    const v1::PutFileRequest::Header& header, const ContentScope& scope) {
   ASSIGN_OR_RETURN(std::shared_ptr<UploadSession> session,
                    uploads_.Find(header.upload_id()));
   {
@@ -469,11 +476,35 @@ absl::StatusOr<std::unique_ptr<FileSink>> RegistryService::OpenFileSink(
         known.set_size(state.file.size());
       }
       RETURN_IF_ERROR(CheckUploadSizes(all, options_, /*learned=*/true));
-      RETURN_IF_ERROR(AddUploadFile(*session, f));
+      RETURN_IF_ERROR(AddUploadFile(*session, f, scope));
     }
   }
-  return OpenUploadFileSink(std::move(session), header.name(), header.offset(),
-                            options_.chunk_bytes, store_);
+  UploadSession* raw = session.get();
+  return OpenUploadFileSink(
+      std::move(session), header.name(), header.offset(), options_.chunk_bytes, store_,
+      // The sink holds the session, so `raw` lives as long as the predicate.
+      [this, raw, scope](const std::string& sha256_raw) {
+        return MayReuseChunk(*raw, scope, sha256_raw);
+      });
+}
+
+absl::StatusOr<bool> RegistryService::MayReuseChunk(UploadSession& session,
+                                                    const ContentScope& scope,
+                                                    const std::string& sha256_raw) {
+  storage::ChunkRef ref;
+  ref.set_sha256(sha256_raw);
+  ASSIGN_OR_RETURN(bool held, store_->HasChunk(ref));
+  if (!held || scope.everything) return held;
+  {
+    // The upload's own chunks (a file repeating a chunk it already sent).
+    absl::MutexLock lock(&session.mu);
+    for (const auto& [name, state] : session.files) {
+      for (const storage::ChunkRef& c : state.chunks) {
+        if (c.sha256() == sha256_raw) return true;
+      }
+    }
+  }
+  return reusable_.MayReuseChunk(scope, sha256_raw);
 }
 
 absl::StatusOr<v1::Upload> RegistryService::GetUpload(const v1::GetUploadRequest& request) {
@@ -968,9 +999,10 @@ RegistryService::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
 }
 
 absl::StatusOr<v1::FindChunksResponse> RegistryService::FindChunks(
-    const v1::FindChunksRequest& request) {
+    const v1::FindChunksRequest& request, const ContentScope& scope) {
   constexpr int kMaxChunks = 100000;
-  RETURN_IF_ERROR(uploads_.Find(request.upload_id()).status());
+  ASSIGN_OR_RETURN(std::shared_ptr<UploadSession> session,
+                   uploads_.Find(request.upload_id()));
   if (request.sha256_size() > kMaxChunks) {
     return absl::InvalidArgumentError(absl::StrCat(
         "FindChunks takes at most ", kMaxChunks, " digests; split the request"));
@@ -981,9 +1013,7 @@ absl::StatusOr<v1::FindChunksResponse> RegistryService::FindChunks(
       return absl::InvalidArgumentError(
           "FindChunks digests are 32 raw bytes (SHA-256), not hex");
     }
-    storage::ChunkRef ref;
-    ref.set_sha256(sha);
-    ASSIGN_OR_RETURN(bool present, store_->HasChunk(ref));
+    ASSIGN_OR_RETURN(bool present, MayReuseChunk(*session, scope, sha));
     out.add_present(present);
   }
   return out;

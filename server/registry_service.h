@@ -19,6 +19,7 @@
 #include "mgreg/v1/registry.pb.h"
 #include "server/export_cache.h"
 #include "server/memory_budget.h"
+#include "server/reusable_content.h"
 #include "server/uploads.h"
 #include "server/watch_hub.h"
 #include "tensorflow/python/training/checkpoint_state.pb.h"
@@ -71,15 +72,20 @@ class RegistryService {
   RegistryService(Store* store, RegistryServiceOptions options);
   ~RegistryService();
 
+  // `scope` (here, in OpenFileSink and FindChunks) is what the caller may read: stored
+  // content counts as held for it only if it may reuse it (see ReusableContent).
   // INVALID_ARGUMENT for a bad name, step, basename or manifest (no index, duplicate or
   // malformed file names, bad sizes or digests); ALREADY_EXISTS if the step exists with
   // other files and !overwrite.
-  absl::StatusOr<v1::Upload> BeginUpload(const v1::BeginUploadRequest& request);
+  absl::StatusOr<v1::Upload> BeginUpload(
+      const v1::BeginUploadRequest& request,
+      const ContentScope& scope = ContentScope::Everything());
   // NOT_FOUND for an unknown or expired upload or a file not in its manifest;
   // FAILED_PRECONDITION if the file is being written by another stream or the offset is
   // neither 0 nor the bytes the server holds.
   absl::StatusOr<std::unique_ptr<FileSink>> OpenFileSink(
-      const v1::PutFileRequest::Header& header);
+      const v1::PutFileRequest::Header& header,
+      const ContentScope& scope = ContentScope::Everything());
   absl::StatusOr<v1::Upload> GetUpload(const v1::GetUploadRequest& request);
   // FAILED_PRECONDITION listing incomplete files (the upload stays open);
   // INVALID_ARGUMENT naming the file if validation fails; ALREADY_EXISTS.
@@ -118,10 +124,13 @@ class RegistryService {
   // Admin: Store::Check's report (inconsistencies are in the response, not errors).
   absl::StatusOr<v1::CheckStoreResponse> CheckStore(const v1::CheckStoreRequest& request);
 
-  // Which chunks the store holds (for a writer's chunk-level deduplication).
+  // Which chunks the store holds that `scope` may reuse (a step it may read, or the
+  // upload itself, has them), for a writer's chunk-level deduplication.
   // NOT_FOUND for an unknown upload; INVALID_ARGUMENT for a digest that is not 32 bytes
   // or more than 100000 of them.
-  absl::StatusOr<v1::FindChunksResponse> FindChunks(const v1::FindChunksRequest& request);
+  absl::StatusOr<v1::FindChunksResponse> FindChunks(
+      const v1::FindChunksRequest& request,
+      const ContentScope& scope = ContentScope::Everything());
 
   // NOT_FOUND if the store knows nothing of the model.
   absl::StatusOr<v1::Model> GetModel(const v1::GetModelRequest& request);
@@ -176,9 +185,15 @@ class RegistryService {
   absl::Status ApplyRetention(absl::string_view model);
   absl::StatusOr<std::string> ReadBlob(absl::string_view sha256_hex);
   absl::Status ValidateCheckpointFiles(const UploadSession& session);
-  // Adds an announced file to an upload; marks it complete if the store holds it.
-  absl::Status AddUploadFile(UploadSession& session, const v1::FileInfo& f)
+  // Adds an announced file to an upload; marks it complete if the store holds it and
+  // `scope` may reuse it.
+  absl::Status AddUploadFile(UploadSession& session, const v1::FileInfo& f,
+                             const ContentScope& scope)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(session.mu);
+  // True if `scope` may name the chunk (32-byte SHA-256) instead of sending it: the
+  // store holds it, and a step `scope` may read or `session` itself has it.
+  absl::StatusOr<bool> MayReuseChunk(UploadSession& session, const ContentScope& scope,
+                                     const std::string& sha256_raw);
 
   Store* const store_;
   const RegistryServiceOptions options_;
@@ -186,6 +201,7 @@ class RegistryService {
   ExportCache export_cache_;
   MemoryBudget memory_budget_;
   WatchHub watch_hub_;
+  ReusableContent reusable_;
   // Serializes retention decisions per service (they read, then delete).
   absl::Mutex retention_mu_;
   // One backup at a time: a second one into the same directory then finds it exists.

@@ -1,6 +1,7 @@
 #include "server/uploads.h"
 
 #include <algorithm>
+#include <functional>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -53,10 +54,13 @@ namespace {
 // verifies the whole-file digest when the last byte arrives.
 class ChunkingFileSink : public FileSink {
  public:
+  using ChunkPredicate = std::function<absl::StatusOr<bool>(const std::string&)>;
+
   ChunkingFileSink(std::shared_ptr<UploadSession> session, std::string name,
                    int64_t size, int64_t base, Sha256 hasher, size_t chunk_bytes,
-                   bool complete, Store* store)
+                   bool complete, Store* store, ChunkPredicate may_reuse_chunk)
       : store_(store),
+        may_reuse_chunk_(std::move(may_reuse_chunk)),
         session_(std::move(session)),
         name_(std::move(name)),
         size_(size),
@@ -127,8 +131,11 @@ class ChunkingFileSink : public FileSink {
     storage::ChunkRef ref;
     ref.set_sha256(std::string(sha256));
     ref.set_size(static_cast<uint32_t>(want));
+    absl::StatusOr<bool> may_reuse = may_reuse_chunk_(ref.sha256());
+    if (!may_reuse.ok()) return Fail(may_reuse.status());
     // The bytes are read back so the whole-file digest is verified like any other.
-    absl::StatusOr<std::string> data = store_->ReadChunk(ref);
+    absl::StatusOr<std::string> data =
+        *may_reuse ? store_->ReadChunk(ref) : absl::NotFoundError("not reusable");
     if (!data.ok()) {
       if (data.status().code() == absl::StatusCode::kNotFound) {
         return Fail(absl::NotFoundError(absl::StrCat(
@@ -246,6 +253,7 @@ class ChunkingFileSink : public FileSink {
   }
 
   Store* const store_;
+  const ChunkPredicate may_reuse_chunk_;
   const std::shared_ptr<UploadSession> session_;
   const std::string name_;
   const int64_t size_;
@@ -264,7 +272,8 @@ class ChunkingFileSink : public FileSink {
 
 absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
     std::shared_ptr<UploadSession> session, const std::string& name, int64_t offset,
-    size_t chunk_bytes, Store* store) {
+    size_t chunk_bytes, Store* store,
+    std::function<absl::StatusOr<bool>(const std::string& sha256_raw)> may_reuse_chunk) {
   absl::MutexLock lock(&session->mu);
   if (session->closed) {
     return absl::FailedPreconditionError(
@@ -290,7 +299,7 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
     session->last_active = absl::Now();
     auto sink = std::make_unique<ChunkingFileSink>(
         session, name, state.file.size(), state.file.size(), state.hasher, chunk_bytes,
-        /*complete=*/true, store);
+        /*complete=*/true, store, std::move(may_reuse_chunk));
     sink->set_restart_on_data(offset == 0);
     return std::unique_ptr<FileSink>(std::move(sink));
   }
@@ -308,7 +317,8 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
   session->last_active = absl::Now();
   auto sink = std::make_unique<ChunkingFileSink>(session, name, state.file.size(),
                                                  state.held, state.hasher, chunk_bytes,
-                                                 /*complete=*/false, store);
+                                                 /*complete=*/false, store,
+                                                 std::move(may_reuse_chunk));
   return std::unique_ptr<FileSink>(std::move(sink));
 }
 

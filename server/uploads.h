@@ -5,6 +5,7 @@
 #define MGREG_SERVER_UPLOADS_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -94,10 +95,13 @@ class FileSink {
 // otherwise it must equal the held bytes).
 // INVALID_ARGUMENT if the file is not in the manifest; FAILED_PRECONDITION if another stream
 // writes it, the upload is closed, or the offset is not 0 or the held bytes.
-// `store` (for existing chunks) must outlive the sink.
+// `store` (for existing chunks) must outlive the sink. `may_reuse_chunk` says whether the
+// writer may name a chunk (32-byte SHA-256) instead of sending it; a chunk it may not
+// reuse is answered as one the store does not hold.
 absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
     std::shared_ptr<UploadSession> session, const std::string& name, int64_t offset,
-    size_t chunk_bytes, Store* store);
+    size_t chunk_bytes, Store* store,
+    std::function<absl::StatusOr<bool>(const std::string& sha256_raw)> may_reuse_chunk);
 
 // The set of open uploads by id.
 class UploadManager {
