@@ -3,6 +3,7 @@
 #include "storage/rados/rados_backend.h"
 
 #include <climits>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <utility>
@@ -256,8 +257,13 @@ absl::StatusOr<std::unique_ptr<Store>> OpenRadosStore(const RadosStoreOptions& o
   if (options.pool.empty()) {
     return absl::InvalidArgumentError("the RADOS store needs a pool (--rados-pool POOL)");
   }
-  auto backend = std::make_shared<rados::RadosBackend>(options);
-  RETURN_IF_ERROR(backend->Open(options));
+  RadosStoreOptions o = options;
+  if (const char* crash_at = std::getenv("MGREG_RADOS_CRASH_AT");
+      o.test_crash_at.empty() && crash_at != nullptr) {
+    o.test_crash_at = crash_at;
+  }
+  auto backend = std::make_shared<rados::RadosBackend>(o);
+  RETURN_IF_ERROR(backend->Open(o));
   return NewBackedStore(std::move(backend), options.event_window);
 }
 

@@ -252,6 +252,8 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
   // then waits a jittered moment. So every writer gets through within a few rounds.
   absl::Status AfterLostRace();
   absl::Duration Jitter(absl::Duration most);
+  // Exits the process if options_.test_crash_at names this point (crash tests).
+  void CrashPoint(absl::string_view point) const;
 
   // rados_chunks.cc
   // Removes the chunk if no blob lists it and nothing holds it; returns bytes removed.

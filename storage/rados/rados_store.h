@@ -44,6 +44,13 @@ struct RadosStoreOptions {
   // would: 1 right after deciding a transaction, 2 after applying it to the objects
   // but before publishing it. The next write (from any process) must roll it forward.
   int test_stop_after = 0;
+  // For crash tests of whole servers: the process _exit()s (status 86) at this point of
+  // a write: "before_decide", "after_decide", "between_applies" (chunks and blobs
+  // applied, the model's steps not; also when rolling another's transaction forward),
+  // "before_notify" (published; listeners and other processes not told). OpenRadosStore
+  // sets it from the environment variable MGREG_RADOS_CRASH_AT when it is empty; never
+  // set in production.
+  std::string test_crash_at;
 };
 
 // Connects and opens (creating it in an empty namespace) the registry in

@@ -2,6 +2,8 @@
 // it to the objects (each op guarded by the object's lsn, so a repeated or late apply
 // changes nothing), publish it, and roll forward one whose writer stopped
 // (storage/rados/rados_backend.h).
+#include <unistd.h>
+
 #include <algorithm>
 #include <map>
 #include <random>
@@ -112,6 +114,7 @@ absl::Status RadosBackend::ApplyObjects(const RadosTxn& t, int64_t* freed) {
       if (r != -EEXIST || i >= kRetries) return Error(r, t.what(), oid);
     }
   }
+  CrashPoint("between_applies");
   if (!t.model().empty() &&
       (t.put_checkpoints_size() > 0 || t.removed_steps_size() > 0)) {
     const std::string oid = ModelObject(t.model());
@@ -276,6 +279,7 @@ absl::StatusOr<ApplyResult> RadosBackend::Apply(const Transaction& txn,
   decide.omap_set({{"t", Proto(t)}});
   decide.setxattr("seq", U64(version + 1));
   const bool adds_bytes = !txn.put_checkpoints.empty();
+  CrashPoint("before_decide");
   int r =
       Write(kCatalog, &decide,
             adds_bytes ? librados::OPERATION_FULL_TRY : librados::OPERATION_FULL_FORCE);
@@ -300,9 +304,11 @@ absl::StatusOr<ApplyResult> RadosBackend::Apply(const Transaction& txn,
     return absl::UnavailableError(absl::StrCat(txn.what, ": stopped for a test"));
   };
   if (options_.test_stop_after == 1) return stopped();
+  CrashPoint("after_decide");
   RETURN_IF_ERROR(ApplyObjects(t, &result.freed_bytes));
   if (options_.test_stop_after == 2) return stopped();
   RETURN_IF_ERROR(Publish(t));
+  CrashPoint("before_notify");
   {
     absl::MutexLock lock(&deliver_mu_);
     RETURN_IF_ERROR(Deliver(txn.head_after.revision, &t));
@@ -358,6 +364,10 @@ absl::Status RadosBackend::AfterLostRace() {
   // Writers that lost together do not plan again in lockstep.
   absl::SleepFor(Jitter(absl::Milliseconds(std::min(losses_, 8))));
   return absl::OkStatus();
+}
+
+void RadosBackend::CrashPoint(absl::string_view point) const {
+  if (options_.test_crash_at == point) ::_exit(86);
 }
 
 absl::Duration RadosBackend::Jitter(absl::Duration most) {
