@@ -155,6 +155,53 @@ TEST(DeployTest, StatefulSetFlagsPortsProbesAndMountsMatchTheServer) {
   EXPECT_THAT(Values(svc, "port"), ::testing::ElementsAre(grpc_port, metrics_port));
 }
 
+TEST(DeployTest, RadosDeploymentFlagsPortsProbesAndMountsMatchTheServer) {
+  const std::string dep = ReadFileOrDie(Source("deploy/k8s/rados/deployment.yaml"));
+  EXPECT_THAT(dep, HasSubstr("kind: Deployment"));
+  const std::vector<std::string> args = FlagList(dep, "args");
+  ASSERT_FALSE(args.empty());
+  ExpectServerAccepts(args, "rados deployment args");
+  std::map<std::string, std::string> flags = FlagMap(args);
+  EXPECT_EQ(flags["--store"], "rados");
+  EXPECT_FALSE(flags["--rados-pool"].empty());
+  EXPECT_EQ(flags.count("--data-dir"), 0u) << "the replicas keep nothing locally";
+  const std::string grpc_port = Port(flags.at("--listen"));
+  const std::string metrics_port = Port(flags.at("--metrics-listen"));
+  EXPECT_THAT(Values(dep, "containerPort"),
+              ::testing::ElementsAre(grpc_port, metrics_port));
+  std::regex probe(
+      "(readiness|liveness)Probe:\\s*\\n\\s*grpc:\\s*\\n\\s*port:\\s*(\\d+)");
+  int probes = 0;
+  for (std::sregex_iterator it(dep.begin(), dep.end(), probe), end; it != end; ++it) {
+    EXPECT_EQ((*it)[2].str(), grpc_port) << (*it)[1].str() << " probe";
+    ++probes;
+  }
+  EXPECT_EQ(probes, 2);
+  EXPECT_THAT(Values(dep, "prometheus.io/port"), ::testing::ElementsAre(metrics_port));
+  // More than one replica, and no volume of their own.
+  const std::vector<std::string> replicas = Values(dep, "replicas");
+  ASSERT_EQ(replicas.size(), 1u);
+  EXPECT_GE(std::stoi(replicas[0]), 2);
+  EXPECT_THAT(dep, ::testing::Not(HasSubstr("volumeClaimTemplates")));
+  EXPECT_THAT(dep, ::testing::Not(HasSubstr("persistentVolumeClaim")));
+  // ceph.conf and the keyring come from the Secret, mounted where --ceph-conf points and
+  // where librados looks for client.<user>'s keyring.
+  const std::vector<std::string> mounts = Values(dep, "mountPath");
+  const std::string conf = flags.at("--ceph-conf");
+  EXPECT_EQ(conf.substr(0, conf.rfind('/')), "/etc/ceph");
+  EXPECT_THAT(mounts, ::testing::Contains("/etc/ceph"));
+  EXPECT_THAT(Values(dep, "secretName"), ::testing::ElementsAre("mgreg-ceph"));
+  EXPECT_THAT(dep,
+              HasSubstr(absl::StrCat("ceph.", flags.at("--rados-user"), ".keyring")));
+  const std::string config = flags.at("--config");
+  EXPECT_THAT(mounts, ::testing::Contains(config.substr(0, config.rfind('/'))));
+  EXPECT_THAT(dep, HasSubstr("runAsNonRoot: true"));
+
+  const std::string svc = ReadFileOrDie(Source("deploy/k8s/rados/service.yaml"));
+  EXPECT_THAT(Values(svc, "port"), ::testing::ElementsAre(grpc_port, metrics_port));
+  EXPECT_THAT(Values(svc, "name"), ::testing::Contains("mgreg-rados"));
+}
+
 TEST(DeployTest, ComposeFlagsAndMountsMatchTheServer) {
   const std::string compose = ReadFileOrDie(Source("deploy/compose.yaml"));
   const std::vector<std::string> command = FlagList(compose, "command");
