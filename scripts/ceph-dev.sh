@@ -7,6 +7,11 @@
 #                                   a write to it succeeds. Prints `ceph-dev: ready ...`.
 #   scripts/ceph-dev.sh stop DIR    stops the daemons it started (by the PIDs in DIR/run),
 #                                   OSD before monitor, then removes DIR.
+#   scripts/ceph-dev.sh stop-osd DIR / start-osd DIR
+#                                   stops the OSD (by its PID), or starts it again and
+#                                   returns once the pool takes writes: an OSD outage for
+#                                   tests. Needs CEPH_DEV_STORE=bluestore at start (a
+#                                   memstore OSD loses its data when it stops).
 #
 # Choices: the OSD uses memstore (data in the OSD's memory, CEPH_DEV_MEMSTORE_BYTES, default
 # 2 GiB; CEPH_DEV_STORE=bluestore for a BlueStore on a sparse file DIR/osd/osd.0/block of
@@ -20,7 +25,7 @@
 # MGREG_TEST_CEPH_CONF=DIR/ceph.conf for the tests.
 set -euo pipefail
 
-usage() { echo "usage: $0 start DIR | stop DIR" >&2; exit 2; }
+usage() { echo "usage: $0 start DIR | stop DIR | stop-osd DIR | start-osd DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 cmd="$1"
 D="$2"
@@ -46,9 +51,11 @@ wait_for() {
 
 # Sends SIGTERM to every daemon whose pid file is in DIR/run (OSD first), waits up to
 # CEPH_DEV_TIMEOUT seconds for each to exit, then SIGKILLs what is left.
+# `stop_daemons osd` stops only the OSD.
 stop_daemons() {
-  local f pid
-  for f in "$D"/run/osd.*.pid "$D"/run/mon.*.pid; do
+  local f pid files=("$D"/run/osd.*.pid)
+  if [ "${1:-all}" = all ]; then files+=("$D"/run/mon.*.pid); fi
+  for f in "${files[@]}"; do
     [ -f "$f" ] || continue
     pid="$(cat "$f")"
     [ -n "$pid" ] || continue
@@ -168,8 +175,39 @@ EOF
       "conf $D/ceph.conf, pool $pool, monitor 127.0.0.1:$mon_v2, osd.$id ($store)"
 }
 
+# The cluster in DIR, for the OSD verbs: refuses memstore, whose data would be lost.
+existing_bluestore() {
+  if [ ! -f "$D/ceph.conf" ]; then log "$D holds no ceph.conf: not a ceph-dev.sh cluster"; exit 1; fi
+  if ! grep -q "^osd_objectstore = bluestore" "$D/ceph.conf"; then
+    log "$D runs a memstore OSD, which loses its data when it stops: start the cluster" \
+        "with CEPH_DEV_STORE=bluestore to stop and start its OSD"
+    exit 1
+  fi
+  export CEPH_CONF="$D/ceph.conf"
+}
+
+start_osd() {
+  local dir id
+  for dir in "$D"/osd/osd.*; do
+    id="${dir##*/osd.}"
+    if [ -f "$D/run/osd.$id.pid" ] && kill -0 "$(cat "$D/run/osd.$id.pid")" 2>/dev/null; then
+      log "osd.$id already runs"
+      continue
+    fi
+    timeout "$timeout_s" ceph-osd -i "$id" </dev/null >>"$D/log/osd-start.log" 2>&1
+    wait_for "$timeout_s" "osd.$id to be up" \
+      bash -c "timeout 10 ceph --connect-timeout 5 osd dump | grep -q '^osd.$id up'"
+  done
+  wait_for "$timeout_s" "pool $pool to accept writes" \
+    bash -c "echo ready | timeout 10 rados -p '$pool' put ceph-dev-probe -"
+  timeout "$timeout_s" rados -p "$pool" rm ceph-dev-probe
+  log "OSD up: pool $pool takes writes"
+}
+
 case "$cmd" in
   start) start ;;
+  stop-osd) existing_bluestore; stop_daemons osd ;;
+  start-osd) existing_bluestore; start_osd ;;
   stop)
     if [ ! -d "$D" ]; then log "$D does not exist: nothing to stop"; exit 0; fi
     if [ ! -f "$D/ceph.conf" ]; then
