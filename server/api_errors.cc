@@ -94,6 +94,27 @@ absl::Status RetentionOfUnknownModel(absl::string_view model) {
       "(mgreg retention MODEL --allow-missing ...)"));
 }
 
+absl::Status PutFileIdle(absl::string_view file, absl::Duration bound) {
+  return absl::DeadlineExceededError(absl::StrCat(
+      "the PutFile stream", file.empty() ? "" : absl::StrCat(" of file ", Quote(file)),
+      " sent nothing for ", absl::FormatDuration(bound),
+      ", this server's limit (put_idle_timeout, --put-idle-timeout); the server ended it "
+      "and released the file: resume at the bytes the server holds (GetUpload)"));
+}
+
+absl::Status UploadAbortedUnderWriter(absl::string_view upload_id) {
+  return absl::AbortedError(absl::StrCat(
+      "upload ", Quote(upload_id), " was aborted (AbortUpload) while this stream wrote "
+      "one of its files; begin a new upload"));
+}
+
+absl::Status UploadExpiredUnderWriter(absl::string_view upload_id, absl::Duration ttl) {
+  return absl::AbortedError(absl::StrCat(
+      "upload ", Quote(upload_id), " expired: it received nothing for longer than this "
+      "server's upload_ttl (", absl::FormatDuration(ttl), ", --upload-ttl) while this "
+      "stream held one of its files; begin a new upload"));
+}
+
 absl::Status BackupIntoDataDir(absl::string_view dir, absl::string_view data_dir) {
   return absl::FailedPreconditionError(absl::StrCat(
       "backup directory ", Quote(dir), " is inside the server's data dir ",

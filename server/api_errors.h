@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace mgreg::api_errors {
 
@@ -43,6 +44,12 @@ absl::Status WatchRevisionAhead(int64_t since, int64_t current);
 absl::Status StepAndAlias(int64_t step, absl::string_view alias);
 // NOT_FOUND: SetRetention on a model the store knows nothing of, without allow_missing.
 absl::Status RetentionOfUnknownModel(absl::string_view model);
+// DEADLINE_EXCEEDED: a PutFile stream waited longer than put_idle_timeout for its next
+// message (`file` empty before its header).
+absl::Status PutFileIdle(absl::string_view file, absl::Duration bound);
+// ABORTED: the upload of a PutFile stream was aborted, or expired after `ttl` idle.
+absl::Status UploadAbortedUnderWriter(absl::string_view upload_id);
+absl::Status UploadExpiredUnderWriter(absl::string_view upload_id, absl::Duration ttl);
 // FAILED_PRECONDITION: a backup into the live data dir.
 absl::Status BackupIntoDataDir(absl::string_view dir, absl::string_view data_dir);
 

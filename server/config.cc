@@ -310,7 +310,10 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
   for (const DurationField& d :
        {DurationField{"upload_ttl", config.upload_ttl(), &options->service.upload_ttl},
         DurationField{"shutdown_deadline", config.shutdown_deadline(),
-                      &options->shutdown_deadline}}) {
+                      &options->shutdown_deadline},
+        DurationField{"put_idle_timeout", config.put_idle_timeout(),
+                      &options->put_idle_timeout},
+        DurationField{"keepalive_time", config.keepalive_time(), &options->keepalive_time}}) {
     if (d.text.empty()) continue;
     absl::Duration value;
     if (!absl::ParseDuration(d.text, &value) || value <= absl::ZeroDuration()) {

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/api_errors.h"
 #include "server/grpc_status.h"
 
 namespace mgreg {
@@ -134,112 +135,6 @@ class SourceWriter : public grpc::ServerWriteReactor<Message> {
   int64_t bytes_out_ = 0;
   std::unique_ptr<MessageSource<Message>> source_;
   Message message_;
-};
-
-// Feeds PutFile messages into a FileSink, one at a time, on the pool.
-class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
- public:
-  PutFileReader(grpc::CallbackServerContext* ctx, RegistryService* service,
-                ThreadPool* pool, CallGuard* guard, v1::PutFileResponse* response)
-      : ctx_(ctx), service_(service), pool_(pool), guard_(guard), response_(response) {
-    if (absl::Status admit = slot_.Acquire(guard_); !admit.ok()) {
-      FinishWith(ToGrpcStatus(admit));
-      return;
-    }
-    // What the stream may pin: one received message, and less than one chunk of the
-    // file not yet cut.
-    absl::StatusOr<MemoryReservation> memory = service_->memory_budget().Reserve(
-        guard_->max_message_bytes() + service_->stream_send_reservation() / 2,
-        "PutFile (one more stream)");
-    if (!memory.ok()) {
-      FinishWith(ToGrpcStatus(memory.status()));
-      return;
-    }
-    memory_ = std::move(*memory);
-    StartRead(&request_);
-  }
-
-  void OnReadDone(bool ok) override {
-    pool_->Submit([this, ok]() {
-      if (!ok) {
-        FinishStream();
-        return;
-      }
-      bytes_in_ += static_cast<int64_t>(request_.ByteSizeLong());
-      absl::Status status = Consume();
-      // The message's bytes are in the sink now; do not keep a second copy until the
-      // next message arrives.
-      v1::PutFileRequest().Swap(&request_);
-      if (!status.ok()) {
-        FinishWith(ToGrpcStatus(status));
-        return;
-      }
-      StartRead(&request_);
-    });
-  }
-
-  void OnDone() override { delete this; }
-
- private:
-  absl::Status Consume() {
-    if (sink_ == nullptr) {
-      if (!request_.has_header()) {
-        return absl::InvalidArgumentError(
-            "the first PutFile message must carry the header (upload_id, name, offset)");
-      }
-      CallScope scope;
-      scope.action = Action::kWrite;
-      scope.upload_id = request_.header().upload_id();
-      absl::StatusOr<std::string> principal = guard_->Authorize(ctx_, scope);
-      if (!principal.ok()) return principal.status();
-      absl::StatusOr<std::unique_ptr<FileSink>> sink =
-          service_->OpenFileSink(request_.header(), guard_->ReuseScope(*principal));
-      if (!sink.ok()) return sink.status();
-      sink_ = std::move(*sink);
-    } else if (request_.has_header()) {
-      return absl::InvalidArgumentError(
-          "only the first PutFile message may carry a header; open one stream per file");
-    }
-    if (!request_.existing_chunk().empty()) {
-      if (!request_.data().empty()) {
-        return absl::InvalidArgumentError(
-            "a PutFile message carries either data or existing_chunk, not both");
-      }
-      return sink_->AppendExistingChunk(request_.existing_chunk());
-    }
-    return sink_->Append(request_.data());
-  }
-
-  // The client finished sending (or went away).
-  void FinishStream() {
-    if (sink_ == nullptr) {
-      FinishWith(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              "PutFile stream ended before its header; send the header first"));
-      return;
-    }
-    absl::StatusOr<v1::PutFileResponse> result = sink_->Finish();
-    sink_.reset();
-    if (result.ok()) *response_ = std::move(*result);
-    FinishWith(ToGrpcStatus(result.status()));
-  }
-
-  void FinishWith(const grpc::Status& status) {
-    guard_->Done("PutFile", status, start_, bytes_in_,
-                 status.ok() ? static_cast<int64_t>(response_->ByteSizeLong()) : 0);
-    Finish(status);
-  }
-
-  grpc::CallbackServerContext* const ctx_;
-  RegistryService* const service_;
-  ThreadPool* const pool_;
-  CallGuard* const guard_;
-  const absl::Time start_ = absl::Now();
-  StreamSlot slot_;
-  MemoryReservation memory_;
-  int64_t bytes_in_ = 0;
-  v1::PutFileResponse* const response_;
-  v1::PutFileRequest request_;
-  std::unique_ptr<FileSink> sink_;
 };
 
 // Streams a watch: events are pulled from the subscription on the pool whenever no
@@ -395,8 +290,18 @@ CallGuard* NoGuard() {
 }  // namespace
 
 GrpcRegistryService::GrpcRegistryService(RegistryService* service, ThreadPool* pool,
-                                         CallGuard* guard)
-    : service_(service), pool_(pool), guard_(guard != nullptr ? guard : NoGuard()) {}
+                                         CallGuard* guard, absl::Duration put_idle_timeout)
+    : service_(service),
+      pool_(pool),
+      guard_(guard != nullptr ? guard : NoGuard()),
+      put_streams_(put_idle_timeout) {}
+
+void GrpcRegistryService::ExpireIdle() {
+  for (const std::string& id : service_->ExpireIdleUploads()) {
+    put_streams_.EndUpload(id, api_errors::UploadExpiredUnderWriter(id, service_->upload_ttl()));
+  }
+  put_streams_.EndIdle(absl::Now());
+}
 
 grpc::ServerUnaryReactor* GrpcRegistryService::BeginUpload(
     grpc::CallbackServerContext* ctx, const v1::BeginUploadRequest* request,
@@ -417,7 +322,7 @@ grpc::ServerUnaryReactor* GrpcRegistryService::BeginUpload(
 
 grpc::ServerReadReactor<v1::PutFileRequest>* GrpcRegistryService::PutFile(
     grpc::CallbackServerContext* ctx, v1::PutFileResponse* response) {
-  return new PutFileReader(ctx, service_, pool_, guard_, response);
+  return put_streams_.Start(ctx, service_, pool_, guard_, response);
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::GetUpload(
@@ -440,7 +345,15 @@ grpc::ServerUnaryReactor* GrpcRegistryService::AbortUpload(
   return Unary(ctx, pool_, guard_, "AbortUpload",
                UploadScope(Action::kWrite, request->upload_id()), request, response,
                Empty<v1::AbortUploadResponse, v1::AbortUploadRequest>(
-                   [s = service_](const auto& r) { return s->AbortUpload(r); }));
+                   [s = service_, streams = &put_streams_](const auto& r) {
+                     absl::Status aborted = s->AbortUpload(r);
+                     // A writer of the upload learns it now, even one that sends nothing.
+                     if (aborted.ok()) {
+                       streams->EndUpload(r.upload_id(),
+                                          api_errors::UploadAbortedUnderWriter(r.upload_id()));
+                     }
+                     return aborted;
+                   }));
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::GetLatestCheckpoint(

@@ -5,7 +5,9 @@
 #define MGREG_SERVER_GRPC_SERVICE_H_
 
 #include "mgreg/v1/registry.grpc.pb.h"
+#include "absl/time/time.h"
 #include "server/call_guard.h"
+#include "server/put_file_streams.h"
 #include "server/registry_service.h"
 #include "server/thread_pool.h"
 
@@ -15,8 +17,15 @@ class GrpcRegistryService final : public v1::Registry::CallbackService {
  public:
   // `service`, `pool` and `guard` must outlive this object and every call it serves.
   // `guard` authorizes and records every call; null = allow all, record nothing.
+  // A PutFile stream waiting longer than `put_idle_timeout` for its next message is
+  // ended (zero: never).
   GrpcRegistryService(RegistryService* service, ThreadPool* pool,
-                      CallGuard* guard = nullptr);
+                      CallGuard* guard = nullptr,
+                      absl::Duration put_idle_timeout = absl::ZeroDuration());
+
+  // Expires idle uploads (the service's TTL) and ends the PutFile streams writing
+  // them, and ends PutFile streams idle past the bound. Called periodically.
+  void ExpireIdle();
 
   grpc::ServerUnaryReactor* BeginUpload(grpc::CallbackServerContext* ctx,
                                         const v1::BeginUploadRequest* request,
@@ -88,6 +97,7 @@ class GrpcRegistryService final : public v1::Registry::CallbackService {
   RegistryService* const service_;
   ThreadPool* const pool_;
   CallGuard* const guard_;
+  PutFileStreams put_streams_;
 };
 
 }  // namespace mgreg

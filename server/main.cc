@@ -46,6 +46,12 @@ ABSL_FLAG(std::string, rados_user, "", "RADOS user (--store rados; default clien
 ABSL_FLAG(int, worker_threads, 0, "threads for commits, reads and exports (default 8)");
 ABSL_FLAG(absl::Duration, upload_ttl, absl::ZeroDuration(),
           "abort uploads idle for longer than this (default 1h)");
+ABSL_FLAG(absl::Duration, put_idle_timeout, absl::ZeroDuration(),
+          "end a PutFile stream that sends nothing for this long, releasing its file "
+          "(default 2m)");
+ABSL_FLAG(absl::Duration, keepalive_time, absl::ZeroDuration(),
+          "ping connections idle this long; close them without an answer in 20s "
+          "(default 1m)");
 ABSL_FLAG(int64_t, export_cache_bytes, -1,
           "bytes of filtered graphs kept in the export cache (default 256 MiB; 0 "
           "disables it)");
@@ -97,6 +103,12 @@ absl::Status BuildOptions(mgreg::ServerOptions* options) {
   if (int v = absl::GetFlag(FLAGS_worker_threads); v != 0) options->worker_threads = v;
   if (auto v = absl::GetFlag(FLAGS_upload_ttl); v != absl::ZeroDuration()) {
     options->service.upload_ttl = v;
+  }
+  if (auto v = absl::GetFlag(FLAGS_put_idle_timeout); v != absl::ZeroDuration()) {
+    options->put_idle_timeout = v;
+  }
+  if (auto v = absl::GetFlag(FLAGS_keepalive_time); v != absl::ZeroDuration()) {
+    options->keepalive_time = v;
   }
   if (int64_t v = absl::GetFlag(FLAGS_min_free_bytes); v >= 0) options->min_free_bytes = v;
   if (int64_t v = absl::GetFlag(FLAGS_export_cache_bytes); v >= 0) {

@@ -690,9 +690,12 @@ absl::Status RegistryService::AbortUpload(const v1::AbortUploadRequest& request)
   return absl::OkStatus();
 }
 
-int RegistryService::ExpireIdleUploads() {
-  return static_cast<int>(
-      uploads_.TakeIdle(absl::Now() - options_.upload_ttl).size());
+std::vector<std::string> RegistryService::ExpireIdleUploads() {
+  std::vector<std::string> ids;
+  for (const auto& s : uploads_.TakeIdle(absl::Now() - options_.upload_ttl)) {
+    ids.push_back(s->id());
+  }
+  return ids;
 }
 
 absl::StatusOr<std::string> RegistryService::UploadModel(absl::string_view upload_id) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -110,8 +111,9 @@ class RegistryService {
   absl::StatusOr<std::unique_ptr<MessageSource<v1::MetaGraphChunk>>> GetMetaGraph(
       const v1::GetMetaGraphRequest& request);
 
-  // Aborts uploads idle for longer than the TTL. Returns how many were aborted.
-  int ExpireIdleUploads();
+  // Aborts uploads idle for longer than the TTL. Returns the ids of those aborted.
+  std::vector<std::string> ExpireIdleUploads();
+  absl::Duration upload_ttl() const { return options_.upload_ttl; }
 
   // The model of an open upload (for authorizing calls that name only the upload).
   // NOT_FOUND if no such upload is open.

@@ -38,6 +38,10 @@ std::shared_ptr<grpc::ServerCredentials> Credentials(const ServerTlsOptions& tls
   return grpc::SslServerCredentials(ssl);
 }
 
+int DurationMs(absl::Duration d) {
+  return static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(d), 1, INT32_MAX));
+}
+
 // Health and reflection are process-wide builder settings; set them once.
 void EnableStandardServices() {
   static const bool kDone = [] {
@@ -130,7 +134,8 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
       std::make_unique<CallGuard>(server->authorizer_.get(), server->metrics_.get(),
                                   server->service_.get(), limits);
   server->grpc_service_ = std::make_unique<GrpcRegistryService>(
-      server->service_.get(), server->pool_.get(), server->guard_.get());
+      server->service_.get(), server->pool_.get(), server->guard_.get(),
+      options.put_idle_timeout);
 
   if (!options.metrics_listen_address.empty()) {
     ASSIGN_OR_RETURN(server->http_,
@@ -150,6 +155,14 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              std::max(1, options.max_concurrent_streams));
+  // Keepalive (issue 11 item 8): pings find half-open connections; clients' pings are
+  // accepted every 10 s or more (the mgreg clients ping every 60 s during calls).
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, DurationMs(options.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             DurationMs(options.keepalive_timeout));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat(
@@ -163,12 +176,15 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
     health->SetServingStatus(v1::Registry::service_full_name(), true);
   }
 
-  const absl::Duration period = std::clamp(options.service.upload_ttl / 4,
-                                           absl::Milliseconds(50), absl::Seconds(30));
+  absl::Duration period = options.service.upload_ttl / 4;
+  if (options.put_idle_timeout > absl::ZeroDuration()) {
+    period = std::min(period, options.put_idle_timeout / 4);
+  }
+  period = std::clamp(period, absl::Milliseconds(50), absl::Seconds(30));
   RegistryServer* raw = server.get();
   server->reaper_ = std::thread([raw, period]() {
     while (!raw->stop_reaper_.WaitForNotificationWithTimeout(period)) {
-      raw->service_->ExpireIdleUploads();
+      raw->grpc_service_->ExpireIdle();
     }
   });
   return server;

@@ -90,6 +90,14 @@ struct ServerOptions {
   // Retention applied to models without their own policy (read by the retention
   // feature; validated here).
   config::v1::RetentionDefaults retention_defaults;
+  // A PutFile stream that waits longer for its next message is ended and its file
+  // released (zero: never). The upload stays open for another writer until upload_ttl.
+  absl::Duration put_idle_timeout = absl::Minutes(2);
+  // HTTP/2 keepalive: the server pings each connection idle this long and closes it if
+  // no answer comes within keepalive_timeout, so a half-open connection (a client host
+  // gone) does not hold its calls open. Clients may ping as often as every 10 s.
+  absl::Duration keepalive_time = absl::Minutes(1);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
   // How long a SIGTERM lets in-flight calls run (used by main.cc).
   absl::Duration shutdown_deadline = absl::Seconds(30);
   // New uploaded bytes are refused while the data dir's disk has less free (RocksDB

@@ -83,6 +83,11 @@ class ChunkingFileSink : public FileSink {
           " bytes announced at BeginUpload; announce the real size")));
     }
     const int64_t received = base_ + static_cast<int64_t>(buffer_.size() + data.size());
+    {
+      // Any message keeps the upload alive, also one shorter than a chunk.
+      absl::MutexLock lock(&session_->mu);
+      session_->last_active = absl::Now();
+    }
     if (received > size_) {
       return Fail(absl::InvalidArgumentError(absl::StrCat(
           "file '", name_, "' received ", received, " bytes, more than the ", size_,
@@ -366,9 +371,7 @@ std::vector<std::shared_ptr<UploadSession>> UploadManager::TakeIdle(absl::Time c
     bool take = false;
     {
       absl::MutexLock session_lock(&s.mu);
-      bool writing = false;
-      for (const auto& [unused, f] : s.files) writing = writing || f.writing;
-      if (!writing && s.last_active < cutoff) {
+      if (s.last_active < cutoff) {
         s.closed = true;
         take = true;
       }

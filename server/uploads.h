@@ -115,7 +115,8 @@ class UploadManager {
   absl::StatusOr<std::shared_ptr<UploadSession>> Find(absl::string_view id);
   // Removes the session (closing it); a no-op if it is gone already.
   void Remove(absl::string_view id);
-  // Removes and returns the sessions idle since before `cutoff` and not being written.
+  // Removes and returns the sessions idle since before `cutoff`, also those with a file
+  // being written: a writer that sends nothing holds its upload no longer than that.
   std::vector<std::shared_ptr<UploadSession>> TakeIdle(absl::Time cutoff);
   size_t open_count();
 

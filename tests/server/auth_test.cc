@@ -113,6 +113,8 @@ worker_threads: 3
 upload_ttl: "15m"
 shutdown_deadline: "10s"
 min_free_bytes: 1048576
+put_idle_timeout: "90s"
+keepalive_time: "30s"
 )");
   ASSERT_TRUE(ApplyServerConfigText(text, "c.textproto", &o).ok());
   EXPECT_EQ(o.listen_address, "0.0.0.0:8470");
@@ -132,6 +134,8 @@ min_free_bytes: 1048576
   EXPECT_EQ(o.service.upload_ttl, absl::Minutes(15));
   EXPECT_EQ(o.shutdown_deadline, absl::Seconds(10));
   EXPECT_EQ(o.min_free_bytes, 1048576);
+  EXPECT_EQ(o.put_idle_timeout, absl::Seconds(90));
+  EXPECT_EQ(o.keepalive_time, absl::Seconds(30));
   EXPECT_TRUE(ValidateServerOptions(o).ok());
 }
 

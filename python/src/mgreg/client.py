@@ -78,8 +78,11 @@ class Client:
         if (cert is None) != (key is None):
             raise errors.InvalidArgumentError(
                 "give both cert and key for a client certificate (mutual TLS), or neither")
+        # Keepalive pings during calls, as the C++ client (the server accepts one per 10 s).
         options = [("grpc.max_send_message_length", max_message_bytes),
-                   ("grpc.max_receive_message_length", max_message_bytes)]
+                   ("grpc.max_receive_message_length", max_message_bytes),
+                   ("grpc.keepalive_time_ms", 60000), ("grpc.keepalive_timeout_ms", 20000),
+                   ("grpc.http2.max_pings_without_data", 0)]
         if tls or ca_cert is not None or cert is not None:
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=_pem(ca_cert, "ca_cert"), private_key=_pem(key, "key"),
