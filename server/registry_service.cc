@@ -388,7 +388,7 @@ absl::StatusOr<v1::Upload> RegistryService::BeginUpload(
   }
 
   std::shared_ptr<UploadSession> session =
-      uploads_.Create(request, store_->NewStagingArea());
+      uploads_.Create(request, store_->NewStagingArea(), scope.everything ? "" : scope.key);
   absl::MutexLock lock(&session->mu);
   for (const v1::FileInfo& f : request.files()) {
     if (absl::Status s = AddUploadFile(*session, f, scope); !s.ok()) {
@@ -504,6 +504,8 @@ absl::StatusOr<bool> RegistryService::MayReuseChunk(UploadSession& session,
       }
     }
   }
+  // The chunks the same principal's other open uploads hold (parallel pushes).
+  if (uploads_.OwnerHoldsChunk(scope.key, sha256_raw)) return true;
   return reusable_.MayReuseChunk(scope, sha256_raw);
 }
 

@@ -126,8 +126,9 @@ class RegistryService {
   // Admin: Store::Check's report (inconsistencies are in the response, not errors).
   absl::StatusOr<v1::CheckStoreResponse> CheckStore(const v1::CheckStoreRequest& request);
 
-  // Which chunks the store holds that `scope` may reuse (a step it may read, or the
-  // upload itself, has them), for a writer's chunk-level deduplication.
+  // Which chunks the store holds that `scope` may reuse (a step it may read, the upload
+  // itself or another open upload `scope` began has them), for a writer's chunk-level
+  // deduplication.
   // NOT_FOUND for an unknown upload; INVALID_ARGUMENT for a digest that is not 32 bytes
   // or more than 100000 of them.
   absl::StatusOr<v1::FindChunksResponse> FindChunks(
@@ -193,7 +194,8 @@ class RegistryService {
                              const ContentScope& scope)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(session.mu);
   // True if `scope` may name the chunk (32-byte SHA-256) instead of sending it: the
-  // store holds it, and a step `scope` may read or `session` itself has it.
+  // store holds it, and a step `scope` may read, `session` itself or another open upload
+  // `scope` began has it.
   absl::StatusOr<bool> MayReuseChunk(UploadSession& session, const ContentScope& scope,
                                      const std::string& sha256_raw);
 

@@ -12,8 +12,11 @@
 namespace mgreg {
 
 UploadSession::UploadSession(std::string id, const v1::BeginUploadRequest& request,
-                             std::unique_ptr<StagingArea> staging)
-    : id_(std::move(id)), request_(request), staging_(std::move(staging)) {
+                             std::unique_ptr<StagingArea> staging, std::string owner)
+    : id_(std::move(id)),
+      owner_(std::move(owner)),
+      request_(request),
+      staging_(std::move(staging)) {
   absl::MutexLock lock(&mu);
   last_active = absl::Now();
   basename = request_.basename();
@@ -328,11 +331,13 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
 }
 
 std::shared_ptr<UploadSession> UploadManager::Create(
-    const v1::BeginUploadRequest& request, std::unique_ptr<StagingArea> staging) {
+    const v1::BeginUploadRequest& request, std::unique_ptr<StagingArea> staging,
+    std::string owner) {
   absl::BitGen gen;
   const std::string id = absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen),
                                          absl::Uniform<uint64_t>(gen));
-  auto session = std::make_shared<UploadSession>(id, request, std::move(staging));
+  auto session =
+      std::make_shared<UploadSession>(id, request, std::move(staging), std::move(owner));
   absl::MutexLock lock(&mu_);
   sessions_[id] = session;
   return session;
@@ -384,6 +389,21 @@ std::vector<std::shared_ptr<UploadSession>> UploadManager::TakeIdle(absl::Time c
     }
   }
   return idle;
+}
+
+bool UploadManager::OwnerHoldsChunk(const std::string& owner, const std::string& sha256_raw) {
+  if (owner.empty()) return false;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, session] : sessions_) {
+    if (session->owner() != owner) continue;
+    absl::MutexLock session_lock(&session->mu);
+    for (const auto& [name, state] : session->files) {
+      for (const storage::ChunkRef& c : state.chunks) {
+        if (c.sha256() == sha256_raw) return true;
+      }
+    }
+  }
+  return false;
 }
 
 size_t UploadManager::open_count() {

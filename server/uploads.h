@@ -44,9 +44,12 @@ struct UploadFileState {
 class UploadSession {
  public:
   UploadSession(std::string id, const v1::BeginUploadRequest& request,
-                std::unique_ptr<StagingArea> staging);
+                std::unique_ptr<StagingArea> staging, std::string owner = "");
 
   const std::string& id() const { return id_; }
+  // Who began the upload, for reusing its chunks in the same principal's other uploads
+  // ("" for a caller that may reuse everything).
+  const std::string& owner() const { return owner_; }
   const v1::BeginUploadRequest& request() const { return request_; }
   StagingArea* staging() const { return staging_.get(); }
 
@@ -69,6 +72,7 @@ class UploadSession {
 
  private:
   const std::string id_;
+  const std::string owner_;
   const v1::BeginUploadRequest request_;
   const std::unique_ptr<StagingArea> staging_;
 };
@@ -108,9 +112,12 @@ class UploadManager {
  public:
   UploadManager() = default;
 
-  // Registers a new session and returns it.
+  // Registers a new session of `owner` and returns it.
   std::shared_ptr<UploadSession> Create(const v1::BeginUploadRequest& request,
-                                        std::unique_ptr<StagingArea> staging);
+                                        std::unique_ptr<StagingArea> staging,
+                                        std::string owner = "");
+  // True if an open upload of `owner` (not "") holds the chunk (32-byte SHA-256).
+  bool OwnerHoldsChunk(const std::string& owner, const std::string& sha256_raw);
   // NOT_FOUND if no such upload is open (never existed, committed, aborted, expired).
   absl::StatusOr<std::shared_ptr<UploadSession>> Find(absl::string_view id);
   // Removes the session (closing it); a no-op if it is gone already.

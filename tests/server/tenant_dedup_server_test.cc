@@ -187,6 +187,24 @@ TEST_F(TenantDedupServerTest, TheSameBytesFromAnotherTeamAreSentButStoredOnce) {
   EXPECT_EQ(stats.bytes_sent, 0);
 }
 
+// Chunks staged by an open upload count as held for the token that began it (a parallel
+// push of the same team), and for no other: an upload in flight is no oracle either.
+TEST_F(TenantDedupServerTest, StagedChunksOfAnOpenUploadCountOnlyForItsOwner) {
+  auto a = As("tok-a");
+  const std::string mine = MakeCheckpoint("a", 1, 99);
+  const std::string data = mine + ".data-00000-of-00002";
+  auto first = a->BeginUpload(Manifest("team-a/m", 1, mine));
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(a->PutFile(first->upload_id(), "data-00000-of-00002", data).ok());
+  const std::vector<std::string> digests = ChunkDigests(data, first->chunk_bytes());
+  auto second = a->BeginUpload(Manifest("team-a/m", 2, mine));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_THAT(FindChunks("tok-a", second->upload_id(), digests), Each(true));
+  auto probe = As("tok-b")->BeginUpload(Manifest("team-b/probe", 1, mine));
+  ASSERT_TRUE(probe.ok()) << probe.status();
+  EXPECT_THAT(FindChunks("tok-b", probe->upload_id(), digests), Each(false));
+}
+
 // A token over every model reuses content of every model, as without tokens.
 TEST_F(TenantDedupServerTest, AnUnrestrictedTokenDeduplicatesGlobally) {
   auto ops = As("tok-ops");
