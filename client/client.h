@@ -140,6 +140,10 @@ class Client {
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);
   ~Client();
 
+  // The channel and the one call helper (client/client_impl.h), for the client's own
+  // files; opaque to callers.
+  struct Impl;
+
   // Uploads the checkpoint at `prefix` as (model, step) and commits it. Files the
   // server already holds are not sent again. Idempotent for identical content.
   absl::StatusOr<v1::Checkpoint> Push(const std::string& model, const std::string& prefix,
@@ -244,7 +248,6 @@ class Client {
                             const std::string& path, const ProgressFn& progress,
                             int64_t progress_base, int64_t progress_total);
 
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

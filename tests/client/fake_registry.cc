@@ -73,29 +73,71 @@ int FakeRegistry::reads() const {
   return reads_;
 }
 
-grpc::Status FakeRegistry::GetLatestCheckpoint(grpc::ServerContext*,
+void FakeRegistry::FailWith(const grpc::Status& status) {
+  absl::MutexLock lock(&mu_);
+  fail_with_ = status;
+}
+
+void FakeRegistry::Stall(bool stall) {
+  absl::MutexLock lock(&mu_);
+  stall_ = stall;
+}
+
+std::vector<FakeRegistry::CallSeen> FakeRegistry::calls() const {
+  absl::MutexLock lock(&mu_);
+  return calls_;
+}
+
+void FakeRegistry::Record(const grpc::ServerContext& ctx, const std::string& method) {
+  CallSeen seen;
+  seen.method = method;
+  const auto& metadata = ctx.client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    seen.authorization = std::string(it->second.data(), it->second.size());
+  }
+  const auto deadline = ctx.deadline();
+  seen.has_deadline = deadline != std::chrono::system_clock::time_point::max();
+  if (seen.has_deadline) {
+    seen.time_left = absl::FromChrono(deadline) - absl::Now();
+  }
+  calls_.push_back(std::move(seen));
+}
+
+grpc::Status FakeRegistry::Resolve(grpc::ServerContext* ctx, const std::string& method,
+                                   v1::Checkpoint* out) {
+  absl::MutexLock lock(&mu_);
+  Record(*ctx, method);
+  ++resolves_;
+  // Bounded, so a client that never gives up fails the test instead of hanging it.
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (stall_ && !shutting_down_ && !ctx->IsCancelled() && absl::Now() < give_up) {
+    // Wakes up now and then to notice the caller giving up.
+    mu_.AwaitWithTimeout(absl::Condition(&shutting_down_), absl::Milliseconds(10));
+  }
+  if (!fail_with_.ok()) return fail_with_;
+  *out = answer_;
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeRegistry::GetLatestCheckpoint(grpc::ServerContext* ctx,
                                                const v1::GetLatestCheckpointRequest*,
                                                v1::Checkpoint* out) {
-  absl::MutexLock lock(&mu_);
-  ++resolves_;
-  *out = answer_;
-  return grpc::Status::OK;
+  return Resolve(ctx, "GetLatestCheckpoint", out);
 }
 
-grpc::Status FakeRegistry::GetCheckpoint(grpc::ServerContext*,
+grpc::Status FakeRegistry::GetCheckpoint(grpc::ServerContext* ctx,
                                          const v1::GetCheckpointRequest*,
                                          v1::Checkpoint* out) {
-  absl::MutexLock lock(&mu_);
-  ++resolves_;
-  *out = answer_;
-  return grpc::Status::OK;
+  return Resolve(ctx, "GetCheckpoint", out);
 }
 
-grpc::Status FakeRegistry::ReadFile(grpc::ServerContext*, const v1::ReadFileRequest* request,
+grpc::Status FakeRegistry::ReadFile(grpc::ServerContext* ctx,
+                                    const v1::ReadFileRequest* request,
                                     grpc::ServerWriter<v1::FileChunk>* writer) {
   v1::FileChunk chunk;
   {
     absl::MutexLock lock(&mu_);
+    Record(*ctx, "ReadFile");
     ++reads_;
     auto it = contents_.find(request->name());
     if (it == contents_.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no file");
@@ -105,12 +147,13 @@ grpc::Status FakeRegistry::ReadFile(grpc::ServerContext*, const v1::ReadFileRequ
   return grpc::Status::OK;
 }
 
-grpc::Status FakeRegistry::GetMetaGraph(grpc::ServerContext*,
+grpc::Status FakeRegistry::GetMetaGraph(grpc::ServerContext* ctx,
                                         const v1::GetMetaGraphRequest*,
                                         grpc::ServerWriter<v1::MetaGraphChunk>* writer) {
   v1::MetaGraphChunk chunk;
   {
     absl::MutexLock lock(&mu_);
+    Record(*ctx, "GetMetaGraph");
     ++reads_;
     auto it = contents_.find("meta");
     if (it == contents_.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no meta");
@@ -129,6 +172,7 @@ grpc::Status FakeRegistry::WatchCheckpoints(grpc::ServerContext* ctx,
   size_t next = 0;
   {
     absl::MutexLock lock(&mu_);
+    Record(*ctx, "WatchCheckpoints");
     next = events_.size();  // only events sent from now on
   }
   v1::WatchEvent progress;

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -18,7 +19,8 @@ namespace mgreg::testing {
 
 // Answers GetLatestCheckpoint / GetCheckpoint with one checkpoint (whatever the step
 // asked), ReadFile and GetMetaGraph with its files' contents, and WatchCheckpoints with
-// PROGRESS followed by the events the test sends. Thread-safe.
+// PROGRESS followed by the events the test sends. Records what each call carried (token,
+// deadline). Thread-safe.
 class FakeRegistry final : public v1::Registry::Service {
  public:
   FakeRegistry();
@@ -36,29 +38,56 @@ class FakeRegistry final : public v1::Registry::Service {
   // Delivers `event` on every open watch (and on those opened later).
   void SendEvent(const v1::WatchEvent& event);
 
+  // From now on GetLatestCheckpoint and GetCheckpoint answer `status` (OK: the
+  // checkpoint again).
+  void FailWith(const grpc::Status& status);
+  // From now on GetLatestCheckpoint and GetCheckpoint hold each call until its caller
+  // gives up (its deadline passes or it cancels); false answers at once again.
+  void Stall(bool stall);
+
+  // What one call carried, as the server saw it.
+  struct CallSeen {
+    std::string method;         // "GetLatestCheckpoint", "ReadFile", ...
+    std::string authorization;  // the header's value; empty when none was sent
+    bool has_deadline = false;
+    absl::Duration time_left;   // when has_deadline: the deadline's distance on arrival
+  };
+  // Every call so far, oldest first.
+  std::vector<CallSeen> calls() const;
+
   // Calls of GetLatestCheckpoint/GetCheckpoint, and of ReadFile/GetMetaGraph, so far.
   int resolves() const;
   int reads() const;
   // Waits (at most `timeout`) until resolves() >= n; false on timeout.
   bool WaitForResolves(int n, absl::Duration timeout) const;
 
-  grpc::Status GetLatestCheckpoint(grpc::ServerContext*, const v1::GetLatestCheckpointRequest*,
+  grpc::Status GetLatestCheckpoint(grpc::ServerContext* ctx,
+                                   const v1::GetLatestCheckpointRequest*,
                                    v1::Checkpoint* out) override;
-  grpc::Status GetCheckpoint(grpc::ServerContext*, const v1::GetCheckpointRequest*,
+  grpc::Status GetCheckpoint(grpc::ServerContext* ctx, const v1::GetCheckpointRequest*,
                              v1::Checkpoint* out) override;
-  grpc::Status ReadFile(grpc::ServerContext*, const v1::ReadFileRequest* request,
+  grpc::Status ReadFile(grpc::ServerContext* ctx, const v1::ReadFileRequest* request,
                         grpc::ServerWriter<v1::FileChunk>* writer) override;
-  grpc::Status GetMetaGraph(grpc::ServerContext*, const v1::GetMetaGraphRequest* request,
+  grpc::Status GetMetaGraph(grpc::ServerContext* ctx, const v1::GetMetaGraphRequest* request,
                             grpc::ServerWriter<v1::MetaGraphChunk>* writer) override;
   grpc::Status WatchCheckpoints(grpc::ServerContext* ctx,
                                 const v1::WatchCheckpointsRequest* request,
                                 grpc::ServerWriter<v1::WatchEvent>* writer) override;
 
  private:
+  void Record(const grpc::ServerContext& ctx, const std::string& method)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The answer of GetLatestCheckpoint/GetCheckpoint: stalls or fails as told.
+  grpc::Status Resolve(grpc::ServerContext* ctx, const std::string& method,
+                       v1::Checkpoint* out);
+
   mutable absl::Mutex mu_;
   v1::Checkpoint answer_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> contents_ ABSL_GUARDED_BY(mu_);
   std::deque<v1::WatchEvent> events_ ABSL_GUARDED_BY(mu_);
+  grpc::Status fail_with_ ABSL_GUARDED_BY(mu_);
+  bool stall_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<CallSeen> calls_ ABSL_GUARDED_BY(mu_);
   int resolves_ ABSL_GUARDED_BY(mu_) = 0;
   int reads_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;

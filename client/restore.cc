@@ -1,0 +1,141 @@
+// Client::Restore: a checkpoint into a directory TensorFlow loads as is. Every name the
+// server answers is checked before anything is written, each file verified before it is
+// renamed into place, and the directory's `checkpoint` state file switched last.
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/checkpoint_dir.h"
+#include "client/client.h"
+#include "client/client_impl.h"
+#include "client/grpc_status.h"
+#include "client/local_file.h"
+#include "common/names.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "metagraph/checkpoint_name.h"
+#include "metagraph/checkpoint_state.h"
+#include "mgreg/v1/registry.grpc.pb.h"
+
+namespace mgreg {
+namespace fs = std::filesystem;
+
+absl::Status Client::DownloadFile(const v1::Checkpoint& checkpoint,
+                                  const v1::FileInfo& file, const std::string& path,
+                                  const ProgressFn& progress, int64_t progress_base,
+                                  int64_t progress_total) {
+  v1::ReadFileRequest request;
+  request.set_model(checkpoint.model());
+  request.set_step(checkpoint.step());
+  request.set_name(file.name());
+  grpc::ClientContext ctx;
+  impl_->PrepareContext(&ctx, CallDeadline::kNone);
+  std::unique_ptr<grpc::ClientReader<v1::FileChunk>> reader =
+      impl_->stub->ReadFile(&ctx, request);
+  ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(path));
+  v1::FileChunk chunk;
+  int64_t received = 0;
+  while (reader->Read(&chunk)) {
+    RETURN_IF_ERROR(out.Append(chunk.data()));
+    received += static_cast<int64_t>(chunk.data().size());
+    if (progress) progress(progress_base + received, progress_total);
+  }
+  RETURN_IF_ERROR(FromGrpcStatus(reader->Finish()));
+  return out.Commit(file.size(), file.sha256());
+}
+
+absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
+                                               const std::string& dir,
+                                               const RestoreOptions& options) {
+  RETURN_IF_ERROR(ValidateModelName(model));
+  if (options.keep_last < 0) {
+    return absl::InvalidArgumentError("keep_last must be >= 0 (0 keeps every checkpoint)");
+  }
+  RETURN_IF_ERROR(EnsureWritableDirectory(dir));
+  StepRef ref;
+  ref.step = options.step;
+  ref.alias = options.alias;
+  ASSIGN_OR_RETURN(v1::Checkpoint checkpoint, ResolveCheckpoint(model, ref));
+  // Every name in the answer is checked before anything is written.
+  using PathsByName = std::map<std::string, std::string>;
+  ASSIGN_OR_RETURN(const PathsByName paths, RestoredFilePaths(dir, checkpoint));
+  const std::string prefix = CheckpointPrefixName(checkpoint.basename(), checkpoint.step());
+  const bool filter_graph = options.graph_options.ByteSizeLong() > 0;
+  // The filtered graph first: it is small, and it is what fails when the graph cannot
+  // be exported with these options (before gigabytes of shards are downloaded).
+  std::vector<const v1::FileInfo*> order;
+  for (const v1::FileInfo& file : checkpoint.files()) {
+    if (file.name() == "meta" && filter_graph) {
+      order.insert(order.begin(), &file);
+    } else {
+      order.push_back(&file);
+    }
+  }
+  // Files this call creates are removed again if the restore fails, so a step that
+  // cannot be restored leaves nothing behind.
+  struct Created {
+    std::vector<std::string> paths;
+    bool keep = false;
+    ~Created() {
+      std::error_code ec;
+      if (!keep) for (const std::string& p : paths) fs::remove(p, ec);
+    }
+  } created;
+  const int64_t total = checkpoint.total_bytes();
+  int64_t done = 0;
+  for (const v1::FileInfo* file : order) {
+    const std::string& path = paths.at(file->name());
+    std::error_code ec;
+    const bool existed = fs::exists(path, ec);
+    if (file->name() == "meta" && filter_graph) {
+      if (!existed) created.paths.push_back(path);
+      RETURN_IF_ERROR(
+          FetchGraph(model, checkpoint.step(), options.graph_options, path).status());
+    } else if (!FileMatches(path, file->size(), file->sha256())) {
+      if (!existed) created.paths.push_back(path);
+      RETURN_IF_ERROR(DownloadFile(checkpoint, *file, path, options.progress, done, total));
+    }
+    done += file->size();
+    if (options.progress) options.progress(done, total);
+  }
+
+  // Switch: the `checkpoint` state file names the restored prefix as the latest, after
+  // the directory's own prefixes already listed whose files are still there. Renaming it
+  // into place is the atomic moment; TensorFlow reading the directory sees the old
+  // complete checkpoint or the new one.
+  ListedCheckpoints listed = ReadListedCheckpoints(dir);
+  if (!listed.foreign.empty() && options.on_warning) {
+    options.on_warning(absl::StrCat(
+        (fs::path(dir) / "checkpoint").string(), " listed ", listed.foreign.size(),
+        " checkpoint(s) outside ", dir, " (", absl::StrJoin(listed.foreign, ", "),
+        "); they are not the directory's own: left in place, never deleted, and no longer "
+        "listed"));
+  }
+  std::vector<std::string> prefixes;
+  for (std::string& p : listed.own) {
+    if (p != prefix) prefixes.push_back(std::move(p));
+  }
+  prefixes.push_back(prefix);
+  std::vector<std::string> dropped;
+  if (options.keep_last > 0 && prefixes.size() > static_cast<size_t>(options.keep_last)) {
+    const size_t drop = prefixes.size() - static_cast<size_t>(options.keep_last);
+    dropped.assign(prefixes.begin(), prefixes.begin() + static_cast<std::ptrdiff_t>(drop));
+    prefixes.erase(prefixes.begin(), prefixes.begin() + static_cast<std::ptrdiff_t>(drop));
+  }
+  const std::string state_path = (fs::path(dir) / "checkpoint").string();
+  ASSIGN_OR_RETURN(AtomicFileWriter state, AtomicFileWriter::Create(state_path));
+  const std::string text = FormatCheckpointState(MakeCheckpointState(prefixes));
+  RETURN_IF_ERROR(state.Append(text));
+  RETURN_IF_ERROR(state.Commit(static_cast<int64_t>(text.size()), Sha256Hex(text)));
+  created.keep = true;
+  // Only after the switch: the files of checkpoints no longer listed.
+  for (const std::string& p : dropped) RemoveCheckpointFiles(dir, p);
+  return checkpoint;
+}
+
+}  // namespace mgreg
