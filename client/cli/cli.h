@@ -1,7 +1,7 @@
 // The `mgreg` command-line tool (DESIGN §8), as a function so tests can run it in
 // process. Output goes to `out`, errors and progress to `err`.
-#ifndef MGREG_CLIENT_CLI_H_
-#define MGREG_CLIENT_CLI_H_
+#ifndef MGREG_CLIENT_CLI_CLI_H_
+#define MGREG_CLIENT_CLI_CLI_H_
 
 #include <ostream>
 #include <string>
@@ -15,4 +15,4 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
 }  // namespace mgreg
 
-#endif  // MGREG_CLIENT_CLI_H_
+#endif  // MGREG_CLIENT_CLI_CLI_H_

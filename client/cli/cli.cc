@@ -1,4 +1,4 @@
-#include "client/cli.h"
+#include "client/cli/cli.h"
 
 #include <pthread.h>
 #include <signal.h>
