@@ -1,5 +1,7 @@
 // The `mgreg` command-line tool (DESIGN §8), as a function so tests can run it in
-// process. Output goes to `out`, errors and progress to `err`.
+// process. Output goes to `out`, errors and progress to `err`. The commands, one file
+// per group, each declare their own options (command.h); `mgreg help COMMAND` lists
+// them.
 #ifndef MGREG_CLIENT_CLI_CLI_H_
 #define MGREG_CLIENT_CLI_CLI_H_
 
@@ -9,8 +11,9 @@
 
 namespace mgreg {
 
-// Exit codes: 0 success, 1 the operation failed (the server's or the local error is
-// printed), 2 the command line is wrong (usage is printed).
+// Exit codes: 0 success (and help), 1 the operation failed (the server's or the local
+// error is printed), 2 the command line is wrong: an unknown command, wrong arguments,
+// or an option the command does not take (what it takes is printed).
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace mgreg
