@@ -2,12 +2,21 @@
 // lock and its upload for ever. A PutFile stream idle past --put-idle-timeout is ended
 // (the lock goes with it), AbortUpload ends the streams of its upload, and the upload
 // TTL expires an upload even while a stalled writer holds one of its files.
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -49,12 +58,98 @@ class StalledWriter {
   std::unique_ptr<grpc::ClientWriter<v1::PutFileRequest>> writer_;
 };
 
+// A TCP relay on 127.0.0.1 in front of the server that can go silent: once frozen it
+// stops moving bytes both ways but keeps both sockets open, as a client host that lost
+// power or a dropped route leaves a half-open connection (the server's TCP sends still
+// succeed; nothing ever answers).
+class FreezingRelay {
+ public:
+  explicit FreezingRelay(int upstream_port) : upstream_port_(upstream_port) {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    EXPECT_EQ(bind(listener_, reinterpret_cast<sockaddr*>(&addr), len), 0);
+    EXPECT_EQ(listen(listener_, 4), 0);
+    EXPECT_EQ(getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    port_ = ntohs(addr.sin_port);
+    accept_thread_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~FreezingRelay() {
+    stop_ = true;
+    accept_thread_.join();
+    for (std::thread& t : pumps_) t.join();
+    close(listener_);
+    for (int fd : fds_) close(fd);
+  }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  void Freeze() { frozen_ = true; }
+
+ private:
+  void AcceptLoop() {
+    while (!stop_) {
+      pollfd p{listener_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      const int client = accept(listener_, nullptr, nullptr);
+      if (client < 0) continue;
+      const int server = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(upstream_port_);
+      if (connect(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        close(client);
+        close(server);
+        continue;
+      }
+      fds_.push_back(client);
+      fds_.push_back(server);
+      pumps_.emplace_back([this, client, server] { Pump(client, server); });
+      pumps_.emplace_back([this, server, client] { Pump(server, client); });
+    }
+  }
+  // Moves bytes from `from` to `to` until stopped or either side closes; while frozen,
+  // moves nothing (and closes nothing).
+  void Pump(int from, int to) {
+    char buf[16384];
+    while (!stop_) {
+      if (frozen_) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        continue;
+      }
+      pollfd p{from, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      const ssize_t n = read(from, buf, sizeof(buf));
+      if (n <= 0) return;
+      for (ssize_t off = 0; off < n;) {
+        const ssize_t w = write(to, buf + off, n - off);
+        if (w <= 0) return;
+        off += w;
+      }
+    }
+  }
+
+  const int upstream_port_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> frozen_{false};
+  std::thread accept_thread_;
+  // Only the accept thread adds to these; the destructor joins it before using them.
+  std::vector<int> fds_;
+  std::vector<std::thread> pumps_;
+};
+
 class StalledWritersServerTest : public ServerFixture {
  protected:
-  void Start(absl::Duration put_idle_timeout, absl::Duration upload_ttl = absl::Hours(1)) {
+  void Start(absl::Duration put_idle_timeout, absl::Duration upload_ttl = absl::Hours(1),
+             absl::Duration keepalive_time = absl::Minutes(1)) {
     ServerOptions options;
     options.put_idle_timeout = put_idle_timeout;
     options.service.upload_ttl = upload_ttl;
+    options.keepalive_time = keepalive_time;
+    options.keepalive_timeout = std::min(absl::Seconds(20), keepalive_time);
     StartServer(options);
     stub_ = v1::Registry::NewStub(
         grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
@@ -142,6 +237,41 @@ TEST_F(StalledWritersServerTest, TheUploadTtlExpiresAnUploadWhoseWriterStalled) 
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_EQ(GetUpload().status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(server_->service()->open_uploads(), 0u);
+}
+
+// A half-open connection: the writer's host goes silent without closing its socket. With
+// the idle bound and the TTL both out of the way, only the server's keepalive pings can
+// find it; the stream ends with the transport and the file lock goes with it. The
+// connection first lives through several ping periods, so a limit on pings sent without
+// data (gRPC's default is 2) would stop the pings before the freeze and fail this test.
+TEST_F(StalledWritersServerTest, KeepaliveEndsAHalfOpenWriterAndReleasesItsLock) {
+  Start(absl::ZeroDuration(), absl::Hours(1), absl::Milliseconds(300));
+  const int port = std::stoi(server_->address().substr(server_->address().rfind(':') + 1));
+  auto relay = std::make_unique<FreezingRelay>(port);
+  auto relayed = v1::Registry::NewStub(
+      grpc::CreateChannel(relay->address(), grpc::InsecureChannelCredentials()));
+  StalledWriter stalled(*relayed, upload_.upload_id(), "index", "partial");
+  ASSERT_TRUE(WaitUntilWriting("index"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // five ping periods
+  ASSERT_EQ(PutWhole("index", prefix_ + ".index").error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);  // still locked: the pings are answered
+  const absl::Time frozen_at = absl::Now();
+  relay->Freeze();
+
+  // Within keepalive time + timeout (0.6 s; allow 5 s on a loaded machine) the server
+  // drops the connection, the stream ends and another writer can put the file.
+  grpc::Status put;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    put = PutWhole("index", prefix_ + ".index");
+  } while (!put.ok() && absl::Now() - frozen_at < absl::Seconds(5));
+  EXPECT_TRUE(put.ok()) << put.error_message();
+  for (const char* name : {"data-00000-of-00002", "data-00001-of-00002", "meta"}) {
+    ASSERT_TRUE(PutWhole(name, absl::StrCat(prefix_, ".", name)).ok()) << name;
+  }
+  EXPECT_TRUE(client_->CommitUpload(upload_.upload_id()).ok());
+  relay.reset();  // closes the silent writer's socket: its call ends on its side too
+  EXPECT_FALSE(stalled.Wait().ok());
 }
 
 // A live writer is not cut off: each message restarts the idle clock.
