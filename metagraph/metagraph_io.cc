@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 #include "metagraph/text_format.h"
 #include "google/protobuf/unknown_field_set.h"
-#include "tensorflow/core/protobuf/saved_model.pb.h"
 
 namespace mgreg {
 namespace {
@@ -83,8 +83,7 @@ absl::StatusOr<tensorflow::MetaGraphDef> ParseMetaGraph(absl::string_view bytes)
   return mg;
 }
 
-absl::StatusOr<tensorflow::MetaGraphDef> SelectMetaGraph(
-    absl::string_view saved_model_bytes, const std::vector<std::string>& tags) {
+absl::StatusOr<tensorflow::SavedModel> ParseSavedModel(absl::string_view saved_model_bytes) {
   tensorflow::SavedModel sm;
   std::string text_error;
   const bool parsed = ParseBinaryOrText(
@@ -104,16 +103,33 @@ absl::StatusOr<tensorflow::MetaGraphDef> SelectMetaGraph(
   if (sm.meta_graphs_size() == 0) {
     return absl::InvalidArgumentError("the SavedModel holds no MetaGraphDef");
   }
+  return sm;
+}
+
+absl::StatusOr<tensorflow::MetaGraphDef> SelectMetaGraph(
+    absl::string_view saved_model_bytes, const std::vector<std::string>& tags) {
+  ASSIGN_OR_RETURN(tensorflow::SavedModel sm, ParseSavedModel(saved_model_bytes));
+  return SelectTaggedMetaGraph(std::move(sm), tags);
+}
+
+absl::StatusOr<tensorflow::MetaGraphDef> SelectTaggedMetaGraph(
+    tensorflow::SavedModel sm, const std::vector<std::string>& tags) {
   const std::set<std::string> wanted(tags.begin(), tags.end());
-  std::vector<std::string> available;
   for (tensorflow::MetaGraphDef& mg : *sm.mutable_meta_graphs()) {
     const auto& have = mg.meta_info_def().tags();
     if (std::set<std::string>(have.begin(), have.end()) == wanted) return std::move(mg);
-    available.push_back(TagSet(have));
   }
   return absl::NotFoundError(absl::StrCat(
       "the SavedModel has no MetaGraphDef with tags [", absl::StrJoin(wanted, ", "),
-      "]; available tag sets: ", absl::StrJoin(available, " ")));
+      "]; available tag sets: ", DescribeTagSets(sm)));
+}
+
+std::string DescribeTagSets(const tensorflow::SavedModel& sm) {
+  std::vector<std::string> sets;
+  for (const tensorflow::MetaGraphDef& mg : sm.meta_graphs()) {
+    sets.push_back(TagSet(mg.meta_info_def().tags()));
+  }
+  return absl::StrJoin(sets, " ");
 }
 
 }  // namespace mgreg

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "tensorflow/core/protobuf/meta_graph.pb.h"
+#include "tensorflow/core/protobuf/saved_model.pb.h"
 
 namespace mgreg {
 
@@ -20,6 +21,11 @@ namespace mgreg {
 // says the file is not a MetaGraphDef.
 absl::StatusOr<tensorflow::MetaGraphDef> ParseMetaGraph(absl::string_view bytes);
 
+// Parses a SavedModel: binary (a parse in which a declared top-level field has the wrong
+// wire type, e.g. a .meta file, does not count), else text format. Returns
+// INVALID_ARGUMENT saying why if neither works or it holds no MetaGraphDef.
+absl::StatusOr<tensorflow::SavedModel> ParseSavedModel(absl::string_view bytes);
+
 // From a SavedModel (binary, else text format; a binary parse in which a declared
 // top-level field has the wrong wire type, e.g. a .meta file, does not count), the
 // MetaGraphDef whose meta_info_def.tags equals `tags` as a set (order and duplicates
@@ -28,6 +34,13 @@ absl::StatusOr<tensorflow::MetaGraphDef> ParseMetaGraph(absl::string_view bytes)
 // NOT_FOUND listing the available tag sets if none matches.
 absl::StatusOr<tensorflow::MetaGraphDef> SelectMetaGraph(
     absl::string_view saved_model_bytes, const std::vector<std::string>& tags);
+
+// The same selection on a parsed SavedModel (taken apart: the match is moved out).
+absl::StatusOr<tensorflow::MetaGraphDef> SelectTaggedMetaGraph(
+    tensorflow::SavedModel saved_model, const std::vector<std::string>& tags);
+
+// The tag sets of a SavedModel's MetaGraphDefs for a message: "[serve] [serve, gpu]".
+std::string DescribeTagSets(const tensorflow::SavedModel& saved_model);
 
 }  // namespace mgreg
 

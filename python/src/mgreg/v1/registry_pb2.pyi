@@ -7,7 +7,10 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
+CHECKPOINT: StepKind
 DESCRIPTOR: _descriptor.FileDescriptor
+SAVED_MODEL: StepKind
+STEP_KIND_UNSPECIFIED: StepKind
 
 class AbortUploadRequest(_message.Message):
     __slots__ = ["upload_id"]
@@ -36,7 +39,7 @@ class BackupResponse(_message.Message):
     def __init__(self, dir: _Optional[str] = ..., revision: _Optional[int] = ..., checkpoints: _Optional[int] = ...) -> None: ...
 
 class BeginUploadRequest(_message.Message):
-    __slots__ = ["basename", "files", "metadata", "model", "overwrite", "step"]
+    __slots__ = ["basename", "files", "kind", "metadata", "model", "overwrite", "step"]
     class MetadataEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -46,17 +49,19 @@ class BeginUploadRequest(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     BASENAME_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OVERWRITE_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     basename: str
     files: _containers.RepeatedCompositeFieldContainer[FileInfo]
+    kind: StepKind
     metadata: _containers.ScalarMap[str, str]
     model: str
     overwrite: bool
     step: int
-    def __init__(self, model: _Optional[str] = ..., step: _Optional[int] = ..., basename: _Optional[str] = ..., files: _Optional[_Iterable[_Union[FileInfo, _Mapping]]] = ..., overwrite: bool = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., step: _Optional[int] = ..., basename: _Optional[str] = ..., files: _Optional[_Iterable[_Union[FileInfo, _Mapping]]] = ..., overwrite: bool = ..., metadata: _Optional[_Mapping[str, str]] = ..., kind: _Optional[_Union[StepKind, str]] = ...) -> None: ...
 
 class CheckStoreRequest(_message.Message):
     __slots__ = []
@@ -89,7 +94,7 @@ class CheckStoreResponse(_message.Message):
     def __init__(self, consistent: bool = ..., problems: _Optional[_Iterable[str]] = ..., models: _Optional[int] = ..., checkpoints: _Optional[int] = ..., files: _Optional[int] = ..., blobs: _Optional[int] = ..., chunks: _Optional[int] = ..., chunk_bytes: _Optional[int] = ..., staged_chunks: _Optional[int] = ..., events: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class Checkpoint(_message.Message):
-    __slots__ = ["aliases", "basename", "commit_time", "files", "graph_sha256", "metadata", "model", "pinned", "preserved", "revision", "step", "total_bytes"]
+    __slots__ = ["aliases", "basename", "commit_time", "files", "graph_sha256", "kind", "metadata", "model", "pinned", "preserved", "revision", "step", "total_bytes"]
     class MetadataEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +107,7 @@ class Checkpoint(_message.Message):
     COMMIT_TIME_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
     GRAPH_SHA256_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +120,7 @@ class Checkpoint(_message.Message):
     commit_time: _timestamp_pb2.Timestamp
     files: _containers.RepeatedCompositeFieldContainer[FileInfo]
     graph_sha256: str
+    kind: StepKind
     metadata: _containers.ScalarMap[str, str]
     model: str
     pinned: bool
@@ -121,7 +128,7 @@ class Checkpoint(_message.Message):
     revision: int
     step: int
     total_bytes: int
-    def __init__(self, model: _Optional[str] = ..., step: _Optional[int] = ..., basename: _Optional[str] = ..., files: _Optional[_Iterable[_Union[FileInfo, _Mapping]]] = ..., commit_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., graph_sha256: _Optional[str] = ..., revision: _Optional[int] = ..., total_bytes: _Optional[int] = ..., pinned: bool = ..., preserved: bool = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., step: _Optional[int] = ..., basename: _Optional[str] = ..., files: _Optional[_Iterable[_Union[FileInfo, _Mapping]]] = ..., commit_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., graph_sha256: _Optional[str] = ..., revision: _Optional[int] = ..., total_bytes: _Optional[int] = ..., pinned: bool = ..., preserved: bool = ..., aliases: _Optional[_Iterable[str]] = ..., kind: _Optional[_Union[StepKind, str]] = ...) -> None: ...
 
 class CommitUploadRequest(_message.Message):
     __slots__ = ["upload_id"]
@@ -224,7 +231,7 @@ class GetUploadRequest(_message.Message):
     def __init__(self, upload_id: _Optional[str] = ...) -> None: ...
 
 class GraphOptions(_message.Message):
-    __slots__ = ["as_text", "clear_devices", "clear_extraneous_savers", "collection_list", "export_scope", "has_collection_list", "no_unbound_inputs_col", "strip_default_attrs", "unbound_inputs_col_name"]
+    __slots__ = ["as_text", "clear_devices", "clear_extraneous_savers", "collection_list", "export_scope", "has_collection_list", "no_unbound_inputs_col", "strip_default_attrs", "tags", "unbound_inputs_col_name"]
     AS_TEXT_FIELD_NUMBER: _ClassVar[int]
     CLEAR_DEVICES_FIELD_NUMBER: _ClassVar[int]
     CLEAR_EXTRANEOUS_SAVERS_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +240,7 @@ class GraphOptions(_message.Message):
     HAS_COLLECTION_LIST_FIELD_NUMBER: _ClassVar[int]
     NO_UNBOUND_INPUTS_COL_FIELD_NUMBER: _ClassVar[int]
     STRIP_DEFAULT_ATTRS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
     UNBOUND_INPUTS_COL_NAME_FIELD_NUMBER: _ClassVar[int]
     as_text: bool
     clear_devices: bool
@@ -242,8 +250,9 @@ class GraphOptions(_message.Message):
     has_collection_list: bool
     no_unbound_inputs_col: bool
     strip_default_attrs: bool
+    tags: _containers.RepeatedScalarFieldContainer[str]
     unbound_inputs_col_name: str
-    def __init__(self, collection_list: _Optional[_Iterable[str]] = ..., has_collection_list: bool = ..., export_scope: _Optional[str] = ..., clear_devices: bool = ..., strip_default_attrs: bool = ..., clear_extraneous_savers: bool = ..., unbound_inputs_col_name: _Optional[str] = ..., no_unbound_inputs_col: bool = ..., as_text: bool = ...) -> None: ...
+    def __init__(self, collection_list: _Optional[_Iterable[str]] = ..., has_collection_list: bool = ..., export_scope: _Optional[str] = ..., clear_devices: bool = ..., strip_default_attrs: bool = ..., clear_extraneous_savers: bool = ..., unbound_inputs_col_name: _Optional[str] = ..., no_unbound_inputs_col: bool = ..., as_text: bool = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class InspectCheckpointRequest(_message.Message):
     __slots__ = ["alias", "model", "step", "verify"]
@@ -314,18 +323,22 @@ class MetaGraphChunk(_message.Message):
     def __init__(self, info: _Optional[_Union[MetaGraphInfo, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class MetaGraphInfo(_message.Message):
-    __slots__ = ["collections", "node_count", "sha256", "size", "step"]
+    __slots__ = ["collections", "kind", "node_count", "sha256", "size", "step", "tags"]
     COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     NODE_COUNT_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
     collections: _containers.RepeatedScalarFieldContainer[str]
+    kind: StepKind
     node_count: int
     sha256: str
     size: int
     step: int
-    def __init__(self, step: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., node_count: _Optional[int] = ..., collections: _Optional[_Iterable[str]] = ...) -> None: ...
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, step: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., node_count: _Optional[int] = ..., collections: _Optional[_Iterable[str]] = ..., kind: _Optional[_Union[StepKind, str]] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ["aliases", "checkpoint_count", "latest_step", "name", "retention", "revision"]
@@ -534,3 +547,6 @@ class WatchEvent(_message.Message):
     time: _timestamp_pb2.Timestamp
     type: WatchEvent.Type
     def __init__(self, revision: _Optional[int] = ..., type: _Optional[_Union[WatchEvent.Type, str]] = ..., model: _Optional[str] = ..., step: _Optional[int] = ..., alias: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class StepKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
