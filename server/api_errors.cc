@@ -121,4 +121,18 @@ absl::Status BackupIntoDataDir(absl::string_view dir, absl::string_view data_dir
       Quote(data_dir), "; back up to a directory outside it"));
 }
 
+absl::Status TagsOnCheckpoint(absl::string_view model, int64_t step) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "step ", step, " of model ", Quote(model),
+      " is a checkpoint, which holds one MetaGraphDef: --tags only chooses among a "
+      "SavedModel's; leave it out"));
+}
+
+absl::Status NoCheckpointState(absl::string_view model) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the latest step of model ", Quote(model),
+      " is a SavedModel; a CheckpointState lists checkpoints only (restore SavedModels "
+      "with mgreg restore, which writes numbered version directories)"));
+}
+
 }  // namespace mgreg::api_errors

@@ -52,6 +52,11 @@ absl::Status UploadAbortedUnderWriter(absl::string_view upload_id);
 absl::Status UploadExpiredUnderWriter(absl::string_view upload_id, absl::Duration ttl);
 // FAILED_PRECONDITION: a backup into the live data dir.
 absl::Status BackupIntoDataDir(absl::string_view dir, absl::string_view data_dir);
+// INVALID_ARGUMENT: GraphOptions.tags on a checkpoint step (tags choose a SavedModel's
+// MetaGraphDef).
+absl::Status TagsOnCheckpoint(absl::string_view model, int64_t step);
+// FAILED_PRECONDITION: GetCheckpointState of a model whose latest step is a SavedModel.
+absl::Status NoCheckpointState(absl::string_view model);
 
 }  // namespace mgreg::api_errors
 

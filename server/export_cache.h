@@ -22,6 +22,8 @@ struct CachedExport {
   std::string sha256;
   int64_t node_count = 0;
   std::vector<std::string> collections;
+  // SavedModel steps: the tag set of the MetaGraphDef exported.
+  std::vector<std::string> tags;
 };
 
 class ExportCache {

@@ -24,11 +24,17 @@
 #include "metagraph/export_options.h"
 #include "metagraph/checkpoint_state.h"
 #include "metagraph/metagraph_io.h"
+#include "metagraph/relative_path.h"
 #include "metagraph/retention.h"
+#include "metagraph/saved_model.h"
 #include "metagraph/tensor_bundle.h"
 
 namespace mgreg {
 namespace {
+
+bool IsSavedModel(const storage::CheckpointRecord& record) {
+  return record.kind() == storage::CheckpointRecord::SAVED_MODEL;
+}
 
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
@@ -56,6 +62,7 @@ v1::Checkpoint ToApi(const storage::CheckpointRecord& record) {
   out.set_total_bytes(total);
   out.set_pinned(record.pinned());
   out.set_preserved(record.preserved());
+  out.set_kind(IsSavedModel(record) ? v1::SAVED_MODEL : v1::CHECKPOINT);
   return out;
 }
 
@@ -127,7 +134,9 @@ absl::Status CheckUploadSizes(const std::vector<v1::FileInfo>& files,
     if (__builtin_add_overflow(total, f.size(), &total)) {
       return api_errors::UploadSizesOverflow();
     }
-    if (f.name() == "meta" && options.max_meta_bytes > 0 &&
+    const bool graph_file =
+        f.name() == "meta" || f.name() == kSavedModelPb || f.name() == kSavedModelPbtxt;
+    if (graph_file && options.max_meta_bytes > 0 &&
         f.size() > options.max_meta_bytes) {
       return api_errors::MetaTooLarge(f.size(), options.max_meta_bytes);
     }
@@ -138,17 +147,22 @@ absl::Status CheckUploadSizes(const std::vector<v1::FileInfo>& files,
   return absl::OkStatus();
 }
 
-// Checks a checkpoint's files: names, sizes and digests (INVALID_ARGUMENT), then that
-// an index and every data shard are there (`missing_code`: INVALID_ARGUMENT for a
-// manifest announced at BeginUpload, FAILED_PRECONDITION at the commit of an upload
-// that learned its files from its writers).
+// Checks a step's files: names, sizes and digests (INVALID_ARGUMENT), then that an
+// index and every data shard are there (`missing_code`: INVALID_ARGUMENT for a manifest
+// announced at BeginUpload, FAILED_PRECONDITION at the commit of an upload that learned
+// its files from its writers). SavedModel steps: ValidateSavedModelNames.
 absl::Status ValidateFiles(const std::vector<v1::FileInfo>& files,
-                           absl::StatusCode missing_code) {
+                           absl::StatusCode missing_code, v1::StepKind kind) {
+  const bool saved_model = kind == v1::SAVED_MODEL;
   std::set<std::string> names;
   int num_shards = -1;
   std::set<int> shards;
   for (const v1::FileInfo& f : files) {
-    RETURN_IF_ERROR(ValidateFileName(f.name()));
+    if (saved_model) {
+      RETURN_IF_ERROR(ValidateRelativePath(f.name(), "a SavedModel file name"));
+    } else {
+      RETURN_IF_ERROR(ValidateFileName(f.name()));
+    }
     if (!names.insert(f.name()).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("file '", f.name(), "' is announced twice"));
@@ -166,7 +180,7 @@ absl::Status ValidateFiles(const std::vector<v1::FileInfo>& files,
       return absl::InvalidArgumentError(absl::StrCat(
           "file '", f.name(), "' is empty but its sha256 is not that of no bytes"));
     }
-    if (absl::StartsWith(f.name(), "data-")) {
+    if (!saved_model && absl::StartsWith(f.name(), "data-")) {
       ASSIGN_OR_RETURN(DataShard shard, ParseDataFileName(f.name()));
       if (num_shards >= 0 && shard.num_shards != num_shards) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -176,6 +190,10 @@ absl::Status ValidateFiles(const std::vector<v1::FileInfo>& files,
       num_shards = shard.num_shards;
       shards.insert(shard.shard);
     }
+  }
+  if (saved_model) {
+    return ValidateSavedModelNames(std::vector<std::string>(names.begin(), names.end()),
+                                   missing_code);
   }
   std::vector<std::string> missing;
   if (names.count("index") == 0) missing.push_back("index");
@@ -189,6 +207,21 @@ absl::Status ValidateFiles(const std::vector<v1::FileInfo>& files,
         absl::StrCat("the checkpoint is missing ", absl::StrJoin(missing, ", "),
                      "; a TensorFlow checkpoint needs its <prefix>.index and every "
                      "<prefix>.data-NNNNN-of-MMMMM shard: upload them"));
+  }
+  return absl::OkStatus();
+}
+
+// A step kind the server knows; a SavedModel upload names no basename.
+absl::Status ValidateStepKind(const v1::BeginUploadRequest& request) {
+  if (request.kind() != v1::STEP_KIND_UNSPECIFIED && request.kind() != v1::CHECKPOINT &&
+      request.kind() != v1::SAVED_MODEL) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "step kind ", request.kind(), " is unknown; use CHECKPOINT or SAVED_MODEL"));
+  }
+  if (request.kind() == v1::SAVED_MODEL && !request.basename().empty()) {
+    return absl::InvalidArgumentError(
+        "a SavedModel upload has no basename (its files are named by their paths in the "
+        "version directory); leave basename empty");
   }
   return absl::OkStatus();
 }
@@ -359,8 +392,10 @@ absl::StatusOr<v1::Upload> RegistryService::BeginUpload(
     const v1::BeginUploadRequest& request, const ContentScope& scope) {
   RETURN_IF_ERROR(ValidateModelName(request.model()));
   RETURN_IF_ERROR(ValidateStep(request.step()));
+  RETURN_IF_ERROR(ValidateStepKind(request));
   // Without files, the basename may come from the first writer (PutFile header).
-  if (!request.basename().empty() || !request.files().empty()) {
+  if (request.kind() != v1::SAVED_MODEL &&
+      (!request.basename().empty() || !request.files().empty())) {
     RETURN_IF_ERROR(ValidateBasename(request.basename()));
     RETURN_IF_ERROR(ValidateRestoredNames(request.basename(), request.step()));
   }
@@ -368,7 +403,8 @@ absl::StatusOr<v1::Upload> RegistryService::BeginUpload(
   if (!request.files().empty()) {
     // Without files the upload learns its manifest from its writers (PutFile headers).
     const std::vector<v1::FileInfo> files(request.files().begin(), request.files().end());
-    RETURN_IF_ERROR(ValidateFiles(files, absl::StatusCode::kInvalidArgument));
+    RETURN_IF_ERROR(
+        ValidateFiles(files, absl::StatusCode::kInvalidArgument, request.kind()));
     RETURN_IF_ERROR(CheckUploadSizes(files, options_, /*learned=*/false));
   }
 
@@ -435,7 +471,8 @@ absl::StatusOr<std::unique_ptr<FileSink>> RegistryService::OpenFileSink(
                    uploads_.Find(header.upload_id()));
   {
     absl::MutexLock lock(&session->mu);
-    if (!header.basename().empty() && session->request().basename().empty()) {
+    if (!header.basename().empty() && session->request().basename().empty() &&
+        session->request().kind() != v1::SAVED_MODEL) {
       RETURN_IF_ERROR(ValidateBasename(header.basename()));
       RETURN_IF_ERROR(ValidateRestoredNames(header.basename(), session->request().step()));
       RETURN_IF_ERROR(session->LearnBasename(header.basename()));
@@ -468,7 +505,7 @@ absl::StatusOr<std::unique_ptr<FileSink>> RegistryService::OpenFileSink(
             "file '", header.name(), "' is not in the upload's manifest yet: give its size "
             "and sha256 (64 lower-case hex) in the PutFile header"));
       }
-      RETURN_IF_ERROR(ValidateFiles({f}, absl::StatusCode::kOk));
+      RETURN_IF_ERROR(ValidateFiles({f}, absl::StatusCode::kOk, session->request().kind()));
       std::vector<v1::FileInfo> all = {f};
       for (const auto& [name, state] : session->files) {
         v1::FileInfo& known = all.emplace_back();
@@ -542,6 +579,24 @@ absl::Status RegistryService::ValidateCheckpointFiles(const UploadSession& sessi
   auto annotate = [](absl::string_view file, const absl::Status& s) {
     return absl::Status(s.code(), absl::StrCat("file '", file, "': ", s.message()));
   };
+  if (session.request().kind() == v1::SAVED_MODEL) {
+    std::map<std::string, int64_t> sizes;
+    for (const auto& [name, state] : session.files) sizes[name] = state.file.size();
+    std::optional<MemoryReservation> memory;
+    return ValidateSavedModelContents(
+        sizes, [&](const std::string& name) -> absl::StatusOr<std::string> {
+          const UploadFileState& state = session.files.at(name);
+          if (name == kSavedModelPb || name == kSavedModelPbtxt) {
+            // As for a .meta: the proto is parsed whole; wait a while for memory.
+            ASSIGN_OR_RETURN(
+                memory, memory_budget_.Reserve(
+                            RegistryServiceOptions::kValidateMemoryFactor * state.file.size(),
+                            absl::StrCat("validating a ", state.file.size(), "-byte ", name),
+                            absl::Seconds(30)));
+          }
+          return read(state);
+        });
+  }
 
   std::map<int, int64_t> shard_sizes;
   int num_data_files = 0;
@@ -622,12 +677,13 @@ absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
       f.set_size(state.file.size());
       f.set_sha256(state.file.sha256());
     }
-    RETURN_IF_ERROR(ValidateFiles(files, absl::StatusCode::kFailedPrecondition));
+    RETURN_IF_ERROR(ValidateFiles(files, absl::StatusCode::kFailedPrecondition,
+                                  session->request().kind()));
     if (session->closed) {
       return absl::FailedPreconditionError(
           absl::StrCat("upload ", session->id(), " is already being committed"));
     }
-    if (session->basename.empty()) {
+    if (session->basename.empty() && session->request().kind() != v1::SAVED_MODEL) {
       return absl::FailedPreconditionError(absl::StrCat(
           "upload ", session->id(), " has no basename yet: no writer named its prefix; "
           "put a file with mgreg upload put, or begin the upload with --basename"));
@@ -652,11 +708,17 @@ absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
   record.set_model(begin.model());
   record.set_step(begin.step());
   record.set_basename(basename);
+  const bool saved_model = begin.kind() == v1::SAVED_MODEL;
+  if (saved_model) record.set_kind(storage::CheckpointRecord::SAVED_MODEL);
+  std::vector<std::string> names;
+  for (const auto& [name, state] : session->files) names.push_back(name);
+  const std::string graph_file =
+      saved_model ? SavedModelProtoName(names).value_or("") : std::string("meta");
   record.mutable_metadata()->insert(begin.metadata().begin(), begin.metadata().end());
   std::set<std::string> new_blob_digests;
   for (const auto& [name, state] : session->files) {  // sorted by name
     *record.add_files() = state.file;
-    if (name == "meta") record.set_graph_sha256(state.file.sha256());
+    if (name == graph_file) record.set_graph_sha256(state.file.sha256());
     if (state.already_stored ||
         !new_blob_digests.insert(state.file.sha256()).second) {
       continue;
@@ -945,6 +1007,10 @@ RegistryService::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
       ResolveStep(request.model(),
                   request.has_step() ? std::optional<int64_t>(request.step()) : std::nullopt,
                   request.alias()));
+  const bool saved_model = IsSavedModel(record);
+  if (!saved_model && !request.options().tags().empty()) {
+    return api_errors::TagsOnCheckpoint(record.model(), record.step());
+  }
   if (record.graph_sha256().empty()) {
     return absl::NotFoundError(absl::StrCat(
         "step ", record.step(), " of model '", record.model(),
@@ -952,6 +1018,7 @@ RegistryService::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
   }
   v1::MetaGraphInfo info;
   info.set_step(record.step());
+  info.set_kind(saved_model ? v1::SAVED_MODEL : v1::CHECKPOINT);
   const v1::GraphOptions& options = request.options();
   if (IsDefault(options)) {
     // EXPORT_SEMANTICS D1: no option, the stored bytes verbatim.
@@ -979,9 +1046,22 @@ RegistryService::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
                          RegistryServiceOptions::kExportMemoryFactor * blob.size(),
                          absl::StrCat("exporting a ", blob.size(), "-byte graph")));
     ASSIGN_OR_RETURN(std::string stored, ReadBlob(record.graph_sha256()));
-    ASSIGN_OR_RETURN(ExportResult result,
-                     ExportMetaGraph(stored, ExportOptionsFromApi(options)));
+    ExportResult result;
+    std::vector<std::string> tags;
+    if (saved_model) {
+      ASSIGN_OR_RETURN(
+          SavedModelExport chosen,
+          ExportSavedModelGraph(stored,
+                                std::vector<std::string>(options.tags().begin(),
+                                                         options.tags().end()),
+                                ExportOptionsFromApi(options)));
+      result = std::move(chosen.result);
+      tags = std::move(chosen.tags);
+    } else {
+      ASSIGN_OR_RETURN(result, ExportMetaGraph(stored, ExportOptionsFromApi(options)));
+    }
     auto value = std::make_shared<CachedExport>();
+    value->tags = std::move(tags);
     value->sha256 = Sha256Hex(result.bytes);
     value->bytes = std::move(result.bytes);
     value->node_count = result.node_count;
@@ -998,6 +1078,7 @@ RegistryService::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
   info.set_sha256(exported->sha256);
   info.set_node_count(exported->node_count);
   for (const std::string& c : exported->collections) info.add_collections(c);
+  for (const std::string& t : exported->tags) info.add_tags(t);
   return std::unique_ptr<MessageSource<v1::MetaGraphChunk>>(
       new GraphSource(std::move(info), std::move(exported), nullptr, options_.chunk_bytes,
                       std::move(held)));
@@ -1187,14 +1268,25 @@ absl::StatusOr<v1::InspectCheckpointResponse> RegistryService::InspectCheckpoint
       ResolveStep(request.model(),
                   request.has_step() ? std::optional<int64_t>(request.step()) : std::nullopt,
                   request.alias()));
+  // A SavedModel's variables bundle is variables/variables.{index,data-*}.
+  const std::string bundle = IsSavedModel(record) ? kVariablesPrefix : "";
   std::map<int, const storage::FileRecord*> shards;
   const storage::FileRecord* index_file = nullptr;
   for (const storage::FileRecord& f : record.files()) {
-    if (f.name() == "index") index_file = &f;
-    if (absl::StartsWith(f.name(), "data-")) {
-      ASSIGN_OR_RETURN(DataShard shard, ParseDataFileName(f.name()));
+    if (!absl::StartsWith(f.name(), bundle)) continue;
+    const absl::string_view name = absl::string_view(f.name()).substr(bundle.size());
+    if (name == "index") index_file = &f;
+    if (absl::StartsWith(name, "data-")) {
+      ASSIGN_OR_RETURN(DataShard shard, ParseDataFileName(name));
       shards[shard.shard] = &f;
     }
+  }
+  if (index_file == nullptr && IsSavedModel(record)) {
+    // A SavedModel of constants only: no variables, nothing to list or verify.
+    v1::InspectCheckpointResponse out;
+    out.set_step(record.step());
+    out.set_verified(request.verify());
+    return out;
   }
   if (index_file == nullptr) {
     return absl::InternalError("the stored checkpoint has no index file");
@@ -1285,6 +1377,7 @@ absl::StatusOr<tensorflow::CheckpointState> RegistryService::GetCheckpointState(
     const v1::GetCheckpointStateRequest& request) {
   RETURN_IF_ERROR(ValidateModelName(request.model()));
   ASSIGN_OR_RETURN(storage::CheckpointRecord latest, store_->GetLatest(request.model()));
+  if (IsSavedModel(latest)) return api_errors::NoCheckpointState(request.model());
   ASSIGN_OR_RETURN(storage::ModelRecord model, store_->GetModel(request.model()));
   std::vector<std::string> prefixes;
   std::vector<double> timestamps;
@@ -1294,7 +1387,7 @@ absl::StatusOr<tensorflow::CheckpointState> RegistryService::GetCheckpointState(
                      store_->ListCheckpoints(request.model(), after, 1000));
     for (const storage::CheckpointRecord& r : page) {
       // As CheckpointManager: steps kept forever by the every-N-hours rule leave the list.
-      if (r.preserved() || r.step() == latest.step()) continue;
+      if (r.preserved() || r.step() == latest.step() || IsSavedModel(r)) continue;
       prefixes.push_back(CheckpointPrefixName(r.basename(), r.step()));
       timestamps.push_back(static_cast<double>(r.commit_time_micros()) / 1e6);
     }
