@@ -57,7 +57,8 @@ ABSL_FLAG(int64_t, export_cache_bytes, -1,
           "disables it)");
 ABSL_FLAG(int64_t, min_free_bytes, -1,
           "refuse new uploaded bytes while the data dir's disk has less than this free "
-          "(default 256 MiB; 0 turns the check off)");
+          "(default 256 MiB; at least 32 MiB, what RocksDB needs free to resume by "
+          "itself after a full disk; 0 turns the check off)");
 ABSL_FLAG(int64_t, event_window, 0,
           "watch events kept for watchers resuming from a revision (default 100000)");
 ABSL_FLAG(absl::Duration, shutdown_deadline, absl::ZeroDuration(),

@@ -48,6 +48,7 @@ RocksBackend::RocksBackend(std::shared_ptr<rocksdb::Env> env,
 }
 
 RocksBackend::~RocksBackend() {
+  StopUpkeep();
   for (rocksdb::ColumnFamilyHandle* h : handles_) db_->DestroyColumnFamilyHandle(h);
   db_->Close().PermitUncheckedError();
 }
@@ -197,6 +198,7 @@ absl::StatusOr<ApplyResult> RocksBackend::Apply(const Transaction& txn,
     batch.Put(meta_, kRevisionKey, rev);
   }
 
+  bool deletes_bytes = false;
   {
     absl::MutexLock stage(&stage_mu_);
     std::vector<const ChunkWrite*> committed, restaged;
@@ -222,12 +224,14 @@ absl::StatusOr<ApplyResult> RocksBackend::Apply(const Transaction& txn,
         restaged.push_back(&c);
       } else {
         batch.Delete(chunks_, c.raw);
+        deletes_bytes = true;
         if (before.refs > 0) result.freed_bytes += c.size;
       }
     }
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync;
-    RETURN_IF_ERROR(FromRocks(Note(db_->Write(wo, &batch)), txn.what));
+    RETURN_IF_ERROR(Failed(Note(db_->Write(wo, &batch)), txn.what));
+    if (deletes_bytes) RequestReclaim();
 
     for (const ChunkWrite* c : committed) {
       auto it = staged_.find(c->raw);
@@ -396,12 +400,17 @@ absl::Status RocksBackend::EngineStats(StoreStats* s) {
 }
 
 absl::Status RocksBackend::Scan(RecordSink* sink) {
+  // Collects the chunks of failed writes if the store can write again.
+  MaybeResume().IgnoreError();
   const rocksdb::Snapshot* snapshot = nullptr;
   {
     // One view: no apply and no staging change happens while it is taken.
     absl::MutexLock apply(&apply_mu_);
     absl::MutexLock stage(&stage_mu_);
     for (const auto& [sha, staged] : staged_) sink->AddHeld(sha);
+    // Chunks of failed staging writes: the store collects them at its next resume or
+    // open (MaybeResume below, and the upkeep thread, try first); not leaks.
+    for (const std::string& sha : orphans_) sink->AddHeld(sha);
     absl::ReaderMutexLock state(&state_mu_);
     sink->AddServedHead(head_);
     for (const auto& [name, m] : models_) {

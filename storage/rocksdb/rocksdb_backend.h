@@ -41,14 +41,32 @@
 // are never read for this (with integrated BlobDB in RocksDB 7.8, iterating the chunk
 // family would load every value).
 //
+// Space (rocksdb_space.cc). A deleted chunk is a tombstone in the chunk family; its
+// bytes stay in their blob file until a compaction drops the chunk's blob index and
+// counts the bytes as garbage, and a blob file goes only once all of it is garbage.
+// So every write that deletes chunk bytes (a delete, a retention run, an aborted
+// upload, the collection at open or after a failed write) asks the upkeep thread for a
+// reclaim: once deletes pause (kReclaimQuiet, at most kReclaimMaxDelay after the
+// first), it flushes both families (the WAL files go too) and compacts the whole chunk
+// index to the last level. Blob files left entirely garbage are deleted then, within a
+// few seconds of the delete. Garbage sharing a blob file with chunks still referenced
+// (deduplicated steps) stays until that file is rewritten: when garbage is at least
+// kGcGarbageShare of all blob bytes, the reclaim rewrites the oldest blob files that
+// are at least half garbage (forced blob GC with an age cutoff), so copying never
+// costs more bytes than it frees. The chunk index is ~70 bytes per chunk, so a reclaim
+// costs little more than the flushes.
+//
 // Failed writes. After a write or flush fails (a full disk), RocksDB stops accepting
 // writes (a background error). ReadyToWrite (before every mutation) and PutChunk call
 // MaybeResume: once a write has failed it asks RocksDB to resume (DB::Resume, which
 // flushes what it holds and fails again while the disk is still full), then collects
-// the chunks of staging writes that failed meanwhile. So commits succeed again once
-// space is freed, without a restart. A failure RocksDB cannot resume from (an I/O error
-// other than a full disk) leaves the store read-only until it is reopened
-// (UNAVAILABLE).
+// the chunks of staging writes that failed meanwhile. The upkeep thread does the same
+// every kResumePoll once the disk has RecoveryBufferBytes() free, so the store
+// recovers by itself, without a write or a restart. RocksDB itself (its SstFileManager)
+// refuses to clear a full-disk error until the disk has the largest write buffer free
+// (RecoveryBufferBytes()); the reserve (min_free_bytes) must be at least that, which
+// OpenRocksDbBackend checks. A failure RocksDB cannot resume from (an I/O error other
+// than a full disk) leaves the store read-only until it is reopened (UNAVAILABLE).
 #ifndef MGREG_STORAGE_ROCKSDB_ROCKSDB_BACKEND_H_
 #define MGREG_STORAGE_ROCKSDB_ROCKSDB_BACKEND_H_
 
@@ -59,11 +77,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/status.h"
@@ -110,6 +130,14 @@ struct Staged {
   uint64_t resume_epoch = 0;
 };
 
+// Bytes the data dir's disk must have free before RocksDB clears a full-disk error by
+// itself: its SstFileManager waits for the largest write buffer of the column families
+// (the chunk family's). OpenRocksDbBackend refuses a reserve below it.
+int64_t RecoveryBufferBytes();
+
+// Free bytes of the file system holding `path` for this process; -1 if unknown.
+int64_t FreeBytes(const std::string& path);
+
 struct RocksOptions {
   bool sync = true;
   int64_t event_window = 100000;
@@ -149,6 +177,15 @@ class RocksBackend : public Backend,
 
   // Open-time work: format check, in-memory state, event trim, garbage collection.
   absl::Status Load(bool fresh);
+
+  // ---- Upkeep (rocksdb_space.cc). ----------------------------------------------------
+  // Starts the thread that reclaims space and resumes after a full disk (after Load).
+  void StartUpkeep();
+  // Asks for a reclaim: chunk bytes were deleted. Cheap; any lock may be held.
+  void RequestReclaim();
+  // Flushes, compacts the chunk index and rewrites blob files mostly garbage (see
+  // "Space"). Returns the first error; the upkeep thread runs it, tests call it.
+  absl::Status Reclaim();
 
   // Backend.
   std::unique_ptr<BackendStagingArea> NewStagingArea() override;
@@ -211,6 +248,16 @@ class RocksBackend : public Backend,
   absl::Status VerifyStagedBeforeRecovery(
       const std::vector<const storage::BlobRecord*>& new_blobs,
       const absl::flat_hash_set<std::string>& held) ABSL_LOCKS_EXCLUDED(stage_mu_);
+  // Stops the upkeep thread (and a compaction it runs); before the database closes.
+  void StopUpkeep() ABSL_LOCKS_EXCLUDED(upkeep_mu_);
+  void UpkeepLoop() ABSL_LOCKS_EXCLUDED(upkeep_mu_);
+  // If the blob files hold enough garbage, rewrites the oldest ones mostly garbage.
+  absl::Status CollectBlobGarbage();
+  // What the disk needs for writes to go on: "the disk has F MiB free; ... at least D
+  // MiB more". The one place the room a full disk needs is written.
+  std::string RoomNeeded() const;
+  // FromRocks, with the room needed when `s` is a full disk.
+  absl::Status Failed(const rocksdb::Status& s, absl::string_view what) const;
   // RESOURCE_EXHAUSTED while the data dir's file system has less than min_free_bytes
   // free. A full disk met inside RocksDB is worse than a refused upload: Debian's
   // librocksdb 7.8 is built with assertions, and a real ENOSPC while a push was being
@@ -225,6 +272,14 @@ class RocksBackend : public Backend,
   // Deletes the markers (and bytes) of chunks whose staging write failed, unless a
   // staging area holds them again or a committed blob references them.
   void CollectOrphans() ABSL_LOCKS_EXCLUDED(apply_mu_, stage_mu_);
+
+  absl::Mutex upkeep_mu_;
+  absl::CondVar upkeep_cv_;
+  std::thread upkeep_;
+  bool upkeep_stop_ ABSL_GUARDED_BY(upkeep_mu_) = false;
+  // When the oldest and the newest unserved reclaim request came; InfiniteFuture: none.
+  absl::Time reclaim_first_ ABSL_GUARDED_BY(upkeep_mu_) = absl::InfiniteFuture();
+  absl::Time reclaim_last_ ABSL_GUARDED_BY(upkeep_mu_) = absl::InfiniteFuture();
 
   std::atomic<bool> needs_resume_{false};
   absl::Mutex resume_mu_;

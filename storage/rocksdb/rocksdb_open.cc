@@ -1,6 +1,8 @@
 // Opening a RocksDB store: the conversion of RocksDB statuses, the key layout, the
 // engine options, and what the backend does at open (rocksdb_backend.h).
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -10,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "rocksdb/env.h"
 #include "rocksdb/iterator.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
@@ -138,6 +141,31 @@ int64_t EventKeyRevision(rocksdb::Slice key) {
   return static_cast<int64_t>(r);
 }
 
+namespace {
+
+// RocksDB's messages (warnings and worse) on stderr, with the server's, rather than in
+// a LOG file in the data dir: once a write of that file fails for want of space,
+// Debian's librocksdb 7.8 (built with assertions) aborts the process at the next
+// message (WritableFileWriter::AssertFalseAndGetStatusForPrevError, from EnvLogger;
+// traced with gdb under rocksdb_space_test's full disk).
+class StderrLogger : public rocksdb::Logger {
+ public:
+  StderrLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+
+  using rocksdb::Logger::Logv;
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char line[1024];
+    const int n = std::vsnprintf(line, sizeof(line), format, ap);
+    size_t len = n < 0 ? 0 : std::min(static_cast<size_t>(n), sizeof(line) - 1);
+    while (len > 0 && line[len - 1] == '\n') --len;
+    std::fprintf(stderr, "rocksdb: %.*s\n", static_cast<int>(len), line);
+  }
+  void LogHeader(const char*, va_list) override {}
+};
+
+}  // namespace
+
 rocksdb::DBOptions MakeDbOptions() {
   rocksdb::DBOptions o;
   o.create_if_missing = true;
@@ -147,8 +175,19 @@ rocksdb::DBOptions MakeDbOptions() {
   o.bytes_per_sync = 4 << 20;
   // Chunk writes bypass the WAL; the WAL carries only metadata and small chunks.
   o.max_total_wal_size = 64 << 20;
-  o.keep_log_file_num = 4;
   o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  o.info_log = std::make_shared<StderrLogger>();
+  // No preallocation: RocksDB would reserve 1.1 write buffers (35 MiB) for every WAL
+  // file, space a small disk lacks and that the data dir would hold while empty.
+  o.allow_fallocate = false;
+  return o;
+}
+
+// The default family holds nothing; its write buffer is small so that it does not
+// raise RecoveryBufferBytes() (RocksDB's default is 64 MiB).
+rocksdb::ColumnFamilyOptions MakeDefaultOptions() {
+  rocksdb::ColumnFamilyOptions o;
+  o.write_buffer_size = 1 << 20;
   return o;
 }
 
@@ -175,6 +214,13 @@ rocksdb::ColumnFamilyOptions MakeChunkOptions() {
   // checkpoints age out.
   o.enable_blob_garbage_collection = false;
   return o;
+}
+
+int64_t RecoveryBufferBytes() {
+  // What DB::Open reserves in the SstFileManager: the largest write_buffer_size.
+  return static_cast<int64_t>(std::max({MakeDefaultOptions().write_buffer_size,
+                                        MakeMetaOptions().write_buffer_size,
+                                        MakeChunkOptions().write_buffer_size}));
 }
 
 absl::Status RocksBackend::Load(bool fresh) {
@@ -285,6 +331,10 @@ absl::Status RocksBackend::Load(bool fresh) {
     RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &gc),
                               "collecting chunks of aborted uploads"));
   }
+  StartUpkeep();
+  // Bytes deleted before a restart (and the chunks just collected) may still sit in
+  // blob files: the first reclaim gives them back.
+  RequestReclaim();
   return absl::OkStatus();
 }
 
@@ -295,6 +345,15 @@ absl::StatusOr<std::shared_ptr<Backend>> OpenRocksDbBackend(
   namespace fs = std::filesystem;
   if (options.path.empty()) {
     return absl::InvalidArgumentError("the store needs a data dir path; none was given");
+  }
+  if (options.min_free_bytes > 0 && options.min_free_bytes < rocks::RecoveryBufferBytes()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the free-space reserve (--min-free-bytes, config min_free_bytes) is ",
+        options.min_free_bytes, " bytes, less than the ", rocks::RecoveryBufferBytes(),
+        " bytes RocksDB needs free before it resumes writing after a full disk; set at "
+        "least ",
+        rocks::RecoveryBufferBytes(), " (default 256 MiB), or turn the check off (flag 0, "
+        "config -1)"));
   }
   std::error_code ec;
   fs::create_directories(options.path, ec);
@@ -324,7 +383,7 @@ absl::StatusOr<std::shared_ptr<Backend>> OpenRocksDbBackend(
   }
 
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {rocksdb::kDefaultColumnFamilyName, rocks::MakeDefaultOptions()},
       {rocks::kMetaFamily, rocks::MakeMetaOptions()},
       {rocks::kChunkFamily, rocks::MakeChunkOptions()},
   };

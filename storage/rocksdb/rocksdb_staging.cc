@@ -1,7 +1,5 @@
 // The RocksDB backend's staging: chunks written before their commit, their markers,
 // the flush a commit waits for, and recovery after a failed write (rocksdb_backend.h).
-#include <sys/statvfs.h>
-
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -144,7 +142,7 @@ absl::Status RocksBackend::PutChunk(absl::flat_hash_set<std::string>* held,
     // whatever reached the disk.
     staged_.erase(sha);
     orphans_.insert(sha);
-    return FromRocks(s, absl::StrCat("storing chunk ", ChunkName(sha)));
+    return Failed(s, absl::StrCat("storing chunk ", ChunkName(sha)));
   }
   entry.holders = 1;
   entry.put_seq = via_wal ? 0 : ++put_seq_;
@@ -175,6 +173,7 @@ void RocksBackend::ReleaseLocked(const std::string& sha, rocksdb::WriteBatch* ba
     batch->Delete(chunks_, sha);
     batch->Delete(meta_, StagedKey(sha));
     --staged_uncommitted_;
+    RequestReclaim();
   }
   staged_.erase(it);
 }
@@ -200,16 +199,16 @@ void RocksBackend::Release(const absl::flat_hash_set<std::string>& held) {
 
 absl::Status RocksBackend::CheckFreeSpace() const {
   if (options_.min_free_bytes <= 0) return absl::OkStatus();
-  struct statvfs st;
-  if (statvfs(db_->GetName().c_str(), &st) != 0) return absl::OkStatus();  // unknown
-  const int64_t free_bytes =
-      static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
-  if (free_bytes >= options_.min_free_bytes) return absl::OkStatus();
+  const int64_t free_bytes = FreeBytes(db_->GetName());
+  if (free_bytes < 0 || free_bytes >= options_.min_free_bytes) {
+    return absl::OkStatus();  // enough, or unknown
+  }
   return absl::ResourceExhaustedError(absl::StrCat(
-      "the data dir's disk has ", free_bytes >> 20, " MiB free, less than the ",
+      "new uploaded bytes refused: less free space than the ",
       options_.min_free_bytes >> 20,
-      " MiB kept in reserve (--min-free-bytes); free space in the data dir (uploads "
-      "resume once there is room; reads, commits of uploaded bytes and deletes go on)"));
+      " MiB kept in reserve (--min-free-bytes); ", RoomNeeded(),
+      " (free space in the data dir or delete steps: uploads resume once there is "
+      "room; reads, commits of uploaded bytes and deletes go on)"));
 }
 
 absl::Status RocksBackend::EnsureFlushed(uint64_t need) {
@@ -306,10 +305,9 @@ absl::Status RocksBackend::MaybeResume() {
     }
     if (s.IsBusy()) {
       absl::MutexLock failure(&failure_mu_);
-      return FromRocks(last_failure_, "writing while the store recovers from a failed "
-                                      "write");
+      return Failed(last_failure_, "writing while the store recovers from a failed write");
     }
-    RETURN_IF_ERROR(FromRocks(s, "recovering from a failed write"));
+    RETURN_IF_ERROR(Failed(s, "recovering from a failed write"));
     needs_resume_.store(false);
     absl::MutexLock stage(&stage_mu_);
     ++resume_epoch_;
@@ -332,6 +330,7 @@ void RocksBackend::CollectOrphans() {
   }
   if (batch.Count() == 0 || Note(db_->Write(rocksdb::WriteOptions(), &batch)).ok()) {
     orphans_.clear();
+    if (batch.Count() > 0) RequestReclaim();
   }
 }
 
