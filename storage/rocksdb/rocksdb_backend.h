@@ -60,11 +60,11 @@
 // writes (a background error). ReadyToWrite (before every mutation) and PutChunk call
 // MaybeResume: once a write has failed it asks RocksDB to resume (DB::Resume, which
 // flushes what it holds and fails again while the disk is still full), then collects
-// the chunks of staging writes that failed meanwhile. The upkeep thread does the same
-// every kResumePoll once the disk has RecoveryBufferBytes() free, so the store
-// recovers by itself, without a write or a restart. RocksDB itself (its SstFileManager)
-// refuses to clear a full-disk error until the disk has the largest write buffer free
-// (RecoveryBufferBytes()); the reserve (min_free_bytes) must be at least that, which
+// the chunks of staging writes that failed meanwhile. RocksDB resumes by itself after
+// a full disk (its SstFileManager polls every 5 s) once the disk has the largest write
+// buffer free (RecoveryBufferBytes()); the RecoveryListener then has the upkeep thread
+// collect those chunks and reclaim, so the store recovers without a write or a
+// restart. The reserve (min_free_bytes) must be at least RecoveryBufferBytes(), which
 // OpenRocksDbBackend checks. A failure RocksDB cannot resume from (an I/O error other
 // than a full disk) leaves the store read-only until it is reopened (UNAVAILABLE).
 #ifndef MGREG_STORAGE_ROCKSDB_ROCKSDB_BACKEND_H_
@@ -86,6 +86,7 @@
 #include "absl/time/time.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
+#include "rocksdb/listener.h"
 #include "rocksdb/status.h"
 #include "rocksdb/write_batch.h"
 #include "storage/backend.h"
@@ -138,6 +139,20 @@ int64_t RecoveryBufferBytes();
 // Free bytes of the file system holding `path` for this process; -1 if unknown.
 int64_t FreeBytes(const std::string& path);
 
+// Tells the upkeep thread that RocksDB cleared a background error by itself (its
+// SstFileManager's recovery from a full disk, once RecoveryBufferBytes() are free).
+class RecoveryListener : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
+    if (info.new_bg_error.ok()) recovered_.store(true);
+  }
+  // True once after each recovery.
+  bool TakeRecovered() { return recovered_.exchange(false); }
+
+ private:
+  std::atomic<bool> recovered_{false};
+};
+
 struct RocksOptions {
   bool sync = true;
   int64_t event_window = 100000;
@@ -181,6 +196,10 @@ class RocksBackend : public Backend,
   // ---- Upkeep (rocksdb_space.cc). ----------------------------------------------------
   // Starts the thread that reclaims space and resumes after a full disk (after Load).
   void StartUpkeep();
+  // The listener given to DB::Open; before Load.
+  void SetRecoveryListener(std::shared_ptr<RecoveryListener> listener) {
+    recovery_ = std::move(listener);
+  }
   // Asks for a reclaim: chunk bytes were deleted. Cheap; any lock may be held.
   void RequestReclaim();
   // Flushes, compacts the chunk index and rewrites blob files mostly garbage (see
@@ -248,6 +267,14 @@ class RocksBackend : public Backend,
   absl::Status VerifyStagedBeforeRecovery(
       const std::vector<const storage::BlobRecord*>& new_blobs,
       const absl::flat_hash_set<std::string>& held) ABSL_LOCKS_EXCLUDED(stage_mu_);
+  // Keeps an entry (a no-WAL delete of a key nothing reads) in the memtable of the
+  // default family, which holds nothing else. DB::Resume replaces a WAL whose write
+  // failed only when it switches a non-empty memtable; with every memtable empty (just
+  // after a reclaim's flush) RocksDB 7.8 resumed keeping the failed WAL writer, and the
+  // next write aborted the process in WritableFileWriter::
+  // AssertFalseAndGetStatusForPrevError (fault_server_test, traced with gdb). Called
+  // at open, after each resume, and by every upkeep tick.
+  void KeepRecoveryMemtable();
   // Stops the upkeep thread (and a compaction it runs); before the database closes.
   void StopUpkeep() ABSL_LOCKS_EXCLUDED(upkeep_mu_);
   void UpkeepLoop() ABSL_LOCKS_EXCLUDED(upkeep_mu_);
@@ -280,6 +307,8 @@ class RocksBackend : public Backend,
   // When the oldest and the newest unserved reclaim request came; InfiniteFuture: none.
   absl::Time reclaim_first_ ABSL_GUARDED_BY(upkeep_mu_) = absl::InfiniteFuture();
   absl::Time reclaim_last_ ABSL_GUARDED_BY(upkeep_mu_) = absl::InfiniteFuture();
+
+  std::shared_ptr<RecoveryListener> recovery_;
 
   std::atomic<bool> needs_resume_{false};
   absl::Mutex resume_mu_;

@@ -334,7 +334,7 @@ absl::Status RocksBackend::Load(bool fresh) {
   StartUpkeep();
   // Bytes deleted before a restart (and the chunks just collected) may still sit in
   // blob files: the first reclaim gives them back.
-  RequestReclaim();
+  if (!fresh) RequestReclaim();
   return absl::OkStatus();
 }
 
@@ -391,6 +391,8 @@ absl::StatusOr<std::shared_ptr<Backend>> OpenRocksDbBackend(
   rocksdb::DB* raw = nullptr;
   rocksdb::DBOptions db_options = rocks::MakeDbOptions();
   if (env != nullptr) db_options.env = env.get();
+  auto recovery = std::make_shared<rocks::RecoveryListener>();
+  db_options.listeners.push_back(recovery);
   RETURN_IF_ERROR(
       rocks::FromRocks(rocksdb::DB::Open(db_options, options.path, cfs, &handles, &raw),
                 absl::StrCat("opening the store in '", options.path, "'")));
@@ -401,6 +403,7 @@ absl::StatusOr<std::shared_ptr<Backend>> OpenRocksDbBackend(
   auto backend = std::make_shared<rocks::RocksBackend>(
       std::move(env), std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
       rocks_options);
+  backend->SetRecoveryListener(std::move(recovery));
   RETURN_IF_ERROR(backend->Load(fresh));
   return std::shared_ptr<Backend>(std::move(backend));
 }

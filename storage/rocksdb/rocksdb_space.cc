@@ -21,10 +21,8 @@ namespace {
 // step after step), and at most kReclaimMaxDelay after the first request waiting.
 constexpr absl::Duration kReclaimQuiet = absl::Milliseconds(200);
 constexpr absl::Duration kReclaimMaxDelay = absl::Seconds(2);
-// How often the upkeep thread looks at its work, and tries to resume a store whose
-// writes failed (once the disk has room).
+// How often the upkeep thread looks at its work.
 constexpr absl::Duration kUpkeepTick = absl::Milliseconds(100);
-constexpr absl::Duration kResumePoll = absl::Seconds(1);
 // Blob GC runs when garbage is at least this share of all blob bytes (and at least
 // kGcMinGarbageBytes), so the data dir stays within ~1.25x the live bytes; it rewrites
 // the longest run of oldest blob files that is at least kGcFileGarbage garbage.
@@ -60,7 +58,22 @@ absl::Status RocksBackend::Failed(const rocksdb::Status& s, absl::string_view wh
   return absl::ResourceExhaustedError(absl::StrCat(status.message(), "; ", RoomNeeded()));
 }
 
+void RocksBackend::KeepRecoveryMemtable() {
+  uint64_t entries = 0;
+  rocksdb::ColumnFamilyHandle* unused = handles_[0];
+  if (!db_->GetIntProperty(unused, rocksdb::DB::Properties::kNumEntriesActiveMemTable,
+                           &entries) ||
+      entries > 0) {
+    return;
+  }
+  rocksdb::WriteOptions no_wal;
+  no_wal.disableWAL = true;  // never touches the WAL writer
+  // Fails while writes are stopped; the next tick tries again.
+  db_->Delete(no_wal, unused, "recovery").PermitUncheckedError();
+}
+
 void RocksBackend::StartUpkeep() {
+  KeepRecoveryMemtable();
   upkeep_ = std::thread([this] { UpkeepLoop(); });
 }
 
@@ -83,7 +96,6 @@ void RocksBackend::RequestReclaim() {
 }
 
 void RocksBackend::UpkeepLoop() {
-  absl::Time next_resume = absl::InfinitePast();
   while (true) {
     bool reclaim = false;
     {
@@ -99,13 +111,12 @@ void RocksBackend::UpkeepLoop() {
         reclaim_first_ = reclaim_last_ = absl::InfiniteFuture();
       }
     }
-    if (needs_resume_.load() && absl::Now() >= next_resume) {
-      next_resume = absl::Now() + kResumePoll;
-      // Below the buffer RocksDB refuses to resume anyway; trying would only fail.
-      const int64_t free_bytes = FreeBytes(db_->GetName());
-      if (free_bytes < 0 || free_bytes >= RecoveryBufferBytes()) {
-        if (MaybeResume().ok()) RequestReclaim();
-      }
+    if (!needs_resume_.load()) KeepRecoveryMemtable();
+    // RocksDB recovered by itself: resume the store (collecting the chunks of the
+    // writes that failed). Not before: a resume of ours while RocksDB's own recovery is
+    // pending only races it.
+    if (recovery_ != nullptr && recovery_->TakeRecovered() && needs_resume_.load()) {
+      if (MaybeResume().ok()) RequestReclaim();
     }
     if (reclaim && !Reclaim().ok()) {
       RequestReclaim();  // again after the next pause (or once the store resumed)

@@ -308,6 +308,7 @@ absl::Status RocksBackend::MaybeResume() {
       return Failed(last_failure_, "writing while the store recovers from a failed write");
     }
     RETURN_IF_ERROR(Failed(s, "recovering from a failed write"));
+    KeepRecoveryMemtable();  // Resume flushed it
     needs_resume_.store(false);
     absl::MutexLock stage(&stage_mu_);
     ++resume_epoch_;
