@@ -12,8 +12,11 @@ set_target_properties(mgreg_client PROPERTIES EXPORT_NAME client)
 set_target_properties(mgreg_proto PROPERTIES EXPORT_NAME proto)
 set_target_properties(mgreg_common PROPERTIES EXPORT_NAME common)
 set_target_properties(mgreg_metagraph PROPERTIES EXPORT_NAME metagraph)
+set_target_properties(mgreg_metagraph_checkpoint PROPERTIES EXPORT_NAME metagraph_checkpoint)
+set_target_properties(mgreg_metagraph_export PROPERTIES EXPORT_NAME metagraph_export)
 
 install(TARGETS mgreg_client mgreg_proto mgreg_common mgreg_metagraph
+                mgreg_metagraph_checkpoint mgreg_metagraph_export
         EXPORT mgregTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -28,6 +28,7 @@
 #include "metagraph/retention.h"
 #include "metagraph/saved_model.h"
 #include "metagraph/tensor_bundle.h"
+#include "metagraph/tensor_verify.h"
 
 namespace mgreg {
 namespace {
@@ -1296,10 +1297,6 @@ absl::StatusOr<v1::InspectCheckpointResponse> RegistryService::InspectCheckpoint
   v1::InspectCheckpointResponse out;
   out.set_step(record.step());
   out.set_num_shards(index.header.num_shards());
-  bool all_ok = true;
-  // With verify, each shard is read once, chunk by chunk, in offset order.
-  std::map<int, std::vector<std::pair<const std::string*, const tensorflow::BundleEntryProto*>>>
-      by_shard;
   for (const auto& [name, entry] : index.entries) {
     v1::TensorInfoEntry* t = out.add_tensors();
     t->set_name(name);
@@ -1310,58 +1307,50 @@ absl::StatusOr<v1::InspectCheckpointResponse> RegistryService::InspectCheckpoint
     t->set_offset(entry.offset());
     t->set_size(entry.size());
     t->set_slices(entry.slices_size());
-    if (request.verify() && entry.slices_size() == 0) {
-      by_shard[entry.shard_id()].push_back({&name, &entry});
-    }
   }
   if (request.verify()) {
-    std::map<std::string, std::string> verdicts;
-    for (auto& [shard, tensors] : by_shard) {
-      auto it = shards.find(shard);
-      if (it == shards.end()) {
-        for (const auto& t : tensors) verdicts[*t.first] = "its data shard is missing";
-        continue;
-      }
-      ASSIGN_OR_RETURN(storage::BlobRecord blob, store_->GetBlob(it->second->sha256()));
-      std::vector<int64_t> chunk_starts;  // offset of each chunk in the data file
-      int64_t pos = 0;
-      for (const storage::ChunkRef& ref : blob.chunks()) {
-        chunk_starts.push_back(pos);
-        pos += ref.size();
-      }
-      // Tensors in offset order, so consecutive tensors reuse the last chunk read.
-      std::sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) {
-        return a.second->offset() < b.second->offset();
-      });
-      std::string cached;
-      int cached_index = -1;
-      for (const auto& [name, entry] : tensors) {
-        const int64_t begin = entry->offset(), end = entry->offset() + entry->size();
-        if (begin < 0 || end > blob.size()) {
-          verdicts[*name] = "its bytes lie outside the data file";
-          continue;
+    std::map<int, int64_t> shard_sizes;
+    for (const auto& [shard, file] : shards) shard_sizes[shard] = file->size();
+    // Each shard's blob, and the last chunk read of it (tensors come in offset order).
+    int blob_shard = -1;
+    storage::BlobRecord blob;
+    std::vector<int64_t> chunk_starts;  // offset of each chunk in the data file
+    std::string cached;
+    int cached_index = -1;
+    auto read = [&](int shard, int64_t begin, int64_t size) -> absl::StatusOr<std::string> {
+      if (shard != blob_shard) {
+        ASSIGN_OR_RETURN(blob, store_->GetBlob(shards.at(shard)->sha256()));
+        blob_shard = shard;
+        chunk_starts.clear();
+        int64_t pos = 0;
+        for (const storage::ChunkRef& ref : blob.chunks()) {
+          chunk_starts.push_back(pos);
+          pos += ref.size();
         }
-        std::string bytes;
-        bytes.reserve(static_cast<size_t>(entry->size()));
-        size_t i = static_cast<size_t>(
-            std::upper_bound(chunk_starts.begin(), chunk_starts.end(), begin) -
-            chunk_starts.begin());
-        i = i == 0 ? 0 : i - 1;
-        for (; i < chunk_starts.size() && chunk_starts[i] < end; ++i) {
-          if (cached_index != static_cast<int>(i)) {
-            ASSIGN_OR_RETURN(cached, store_->ReadChunk(blob.chunks(static_cast<int>(i))));
-            cached_index = static_cast<int>(i);
-          }
-          const int64_t lo = std::max(begin, chunk_starts[i]) - chunk_starts[i];
-          const int64_t hi =
-              std::min<int64_t>(end, chunk_starts[i] + static_cast<int64_t>(cached.size())) -
-              chunk_starts[i];
-          if (hi > lo) bytes.append(cached, static_cast<size_t>(lo), static_cast<size_t>(hi - lo));
-        }
-        absl::Status crc = VerifyTensorCrc(*name, *entry, bytes);
-        verdicts[*name] = crc.ok() ? "ok" : std::string(crc.message());
+        cached_index = -1;
       }
-    }
+      const int64_t end = begin + size;
+      std::string bytes;
+      bytes.reserve(static_cast<size_t>(size));
+      size_t i = static_cast<size_t>(
+          std::upper_bound(chunk_starts.begin(), chunk_starts.end(), begin) -
+          chunk_starts.begin());
+      i = i == 0 ? 0 : i - 1;
+      for (; i < chunk_starts.size() && chunk_starts[i] < end; ++i) {
+        if (cached_index != static_cast<int>(i)) {
+          ASSIGN_OR_RETURN(cached, store_->ReadChunk(blob.chunks(static_cast<int>(i))));
+          cached_index = static_cast<int>(i);
+        }
+        const int64_t lo = std::max(begin, chunk_starts[i]) - chunk_starts[i];
+        const int64_t hi =
+            std::min<int64_t>(end, chunk_starts[i] + static_cast<int64_t>(cached.size())) -
+            chunk_starts[i];
+        if (hi > lo) bytes.append(cached, static_cast<size_t>(lo), static_cast<size_t>(hi - lo));
+      }
+      return bytes;
+    };
+    ASSIGN_OR_RETURN(auto verdicts, VerifyTensors(index, shard_sizes, read));
+    bool all_ok = true;
     for (v1::TensorInfoEntry& t : *out.mutable_tensors()) {
       auto it = verdicts.find(t.name());
       if (it == verdicts.end()) continue;  // sliced tensors carry no CRC of their own
