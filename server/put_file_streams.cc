@@ -73,6 +73,11 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
 
   void OnDone() override {
     streams_->Remove(this);
+    // Finish() is called with mu_ held, and gRPC may run OnDone on another thread
+    // before that caller has unlocked: wait for it, or its unlock would touch a
+    // destroyed mutex (abseil aborts: "Mutex unlocked when destroyed or not locked").
+    // After FinishLocked no caller touches the reader past its unlock.
+    { absl::MutexLock wait_for_finisher(&mu_); }
     delete this;
   }
 
