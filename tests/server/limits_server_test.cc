@@ -139,7 +139,21 @@ TEST_F(LimitsServerTest, FilteredExportIsBoundedByTheMemoryBudget) {
               "client's copy included\n",
               static_cast<long long>(kGraphBytes), static_cast<long long>(growth),
               static_cast<double>(growth) / kGraphBytes);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MGREG_RSS_INFLATED_BY_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define MGREG_RSS_INFLATED_BY_SANITIZER 1
+#endif
+#endif
+#ifdef MGREG_RSS_INFLATED_BY_SANITIZER
+  // A sanitizer's redzones and quarantine of freed blocks roughly double the RSS of the
+  // same allocations (seen: 5.99x here against 2.81x without), so the bound on RSS is
+  // checked only in normal builds; the budget's refusal above is checked in every build.
+  std::printf("RSS bound not checked: sanitizer build\n");
+#else
   EXPECT_LT(growth, RegistryServiceOptions::kExportMemoryFactor * kGraphBytes);
+#endif
   EXPECT_EQ(server_->service()->memory_budget().reserved(), 0);
 }
 

@@ -157,6 +157,9 @@ TEST(RocksDbSpaceTest, AbortedUploadsGiveTheDiskBack) {
       const std::string bytes = Bytes(kChunk, 1000 + i);
       ASSERT_TRUE(area->PutChunk(RefOf(bytes), bytes).ok());
     }
+    // The staged bytes reach the disk as the chunk family's write buffers are flushed in
+    // the background: wait for them, so that what follows shows space coming back.
+    WaitFor([&] { return DiskBytes(dir.path()) - empty >= 16 * kMiB; });
     EXPECT_GE(DiskBytes(dir.path()) - empty, 16 * kMiB) << Listing(dir.path());
   }  // the upload is abandoned
   WaitFor([&] {
