@@ -29,6 +29,7 @@ namespace mgreg {
 namespace {
 
 namespace fs = std::filesystem;
+using ::mgreg::testing::AddToken;
 using ::mgreg::testing::CheckpointSpec;
 using ::mgreg::testing::FloatBytes;
 using ::mgreg::testing::HttpGet;
@@ -217,16 +218,6 @@ class TokenTest : public ::testing::Test {
     AddToken(&options, "ops", "tok-admin", config::v1::ROLE_ADMIN, "");
     server_ = StartServer(options);
     ASSERT_NE(server_, nullptr);
-  }
-
-  static void AddToken(ServerOptions* o, const std::string& name,
-                       const std::string& secret, config::v1::Role role,
-                       const std::string& prefix) {
-    config::v1::Token* t = o->tokens.Add();
-    t->set_name(name);
-    t->set_sha256(Sha256Hex(secret));
-    t->set_role(role);
-    if (!prefix.empty()) t->add_model_prefixes(prefix);
   }
 
   std::unique_ptr<Client> As(const std::string& token) {

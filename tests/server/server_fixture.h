@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
+#include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "mgreg/v1/registry.grpc.pb.h"
 #include "server/server.h"
@@ -40,6 +41,18 @@ inline grpc::Status SendPutFile(v1::Registry::Stub& stub, const std::string& upl
   }
   writer->WritesDone();
   return writer->Finish();
+}
+
+// Adds a token to `options`: its name, the SHA-256 of `secret` (what the config file
+// holds), `role`, and `prefix` as its one model prefix (none if empty: every model).
+inline void AddToken(ServerOptions* options, const std::string& name,
+                     const std::string& secret, config::v1::Role role,
+                     const std::string& prefix) {
+  config::v1::Token* t = options->tokens.Add();
+  t->set_name(name);
+  t->set_sha256(Sha256Hex(secret));
+  t->set_role(role);
+  if (!prefix.empty()) t->add_model_prefixes(prefix);
 }
 
 class ServerFixture : public ::testing::Test {

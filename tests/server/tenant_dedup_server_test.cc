@@ -21,6 +21,7 @@
 namespace mgreg {
 namespace {
 
+using ::mgreg::testing::AddToken;
 using ::mgreg::testing::ReadFileOrDie;
 using ::mgreg::testing::ServerFixture;
 using ::testing::Each;
@@ -39,16 +40,6 @@ class TenantDedupServerTest : public ServerFixture {
     // Team b's checkpoint: the content team a will name without having it.
     secret_ = MakeCheckpoint("b", 1, 4242);
     ASSERT_TRUE(As("tok-b")->Push("team-b/secret", secret_, {}).ok());
-  }
-
-  static void AddToken(ServerOptions* o, const std::string& name,
-                       const std::string& secret, config::v1::Role role,
-                       const std::string& prefix) {
-    config::v1::Token* t = o->tokens.Add();
-    t->set_name(name);
-    t->set_sha256(Sha256Hex(secret));
-    t->set_role(role);
-    if (!prefix.empty()) t->add_model_prefixes(prefix);
   }
 
   std::unique_ptr<Client> As(const std::string& token) {
