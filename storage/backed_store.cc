@@ -8,6 +8,8 @@
 #include "common/status_macros.h"
 #include "storage/consistency_check.h"
 #include "storage/planner.h"
+#include "storage/session_backend.h"
+#include "storage/session_store.h"
 
 namespace mgreg {
 namespace {
@@ -123,7 +125,24 @@ class BackedStagingArea : public StagingArea {
 
 class BackedStore : public Store {
  public:
-  explicit BackedStore(std::shared_ptr<StoreCore> core) : core_(std::move(core)) {}
+  explicit BackedStore(std::shared_ptr<StoreCore> core) : core_(std::move(core)) {
+    if (std::shared_ptr<SessionBackend> shared = backend().session_backend()) {
+      std::weak_ptr<StoreCore> weak = core_;
+      sessions_ = NewSessionStore(
+          std::move(shared),
+          [weak](absl::string_view id) -> absl::StatusOr<std::shared_ptr<StagingArea>> {
+            std::shared_ptr<StoreCore> core = weak.lock();
+            if (core == nullptr) return absl::UnavailableError("the store is closed");
+            return std::shared_ptr<StagingArea>(std::make_shared<BackedStagingArea>(
+                core, core->backend().NewSessionArea(id)));
+          });
+    } else {
+      sessions_ = NewLocalSessionStore(this);
+    }
+  }
+  ~BackedStore() override { sessions_.reset(); }  // its staging areas use the store
+
+  SessionStore& sessions() override { return *sessions_; }
 
   std::unique_ptr<StagingArea> NewStagingArea() override {
     return std::make_unique<BackedStagingArea>(core_, backend().NewStagingArea());
@@ -278,6 +297,7 @@ class BackedStore : public Store {
   const Planner& planner() const { return core_->planner(); }
 
   const std::shared_ptr<StoreCore> core_;
+  std::unique_ptr<SessionStore> sessions_;
 };
 
 }  // namespace

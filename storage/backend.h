@@ -47,6 +47,8 @@
 
 namespace mgreg {
 
+class SessionBackend;  // storage/session_backend.h
+
 // The store-wide figures a transaction moves, as absolute values.
 struct Head {
   // The store's revision (= the newest event's).
@@ -224,6 +226,19 @@ class RecordSink {
 class Backend : public RecordReader {
  public:
   virtual std::unique_ptr<BackendStagingArea> NewStagingArea() = 0;
+
+  // ---- Upload sessions shared by several processes. ---------------------------------
+  // The engine's session records; nullptr for an engine one process owns (the store
+  // keeps its sessions in that process's memory, NewLocalSessionStore).
+  virtual std::shared_ptr<SessionBackend> session_backend() { return nullptr; }
+  // The staging area of upload session `id` (an engine with session_backend() only):
+  // its holds are named after the session, so any process may add to it and commit
+  // through it; destroying the object releases nothing (SessionBackend::DropSession
+  // does).
+  virtual std::unique_ptr<BackendStagingArea> NewSessionArea(absl::string_view id) {
+    (void)id;
+    return nullptr;
+  }
 
   // Called before planning every mutation, with no lock held. OK if writes can go on;
   // else the error that stops them (a backend recovering from a full disk retries

@@ -49,6 +49,8 @@
 
 namespace mgreg {
 
+class SessionStore;  // storage/session_store.h
+
 // Chunks are at most this big; the service cuts files at fixed multiples of it.
 inline constexpr size_t kMaxChunkBytes = 4u << 20;
 
@@ -143,6 +145,11 @@ class Store {
 
   // A new, empty staging area for one upload.
   virtual std::unique_ptr<StagingArea> NewStagingArea() = 0;
+
+  // The store's upload sessions (storage/session_store.h): in this process's memory
+  // for the RocksDB and in-memory stores, in the pool for the RADOS store, where every
+  // server sharing it sees them. Owned by the store.
+  virtual SessionStore& sessions() = 0;
 
   // Makes request.record visible atomically, with new_blobs and the reference counts,
   // in one durable write. Stamps commit_time_micros (now) and revision (the store's

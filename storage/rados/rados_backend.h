@@ -15,6 +15,11 @@
 //             on a chunk, listed before the hold is put, so that the GC can end a dead
 //             process's holds without listing chunks
 //   gc        the GC lock (one collector at a time)
+//   u.<id>    an upload session (rados_sessions.cc): omap s -> UploadSessionRecord,
+//             f.<name> -> UploadFileRecord; xattr active (unix micros of the last write).
+//             Every write is guarded by the object's version.
+//   sessions  omap <id> -> "": every session created and not yet dropped (the GC's list)
+//   holds.u.<id>  as holds.<instance>, for the holds h.u.<id> of session <id>'s area
 //
 // Apply: one guarded op on the catalog decides a transaction (seq == its version and no
 // other pending: else it is stale), storing it whole; then chunks and blobs going up,
@@ -28,7 +33,9 @@
 //   rados_backend.cc  connecting, the format marker, reading records
 //   rados_txn.cc      deciding, applying, publishing and rolling forward transactions
 //   rados_chunks.cc   chunk bytes and staging holds
-//   rados_gc.cc       liveness, ending dead processes' holds, sweeping tombstones
+//   rados_gc.cc       liveness, ending dead processes' holds, sweeping tombstones,
+//                     dropping expired upload sessions
+//   rados_sessions.cc upload sessions (storage/session_backend.h)
 //   rados_events.cc   the event log, the tailer and watch/notify
 //   rados_check.cc    the scan behind Store::Check
 #ifndef MGREG_STORAGE_RADOS_RADOS_BACKEND_H_
@@ -59,6 +66,7 @@
 #include "common/status_macros.h"
 #include "mgreg/storage/rados_records.pb.h"
 #include "storage/backend.h"
+#include "storage/session_backend.h"
 #include "storage/rados/rados_codec.h"
 #include "storage/rados/rados_store.h"
 
@@ -67,11 +75,18 @@ namespace mgreg::rados {
 class RadosBackend;
 
 // One upload's holds: xattr `hold_` on every chunk it put or held, each listed in the
-// process's holds object first.
+// holds object `holds_oid_` first: the process's (h.<instance>.<area>, released when
+// the area is destroyed or, after the process died, by the GC) or the upload session's
+// (h.u.<id>, released when the session is dropped, by whichever process).
 class RadosArea : public BackendStagingArea {
  public:
-  RadosArea(std::shared_ptr<RadosBackend> backend, std::string hold, uint64_t watch_epoch)
-      : backend_(std::move(backend)), hold_(std::move(hold)), watch_epoch_(watch_epoch) {}
+  RadosArea(std::shared_ptr<RadosBackend> backend, std::string hold, std::string holds_oid,
+            uint64_t watch_epoch, bool session)
+      : backend_(std::move(backend)),
+        hold_(std::move(hold)),
+        holds_oid_(std::move(holds_oid)),
+        watch_epoch_(watch_epoch),
+        session_(session) {}
   ~RadosArea() override;
 
   absl::Status PutChunk(const storage::ChunkRef& ref, absl::string_view data) override;
@@ -79,7 +94,9 @@ class RadosArea : public BackendStagingArea {
   bool Holds(absl::string_view raw) const override { return held_.contains(raw); }
   // PutChunk returned once the OSD had the bytes. If this process's watch broke since
   // the area opened, other processes may have taken it for dead and ended its holds:
-  // the chunks the commit needs are held again (ABORTED if one is gone).
+  // the chunks the commit needs are held again (ABORTED if one is gone). A session's
+  // area holds again (idempotently) every chunk the commit needs that this object did
+  // not put: other processes put them under the same hold name.
   absl::Status PrepareCommit(
       const std::vector<const storage::BlobRecord*>& blobs) override;
   const std::string& hold() const { return hold_; }
@@ -92,13 +109,17 @@ class RadosArea : public BackendStagingArea {
 
   const std::shared_ptr<RadosBackend> backend_;
   const std::string hold_;
+  const std::string holds_oid_;
   uint64_t watch_epoch_;
+  const bool session_;
   absl::flat_hash_set<std::string> held_;
   // Chunks whose hold by this area is listed in the holds object.
   absl::flat_hash_set<std::string> listed_;
 };
 
-class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBackend> {
+class RadosBackend : public Backend,
+                     public SessionBackend,
+                     public std::enable_shared_from_this<RadosBackend> {
  public:
   explicit RadosBackend(const RadosStoreOptions& o);
   ~RadosBackend() override;
@@ -122,10 +143,12 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
     return absl::StrCat("h.", rados_.get_instance_id(), ".", next_area_.fetch_add(1));
   }
   void Track(const std::string& raw, int delta);
-  // Lists holds in this process's holds object (before they are put), or removes them
-  // from it (once they are gone).
-  absl::Status ListHolds(const std::string& hold, const std::vector<std::string>& raws);
-  absl::Status UnlistHolds(const std::string& hold, const std::vector<std::string>& raws);
+  // Lists holds in a holds object (before they are put), or removes them from it (once
+  // they are gone).
+  absl::Status ListHolds(const std::string& holds_oid, const std::string& hold,
+                         const std::vector<std::string>& raws);
+  absl::Status UnlistHolds(const std::string& holds_oid, const std::string& hold,
+                           const std::vector<std::string>& raws);
   absl::Status Put(const std::string& hold, const storage::ChunkRef& ref,
                    absl::string_view data);
   // Holds a chunk that is referenced or held; false if it is neither (or gone).
@@ -137,8 +160,25 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
 
   // ---- Backend. ----
   std::unique_ptr<BackendStagingArea> NewStagingArea() override {
-    return std::make_unique<RadosArea>(shared_from_this(), NewHold(), watch_epoch());
+    return std::make_unique<RadosArea>(shared_from_this(), NewHold(), HoldsObject(),
+                                       watch_epoch(), /*session=*/false);
   }
+  std::shared_ptr<SessionBackend> session_backend() override { return shared_from_this(); }
+  std::unique_ptr<BackendStagingArea> NewSessionArea(absl::string_view id) override {
+    return std::make_unique<RadosArea>(shared_from_this(), absl::StrCat("h.u.", id),
+                                       absl::StrCat("holds.u.", id), watch_epoch(),
+                                       /*session=*/true);
+  }
+
+  // ---- SessionBackend (rados_sessions.cc). ----
+  absl::StatusOr<bool> CreateSession(const UploadSessionState& state) override;
+  absl::StatusOr<std::optional<Snapshot>> ReadSession(absl::string_view id) override;
+  absl::StatusOr<bool> WriteSession(absl::string_view id, uint64_t version,
+                                    const storage::UploadSessionRecord* session,
+                                    const storage::UploadFileRecord* file,
+                                    int64_t now_micros) override;
+  absl::Status DropSession(absl::string_view id) override;
+  absl::StatusOr<std::vector<storage::UploadSessionRecord>> ListSessions() override;
   absl::Status ReadyToWrite() override { return absl::OkStatus(); }
   absl::StatusOr<Head> ReadHead() override;
   absl::StatusOr<std::optional<storage::ModelRecord>> ReadModel(
@@ -275,6 +315,11 @@ class RadosBackend : public Backend, public std::enable_shared_from_this<RadosBa
   // Ends every hold listed in the holds object of `instance`, then forgets it.
   absl::Status ReapReplica(const std::string& instance);
   absl::Status SweepTombstones();
+  // Drops the sessions no process wrote for options_.session_expiry, and ends the holds
+  // of sessions whose records are gone (a process died dropping them).
+  absl::Status ExpireSessions();
+  // Ends every hold of session `id`'s area and forgets it (after its records went).
+  absl::Status ReleaseSessionHolds(const std::string& id);
 
   // rados_events.cc
   // Starts watching the catalog and the tailer thread, which hands other processes'

@@ -1,7 +1,8 @@
 // The RADOS backend's chunk bytes and staging holds: a staging area holds a chunk with
-// an xattr h.<instance>.<area> on its object, so no process frees a chunk an upload (in
-// any process) holds; each hold is listed in the process's holds object before it is
-// put, so the GC can end the holds of a process that died (rados_gc.cc).
+// an xattr h.<instance>.<area> (or, for an upload session's area, h.u.<id>) on its
+// object, so no process frees a chunk an upload (in any process) holds; each hold is
+// listed in the process's (the session's) holds object before it is put, so the GC can
+// end the holds of a process that died (of a session that expired) (rados_gc.cc).
 #include <map>
 #include <set>
 #include <string>
@@ -15,6 +16,11 @@ using storage::BlobRecord;
 using storage::ChunkRef;
 
 RadosArea::~RadosArea() {
+  if (session_) {
+    // The session's holds outlive this object: dropping the session ends them.
+    for (const std::string& raw : held_) backend_->Track(raw, -1);
+    return;
+  }
   std::vector<std::string> unlist;
   for (const std::string& raw : listed_) {
     if (!held_.contains(raw)) unlist.push_back(raw);  // a commit ended the hold
@@ -26,12 +32,12 @@ RadosArea::~RadosArea() {
     backend_->Track(raw, -1);
   }
   // Likewise, a listing left behind is dropped by the GC once this process is gone.
-  backend_->UnlistHolds(hold_, unlist).IgnoreError();
+  backend_->UnlistHolds(holds_oid_, hold_, unlist).IgnoreError();
 }
 
 absl::Status RadosArea::List(const std::string& raw) {
   if (listed_.contains(raw)) return absl::OkStatus();
-  RETURN_IF_ERROR(backend_->ListHolds(hold_, {raw}));
+  RETURN_IF_ERROR(backend_->ListHolds(holds_oid_, hold_, {raw}));
   listed_.insert(raw);
   return absl::OkStatus();
 }
@@ -58,22 +64,28 @@ absl::StatusOr<bool> RadosArea::HoldExistingChunk(const ChunkRef& ref) {
 
 absl::Status RadosArea::PrepareCommit(const std::vector<const BlobRecord*>& blobs) {
   const uint64_t epoch = backend_->watch_epoch();
-  if (epoch == watch_epoch_) return absl::OkStatus();
+  if (!session_ && epoch == watch_epoch_) return absl::OkStatus();
   std::vector<std::string> raws;
+  absl::flat_hash_set<std::string> seen;
   for (const BlobRecord* blob : blobs) {
     for (const ChunkRef& c : blob->chunks()) {
-      if (held_.contains(c.sha256())) raws.push_back(c.sha256());
+      // A session's area holds, under its one name, what any process put into it.
+      const bool want = session_ ? !held_.contains(c.sha256()) : held_.contains(c.sha256());
+      if (want && seen.insert(c.sha256()).second) raws.push_back(c.sha256());
     }
   }
-  RETURN_IF_ERROR(backend_->ListHolds(hold_, raws));
+  RETURN_IF_ERROR(backend_->ListHolds(holds_oid_, hold_, raws));
   for (const std::string& raw : raws) {
     ASSIGN_OR_RETURN(bool held, backend_->Hold(hold_, raw));
     if (!held) {
       return absl::AbortedError(absl::StrCat(
           "chunk ", BytesToHex(raw),
-          " of this upload was released while this server was "
-          "cut off from the Ceph cluster (other servers took it for dead): push again"));
+          session_ ? " of this upload was released (the upload expired or was aborted): "
+                     "push again"
+                   : " of this upload was released while this server was cut off from "
+                     "the Ceph cluster (other servers took it for dead): push again"));
     }
+    if (session_ && held_.insert(raw).second) backend_->Track(raw, 1);
   }
   watch_epoch_ = epoch;
   return absl::OkStatus();
@@ -83,19 +95,20 @@ void RadosArea::Forget(const std::string& raw) {
   if (held_.erase(raw) > 0) backend_->Track(raw, -1);
 }
 
-absl::Status RadosBackend::ListHolds(const std::string& hold,
+absl::Status RadosBackend::ListHolds(const std::string& holds_oid, const std::string& hold,
                                      const std::vector<std::string>& raws) {
   if (raws.empty()) return absl::OkStatus();
   std::map<std::string, bufferlist> keys;
   for (const std::string& raw : raws) keys[absl::StrCat(hold, ".", BytesToHex(raw))];
   librados::ObjectWriteOperation op;
   op.omap_set(keys);
-  int r = Write(HoldsObject(), &op, librados::OPERATION_FULL_TRY);
-  if (r < 0) return Error(r, "listing staged chunks", HoldsObject());
+  int r = Write(holds_oid, &op, librados::OPERATION_FULL_TRY);
+  if (r < 0) return Error(r, "listing staged chunks", holds_oid);
   return absl::OkStatus();
 }
 
-absl::Status RadosBackend::UnlistHolds(const std::string& hold,
+absl::Status RadosBackend::UnlistHolds(const std::string& holds_oid,
+                                       const std::string& hold,
                                        const std::vector<std::string>& raws) {
   if (raws.empty()) return absl::OkStatus();
   std::set<std::string> keys;
@@ -103,8 +116,8 @@ absl::Status RadosBackend::UnlistHolds(const std::string& hold,
     keys.insert(absl::StrCat(hold, ".", BytesToHex(raw)));
   librados::ObjectWriteOperation op;
   op.omap_rm_keys(keys);
-  int r = Write(HoldsObject(), &op, librados::OPERATION_FULL_FORCE);
-  if (r < 0 && r != -ENOENT) return Error(r, "unlisting staged chunks", HoldsObject());
+  int r = Write(holds_oid, &op, librados::OPERATION_FULL_FORCE);
+  if (r < 0 && r != -ENOENT) return Error(r, "unlisting staged chunks", holds_oid);
   return absl::OkStatus();
 }
 

@@ -1,7 +1,8 @@
 // The RADOS backend's garbage collection (storage/rados/rados_backend.h): a process that
 // dies mid-upload leaves holds on the chunks it staged; the GC ends them once the process
 // has been missing from the catalog's watchers for dead_after, freeing what nothing else
-// holds or references. It also removes blob tombstones older than tombstone_ttl. One
+// holds or references. Upload sessions no process wrote for session_expiry go the same
+// way (rados_sessions.cc). It also removes blob tombstones older than tombstone_ttl. One
 // process at a time collects, under a RADOS lock that expires if it dies.
 #include <sys/time.h>
 #include <unistd.h>
@@ -92,6 +93,7 @@ absl::Status RadosBackend::CollectGarbage() {
   }
   if (r < 0) return Error(r, "taking the GC lock", kGcObject);
   RETURN_IF_ERROR(ReapDeadReplicas());
+  RETURN_IF_ERROR(ExpireSessions());
   return SweepTombstones();
 }
 

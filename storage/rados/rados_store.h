@@ -39,6 +39,11 @@ struct RadosStoreOptions {
   absl::Duration dead_after = absl::Minutes(2);
   absl::Duration gc_period = absl::Minutes(1);
   absl::Duration tombstone_ttl = absl::Hours(1);
+  // Upload sessions (storage/session_store.h) live in the pool, so any process serves
+  // any of their calls. One that no process wrote for this long is dropped by the GC,
+  // its staged chunks released (the servers expire their idle uploads sooner:
+  // --upload-ttl; this bounds what a session outlives every server that used it).
+  absl::Duration session_expiry = absl::Hours(2);
 
   // For crash tests: Apply stops (returning UNAVAILABLE) as a writer that died there
   // would: 1 right after deciding a transaction, 2 after applying it to the objects

@@ -5,6 +5,7 @@
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
 #include "rocksdb/io_status.h"
+#include "storage/session_backend.h"
 
 namespace mgreg {
 
@@ -49,8 +50,8 @@ absl::Status FailWith<absl::Status>(const absl::Status& s) {
 }  // namespace
 
 FaultInjectionStore::FaultInjectionStore(std::unique_ptr<Store> base)
-    : base_(std::move(base)) {}
-FaultInjectionStore::~FaultInjectionStore() = default;
+    : base_(std::move(base)), sessions_(NewLocalSessionStore(this)) {}
+FaultInjectionStore::~FaultInjectionStore() { sessions_.reset(); }
 
 void FaultInjectionStore::FailNext(FaultOp op, absl::Status status, int count, bool after) {
   absl::MutexLock lock(&mu_);

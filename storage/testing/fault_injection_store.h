@@ -22,6 +22,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "storage/session_store.h"
 #include "storage/store.h"
 
 namespace rocksdb {
@@ -56,6 +57,8 @@ class FaultInjectionStore : public Store {
   Store* base() { return base_.get(); }
 
   std::unique_ptr<StagingArea> NewStagingArea() override;
+  // In this process's memory, over this store's staging areas (so faults apply).
+  SessionStore& sessions() override { return *sessions_; }
   absl::StatusOr<CommitResult> Commit(const CommitRequest& request,
                                       StagingArea* staging) override;
   absl::StatusOr<int64_t> DeleteCheckpoint(absl::string_view model, int64_t step) override;
@@ -110,6 +113,7 @@ class FaultInjectionStore : public Store {
   absl::Mutex mu_;
   std::map<FaultOp, Fault> faults_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> injected_{0};
+  std::unique_ptr<SessionStore> sessions_;
 };
 
 // A RocksDB file system (over the default one) that fails writes, syncs and reads on
