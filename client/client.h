@@ -94,6 +94,8 @@ struct PushOptions {
   // Defaults to the step in the prefix.
   std::optional<int64_t> step;
   bool overwrite = false;
+  // With overwrite: also replace a step that is pinned or named by an alias.
+  bool force = false;
   std::map<std::string, std::string> metadata;
   ProgressFn progress;
   // When the model already has a step, chunks of changed files that the server holds

@@ -173,6 +173,7 @@ absl::StatusOr<v1::Checkpoint> Client::Push(const std::string& model,
   begin.set_step(*step);
   begin.set_basename(local.basename);
   begin.set_overwrite(options.overwrite);
+  begin.set_force(options.force);
   begin.mutable_metadata()->insert(options.metadata.begin(), options.metadata.end());
   // Digest every file first (in parallel), so the server can skip what it holds.
   std::vector<std::pair<std::string, std::string>> files(local.files.begin(),

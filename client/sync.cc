@@ -156,6 +156,9 @@ absl::Status CheckpointSync::Run() {
           need_sync = true;  // live now: catch up with whatever happened before
           break;
         case v1::WatchEvent::COMMITTED:
+          // A re-commit (overwrite) may change the content the alias names.
+          need_sync = need_sync || options_.alias.empty() || event.replaced();
+          break;
         case v1::WatchEvent::DELETED:
           need_sync = need_sync || options_.alias.empty();
           break;

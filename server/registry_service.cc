@@ -29,6 +29,7 @@
 #include "metagraph/saved_model.h"
 #include "metagraph/tensor_bundle.h"
 #include "metagraph/tensor_verify.h"
+#include "storage/planner.h"
 
 namespace mgreg {
 namespace {
@@ -414,11 +415,15 @@ absl::StatusOr<v1::Upload> RegistryService::BeginUpload(
       store_->GetCheckpoint(request.model(), request.step());
   if (existing.ok()) {
     already_committed = SameFiles(*existing, request);
-    if (!already_committed && !request.overwrite()) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "step ", request.step(), " of model '", request.model(),
-          "' already exists with different files; delete it first or ask to overwrite "
-          "(mgreg push --overwrite)"));
+    if (!already_committed) {
+      // Refused now rather than after the bytes are sent; Commit checks it again.
+      absl::StatusOr<storage::ModelRecord> model = store_->GetModel(request.model());
+      if (!model.ok() && model.status().code() != absl::StatusCode::kNotFound) {
+        return model.status();
+      }
+      RETURN_IF_ERROR(planner::CheckReplace(model.value_or(storage::ModelRecord()),
+                                            *existing, request.overwrite(),
+                                            request.force()));
     }
   } else if (existing.status().code() != absl::StatusCode::kNotFound) {
     return existing.status();
@@ -705,6 +710,7 @@ absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
 
   CommitRequest commit;
   commit.overwrite = begin.overwrite();
+  commit.force = begin.force();
   storage::CheckpointRecord& record = commit.record;
   record.set_model(begin.model());
   record.set_step(begin.step());
@@ -729,23 +735,14 @@ absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
     blob.set_size(state.file.size());
     for (const storage::ChunkRef& ref : state.chunks) *blob.add_chunks() = ref;
   }
-  absl::StatusOr<CommitResult> result = store_->Commit(commit, session->staging());
-  if (!result.ok()) {
-    if (result.status().code() == absl::StatusCode::kAlreadyExists) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "step ", begin.step(), " of model '", begin.model(),
-          "' already exists with different files; delete it first or ask to overwrite "
-          "(mgreg push --overwrite)"));
-    }
-    return result.status();
-  }
-  if (!result->unchanged) {
+  ASSIGN_OR_RETURN(CommitResult result, store_->Commit(commit, session->staging()));
+  if (!result.unchanged) {
     // Retention never fails a commit: a step it could not delete now is deleted by the
     // next commit's retention, and nothing committed is lost either way.
     absl::Status retention = ApplyRetention(begin.model());
     (void)retention;
   }
-  return ToApiWithAliases(result->record);
+  return ToApiWithAliases(result.record);
 }
 
 absl::Status RegistryService::AbortUpload(const v1::AbortUploadRequest& request) {

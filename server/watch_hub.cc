@@ -36,6 +36,7 @@ v1::WatchEvent ToApiEvent(const storage::Event& event) {
   out.set_model(event.model());
   out.set_step(event.step());
   out.set_alias(event.alias());
+  out.set_replaced(event.replaced());
   out.mutable_time()->set_seconds(event.time_micros() / 1000000);
   out.mutable_time()->set_nanos(static_cast<int32_t>(event.time_micros() % 1000000) * 1000);
   return out;

@@ -271,10 +271,8 @@ absl::StatusOr<CommitPlan> Planner::PlanCommit(RecordReader& view,
   ASSIGN_OR_RETURN(std::optional<CheckpointRecord> old, d.Step(in.step()));
   if (old.has_value()) {
     if (planner::SameContent(*old, in)) return CommitPlan{CommitResult{*old, true}, {}};
-    if (!request.overwrite) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          where, " already exists with other files; push a new step or ask to overwrite"));
-    }
+    RETURN_IF_ERROR(
+        planner::CheckReplace(d.model(), *old, request.overwrite, request.force));
   }
 
   // Which blobs to create; everything they need must be here.
@@ -330,7 +328,9 @@ absl::StatusOr<CommitPlan> Planner::PlanCommit(RecordReader& view,
   record.set_pinned(old.has_value() && old->pinned());
   record.set_preserved(old.has_value() && old->preserved());
   d.PutStep(record);
-  d.AddEvent(MakeEvent(Event::COMMITTED, in.model(), in.step(), "", now));
+  Event committed = MakeEvent(Event::COMMITTED, in.model(), in.step(), "", now);
+  committed.set_replaced(old.has_value());
+  d.AddEvent(std::move(committed));
   ASSIGN_OR_RETURN(Transaction txn,
                    d.Finish(absl::StrCat("committing ", where), event_window_, area));
   return CommitPlan{CommitResult{std::move(record), false}, std::move(txn)};

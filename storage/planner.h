@@ -101,6 +101,11 @@ absl::Status ValidateBackupDir(const std::string& dir);
 // is current or beyond, OUT_OF_RANGE if an event after it is no longer kept.
 absl::StatusOr<EventPage> CheckEventPage(int64_t after_revision, EventPage page);
 
+// Whether a commit may replace `old`, a step of `model` that exists with other content:
+// ALREADY_EXISTS unless `overwrite`; FAILED_PRECONDITION naming the pin and the aliases
+// that hold the step unless `force` (replacing it changes what they serve).
+absl::Status CheckReplace(const storage::ModelRecord& model,
+                          const storage::CheckpointRecord& old, bool overwrite, bool force);
 // True if both records name the same basename and the same files (name, size, digest).
 bool SameContent(const storage::CheckpointRecord& a, const storage::CheckpointRecord& b);
 // True if the model record holds settings that keep it alive without steps.

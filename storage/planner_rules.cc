@@ -2,10 +2,13 @@
 // (storage/planner.h). The mutation plans are in planner.cc.
 #include <algorithm>
 #include <filesystem>
+#include <string>
 #include <system_error>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/names.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
@@ -121,6 +124,34 @@ bool SameContent(const storage::CheckpointRecord& a, const storage::CheckpointRe
     }
   }
   return true;
+}
+
+absl::Status CheckReplace(const storage::ModelRecord& model,
+                          const storage::CheckpointRecord& old, bool overwrite,
+                          bool force) {
+  const std::string where = StepName(old.model(), old.step());
+  if (!overwrite) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        where, " already exists with different files; push another step, delete it "
+               "first, or replace it with --overwrite (BeginUploadRequest.overwrite)"));
+  }
+  if (force) return absl::OkStatus();
+  std::vector<std::string> aliases;
+  for (const auto& [alias, target] : model.aliases()) {
+    if (target == old.step()) aliases.push_back(absl::StrCat("'", alias, "'"));
+  }
+  if (aliases.empty() && !old.pinned()) return absl::OkStatus();
+  std::sort(aliases.begin(), aliases.end());
+  std::string holders = old.pinned() ? "pinned" : "";
+  if (!aliases.empty()) {
+    absl::StrAppend(&holders, old.pinned() ? " and " : "", "named by alias",
+                    aliases.size() > 1 ? "es " : " ", absl::StrJoin(aliases, ", "));
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      where, " is ", holders,
+      "; an overwrite would change it under them: to replace it anyway add --force to "
+      "--overwrite (BeginUploadRequest.force, force=True in Python), or push another "
+      "step"));
 }
 
 std::string StepName(absl::string_view model, int64_t step) {

@@ -84,6 +84,8 @@ struct CommitRequest {
   // Replace the step if it exists with different files. Aliases naming the step keep
   // naming it, and the step keeps its pinned and preserved marks.
   bool overwrite = false;
+  // With overwrite: also replace a step that is pinned or named by an alias.
+  bool force = false;
 };
 
 struct CommitResult {
@@ -153,10 +155,13 @@ class Store {
 
   // Makes request.record visible atomically, with new_blobs and the reference counts,
   // in one durable write. Stamps commit_time_micros (now) and revision (the store's
-  // revision + 1), and appends a COMMITTED event.
+  // revision + 1), and appends a COMMITTED event (replaced=true when it overwrote the
+  // step).
   // Returns the existing record with unchanged=true if the step exists with the same
   //   basename and files.
   // Returns ALREADY_EXISTS if the step exists with other files and !overwrite.
+  // Returns FAILED_PRECONDITION if the step exists with other files, is pinned or named
+  //   by an alias, and !force (naming the pin and the aliases).
   // Returns FAILED_PRECONDITION if a file names a blob that is neither stored nor in
   //   new_blobs, or a new blob lists a chunk that is neither stored nor staged in
   //   `staging`.

@@ -19,11 +19,23 @@
 namespace mgreg::cli {
 namespace {
 
+// --overwrite, and --force which only means something with it.
+absl::Status OverwriteOptions(const ParsedOptions& o, bool* overwrite, bool* force) {
+  *overwrite = o.Has("overwrite");
+  *force = o.Has("force");
+  if (*force && !*overwrite) {
+    return absl::InvalidArgumentError(
+        "--force only applies to --overwrite (replacing a pinned or aliased step); add "
+        "--overwrite or drop --force");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Push(const std::vector<std::string>& args, Context& ctx) {
   const ParsedOptions& o = ctx.options();
   PushOptions options;
   ASSIGN_OR_RETURN(options.step, StepOption(o));
-  options.overwrite = o.Has("overwrite");
+  RETURN_IF_ERROR(OverwriteOptions(o, &options.overwrite, &options.force));
   for (const std::string& kv : o.Values("meta")) {
     std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
     if (p.first.empty() || kv.find('=') == std::string::npos) {
@@ -76,7 +88,11 @@ absl::Status UploadBegin(const std::vector<std::string>& args, Context& ctx) {
   ASSIGN_OR_RETURN(int64_t step, ParseStep(args[1]));
   request.set_step(step);
   request.set_basename(basename.value_or(""));
-  request.set_overwrite(ctx.options().Has("overwrite"));
+  bool overwrite = false;
+  bool force = false;
+  RETURN_IF_ERROR(OverwriteOptions(ctx.options(), &overwrite, &force));
+  request.set_overwrite(overwrite);
+  request.set_force(force);
   for (const std::string& file : files) {
     ASSIGN_OR_RETURN(std::string name, CheckpointFileSuffix(file));
     ASSIGN_OR_RETURN(FileDigest digest, DigestFile(file));
@@ -140,21 +156,25 @@ absl::Status UploadAbort(const std::vector<std::string>& args, Context& ctx) {
 }  // namespace
 
 std::vector<Command> PushCommands() {
+  const Option force_option = {
+      "force", "", "with --overwrite: also replace a pinned or aliased step"};
   const std::vector<Option> common = Join({{JsonOption()}, ConnectionOptions()});
   return {
-      {"push", "MODEL PREFIX", "[--step N] [--overwrite] [--meta KEY=VALUE]...",
+      {"push", "MODEL PREFIX", "[--step N] [--overwrite [--force]] [--meta KEY=VALUE]...",
        "upload the checkpoint at PREFIX (dir/model.ckpt-1000)", 2, 2,
        Join({{{"step", "N", "store it as step N (default: the number PREFIX ends in)"},
               {"overwrite", "", "replace the step if it exists with other content"},
+              force_option,
               {"meta", "KEY=VALUE", "metadata stored with the step (repeatable)"}},
              common}),
        Push},
-      {"upload begin", "MODEL STEP [FILE...]", "[--basename B] [--overwrite]",
+      {"upload begin", "MODEL STEP [FILE...]", "[--basename B] [--overwrite [--force]]",
        "begin a multi-writer upload; prints its id. Without files\n"
        "the upload learns them, and the basename, from its writers",
        2, Command::kAnyNumber,
        Join({{{"basename", "B", "the checkpoint's basename (default: the files' prefix)"},
-              {"overwrite", "", "replace the step if it exists with other content"}},
+              {"overwrite", "", "replace the step if it exists with other content"},
+              force_option},
              common}),
        UploadBegin},
       {"upload put", "ID FILE...", "",

@@ -166,6 +166,7 @@ absl::Status Watch(const std::vector<std::string>& args, Context& ctx) {
                 << v1::WatchEvent::Type_Name(event.type()) << " " << event.model()
                 << " step " << event.step();
       if (!event.alias().empty()) ctx.out() << " alias " << event.alias();
+      if (event.replaced()) ctx.out() << " (replaced)";
       ctx.out() << " at " << FormatTime(event.time()) << "\n" << std::flush;
     }
     if (count > 0 && ++seen >= count) {

@@ -63,6 +63,29 @@ def test_identical_push_is_a_noop_and_changed_content_needs_overwrite(client, da
     assert {f.name for f in replaced.files} == {"index", "data-00000-of-00001", "meta"}
 
 
+def test_overwriting_a_pinned_aliased_step_needs_force(client, data, model, tmp_path):
+    first = client.push(model, data.tictactoe, progress=False)
+    client.pin(model, 19)
+    aliased = client.set_alias(model, "production", 19)
+    changed = copy_checkpoint(data.tfx, tmp_path, "ckpt-19")
+    with pytest.raises(mgreg.errors.FailedPreconditionError) as e:
+        client.push(model, changed, overwrite=True, progress=False)
+    assert "pinned and named by alias 'production'" in e.value.message
+    assert "force=True" in e.value.message
+    assert client.get(model, alias="production").revision == first.revision
+    with pytest.raises(mgreg.errors.InvalidArgumentError, match="overwrite=True"):
+        client.push(model, changed, force=True, progress=False)
+    replaced = client.push(model, changed, overwrite=True, force=True, progress=False)
+    assert replaced.pinned
+    assert client.get(model, alias="production").revision == replaced.revision
+    watch = client.watch(model, since_revision=aliased.revision)
+    try:
+        event = next(iter(watch))
+    finally:
+        watch.cancel()
+    assert (event.type, event.step, event.replaced) == ("COMMITTED", 19, True)
+
+
 def test_retention_pins_aliases_and_delete(client, data, model, tmp_path):
     for step in (1, 2, 3):
         client.push(model, copy_checkpoint(data.tictactoe, tmp_path, f"ckpt-{step}"),

@@ -115,6 +115,23 @@ TEST_F(CliTest, ExistingStepWithOtherContentNeedsOverwrite) {
   EXPECT_EQ(Mgreg({"push", "m", prefix, "--overwrite"}).exit_code, 0);
 }
 
+TEST_F(CliTest, OverwritingAPinnedAliasedStepNeedsForce) {
+  const std::string prefix = MakeCheckpoint(5);
+  ASSERT_EQ(Mgreg({"push", "m", prefix}).exit_code, 0);
+  ASSERT_EQ(Mgreg({"pin", "m", "5"}).exit_code, 0);
+  ASSERT_EQ(Mgreg({"alias", "set", "m", "production", "5"}).exit_code, 0);
+  WriteFileOrDie(prefix + ".data-00001-of-00002", FloatBytes(10, 3));
+  CommandResult refused = Mgreg({"push", "m", prefix, "--overwrite"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.err, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_THAT(refused.err, HasSubstr("pinned and named by alias 'production'"));
+  EXPECT_THAT(refused.err, HasSubstr("--force"));
+  CommandResult alone = Mgreg({"push", "m", prefix, "--force"});
+  EXPECT_EQ(alone.exit_code, 1);
+  EXPECT_THAT(alone.err, HasSubstr("--force only applies to --overwrite"));
+  EXPECT_EQ(Mgreg({"push", "m", prefix, "--overwrite", "--force"}).exit_code, 0);
+}
+
 TEST_F(CliTest, BadCommandLinesExitTwoWithUsage) {
   CommandResult none = Mgreg({});
   EXPECT_EQ(none.exit_code, 2);

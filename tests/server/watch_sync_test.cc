@@ -379,6 +379,44 @@ TEST_F(SyncTest, FollowingAnAliasSwitchesWhenTheAliasMoves) {
   runner.join();
 }
 
+TEST_F(SyncTest, FollowingAnAliasRestoresAgainWhenTheAliasedStepIsReCommitted) {
+  ASSERT_TRUE(client_->Push("m", MakeCheckpoint("s1", 1, 1), PushOptions()).ok());
+  ASSERT_TRUE(client_->SetAlias("m", "production", 1).ok());
+  const std::string dir = tmp_.Join("serving");
+  SyncOptions options;
+  options.alias = "production";
+  absl::Mutex mu;
+  std::vector<std::string> switched;  // the index digest of each switch
+  options.on_switch = [&](const v1::Checkpoint& c) {
+    absl::MutexLock lock(&mu);
+    for (const auto& f : c.files()) {
+      if (f.name() == "index") switched.push_back(f.sha256());
+    }
+  };
+  CheckpointSync sync(client_.get(), "m", dir, options);
+  std::thread runner([&]() { EXPECT_TRUE(sync.Run().ok()); });
+  auto wait_for_switches = [&](size_t n) {
+    absl::MutexLock lock(&mu);
+    auto reached = [&]() { return switched.size() >= n; };
+    return mu.AwaitWithTimeout(absl::Condition(&reached), absl::Seconds(20));
+  };
+  ASSERT_TRUE(wait_for_switches(1));
+  // Step 1 re-committed with other content (forced: an alias names it): the only event
+  // is a COMMITTED of step 1, which the alias sync must not ignore.
+  const std::string redone = MakeCheckpoint("s1b", 1, 77);
+  PushOptions forced;
+  forced.overwrite = true;
+  forced.force = true;
+  ASSERT_TRUE(client_->Push("m", redone, forced).ok());
+  ASSERT_TRUE(wait_for_switches(2));
+  sync.Stop();
+  runner.join();
+  const std::string new_index = ReadFileOrDie(redone + ".index");
+  EXPECT_EQ(switched.back(), Sha256Hex(new_index));
+  EXPECT_NE(switched.front(), switched.back());
+  EXPECT_EQ(ReadFileOrDie(dir + "/model.ckpt-1.index"), new_index);
+}
+
 TEST_F(SyncTest, AnUnwritableDirectoryFailsBeforeAnyDownload) {
   ASSERT_TRUE(client_->Push("m", MakeCheckpoint("s1", 1, 1), PushOptions()).ok());
   WriteFileOrDie(tmp_.Join("file"), "x");

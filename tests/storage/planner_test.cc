@@ -216,6 +216,7 @@ std::vector<Case> Cases() {
          ASSERT_EQ(t.events.size(), 1u);
          EXPECT_EQ(t.events[0].type(), Event::COMMITTED);
          EXPECT_EQ(t.events[0].revision(), 1);
+         EXPECT_FALSE(t.events[0].replaced());
        }});
   cases.push_back({"RepushOfTheSameContentWritesNothing", TwoSteps, 100,
                    [](const Planner& p, FakeView& v) {
@@ -231,11 +232,55 @@ std::vector<Case> Cases() {
                      return Commit(p, v, r, nullptr);
                    },
                    absl::StatusCode::kAlreadyExists, nullptr});
+  cases.push_back({"OverwriteOfAPlainStepNeedsNoForceAndSaysReplaced", TwoSteps, 100,
+                   [](const Planner& p, FakeView& v) {
+                     CommitRequest r;
+                     r.record = Step(2, 'a', 100);
+                     r.overwrite = true;
+                     return Commit(p, v, r, nullptr);
+                   },
+                   absl::StatusCode::kOk,
+                   [](const Transaction& t) {
+                     ASSERT_EQ(t.events.size(), 1u);
+                     EXPECT_EQ(t.events[0].type(), Event::COMMITTED);
+                     EXPECT_TRUE(t.events[0].replaced());
+                     EXPECT_EQ(t.head_after.checkpoints, 2);
+                   }});
+  for (const bool pinned : {true, false}) {
+    cases.push_back({pinned ? "OverwriteOfAPinnedStepWithoutForceIsFailedPrecondition"
+                            : "OverwriteOfAnAliasedStepWithoutForceIsFailedPrecondition",
+                     [pinned] {
+                       FakeView v = TwoSteps();
+                       if (pinned) {
+                         v.steps[{"m", 2}].set_pinned(true);
+                       } else {
+                         (*v.models["m"].mutable_aliases())["prod"] = 2;
+                       }
+                       return v;
+                     },
+                     100,
+                     [](const Planner& p, FakeView& v) {
+                       CommitRequest r;
+                       r.record = Step(2, 'a', 100);
+                       r.overwrite = true;
+                       return Commit(p, v, r, nullptr);
+                     },
+                     absl::StatusCode::kFailedPrecondition, nullptr});
+  }
+  cases.push_back({"ForceWithoutOverwriteIsStillAlreadyExists", TwoSteps, 100,
+                   [](const Planner& p, FakeView& v) {
+                     CommitRequest r;
+                     r.record = Step(2, 'a', 100);
+                     r.force = true;
+                     return Commit(p, v, r, nullptr);
+                   },
+                   absl::StatusCode::kAlreadyExists, nullptr});
   cases.push_back(
-      {"OverwriteMovesReferencesAndKeepsThePin",
+      {"ForcedOverwriteMovesReferencesAndKeepsThePinAndTheAlias",
        [] {
          FakeView v = TwoSteps();
          v.steps[{"m", 2}].set_pinned(true);
+         (*v.models["m"].mutable_aliases())["prod"] = 2;
          return v;
        },
        100,
@@ -243,11 +288,14 @@ std::vector<Case> Cases() {
          CommitRequest r;
          r.record = Step(2, 'a', 100);
          r.overwrite = true;
+         r.force = true;
          return Commit(p, v, r, nullptr);
        },
        absl::StatusCode::kOk,
        [](const Transaction& t) {
          EXPECT_TRUE(t.put_checkpoints.at(0).pinned());
+         EXPECT_EQ(t.model_after->aliases().at("prod"), 2);
+         EXPECT_TRUE(t.events.at(0).replaced());
          EXPECT_EQ(FindBlob(t, 'a')->refs_after, 2);
          EXPECT_EQ(FindBlob(t, 'b')->refs_after, 0);  // blob b freed
          EXPECT_EQ(FindChunk(t, 'x')->refs_after, 1);
@@ -452,6 +500,34 @@ std::vector<Case> Cases() {
 }
 
 class PlannerTest : public ::testing::TestWithParam<Case> {};
+
+TEST(CheckReplaceTest, NamesThePinTheAliasesAndTheFlagToAdd) {
+  ModelRecord model;
+  model.set_name("m");
+  (*model.mutable_aliases())["prod"] = 2;
+  (*model.mutable_aliases())["canary"] = 2;
+  (*model.mutable_aliases())["old"] = 1;
+  CheckpointRecord old = Step(2, 'b', 200);
+  old.set_pinned(true);
+  absl::Status s = planner::CheckReplace(model, old, /*overwrite=*/true, /*force=*/false);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.message(),
+            "step 2 of model 'm' is pinned and named by aliases 'canary', 'prod'; "
+            "an overwrite would change it under them: to replace it anyway add --force to "
+            "--overwrite (BeginUploadRequest.force, force=True in Python), or push another "
+            "step");
+  old.set_pinned(false);
+  s = planner::CheckReplace(model, old, true, false);
+  EXPECT_NE(s.message().find("is named by aliases 'canary', 'prod';"), std::string::npos)
+      << s;
+  EXPECT_TRUE(planner::CheckReplace(model, old, true, /*force=*/true).ok());
+  EXPECT_TRUE(planner::CheckReplace(model, Step(1, 'a', 100), true, false).code() ==
+              absl::StatusCode::kFailedPrecondition);  // 'old' names step 1
+  EXPECT_TRUE(planner::CheckReplace(ModelRecord(), Step(3, 'a', 100), true, false).ok());
+  absl::Status exists = planner::CheckReplace(model, old, /*overwrite=*/false, true);
+  EXPECT_EQ(exists.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(exists.message().find("--overwrite"), std::string::npos) << exists;
+}
 
 TEST_P(PlannerTest, PlansTheExpectedTransactionOrError) {
   const Case& c = GetParam();

@@ -639,6 +639,8 @@ TEST_P(StoreConformanceTest, CommitsDeletesAndAliasChangesAppendOneEventEachInOr
   ExpectEvent(page->events[4], 5, E::ALIAS_REMOVED, "m", 2, "best");
   ExpectEvent(page->events[5], 6, E::DELETED, "m", 1);
   ExpectEvent(page->events[6], 7, E::COMMITTED, "m", 2);
+  EXPECT_FALSE(page->events[1].replaced());
+  EXPECT_TRUE(page->events[6].replaced());  // the overwrite says so
   EXPECT_EQ(page->events[6].time_micros(), overwritten->record.commit_time_micros());
   EXPECT_EQ(page->oldest_revision, 1);
   EXPECT_EQ(page->current_revision, 7);
@@ -843,11 +845,25 @@ TEST_P(StoreConformanceTest,
   ASSERT_OK(store_->DeleteCheckpoint("m", 1));
 }
 
-TEST_P(StoreConformanceTest, OverwriteOfAnAliasedPinnedStepKeepsTheAliasAndThePin) {
+TEST_P(StoreConformanceTest, OverwriteOfAnAliasedPinnedStepNeedsForce) {
   ASSERT_OK(Push(*store_, "m", 1, {{"index", "1"}}));
   ASSERT_OK(store_->SetAlias("m", "best", 1));
   ASSERT_OK(store_->SetPinned("m", 1, true));
-  auto r = Push(*store_, "m", 1, {{"index", "1b"}}, /*overwrite=*/true);
+  const int64_t revision = Stats().revision;
+  auto refused = Push(*store_, "m", 1, {{"index", "1b"}}, /*overwrite=*/true);
+  EXPECT_CODE(refused, kFailedPrecondition);
+  EXPECT_EQ(Stats().revision, revision);
+  auto kept = store_->GetCheckpoint("m", 1);
+  ASSERT_OK(kept);
+  EXPECT_EQ(kept->files(0).sha256(), Sha256Hex("1"));
+}
+
+TEST_P(StoreConformanceTest, ForcedOverwriteOfAnAliasedPinnedStepKeepsTheAliasAndThePin) {
+  ASSERT_OK(Push(*store_, "m", 1, {{"index", "1"}}));
+  ASSERT_OK(store_->SetAlias("m", "best", 1));
+  ASSERT_OK(store_->SetPinned("m", 1, true));
+  auto r = Push(*store_, "m", 1, {{"index", "1b"}}, /*overwrite=*/true, 1024,
+                /*force=*/true);
   ASSERT_OK(r);
   EXPECT_TRUE(r->record.pinned());
   auto model = store_->GetModel("m");

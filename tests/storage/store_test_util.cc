@@ -53,11 +53,12 @@ CommitRequest MakeRequest(const std::string& model, int64_t step,
 
 absl::StatusOr<CommitResult> Push(Store& store, const std::string& model, int64_t step,
                                   const std::map<std::string, std::string>& files,
-                                  bool overwrite, size_t chunk_size) {
+                                  bool overwrite, size_t chunk_size, bool force) {
   std::vector<TestFile> made;
   for (const auto& [name, content] : files)
     made.push_back(MakeFile(name, content, chunk_size));
   CommitRequest req = MakeRequest(model, step, made, overwrite);
+  req.force = force;
   req.new_blobs.clear();
   auto area = store.NewStagingArea();
   for (const TestFile& f : made) {

@@ -36,7 +36,8 @@ CommitRequest MakeRequest(const std::string& model, int64_t step,
 // lists those blobs as new, and commits.
 absl::StatusOr<CommitResult> Push(Store& store, const std::string& model, int64_t step,
                                   const std::map<std::string, std::string>& files,
-                                  bool overwrite = false, size_t chunk_size = 1024);
+                                  bool overwrite = false, size_t chunk_size = 1024,
+                                  bool force = false);
 
 // `n` deterministic pseudo-random bytes from `seed`.
 std::string Bytes(size_t n, uint64_t seed);

@@ -207,8 +207,16 @@ def _held_chunks(client, upload, paths):
     return out
 
 
+def _check_force(overwrite, force):
+    if force and not overwrite:
+        raise errors.InvalidArgumentError(
+            "force=True only applies to overwrite=True (replacing a pinned or aliased "
+            "step); add overwrite=True or drop force")
+
+
 def push(client, model, prefix, *, step, metadata, overwrite, dedup, progress, upload_id,
-         on_begin=None):
+         on_begin=None, force=False):
+    _check_force(overwrite, force)
     _, basename, prefix_step, paths = _local.find_files(prefix)
     step = prefix_step if step is None else step
     if step is None:
@@ -225,7 +233,8 @@ def push(client, model, prefix, *, step, metadata, overwrite, dedup, progress, u
     for restart in range(2):
         try:
             return _push_once(client, model, step, basename, paths, manifest, total, stats,
-                              metadata=metadata, overwrite=overwrite, dedup=dedup,
+                              metadata=metadata, overwrite=overwrite, force=force,
+                              dedup=dedup,
                               progress=progress, upload_id=upload_id, on_begin=on_begin)
         except errors.NotFoundError as e:
             if restart or "upload" not in e.message.lower():
@@ -238,7 +247,7 @@ def push(client, model, prefix, *, step, metadata, overwrite, dedup, progress, u
 
 
 def _push_once(client, model, step, basename, paths, manifest, total, stats, *, metadata,
-               overwrite, dedup, progress, upload_id, on_begin):
+               overwrite, force, dedup, progress, upload_id, on_begin):
     upload = None
     if upload_id:
         try:
@@ -254,7 +263,7 @@ def _push_once(client, model, step, basename, paths, manifest, total, stats, *, 
     if upload is None:
         upload = client._unary("BeginUpload", registry_pb2.BeginUploadRequest(
             model=model, step=step, basename=basename, files=manifest, overwrite=overwrite,
-            metadata={str(k): str(v) for k, v in (metadata or {}).items()}))
+            force=force, metadata={str(k): str(v) for k, v in (metadata or {}).items()}))
     if on_begin is not None:
         on_begin(upload.upload_id)
     bar = client._progress(progress, total, f"push {model}@{step}")
@@ -300,14 +309,15 @@ def _abort_quietly(client, upload_id):
         log.warning("mgreg: could not abort upload %s: %s", upload_id, e)
 
 
-def begin_upload(client, model, step, *, basename, files, metadata, overwrite):
+def begin_upload(client, model, step, *, basename, files, metadata, overwrite, force=False):
+    _check_force(overwrite, force)
     manifest = []
     for path in files or ():
         size, sha = _local.digest_file(path)
         manifest.append(registry_pb2.FileInfo(name=file_name_of(path), size=size, sha256=sha))
     upload = client._unary("BeginUpload", registry_pb2.BeginUploadRequest(
         model=model, step=step, basename=basename, files=manifest, overwrite=overwrite,
-        metadata={str(k): str(v) for k, v in (metadata or {}).items()}))
+        force=force, metadata={str(k): str(v) for k, v in (metadata or {}).items()}))
     return UploadSession(client, upload.upload_id, owner=True)
 
 

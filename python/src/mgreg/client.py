@@ -130,26 +130,28 @@ class Client:
         return progress_lib.make(progress, total, desc, self.tqdm_class)
 
     # --- writes ---------------------------------------------------------------------------
-    def push(self, model, prefix, *, step=None, metadata=None, overwrite=False, dedup=True,
-             progress=None, upload_id=None):
+    def push(self, model, prefix, *, step=None, metadata=None, overwrite=False, force=False,
+             dedup=True, progress=None, upload_id=None):
         """Uploads the checkpoint TensorFlow saved at `prefix` (what Saver.save or
         CheckpointManager.save returned) as (model, step) and commits it; returns the
         Checkpoint. The step defaults to the prefix's `-N`. Files and chunks the server
         holds are not sent; a dropped stream resumes. Identical content again is a no-op;
-        different content raises AlreadyExistsError unless overwrite=True. upload_id resumes
-        an upload an earlier process began. `last_push_stats` tells what was sent."""
+        different content raises AlreadyExistsError unless overwrite=True; overwriting a
+        pinned or aliased step raises FailedPreconditionError unless force=True too.
+        upload_id resumes an upload an earlier process began. `last_push_stats` tells what
+        was sent."""
         return _push.push(self, model, prefix, step=step, metadata=metadata,
-                          overwrite=overwrite, dedup=dedup, progress=progress,
+                          overwrite=overwrite, force=force, dedup=dedup, progress=progress,
                           upload_id=upload_id)
 
     def begin_upload(self, model, step, *, basename, files=None, metadata=None,
-                     overwrite=False):
+                     overwrite=False, force=False):
         """Opens a multi-writer upload; returns an UploadSession whose `.id` the chief
         hands to its workers (they call `client.upload(id).put(path)`). `files` (local
         paths) form the manifest; without them the upload learns each file from its
         writer. Leaving `with begin_upload(...)` on an exception aborts the upload."""
         return _push.begin_upload(self, model, step, basename=basename, files=files,
-                                  metadata=metadata, overwrite=overwrite)
+                                  metadata=metadata, overwrite=overwrite, force=force)
 
     def upload(self, upload_id):
         """A handle on an open upload (a worker's); it never aborts the upload."""

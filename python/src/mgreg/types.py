@@ -81,19 +81,22 @@ class Model:
 @dataclasses.dataclass(frozen=True)
 class Event:
     """A watch event: type is "COMMITTED", "DELETED", "ALIAS_SET", "ALIAS_REMOVED" or
-    "PROGRESS" (every event up to `revision` delivered)."""
+    "PROGRESS" (every event up to `revision` delivered). `replaced`: a COMMITTED that
+    overwrote the step with other content."""
     type: str
     model: str
     step: int
     alias: str
     revision: int
     time: Optional[datetime.datetime]
+    replaced: bool = False
 
     @classmethod
     def from_proto(cls, p):
         from .v1 import registry_pb2  # pylint: disable=import-outside-toplevel
         return cls(type=registry_pb2.WatchEvent.Type.Name(p.type), model=p.model, step=p.step,
-                   alias=p.alias, revision=p.revision, time=_time(p.time))
+                   alias=p.alias, revision=p.revision, time=_time(p.time),
+                   replaced=p.replaced)
 
 
 @dataclasses.dataclass(frozen=True)

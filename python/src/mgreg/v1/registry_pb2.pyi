@@ -39,7 +39,7 @@ class BackupResponse(_message.Message):
     def __init__(self, dir: _Optional[str] = ..., revision: _Optional[int] = ..., checkpoints: _Optional[int] = ...) -> None: ...
 
 class BeginUploadRequest(_message.Message):
-    __slots__ = ["basename", "files", "kind", "metadata", "model", "overwrite", "step"]
+    __slots__ = ["basename", "files", "force", "kind", "metadata", "model", "overwrite", "step"]
     class MetadataEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class BeginUploadRequest(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     BASENAME_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -56,12 +57,13 @@ class BeginUploadRequest(_message.Message):
     STEP_FIELD_NUMBER: _ClassVar[int]
     basename: str
     files: _containers.RepeatedCompositeFieldContainer[FileInfo]
+    force: bool
     kind: StepKind
     metadata: _containers.ScalarMap[str, str]
     model: str
     overwrite: bool
     step: int
-    def __init__(self, model: _Optional[str] = ..., step: _Optional[int] = ..., basename: _Optional[str] = ..., files: _Optional[_Iterable[_Union[FileInfo, _Mapping]]] = ..., overwrite: bool = ..., metadata: _Optional[_Mapping[str, str]] = ..., kind: _Optional[_Union[StepKind, str]] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., step: _Optional[int] = ..., basename: _Optional[str] = ..., files: _Optional[_Iterable[_Union[FileInfo, _Mapping]]] = ..., overwrite: bool = ..., metadata: _Optional[_Mapping[str, str]] = ..., kind: _Optional[_Union[StepKind, str]] = ..., force: bool = ...) -> None: ...
 
 class CheckStoreRequest(_message.Message):
     __slots__ = []
@@ -525,7 +527,7 @@ class WatchCheckpointsRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., prefix: _Optional[str] = ..., all_models: bool = ..., since_revision: _Optional[int] = ...) -> None: ...
 
 class WatchEvent(_message.Message):
-    __slots__ = ["alias", "model", "revision", "step", "time", "type"]
+    __slots__ = ["alias", "model", "replaced", "revision", "step", "time", "type"]
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = []
     ALIAS_FIELD_NUMBER: _ClassVar[int]
@@ -535,6 +537,7 @@ class WatchEvent(_message.Message):
     DELETED: WatchEvent.Type
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROGRESS: WatchEvent.Type
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
@@ -542,11 +545,12 @@ class WatchEvent(_message.Message):
     TYPE_UNSPECIFIED: WatchEvent.Type
     alias: str
     model: str
+    replaced: bool
     revision: int
     step: int
     time: _timestamp_pb2.Timestamp
     type: WatchEvent.Type
-    def __init__(self, revision: _Optional[int] = ..., type: _Optional[_Union[WatchEvent.Type, str]] = ..., model: _Optional[str] = ..., step: _Optional[int] = ..., alias: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, revision: _Optional[int] = ..., type: _Optional[_Union[WatchEvent.Type, str]] = ..., model: _Optional[str] = ..., step: _Optional[int] = ..., alias: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., replaced: bool = ...) -> None: ...
 
 class StepKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

@@ -17,7 +17,8 @@ class RegistryStub(object):
     INVALID_ARGUMENT    a malformed name, step, file, option or request sequence
     NOT_FOUND           an unknown model, step, file or upload
     ALREADY_EXISTS      the step exists with different content (ask for overwrite)
-    FAILED_PRECONDITION a commit with files missing, a graph TensorFlow cannot export
+    FAILED_PRECONDITION a commit with files missing, a graph TensorFlow cannot export,
+    an overwrite of a pinned or aliased step without force
     DATA_LOSS           bytes that do not match their announced size or SHA-256
     RESOURCE_EXHAUSTED  a limit was hit or the disk is full
     """
@@ -155,7 +156,8 @@ class RegistryServicer(object):
     INVALID_ARGUMENT    a malformed name, step, file, option or request sequence
     NOT_FOUND           an unknown model, step, file or upload
     ALREADY_EXISTS      the step exists with different content (ask for overwrite)
-    FAILED_PRECONDITION a commit with files missing, a graph TensorFlow cannot export
+    FAILED_PRECONDITION a commit with files missing, a graph TensorFlow cannot export,
+    an overwrite of a pinned or aliased step without force
     DATA_LOSS           bytes that do not match their announced size or SHA-256
     RESOURCE_EXHAUSTED  a limit was hit or the disk is full
     """
@@ -482,7 +484,8 @@ class Registry(object):
     INVALID_ARGUMENT    a malformed name, step, file, option or request sequence
     NOT_FOUND           an unknown model, step, file or upload
     ALREADY_EXISTS      the step exists with different content (ask for overwrite)
-    FAILED_PRECONDITION a commit with files missing, a graph TensorFlow cannot export
+    FAILED_PRECONDITION a commit with files missing, a graph TensorFlow cannot export,
+    an overwrite of a pinned or aliased step without force
     DATA_LOSS           bytes that do not match their announced size or SHA-256
     RESOURCE_EXHAUSTED  a limit was hit or the disk is full
     """
