@@ -264,6 +264,18 @@ absl::StatusOr<tensorflow::CheckpointState> Client::GetCheckpointState(
   return impl_->Call(&v1::Registry::Stub::GetCheckpointState, request);
 }
 
+absl::StatusOr<v1::GetCollectionResponse> Client::GetCollection(
+    const std::string& model, const StepRef& step, const std::string& key,
+    const std::vector<std::string>& tags) {
+  v1::GetCollectionRequest request;
+  request.set_model(model);
+  if (step.step.has_value()) request.set_step(*step.step);
+  request.set_alias(step.alias);
+  request.set_key(key);
+  for (const std::string& tag : tags) request.add_tags(tag);
+  return impl_->Call(&v1::Registry::Stub::GetCollection, request);
+}
+
 namespace {
 
 class GrpcWatchStream : public WatchStream {

@@ -230,6 +230,11 @@ class Client {
                                                                   bool verify);
   // TensorFlow's CheckpointState of a model, as CheckpointManager writes it.
   absl::StatusOr<tensorflow::CheckpointState> GetCheckpointState(const std::string& model);
+  // One collection of a step's graph, decoded by the server (with the collection kinds
+  // its config registers). `tags` choose a SavedModel's graph.
+  absl::StatusOr<v1::GetCollectionResponse> GetCollection(
+      const std::string& model, const StepRef& step, const std::string& key,
+      const std::vector<std::string>& tags = {});
 
   // Opens a watch (see WatchCheckpoints). Errors arrive through the stream's Finish().
   std::unique_ptr<WatchStream> Watch(const v1::WatchCheckpointsRequest& request);

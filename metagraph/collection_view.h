@@ -10,6 +10,8 @@
 
 namespace mgreg {
 
+class CollectionKinds;  // metagraph/collection_kinds.h
+
 // One collection of a stored graph (binary or text MetaGraphDef) as JSON:
 //   {"key": K, "kind": "node_list|bytes_list|int64_list|float_list|any_list|none",
 //    "values": [...]}
@@ -22,11 +24,14 @@ namespace mgreg {
 // QueueRunnerDef, CondContextDef or WhileContextDef (proto field names, proto3 JSON
 // mapping: int64 as strings, enums by name); other bytes are a string if they are valid
 // UTF-8, else their base64. An entry of a registered key that does not parse as its proto
-// is shown like other bytes. "none" (no kind set) has no values.
+// is shown like other bytes. The keys of `kinds` (collection kinds the server's config
+// registers; may be null) are shown like registered keys, as objects of their type.
+// "none" (no kind set) has no values.
 // Returns INVALID_ARGUMENT if `stored_metagraph` is not a MetaGraphDef, NOT_FOUND listing
 // the available keys if `key` is absent.
 absl::StatusOr<std::string> CollectionToJson(absl::string_view stored_metagraph,
-                                             absl::string_view key);
+                                             absl::string_view key,
+                                             const CollectionKinds* kinds = nullptr);
 
 // The same collection as text, one value per line (no header): strings as they are with
 // control characters and backslashes C-escaped, non-UTF-8 bytes as "base64:<base64>",
@@ -34,7 +39,8 @@ absl::StatusOr<std::string> CollectionToJson(absl::string_view stored_metagraph,
 // "<type_url> base64:<value>". Empty for an empty collection. Same errors as
 // CollectionToJson.
 absl::StatusOr<std::string> CollectionToText(absl::string_view stored_metagraph,
-                                             absl::string_view key);
+                                             absl::string_view key,
+                                             const CollectionKinds* kinds = nullptr);
 
 }  // namespace mgreg
 

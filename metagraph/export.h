@@ -31,6 +31,7 @@
 #define MGREG_METAGRAPH_EXPORT_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,8 @@
 #include "tensorflow/core/protobuf/meta_graph.pb.h"
 
 namespace mgreg {
+
+class CollectionKinds;  // metagraph/collection_kinds.h
 
 // TensorFlow's export_meta_graph options, with TensorFlow's defaults.
 struct ExportOptions {
@@ -55,6 +58,9 @@ struct ExportOptions {
   std::optional<std::string> unbound_inputs_col_name = std::string("unbound_inputs");
   // Protobuf text format instead of binary (D8).
   bool as_text = false;
+  // Collection kinds registered besides TensorFlow's 11 (D5): filtered and stripped by
+  // export_scope like those (metagraph/collection_kinds.h). Null: none.
+  std::shared_ptr<const CollectionKinds> collection_kinds;
 };
 
 struct ExportResult {

@@ -10,6 +10,7 @@
 #include "common/status_macros.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "metagraph/collection_kinds.h"
 #include "metagraph/collection_view.h"
 #include "metagraph/export_internal.h"
 #include "metagraph/metagraph_io.h"
@@ -159,7 +160,8 @@ const char* KindName(const tensorflow::CollectionDef& def) {
 
 // The values of a collection rendered one by one, as JSON values or text lines.
 std::vector<std::string> RenderValues(absl::string_view key,
-                                      const tensorflow::CollectionDef& def, bool json) {
+                                      const tensorflow::CollectionDef& def,
+                                      const CollectionKinds* kinds, bool json) {
   std::vector<std::string> out;
   auto bytes = [&](absl::string_view b) {
     if (IsValidUtf8(b)) return json ? JsonString(b) : TextLine(b);
@@ -173,6 +175,9 @@ std::vector<std::string> RenderValues(absl::string_view key,
     case tensorflow::CollectionDef::kBytesList: {
       std::unique_ptr<google::protobuf::Message> proto =
           export_internal::NewRegisteredProto(key);
+      if (proto == nullptr && kinds != nullptr) {
+        if (const CollectionKinds::Kind* kind = kinds->Find(key)) proto = kind->New();
+      }
       for (const auto& v : def.bytes_list().value()) {
         if (proto != nullptr && proto->ParseFromString(v)) {
           std::string rendered;
@@ -221,20 +226,22 @@ std::vector<std::string> RenderValues(absl::string_view key,
 }  // namespace
 
 absl::StatusOr<std::string> CollectionToJson(absl::string_view stored_metagraph,
-                                             absl::string_view key) {
+                                             absl::string_view key,
+                                             const CollectionKinds* kinds) {
   ASSIGN_OR_RETURN(tensorflow::MetaGraphDef mg, LoadCollections(stored_metagraph));
   ASSIGN_OR_RETURN(const tensorflow::CollectionDef* def, FindCollection(mg, key));
   return absl::StrCat("{\"key\":", JsonString(key), ",\"kind\":\"", KindName(*def),
                       "\",\"values\":[",
-                      absl::StrJoin(RenderValues(key, *def, true), ","), "]}");
+                      absl::StrJoin(RenderValues(key, *def, kinds, true), ","), "]}");
 }
 
 absl::StatusOr<std::string> CollectionToText(absl::string_view stored_metagraph,
-                                             absl::string_view key) {
+                                             absl::string_view key,
+                                             const CollectionKinds* kinds) {
   ASSIGN_OR_RETURN(tensorflow::MetaGraphDef mg, LoadCollections(stored_metagraph));
   ASSIGN_OR_RETURN(const tensorflow::CollectionDef* def, FindCollection(mg, key));
   std::string out;
-  for (const std::string& line : RenderValues(key, *def, false))
+  for (const std::string& line : RenderValues(key, *def, kinds, false))
     absl::StrAppend(&out, line, "\n");
   return out;
 }

@@ -13,6 +13,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/text_format.h"
+#include "metagraph/collection_kinds.h"
 #include "metagraph/export_internal.h"
 #include "tensorflow/core/framework/variable.pb.h"
 #include "tensorflow/core/protobuf/control_flow.pb.h"
@@ -533,6 +534,33 @@ absl::StatusOr<RegisteredItem> ParseRegistered(Registered kind, absl::string_vie
   return item;
 }
 
+// An entry of a collection kind the config registers: the scope field is its name for
+// R13, and its to_proto returns None outside the scope, else the entry with every name
+// field stripped (metagraph/collection_kinds.h).
+absl::StatusOr<RegisteredItem> ParseConfigured(const CollectionKinds::Kind& kind, int index,
+                                               const std::string& bytes) {
+  std::shared_ptr<google::protobuf::Message> def(kind.New());
+  if (!def->ParseFromString(bytes)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "collection '", kind.key(), "' entry ", index, " is not a valid ",
+        kind.type()->full_name(),
+        " (the type the server's collection_kinds registers for that key); correct the "
+        "graph or the configured type"));
+  }
+  RegisteredItem item;
+  item.name = kind.ScopeName(*def);
+  item.to_proto = [def, k = &kind, name = item.name](const Scope& s) {
+    ToProtoResult r;
+    if (name.has_value() && !s.Covers(*name)) return r;
+    std::unique_ptr<google::protobuf::Message> out(def->New());
+    out->CopyFrom(*def);
+    k->StripNames(out.get(), [&s](absl::string_view v) { return s.Strip(v); });
+    r.bytes = SerializeDeterministic(*out);
+    return r;
+  };
+  return item;
+}
+
 // add_collection_def for one key (R12-R16, R18).
 class CollectionExporter {
  public:
@@ -566,6 +594,10 @@ class CollectionExporter {
 
   absl::Status Add(const std::string& key) {
     Registered reg = RegisteredKind(key);
+    const CollectionKinds::Kind* configured =
+        reg == Registered::kNone && options_.collection_kinds != nullptr
+            ? options_.collection_kinds->Find(key)
+            : nullptr;
     if (options_.clear_extraneous_savers && reg == Registered::kSaver) {
       // R18: the collection becomes [Saver.from_proto(saver_def)].
       if (!stored_.has_saver_def()) return absl::OkStatus();
@@ -584,7 +616,7 @@ class CollectionExporter {
         if (Passes(name)) kept.push_back(name);
       }
       if (kept.empty()) return absl::OkStatus();
-      if (reg != Registered::kNone) {
+      if (reg != Registered::kNone || configured != nullptr) {
         out_->erase(key);  // to_proto of a str raises (R14c)
         return absl::OkStatus();
       }
@@ -595,7 +627,7 @@ class CollectionExporter {
     auto it = stored_.collection_def().find(key);
     if (it == stored_.collection_def().end()) return absl::OkStatus();
     const tensorflow::CollectionDef& def = it->second;
-    if (reg != Registered::kNone) {
+    if (reg != Registered::kNone || configured != nullptr) {
       if (def.kind_case() != tensorflow::CollectionDef::kBytesList) {
         // Imported as tensors/ints/...; their to_proto raises and the key is dropped.
         bool any = false;
@@ -610,7 +642,10 @@ class CollectionExporter {
       std::vector<RegisteredItem> items;
       int index = 0;
       for (const std::string& bytes : def.bytes_list().value()) {
-        ASSIGN_OR_RETURN(RegisteredItem item, ParseRegistered(reg, key, index++, bytes));
+        ASSIGN_OR_RETURN(RegisteredItem item,
+                         configured != nullptr
+                             ? ParseConfigured(*configured, index++, bytes)
+                             : ParseRegistered(reg, key, index++, bytes));
         if (item.name.has_value() && !Passes(*item.name)) continue;
         items.push_back(std::move(item));
       }

@@ -128,6 +128,12 @@ absl::Status TagsOnCheckpoint(absl::string_view model, int64_t step) {
       "SavedModel's; leave it out"));
 }
 
+absl::Status NoMetaGraph(absl::string_view model, int64_t step) {
+  return absl::NotFoundError(absl::StrCat("step ", step, " of model ", Quote(model),
+                                          " has no MetaGraphDef; push the checkpoint "
+                                          "with its .meta file"));
+}
+
 absl::Status NoCheckpointState(absl::string_view model) {
   return absl::FailedPreconditionError(absl::StrCat(
       "the latest step of model ", Quote(model),

@@ -55,6 +55,8 @@ absl::Status BackupIntoDataDir(absl::string_view dir, absl::string_view data_dir
 // INVALID_ARGUMENT: GraphOptions.tags on a checkpoint step (tags choose a SavedModel's
 // MetaGraphDef).
 absl::Status TagsOnCheckpoint(absl::string_view model, int64_t step);
+// NOT_FOUND: a graph read (GetMetaGraph, GetCollection) of a step pushed without one.
+absl::Status NoMetaGraph(absl::string_view model, int64_t step);
 // FAILED_PRECONDITION: GetCheckpointState of a model whose latest step is a SavedModel.
 absl::Status NoCheckpointState(absl::string_view model);
 

@@ -4,6 +4,7 @@
 #include <google/protobuf/text_format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
+#include "metagraph/collection_kinds.h"
 
 namespace mgreg {
 namespace {
@@ -81,6 +83,68 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 absl::Status Invalid(const std::string& where, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(where, ": ", what));
+}
+
+// A duration setting (`name`, written at `where`): *out unchanged if `text` is empty.
+absl::Status ParsePositiveDuration(const std::string& where, absl::string_view name,
+                                   const std::string& text, absl::Duration* out) {
+  if (text.empty()) return absl::OkStatus();
+  absl::Duration value;
+  if (!absl::ParseDuration(text, &value) || value <= absl::ZeroDuration()) {
+    return Invalid(where, absl::StrCat(name, " '", text,
+                                       "' is not a positive duration like \"30s\", "
+                                       "\"15m\" or \"1h\""));
+  }
+  *out = value;
+  return absl::OkStatus();
+}
+
+// collection_kinds: each descriptor set read (relative to the config file's directory)
+// and the kinds built, so a wrong file, type or field fails at start.
+absl::Status ApplyCollectionKinds(const cfg::ServerConfig& config,
+                                  const std::string& filename, const Locator& loc,
+                                  ServerOptions* options) {
+  if (config.collection_kinds().empty()) return absl::OkStatus();
+  const google::protobuf::FieldDescriptor* kinds =
+      Field(cfg::ServerConfig::descriptor(), "collection_kinds");
+  const google::protobuf::FieldDescriptor* file_field =
+      Field(cfg::CollectionKind::descriptor(), "descriptor_set_file");
+  const std::filesystem::path dir = std::filesystem::path(filename).parent_path();
+  std::vector<CollectionKindSpec> specs;
+  for (int i = 0; i < config.collection_kinds_size(); ++i) {
+    const cfg::CollectionKind& k = config.collection_kinds(i);
+    if (k.descriptor_set_file().empty() || k.message_type().empty()) {
+      return Invalid(loc.Where({{kinds, i}}),
+                     "a collection kind needs descriptor_set_file (protoc "
+                     "--include_imports -o FILE) and message_type");
+    }
+    std::filesystem::path path(k.descriptor_set_file());
+    if (path.is_relative() && !dir.empty()) path = dir / path;
+    absl::StatusOr<std::string> bytes = ReadFile(path.string());
+    if (!bytes.ok()) {
+      return absl::NotFoundError(absl::StrCat(loc.Where({{kinds, i}, {file_field, -1}}),
+                                              ": collection_kinds.descriptor_set_file: ",
+                                              bytes.status().message()));
+    }
+    CollectionKindSpec& spec = specs.emplace_back();
+    if (!spec.descriptor_set.ParseFromString(*bytes)) {
+      return Invalid(loc.Where({{kinds, i}, {file_field, -1}}),
+                     absl::StrCat("'", path.string(),
+                                  "' is not a FileDescriptorSet; write it with protoc "
+                                  "--include_imports -o FILE"));
+    }
+    spec.key = k.key();
+    spec.descriptor_set_name = path.string();
+    spec.message_type = k.message_type();
+    spec.name_fields.assign(k.name_fields().begin(), k.name_fields().end());
+    spec.scope_field = k.scope_field();
+    // Built one by one so that the error points at the kind at fault.
+    absl::StatusOr<std::shared_ptr<const CollectionKinds>> built =
+        CollectionKinds::Create(specs);
+    if (!built.ok()) return Invalid(loc.Where({{kinds, i}}), built.status().message());
+    options->service.collection_kinds = *std::move(built);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -263,11 +327,9 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
   if (l.max_open_streams() > 0) options->limits.max_open_streams = l.max_open_streams();
   if (!l.unary_deadline().empty()) {
     absl::Duration d;
-    if (!absl::ParseDuration(l.unary_deadline(), &d) || d <= absl::ZeroDuration()) {
-      return Invalid(loc.Where({{limits, -1}, {Field(ld, "unary_deadline"), -1}}),
-                     absl::StrCat("unary_deadline '", l.unary_deadline(),
-                                  "' is not a positive duration like \"30s\""));
-    }
+    RETURN_IF_ERROR(ParsePositiveDuration(
+        loc.Where({{limits, -1}, {Field(ld, "unary_deadline"), -1}}), "unary_deadline",
+        l.unary_deadline(), &d));
     options->limits.unary_deadline = d;
   }
 
@@ -314,17 +376,9 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
         DurationField{"put_idle_timeout", config.put_idle_timeout(),
                       &options->put_idle_timeout},
         DurationField{"keepalive_time", config.keepalive_time(), &options->keepalive_time}}) {
-    if (d.text.empty()) continue;
-    absl::Duration value;
-    if (!absl::ParseDuration(d.text, &value) || value <= absl::ZeroDuration()) {
-      return Invalid(at(d.name),
-                     absl::StrCat(d.name, " '", d.text,
-                                  "' is not a positive duration like \"30s\", "
-                                  "\"15m\" or \"1h\""));
-    }
-    *d.out = value;
+    RETURN_IF_ERROR(ParsePositiveDuration(at(d.name), d.name, d.text, d.out));
   }
-  return absl::OkStatus();
+  return ApplyCollectionKinds(config, filename, loc, options);
 }
 
 absl::Status ApplyServerConfigFile(const std::string& path, ServerOptions* options) {

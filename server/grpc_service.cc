@@ -503,6 +503,14 @@ grpc::ServerUnaryReactor* GrpcRegistryService::GetCheckpointState(
                [s = service_](const auto& r) { return s->GetCheckpointState(r); });
 }
 
+grpc::ServerUnaryReactor* GrpcRegistryService::GetCollection(
+    grpc::CallbackServerContext* ctx, const v1::GetCollectionRequest* request,
+    v1::GetCollectionResponse* response) {
+  return Unary(ctx, pool_, guard_, "GetCollection",
+               ModelScope(Action::kRead, request->model()), request, response,
+               [s = service_](const auto& r) { return s->GetCollection(r); });
+}
+
 grpc::ServerWriteReactor<v1::WatchEvent>* GrpcRegistryService::WatchCheckpoints(
     grpc::CallbackServerContext* ctx, const v1::WatchCheckpointsRequest* request) {
   return new WatchWriter(ctx, service_, pool_, guard_, request);

@@ -63,6 +63,9 @@ class GrpcRegistryService final : public v1::Registry::CallbackService {
   grpc::ServerUnaryReactor* Backup(grpc::CallbackServerContext* ctx,
                                    const v1::BackupRequest* request,
                                    v1::BackupResponse* response) override;
+  grpc::ServerUnaryReactor* GetCollection(grpc::CallbackServerContext* ctx,
+                                          const v1::GetCollectionRequest* request,
+                                          v1::GetCollectionResponse* response) override;
   grpc::ServerUnaryReactor* CheckStore(grpc::CallbackServerContext* ctx,
                                        const v1::CheckStoreRequest* request,
                                        v1::CheckStoreResponse* response) override;

@@ -23,6 +23,8 @@
 #include "metagraph/export.h"
 #include "metagraph/export_options.h"
 #include "metagraph/checkpoint_state.h"
+#include "metagraph/collection_kinds.h"
+#include "metagraph/collection_view.h"
 #include "metagraph/metagraph_io.h"
 #include "metagraph/relative_path.h"
 #include "metagraph/retention.h"
@@ -1010,9 +1012,7 @@ RegistryService::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
     return api_errors::TagsOnCheckpoint(record.model(), record.step());
   }
   if (record.graph_sha256().empty()) {
-    return absl::NotFoundError(absl::StrCat(
-        "step ", record.step(), " of model '", record.model(),
-        "' has no MetaGraphDef; push the checkpoint with its .meta file"));
+    return api_errors::NoMetaGraph(record.model(), record.step());
   }
   v1::MetaGraphInfo info;
   info.set_step(record.step());
@@ -1044,6 +1044,8 @@ RegistryService::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
                          RegistryServiceOptions::kExportMemoryFactor * blob.size(),
                          absl::StrCat("exporting a ", blob.size(), "-byte graph")));
     ASSIGN_OR_RETURN(std::string stored, ReadBlob(record.graph_sha256()));
+    ExportOptions export_options = ExportOptionsFromApi(options);
+    export_options.collection_kinds = options_.collection_kinds;
     ExportResult result;
     std::vector<std::string> tags;
     if (saved_model) {
@@ -1052,11 +1054,11 @@ RegistryService::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
           ExportSavedModelGraph(stored,
                                 std::vector<std::string>(options.tags().begin(),
                                                          options.tags().end()),
-                                ExportOptionsFromApi(options)));
+                                export_options));
       result = std::move(chosen.result);
       tags = std::move(chosen.tags);
     } else {
-      ASSIGN_OR_RETURN(result, ExportMetaGraph(stored, ExportOptionsFromApi(options)));
+      ASSIGN_OR_RETURN(result, ExportMetaGraph(stored, export_options));
     }
     auto value = std::make_shared<CachedExport>();
     value->tags = std::move(tags);
@@ -1257,6 +1259,44 @@ absl::StatusOr<v1::Model> RegistryService::RemoveAlias(
   // The step the alias protected may now be beyond max_to_keep.
   RETURN_IF_ERROR(ApplyRetention(request.model()));
   return ModelToApi(request.model());
+}
+
+absl::StatusOr<v1::GetCollectionResponse> RegistryService::GetCollection(
+    const v1::GetCollectionRequest& request) {
+  ASSIGN_OR_RETURN(
+      storage::CheckpointRecord record,
+      ResolveStep(request.model(),
+                  request.has_step() ? std::optional<int64_t>(request.step()) : std::nullopt,
+                  request.alias()));
+  const bool saved_model = IsSavedModel(record);
+  if (!saved_model && !request.tags().empty()) {
+    return api_errors::TagsOnCheckpoint(record.model(), record.step());
+  }
+  if (record.graph_sha256().empty()) {
+    return api_errors::NoMetaGraph(record.model(), record.step());
+  }
+  ASSIGN_OR_RETURN(storage::BlobRecord blob, store_->GetBlob(record.graph_sha256()));
+  // The stored bytes and the collections parsed out of them.
+  ASSIGN_OR_RETURN(MemoryReservation working,
+                   memory_budget_.Reserve(2 * blob.size(),
+                                          absl::StrCat("reading a collection of a ",
+                                                       blob.size(), "-byte graph")));
+  ASSIGN_OR_RETURN(std::string graph, ReadBlob(record.graph_sha256()));
+  if (saved_model) {
+    ASSIGN_OR_RETURN(SavedModelExport chosen,
+                     ExportSavedModelGraph(
+                         graph, std::vector<std::string>(request.tags().begin(),
+                                                         request.tags().end()),
+                         ExportOptions()));
+    graph = std::move(chosen.result.bytes);
+  }
+  const CollectionKinds* kinds = options_.collection_kinds.get();
+  v1::GetCollectionResponse out;
+  out.set_step(record.step());
+  out.set_key(request.key());
+  ASSIGN_OR_RETURN(*out.mutable_json(), CollectionToJson(graph, request.key(), kinds));
+  ASSIGN_OR_RETURN(*out.mutable_text(), CollectionToText(graph, request.key(), kinds));
+  return out;
 }
 
 absl::StatusOr<v1::InspectCheckpointResponse> RegistryService::InspectCheckpoint(

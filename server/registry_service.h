@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "metagraph/collection_kinds.h"
 #include "mgreg/v1/registry.pb.h"
 #include "server/export_cache.h"
 #include "server/memory_budget.h"
@@ -48,6 +49,9 @@ struct RegistryServiceOptions {
   int64_t memory_budget_bytes = kDefaultMemoryBudgetBytes;
   // The store's data dir (empty in memory): backups may not go inside it.
   std::string data_dir;
+  // Collection kinds the config registers besides TensorFlow's (null: none): decoded by
+  // GetCollection, filtered and stripped by GetMetaGraph's export_scope.
+  std::shared_ptr<const CollectionKinds> collection_kinds;
 
   static constexpr int64_t kDefaultMaxMetaBytes = 128ll << 20;
   static constexpr int64_t kDefaultMemoryBudgetBytes = 1ll << 30;
@@ -110,6 +114,12 @@ class RegistryService {
   // raises (EXPORT_SEMANTICS D6).
   absl::StatusOr<std::unique_ptr<MessageSource<v1::MetaGraphChunk>>> GetMetaGraph(
       const v1::GetMetaGraphRequest& request);
+  // One collection decoded (TensorFlow's registered kinds and options.collection_kinds).
+  // NOT_FOUND if the step has no graph or the graph no such collection (listing its
+  // keys); INVALID_ARGUMENT for tags on a checkpoint, or a SavedModel whose graphs the
+  // tags do not choose one of.
+  absl::StatusOr<v1::GetCollectionResponse> GetCollection(
+      const v1::GetCollectionRequest& request);
 
   // Aborts uploads idle for longer than the TTL. Returns the ids of those aborted.
   std::vector<std::string> ExpireIdleUploads();

@@ -117,6 +117,66 @@ tensorflow::MetaGraphDef SmallMetaGraph(const std::string& name_scope) {
   return m;
 }
 
+google::protobuf::FileDescriptorSet LayerDefDescriptorSet() {
+  google::protobuf::FileDescriptorSet set;
+  google::protobuf::FileDescriptorProto* file = set.add_file();
+  file->set_name("mylib/layers.proto");
+  file->set_package("mylib");
+  file->set_syntax("proto3");
+  google::protobuf::DescriptorProto* layer = file->add_message_type();
+  layer->set_name("LayerDef");
+  google::protobuf::DescriptorProto* output = layer->add_nested_type();
+  output->set_name("Output");
+  using F = google::protobuf::FieldDescriptorProto;
+  auto add = [](google::protobuf::DescriptorProto* m, const char* name, int number,
+                F::Type type, F::Label label) {
+    F* f = m->add_field();
+    f->set_name(name);
+    f->set_json_name(name);
+    f->set_number(number);
+    f->set_type(type);
+    f->set_label(label);
+    return f;
+  };
+  add(output, "tensor", 1, F::TYPE_STRING, F::LABEL_OPTIONAL);
+  add(layer, "name", 1, F::TYPE_STRING, F::LABEL_OPTIONAL);
+  add(layer, "inputs", 2, F::TYPE_STRING, F::LABEL_REPEATED);
+  add(layer, "output", 3, F::TYPE_MESSAGE, F::LABEL_OPTIONAL)
+      ->set_type_name(".mylib.LayerDef.Output");
+  add(layer, "units", 4, F::TYPE_INT32, F::LABEL_OPTIONAL);
+  return set;
+}
+
+std::string LayerDefBytes(const std::string& name, const std::vector<std::string>& inputs,
+                          const std::string& output, int units) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    auto string_field = [&](int number, const std::string& value) {
+      coded.WriteTag((number << 3) | 2);
+      coded.WriteVarint32(static_cast<uint32_t>(value.size()));
+      coded.WriteString(value);
+    };
+    string_field(1, name);
+    for (const std::string& input : inputs) string_field(2, input);
+    const std::string tensor = absl::StrCat("\x0a", std::string(1, static_cast<char>(
+                                                         output.size())), output);
+    string_field(3, tensor);
+    coded.WriteTag((4 << 3) | 0);
+    coded.WriteVarint32(static_cast<uint32_t>(units));
+  }
+  return out;
+}
+
+tensorflow::MetaGraphDef MetaGraphWithLayers() {
+  tensorflow::MetaGraphDef m = SmallMetaGraph("dense");
+  auto* layers = (*m.mutable_collection_def())["layers"].mutable_bytes_list();
+  layers->add_value(LayerDefBytes("dense/layer", {"dense/w:0", "other/x:0"}, "dense/out:0", 8));
+  layers->add_value(LayerDefBytes("head/layer", {"dense/out:0"}, "head/out:0", 2));
+  return m;
+}
+
 std::string SmallMetaGraphBytes(const std::string& name_scope) {
   std::string out;
   {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "google/protobuf/descriptor.pb.h"
 #include "tensorflow/core/protobuf/meta_graph.pb.h"
 
 namespace mgreg::testing {
@@ -42,6 +43,22 @@ tensorflow::MetaGraphDef SmallMetaGraph(const std::string& name_scope = "dense")
 // SmallMetaGraph() serialized deterministically (map order fixed), so the same graph
 // always gives the same bytes, as a real .meta written once would.
 std::string SmallMetaGraphBytes(const std::string& name_scope = "dense");
+
+// A user's own collection type (a program's ops.register_proto_function), in
+// "mylib/layers.proto" as `protoc --include_imports -o` writes it:
+//   package mylib;
+//   message LayerDef {
+//     message Output { string tensor = 1; }
+//     string name = 1; repeated string inputs = 2; Output output = 3; int32 units = 4;
+//   }
+google::protobuf::FileDescriptorSet LayerDefDescriptorSet();
+// One mylib.LayerDef, serialized.
+std::string LayerDefBytes(const std::string& name, const std::vector<std::string>& inputs,
+                          const std::string& output, int units);
+// SmallMetaGraph() plus a "layers" collection of two LayerDefs: "dense/layer" (inputs
+// "dense/w:0" and "other/x:0", output "dense/out:0", 8 units) and "head/layer" (input
+// "dense/out:0", output "head/out:0", 2 units).
+tensorflow::MetaGraphDef MetaGraphWithLayers();
 
 }  // namespace mgreg::testing
 

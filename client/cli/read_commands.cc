@@ -13,7 +13,6 @@
 #include "client/cli/output.h"
 #include "common/status_macros.h"
 #include "metagraph/checkpoint_state.h"
-#include "metagraph/collection_view.h"
 
 namespace mgreg::cli {
 namespace {
@@ -93,15 +92,13 @@ absl::Status Graph(const std::vector<std::string>& args, Context& ctx) {
 absl::Status Collection(const std::vector<std::string>& args, Context& ctx) {
   ASSIGN_OR_RETURN(StepRef step, StepRefOption(ctx.options()));
   ASSIGN_OR_RETURN(Client * client, ctx.Connect());
-  std::string graph;
-  RETURN_IF_ERROR(
-      client->FetchGraphBytes(args[0], step, v1::GraphOptions(), &graph).status());
+  // Decoded by the server, which knows the collection kinds its config registers.
+  ASSIGN_OR_RETURN(v1::GetCollectionResponse collection,
+                   client->GetCollection(args[0], step, args[1]));
   if (ctx.json()) {
-    ASSIGN_OR_RETURN(std::string text, CollectionToJson(graph, args[1]));
-    ctx.out() << text << "\n";
+    ctx.out() << collection.json() << "\n";
   } else {
-    ASSIGN_OR_RETURN(std::string text, CollectionToText(graph, args[1]));
-    ctx.out() << text;
+    ctx.out() << collection.text();
   }
   return absl::OkStatus();
 }

@@ -7,7 +7,6 @@ import pytest
 from google.protobuf import text_format
 
 import mgreg
-from mgreg import _graph
 from mgreg._tfproto.core.protobuf import meta_graph_pb2
 
 CASES = [
@@ -73,7 +72,7 @@ def test_graph_rejects_bad_options(client, tfx_model):
 def test_every_collection_equals_cli_json(client, cli, data, model, case):
     client.push(model, getattr(data, case), step=5, progress=False)
     with open(getattr(data, case) + ".meta", "rb") as f:
-        keys = sorted(_graph.parse_metagraph(f.read()).collection_def)
+        keys = sorted(meta_graph_pb2.MetaGraphDef.FromString(f.read()).collection_def)
     assert keys
     for key in keys:
         expected = json.loads(cli("collection", model, key, "--json").stdout)

@@ -132,6 +132,62 @@ TEST_F(CliTest, OverwritingAPinnedAliasedStepNeedsForce) {
   EXPECT_EQ(Mgreg({"push", "m", prefix, "--overwrite", "--force"}).exit_code, 0);
 }
 
+// Issue 18 item 10: a collection kind the server's config registers from a descriptor
+// set is decoded by `mgreg collection` and filtered/stripped by --export-scope.
+TEST(CliCollectionKindsTest, ConfiguredKindsAreDecodedAndScopedThroughTheServer) {
+  TempDir tmp;
+  WriteFileOrDie(tmp.Join("layers.pb"), LayerDefDescriptorSet().SerializeAsString());
+  WriteFileOrDie(tmp.Join("mgreg.textproto"),
+                 "collection_kinds {\n"
+                 "  key: \"layers\"\n"
+                 "  descriptor_set_file: \"layers.pb\"  # beside this file\n"
+                 "  message_type: \"mylib.LayerDef\"\n"
+                 "  name_fields: [\"name\", \"inputs\", \"output.tensor\"]\n"
+                 "}\n");
+  ServerProcess server({"--data-dir", tmp.Join("data"), "--config",
+                        tmp.Join("mgreg.textproto")});
+  ASSERT_TRUE(server.started());
+  auto mgreg = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {BinaryPath("client/mgreg"), "--server", server.address()});
+    return RunCommand(args);
+  };
+  CheckpointSpec spec;
+  spec.directory = tmp.Join("train");
+  fs::create_directories(spec.directory);
+  spec.step = 3;
+  spec.tensors = {{"dense/w", FloatBytes(100, 1), 0}};
+  spec.meta = MetaGraphWithLayers().SerializeAsString();
+  ASSERT_EQ(mgreg({"push", "m", WriteCheckpoint(spec)}).exit_code, 0);
+
+  CommandResult json = mgreg({"collection", "m", "layers", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_THAT(json.out, HasSubstr("{\"name\":\"head/layer\",\"inputs\":[\"dense/out:0\"],"
+                                  "\"output\":{\"tensor\":\"head/out:0\"},\"units\":2}"));
+  CommandResult text = mgreg({"collection", "m", "layers"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_THAT(text.out, HasSubstr("name: \"dense/layer\" inputs: \"dense/w:0\""));
+
+  ASSERT_EQ(mgreg({"graph", "m", "--export-scope", "dense", "-o", tmp.Join("out.meta")})
+                .exit_code,
+            0);
+  tensorflow::MetaGraphDef exported;
+  ASSERT_TRUE(exported.ParseFromString(ReadFileOrDie(tmp.Join("out.meta"))));
+  const auto& layers = exported.collection_def().at("layers").bytes_list();
+  ASSERT_EQ(layers.value_size(), 1);  // head/layer is outside the scope
+  EXPECT_EQ(layers.value(0),
+            LayerDefBytes("layer", {"w:0", "other/x:0"}, "out:0", 8));  // stripped
+
+  // A kind naming a field the type lacks stops the server at start, saying so.
+  WriteFileOrDie(tmp.Join("bad.textproto"),
+                 "collection_kinds { key: \"layers\" descriptor_set_file: \"layers.pb\" "
+                 "message_type: \"mylib.LayerDef\" name_fields: \"nme\" }\n");
+  CommandResult check = RunCommand({BinaryPath("server/mgreg-server"), "--check-config",
+                                    "--config", tmp.Join("bad.textproto")});
+  EXPECT_NE(check.exit_code, 0);
+  EXPECT_THAT(check.err, HasSubstr("bad.textproto:1:1"));
+  EXPECT_THAT(check.err, HasSubstr("has no field 'nme'"));
+}
+
 TEST_F(CliTest, BadCommandLinesExitTwoWithUsage) {
   CommandResult none = Mgreg({});
   EXPECT_EQ(none.exit_code, 2);

@@ -1,38 +1,18 @@
 """graph() and collection(): filtered MetaGraphDefs and one collection of the stored graph."""
 
-import base64
 import hashlib
 import json
-import math
 import os
 import tempfile
-import threading
 
 import grpc
-from google.protobuf import json_format, message, text_format
 
 from . import errors
-from ._tfproto.core.protobuf import control_flow_pb2, meta_graph_pb2, queue_runner_pb2
-from ._tfproto.core.protobuf import saver_pb2
-from ._tfproto.core.framework import variable_pb2
 from .v1 import registry_pb2
 
 GRAPH_OPTIONS = ("collection_list", "export_scope", "clear_devices", "strip_default_attrs",
                  "clear_extraneous_savers", "unbound_inputs_col_name", "as_text")
 DEFAULT_UNBOUND_INPUTS = "unbound_inputs"
-_CACHE_ENTRIES = 4
-_cache = {}  # graph_sha256 -> verbatim bytes (a few, most recent last)
-_cache_lock = threading.Lock()
-
-# The 11 collection keys with a registered to_proto (EXPORT_SEMANTICS R15, D5).
-_REGISTERED = dict(
-    **{k: variable_pb2.VariableDef for k in (
-        "variables", "trainable_variables", "local_variables", "model_variables",
-        "moving_average_variables", "global_step", "metric_variables")},
-    savers=saver_pb2.SaverDef, queue_runners=queue_runner_pb2.QueueRunnerDef,
-    cond_context=control_flow_pb2.CondContextDef,
-    while_context=control_flow_pb2.WhileContextDef)
-
 
 def graph_options(options):
     """registry_pb2.GraphOptions from export_meta_graph's keyword arguments."""
@@ -116,88 +96,9 @@ def fetch(client, model, step, alias, options, filename=None):
     return data
 
 
-def verbatim(client, model, step, alias):
-    """The stored .meta bytes of a step, from a small cache keyed by their SHA-256."""
-    checkpoint = client._get_proto(model, step, alias)
-    if not checkpoint.graph_sha256:
-        raise errors.NotFoundError(
-            f"step {checkpoint.step} of {model} has no MetaGraph (.meta); push one with it")
-    with _cache_lock:
-        data = _cache.get(checkpoint.graph_sha256)
-    if data is None:
-        _, data = _stream(client, model, checkpoint.step, None, registry_pb2.GraphOptions())
-        with _cache_lock:
-            _cache[checkpoint.graph_sha256] = data
-            while len(_cache) > _CACHE_ENTRIES:
-                del _cache[next(iter(_cache))]
-    return data
-
-
-def parse_metagraph(data):
-    """A MetaGraphDef from binary or text-format bytes."""
-    mg = meta_graph_pb2.MetaGraphDef()
-    try:
-        mg.ParseFromString(data)
-        if len(mg.graph_def.node) or mg.HasField("meta_info_def"):
-            return mg
-    except message.DecodeError:
-        pass
-    mg = meta_graph_pb2.MetaGraphDef()
-    try:
-        text_format.Merge(data.decode("utf-8"), mg)
-        return mg
-    except (UnicodeDecodeError, text_format.ParseError) as e:
-        raise errors.InvalidArgumentError(
-            f"the stored graph is neither a binary nor a text MetaGraphDef ({e})") from e
-
-
-def _bytes_value(b):
-    try:
-        return b.decode("utf-8")
-    except UnicodeDecodeError:
-        return base64.b64encode(b).decode()
-
-
-def _float_value(v):
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "Infinity" if v > 0 else "-Infinity"
-    return json.loads(f"{v:.9g}")  # float32 printed as the CLI prints it
-
-
-def collection_values(mg, key):
-    """The values of one collection, as `mgreg collection --json` renders them."""
-    if key not in mg.collection_def:
-        keys = ", ".join(sorted(mg.collection_def))
-        raise errors.NotFoundError(
-            f"the graph has no collection '{key}'; its collections are: [{keys}]")
-    c = mg.collection_def[key]
-    kind = c.WhichOneof("kind")
-    if kind == "node_list":
-        return [_bytes_value(v.encode()) for v in c.node_list.value]
-    if kind == "bytes_list":
-        out = []
-        cls = _REGISTERED.get(key)
-        for v in c.bytes_list.value:
-            if cls is not None:
-                try:
-                    out.append(json_format.MessageToDict(cls.FromString(v),
-                                                         preserving_proto_field_name=True))
-                    continue
-                except message.DecodeError:
-                    pass
-            out.append(_bytes_value(v))
-        return out
-    if kind == "int64_list":
-        return list(c.int64_list.value)
-    if kind == "float_list":
-        return [_float_value(v) for v in c.float_list.value]
-    if kind == "any_list":
-        return [{"type_url": a.type_url, "value": base64.b64encode(a.value).decode()}
-                for a in c.any_list.value]
-    return []
-
-
 def collection(client, model, key, step, alias):
-    return collection_values(parse_metagraph(verbatim(client, model, step, alias)), key)
+    # Decoded by the server, which also knows the collection kinds its config registers.
+    request = registry_pb2.GetCollectionRequest(model=model, key=key, alias=alias or "")
+    if step is not None:
+        request.step = step
+    return json.loads(client._unary("GetCollection", request).json)["values"]

@@ -285,7 +285,8 @@ class Client:
 
     def collection(self, model, key, step=None, *, alias=None):
         """One collection of the stored graph as a list, equal to `mgreg collection --json`'s
-        values (registered protos as dicts, other bytes as text or base64)."""
+        values (registered protos as dicts, also of the kinds the server's config
+        registers; other bytes as text or base64)."""
         return _graph.collection(self, model, key, step, alias)
 
     def restore(self, model, directory, step=None, *, alias=None, keep_last=0, progress=None,

@@ -202,6 +202,32 @@ class GetCheckpointStateRequest(_message.Message):
     model: str
     def __init__(self, model: _Optional[str] = ...) -> None: ...
 
+class GetCollectionRequest(_message.Message):
+    __slots__ = ["alias", "key", "model", "step", "tags"]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    alias: str
+    key: str
+    model: str
+    step: int
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[str] = ..., step: _Optional[int] = ..., alias: _Optional[str] = ..., key: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetCollectionResponse(_message.Message):
+    __slots__ = ["json", "key", "step", "text"]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    json: str
+    key: str
+    step: int
+    text: str
+    def __init__(self, step: _Optional[int] = ..., key: _Optional[str] = ..., json: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
 class GetLatestCheckpointRequest(_message.Message):
     __slots__ = ["model"]
     MODEL_FIELD_NUMBER: _ClassVar[int]

@@ -144,6 +144,11 @@ class RegistryStub(object):
                 request_serializer=mgreg_dot_v1_dot_registry__pb2.CheckStoreRequest.SerializeToString,
                 response_deserializer=mgreg_dot_v1_dot_registry__pb2.CheckStoreResponse.FromString,
                 )
+        self.GetCollection = channel.unary_unary(
+                '/mgreg.v1.Registry/GetCollection',
+                request_serializer=mgreg_dot_v1_dot_registry__pb2.GetCollectionRequest.SerializeToString,
+                response_deserializer=mgreg_dot_v1_dot_registry__pb2.GetCollectionResponse.FromString,
+                )
 
 
 class RegistryServicer(object):
@@ -349,6 +354,17 @@ class RegistryServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCollection(self, request, context):
+        """One collection of a committed step's graph, decoded by the server: TensorFlow's
+        registered kinds and the kinds the server's config registers (collection_kinds).
+        NOT_FOUND listing the available keys if the graph has no such collection, or if the
+        step has no graph; INVALID_ARGUMENT if a SavedModel step holds several graphs and
+        `tags` choose none of them (the message lists their tag sets).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -466,6 +482,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.CheckStore,
                     request_deserializer=mgreg_dot_v1_dot_registry__pb2.CheckStoreRequest.FromString,
                     response_serializer=mgreg_dot_v1_dot_registry__pb2.CheckStoreResponse.SerializeToString,
+            ),
+            'GetCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCollection,
+                    request_deserializer=mgreg_dot_v1_dot_registry__pb2.GetCollectionRequest.FromString,
+                    response_serializer=mgreg_dot_v1_dot_registry__pb2.GetCollectionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -878,5 +899,22 @@ class Registry(object):
         return grpc.experimental.unary_unary(request, target, '/mgreg.v1.Registry/CheckStore',
             mgreg_dot_v1_dot_registry__pb2.CheckStoreRequest.SerializeToString,
             mgreg_dot_v1_dot_registry__pb2.CheckStoreResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mgreg.v1.Registry/GetCollection',
+            mgreg_dot_v1_dot_registry__pb2.GetCollectionRequest.SerializeToString,
+            mgreg_dot_v1_dot_registry__pb2.GetCollectionResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
