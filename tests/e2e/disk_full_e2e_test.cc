@@ -6,7 +6,8 @@
 // test is skipped with a message (FaultInjectionFileSystem covers RocksDB's own
 // no-space errors in storage_fault_injection_test and fault_server_test).
 //
-// One more (issue 18): a disk filled to its last byte by something else (past the
+// Two more (issue 18): a small disk filled by pushes gets its room back from deletes,
+// without a restart; and a disk filled to its last byte by something else (past the
 // reserve, so RocksDB itself meets ENOSPC) neither kills the server nor leaves it
 // write-dead: it refuses saying how much room it needs, and once there is room it
 // accepts pushes again by itself, with `admin check` clean.
@@ -122,9 +123,20 @@ class DiskFullTest : public ::testing::Test {
   }
 
   // True while the server process has not exited.
-  bool ServerAlive() {
+  bool ServerAlive() { return ServerState() == "alive"; }
+  // "alive", or how the server process ended (its exit code or signal), for messages.
+  std::string ServerState() {
+    if (!exit_.empty()) return exit_;
     int status = 0;
-    return waitpid(server_->pid(), &status, WNOHANG) == 0;
+    if (waitpid(server_->pid(), &status, WNOHANG) == 0) return "alive";
+    if (WIFSIGNALED(status)) {
+      exit_ = absl::StrCat("killed by signal ", WTERMSIG(status), " (",
+                           strsignal(WTERMSIG(status)), ")",
+                           WCOREDUMP(status) ? ", core dumped" : "");
+    } else {
+      exit_ = absl::StrCat("exited with code ", WEXITSTATUS(status));
+    }
+    return exit_;
   }
 
   // Pushes `prefix` as `step` until it is accepted (or 30 s pass), retrying while the
@@ -157,6 +169,7 @@ class DiskFullTest : public ::testing::Test {
   std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<Client> client_;
   int n_ = 0;
+  std::string exit_;  // how the server ended, once waitpid reported it
 };
 
 TEST_F(DiskFullTest, PushesFailWithResourceExhaustedReadsGoOnAndPushesResumeOnceFreed) {
@@ -214,6 +227,47 @@ TEST_F(DiskFullTest, PushesFailWithResourceExhaustedReadsGoOnAndPushesResumeOnce
 void Resize(const std::string& mount_point, const char* size) {
   ASSERT_EQ(mount("tmpfs", mount_point.c_str(), "tmpfs", MS_REMOUNT, size), 0)
       << std::strerror(errno);
+}
+
+TEST_F(DiskFullTest, DeletingStepsOnAFullSmallDiskLetsPushesSucceedAgainWithoutARestart) {
+  // 96 MiB with a 32 MiB reserve: room for a few 8 MB steps.
+  ASSERT_NO_FATAL_FAILURE(Resize(mount_point_, "size=96m"));
+  ASSERT_NO_FATAL_FAILURE(StartServer("33554432"));
+  const pid_t pid = server_->pid();
+  int64_t step = 0;
+  absl::StatusOr<v1::Checkpoint> pushed;
+  while (true) {
+    ++step;
+    ASSERT_LT(step, 20) << "a 96 MiB disk took 20 steps of 8 MB";
+    pushed = client_->Push("m", MakeCheckpoint(step, 2000000), {});
+    ASSERT_TRUE(ServerAlive()) << "the server " << ServerState() << " after pushing step "
+                               << step << " (" << pushed.status() << ")";
+    if (!pushed.ok()) break;
+  }
+  ASSERT_EQ(pushed.status().code(), absl::StatusCode::kResourceExhausted)
+      << pushed.status();
+  EXPECT_THAT(pushed.status().message(), HasSubstr("free at least"));
+  ASSERT_GE(step, 3) << "fewer than two steps fit";
+
+  // Delete all but the newest step: each reports its bytes, and the disk gets them
+  // back by itself (no restart).
+  int64_t freed = 0;
+  for (int64_t s = 1; s < step - 1; ++s) {
+    auto f = client_->DeleteCheckpoint("m", s);
+    ASSERT_TRUE(f.ok()) << f.status() << "; the server " << ServerState();
+    freed += *f;
+  }
+  EXPECT_GE(freed, (step - 2) * 8000000);
+  const int64_t free_before = FreeBytes(mount_point_);
+  auto again = PushWhenRoom(MakeCheckpoint(step, 2000000), step);
+  ASSERT_TRUE(again.ok()) << again.status() << "; the server " << ServerState();
+  ASSERT_TRUE(ServerAlive()) << "the server " << ServerState();
+  EXPECT_EQ(server_->pid(), pid);
+  ExpectCheckClean();
+  std::printf("small disk: %lld steps of 8 MB filled it; deletes freed %lld MB; disk had "
+              "%lld MiB free right after; the next push accepted by the same server\n",
+              static_cast<long long>(step - 1), static_cast<long long>(freed / 1000000),
+              static_cast<long long>(free_before >> 20));
 }
 
 TEST_F(DiskFullTest, ADiskFilledPastTheReserveNeverKillsTheServerWhichRecoversByItself) {
