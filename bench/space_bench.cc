@@ -12,7 +12,6 @@
 //   target <= 1.3.
 // Also printed: push throughput of the last 10 steps / the first 10 (the sustained
 // scenario's figure; its target, >= 0.9, needs the full 40 x 256 MiB).
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +29,7 @@
 #include "bench/bench_util.h"
 #include "common/sha256.h"
 #include "storage/store.h"
+#include "storage/testing/disk_usage.h"
 
 namespace mgreg {
 namespace {
@@ -40,18 +40,6 @@ constexpr size_t kChunk = 4u << 20;
 constexpr int kKeep = 3;
 constexpr std::chrono::seconds kSettle(5);
 constexpr std::chrono::seconds kAfterDeletes(60);
-
-int64_t DiskBytes(const std::string& dir) {
-  int64_t total = 0;
-  std::error_code ec;
-  for (const auto& e : fs::recursive_directory_iterator(dir, ec)) {
-    struct stat st;
-    if (lstat(e.path().c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-      total += static_cast<int64_t>(st.st_blocks) * 512;
-    }
-  }
-  return total;
-}
 
 // Fresh pseudo-random bytes, cheap to make (xorshift over 64-bit words).
 void Fill(std::string* out, uint64_t seed) {

@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "storage/store.h"
+#include "storage/testing/disk_usage.h"
 #include "tests/storage/store_test_util.h"
 #include "tests/test_util.h"
 
@@ -37,19 +38,6 @@ constexpr int64_t kMiB = 1 << 20;
 // How long the store may take to give space back (a reclaim starts within 2 s of a
 // delete; the rest is a flush and a compaction of a small index).
 constexpr absl::Duration kReclaimDeadline = absl::Seconds(30);
-
-// Bytes the files under `dir` occupy on disk (allocated blocks, as du counts them).
-int64_t DiskBytes(const std::string& dir) {
-  int64_t total = 0;
-  std::error_code ec;
-  for (const auto& e : fs::recursive_directory_iterator(dir, ec)) {
-    struct stat st;
-    if (lstat(e.path().c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-      total += static_cast<int64_t>(st.st_blocks) * 512;
-    }
-  }
-  return total;
-}
 
 std::string Listing(const std::string& dir) {
   std::string out;
