@@ -385,6 +385,7 @@ class GraphSource : public MessageSource<v1::MetaGraphChunk> {
 RegistryService::RegistryService(Store* store, RegistryServiceOptions options)
     : store_(store),
       options_(options),
+      uploads_(store, std::min(options.upload_writer_lease, options.upload_ttl / 2)),
       export_cache_(options.export_cache_bytes),
       memory_budget_(options.memory_budget_bytes, "limits.memory_budget_bytes"),
       watch_hub_(store),
@@ -432,14 +433,12 @@ absl::StatusOr<v1::Upload> RegistryService::BeginUpload(
   }
 
   std::shared_ptr<UploadSession> session =
-      uploads_.Create(request, store_->NewStagingArea(), scope.everything ? "" : scope.key);
+      uploads_.New(request, scope.everything ? "" : scope.key);
   absl::MutexLock lock(&session->mu);
   for (const v1::FileInfo& f : request.files()) {
-    if (absl::Status s = AddUploadFile(*session, f, scope); !s.ok()) {
-      uploads_.Remove(session->id());
-      return s;
-    }
+    RETURN_IF_ERROR(AddUploadFile(*session, f, scope));
   }
+  RETURN_IF_ERROR(uploads_.Start(session));
   v1::Upload out = session->ToProto();
   out.set_already_committed(already_committed);
   out.set_chunk_bytes(static_cast<int64_t>(options_.chunk_bytes));
@@ -449,6 +448,9 @@ absl::StatusOr<v1::Upload> RegistryService::BeginUpload(
 absl::Status RegistryService::AddUploadFile(UploadSession& session, const v1::FileInfo& f,
                                             const ContentScope& scope) {
   UploadFileState& state = session.files[f.name()];
+  const int64_t version = state.version;  // a learned entry replaced keeps its version
+  state = UploadFileState();
+  state.version = version;
   state.file.set_name(f.name());
   state.file.set_size(f.size());
   state.file.set_sha256(f.sha256());
@@ -486,6 +488,7 @@ absl::StatusOr<std::unique_ptr<FileSink>> RegistryService::OpenFileSink(
       RETURN_IF_ERROR(session->LearnBasename(header.basename()));
     }
     auto it = session->files.find(header.name());
+    bool relearn = false;
     if (it != session->files.end()) {
       const storage::FileRecord& known = it->second.file;
       const bool differs = (header.size() != 0 && header.size() != known.size()) ||
@@ -494,15 +497,14 @@ absl::StatusOr<std::unique_ptr<FileSink>> RegistryService::OpenFileSink(
           !it->second.writing) {
         // A learned entry binds nobody until its file is complete: a writer whose
         // stream failed must not lock out the one that sends the real file.
-        session->files.erase(it);
-        it = session->files.end();
+        relearn = true;
       } else if (differs) {
         return absl::InvalidArgumentError(absl::StrCat(
             "file '", header.name(), "': the size or SHA-256 in the PutFile header differs "
             "from the manifest announced at BeginUpload"));
       }
     }
-    if (it == session->files.end() && session->request().files().empty()) {
+    if ((it == session->files.end() || relearn) && session->request().files().empty()) {
       // An upload begun without files learns each one from its writer.
       v1::FileInfo f;
       f.set_name(header.name());
@@ -516,17 +518,20 @@ absl::StatusOr<std::unique_ptr<FileSink>> RegistryService::OpenFileSink(
       RETURN_IF_ERROR(ValidateFiles({f}, absl::StatusCode::kOk, session->request().kind()));
       std::vector<v1::FileInfo> all = {f};
       for (const auto& [name, state] : session->files) {
+        if (name == header.name()) continue;  // relearned
         v1::FileInfo& known = all.emplace_back();
         known.set_name(name);
         known.set_size(state.file.size());
       }
       RETURN_IF_ERROR(CheckUploadSizes(all, options_, /*learned=*/true));
       RETURN_IF_ERROR(AddUploadFile(*session, f, scope));
+      RETURN_IF_ERROR(session->SaveFile(header.name(), "", 0));
     }
   }
   UploadSession* raw = session.get();
   return OpenUploadFileSink(
       std::move(session), header.name(), header.offset(), options_.chunk_bytes, store_,
+      uploads_.writer_lease(),
       // The sink holds the session, so `raw` lives as long as the predicate.
       [this, raw, scope](const std::string& sha256_raw) {
         return MayReuseChunk(*raw, scope, sha256_raw);
@@ -550,7 +555,8 @@ absl::StatusOr<bool> RegistryService::MayReuseChunk(UploadSession& session,
     }
   }
   // The chunks the same principal's other open uploads hold (parallel pushes).
-  if (uploads_.OwnerHoldsChunk(scope.key, sha256_raw)) return true;
+  ASSIGN_OR_RETURN(bool owner_holds, uploads_.OwnerHoldsChunk(scope.key, sha256_raw));
+  if (owner_holds) return true;
   return reusable_.MayReuseChunk(scope, sha256_raw);
 }
 
@@ -670,6 +676,7 @@ absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
       state.already_stored = false;
       state.complete = false;
       state.held = 0;
+      RETURN_IF_ERROR(session->SaveFile(name, "", 0));
       gone.push_back(name);
     }
     if (!gone.empty()) {
@@ -687,24 +694,22 @@ absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
     }
     RETURN_IF_ERROR(ValidateFiles(files, absl::StatusCode::kFailedPrecondition,
                                   session->request().kind()));
-    if (session->closed) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("upload ", session->id(), " is already being committed"));
-    }
     if (session->basename.empty() && session->request().kind() != v1::SAVED_MODEL) {
       return absl::FailedPreconditionError(absl::StrCat(
           "upload ", session->id(), " has no basename yet: no writer named its prefix; "
           "put a file with mgreg upload put, or begin the upload with --basename"));
     }
     basename = session->basename;
-    // No more writes: the file states are final from here on.
-    session->closed = true;
+    // No more writes (on any server): the file states are final from here on. One
+    // commit wins; a second finds the upload closed (FAILED_PRECONDITION).
+    RETURN_IF_ERROR(session->Close());
   }
   // Whatever happens next, the upload is over; its staged chunks go with it.
   struct Closer {
     UploadManager* uploads;
     std::string id;
-    ~Closer() { uploads->Remove(id); }
+    // Best effort: an upload this fails to end expires (its chunks with it).
+    ~Closer() { uploads->Remove(id).IgnoreError(); }
   } closer{&uploads_, session->id()};
 
   const v1::BeginUploadRequest& begin = session->request();
@@ -737,7 +742,8 @@ absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
     blob.set_size(state.file.size());
     for (const storage::ChunkRef& ref : state.chunks) *blob.add_chunks() = ref;
   }
-  ASSIGN_OR_RETURN(CommitResult result, store_->Commit(commit, session->staging()));
+  ASSIGN_OR_RETURN(std::shared_ptr<StagingArea> staging, session->Staging());
+  ASSIGN_OR_RETURN(CommitResult result, store_->Commit(commit, staging.get()));
   if (!result.unchanged) {
     // Retention never fails a commit: a step it could not delete now is deleted by the
     // next commit's retention, and nothing committed is lost either way.
@@ -750,16 +756,11 @@ absl::StatusOr<v1::Checkpoint> RegistryService::CommitUpload(
 absl::Status RegistryService::AbortUpload(const v1::AbortUploadRequest& request) {
   ASSIGN_OR_RETURN(std::shared_ptr<UploadSession> session,
                    uploads_.Find(request.upload_id()));
-  uploads_.Remove(session->id());
-  return absl::OkStatus();
+  return uploads_.Remove(session->id());
 }
 
 std::vector<std::string> RegistryService::ExpireIdleUploads() {
-  std::vector<std::string> ids;
-  for (const auto& s : uploads_.TakeIdle(absl::Now() - options_.upload_ttl)) {
-    ids.push_back(s->id());
-  }
-  return ids;
+  return uploads_.TakeIdle(absl::Now() - options_.upload_ttl);
 }
 
 absl::StatusOr<std::string> RegistryService::UploadModel(absl::string_view upload_id) {

@@ -35,6 +35,10 @@ struct RegistryServiceOptions {
   size_t chunk_bytes = 1u << 20;
   // Uploads idle for longer are aborted and their staged bytes collected.
   absl::Duration upload_ttl = absl::Hours(1);
+  // How long a PutFile stream holds its file without a message; after that a stream on
+  // any server sharing the store may take the file over (e.g. the first server died).
+  // Capped at upload_ttl / 2, so that a writer's renewals keep its upload alive.
+  absl::Duration upload_writer_lease = absl::Seconds(30);
   // Upper bound of the bytes kept by the filtered-export cache.
   size_t export_cache_bytes = 256u << 20;
   // Retention of models without a policy of their own (max_to_keep 0 keeps all).

@@ -4,27 +4,81 @@
 #include <functional>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/status_macros.h"
 
 namespace mgreg {
 
-UploadSession::UploadSession(std::string id, const v1::BeginUploadRequest& request,
-                             std::unique_ptr<StagingArea> staging, std::string owner)
-    : id_(std::move(id)),
-      owner_(std::move(owner)),
-      request_(request),
-      staging_(std::move(staging)) {
+namespace {
+
+int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
+
+storage::UploadFileRecord ToRecord(const UploadFileState& state) {
+  storage::UploadFileRecord r;
+  *r.mutable_file() = state.file;
+  r.set_held(state.held);
+  for (const storage::ChunkRef& c : state.chunks) *r.add_chunks() = c;
+  r.set_complete(state.complete);
+  r.set_already_stored(state.already_stored);
+  r.set_version(state.version);
+  r.set_writer(state.writer);
+  r.set_writer_until_micros(state.writer_until_micros);
+  return r;
+}
+
+// The stored fields of `r` into `state` (the digest state is the caller's).
+void FromRecord(const storage::UploadFileRecord& r, int64_t now, UploadFileState* state) {
+  state->file = r.file();
+  state->held = r.held();
+  state->chunks.assign(r.chunks().begin(), r.chunks().end());
+  state->complete = r.complete();
+  state->already_stored = r.already_stored();
+  state->version = r.version();
+  state->writer = r.writer();
+  state->writer_until_micros = r.writer_until_micros();
+  state->writing = !r.writer().empty() && r.writer_until_micros() > now;
+}
+
+// The store's "session gone" or "closed" while a stream writes, in the writer's terms.
+absl::Status ClosedUnderWriter(const std::string& id, const std::string& name,
+                               absl::Status s) {
+  if (s.code() != absl::StatusCode::kNotFound) return s;
+  return absl::FailedPreconditionError(absl::StrCat(
+      "upload ", id, " was closed while file '", name, "' was being written"));
+}
+
+}  // namespace
+
+UploadSession::UploadSession(storage::UploadSessionRecord record,
+                             v1::BeginUploadRequest request, SessionStore* sessions)
+    : id_(record.id()),
+      owner_(record.owner()),
+      request_(std::move(request)),
+      sessions_(sessions) {
   absl::MutexLock lock(&mu);
-  last_active = absl::Now();
-  basename = request_.basename();
+  basename = record.basename().empty() ? request_.basename() : record.basename();
+  closed = record.closed();
+  record_ = std::move(record);
+}
+
+absl::StatusOr<std::shared_ptr<StagingArea>> UploadSession::Staging() {
+  absl::MutexLock lock(&staging_mu_);
+  if (staging_ == nullptr) {
+    ASSIGN_OR_RETURN(staging_, sessions_->Staging(id_));
+  }
+  return staging_;
 }
 
 absl::Status UploadSession::LearnBasename(absl::string_view writer_basename) {
   if (!request_.basename().empty() || writer_basename.empty()) return absl::OkStatus();
   if (basename.empty()) {
+    storage::UploadSessionRecord next = record_;
+    next.set_basename(std::string(writer_basename));
+    ASSIGN_OR_RETURN(record_, sessions_->WriteSession(next, NowMicros()));
     basename = std::string(writer_basename);
   } else if (basename != writer_basename) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -33,6 +87,69 @@ absl::Status UploadSession::LearnBasename(absl::string_view writer_basename) {
         "prefix, or begin the upload with that basename"));
   }
   return absl::OkStatus();
+}
+
+absl::Status UploadSession::SaveFile(const std::string& name, absl::string_view writer,
+                                     int64_t lease_until_micros) {
+  UploadFileState& state = files.at(name);
+  storage::UploadFileRecord next = ToRecord(state);
+  // A lease until 0 ends the writer's lease (the writer releases the file).
+  const bool leased = !writer.empty() && lease_until_micros > 0;
+  next.set_writer(leased ? std::string(writer) : std::string());
+  next.set_writer_until_micros(leased ? lease_until_micros : 0);
+  const int64_t now = NowMicros();
+  ASSIGN_OR_RETURN(storage::UploadFileRecord stored,
+                   sessions_->WriteFile(id_, next, writer, now));
+  FromRecord(stored, now, &state);
+  return absl::OkStatus();
+}
+
+absl::Status UploadSession::Close() {
+  storage::UploadSessionRecord next = record_;
+  next.set_closed(true);
+  ASSIGN_OR_RETURN(record_, sessions_->WriteSession(next, NowMicros()));
+  closed = true;
+  return absl::OkStatus();
+}
+
+void UploadSession::Refresh(const UploadSessionState& state) {
+  // A closed upload's files are final (the store takes no more writes): its commit reads
+  // them without mu.
+  if (closed) return;
+  // `state` was read before this server's last writes maybe (they take mu, the read
+  // does not): what is newer here stays.
+  const int64_t now = NowMicros();
+  std::map<std::string, UploadFileState> fresh;
+  for (auto& [name, local] : files) {
+    auto r = state.files.find(name);
+    if (local.version > (r == state.files.end() ? 0 : r->second.version())) {
+      fresh[name] = std::move(local);
+    }
+  }
+  for (const auto& [name, r] : state.files) {
+    if (fresh.count(name) > 0) continue;
+    UploadFileState& f = fresh[name];
+    auto it = files.find(name);
+    if (it != files.end() && it->second.hashed == r.held()) {
+      f.hasher = it->second.hasher;  // still the digest of the held bytes
+      f.hashed = it->second.hashed;
+    }
+    FromRecord(r, now, &f);
+  }
+  files = std::move(fresh);
+  if (state.session.version() >= record_.version()) {
+    record_ = state.session;
+    closed = closed || state.session.closed();
+    if (!state.session.basename().empty()) basename = state.session.basename();
+  }
+}
+
+UploadSessionState UploadSession::ToState() const {
+  UploadSessionState out;
+  out.session = record_;
+  out.session.set_basename(basename);
+  for (const auto& [name, state] : files) out.files[name] = ToRecord(state);
+  return out;
 }
 
 v1::Upload UploadSession::ToProto() const {
@@ -61,7 +178,8 @@ class ChunkingFileSink : public FileSink {
 
   ChunkingFileSink(std::shared_ptr<UploadSession> session, std::string name,
                    int64_t size, int64_t base, Sha256 hasher, size_t chunk_bytes,
-                   bool complete, Store* store, ChunkPredicate may_reuse_chunk)
+                   bool complete, Store* store, ChunkPredicate may_reuse_chunk,
+                   std::string writer, absl::Duration lease)
       : store_(store),
         may_reuse_chunk_(std::move(may_reuse_chunk)),
         session_(std::move(session)),
@@ -70,7 +188,10 @@ class ChunkingFileSink : public FileSink {
         base_(base),
         hasher_(std::move(hasher)),
         chunk_bytes_(chunk_bytes),
-        complete_(complete) {}
+        complete_(complete),
+        writer_(std::move(writer)),
+        lease_(lease),
+        saved_(absl::Now()) {}
 
   ~ChunkingFileSink() override { Release(); }
 
@@ -78,7 +199,9 @@ class ChunkingFileSink : public FileSink {
 
   absl::Status Append(absl::string_view data) override {
     if (!error_.ok()) return error_;
-    if (complete_ && restart_on_data_ && !data.empty()) Restart();
+    if (complete_ && restart_on_data_ && !data.empty()) {
+      if (absl::Status s = Restart(); !s.ok()) return Fail(std::move(s));
+    }
     if (complete_) {
       if (data.empty()) return absl::OkStatus();
       return Fail(absl::InvalidArgumentError(absl::StrCat(
@@ -86,10 +209,11 @@ class ChunkingFileSink : public FileSink {
           " bytes announced at BeginUpload; announce the real size")));
     }
     const int64_t received = base_ + static_cast<int64_t>(buffer_.size() + data.size());
-    {
-      // Any message keeps the upload alive, also one shorter than a chunk.
+    if (absl::Now() - saved_ > lease_ / 4) {
+      // Any message keeps the upload alive and the lease held, also one shorter than a
+      // chunk: renewed in the store now and then.
       absl::MutexLock lock(&session_->mu);
-      session_->last_active = absl::Now();
+      if (absl::Status s = Save(); !s.ok()) return Fail(std::move(s));
     }
     if (received > size_) {
       return Fail(absl::InvalidArgumentError(absl::StrCat(
@@ -118,7 +242,9 @@ class ChunkingFileSink : public FileSink {
 
   absl::Status AppendExistingChunk(absl::string_view sha256) override {
     if (!error_.ok()) return error_;
-    if (complete_ && restart_on_data_) Restart();
+    if (complete_ && restart_on_data_) {
+      if (absl::Status s = Restart(); !s.ok()) return Fail(std::move(s));
+    }
     if (!buffer_.empty()) {
       return Fail(absl::InvalidArgumentError(absl::StrCat(
           "file '", name_, "': existing_chunk at offset ",
@@ -157,7 +283,9 @@ class ChunkingFileSink : public FileSink {
           "file '", name_, "': chunk ", BytesToHex(sha256), " has ", data->size(),
           " bytes but the file needs ", want, " at offset ", base_)));
     }
-    if (absl::Status s = session_->staging()->HoldExistingChunk(ref); !s.ok()) {
+    absl::StatusOr<std::shared_ptr<StagingArea>> staging = session_->Staging();
+    if (!staging.ok()) return Fail(ClosedUnderWriter(session_->id(), name_, staging.status()));
+    if (absl::Status s = (*staging)->HoldExistingChunk(ref); !s.ok()) {
       return Fail(std::move(s));
     }
     if (absl::Status s = Record(std::move(ref), *data); !s.ok()) return Fail(std::move(s));
@@ -183,18 +311,28 @@ class ChunkingFileSink : public FileSink {
  private:
   // Writing at offset 0 starts the file over, also when it was complete (as the
   // proto says): its bytes are received and verified again.
-  void Restart() {
+  absl::Status Restart() {
     restart_on_data_ = false;
     absl::MutexLock lock(&session_->mu);
     UploadFileState& state = session_->files.at(name_);
     state.held = 0;
     state.chunks.clear();
     state.hasher = Sha256();
+    state.hashed = 0;
     state.complete = false;
     state.already_stored = false;
     base_ = 0;
     hasher_ = Sha256();
     complete_ = false;
+    return Save();
+  }
+
+  // Writes the file's state to the store, renewing this stream's lease.
+  absl::Status Save() ABSL_EXCLUSIVE_LOCKS_REQUIRED(session_->mu) {
+    saved_ = absl::Now();
+    return ClosedUnderWriter(
+        session_->id(), name_,
+        session_->SaveFile(name_, writer_, absl::ToUnixMicros(saved_ + lease_)));
   }
 
   // Stages one chunk and records it as held.
@@ -202,7 +340,9 @@ class ChunkingFileSink : public FileSink {
     storage::ChunkRef ref;
     ref.set_sha256(Sha256Raw(piece));
     ref.set_size(static_cast<uint32_t>(piece.size()));
-    if (absl::Status s = session_->staging()->PutChunk(ref, piece); !s.ok()) return s;
+    absl::StatusOr<std::shared_ptr<StagingArea>> staging = session_->Staging();
+    if (!staging.ok()) return ClosedUnderWriter(session_->id(), name_, staging.status());
+    if (absl::Status s = (*staging)->PutChunk(ref, piece); !s.ok()) return s;
     return Record(std::move(ref), piece);
   }
 
@@ -220,8 +360,8 @@ class ChunkingFileSink : public FileSink {
     state.chunks.push_back(std::move(ref));
     state.held = base_;
     state.hasher = hasher_;
-    session_->last_active = absl::Now();
-    return absl::OkStatus();
+    state.hashed = base_;
+    return Save();
   }
 
   // Checks the whole-file digest once every byte is held.
@@ -233,6 +373,8 @@ class ChunkingFileSink : public FileSink {
       state.held = 0;
       state.chunks.clear();
       state.hasher = Sha256();
+      state.hashed = 0;
+      if (absl::Status s = Save(); !s.ok()) return s;
       return absl::DataLossError(absl::StrCat(
           "file '", name_, "': the SHA-256 of the received bytes is ", got,
           " but BeginUpload announced ", state.file.sha256(),
@@ -240,7 +382,7 @@ class ChunkingFileSink : public FileSink {
     }
     state.complete = true;
     complete_ = true;
-    return absl::OkStatus();
+    return Save();
   }
 
   absl::Status Fail(absl::Status s) {
@@ -255,9 +397,9 @@ class ChunkingFileSink : public FileSink {
     if (released_) return;
     released_ = true;
     absl::MutexLock lock(&session_->mu);
-    auto it = session_->files.find(name_);
-    if (it != session_->files.end()) it->second.writing = false;
-    session_->last_active = absl::Now();
+    if (session_->files.count(name_) == 0 || session_->closed) return;
+    // Best effort: a lease this fails to end runs out by itself.
+    session_->SaveFile(name_, writer_, /*lease_until_micros=*/0).IgnoreError();
   }
 
   Store* const store_;
@@ -274,13 +416,17 @@ class ChunkingFileSink : public FileSink {
   bool restart_on_data_ = false;
   bool released_ = false;
   absl::Status error_;
+  // This stream's name as the file's writer, its lease, and when it last saved.
+  const std::string writer_;
+  const absl::Duration lease_;
+  absl::Time saved_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
     std::shared_ptr<UploadSession> session, const std::string& name, int64_t offset,
-    size_t chunk_bytes, Store* store,
+    size_t chunk_bytes, Store* store, absl::Duration lease,
     std::function<absl::StatusOr<bool>(const std::string& sha256_raw)> may_reuse_chunk) {
   absl::MutexLock lock(&session->mu);
   if (session->closed) {
@@ -296,18 +442,17 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
         "; its files are:", names));
   }
   UploadFileState& state = it->second;
-  if (state.writing) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "file '", name, "' of upload ", session->id(),
-        " is being written by another stream; wait for it or cancel it"));
-  }
+  absl::BitGen gen;
+  std::string writer = absl::StrFormat("%016x", absl::Uniform<uint64_t>(gen));
+  const int64_t until = absl::ToUnixMicros(absl::Now() + lease);
   if (state.complete) {
-    // Nothing to send; a sink that accepts no bytes and finishes complete.
-    state.writing = true;
-    session->last_active = absl::Now();
+    // Nothing to send; a sink that accepts no bytes and finishes complete. It holds the
+    // file (another stream is refused) until it ends.
+    RETURN_IF_ERROR(ClosedUnderWriter(session->id(), name,
+                                      session->SaveFile(name, writer, until)));
     auto sink = std::make_unique<ChunkingFileSink>(
         session, name, state.file.size(), state.file.size(), state.hasher, chunk_bytes,
-        /*complete=*/true, store, std::move(may_reuse_chunk));
+        /*complete=*/true, store, std::move(may_reuse_chunk), std::move(writer), lease);
     sink->set_restart_on_data(offset == 0);
     return std::unique_ptr<FileSink>(std::move(sink));
   }
@@ -320,85 +465,124 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
     state.held = 0;
     state.chunks.clear();
     state.hasher = Sha256();
+    state.hashed = 0;
+  } else if (state.hashed != state.held) {
+    // Another server wrote the held bytes: their digest state is rebuilt from them.
+    Sha256 hasher;
+    for (const storage::ChunkRef& c : state.chunks) {
+      ASSIGN_OR_RETURN(std::string data, store->ReadChunk(c));
+      hasher.Update(data);
+    }
+    state.hasher = hasher;
+    state.hashed = state.held;
   }
-  state.writing = true;
-  session->last_active = absl::Now();
-  auto sink = std::make_unique<ChunkingFileSink>(session, name, state.file.size(),
-                                                 state.held, state.hasher, chunk_bytes,
-                                                 /*complete=*/false, store,
-                                                 std::move(may_reuse_chunk));
+  RETURN_IF_ERROR(ClosedUnderWriter(session->id(), name,
+                                    session->SaveFile(name, writer, until)));
+  auto sink = std::make_unique<ChunkingFileSink>(
+      session, name, state.file.size(), state.held, state.hasher, chunk_bytes,
+      /*complete=*/false, store, std::move(may_reuse_chunk), std::move(writer), lease);
   return std::unique_ptr<FileSink>(std::move(sink));
 }
 
-std::shared_ptr<UploadSession> UploadManager::Create(
-    const v1::BeginUploadRequest& request, std::unique_ptr<StagingArea> staging,
-    std::string owner) {
+UploadManager::UploadManager(Store* store, absl::Duration writer_lease)
+    : sessions_(store->sessions()), writer_lease_(writer_lease) {}
+
+std::shared_ptr<UploadSession> UploadManager::New(const v1::BeginUploadRequest& request,
+                                                  std::string owner) {
   absl::BitGen gen;
-  const std::string id = absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen),
-                                         absl::Uniform<uint64_t>(gen));
-  auto session =
-      std::make_shared<UploadSession>(id, request, std::move(staging), std::move(owner));
+  storage::UploadSessionRecord record;
+  record.set_id(absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen),
+                                absl::Uniform<uint64_t>(gen)));
+  record.set_request(request.SerializeAsString());
+  record.set_owner(std::move(owner));
+  record.set_basename(request.basename());
+  return std::make_shared<UploadSession>(std::move(record), request, &sessions_);
+}
+
+absl::Status UploadManager::Start(const std::shared_ptr<UploadSession>& session) {
+  RETURN_IF_ERROR(sessions_.Create(session->ToState(), NowMicros()));
+  ASSIGN_OR_RETURN(UploadSessionState stored, sessions_.Load(session->id()));
+  session->Refresh(stored);
   absl::MutexLock lock(&mu_);
-  sessions_[id] = session;
-  return session;
+  cache_[session->id()] = session;
+  return absl::OkStatus();
+}
+
+std::shared_ptr<UploadSession> UploadManager::Cached(
+    const storage::UploadSessionRecord& record) {
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<UploadSession>& cached = cache_[record.id()];
+  if (cached == nullptr) {
+    // Begun on another server (or before this cache forgot it).
+    v1::BeginUploadRequest request;
+    request.ParseFromString(record.request());
+    cached = std::make_shared<UploadSession>(record, std::move(request), &sessions_);
+  }
+  return cached;
 }
 
 absl::StatusOr<std::shared_ptr<UploadSession>> UploadManager::Find(absl::string_view id) {
-  absl::MutexLock lock(&mu_);
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) {
-    return absl::NotFoundError(absl::StrCat(
-        "upload '", id,
-        "' does not exist: it was committed, aborted or expired, or never begun; begin a "
-        "new upload"));
+  absl::StatusOr<UploadSessionState> state = sessions_.Load(id);
+  if (!state.ok()) {
+    if (absl::IsNotFound(state.status())) Forget(id);
+    return state.status();
   }
-  return it->second;
+  std::shared_ptr<UploadSession> session = Cached(state->session);
+  absl::MutexLock lock(&session->mu);
+  session->Refresh(*state);
+  return session;
 }
 
-void UploadManager::Remove(absl::string_view id) {
+void UploadManager::Forget(absl::string_view id) {
   std::shared_ptr<UploadSession> session;
   {
     absl::MutexLock lock(&mu_);
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) return;
+    auto it = cache_.find(id);
+    if (it == cache_.end()) return;
     session = std::move(it->second);
-    sessions_.erase(it);
+    cache_.erase(it);
   }
   absl::MutexLock lock(&session->mu);
   session->closed = true;
 }
 
-std::vector<std::shared_ptr<UploadSession>> UploadManager::TakeIdle(absl::Time cutoff) {
-  std::vector<std::shared_ptr<UploadSession>> idle;
-  absl::MutexLock lock(&mu_);
-  for (auto it = sessions_.begin(); it != sessions_.end();) {
-    UploadSession& s = *it->second;
-    bool take = false;
-    {
-      absl::MutexLock session_lock(&s.mu);
-      if (s.last_active < cutoff) {
-        s.closed = true;
-        take = true;
-      }
-    }
-    if (take) {
-      idle.push_back(std::move(it->second));
-      sessions_.erase(it++);
-    } else {
-      ++it;
+absl::Status UploadManager::Remove(absl::string_view id) {
+  Forget(id);
+  return sessions_.Release(id);
+}
+
+std::vector<std::string> UploadManager::TakeIdle(absl::Time cutoff) {
+  std::vector<std::string> idle;
+  absl::StatusOr<std::vector<storage::UploadSessionRecord>> open = sessions_.List();
+  if (!open.ok()) return idle;  // the next round tries again
+  absl::flat_hash_set<std::string> listed;
+  for (const storage::UploadSessionRecord& r : *open) {
+    listed.insert(r.id());
+    if (r.last_active_micros() >= absl::ToUnixMicros(cutoff)) continue;
+    if (Remove(r.id()).ok()) idle.push_back(r.id());
+  }
+  // Uploads other servers ended leave this cache too.
+  std::vector<std::string> gone;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, session] : cache_) {
+      if (!listed.contains(id)) gone.push_back(id);
     }
   }
+  for (const std::string& id : gone) Forget(id);
   return idle;
 }
 
-bool UploadManager::OwnerHoldsChunk(const std::string& owner, const std::string& sha256_raw) {
+absl::StatusOr<bool> UploadManager::OwnerHoldsChunk(const std::string& owner,
+                                                    const std::string& sha256_raw) {
   if (owner.empty()) return false;
-  absl::MutexLock lock(&mu_);
-  for (const auto& [id, session] : sessions_) {
-    if (session->owner() != owner) continue;
-    absl::MutexLock session_lock(&session->mu);
-    for (const auto& [name, state] : session->files) {
-      for (const storage::ChunkRef& c : state.chunks) {
+  ASSIGN_OR_RETURN(std::vector<storage::UploadSessionRecord> open, sessions_.List());
+  for (const storage::UploadSessionRecord& r : open) {
+    if (r.owner() != owner || r.closed()) continue;
+    absl::StatusOr<UploadSessionState> state = sessions_.Load(r.id());
+    if (!state.ok()) continue;  // ended meanwhile
+    for (const auto& [name, file] : state->files) {
+      for (const storage::ChunkRef& c : file.chunks()) {
         if (c.sha256() == sha256_raw) return true;
       }
     }
@@ -407,8 +591,8 @@ bool UploadManager::OwnerHoldsChunk(const std::string& owner, const std::string&
 }
 
 size_t UploadManager::open_count() {
-  absl::MutexLock lock(&mu_);
-  return sessions_.size();
+  absl::StatusOr<std::vector<storage::UploadSessionRecord>> open = sessions_.List();
+  return open.ok() ? open->size() : 0;
 }
 
 }  // namespace mgreg

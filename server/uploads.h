@@ -1,6 +1,12 @@
 // Open uploads: their manifest, the bytes held of each file, and the staging area that
-// keeps those bytes until the commit. Kept in memory: an upload does not survive a
-// server restart (its staged chunks are collected when the store reopens).
+// keeps those bytes until the commit. The sessions live in the store
+// (Store::sessions(), storage/session_store.h), so any server sharing the store serves
+// any call of an upload: on RADOS a chief begins on one replica, workers put through
+// others, and the commit may come through any. This server keeps a cache of the
+// sessions its calls touched (UploadSession), refreshed from the store by every Find and
+// written through on every change. With the in-memory and RocksDB stores the sessions
+// are in this process's memory: an upload does not survive a server restart (its
+// staged chunks are collected when the store reopens).
 #ifndef MGREG_SERVER_UPLOADS_H_
 #define MGREG_SERVER_UPLOADS_H_
 
@@ -20,52 +26,76 @@
 #include "common/sha256.h"
 #include "mgreg/storage/records.pb.h"
 #include "mgreg/v1/registry.pb.h"
+#include "storage/session_store.h"
 #include "storage/store.h"
 
 namespace mgreg {
 
-// What the upload knows of one announced file.
+// What the upload knows of one announced file (storage::UploadFileRecord, and the
+// digest state this server has of its held bytes).
 struct UploadFileState {
   storage::FileRecord file;
   // Bytes held, from offset 0, in whole chunks (or the whole file once complete).
   int64_t held = 0;
-  // SHA-256 state over bytes [0, held).
-  Sha256 hasher;
   std::vector<storage::ChunkRef> chunks;
   // All bytes held and the digest verified, or the content was already stored.
   bool complete = false;
   // The content was in the store before this upload (no chunks staged for it).
   bool already_stored = false;
-  // A PutFile stream is writing this file now.
+  // A PutFile stream (on any server) holds the file: its lease has not run out.
   bool writing = false;
+  // As stored: the record's version, and the writer's lease.
+  int64_t version = 0;
+  std::string writer;
+  int64_t writer_until_micros = 0;
+  // SHA-256 state over bytes [0, hashed): valid for resuming when hashed == held; a
+  // file another server wrote is hashed again from its chunks when resumed here.
+  Sha256 hasher;
+  int64_t hashed = 0;
 };
 
-// One open upload. Immutable fields are set at creation; the rest is guarded by mu.
+// One open upload as this server sees it. Immutable fields are set at creation; the
+// rest is guarded by mu, and every change is written to the store under it.
 class UploadSession {
  public:
-  UploadSession(std::string id, const v1::BeginUploadRequest& request,
-                std::unique_ptr<StagingArea> staging, std::string owner = "");
+  UploadSession(storage::UploadSessionRecord record, v1::BeginUploadRequest request,
+                SessionStore* sessions);
 
   const std::string& id() const { return id_; }
   // Who began the upload, for reusing its chunks in the same principal's other uploads
   // ("" for a caller that may reuse everything).
   const std::string& owner() const { return owner_; }
   const v1::BeginUploadRequest& request() const { return request_; }
-  StagingArea* staging() const { return staging_.get(); }
+  // The upload's staging area in the store (shared by every server). NOT_FOUND if the
+  // upload is gone.
+  absl::StatusOr<std::shared_ptr<StagingArea>> Staging();
 
   absl::Mutex mu;
   std::map<std::string, UploadFileState> files ABSL_GUARDED_BY(mu);
-  absl::Time last_active ABSL_GUARDED_BY(mu);
-  // Set once the upload was committed, aborted or expired: no more writes.
+  // Set once the upload's commit began, or it was aborted or expired: no more writes.
   bool closed ABSL_GUARDED_BY(mu) = false;
   // The prefix basename: the request's, or learned from the first writer that gave one
   // when the upload began without it. Empty until then.
   std::string basename ABSL_GUARDED_BY(mu);
 
-  // Learns `writer_basename` (already validated) if the upload has no basename yet.
-  // INVALID_ARGUMENT if an earlier writer gave a different one. Requires mu held.
+  // Learns `writer_basename` (already validated) if the upload has no basename yet, and
+  // stores it. INVALID_ARGUMENT if an earlier writer gave a different one.
   absl::Status LearnBasename(absl::string_view writer_basename)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Writes files[name] to the store as `writer` ("" for a caller writing no bytes) with
+  // its lease until `lease_until_micros`, and takes the stored version. The store's
+  // errors: FAILED_PRECONDITION (closed; another stream's lease runs), ABORTED (another
+  // server changed the file meanwhile), NOT_FOUND (the upload is gone).
+  absl::Status SaveFile(const std::string& name, absl::string_view writer,
+                        int64_t lease_until_micros) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Marks the upload closed in the store: exactly one caller (on any server) succeeds;
+  // FAILED_PRECONDITION for the others.
+  absl::Status Close() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Takes the stored state (a fresh Load), keeping the digest states that still match.
+  // Changes nothing once the upload is closed here (its files are final).
+  void Refresh(const UploadSessionState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // The state to store when the upload begins.
+  UploadSessionState ToState() const ABSL_SHARED_LOCKS_REQUIRED(mu);
 
   // The API view of the upload. Requires mu held.
   v1::Upload ToProto() const ABSL_SHARED_LOCKS_REQUIRED(mu);
@@ -74,7 +104,10 @@ class UploadSession {
   const std::string id_;
   const std::string owner_;
   const v1::BeginUploadRequest request_;
-  const std::unique_ptr<StagingArea> staging_;
+  SessionStore* const sessions_;
+  storage::UploadSessionRecord record_ ABSL_GUARDED_BY(mu);
+  absl::Mutex staging_mu_;
+  std::shared_ptr<StagingArea> staging_ ABSL_GUARDED_BY(staging_mu_);
 };
 
 // Writes one file of an open upload, message by message (PutFile).
@@ -96,7 +129,8 @@ class FileSink {
 };
 
 // Opens a sink for `name` of `session`, starting at `offset` (0 restarts the file;
-// otherwise it must equal the held bytes).
+// otherwise it must equal the held bytes), and takes the file's writer lease for
+// `lease` (renewed with every chunk, and every lease/4 while bytes arrive).
 // INVALID_ARGUMENT if the file is not in the manifest; FAILED_PRECONDITION if another stream
 // writes it, the upload is closed, or the offset is not 0 or the held bytes.
 // `store` (for existing chunks) must outlive the sink. `may_reuse_chunk` says whether the
@@ -104,32 +138,46 @@ class FileSink {
 // reuse is answered as one the store does not hold.
 absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
     std::shared_ptr<UploadSession> session, const std::string& name, int64_t offset,
-    size_t chunk_bytes, Store* store,
+    size_t chunk_bytes, Store* store, absl::Duration lease,
     std::function<absl::StatusOr<bool>(const std::string& sha256_raw)> may_reuse_chunk);
 
-// The set of open uploads by id.
+// The open uploads of the store, with this server's cache of them.
 class UploadManager {
  public:
-  UploadManager() = default;
+  // `writer_lease`: how long a PutFile stream holds its file without a word (another
+  // server's stream takes it over after that, e.g. once the first server died).
+  UploadManager(Store* store, absl::Duration writer_lease);
 
-  // Registers a new session of `owner` and returns it.
-  std::shared_ptr<UploadSession> Create(const v1::BeginUploadRequest& request,
-                                        std::unique_ptr<StagingArea> staging,
-                                        std::string owner = "");
+  absl::Duration writer_lease() const { return writer_lease_; }
+  // A new session of `owner` with a fresh id, not stored yet: fill its files, then
+  // Start it.
+  std::shared_ptr<UploadSession> New(const v1::BeginUploadRequest& request,
+                                     std::string owner = "");
+  // Stores the session: from now on every server sharing the store serves it.
+  absl::Status Start(const std::shared_ptr<UploadSession>& session)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(session->mu);
   // True if an open upload of `owner` (not "") holds the chunk (32-byte SHA-256).
-  bool OwnerHoldsChunk(const std::string& owner, const std::string& sha256_raw);
-  // NOT_FOUND if no such upload is open (never existed, committed, aborted, expired).
+  absl::StatusOr<bool> OwnerHoldsChunk(const std::string& owner,
+                                       const std::string& sha256_raw);
+  // The upload as stored now. NOT_FOUND if no such upload is open (never existed,
+  // committed, aborted, expired).
   absl::StatusOr<std::shared_ptr<UploadSession>> Find(absl::string_view id);
-  // Removes the session (closing it); a no-op if it is gone already.
-  void Remove(absl::string_view id);
-  // Removes and returns the sessions idle since before `cutoff`, also those with a file
-  // being written: a writer that sends nothing holds its upload no longer than that.
-  std::vector<std::shared_ptr<UploadSession>> TakeIdle(absl::Time cutoff);
+  // Ends the upload (closing it here; its uncommitted chunks go); OK if it is gone.
+  absl::Status Remove(absl::string_view id);
+  // Ends and returns the uploads no server wrote since before `cutoff`, also those with
+  // a file being written: a writer that sends nothing holds its upload no longer.
+  std::vector<std::string> TakeIdle(absl::Time cutoff);
+  // Open uploads in the store (on RADOS: of every server).
   size_t open_count();
 
  private:
+  std::shared_ptr<UploadSession> Cached(const storage::UploadSessionRecord& record);
+  void Forget(absl::string_view id);
+
+  SessionStore& sessions_;
+  const absl::Duration writer_lease_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::shared_ptr<UploadSession>> sessions_
+  absl::flat_hash_map<std::string, std::shared_ptr<UploadSession>> cache_
       ABSL_GUARDED_BY(mu_);
 };
 
