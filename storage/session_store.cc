@@ -6,7 +6,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "storage/session_backend.h"
 #include "storage/session_rules.h"
@@ -56,6 +58,7 @@ class GenericSessionStore : public SessionStore {
       ASSIGN_OR_RETURN(bool written,
                        records_->WriteSession(id, snap.version, nullptr, &out, now_micros));
       if (written) return out;
+      Backoff(i);
     }
     return sessions::SessionBusy(id);
   }
@@ -72,6 +75,7 @@ class GenericSessionStore : public SessionStore {
         out.set_last_active_micros(now_micros);
         return out;
       }
+      Backoff(i);
     }
     return sessions::SessionBusy(next.id());
   }
@@ -93,6 +97,13 @@ class GenericSessionStore : public SessionStore {
                      records_->ReadSession(id));
     if (!snap.has_value()) return sessions::SessionNotFound(id);
     return std::move(*snap);
+  }
+
+  // After the `attempt`th lost race: a jittered pause growing with the attempts, so
+  // that writers of one session on several servers do not keep colliding.
+  void Backoff(int attempt) {
+    absl::BitGen gen;
+    absl::SleepFor(absl::Microseconds(absl::Uniform(gen, 0, 200 * (attempt + 1))));
   }
 
   const std::shared_ptr<SessionBackend> records_;
