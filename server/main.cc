@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -43,6 +44,14 @@ ABSL_FLAG(std::string, rados_pool, "", "RADOS pool (--store rados; default mgreg
 ABSL_FLAG(std::string, rados_namespace, "",
           "RADOS namespace, one registry per namespace (--store rados; default none)");
 ABSL_FLAG(std::string, rados_user, "", "RADOS user (--store rados; default client.admin)");
+ABSL_FLAG(absl::Duration, rados_gc_period, absl::ZeroDuration(),
+          "how often one server collects garbage in the pool (--store rados; default 1m)");
+ABSL_FLAG(absl::Duration, rados_dead_after, absl::ZeroDuration(),
+          "end the upload holds of a server missing from the catalog's watchers this "
+          "long (--store rados; default 2m)");
+ABSL_FLAG(absl::Duration, rados_session_expiry, absl::ZeroDuration(),
+          "drop upload sessions no server wrote for this long, with their staged chunks "
+          "(--store rados; default 2h)");
 ABSL_FLAG(int, worker_threads, 0, "threads for commits, reads and exports (default 8)");
 ABSL_FLAG(absl::Duration, upload_ttl, absl::ZeroDuration(),
           "abort uploads idle for longer than this (default 1h)");
@@ -101,6 +110,19 @@ absl::Status BuildOptions(mgreg::ServerOptions* options) {
     options->rados.rados_namespace = v;
   }
   if (auto v = absl::GetFlag(FLAGS_rados_user); !v.empty()) options->rados.user = v;
+  for (const auto& [flag, value, field] :
+       {std::tuple{"--rados-gc-period", absl::GetFlag(FLAGS_rados_gc_period),
+                   &options->rados.gc_period},
+        std::tuple{"--rados-dead-after", absl::GetFlag(FLAGS_rados_dead_after),
+                   &options->rados.dead_after},
+        std::tuple{"--rados-session-expiry", absl::GetFlag(FLAGS_rados_session_expiry),
+                   &options->rados.session_expiry}}) {
+    if (value < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " must be a positive duration, e.g. 30s or 5m"));
+    }
+    if (value > absl::ZeroDuration()) *field = value;
+  }
   if (int v = absl::GetFlag(FLAGS_worker_threads); v != 0) options->worker_threads = v;
   if (auto v = absl::GetFlag(FLAGS_upload_ttl); v != absl::ZeroDuration()) {
     options->service.upload_ttl = v;
@@ -137,7 +159,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "mgreg-server [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
       "             [--store rocksdb|memory|rados --ceph-conf FILE --rados-pool POOL\n"
-      "              --rados-namespace NS]\n"
+      "              --rados-namespace NS [--rados-gc-period D --rados-dead-after D\n"
+      "              --rados-session-expiry D]]\n"
       "             [--metrics-listen HOST:PORT] [--insecure] [--check-config]\n"
       "Serves the mgreg registry of TensorFlow checkpoints and MetaGraphs.");
   std::vector<std::string> args = KebabToSnakeFlags(argc, argv);

@@ -99,6 +99,9 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
     store_options.pool = options.rados.pool;
     store_options.rados_namespace = options.rados.rados_namespace;
     store_options.user = options.rados.user;
+    store_options.gc_period = options.rados.gc_period;
+    store_options.dead_after = options.rados.dead_after;
+    store_options.session_expiry = options.rados.session_expiry;
     store_options.event_window = options.event_window;
     ASSIGN_OR_RETURN(server->store_, OpenRadosStore(store_options));
 #else

@@ -66,6 +66,12 @@ struct ServerOptions {
     std::string pool = "mgreg";
     std::string rados_namespace;
     std::string user = "client.admin";
+    // The GC's bounds (RadosStoreOptions): how often one server collects, after how
+    // long a server missing from the catalog's watchers loses its uploads' holds, and
+    // after how long an upload session no server wrote is dropped with its holds.
+    absl::Duration gc_period = absl::Minutes(1);
+    absl::Duration dead_after = absl::Minutes(2);
+    absl::Duration session_expiry = absl::Hours(2);
   } rados;
   // Workers for blocking work (commits, reads, exports).
   int worker_threads = 8;

@@ -49,9 +49,12 @@ class RadosReplicasTest : public ::testing::Test {
   }
 
   std::vector<std::string> Args(const std::string& pool) const {
-    // An upload TTL of 20 s gives a PutFile stream a writer lease of 10 s (ttl / 2).
-    return {"--store",     "rados", "--ceph-conf", TestCephConf(), "--rados-pool", pool,
-            "--rados-namespace", ns_, "--upload-ttl", "20s"};
+    // An upload TTL of 20 s gives a PutFile stream a writer lease of 10 s (ttl / 2);
+    // the GC's bounds are short, as a test cluster's.
+    return {"--store",         "rados", "--ceph-conf",          TestCephConf(),
+            "--rados-pool",    pool,    "--rados-namespace",    ns_,
+            "--upload-ttl",    "20s",   "--rados-gc-period",    "1s",
+            "--rados-dead-after", "5s", "--rados-session-expiry", "60s"};
   }
   CommandResult Mgreg(int replica, std::vector<std::string> args) {
     args.insert(args.begin(),
@@ -245,6 +248,11 @@ TEST_F(RadosReplicasTest, AMissingPoolStopsTheServerWithAClearError) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("'no-such-pool' does not exist"));
   EXPECT_THAT(r.err, HasSubstr(TestCephConf()));
+  // A GC bound that is not a positive duration.
+  argv.push_back("--rados-gc-period=-1s");
+  r = RunCommand(argv);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("--rados-gc-period must be a positive duration"));
 }
 
 }  // namespace
