@@ -318,6 +318,9 @@ class RadosBackend : public Backend,
   // Drops the sessions no process wrote for options_.session_expiry, and ends the holds
   // of sessions whose records are gone (a process died dropping them).
   absl::Status ExpireSessions();
+  // Frees the chunk objects with no reference and no hold written before dead_after ago
+  // (a pool scan; every orphan_scan_period).
+  absl::Status SweepOrphanChunks();
   // Ends every hold of session `id`'s area and forgets it (after its records went).
   absl::Status ReleaseSessionHolds(const std::string& id);
 
@@ -370,6 +373,8 @@ class RadosBackend : public Backend,
   std::thread gc_;
   // When the GC first saw each process missing from the catalog's watchers (GC thread).
   absl::flat_hash_map<std::string, absl::Time> missing_since_;
+  // When the GC thread last scanned the pool for orphan chunks.
+  absl::Time last_orphan_scan_ = absl::InfinitePast();
 };
 
 }  // namespace mgreg::rados

@@ -94,6 +94,10 @@ absl::Status RadosBackend::CollectGarbage() {
   if (r < 0) return Error(r, "taking the GC lock", kGcObject);
   RETURN_IF_ERROR(ReapDeadReplicas());
   RETURN_IF_ERROR(ExpireSessions());
+  if (absl::Now() - last_orphan_scan_ >= options_.orphan_scan_period) {
+    RETURN_IF_ERROR(SweepOrphanChunks());
+    last_orphan_scan_ = absl::Now();
+  }
   return SweepTombstones();
 }
 
@@ -165,6 +169,32 @@ absl::Status RadosBackend::ReapReplica(const std::string& instance) {
   forget.omap_rm_keys({instance});
   r = Write(kReplicas, &forget, librados::OPERATION_FULL_FORCE);
   if (r < 0 && r != -ENOENT) return Error(r, "forgetting a dead server", kReplicas);
+  return absl::OkStatus();
+}
+
+absl::Status RadosBackend::SweepOrphanChunks() {
+  // mtime has whole seconds: one more, so that nothing younger than dead_after goes.
+  const time_t cutoff = absl::ToTimeT(absl::Now() - options_.dead_after - absl::Seconds(1));
+  for (auto it = io_.nobjects_begin(); it != io_.nobjects_end(); ++it) {
+    const std::string oid = it->get_oid();
+    if (oid.rfind("c.", 0) != 0 || oid.size() != 66) continue;
+    std::map<std::string, bufferlist> attrs;
+    uint64_t size = 0;
+    time_t mtime = 0;
+    int r1 = 0, r2 = 0;
+    librados::ObjectReadOperation op;
+    op.getxattrs(&attrs, &r1);
+    op.stat(&size, &mtime, &r2);
+    int r = io_.operate(oid, &op, nullptr);
+    if (r == -ENOENT) continue;
+    if (r < 0 || r1 < 0 || r2 < 0) {
+      return Error(r < 0 ? r : std::min(r1, r2), "scanning for orphan chunks", oid);
+    }
+    // A chunk being freed or written now is young: only old orphans go.
+    if (AttrU64(attrs, "refs") > 0 || HasHold(attrs) || mtime > cutoff) continue;
+    // FreeChunk decides again on a fresh read, guarded by the object's version.
+    RETURN_IF_ERROR(FreeChunk(absl::HexStringToBytes(oid.substr(2))).status());
+  }
   return absl::OkStatus();
 }
 

@@ -44,6 +44,10 @@ struct RadosStoreOptions {
   // its staged chunks released (the servers expire their idle uploads sooner:
   // --upload-ttl; this bounds what a session outlives every server that used it).
   absl::Duration session_expiry = absl::Hours(2);
+  // Every this often, the collecting process also lists the namespace's chunk objects
+  // and frees those no blob lists and nothing holds, last written more than dead_after
+  // ago: what a write that failed half-way (its process died) left behind.
+  absl::Duration orphan_scan_period = absl::Hours(1);
 
   // For crash tests: Apply stops (returning UNAVAILABLE) as a writer that died there
   // would: 1 right after deciding a transaction, 2 after applying it to the objects

@@ -243,6 +243,55 @@ TEST(RadosGcTest, DeadServersHoldsEndAfterTheBoundAndLiveHoldsStay) {
   EXPECT_TRUE(report->ok()) << ::testing::PrintToString(report->problems);
 }
 
+// A chunk object left with no reference and no hold (a write that failed half-way) is
+// freed by the pool scan once older than dead_after; referenced and held chunks stay.
+TEST(RadosGcTest, OrphanChunksAreFreedByThePoolScan) {
+  MGREG_REQUIRE_CEPH();
+  const std::string ns =
+      absl::StrCat("gc-", std::random_device{}(), "-", std::random_device{}());
+  RadosStoreOptions o = ShortOptions(ns);
+  o.orphan_scan_period = absl::Milliseconds(250);
+  auto store = OpenRadosStore(o);
+  ASSERT_TRUE(store.ok()) << store.status();
+  const std::string kept = Bytes(2000, 20), held = Bytes(2000, 21), orphan = Bytes(2000, 22);
+  ASSERT_TRUE(Push(**store, "m", 1, {{"data", kept}}, false, /*chunk_size=*/4096).ok());
+  auto area = (*store)->NewStagingArea();
+  ASSERT_TRUE(area->PutChunk(RefOf(held), held).ok());
+  {
+    // What a half-failed write leaves: the bytes, refs 0, no hold.
+    librados::Rados rados;
+    librados::IoCtx io;
+    ASSERT_TRUE(ConnectToCluster(TestCephConf(), &rados).ok());
+    ASSERT_EQ(rados.ioctx_create(kTestCephPool, io), 0);
+    io.set_namespace(ns);
+    librados::ObjectWriteOperation op;
+    librados::bufferlist data, zero, size;
+    data.append(orphan);
+    zero.append("0");
+    size.append(std::to_string(orphan.size()));
+    op.write_full(data);
+    op.setxattr("refs", zero);
+    op.setxattr("lsn", zero);
+    op.setxattr("size", size);
+    ASSERT_EQ(io.operate("c." + Sha256Hex(orphan), &op), 0);
+    io.close();
+    rados.shutdown();
+  }
+  Objects objects(ns);
+  const absl::Time start = absl::Now();
+  while (objects.Chunk(orphan) && absl::Now() - start < absl::Seconds(20)) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_FALSE(objects.Chunk(orphan)) << "the orphan chunk is still there";
+  std::printf("orphan chunk freed %s after it was written (dead_after 1s, scan every "
+              "250ms)\n", absl::FormatDuration(absl::Now() - start).c_str());
+  EXPECT_TRUE(objects.Chunk(kept));
+  EXPECT_TRUE(objects.Chunk(held));
+  auto report = (*store)->Check();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->ok()) << ::testing::PrintToString(report->problems);
+}
+
 TEST(RadosGcTest, BlobTombstonesAreSweptAfterTheirTtl) {
   MGREG_REQUIRE_CEPH();
   const std::string ns =
