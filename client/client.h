@@ -64,6 +64,21 @@ struct LocalCheckpoint {
 // file, naming what is missing.
 absl::StatusOr<LocalCheckpoint> FindLocalCheckpoint(const std::string& prefix);
 
+// The files of a local SavedModel version directory (a TF Serving version:
+// saved_model.pb or .pbtxt, variables/, assets/, assets.extra/, fingerprint.pb, ...), as
+// `mgreg push` would upload them: every file of the tree, named by its path inside it.
+struct LocalSavedModel {
+  std::string directory;
+  std::optional<int64_t> version;  // from the directory's name, if all digits ("00000123")
+  // name ("variables/variables.index") -> local path
+  std::map<std::string, std::string> files;
+};
+// NOT_FOUND naming both files looked for if `dir` holds neither saved_model.pb nor
+// saved_model.pbtxt, or naming the variables files missing; INVALID_ARGUMENT for a
+// symbolic link pointing outside `dir` (or to a directory), a name with "..", control
+// characters or a special file (socket, fifo).
+absl::StatusOr<LocalSavedModel> FindLocalSavedModel(const std::string& dir);
+
 // Which step of a model a read names: a step number, an alias, or (neither) the latest.
 struct StepRef {
   std::optional<int64_t> step;
@@ -91,7 +106,7 @@ struct PushStats {
 };
 
 struct PushOptions {
-  // Defaults to the step in the prefix.
+  // Defaults to the step in the prefix (the version in a SavedModel directory's name).
   std::optional<int64_t> step;
   bool overwrite = false;
   // With overwrite: also replace a step that is pinned or named by an alias.
@@ -110,7 +125,8 @@ struct RestoreOptions {
   std::optional<int64_t> step;
   // Instead of step: the step this alias names.
   std::string alias;
-  // Applied to the restored .meta; default = the stored bytes.
+  // Applied to the restored .meta; default = the stored bytes. Checkpoints only: a
+  // SavedModel version is restored as stored (INVALID_ARGUMENT otherwise).
   v1::GraphOptions graph_options;
   ProgressFn progress;
   // Keep at most this many checkpoints listed in the directory's `checkpoint` file
@@ -119,6 +135,11 @@ struct RestoreOptions {
   // `checkpoint` file outside `dir` (absolute paths elsewhere, "..") are not the
   // directory's own: never deleted, not counted, and no longer listed.
   int keep_last = 0;
+  // SavedModel steps: keep_last keeps the restored version and the newest keep_last - 1
+  // other version directories of the base path (0: every one). With this set, versions
+  // newer than the restored one are removed too, so that TF Serving (which serves the
+  // highest version) serves it: what following an alias that moved back needs.
+  bool remove_newer_versions = false;
   // Called once per restore with a message for the user when the directory's
   // `checkpoint` file lists entries outside it (see keep_last).
   std::function<void(const std::string&)> on_warning;
@@ -148,8 +169,16 @@ class Client {
 
   // Uploads the checkpoint at `prefix` as (model, step) and commits it. Files the
   // server already holds are not sent again. Idempotent for identical content.
+  // `prefix` may also be a SavedModel version directory: then it is PushSavedModel.
+  // NOT_FOUND, naming the files looked for, if it is neither.
   absl::StatusOr<v1::Checkpoint> Push(const std::string& model, const std::string& prefix,
                                       const PushOptions& options);
+  // Uploads the SavedModel version directory `dir` (FindLocalSavedModel) as one step of
+  // kind SAVED_MODEL, (model, options.step or the version in the directory's name),
+  // with the same deduplication, resume and atomic commit as Push.
+  absl::StatusOr<v1::Checkpoint> PushSavedModel(const std::string& model,
+                                                const std::string& dir,
+                                                const PushOptions& options);
 
   // The multi-writer upload, one call per step of it.
   absl::StatusOr<v1::Upload> BeginUpload(const v1::BeginUploadRequest& request);
@@ -197,8 +226,25 @@ class Client {
   // graph cannot be exported with graph_options (TensorFlow raises); local file-system
   // errors with the path: RESOURCE_EXHAUSTED (disk full), INVALID_ARGUMENT (name too
   // long), PERMISSION_DENIED, FAILED_PRECONDITION (others).
+  //
+  // A SavedModel step is restored as RestoreSavedModel does, with `dir` the base path.
   absl::StatusOr<v1::Checkpoint> Restore(const std::string& model, const std::string& dir,
                                          const RestoreOptions& options);
+
+  // Writes SavedModel step (model, options.step / alias / latest) as TF Serving's version
+  // directory `base`/<step>/, complete: every file downloaded into a hidden staging
+  // directory in `base`, verified by SHA-256 and fsynced (files and directories), then
+  // renamed into place in one step (an existing version with other content is swapped
+  // out atomically). A version already there with exactly these files is left as is.
+  // Then applies options.keep_last / remove_newer_versions to the other versions.
+  // Nothing is written outside `base`; on failure nothing of the new version is left.
+  // FAILED_PRECONDITION for a checkpoint step or a `base` that cannot be written;
+  // INVALID_ARGUMENT, before anything is written, for names outside the version
+  // directory (see SavedModelFilePaths) or graph options; local file-system errors as
+  // for Restore.
+  absl::StatusOr<v1::Checkpoint> RestoreSavedModel(const std::string& model,
+                                                   const std::string& base,
+                                                   const RestoreOptions& options);
 
   // The server's grpc.health.v1 status for `service` ("" = the whole server):
   // "SERVING", "NOT_SERVING", ... UNAVAILABLE if the server cannot be reached.
@@ -251,6 +297,15 @@ class Client {
       const std::string& upload_id, const std::string& name, const std::string& path,
       const std::vector<std::string>& chunks, int64_t chunk_bytes,
       const ProgressFn& progress, PushStats* stats);
+  // The upload Push and PushSavedModel share: `begin` without files, then `files`
+  // (name -> local path) digested, deduplicated, sent and committed.
+  absl::StatusOr<v1::Checkpoint> PushFiles(v1::BeginUploadRequest begin,
+                                           const std::map<std::string, std::string>& files,
+                                           const PushOptions& options);
+  // RestoreSavedModel of a resolved step.
+  absl::StatusOr<v1::Checkpoint> RestoreVersion(const v1::Checkpoint& checkpoint,
+                                                const std::string& base,
+                                                const RestoreOptions& options);
   absl::Status DownloadFile(const v1::Checkpoint& checkpoint, const v1::FileInfo& file,
                             const std::string& path, const ProgressFn& progress,
                             int64_t progress_base, int64_t progress_total);

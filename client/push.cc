@@ -1,5 +1,6 @@
-// Client::Push and the upload it runs: find the local files of a prefix, digest them,
-// let the server say what it holds (whole files, then chunks), send the rest, commit.
+// Client::Push / PushSavedModel and the upload they run: find the local files of a prefix
+// or a SavedModel directory, digest them, let the server say what it holds (whole files,
+// then chunks), send the rest, commit.
 #include <algorithm>
 #include <filesystem>
 #include <thread>
@@ -13,9 +14,11 @@
 #include "client/client_impl.h"
 #include "client/grpc_status.h"
 #include "client/local_file.h"
+#include "client/saved_model_dir.h"
 #include "common/names.h"
 #include "common/status_macros.h"
 #include "metagraph/checkpoint_name.h"
+#include "metagraph/saved_model.h"
 #include "mgreg/v1/registry.grpc.pb.h"
 
 namespace mgreg {
@@ -159,25 +162,67 @@ absl::StatusOr<v1::Checkpoint> Client::Push(const std::string& model,
                                             const std::string& prefix,
                                             const PushOptions& options) {
   RETURN_IF_ERROR(ValidateModelName(model));
-  ASSIGN_OR_RETURN(LocalCheckpoint local, FindLocalCheckpoint(prefix));
+  std::error_code ec;
+  if (fs::is_directory(prefix, ec)) {
+    if (IsSavedModelDirectory(prefix)) return PushSavedModel(model, prefix, options);
+    return absl::NotFoundError(absl::StrCat(
+        "'", prefix, "' is a directory but not a SavedModel: neither '",
+        (fs::path(prefix) / kSavedModelPb).string(), "' nor '",
+        (fs::path(prefix) / kSavedModelPbtxt).string(),
+        "' exists; give a SavedModel version directory, or a checkpoint prefix such as ",
+        (fs::path(prefix) / "model.ckpt-1000").string(), " (its .index and .data-* files)"));
+  }
+  absl::StatusOr<LocalCheckpoint> found = FindLocalCheckpoint(prefix);
+  if (found.status().code() == absl::StatusCode::kNotFound) {
+    return absl::NotFoundError(absl::StrCat(
+        found.status().message(), " (or give a SavedModel version directory, holding ",
+        kSavedModelPb, " or ", kSavedModelPbtxt, ")"));
+  }
+  if (!found.ok()) return found.status();
+  LocalCheckpoint& local = *found;
   std::optional<int64_t> step = options.step.has_value() ? options.step : local.step;
   if (!step.has_value()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "prefix '", prefix, "' has no step (no -<number> at its end); pass --step N"));
   }
   RETURN_IF_ERROR(ValidateStep(*step));
-  PushStats stats;
-
   v1::BeginUploadRequest begin;
   begin.set_model(model);
   begin.set_step(*step);
   begin.set_basename(local.basename);
+  return PushFiles(std::move(begin), local.files, options);
+}
+
+absl::StatusOr<v1::Checkpoint> Client::PushSavedModel(const std::string& model,
+                                                      const std::string& dir,
+                                                      const PushOptions& options) {
+  RETURN_IF_ERROR(ValidateModelName(model));
+  ASSIGN_OR_RETURN(LocalSavedModel local, FindLocalSavedModel(dir));
+  std::optional<int64_t> step = options.step.has_value() ? options.step : local.version;
+  if (!step.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SavedModel directory '", dir, "' is not named by a version number (as in "
+        "/export/resnet/123); pass --step N"));
+  }
+  RETURN_IF_ERROR(ValidateStep(*step));
+  v1::BeginUploadRequest begin;
+  begin.set_model(model);
+  begin.set_step(*step);
+  begin.set_kind(v1::SAVED_MODEL);
+  return PushFiles(std::move(begin), local.files, options);
+}
+
+absl::StatusOr<v1::Checkpoint> Client::PushFiles(
+    v1::BeginUploadRequest begin, const std::map<std::string, std::string>& local_files,
+    const PushOptions& options) {
+  PushStats stats;
+
   begin.set_overwrite(options.overwrite);
   begin.set_force(options.force);
   begin.mutable_metadata()->insert(options.metadata.begin(), options.metadata.end());
   // Digest every file first (in parallel), so the server can skip what it holds.
-  std::vector<std::pair<std::string, std::string>> files(local.files.begin(),
-                                                         local.files.end());
+  std::vector<std::pair<std::string, std::string>> files(local_files.begin(),
+                                                         local_files.end());
   std::vector<absl::StatusOr<FileDigest>> digests(files.size(),
                                                   absl::UnknownError("not hashed"));
   {
@@ -249,7 +294,7 @@ absl::StatusOr<v1::Checkpoint> Client::Push(const std::string& model,
       std::vector<std::thread> workers;
       for (size_t i : candidates) {
         workers.emplace_back([&, i]() {
-          out[i] = ChunkDigests(local.files.at(to_send[i]->file().name()), chunk_bytes,
+          out[i] = ChunkDigests(local_files.at(to_send[i]->file().name()), chunk_bytes,
                                 stride);
         });
       }
@@ -290,7 +335,7 @@ absl::StatusOr<v1::Checkpoint> Client::Push(const std::string& model,
       };
     }
     absl::StatusOr<v1::PutFileResponse> put = PutFileChunks(
-        upload.upload_id(), f.file().name(), local.files.at(f.file().name()),
+        upload.upload_id(), f.file().name(), local_files.at(f.file().name()),
         held_chunks[i], chunk_bytes, file_progress, &stats);
     if (!put.ok()) {
       // The put's error is the one to report; the server also expires the upload.

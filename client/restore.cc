@@ -1,6 +1,8 @@
 // Client::Restore: a checkpoint into a directory TensorFlow loads as is. Every name the
 // server answers is checked before anything is written, each file verified before it is
 // renamed into place, and the directory's `checkpoint` state file switched last.
+// Client::RestoreSavedModel: a SavedModel step into TF Serving's base path as one version
+// directory, staged, verified and renamed into place whole (client/saved_model_dir.h).
 #include <filesystem>
 #include <map>
 #include <string>
@@ -15,6 +17,7 @@
 #include "client/client_impl.h"
 #include "client/grpc_status.h"
 #include "client/local_file.h"
+#include "client/saved_model_dir.h"
 #include "common/names.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
@@ -61,6 +64,7 @@ absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
   ref.step = options.step;
   ref.alias = options.alias;
   ASSIGN_OR_RETURN(v1::Checkpoint checkpoint, ResolveCheckpoint(model, ref));
+  if (checkpoint.kind() == v1::SAVED_MODEL) return RestoreVersion(checkpoint, dir, options);
   // Every name in the answer is checked before anything is written.
   using PathsByName = std::map<std::string, std::string>;
   ASSIGN_OR_RETURN(const PathsByName paths, RestoredFilePaths(dir, checkpoint));
@@ -135,6 +139,74 @@ absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
   created.keep = true;
   // Only after the switch: the files of checkpoints no longer listed.
   for (const std::string& p : dropped) RemoveCheckpointFiles(dir, p);
+  return checkpoint;
+}
+
+absl::StatusOr<v1::Checkpoint> Client::RestoreSavedModel(const std::string& model,
+                                                         const std::string& base,
+                                                         const RestoreOptions& options) {
+  RETURN_IF_ERROR(ValidateModelName(model));
+  if (options.keep_last < 0) {
+    return absl::InvalidArgumentError("keep_last must be >= 0 (0 keeps every version)");
+  }
+  RETURN_IF_ERROR(EnsureWritableDirectory(base));
+  StepRef ref;
+  ref.step = options.step;
+  ref.alias = options.alias;
+  ASSIGN_OR_RETURN(v1::Checkpoint checkpoint, ResolveCheckpoint(model, ref));
+  if (checkpoint.kind() != v1::SAVED_MODEL) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "step ", checkpoint.step(), " of model '", model, "' is a checkpoint, not a "
+        "SavedModel; restore it with mgreg restore / Client::Restore into a checkpoint "
+        "directory"));
+  }
+  return RestoreVersion(checkpoint, base, options);
+}
+
+absl::StatusOr<v1::Checkpoint> Client::RestoreVersion(const v1::Checkpoint& checkpoint,
+                                                      const std::string& base,
+                                                      const RestoreOptions& options) {
+  if (options.graph_options.ByteSizeLong() > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "step ", checkpoint.step(), " of model '", checkpoint.model(),
+        "' is a SavedModel, restored as stored: graph options filter a checkpoint's .meta; "
+        "drop them (a filtered MetaGraphDef of a SavedModel: mgreg graph --tags)"));
+  }
+  if (options.keep_last < 0) {
+    return absl::InvalidArgumentError("keep_last must be >= 0 (0 keeps every version)");
+  }
+  // Every name in the answer is checked before anything is written.
+  RETURN_IF_ERROR(SavedModelFilePaths(base, checkpoint).status());
+  const int64_t total = checkpoint.total_bytes();
+  if (!VersionMatches(base, checkpoint)) {
+    ASSIGN_OR_RETURN(StagedVersion staged, StagedVersion::Create(base, checkpoint.step()));
+    using PathsByName = std::map<std::string, std::string>;
+    ASSIGN_OR_RETURN(const PathsByName paths,
+                     SavedModelFilePaths(staged.path(), checkpoint));
+    int64_t done = 0;
+    for (const v1::FileInfo& file : checkpoint.files()) {
+      const std::string& path = paths.at(file.name());
+      RETURN_IF_ERROR(staged.MakeParents(path));
+      RETURN_IF_ERROR(DownloadFile(checkpoint, file, path, options.progress, done, total));
+      done += file.size();
+    }
+    RETURN_IF_ERROR(staged.Place());
+  }
+  if (options.progress) options.progress(total, total);
+  // Only after the new version is in place: the versions beyond what is kept.
+  std::vector<int64_t> others;
+  for (int64_t v : ListVersions(base)) {
+    if (v == checkpoint.step()) continue;
+    if (v > checkpoint.step() && options.remove_newer_versions) {
+      RETURN_IF_ERROR(RemoveVersion(base, v));
+    } else {
+      others.push_back(v);
+    }
+  }
+  if (options.keep_last > 0 && others.size() + 1 > static_cast<size_t>(options.keep_last)) {
+    const size_t drop = others.size() + 1 - static_cast<size_t>(options.keep_last);
+    for (size_t i = 0; i < drop; ++i) RETURN_IF_ERROR(RemoveVersion(base, others[i]));
+  }
   return checkpoint;
 }
 

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "client/checkpoint_dir.h"
 #include "client/local_file.h"
+#include "client/saved_model_dir.h"
+#include "common/sha256.h"
 #include "common/status_macros.h"
 #include "metagraph/checkpoint_name.h"
 
@@ -18,11 +21,14 @@ CheckpointSync::CheckpointSync(Client* client, std::string model, std::string di
       dir_(std::move(dir)),
       options_(std::move(options)) {
   // Before the first switch, the directory serves what its state file lists last.
+  // A SavedModel base path serves its highest version.
   ListedCheckpoints listed = ReadListedCheckpoints(dir_);
+  absl::MutexLock lock(&mu_);
   if (!listed.own.empty()) {
     absl::StatusOr<CheckpointPrefix> prefix = ParseCheckpointPrefix(listed.own.back());
-    absl::MutexLock lock(&mu_);
     if (prefix.ok() && prefix->step.has_value()) current_step_ = *prefix->step;
+  } else if (std::vector<int64_t> versions = ListVersions(dir_); !versions.empty()) {
+    current_step_ = versions.back();
   }
 }
 
@@ -70,11 +76,10 @@ absl::StatusOr<v1::Checkpoint> CheckpointSync::Sync(Failure* failure) {
   }
   const v1::Checkpoint& checkpoint = *resolved;
   // The same step with the same content is there already: nothing to do. (A step
-  // overwritten with other content has another index digest.)
+  // overwritten with other content has other file digests.)
   std::string sha;
-  for (const v1::FileInfo& f : checkpoint.files()) {
-    if (f.name() == "index") sha = f.sha256();
-  }
+  for (const v1::FileInfo& f : checkpoint.files()) absl::StrAppend(&sha, f.sha256());
+  sha = Sha256Hex(sha);
   {
     absl::MutexLock lock(&mu_);
     if (checkpoint.step() == current_step_ && sha == current_sha_) return checkpoint;
@@ -87,6 +92,9 @@ absl::StatusOr<v1::Checkpoint> CheckpointSync::Sync(Failure* failure) {
   restore.step = checkpoint.step();
   restore.graph_options = options_.graph_options;
   restore.keep_last = options_.keep;
+  // TF Serving serves a base path's highest version: an alias that moved back is only
+  // served once the newer versions are gone.
+  restore.remove_newer_versions = !options_.alias.empty();
   restore.on_warning = options_.on_warning;
   absl::StatusOr<v1::Checkpoint> restored = client_->Restore(model_, dir_, restore);
   if (!restored.ok()) {

@@ -3,6 +3,10 @@
 // beside the current one (with the filtered .meta), switches the directory's
 // `checkpoint` state file atomically, then removes steps beyond the last K. TensorFlow
 // reading the directory at any moment sees the old complete checkpoint or the new one.
+// SavedModel steps go to TF Serving's base path instead (Client::RestoreSavedModel):
+// each new version directory renamed into place whole, then the versions beyond the
+// newest K removed; following an alias also removes versions newer than its step, since
+// TF Serving serves the highest.
 // Reconnects with backoff when the server restarts, resuming from the last revision.
 //
 // A step that cannot be restored as asked (its graph cannot be exported with the graph
@@ -97,7 +101,7 @@ class CheckpointSync {
   std::unique_ptr<WatchStream> stream_ ABSL_GUARDED_BY(mu_);
   int64_t current_step_ ABSL_GUARDED_BY(mu_) = -1;
   std::string current_sha_ ABSL_GUARDED_BY(mu_);
-  // The last step skipped (step, index SHA-256) and why.
+  // The last step skipped (step, SHA-256 of its files' digests) and why.
   int64_t skipped_step_ ABSL_GUARDED_BY(mu_) = -1;
   std::string skipped_sha_ ABSL_GUARDED_BY(mu_);
   absl::Status skipped_status_ ABSL_GUARDED_BY(mu_);

@@ -47,7 +47,7 @@ case "$mode" in
     # before their 300 s timeout). The service core they exercise runs under TSan through
     # service_concurrency_test instead. MGREG_TSAN_EXCLUDE='' runs them anyway.
     build_dir=build-tsan; flags="thread"; dirs="server storage"
-    exclude="${MGREG_TSAN_EXCLUDE-^(registry_server_test|uploads_retention_test|watch_sync_test|prod_server_test|fault_server_test|limits_server_test|upload_edges_server_test|tenant_dedup_server_test|stalled_writers_server_test|overwrite_server_test|client_test)\$}" ;;
+    exclude="${MGREG_TSAN_EXCLUDE-^(registry_server_test|uploads_retention_test|watch_sync_test|prod_server_test|fault_server_test|limits_server_test|upload_edges_server_test|tenant_dedup_server_test|stalled_writers_server_test|overwrite_server_test|client_test|saved_model_client_test)\$}" ;;
   *) echo "usage: $0 [address|thread]" >&2; exit 2 ;;
 esac
 

@@ -8,6 +8,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "client/cli/output.h"
 #include "client/local_file.h"
 #include "common/status_macros.h"
@@ -42,6 +43,11 @@ std::vector<Option> GraphOptions() {
        "collection listing inputs cut by --export-scope (empty: none)"},
       {"as-text", "", "write the MetaGraphDef in text format"},
   };
+}
+
+Option TagsOption() {
+  return {"tags", "T1,T2",
+          "SavedModel steps: the MetaGraphDef with this tag set (default: the only one)"};
 }
 
 Option JsonOption() { return {"json", "", "print the result as JSON"}; }
@@ -182,6 +188,11 @@ v1::GraphOptions GraphOptionsFrom(const ParsedOptions& options) {
     }
   }
   o.set_as_text(options.Has("as-text"));
+  if (auto tags = options.Value("tags")) {
+    for (absl::string_view t : absl::StrSplit(*tags, ',', absl::SkipEmpty())) {
+      o.add_tags(std::string(t));
+    }
+  }
   return o;
 }
 

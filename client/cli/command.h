@@ -40,6 +40,7 @@ std::vector<Option> ConnectionOptions();  // --server, --token, --tls, --ca-cert
 std::vector<Option> StepOrAliasOptions();  // --step N, --alias A
 std::vector<Option> GraphOptions();        // export_meta_graph's filters
 Option JsonOption();
+Option TagsOption();  // --tags T1,T2: a SavedModel's MetaGraphDef by tag set
 // a + b + ..., for building option lists.
 std::vector<Option> Join(std::initializer_list<std::vector<Option>> lists);
 
@@ -111,6 +112,7 @@ absl::StatusOr<StepRef> StepRefOption(const ParsedOptions& options);
 // An integer >= 0, `fallback` when absent.
 absl::StatusOr<int> IntOption(const ParsedOptions& options, const std::string& name,
                               int fallback);
+// The graph options given, and --tags when the command takes it.
 v1::GraphOptions GraphOptionsFrom(const ParsedOptions& options);
 
 // The command groups, each in its own file.

@@ -61,7 +61,9 @@ std::string FormatTime(const google::protobuf::Timestamp& t) {
 void PrintCheckpoint(const v1::Checkpoint& c, std::ostream& out) {
   out << "model      " << c.model() << "\n"
       << "step       " << c.step() << "\n"
-      << "basename   " << c.basename() << "\n"
+      << "kind       " << (c.kind() == v1::SAVED_MODEL ? "SavedModel" : "checkpoint") << "\n";
+  if (!c.basename().empty()) out << "basename   " << c.basename() << "\n";
+  out
       << "committed  " << FormatTime(c.commit_time()) << "\n"
       << "revision   " << c.revision() << "\n"
       << "size       " << HumanBytes(c.total_bytes()) << " in " << c.files_size()

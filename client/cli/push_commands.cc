@@ -47,7 +47,8 @@ absl::Status Push(const std::vector<std::string>& args, Context& ctx) {
   ASSIGN_OR_RETURN(Client * client, ctx.Connect());
   ASSIGN_OR_RETURN(v1::Checkpoint c, client->Push(args[0], args[1], options));
   if (ctx.json()) return ctx.PrintJson(c);
-  ctx.out() << "pushed " << c.model() << " step " << c.step() << " ("
+  ctx.out() << "pushed " << c.model() << (c.kind() == v1::SAVED_MODEL ? " version " : " step ")
+            << c.step() << " (" << (c.kind() == v1::SAVED_MODEL ? "SavedModel, " : "")
             << HumanBytes(c.total_bytes()) << ", " << c.files_size() << " files)\n";
   return absl::OkStatus();
 }
@@ -66,13 +67,41 @@ absl::StatusOr<std::string> CheckpointFileSuffix(const std::string& path) {
       "'", path, "' is not a checkpoint file (.index, .meta or .data-NNNNN-of-MMMMM)"));
 }
 
+// The files of a SavedModel upload: FILE arguments are paths inside `root` (all of its
+// files when none is given), named by their path relative to it.
+absl::StatusOr<std::map<std::string, std::string>> SavedModelFiles(
+    const std::string& root, const std::vector<std::string>& files) {
+  ASSIGN_OR_RETURN(LocalSavedModel local, FindLocalSavedModel(root));
+  if (files.empty()) return local.files;
+  std::map<std::string, std::string> out;
+  const std::filesystem::path base = std::filesystem::path(local.directory);
+  for (const std::string& file : files) {
+    const std::string name =
+        std::filesystem::path(file).lexically_normal().lexically_relative(base).generic_string();
+    auto it = local.files.find(name);
+    if (it == local.files.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", file, "' is not a file of the SavedModel directory '", root,
+          "'; give paths inside it (e.g. ", (base / "variables/variables.index").string(),
+          ")"));
+    }
+    out.insert(*it);
+  }
+  return out;
+}
+
 absl::Status UploadBegin(const std::vector<std::string>& args, Context& ctx) {
   ASSIGN_OR_RETURN(Client * client, ctx.Connect());
   const std::vector<std::string> files(args.begin() + 2, args.end());
+  const std::optional<std::string> saved_model = ctx.options().Value("saved-model");
   // Without --basename: the files' prefix gives it, or (no files) the server learns it
-  // from the first file put.
+  // from the first file put. A SavedModel has none.
   std::optional<std::string> basename = ctx.options().Value("basename");
-  if (!basename.has_value()) {
+  if (saved_model.has_value() && basename.has_value()) {
+    return absl::InvalidArgumentError(
+        "a SavedModel has no basename: give --saved-model DIR or --basename B, not both");
+  }
+  if (!basename.has_value() && !saved_model.has_value()) {
     for (const std::string& file : files) {
       ASSIGN_OR_RETURN(CheckpointPrefix prefix, ParseCheckpointPrefix(file));
       if (basename.has_value() && *basename != prefix.basename) {
@@ -93,8 +122,19 @@ absl::Status UploadBegin(const std::vector<std::string>& args, Context& ctx) {
   RETURN_IF_ERROR(OverwriteOptions(ctx.options(), &overwrite, &force));
   request.set_overwrite(overwrite);
   request.set_force(force);
-  for (const std::string& file : files) {
-    ASSIGN_OR_RETURN(std::string name, CheckpointFileSuffix(file));
+  // name -> local path
+  std::vector<std::pair<std::string, std::string>> named;
+  if (saved_model.has_value()) {
+    request.set_kind(v1::SAVED_MODEL);
+    ASSIGN_OR_RETURN(const auto in_dir, SavedModelFiles(*saved_model, files));
+    named.assign(in_dir.begin(), in_dir.end());
+  } else {
+    for (const std::string& file : files) {
+      ASSIGN_OR_RETURN(std::string name, CheckpointFileSuffix(file));
+      named.emplace_back(name, file);
+    }
+  }
+  for (const auto& [name, file] : named) {
     ASSIGN_OR_RETURN(FileDigest digest, DigestFile(file));
     v1::FileInfo* f = request.add_files();
     f->set_name(name);
@@ -110,11 +150,26 @@ absl::Status UploadBegin(const std::vector<std::string>& args, Context& ctx) {
 absl::Status UploadPut(const std::vector<std::string>& args, Context& ctx) {
   ASSIGN_OR_RETURN(Client * client, ctx.Connect());
   const std::string& id = args[0];
-  for (size_t i = 1; i < args.size(); ++i) {
-    ASSIGN_OR_RETURN(std::string name, CheckpointFileSuffix(args[i]));
+  // name -> local path, in the order given.
+  std::vector<std::pair<std::string, std::string>> puts;
+  if (std::optional<std::string> root = ctx.options().Value("saved-model")) {
+    ASSIGN_OR_RETURN(const auto named,
+                     SavedModelFiles(*root, {args.begin() + 1, args.end()}));
+    puts.assign(named.begin(), named.end());
+  } else {
+    if (args.size() < 2) {
+      return absl::InvalidArgumentError(
+          "mgreg upload put needs the FILEs to send (or --saved-model DIR)");
+    }
+    for (size_t i = 1; i < args.size(); ++i) {
+      ASSIGN_OR_RETURN(std::string name, CheckpointFileSuffix(args[i]));
+      puts.emplace_back(name, args[i]);
+    }
+  }
+  for (const auto& [name, path] : puts) {
     ASSIGN_OR_RETURN(
         v1::PutFileResponse r,
-        client->PutFile(id, name, args[i],
+        client->PutFile(id, name, path,
                         TerminalProgress(absl::StrCat("sending ", name), ctx.err())));
     if (!ctx.json()) ctx.out() << name << ": " << r.held_bytes() << " bytes held\n";
   }
@@ -160,26 +215,36 @@ std::vector<Command> PushCommands() {
       "force", "", "with --overwrite: also replace a pinned or aliased step"};
   const std::vector<Option> common = Join({{JsonOption()}, ConnectionOptions()});
   return {
-      {"push", "MODEL PREFIX", "[--step N] [--overwrite [--force]] [--meta KEY=VALUE]...",
-       "upload the checkpoint at PREFIX (dir/model.ckpt-1000)", 2, 2,
-       Join({{{"step", "N", "store it as step N (default: the number PREFIX ends in)"},
+      {"push", "MODEL PREFIX|DIR", "[--step N] [--overwrite [--force]] [--meta KEY=VALUE]...",
+       "upload the checkpoint at PREFIX (dir/model.ckpt-1000), or the\n"
+       "SavedModel version directory DIR (/export/resnet/123)",
+       2, 2,
+       Join({{{"step", "N",
+               "store it as step N (default: the number PREFIX ends in, or DIR's name)"},
               {"overwrite", "", "replace the step if it exists with other content"},
               force_option,
               {"meta", "KEY=VALUE", "metadata stored with the step (repeatable)"}},
              common}),
        Push},
-      {"upload begin", "MODEL STEP [FILE...]", "[--basename B] [--overwrite [--force]]",
+      {"upload begin", "MODEL STEP [FILE...]",
+       "[--basename B | --saved-model DIR] [--overwrite [--force]]",
        "begin a multi-writer upload; prints its id. Without files\n"
        "the upload learns them, and the basename, from its writers",
        2, Command::kAnyNumber,
        Join({{{"basename", "B", "the checkpoint's basename (default: the files' prefix)"},
+              {"saved-model", "DIR",
+               "a SavedModel step: FILEs are paths in DIR (none: every file of DIR)"},
               {"overwrite", "", "replace the step if it exists with other content"},
               force_option},
              common}),
        UploadBegin},
-      {"upload put", "ID FILE...", "",
-       "send local checkpoint files\n(dir/model.ckpt-1000.index, .data-*, .meta)", 2,
-       Command::kAnyNumber, common, UploadPut},
+      {"upload put", "ID [FILE...]", "[--saved-model DIR]",
+       "send local checkpoint files\n(dir/model.ckpt-1000.index, .data-*, .meta), or files "
+       "of a SavedModel", 1, Command::kAnyNumber,
+       Join({{{"saved-model", "DIR",
+               "FILEs are paths in SavedModel directory DIR (none: every file of DIR)"}},
+             common}),
+       UploadPut},
       {"upload status", "ID", "", "the bytes the server holds of each file", 1, 1, common,
        UploadStatus},
       {"upload commit", "ID", "", "make the step visible, whole or not at all", 1, 1,

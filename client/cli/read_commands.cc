@@ -3,6 +3,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -61,9 +62,10 @@ absl::Status List(const std::vector<std::string>& args, Context& ctx) {
   } while (!token.empty());
   if (ctx.json()) return ctx.PrintJson(all);
   for (const v1::Checkpoint& c : all.checkpoints()) {
-    ctx.out() << absl::StrFormat("%-12d %s  %10s  %d files\n", c.step(),
+    ctx.out() << absl::StrFormat("%-12d %s  %10s  %d files%s\n", c.step(),
                                  FormatTime(c.commit_time()), HumanBytes(c.total_bytes()),
-                                 c.files_size());
+                                 c.files_size(),
+                                 c.kind() == v1::SAVED_MODEL ? "  SavedModel" : "");
   }
   return absl::OkStatus();
 }
@@ -81,6 +83,11 @@ absl::Status Graph(const std::vector<std::string>& args, Context& ctx) {
   if (ctx.json()) return ctx.PrintJson(info);
   ctx.out() << "wrote " << *path << " (" << HumanBytes(info.size()) << ", step "
             << info.step();
+  if (info.kind() == v1::SAVED_MODEL) {
+    ctx.out() << (info.tags().empty() ? ", the stored SavedModel"
+                                      : absl::StrCat(", SavedModel MetaGraphDef tags ",
+                                                     absl::StrJoin(info.tags(), ",")));
+  }
   if (!info.collections().empty() || info.node_count() > 0) {
     ctx.out() << ", " << info.node_count()
               << " nodes, collections: " << absl::StrJoin(info.collections(), ",");
@@ -92,9 +99,13 @@ absl::Status Graph(const std::vector<std::string>& args, Context& ctx) {
 absl::Status Collection(const std::vector<std::string>& args, Context& ctx) {
   ASSIGN_OR_RETURN(StepRef step, StepRefOption(ctx.options()));
   ASSIGN_OR_RETURN(Client * client, ctx.Connect());
-  // Decoded by the server, which knows the collection kinds its config registers.
-  ASSIGN_OR_RETURN(v1::GetCollectionResponse collection,
-                   client->GetCollection(args[0], step, args[1]));
+  // Decoded by the server, which knows the collection kinds its config registers;
+  // --tags chooses a SavedModel's MetaGraphDef.
+  const v1::GraphOptions graph_options = GraphOptionsFrom(ctx.options());
+  ASSIGN_OR_RETURN(
+      v1::GetCollectionResponse collection,
+      client->GetCollection(args[0], step, args[1],
+                            {graph_options.tags().begin(), graph_options.tags().end()}));
   if (ctx.json()) {
     ctx.out() << collection.json() << "\n";
   } else {
@@ -190,14 +201,15 @@ std::vector<Command> ReadCommands() {
   return {
       {"latest", "MODEL", "", "the latest step and its files", 1, 1, common, Latest},
       {"list", "[MODEL]", "", "models, or the steps of one model", 0, 1, common, List},
-      {"graph", "MODEL", "[--step N | --alias A] [GRAPH OPTIONS] -o FILE",
+      {"graph", "MODEL", "[--step N | --alias A] [--tags T1,T2] [GRAPH OPTIONS] -o FILE",
        "fetch the (filtered) MetaGraphDef", 1, 1,
-       Join({{{"o", "FILE", "write the MetaGraphDef to FILE (required)", {"output"}}},
+       Join({{{"o", "FILE", "write the MetaGraphDef to FILE (required)", {"output"}},
+              TagsOption()},
              StepOrAliasOptions(), GraphOptions(), common}),
        Graph},
-      {"collection", "MODEL KEY", "[--step N | --alias A]",
+      {"collection", "MODEL KEY", "[--step N | --alias A] [--tags T1,T2]",
        "print one collection of the stored graph (e.g. hparams)", 2, 2,
-       Join({StepOrAliasOptions(), common}), Collection},
+       Join({StepOrAliasOptions(), {TagsOption()}, common}), Collection},
       {"inspect", "MODEL", "[--step N | --alias A] [--verify]",
        "the tensors of a checkpoint; --verify checks each CRC32C", 1, 1,
        Join({StepOrAliasOptions(),

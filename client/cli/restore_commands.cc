@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,6 +32,11 @@ absl::Status Restore(const std::vector<std::string>& args, Context& ctx) {
   ASSIGN_OR_RETURN(Client * client, ctx.Connect());
   ASSIGN_OR_RETURN(v1::Checkpoint c, client->Restore(args[0], args[1], options));
   if (ctx.json()) return ctx.PrintJson(c);
+  if (c.kind() == v1::SAVED_MODEL) {
+    ctx.out() << "restored " << c.model() << " version " << c.step() << " (SavedModel) into "
+              << (std::filesystem::path(args[1]) / std::to_string(c.step())).string() << "\n";
+    return absl::OkStatus();
+  }
   ctx.out() << "restored " << c.model() << " step " << c.step() << " into " << args[1]
             << " as " << c.basename() << "-" << c.step() << "\n";
   return absl::OkStatus();
@@ -57,7 +63,8 @@ absl::Status Sync(const std::vector<std::string>& args, Context& ctx) {
         print_status = s;
       }
     } else {
-      ctx.out() << "switched to " << c.model() << " step " << c.step() << "\n"
+      ctx.out() << "switched to " << c.model()
+                << (c.kind() == v1::SAVED_MODEL ? " version " : " step ") << c.step() << "\n"
                 << std::flush;
     }
   };
@@ -125,15 +132,18 @@ absl::Status Sync(const std::vector<std::string>& args, Context& ctx) {
 std::vector<Command> RestoreCommands() {
   const std::vector<Option> common = Join({{JsonOption()}, ConnectionOptions()});
   const Option keep = {"keep", "K",
-                       "keep at most K checkpoints listed in DIR (the restored one "
-                       "included); 0: all"};
+                       "keep at most K checkpoints listed in DIR (SavedModels: K version "
+                       "directories; the restored one included); 0: all"};
   return {
       {"restore", "MODEL DIR", "[--step N | --alias A] [GRAPH OPTIONS] [--keep K]",
-       "write the checkpoint into DIR so TensorFlow loads it as is", 2, 2,
+       "write the checkpoint into DIR so TensorFlow loads it as is;\n"
+       "a SavedModel step becomes the version directory DIR/<step>/ (TF Serving's base path)",
+       2, 2,
        Join({StepOrAliasOptions(), {keep}, GraphOptions(), common}), Restore},
       {"sync", "MODEL DIR", "[--alias A | --latest] [GRAPH OPTIONS] [--keep K] [--once]",
        "keep DIR holding the newest (or aliased) step, switched\n"
-       "atomically as steps land; runs until interrupted",
+       "atomically as steps land (SavedModels: the newest K version\n"
+       "directories, for TF Serving); runs until interrupted",
        2, 2,
        Join({{{"alias", "A", "follow the step alias A names (default: the latest)"},
               {"latest", "", "follow the latest step (the default)"},

@@ -2,8 +2,9 @@
 // given (issue 11, item 1): Client::Restore, CheckpointSync, `mgreg restore` and
 // `mgreg sync` check every name of the server's answer before anything is written, and
 // a sync skips such a step, keeps serving the current one and moves on (issue 18,
-// item 3).
+// item 3). The same for SavedModel steps restored into TF Serving's base path (issue 15).
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "absl/time/time.h"
 #include "client/client.h"
 #include "client/sync.h"
+#include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "metagraph/checkpoint_state.h"
@@ -252,6 +254,77 @@ TEST_F(HostileServerTest, SyncSkipsAHostileStepOnceKeepsServingAndMovesOnToTheNe
   ExpectOnlyTheVictimOutsideDir({"checkpoint", "model.ckpt-1.index",
                                  "model.ckpt-1.data-00000-of-00001", "model.ckpt-3.index",
                                  "model.ckpt-3.data-00000-of-00001"});
+}
+
+// A SavedModel step answered with `names` (each file's content is its name).
+v1::Checkpoint SavedModelAnswer(const std::vector<std::string>& names, int64_t step = 7) {
+  v1::Checkpoint c;
+  c.set_model("m");
+  c.set_step(step);
+  c.set_kind(v1::SAVED_MODEL);
+  for (const std::string& name : names) {
+    v1::FileInfo* f = c.add_files();
+    f->set_name(name);
+    f->set_size(static_cast<int64_t>(name.size()));
+    f->set_sha256(Sha256Hex(name));
+    c.set_total_bytes(c.total_bytes() + f->size());
+  }
+  return c;
+}
+
+std::map<std::string, std::string> ContentsOf(const v1::Checkpoint& c) {
+  std::map<std::string, std::string> out;
+  for (const v1::FileInfo& f : c.files()) out[f.name()] = f.name();
+  return out;
+}
+
+// Issue 15: RestoreSavedModel, Restore and sync of a SavedModel step check every name
+// before anything is written into TF Serving's base path.
+TEST_F(HostileServerTest, SavedModelRestoreAndSyncRefuseNamesLeavingTheVersionDirectory) {
+  const std::string victim_relative = "../../../victim/train/model.ckpt-1000.index";
+  for (const std::vector<std::string>& names : std::vector<std::vector<std::string>>{
+           {"saved_model.pb", "../evil"},
+           {"saved_model.pb", "variables/../../evil"},
+           {"saved_model.pb", victim_relative},
+           {"saved_model.pb", tmp_.Join("victim/train/model.ckpt-1000.index")},
+           {"saved_model.pb", "assets//x"},
+           {"saved_model.pb", "./x"},
+           {"saved_model.pb", "assets", "assets/vocab.txt"},
+           {"saved_model.pb", "saved_model.pb"},
+           {"variables/variables.index"},  // no saved_model.pb: not a SavedModel
+       }) {
+    const v1::Checkpoint answer = SavedModelAnswer(names);
+    fake_.AnswerRaw(answer, ContentsOf(answer));
+    absl::StatusOr<v1::Checkpoint> r = client_->RestoreSavedModel("m", dir_, RestoreOptions());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << names.back();
+    EXPECT_THAT(r.status().message(), HasSubstr("nothing was written")) << names.back();
+    r = client_->Restore("m", dir_, RestoreOptions());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << names.back();
+    CheckpointSync sync(client_.get(), "m", dir_, SyncOptions());
+    EXPECT_EQ(sync.SyncOnce().status().code(), absl::StatusCode::kInvalidArgument);
+    CommandResult cli = Mgreg({"restore", "m", dir_});
+    EXPECT_EQ(cli.exit_code, 1) << cli.err;
+    EXPECT_THAT(cli.err, HasSubstr("INVALID_ARGUMENT"));
+    ExpectOnlyTheVictimOutsideDir();
+  }
+  EXPECT_EQ(fake_.reads(), 0);  // no byte was even asked for
+
+  // A good version lands whole; a hostile next one leaves it served.
+  const v1::Checkpoint good =
+      SavedModelAnswer({"saved_model.pb", "variables/variables.index",
+                        "variables/variables.data-00000-of-00001", "assets/foo.txt"});
+  fake_.AnswerRaw(good, ContentsOf(good));
+  CommandResult first = Mgreg({"sync", "m", dir_, "--once"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const v1::Checkpoint evil = SavedModelAnswer({"saved_model.pb", "../../evil"}, 8);
+  fake_.AnswerRaw(evil, ContentsOf(evil));
+  CommandResult second = Mgreg({"sync", "m", dir_, "--once"});
+  EXPECT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_THAT(second.err, HasSubstr("skipping m step 8: INVALID_ARGUMENT"));
+  EXPECT_THAT(second.err, HasSubstr(dir_ + " keeps step 7"));
+  ExpectOnlyTheVictimOutsideDir({"7/saved_model.pb", "7/variables/variables.index",
+                                 "7/variables/variables.data-00000-of-00001",
+                                 "7/assets/foo.txt"});
 }
 
 }  // namespace

@@ -139,7 +139,7 @@ TEST(CommandLineTest, AMissingOrStrayValueIsAnError) {
 TEST(CommandLineTest, WrongArgumentsShowTheCommandsUsage) {
   const std::string push = ParseError({"push", "m"});
   EXPECT_THAT(push, HasSubstr("mgreg: wrong arguments for 'push': it takes MODEL PREFIX"));
-  EXPECT_THAT(push, HasSubstr("usage: mgreg push MODEL PREFIX [OPTIONS]"));
+  EXPECT_THAT(push, HasSubstr("usage: mgreg push MODEL PREFIX|DIR [OPTIONS]"));
   EXPECT_THAT(push, HasSubstr("--meta KEY=VALUE"));
   EXPECT_THAT(ParseError({"admin", "check", "extra"}),
               HasSubstr("wrong arguments for 'admin check': it takes no arguments"));
