@@ -54,6 +54,15 @@ class Data:
         self.t2t = os.path.join(self.t2t_dir, "model.ckpt-1")
         self.tictactoe = os.path.join(root, "tictactoe/tf_ckpts/ckpt-19")
         self.tf2onnx = os.path.join(root, "tf2onnx/tests/models/regression/checkpoint/model")
+        serving = os.path.join(root, "serving/tensorflow_serving/servables/tensorflow/testdata")
+        # Real SavedModel version directories (issue 15): TF1 CPU with an asset and a
+        # Snappy index, TF1 GPU, TF2 with fingerprint.pb, and one not named by a number.
+        self.saved_models = [
+            os.path.join(serving, "saved_model_half_plus_two_cpu/00000123"),
+            os.path.join(serving, "saved_model_half_plus_two_gpu/00000123"),
+            os.path.join(serving, "saved_model_half_plus_two_tf2_cpu/00000123"),
+            os.path.join(root, "tf2onnx/tests/models/regression/saved_model"),
+        ]
 
 
 @pytest.fixture(scope="session")

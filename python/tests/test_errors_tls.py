@@ -30,7 +30,8 @@ def test_each_status_maps_to_its_class(client, data, model):
 def test_a_prefix_with_no_checkpoint_names_what_is_missing(client, model, tmp_path):
     with pytest.raises(FileNotFoundError, match="model.ckpt-5.index' does not exist"):
         client.push(model, str(tmp_path / "model.ckpt-5"))
-    with pytest.raises(mgreg.InvalidArgumentError, match="ends in '/'"):
+    # A directory is a SavedModel or nothing: the message names the files looked for.
+    with pytest.raises(FileNotFoundError, match="saved_model.pb' nor .*saved_model.pbtxt'"):
         client.push(model, str(tmp_path) + "/")
     (tmp_path / "model.index").write_bytes(b"x")
     (tmp_path / "model.data-00000-of-00001").write_bytes(b"x")

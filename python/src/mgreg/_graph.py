@@ -11,7 +11,7 @@ from . import errors
 from .v1 import registry_pb2
 
 GRAPH_OPTIONS = ("collection_list", "export_scope", "clear_devices", "strip_default_attrs",
-                 "clear_extraneous_savers", "unbound_inputs_col_name", "as_text")
+                 "clear_extraneous_savers", "unbound_inputs_col_name", "as_text", "tags")
 DEFAULT_UNBOUND_INPUTS = "unbound_inputs"
 
 def graph_options(options):
@@ -41,6 +41,12 @@ def graph_options(options):
         elif name != DEFAULT_UNBOUND_INPUTS:
             o.unbound_inputs_col_name = name
     o.as_text = bool(options.get("as_text", False))
+    tags = options.get("tags")
+    if tags is not None:
+        if isinstance(tags, (str, bytes)):
+            raise errors.InvalidArgumentError(
+                f"tags must be a list of tags, not the string {tags!r}; write tags=[{tags!r}]")
+        o.tags.extend(tags)
     return o
 
 
@@ -96,9 +102,14 @@ def fetch(client, model, step, alias, options, filename=None):
     return data
 
 
-def collection(client, model, key, step, alias):
-    # Decoded by the server, which also knows the collection kinds its config registers.
-    request = registry_pb2.GetCollectionRequest(model=model, key=key, alias=alias or "")
+def collection(client, model, key, step, alias, tags=None):
+    # Decoded by the server, which also knows the collection kinds its config registers;
+    # `tags` choose a SavedModel's MetaGraphDef.
+    if isinstance(tags, (str, bytes)):
+        raise errors.InvalidArgumentError(
+            f"tags must be a list of tags, not the string {tags!r}; write tags=[{tags!r}]")
+    request = registry_pb2.GetCollectionRequest(model=model, key=key, alias=alias or "",
+                                                tags=tags or ())
     if step is not None:
         request.step = step
     return json.loads(client._unary("GetCollection", request).json)["values"]

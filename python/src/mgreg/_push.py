@@ -1,4 +1,5 @@
-"""Push, resume, chunk dedup and the multi-writer upload (as client/client.cc's Push)."""
+"""Push (of a checkpoint prefix or a SavedModel directory), resume, chunk dedup and the
+multi-writer upload (as client/push.cc)."""
 
 import concurrent.futures
 import logging
@@ -8,7 +9,7 @@ import time
 
 import grpc
 
-from . import _local, errors, types
+from . import _local, _saved_model, errors, types
 from .v1 import registry_pb2
 
 log = logging.getLogger("mgreg")
@@ -214,11 +215,33 @@ def _check_force(overwrite, force):
             "step); add overwrite=True or drop force")
 
 
+def _local_files(prefix):
+    """(basename, step or None, kind, {name: path}) of a checkpoint prefix or a SavedModel
+    version directory."""
+    if os.path.isdir(prefix):
+        if not _saved_model.is_saved_model_dir(prefix):
+            raise FileNotFoundError(
+                f"'{prefix}' is a directory but not a SavedModel: neither "
+                f"'{os.path.join(prefix, _saved_model.SAVED_MODEL_PB)}' nor "
+                f"'{os.path.join(prefix, _saved_model.SAVED_MODEL_PBTXT)}' exists; give a "
+                "SavedModel version directory, or a checkpoint prefix such as "
+                f"'{os.path.join(prefix, 'model.ckpt-1000')}' (its .index and .data-* files)")
+        version, paths = _saved_model.find_files(prefix)
+        return "", version, registry_pb2.SAVED_MODEL, paths
+    _, basename, prefix_step, paths = _local.find_files(prefix)
+    return basename, prefix_step, registry_pb2.CHECKPOINT, paths
+
+
 def push(client, model, prefix, *, step, metadata, overwrite, dedup, progress, upload_id,
          on_begin=None, force=False):
     _check_force(overwrite, force)
-    _, basename, prefix_step, paths = _local.find_files(prefix)
+    prefix = os.fspath(prefix)
+    basename, prefix_step, kind, paths = _local_files(prefix)
     step = prefix_step if step is None else step
+    if step is None and kind == registry_pb2.SAVED_MODEL:
+        raise errors.InvalidArgumentError(
+            f"SavedModel directory '{prefix}' is not named by a version number (as in "
+            "/export/resnet/123); pass step=N")
     if step is None:
         raise errors.InvalidArgumentError(
             f"prefix '{prefix}' has no step (no -<number> at its end); pass step=N")
@@ -233,8 +256,8 @@ def push(client, model, prefix, *, step, metadata, overwrite, dedup, progress, u
     for restart in range(2):
         try:
             return _push_once(client, model, step, basename, paths, manifest, total, stats,
-                              metadata=metadata, overwrite=overwrite, force=force,
-                              dedup=dedup,
+                              kind=kind, metadata=metadata, overwrite=overwrite,
+                              force=force, dedup=dedup,
                               progress=progress, upload_id=upload_id, on_begin=on_begin)
         except errors.NotFoundError as e:
             if restart or "upload" not in e.message.lower():
@@ -246,8 +269,8 @@ def push(client, model, prefix, *, step, metadata, overwrite, dedup, progress, u
     raise AssertionError("unreachable")
 
 
-def _push_once(client, model, step, basename, paths, manifest, total, stats, *, metadata,
-               overwrite, force, dedup, progress, upload_id, on_begin):
+def _push_once(client, model, step, basename, paths, manifest, total, stats, *, kind,
+               metadata, overwrite, force, dedup, progress, upload_id, on_begin):
     upload = None
     if upload_id:
         try:
@@ -263,7 +286,8 @@ def _push_once(client, model, step, basename, paths, manifest, total, stats, *, 
     if upload is None:
         upload = client._unary("BeginUpload", registry_pb2.BeginUploadRequest(
             model=model, step=step, basename=basename, files=manifest, overwrite=overwrite,
-            force=force, metadata={str(k): str(v) for k, v in (metadata or {}).items()}))
+            force=force, kind=kind,
+            metadata={str(k): str(v) for k, v in (metadata or {}).items()}))
     if on_begin is not None:
         on_begin(upload.upload_id)
     bar = client._progress(progress, total, f"push {model}@{step}")
@@ -309,15 +333,28 @@ def _abort_quietly(client, upload_id):
         log.warning("mgreg: could not abort upload %s: %s", upload_id, e)
 
 
-def begin_upload(client, model, step, *, basename, files, metadata, overwrite, force=False):
+def begin_upload(client, model, step, *, basename, files, metadata, overwrite, force=False,
+                 saved_model=None):
     _check_force(overwrite, force)
     manifest = []
-    for path in files or ():
+    kind = registry_pb2.CHECKPOINT
+    if saved_model is not None:
+        if basename or files:
+            raise errors.InvalidArgumentError(
+                "a SavedModel upload takes its files from saved_model=DIR: give no basename "
+                "and no files")
+        kind = registry_pb2.SAVED_MODEL
+        _, paths = _saved_model.find_files(saved_model)
+        named = list(paths.items())
+    else:
+        named = [(file_name_of(path), path) for path in files or ()]
+    for name, path in named:
         size, sha = _local.digest_file(path)
-        manifest.append(registry_pb2.FileInfo(name=file_name_of(path), size=size, sha256=sha))
+        manifest.append(registry_pb2.FileInfo(name=name, size=size, sha256=sha))
     upload = client._unary("BeginUpload", registry_pb2.BeginUploadRequest(
-        model=model, step=step, basename=basename, files=manifest, overwrite=overwrite,
-        force=force, metadata={str(k): str(v) for k, v in (metadata or {}).items()}))
+        model=model, step=step, basename=basename or "", files=manifest, overwrite=overwrite,
+        force=force, kind=kind,
+        metadata={str(k): str(v) for k, v in (metadata or {}).items()}))
     return UploadSession(client, upload.upload_id, owner=True)
 
 
@@ -341,8 +378,10 @@ class UploadSession:
             _abort_quietly(self._client, self.id)
 
     def put(self, path, *, name=None, progress=None):
-        """Sends a local checkpoint file (its name comes from the path's suffix), resuming
-        at the bytes the server holds. Returns True once the file is complete."""
+        """Sends a local checkpoint file (its name comes from the path's suffix; a
+        SavedModel's file needs name=, its path inside the version directory, e.g.
+        "variables/variables.index"), resuming at the bytes the server holds. Returns True
+        once the file is complete."""
         name = name or file_name_of(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no file '{path}' to put into upload {self.id}")

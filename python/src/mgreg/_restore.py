@@ -1,4 +1,5 @@
-"""restore(): a step's files into a directory TensorFlow loads as is (as Client::Restore)."""
+"""restore(): a step's files into a directory TensorFlow loads as is, or a SavedModel step
+into TF Serving's base path as BASE/<version>/ (as Client::Restore, RestoreSavedModel)."""
 
 import errno
 import hashlib
@@ -8,7 +9,7 @@ import tempfile
 import grpc
 from google.protobuf import text_format
 
-from . import _graph, _local, _push, errors
+from . import _graph, _local, _push, _saved_model, errors
 from ._tfproto.python.training import checkpoint_state_pb2
 from .v1 import registry_pb2
 
@@ -113,18 +114,32 @@ def remove_checkpoint_files(directory, prefix):
                 pass
 
 
-def restore(client, model, directory, step, *, alias, keep_last, progress, graph_options):
+def restore(client, model, directory, step, *, alias, keep_last, progress, graph_options,
+            remove_newer=False, saved_model_only=False):
     if not isinstance(keep_last, int) or keep_last < 0:
         raise errors.InvalidArgumentError("keep_last must be an int >= 0 (0 keeps every one)")
     options = _graph.graph_options(graph_options)
     directory = os.fspath(directory)
     _check_writable(directory)
     checkpoint = client._get_proto(model, step, alias)
+    if saved_model_only and checkpoint.kind != registry_pb2.SAVED_MODEL:
+        raise errors.FailedPreconditionError(
+            f"step {checkpoint.step} of model '{model}' is a checkpoint, not a SavedModel; "
+            "restore it with restore() into a checkpoint directory")
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as e:
         raise errors.FailedPreconditionError(
             f"cannot create directory '{directory}' ({e.strerror})") from e
+    if checkpoint.kind == registry_pb2.SAVED_MODEL:
+        if options.ByteSize() > 0:
+            raise errors.InvalidArgumentError(
+                f"step {checkpoint.step} of model '{model}' is a SavedModel, restored as "
+                "stored: graph options filter a checkpoint's .meta; drop them (a filtered "
+                "MetaGraphDef of a SavedModel: graph(tags=[...]))")
+        return _saved_model.restore_version(client, checkpoint, directory, keep=keep_last,
+                                            remove_newer=remove_newer, progress=progress,
+                                            download=_download)
     prefix = f"{checkpoint.basename}-{checkpoint.step}"
     filter_graph = options.ByteSize() > 0
     bar = client._progress(progress, checkpoint.total_bytes, f"restore {model}@{checkpoint.step}")

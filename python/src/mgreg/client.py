@@ -134,7 +134,10 @@ class Client:
              dedup=True, progress=None, upload_id=None):
         """Uploads the checkpoint TensorFlow saved at `prefix` (what Saver.save or
         CheckpointManager.save returned) as (model, step) and commits it; returns the
-        Checkpoint. The step defaults to the prefix's `-N`. Files and chunks the server
+        Checkpoint. The step defaults to the prefix's `-N`. `prefix` may also be a
+        SavedModel version directory (what tf.saved_model.save wrote, e.g.
+        /export/resnet/123): every file of it is pushed as one step of kind "saved_model",
+        the step defaulting to the directory's number. Files and chunks the server
         holds are not sent; a dropped stream resumes. Identical content again is a no-op;
         different content raises AlreadyExistsError unless overwrite=True; overwriting a
         pinned or aliased step raises FailedPreconditionError unless force=True too.
@@ -144,14 +147,17 @@ class Client:
                           overwrite=overwrite, force=force, dedup=dedup, progress=progress,
                           upload_id=upload_id)
 
-    def begin_upload(self, model, step, *, basename, files=None, metadata=None,
-                     overwrite=False, force=False):
+    def begin_upload(self, model, step, *, basename=None, files=None, metadata=None,
+                     overwrite=False, force=False, saved_model=None):
         """Opens a multi-writer upload; returns an UploadSession whose `.id` the chief
         hands to its workers (they call `client.upload(id).put(path)`). `files` (local
         paths) form the manifest; without them the upload learns each file from its
-        writer. Leaving `with begin_upload(...)` on an exception aborts the upload."""
+        writer. saved_model=DIR instead announces every file of that SavedModel version
+        directory (workers put them with name=<path inside DIR>). Leaving
+        `with begin_upload(...)` on an exception aborts the upload."""
         return _push.begin_upload(self, model, step, basename=basename, files=files,
-                                  metadata=metadata, overwrite=overwrite, force=force)
+                                  metadata=metadata, overwrite=overwrite, force=force,
+                                  saved_model=saved_model)
 
     def upload(self, upload_id):
         """A handle on an open upload (a worker's); it never aborts the upload."""
@@ -279,15 +285,18 @@ class Client:
         """The MetaGraphDef of a step as bytes, ready for tf.train.import_meta_graph
         (MetaGraphDef.FromString), with export_meta_graph's options applied by the server:
         collection_list, export_scope, clear_devices, strip_default_attrs,
-        clear_extraneous_savers, unbound_inputs_col_name, as_text. `filename` also writes
-        the bytes there atomically. Size and SHA-256 are verified."""
+        clear_extraneous_savers, unbound_inputs_col_name, as_text. For a SavedModel step,
+        tags=[...] chooses its MetaGraphDef (default: the only one); with no option at all
+        its stored saved_model.pb comes back verbatim. `filename` also writes the bytes
+        there atomically. Size and SHA-256 are verified."""
         return _graph.fetch(self, model, step, alias, options, filename)
 
-    def collection(self, model, key, step=None, *, alias=None):
+    def collection(self, model, key, step=None, *, alias=None, tags=None):
         """One collection of the stored graph as a list, equal to `mgreg collection --json`'s
         values (registered protos as dicts, also of the kinds the server's config
-        registers; other bytes as text or base64)."""
-        return _graph.collection(self, model, key, step, alias)
+        registers; other bytes as text or base64). For a SavedModel step, tags=[...]
+        chooses the MetaGraphDef (default: the only one)."""
+        return _graph.collection(self, model, key, step, alias, tags)
 
     def restore(self, model, directory, step=None, *, alias=None, keep_last=0, progress=None,
                 **graph_options):
@@ -295,10 +304,28 @@ class Client:
         tf.train.latest_checkpoint(directory) returns the prefix this returns. Graph
         options (as graph()) filter the written .meta. Files already there with the right
         SHA-256 are kept; each download is verified before it is renamed into place.
-        keep_last keeps that many listed checkpoints (0: all)."""
+        keep_last keeps that many listed checkpoints (0: all).
+
+        A SavedModel step is restored as restore_saved_model() does, `directory` being
+        TF Serving's base path; it returns the version directory."""
         return _restore.restore(self, model, directory, step, alias=alias,
                                 keep_last=keep_last, progress=progress,
                                 graph_options=graph_options)
+
+    def restore_saved_model(self, model, base, step=None, *, alias=None, keep=0,
+                            remove_newer=False, progress=None):
+        """Writes SavedModel step (model, step / alias / latest) as TF Serving's version
+        directory base/<step>/ and returns its path: every file downloaded into a hidden
+        staging directory in `base`, verified by SHA-256 and fsynced (files and
+        directories), then renamed into place whole, so TF Serving never sees a half-written
+        version. Names the server answers are checked before anything is written. keep=K
+        then keeps this version and the newest K-1 others (0: all); remove_newer=True also
+        removes versions above this one (TF Serving serves the highest). A version already
+        there with exactly these files is left as is. FailedPreconditionError for a
+        checkpoint step."""
+        return _restore.restore(self, model, base, step, alias=alias, keep_last=keep,
+                                progress=progress, graph_options={},
+                                remove_newer=remove_newer, saved_model_only=True)
 
     def watch(self, model=None, *, prefix=None, all_models=False, since_revision=-1,
               reconnect=True, include_progress=False):

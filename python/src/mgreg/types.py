@@ -5,6 +5,9 @@ import datetime
 from typing import Dict, Optional, Tuple
 
 
+_SAVED_MODEL = 2  # mgreg.v1.StepKind.SAVED_MODEL
+
+
 def _time(ts):
     if ts is None or (ts.seconds == 0 and ts.nanos == 0):
         return None
@@ -35,6 +38,8 @@ class Checkpoint:
     preserved: bool
     aliases: Tuple[str, ...]
     proto: object = dataclasses.field(repr=False, compare=False)
+    # "checkpoint" or "saved_model" (a SavedModel version: files named by their paths).
+    kind: str = "checkpoint"
 
     @property
     def prefix_name(self):
@@ -48,7 +53,8 @@ class Checkpoint:
                    commit_time=_time(p.commit_time), metadata=dict(p.metadata),
                    graph_sha256=p.graph_sha256, revision=p.revision,
                    total_bytes=p.total_bytes, pinned=p.pinned, preserved=p.preserved,
-                   aliases=tuple(p.aliases), proto=p)
+                   aliases=tuple(p.aliases), proto=p,
+                   kind="saved_model" if p.kind == _SAVED_MODEL else "checkpoint")
 
 
 @dataclasses.dataclass(frozen=True)
