@@ -211,6 +211,48 @@ bool ReadMapEntry(CodedInputStream& in, std::string* key, F read_value) {
   });
 }
 
+// The fields of a MetaGraphDef up to the current limit (or the end of the input).
+bool ReadMetaGraph(CodedInputStream& in, GraphSummary* s) {
+  return ForEachField(in, [&](uint32_t tag) {
+    if (!IsBytes(tag)) return Skip(in, tag);
+    switch (FieldOf(tag)) {
+      case 1:
+        return Nested(in, [&] { return ReadMetaInfo(in, s); });
+      case 2:
+        return Nested(in, [&] { return ReadGraphDef(in, s); });
+      case 3:
+        s->has_saver = true;
+        return Skip(in, tag);
+      case 4: {
+        GraphSummary::Collection c;
+        const bool read = Nested(in, [&] {
+          return ReadMapEntry(in, &c.name, [&](uint32_t) {
+            return Nested(in, [&] { return ReadCollection(in, &c); });
+          });
+        });
+        s->collections.push_back(std::move(c));
+        return read;
+      }
+      case 5: {
+        std::string name;
+        const bool read = Nested(in, [&] {
+          return ReadMapEntry(in, &name, [&](uint32_t t) { return Skip(in, t); });
+        });
+        s->signatures.push_back(std::move(name));
+        return read;
+      }
+      default:
+        return Skip(in, tag);
+    }
+  });
+}
+
+void SortSummary(GraphSummary* s) {
+  std::sort(s->collections.begin(), s->collections.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::sort(s->signatures.begin(), s->signatures.end());
+}
+
 }  // namespace
 
 absl::StatusOr<GraphSummary> SummarizeMetaGraph(MessageSource<v1::FileChunk>& source) {
@@ -220,38 +262,7 @@ absl::StatusOr<GraphSummary> SummarizeMetaGraph(MessageSource<v1::FileChunk>& so
   {
     CodedInputStream in(&stream);
     in.SetRecursionLimit(100);
-    ok = ForEachField(in, [&](uint32_t tag) {
-      if (!IsBytes(tag)) return Skip(in, tag);
-      switch (FieldOf(tag)) {
-        case 1:
-          return Nested(in, [&] { return ReadMetaInfo(in, &s); });
-        case 2:
-          return Nested(in, [&] { return ReadGraphDef(in, &s); });
-        case 3:
-          s.has_saver = true;
-          return Skip(in, tag);
-        case 4: {
-          GraphSummary::Collection c;
-          const bool read = Nested(in, [&] {
-            return ReadMapEntry(in, &c.name, [&](uint32_t) {
-              return Nested(in, [&] { return ReadCollection(in, &c); });
-            });
-          });
-          s.collections.push_back(std::move(c));
-          return read;
-        }
-        case 5: {
-          std::string name;
-          const bool read = Nested(in, [&] {
-            return ReadMapEntry(in, &name, [&](uint32_t t) { return Skip(in, t); });
-          });
-          s.signatures.push_back(std::move(name));
-          return read;
-        }
-        default:
-          return Skip(in, tag);
-      }
-    });
+    ok = ReadMetaGraph(in, &s);
     s.bytes = in.CurrentPosition();
   }
   if (!stream.status().ok()) return stream.status();
@@ -261,10 +272,40 @@ absl::StatusOr<GraphSummary> SummarizeMetaGraph(MessageSource<v1::FileChunk>& so
                      "format breaks near byte ",
                      s.bytes, ")"));
   }
-  std::sort(s.collections.begin(), s.collections.end(),
-            [](const auto& a, const auto& b) { return a.name < b.name; });
-  std::sort(s.signatures.begin(), s.signatures.end());
+  SortSummary(&s);
   return s;
+}
+
+absl::StatusOr<std::vector<GraphSummary>> SummarizeSavedModel(
+    MessageSource<v1::FileChunk>& source) {
+  ChunkInputStream stream(source);
+  std::vector<GraphSummary> out;
+  bool ok;
+  int64_t position = 0;
+  {
+    CodedInputStream in(&stream);
+    in.SetRecursionLimit(100);
+    // SavedModel: saved_model_schema_version = 1, repeated MetaGraphDef meta_graphs = 2.
+    ok = ForEachField(in, [&](uint32_t tag) {
+      if (FieldOf(tag) != 2 || !IsBytes(tag)) return Skip(in, tag);
+      GraphSummary s;
+      const int64_t start = in.CurrentPosition();
+      const bool read = Nested(in, [&] { return ReadMetaGraph(in, &s); });
+      s.bytes = in.CurrentPosition() - start;
+      SortSummary(&s);
+      out.push_back(std::move(s));
+      return read;
+    });
+    position = in.CurrentPosition();
+  }
+  if (!stream.status().ok()) return stream.status();
+  if (!ok || out.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the stored saved_model.pb is not a well-formed SavedModel with a MetaGraphDef "
+        "(the wire format breaks near byte ",
+        position, ")"));
+  }
+  return out;
 }
 
 std::shared_ptr<const GraphSummary> GraphSummaryCache::Find(const std::string& sha256) {

@@ -50,6 +50,12 @@ struct GraphSummary {
 // bytes are not a well-formed MetaGraphDef at the wire level; the source's errors.
 absl::StatusOr<GraphSummary> SummarizeMetaGraph(MessageSource<v1::FileChunk>& source);
 
+// Summarizes each MetaGraphDef of the binary SavedModel (saved_model.pb) whose bytes
+// `source` streams, in stored order (bytes = the MetaGraphDef's own size).
+// INVALID_ARGUMENT if the bytes are not a well-formed SavedModel holding a MetaGraphDef.
+absl::StatusOr<std::vector<GraphSummary>> SummarizeSavedModel(
+    MessageSource<v1::FileChunk>& source);
+
 // Summaries by graph SHA-256, the most recently used `capacity` kept: every step of a
 // model usually stores the identical .meta, so its summary is computed once.
 // Thread-safe.

@@ -380,6 +380,9 @@ absl::Status WebPages::Download(const Request& request) {
     o.set_strip_default_attrs(!request.Param("strip_default_attrs").empty());
     o.set_clear_extraneous_savers(!request.Param("clear_extraneous_savers").empty());
     o.set_as_text(!request.Param("as_text").empty());
+    for (const std::string& t : request.Params("tags")) {
+      if (!t.empty()) o.add_tags(t);  // a SavedModel's MetaGraphDef by tag set
+    }
     ASSIGN_OR_RETURN(std::shared_ptr<MessageSource<v1::MetaGraphChunk>> source,
                      service_->GetMetaGraph(get));
     v1::MetaGraphChunk chunk;

@@ -67,7 +67,82 @@ std::string CountsHtml(const std::string& id, const char* what,
   return out;
 }
 
+// The form exporting the graph through /graph (a SavedModel's MetaGraphDef by `tags`).
+std::string ExportFormHtml(const std::string& model, int64_t step,
+                           const std::vector<std::string>& tags) {
+  std::string hidden;
+  for (const std::string& t : tags) {
+    absl::StrAppend(&hidden, "<input type=\"hidden\" name=\"tags\" value=\"", HtmlEscape(t),
+                    "\">");
+  }
+  return absl::StrCat(
+      "<form class=\"export\" method=\"get\" action=\"/graph\">"
+      "<input type=\"hidden\" name=\"model\" value=\"",
+      HtmlEscape(model), "\"><input type=\"hidden\" name=\"step\" value=\"", step, "\">",
+      hidden,
+      "<label><input type=\"checkbox\" name=\"clear_devices\" value=\"1\"> clear "
+      "devices</label><label><input type=\"checkbox\" name=\"strip_default_attrs\" "
+      "value=\"1\"> strip default attrs</label><label><input type=\"checkbox\" "
+      "name=\"clear_extraneous_savers\" value=\"1\"> clear extraneous savers</label>"
+      "<label><input type=\"checkbox\" name=\"as_text\" value=\"1\"> as text</label>"
+      "<label>export scope <input type=\"text\" name=\"export_scope\" "
+      "placeholder=\"tower_0/\"></label><label>collection <input type=\"text\" "
+      "name=\"collection\" placeholder=\"all\"></label>"
+      "<button type=\"submit\">Export</button></form>");
+}
+
+// A SavedModel step's graph section: each MetaGraphDef (tag set, signatures, size) with
+// an export form, and the stored SavedModel proto to download.
+std::string SavedModelHtml(const v1::Checkpoint& c, const std::string& file_base,
+                           const std::string& proto_name,
+                           const std::vector<GraphSummary>& meta_graphs,
+                           const absl::Status& status) {
+  std::string out = "<h2>SavedModel</h2>";
+  if (!status.ok()) {
+    absl::StrAppend(&out, "<p class=\"error\">", HtmlEscape(status.message()), "</p>");
+  }
+  absl::StrAppend(&out, "<table id=\"meta-graphs\"><thead><tr><th>Tags</th>"
+                        "<th>Signatures</th><th>Nodes</th><th>Functions</th>"
+                        "<th>TensorFlow</th><th>Size</th></tr></thead><tbody>");
+  for (const GraphSummary& g : meta_graphs) {
+    absl::StrAppend(
+        &out, "<tr><td class=\"tags\">",
+        g.tags.empty() ? "<em>(none)</em>" : HtmlEscape(absl::StrJoin(g.tags, ", ")),
+        "</td><td>", HtmlEscape(absl::StrJoin(g.signatures, ", ")), "</td><td class=\"num\">",
+        g.node_count, "</td><td class=\"num\">", g.function_count, "</td><td>",
+        g.tensorflow_version.empty() ? "—" : HtmlEscape(g.tensorflow_version),
+        "</td><td class=\"num\">", FormatBytes(g.bytes), "</td></tr>");
+  }
+  absl::StrAppend(&out, "</tbody></table>");
+  for (const GraphSummary& g : meta_graphs) {
+    absl::StrAppend(&out, "<h3>Export the MetaGraphDef tagged ",
+                    HtmlEscape(absl::StrJoin(g.tags, ", ")), "</h3>",
+                    ExportFormHtml(c.model(), c.step(), g.tags));
+  }
+  absl::StrAppend(
+      &out, "<p><a class=\"download\" id=\"download-saved-model\" href=\"",
+      HtmlEscape(absl::StrCat(file_base, "&name=", UrlEncode(proto_name))), "\">stored ",
+      HtmlEscape(proto_name), "</a> (byte-identical to what was pushed)</p>");
+  return out;
+}
+
 }  // namespace
+
+absl::StatusOr<std::vector<GraphSummary>> WebPages::SavedModelSummaries(
+    const v1::Checkpoint& step, const std::string& proto_name) {
+  if (proto_name != "saved_model.pb") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this SavedModel is stored in text format (", proto_name,
+        "): download it to read its MetaGraphDefs"));
+  }
+  v1::ReadFileRequest read;
+  read.set_model(step.model());
+  read.set_step(step.step());
+  read.set_name(proto_name);
+  ASSIGN_OR_RETURN(std::unique_ptr<MessageSource<v1::FileChunk>> source,
+                   service_->ReadFile(read));
+  return SummarizeSavedModel(*source);
+}
 
 absl::StatusOr<std::shared_ptr<const GraphSummary>> WebPages::Summary(
     const v1::Checkpoint& step) {
@@ -118,9 +193,24 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
   const int64_t tensor_end =
       std::min<int64_t>(tensors.tensors_size(), tensor_offset + tensor_page);
 
+  const bool saved_model = c.kind() == v1::SAVED_MODEL;
+  std::string proto_name;
+  for (const v1::FileInfo& f : c.files()) {
+    if (f.name() == "saved_model.pb" || (f.name() == "saved_model.pbtxt" && proto_name.empty())) {
+      proto_name = f.name();
+    }
+  }
   std::shared_ptr<const GraphSummary> graph;
+  std::vector<GraphSummary> meta_graphs;
   absl::Status graph_status;
-  if (!c.graph_sha256().empty()) {
+  if (saved_model) {
+    absl::StatusOr<std::vector<GraphSummary>> s = SavedModelSummaries(c, proto_name);
+    if (s.ok()) {
+      meta_graphs = std::move(*s);
+    } else {
+      graph_status = s.status();
+    }
+  } else if (!c.graph_sha256().empty()) {
     absl::StatusOr<std::shared_ptr<const GraphSummary>> s = Summary(c);
     if (s.ok()) {
       graph = *s;
@@ -136,6 +226,7 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
   j.BeginObject()
       .Member("model", c.model())
       .Member("step", c.step())
+      .Member("kind", saved_model ? "saved_model" : "checkpoint")
       .Member("basename", c.basename())
       .Member("commit_time", FormatRfc3339(TimeOf(c.commit_time())))
       .Member("total_bytes", c.total_bytes())
@@ -157,8 +248,11 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
         .Member("sha256", f.sha256())
         .Member("download", href)
         .EndObject();
-    absl::StrAppend(&files, "<tr><td>", HtmlEscape(c.basename()), "-", c.step(), ".",
-                    HtmlEscape(f.name()), "</td><td class=\"num\">",
+    absl::StrAppend(&files, "<tr><td>",
+                    saved_model ? HtmlEscape(f.name())
+                                : absl::StrCat(HtmlEscape(c.basename()), "-", c.step(), ".",
+                                               HtmlEscape(f.name())),
+                    "</td><td class=\"num\">",
                     FormatBytes(f.size()), "</td><td class=\"sha\">",
                     HtmlEscape(f.sha256()), "</td><td><a class=\"download\" href=\"",
                     HtmlEscape(href), "\">download</a></td></tr>");
@@ -213,10 +307,28 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
     j.EndArray().Key("signatures").BeginArray();
     for (const std::string& s : graph->signatures) j.String(s);
     j.EndArray().EndObject();
-  } else if (!graph_status.ok()) {
+  } else if (!graph_status.ok() && !saved_model) {
     j.BeginObject().Member("error", std::string(graph_status.message())).EndObject();
   } else {
     j.Null();
+  }
+  if (saved_model) {
+    j.Key("saved_model").BeginObject().Member("proto", proto_name);
+    if (!graph_status.ok()) j.Member("error", std::string(graph_status.message()));
+    j.Key("meta_graphs").BeginArray();
+    for (const GraphSummary& g : meta_graphs) {
+      j.BeginObject().Key("tags").BeginArray();
+      for (const std::string& t : g.tags) j.String(t);
+      j.EndArray().Key("signatures").BeginArray();
+      for (const std::string& sig : g.signatures) j.String(sig);
+      j.EndArray()
+          .Member("node_count", g.node_count)
+          .Member("function_count", g.function_count)
+          .Member("tensorflow_version", g.tensorflow_version)
+          .Member("bytes", g.bytes)
+          .EndObject();
+    }
+    j.EndArray().EndObject();
   }
   j.EndObject();
 
@@ -242,9 +354,12 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
       HtmlEscape(ModelHref(model)), "\">", HtmlEscape(model), "</a> /</p>",
       "<h1 id=\"step-title\">Step ", c.step(), "</h1><p>", flags, "</p>",
       "<dl class=\"facts\"><dt>Committed</dt><dd>", TimeHtml(c.commit_time(), now),
-      "</dd><dt>Size</dt><dd>", FormatBytes(c.total_bytes()), "</dd><dt>Prefix</dt><dd>",
-      HtmlEscape(c.basename()), "-", c.step(), "</dd><dt>Revision</dt><dd>", c.revision(),
-      "</dd></dl>");
+      "</dd><dt>Size</dt><dd>", FormatBytes(c.total_bytes()),
+      saved_model ? absl::StrCat("</dd><dt>Kind</dt><dd id=\"kind\">SavedModel (TF Serving "
+                                 "version ", c.step(), ")")
+                  : absl::StrCat("</dd><dt>Prefix</dt><dd>", HtmlEscape(c.basename()), "-",
+                                 c.step()),
+      "</dd><dt>Revision</dt><dd>", c.revision(), "</dd></dl>");
   if (!meta.empty()) {
     absl::StrAppend(&body,
                     "<h2>Metadata</h2><table id=\"metadata\" class=\"compact\"><tbody>",
@@ -256,10 +371,13 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
       "<th>SHA-256</th><th></th></tr></thead><tbody>",
       files, "</tbody></table>");
 
-  absl::StrAppend(&body, "<h2>Graph</h2>");
-  if (c.graph_sha256().empty()) {
-    absl::StrAppend(&body, "<p class=\"empty\">This step has no .meta.</p>");
+  if (saved_model) {
+    absl::StrAppend(&body,
+                    SavedModelHtml(c, file_base, proto_name, meta_graphs, graph_status));
+  } else if (c.graph_sha256().empty()) {
+    absl::StrAppend(&body, "<h2>Graph</h2><p class=\"empty\">This step has no .meta.</p>");
   } else {
+    absl::StrAppend(&body, "<h2>Graph</h2>");
     if (graph != nullptr) {
       std::string collections;
       for (const auto& col : graph->collections) {
@@ -294,22 +412,12 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
         "<h3>Download the graph</h3><p><a class=\"download\" id=\"download-meta\" "
         "href=\"",
         HtmlEscape(absl::StrCat(file_base, "&name=meta")),
-        "\">stored .meta</a> (byte-identical to what was pushed)</p>"
-        "<form class=\"export\" method=\"get\" action=\"/graph\">"
-        "<input type=\"hidden\" name=\"model\" value=\"",
-        HtmlEscape(model), "\"><input type=\"hidden\" name=\"step\" value=\"", c.step(),
-        "\"><label><input type=\"checkbox\" name=\"clear_devices\" value=\"1\"> clear "
-        "devices</label><label><input type=\"checkbox\" name=\"strip_default_attrs\" "
-        "value=\"1\"> strip default attrs</label><label><input type=\"checkbox\" "
-        "name=\"clear_extraneous_savers\" value=\"1\"> clear extraneous savers</label>"
-        "<label><input type=\"checkbox\" name=\"as_text\" value=\"1\"> as text</label>"
-        "<label>export scope <input type=\"text\" name=\"export_scope\" "
-        "placeholder=\"tower_0/\"></label><label>collection <input type=\"text\" "
-        "name=\"collection\" placeholder=\"all\"></label>"
-        "<button type=\"submit\">Export</button></form>");
+        "\">stored .meta</a> (byte-identical to what was pushed)</p>",
+        ExportFormHtml(model, c.step(), {}));
   }
 
-  absl::StrAppend(&body, "<h2>Tensors</h2><p>", tensors.tensors_size(), " tensors in ",
+  absl::StrAppend(&body, saved_model ? "<h2>Variables</h2><p>" : "<h2>Tensors</h2><p>",
+                  tensors.tensors_size(), " tensors in ",
                   tensors.num_shards(), " shard(s)</p>");
   if (tensors.tensors_size() > 0) {
     absl::StrAppend(

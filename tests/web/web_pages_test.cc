@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -339,6 +340,64 @@ TEST_F(WebPagesTest, DownloadsAreTheStoredMetaAndTheServersFilteredExport) {
   WebResponse bad_scope = HttpGet(port_, "/graph?model=tfx&step=5&format=json");
   EXPECT_EQ(bad_scope.status, 404);
   EXPECT_TRUE(absl::StrContains(bad_scope.body, "\"code\":\"NOT_FOUND\""));
+}
+
+// Issue 15: a SavedModel step renders its files by path, each MetaGraphDef's tag set and
+// signatures, its variables, and exports a MetaGraphDef by tags.
+TEST_F(WebPagesTest, SavedModelStepPageShowsFilesVariablesAndTagSets) {
+  MGREG_REQUIRE_TESTDATA();
+  Start();
+  const std::string dir = TestdataPath(
+      "serving/tensorflow_serving/servables/tensorflow/testdata/"
+      "saved_model_half_plus_two_tf2_cpu/00000123");
+  absl::StatusOr<v1::Checkpoint> pushed = client_->Push("resnet", dir, PushOptions());
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  Struct step = Json("/step?model=resnet&step=123&format=json");
+  EXPECT_EQ(Field(step, "kind").string_value(), "saved_model")
+      << HttpGet(port_, "/step?model=resnet&step=123&format=json").body;
+  std::vector<std::string> names;
+  for (const Value& f : Field(step, "files").list_value().values()) {
+    names.push_back(Field(f.struct_value(), "name").string_value());
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{
+                       "assets/foo.txt", "fingerprint.pb", "saved_model.pb",
+                       "variables/variables.data-00000-of-00001",
+                       "variables/variables.index"}));
+  const Struct& sm = Field(step, "saved_model").struct_value();
+  EXPECT_EQ(Field(sm, "proto").string_value(), "saved_model.pb");
+  EXPECT_FALSE(sm.fields().count("error")) << Field(sm, "error").string_value();
+  const auto& graphs = Field(sm, "meta_graphs").list_value().values();
+  ASSERT_EQ(graphs.size(), 1);
+  const Struct& g = graphs[0].struct_value();
+  ASSERT_EQ(Field(g, "tags").list_value().values_size(), 1);
+  EXPECT_EQ(Field(g, "tags").list_value().values(0).string_value(), "serve");
+  EXPECT_EQ(Field(g, "node_count").number_value(), 29);  // DATA.md: 29 nodes, 14 functions
+  EXPECT_EQ(Field(g, "function_count").number_value(), 14);
+  EXPECT_EQ(Field(g, "tensorflow_version").string_value(), "2.14.0");
+  EXPECT_GT(Field(Field(step, "tensors").struct_value(), "count").number_value(), 0);
+
+  WebResponse html = HttpGet(port_, "/step?model=resnet&step=123");
+  ASSERT_EQ(html.status, 200) << html.body;
+  EXPECT_TRUE(absl::StrContains(html.body, "SavedModel (TF Serving version 123)"));
+  EXPECT_TRUE(absl::StrContains(html.body, "<td>variables/variables.index</td>"));
+  EXPECT_TRUE(absl::StrContains(html.body, "<td class=\"tags\">serve</td>"));
+  EXPECT_TRUE(absl::StrContains(html.body, "serving_default"));
+  EXPECT_TRUE(absl::StrContains(html.body, "id=\"download-saved-model\""));
+  EXPECT_TRUE(absl::StrContains(html.body, "<h2>Variables</h2>"));
+  EXPECT_FALSE(absl::StrContains(html.body, "class=\"error\""));
+
+  WebResponse exported =
+      HttpGet(port_, "/graph?model=resnet&step=123&tags=serve&clear_devices=1");
+  ASSERT_EQ(exported.status, 200) << exported.body;
+  v1::GraphOptions options;
+  options.set_clear_devices(true);
+  options.add_tags("serve");
+  std::string expected;
+  ASSERT_TRUE(client_->FetchGraphBytes("resnet", 123, options, &expected).ok());
+  EXPECT_EQ(exported.body, expected);
+  WebResponse stored = HttpGet(port_, "/file?model=resnet&step=123&name=saved_model.pb");
+  ASSERT_EQ(stored.status, 200);
+  EXPECT_EQ(stored.body, ReadFileOrDie(dir + "/saved_model.pb"));
 }
 
 TEST_F(WebPagesTest, EventsAfterARevisionHoldANewCommitAndAliasMove) {
