@@ -2,20 +2,22 @@
 # library as an exported CMake package, so another project can write
 #   find_package(mgreg CONFIG REQUIRED)
 #   target_link_libraries(app PRIVATE mgreg::client)
-# The client is a static library: the libraries it links (proto, common, metagraph)
-# are installed and exported with it; mgreg-config.cmake finds their dependencies.
+# The client is a static library: the libraries it links (proto, proto_grpc, common,
+# metagraph) are installed and exported with it; mgreg-config.cmake finds their
+# dependencies.
 include(CMakePackageConfigHelpers)
 
 set(MGREG_CMAKE_INSTALL_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/mgreg")
 
 set_target_properties(mgreg_client PROPERTIES EXPORT_NAME client)
 set_target_properties(mgreg_proto PROPERTIES EXPORT_NAME proto)
+set_target_properties(mgreg_proto_grpc PROPERTIES EXPORT_NAME proto_grpc)
 set_target_properties(mgreg_common PROPERTIES EXPORT_NAME common)
 set_target_properties(mgreg_metagraph PROPERTIES EXPORT_NAME metagraph)
 set_target_properties(mgreg_metagraph_checkpoint PROPERTIES EXPORT_NAME metagraph_checkpoint)
 set_target_properties(mgreg_metagraph_export PROPERTIES EXPORT_NAME metagraph_export)
 
-install(TARGETS mgreg_client mgreg_proto mgreg_common mgreg_metagraph
+install(TARGETS mgreg_client mgreg_proto mgreg_proto_grpc mgreg_common mgreg_metagraph
                 mgreg_metagraph_checkpoint mgreg_metagraph_export
         EXPORT mgregTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
@@ -28,6 +30,7 @@ install(TARGETS mgreg_client mgreg_proto mgreg_common mgreg_metagraph
 install(FILES "${PROJECT_SOURCE_DIR}/client/client.h"
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/mgreg/client)
 install(DIRECTORY "${PROJECT_BINARY_DIR}/proto/gen/"
+                  "${PROJECT_BINARY_DIR}/proto/gen_grpc/"
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/mgreg/proto
         FILES_MATCHING PATTERN "*.pb.h")
 

@@ -17,7 +17,7 @@
 #include "leveldb/env.h"
 #include "leveldb/options.h"
 #include "leveldb/table_builder.h"
-#include "server/registry_service.h"
+#include "server/core/registry_service.h"
 #include "storage/store.h"
 #include "tensorflow/core/protobuf/meta_graph.pb.h"
 #include "tensorflow/core/protobuf/tensor_bundle.pb.h"

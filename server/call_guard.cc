@@ -3,7 +3,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
-#include "server/api_errors.h"
+#include "server/core/api_errors.h"
 
 namespace mgreg {
 

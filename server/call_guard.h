@@ -19,7 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/auth.h"
-#include "server/registry_service.h"
+#include "server/core/registry_service.h"
 #include "server/server_metrics.h"
 
 namespace mgreg {

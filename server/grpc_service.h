@@ -8,7 +8,7 @@
 #include "absl/time/time.h"
 #include "server/call_guard.h"
 #include "server/put_file_streams.h"
-#include "server/registry_service.h"
+#include "server/core/registry_service.h"
 #include "server/thread_pool.h"
 
 namespace mgreg {

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "server/api_errors.h"
+#include "server/core/api_errors.h"
 #include "server/grpc_status.h"
 
 namespace mgreg {

@@ -20,7 +20,7 @@
 #include "absl/time/time.h"
 #include "mgreg/v1/registry.pb.h"
 #include "server/call_guard.h"
-#include "server/registry_service.h"
+#include "server/core/registry_service.h"
 #include "server/thread_pool.h"
 
 namespace mgreg {

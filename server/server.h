@@ -13,7 +13,7 @@
 #include "absl/time/time.h"
 #include "mgreg/config/v1/config.pb.h"
 #include "server/call_guard.h"
-#include "server/registry_service.h"
+#include "server/core/registry_service.h"
 #include "storage/rocksdb/rocksdb_open.h"
 #include "storage/store.h"
 

@@ -1,6 +1,6 @@
 #include "server/server_metrics.h"
 
-#include "server/registry_service.h"
+#include "server/core/registry_service.h"
 
 namespace mgreg {
 

@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "mgreg/v1/registry.pb.h"
-#include "server/registry_service.h"
+#include "server/core/registry_service.h"
 
 namespace mgreg::web {
 

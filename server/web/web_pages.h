@@ -37,7 +37,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/auth.h"
-#include "server/registry_service.h"
+#include "server/core/registry_service.h"
 #include "server/web/graph_summary.h"
 
 struct mg_connection;

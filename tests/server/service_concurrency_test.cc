@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
 #include "gtest/gtest.h"
-#include "server/registry_service.h"
+#include "server/core/registry_service.h"
 #include "storage/store.h"
 #include "tests/checkpoint_builder.h"
 #include "tests/test_util.h"

@@ -7,8 +7,8 @@
 // written through on every change. With the in-memory and RocksDB stores the sessions
 // are in this process's memory: an upload does not survive a server restart (its
 // staged chunks are collected when the store reopens).
-#ifndef MGREG_SERVER_UPLOADS_H_
-#define MGREG_SERVER_UPLOADS_H_
+#ifndef MGREG_SERVER_CORE_UPLOADS_H_
+#define MGREG_SERVER_CORE_UPLOADS_H_
 
 #include <cstdint>
 #include <functional>
@@ -183,4 +183,4 @@ class UploadManager {
 
 }  // namespace mgreg
 
-#endif  // MGREG_SERVER_UPLOADS_H_
+#endif  // MGREG_SERVER_CORE_UPLOADS_H_

@@ -1,8 +1,8 @@
 // The registry's newer API error texts, in one place: each says what was wrong and
 // what to change, in the caller's terms. Input echoed in a message goes through
 // Quote(), so a message never carries raw control characters or kilobytes of a name.
-#ifndef MGREG_SERVER_API_ERRORS_H_
-#define MGREG_SERVER_API_ERRORS_H_
+#ifndef MGREG_SERVER_CORE_API_ERRORS_H_
+#define MGREG_SERVER_CORE_API_ERRORS_H_
 
 #include <cstdint>
 #include <string>
@@ -62,4 +62,4 @@ absl::Status NoCheckpointState(absl::string_view model);
 
 }  // namespace mgreg::api_errors
 
-#endif  // MGREG_SERVER_API_ERRORS_H_
+#endif  // MGREG_SERVER_CORE_API_ERRORS_H_

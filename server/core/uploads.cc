@@ -1,4 +1,4 @@
-#include "server/uploads.h"
+#include "server/core/uploads.h"
 
 #include <algorithm>
 #include <functional>

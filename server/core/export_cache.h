@@ -1,8 +1,8 @@
 // A byte-bounded LRU cache of filtered exports, keyed by (graph digest, options).
 // Valid because an export is a deterministic function of both (EXPORT_SEMANTICS D7).
 // Thread-safe.
-#ifndef MGREG_SERVER_EXPORT_CACHE_H_
-#define MGREG_SERVER_EXPORT_CACHE_H_
+#ifndef MGREG_SERVER_CORE_EXPORT_CACHE_H_
+#define MGREG_SERVER_CORE_EXPORT_CACHE_H_
 
 #include <cstdint>
 #include <list>
@@ -54,4 +54,4 @@ class ExportCache {
 
 }  // namespace mgreg
 
-#endif  // MGREG_SERVER_EXPORT_CACHE_H_
+#endif  // MGREG_SERVER_CORE_EXPORT_CACHE_H_

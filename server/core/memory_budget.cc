@@ -1,8 +1,8 @@
-#include "server/memory_budget.h"
+#include "server/core/memory_budget.h"
 
 #include <utility>
 
-#include "server/api_errors.h"
+#include "server/core/api_errors.h"
 
 namespace mgreg {
 

@@ -1,4 +1,4 @@
-#include "server/api_errors.h"
+#include "server/core/api_errors.h"
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"

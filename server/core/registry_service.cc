@@ -1,4 +1,4 @@
-#include "server/registry_service.h"
+#include "server/core/registry_service.h"
 
 #include <algorithm>
 #include <cmath>
@@ -18,7 +18,7 @@
 #include "common/names.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
-#include "server/api_errors.h"
+#include "server/core/api_errors.h"
 #include "metagraph/checkpoint_name.h"
 #include "metagraph/export.h"
 #include "metagraph/export_options.h"

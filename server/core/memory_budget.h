@@ -5,8 +5,8 @@
 // such requests hold never exceeds the budget, whatever the callers do.
 //
 // Thread safety: all methods may be called concurrently.
-#ifndef MGREG_SERVER_MEMORY_BUDGET_H_
-#define MGREG_SERVER_MEMORY_BUDGET_H_
+#ifndef MGREG_SERVER_CORE_MEMORY_BUDGET_H_
+#define MGREG_SERVER_CORE_MEMORY_BUDGET_H_
 
 #include <cstdint>
 #include <string>
@@ -67,4 +67,4 @@ class MemoryBudget {
 
 }  // namespace mgreg
 
-#endif  // MGREG_SERVER_MEMORY_BUDGET_H_
+#endif  // MGREG_SERVER_CORE_MEMORY_BUDGET_H_

@@ -1,4 +1,4 @@
-#include "server/reusable_content.h"
+#include "server/core/reusable_content.h"
 
 #include <optional>
 #include <set>

@@ -11,8 +11,8 @@
 // bytes; storage still deduplicates them physically, which the caller cannot observe.
 //
 // Thread safety: all methods may be called concurrently.
-#ifndef MGREG_SERVER_REUSABLE_CONTENT_H_
-#define MGREG_SERVER_REUSABLE_CONTENT_H_
+#ifndef MGREG_SERVER_CORE_REUSABLE_CONTENT_H_
+#define MGREG_SERVER_CORE_REUSABLE_CONTENT_H_
 
 #include <cstdint>
 #include <functional>
@@ -91,4 +91,4 @@ class ReusableContent {
 
 }  // namespace mgreg
 
-#endif  // MGREG_SERVER_REUSABLE_CONTENT_H_
+#endif  // MGREG_SERVER_CORE_REUSABLE_CONTENT_H_

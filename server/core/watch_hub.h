@@ -5,8 +5,8 @@
 // notified when more arrive.
 //
 // Thread-safe.
-#ifndef MGREG_SERVER_WATCH_HUB_H_
-#define MGREG_SERVER_WATCH_HUB_H_
+#ifndef MGREG_SERVER_CORE_WATCH_HUB_H_
+#define MGREG_SERVER_CORE_WATCH_HUB_H_
 
 #include <cstdint>
 #include <deque>
@@ -116,4 +116,4 @@ v1::WatchEvent ToApiEvent(const storage::Event& event);
 
 }  // namespace mgreg
 
-#endif  // MGREG_SERVER_WATCH_HUB_H_
+#endif  // MGREG_SERVER_CORE_WATCH_HUB_H_

@@ -1,4 +1,4 @@
-#include "server/export_cache.h"
+#include "server/core/export_cache.h"
 
 namespace mgreg {
 

@@ -4,8 +4,8 @@
 //
 // Thread safety: all methods may be called concurrently. A FileSink or MessageSource is
 // used by one thread at a time.
-#ifndef MGREG_SERVER_REGISTRY_SERVICE_H_
-#define MGREG_SERVER_REGISTRY_SERVICE_H_
+#ifndef MGREG_SERVER_CORE_REGISTRY_SERVICE_H_
+#define MGREG_SERVER_CORE_REGISTRY_SERVICE_H_
 
 #include <cstdint>
 #include <functional>
@@ -19,11 +19,11 @@
 #include "absl/time/time.h"
 #include "metagraph/collection_kinds.h"
 #include "mgreg/v1/registry.pb.h"
-#include "server/export_cache.h"
-#include "server/memory_budget.h"
-#include "server/reusable_content.h"
-#include "server/uploads.h"
-#include "server/watch_hub.h"
+#include "server/core/export_cache.h"
+#include "server/core/memory_budget.h"
+#include "server/core/reusable_content.h"
+#include "server/core/uploads.h"
+#include "server/core/watch_hub.h"
 #include "tensorflow/python/training/checkpoint_state.pb.h"
 #include "storage/store.h"
 
@@ -228,4 +228,4 @@ class RegistryService {
 
 }  // namespace mgreg
 
-#endif  // MGREG_SERVER_REGISTRY_SERVICE_H_
+#endif  // MGREG_SERVER_CORE_REGISTRY_SERVICE_H_

@@ -1,6 +1,6 @@
-#include "server/watch_hub.h"
+#include "server/core/watch_hub.h"
 
-#include "server/api_errors.h"
+#include "server/core/api_errors.h"
 
 #include <algorithm>
 #include <utility>
