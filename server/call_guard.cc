@@ -3,7 +3,6 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
-#include "server/core/api_errors.h"
 
 namespace mgreg {
 
@@ -74,35 +73,6 @@ absl::StatusOr<std::string> CallGuard::Authorize(const grpc::CallbackServerConte
   return principal;
 }
 
-absl::Status CallGuard::CheckNewUpload(const std::string& principal,
-                                       const v1::BeginUploadRequest& /*request*/) {
-  // (Sizes are the service's to check: it also sees files learned from PutFile.)
-  if (service_ == nullptr) return absl::OkStatus();
-  if (limits_.max_open_uploads > 0) {
-    const int64_t open = static_cast<int64_t>(service_->open_uploads());
-    if (open >= limits_.max_open_uploads) {
-      return api_errors::TooManyOpenUploads(open, limits_.max_open_uploads);
-    }
-  }
-  if (limits_.max_concurrent_uploads_per_writer > 0) {
-    absl::MutexLock lock(&mu_);
-    std::set<std::string>& ids = uploads_[principal];
-    for (auto it = ids.begin(); it != ids.end();) {
-      it = service_->UploadModel(*it).ok() ? std::next(it) : ids.erase(it);
-    }
-    const int held = static_cast<int>(ids.size()) + reserved_[principal];
-    if (held >= limits_.max_concurrent_uploads_per_writer) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("this writer already has ", held,
-                       " open uploads, this server's limit "
-                       "(limits.max_concurrent_uploads_per_writer); commit or "
-                       "abort one before beginning another"));
-    }
-    ++reserved_[principal];
-  }
-  return absl::OkStatus();
-}
-
 std::string CallGuard::UploadPrincipal(const grpc::CallbackServerContext* ctx,
                                        const std::string& principal) const {
   if (!principal.empty() || ctx == nullptr) return principal;
@@ -110,6 +80,13 @@ std::string CallGuard::UploadPrincipal(const grpc::CallbackServerContext* ctx,
   const std::string peer = ctx->peer();
   const size_t colon = peer.rfind(':');
   return absl::StrCat("peer ", colon == std::string::npos ? peer : peer.substr(0, colon));
+}
+
+ModelFilter CallGuard::VisibleModels(const std::string& principal) const {
+  if (authorizer_ == nullptr) return nullptr;
+  return [authorizer = authorizer_, principal](absl::string_view model) {
+    return authorizer->Covers(principal, model);
+  };
 }
 
 ContentScope CallGuard::ReuseScope(const std::string& principal) const {
@@ -125,14 +102,6 @@ ContentScope CallGuard::ReuseScope(const std::string& principal) const {
     return authorizer->Covers(principal, model);
   };
   return scope;
-}
-
-void CallGuard::FinishNewUpload(const std::string& principal,
-                                const absl::StatusOr<v1::Upload>& upload) {
-  if (limits_.max_concurrent_uploads_per_writer <= 0 || service_ == nullptr) return;
-  absl::MutexLock lock(&mu_);
-  if (--reserved_[principal] <= 0) reserved_.erase(principal);
-  if (upload.ok()) uploads_[principal].insert(upload->upload_id());
 }
 
 absl::Status CallGuard::BeginStream() {

@@ -1,6 +1,9 @@
 // What the gRPC adapter does around every call besides the call itself: authorization
-// (one place for every RPC), limits on uploads, and call metrics. The adapter's shared
-// wrappers call it; handlers only say which action on which model each RPC is.
+// (one place for every RPC), who the caller is to the core's rules (the writer its
+// upload quotas count, what it may see and reuse), limits on streams and queue wait,
+// and call metrics. The adapter's shared wrappers call it; handlers only say which
+// action on which model each RPC is. Upload quotas and visibility rules themselves are
+// the core's (server/core/upload_quota.h, service_options.h).
 //
 // Thread safety: all methods may be called concurrently.
 #ifndef MGREG_SERVER_CALL_GUARD_H_
@@ -9,8 +12,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
-#include <map>
-#include <set>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -32,6 +33,9 @@ struct CallScope {
   std::string upload_id;
 };
 
+// The server's limits as configured (limits.* in the config file). The upload limits
+// (max_upload_bytes, max_concurrent_uploads_per_writer, max_open_uploads) are passed on
+// to the core (RegistryServiceOptions), which enforces them; the guard enforces the rest.
 struct CallLimits {
   // 0 = no limit.
   int64_t max_upload_bytes = 0;
@@ -60,30 +64,18 @@ class CallGuard {
   absl::StatusOr<std::string> Authorize(const grpc::CallbackServerContext* ctx,
                                         const CallScope& scope);
 
-  // Before BeginUpload: RESOURCE_EXHAUSTED if the server holds max_open_uploads open
-  // uploads or `principal` already holds max_concurrent_uploads_per_writer. On OK a
-  // slot is reserved: call FinishNewUpload with the result.
-  absl::Status CheckNewUpload(const std::string& principal,
-                              const v1::BeginUploadRequest& request);
-  // Who counts as one writer for max_concurrent_uploads_per_writer: the grant, or
-  // without tokens the client's host.
+  // Who counts as one writer for the core's max_concurrent_uploads_per_writer: the
+  // grant, or without tokens the client's host.
   std::string UploadPrincipal(const grpc::CallbackServerContext* ctx,
                               const std::string& principal) const;
-  // True if `principal` may read `model` (always, without authorization): listings
-  // show a token only the models it covers.
-  bool MayRead(const std::string& principal, const std::string& model) const {
-    return authorizer_ == nullptr || authorizer_->Covers(principal, model);
-  }
+  // The models `principal` may see in listings and watches (null without
+  // authorization: every model).
+  ModelFilter VisibleModels(const std::string& principal) const;
 
   // What `principal` may reuse of the stored content without sending it: everything
   // without authorization or for a grant without model prefixes, else the models its
   // prefixes cover (issue 11 item 6, see ReusableContent).
   ContentScope ReuseScope(const std::string& principal) const;
-
-  // After BeginUpload (allowed by CheckNewUpload): the reserved slot holds the new
-  // upload, or is released if BeginUpload failed.
-  void FinishNewUpload(const std::string& principal,
-                       const absl::StatusOr<v1::Upload>& upload);
 
   // Before running a unary call that arrived at `start`: DEADLINE_EXCEEDED if it
   // waited for a worker beyond limits.unary_deadline or past the client's deadline.
@@ -107,10 +99,6 @@ class CallGuard {
   RegistryService* const service_;
   const CallLimits limits_;
   absl::Mutex mu_;
-  // principal -> ids of uploads it began (pruned of closed ones when counted).
-  std::map<std::string, std::set<std::string>> uploads_ ABSL_GUARDED_BY(mu_);
-  // principal -> slots reserved by CheckNewUpload and not yet finished.
-  std::map<std::string, int> reserved_ ABSL_GUARDED_BY(mu_);
   int open_streams_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -167,15 +167,12 @@ class WatchWriter : public grpc::ServerWriteReactor<v1::WatchEvent> {
       } else {
         // A token limited to some models sees only their events, also when watching a
         // prefix or every model.
-        CallGuard* guard = core->guard;
         sub = core->service->Watch(
             *request,
             [weak = std::weak_ptr<Core>(core)]() {
               if (auto c = weak.lock()) Core::Schedule(c);
             },
-            [guard, grant = *principal](absl::string_view model) {
-              return guard->MayRead(grant, std::string(model));
-            });
+            core->guard->VisibleModels(*principal));
       }
       absl::MutexLock lock(&core->mu);
       if (!sub.ok()) {
@@ -311,12 +308,8 @@ grpc::ServerUnaryReactor* GrpcRegistryService::BeginUpload(
                [s = service_, g = guard_, ctx](const v1::BeginUploadRequest& r,
                                                const std::string& grant)
                    -> absl::StatusOr<v1::Upload> {
-                 const std::string principal = g->UploadPrincipal(ctx, grant);
-                 absl::Status allowed = g->CheckNewUpload(principal, r);
-                 if (!allowed.ok()) return allowed;
-                 absl::StatusOr<v1::Upload> upload = s->BeginUpload(r, g->ReuseScope(grant));
-                 g->FinishNewUpload(principal, upload);
-                 return upload;
+                 return s->BeginUpload(r, g->ReuseScope(grant),
+                                       g->UploadPrincipal(ctx, grant));
                });
 }
 
@@ -377,22 +370,12 @@ grpc::ServerUnaryReactor* GrpcRegistryService::GetCheckpoint(
 grpc::ServerUnaryReactor* GrpcRegistryService::ListModels(
     grpc::CallbackServerContext* ctx, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
-  // Any reader may list; a token limited to model prefixes sees only its models (a page
-  // may then hold fewer than page_size; the page token stays valid).
+  // Any reader may list; a token limited to model prefixes sees only its models.
   return Unary(ctx, pool_, guard_, "ListModels", CallScope{Action::kRead, "", ""}, request,
                response,
                [s = service_, g = guard_](const v1::ListModelsRequest& r,
-                                          const std::string& principal)
-                   -> absl::StatusOr<v1::ListModelsResponse> {
-                 absl::StatusOr<v1::ListModelsResponse> page = s->ListModels(r);
-                 if (!page.ok()) return page;
-                 auto* models = page->mutable_models();
-                 for (int i = models->size() - 1; i >= 0; --i) {
-                   if (!g->MayRead(principal, models->Get(i).name())) {
-                     models->DeleteSubrange(i, 1);
-                   }
-                 }
-                 return page;
+                                          const std::string& principal) {
+                 return s->ListModels(r, g->VisibleModels(principal));
                });
 }
 

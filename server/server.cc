@@ -122,6 +122,9 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
   }
   RegistryServiceOptions service_options = options.service;
   service_options.max_upload_bytes = options.limits.max_upload_bytes;
+  service_options.max_open_uploads = options.limits.max_open_uploads;
+  service_options.max_concurrent_uploads_per_writer =
+      options.limits.max_concurrent_uploads_per_writer;
   if (!options.in_memory) service_options.data_dir = options.data_dir;
   CallLimits limits = options.limits;
   limits.max_message_bytes = options.max_message_bytes;

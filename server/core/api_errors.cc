@@ -74,6 +74,21 @@ absl::Status TooManyOpenUploads(int64_t open, int64_t limit) {
       "commit or abort uploads, or retry when some have ended"));
 }
 
+absl::Status TooManyUploadsOfWriter(int64_t held) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat("this writer already has ", held,
+                   " open uploads, this server's limit "
+                   "(limits.max_concurrent_uploads_per_writer); commit or "
+                   "abort one before beginning another"));
+}
+
+absl::Status MoreBytesThanAnnounced(absl::string_view file, int64_t size) {
+  return absl::InvalidArgumentError(absl::StrCat("file '", file, "' received more than the ",
+                                                 size,
+                                                 " bytes announced at BeginUpload; announce "
+                                                 "the real size"));
+}
+
 absl::Status WatchRevisionAhead(int64_t since, int64_t current) {
   return absl::OutOfRangeError(absl::StrCat(
       "since_revision ", since, " is beyond the store's current revision ", current,

@@ -37,6 +37,11 @@ absl::Status RestoredNameTooLong(absl::string_view basename, int64_t step,
                                  absl::string_view file, size_t length, size_t limit);
 // RESOURCE_EXHAUSTED: the server's cap on open uploads (all callers) is reached.
 absl::Status TooManyOpenUploads(int64_t open, int64_t limit);
+// RESOURCE_EXHAUSTED: one writer holds limits.max_concurrent_uploads_per_writer uploads.
+absl::Status TooManyUploadsOfWriter(int64_t held);
+// INVALID_ARGUMENT: a PutFile stream sent more bytes of `file` than the `size` its
+// upload announced.
+absl::Status MoreBytesThanAnnounced(absl::string_view file, int64_t size);
 
 // OUT_OF_RANGE: a watch resumes from a revision the store has not reached.
 absl::Status WatchRevisionAhead(int64_t since, int64_t current);

@@ -1,6 +1,9 @@
-// The registry's rules, independent of any transport: validates requests, runs uploads,
-// translates between API messages (mgreg.v1) and storage records, and reads graphs and
-// files back. The gRPC adapter (grpc_service.h) only unpacks, calls and converts.
+// The registry's rules, independent of any transport: a facade over one class per
+// group of calls (upload_calls.h, read_calls.h, settings_calls.h, inspect_calls.h,
+// admin_calls.h), which share request validation (validation.h), the translation
+// between storage records and API messages (api_translation.h) and one reader of
+// chunked content (content_reader.h). The gRPC adapter (server/grpc_service.h) only
+// unpacks, calls and converts.
 //
 // Thread safety: all methods may be called concurrently. A FileSink or MessageSource is
 // used by one thread at a time.
@@ -17,63 +20,22 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "metagraph/collection_kinds.h"
 #include "mgreg/v1/registry.pb.h"
+#include "server/core/admin_calls.h"
 #include "server/core/export_cache.h"
+#include "server/core/inspect_calls.h"
 #include "server/core/memory_budget.h"
+#include "server/core/read_calls.h"
 #include "server/core/reusable_content.h"
+#include "server/core/service_options.h"
+#include "server/core/settings_calls.h"
+#include "server/core/upload_calls.h"
 #include "server/core/uploads.h"
 #include "server/core/watch_hub.h"
-#include "tensorflow/python/training/checkpoint_state.pb.h"
 #include "storage/store.h"
+#include "tensorflow/python/training/checkpoint_state.pb.h"
 
 namespace mgreg {
-
-struct RegistryServiceOptions {
-  // Bytes per chunk of uploaded files (files are cut at multiples of it) and per
-  // streamed message when reading.
-  size_t chunk_bytes = 1u << 20;
-  // Uploads idle for longer are aborted and their staged bytes collected.
-  absl::Duration upload_ttl = absl::Hours(1);
-  // How long a PutFile stream holds its file without a message; after that a stream on
-  // any server sharing the store may take the file over (e.g. the first server died).
-  // Capped at upload_ttl / 2, so that a writer's renewals keep its upload alive.
-  absl::Duration upload_writer_lease = absl::Seconds(30);
-  // Upper bound of the bytes kept by the filtered-export cache.
-  size_t export_cache_bytes = 256u << 20;
-  // Retention of models without a policy of their own (max_to_keep 0 keeps all).
-  storage::RetentionPolicy default_retention;
-  // Largest checkpoint (sum of its file sizes) an upload may hold, announced at
-  // BeginUpload or learned from PutFile headers; 0 = no limit.
-  int64_t max_upload_bytes = 0;
-  // Largest .meta an upload may hold (its export holds it parsed); 0 = no limit.
-  int64_t max_meta_bytes = kDefaultMaxMetaBytes;
-  // Working memory of graph exports, .meta validation and server streams (see
-  // MemoryBudget); 0 = no limit.
-  int64_t memory_budget_bytes = kDefaultMemoryBudgetBytes;
-  // The store's data dir (empty in memory): backups may not go inside it.
-  std::string data_dir;
-  // Collection kinds the config registers besides TensorFlow's (null: none): decoded by
-  // GetCollection, filtered and stripped by GetMetaGraph's export_scope.
-  std::shared_ptr<const CollectionKinds> collection_kinds;
-
-  static constexpr int64_t kDefaultMaxMetaBytes = 128ll << 20;
-  static constexpr int64_t kDefaultMemoryBudgetBytes = 1ll << 30;
-  // Working memory an export reserves per byte of its stored .meta (the stored bytes,
-  // the parsed graph and the output at once; measured below 4.5x, see README), and a
-  // commit's .meta validation.
-  static constexpr int64_t kExportMemoryFactor = 5;
-  static constexpr int64_t kValidateMemoryFactor = 3;
-};
-
-// Produces the messages of a server stream one at a time.
-template <typename Message>
-class MessageSource {
- public:
-  virtual ~MessageSource() = default;
-  // Fills `out` and returns true, or returns false at the end of the stream.
-  virtual absl::StatusOr<bool> Next(Message* out) = 0;
-};
 
 class RegistryService {
  public:
@@ -83,12 +45,15 @@ class RegistryService {
 
   // `scope` (here, in OpenFileSink and FindChunks) is what the caller may read: stored
   // content counts as held for it only if it may reuse it (see ReusableContent).
-  // INVALID_ARGUMENT for a bad name, step, basename or manifest (no index, duplicate or
-  // malformed file names, bad sizes or digests); ALREADY_EXISTS if the step exists with
-  // other files and !overwrite.
+  // `writer` is who counts as one writer for max_concurrent_uploads_per_writer.
+  // RESOURCE_EXHAUSTED if the service holds max_open_uploads open uploads or `writer`
+  // max_concurrent_uploads_per_writer (UploadQuota); INVALID_ARGUMENT for a bad name,
+  // step, basename or manifest (no index, duplicate or malformed file names, bad sizes
+  // or digests); ALREADY_EXISTS if the step exists with other files and !overwrite.
   absl::StatusOr<v1::Upload> BeginUpload(
       const v1::BeginUploadRequest& request,
-      const ContentScope& scope = ContentScope::Everything());
+      const ContentScope& scope = ContentScope::Everything(),
+      const std::string& writer = "");
   // NOT_FOUND for an unknown or expired upload or a file not in its manifest;
   // FAILED_PRECONDITION if the file is being written by another stream or the offset is
   // neither 0 nor the bytes the server holds.
@@ -104,14 +69,18 @@ class RegistryService {
   absl::StatusOr<v1::Checkpoint> GetLatestCheckpoint(
       const v1::GetLatestCheckpointRequest& request);
   absl::StatusOr<v1::Checkpoint> GetCheckpoint(const v1::GetCheckpointRequest& request);
-  // INVALID_ARGUMENT for a page token that is malformed or from another listing.
-  absl::StatusOr<v1::ListModelsResponse> ListModels(const v1::ListModelsRequest& request);
+  // Only the models `visible` accepts (null: all); a page may then hold fewer than
+  // page_size, and its token stays valid. INVALID_ARGUMENT for a page token that is
+  // malformed or from another listing.
+  absl::StatusOr<v1::ListModelsResponse> ListModels(const v1::ListModelsRequest& request,
+                                                    const ModelFilter& visible = nullptr);
   absl::StatusOr<v1::ListCheckpointsResponse> ListCheckpoints(
       const v1::ListCheckpointsRequest& request);
   absl::StatusOr<v1::DeleteCheckpointResponse> DeleteCheckpoint(
       const v1::DeleteCheckpointRequest& request);
 
-  // NOT_FOUND for an unknown model, step or file; OUT_OF_RANGE for an offset past the end.
+  // NOT_FOUND for an unknown model, step or file; OUT_OF_RANGE for an offset past the
+  // end.
   absl::StatusOr<std::unique_ptr<MessageSource<v1::FileChunk>>> ReadFile(
       const v1::ReadFileRequest& request);
   // NOT_FOUND if the step has no .meta; FAILED_PRECONDITION where TensorFlow's export
@@ -174,13 +143,13 @@ class RegistryService {
   // unknown model, OUT_OF_RANGE for a revision no longer retained.
   absl::StatusOr<std::shared_ptr<WatchSubscription>> Watch(
       const v1::WatchCheckpointsRequest& request, std::function<void()> notify,
-      std::function<bool(absl::string_view model)> visible = nullptr);
+      ModelFilter visible = nullptr);
   void Unwatch(const std::shared_ptr<WatchSubscription>& subscription);
   // Ends every watch (server shutdown).
   void CloseWatches();
   size_t watcher_count();
 
-  const ExportCache& export_cache() const { return export_cache_; }
+  const ExportCache& export_cache() const { return reads_.export_cache(); }
   // The working-memory budget; the gRPC adapter reserves its streams' buffers from it.
   MemoryBudget& memory_budget() { return memory_budget_; }
   // What one server stream (ReadFile, GetMetaGraph) pins at most while its reader does
@@ -190,40 +159,13 @@ class RegistryService {
   }
 
  private:
-  // The record of `step`, of the step `alias` names, or of the latest step when
-  // neither is given. INVALID_ARGUMENT if both are given.
-  absl::StatusOr<storage::CheckpointRecord> ResolveStep(absl::string_view model,
-                                                        std::optional<int64_t> step,
-                                                        absl::string_view alias = "");
-  // The API form of a record, with its aliases.
-  absl::StatusOr<v1::Checkpoint> ToApiWithAliases(const storage::CheckpointRecord& record);
-  absl::StatusOr<v1::Model> ModelToApi(absl::string_view model);
-  // Applies the model's retention policy (after a commit or a policy change).
-  absl::Status ApplyRetention(absl::string_view model);
-  absl::StatusOr<std::string> ReadBlob(absl::string_view sha256_hex);
-  absl::Status ValidateCheckpointFiles(const UploadSession& session);
-  // Adds an announced file to an upload; marks it complete if the store holds it and
-  // `scope` may reuse it.
-  absl::Status AddUploadFile(UploadSession& session, const v1::FileInfo& f,
-                             const ContentScope& scope)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(session.mu);
-  // True if `scope` may name the chunk (32-byte SHA-256) instead of sending it: the
-  // store holds it, and a step `scope` may read, `session` itself or another open upload
-  // `scope` began has it.
-  absl::StatusOr<bool> MayReuseChunk(UploadSession& session, const ContentScope& scope,
-                                     const std::string& sha256_raw);
-
-  Store* const store_;
   const RegistryServiceOptions options_;
-  UploadManager uploads_;
-  ExportCache export_cache_;
   MemoryBudget memory_budget_;
-  WatchHub watch_hub_;
-  ReusableContent reusable_;
-  // Serializes retention decisions per service (they read, then delete).
-  absl::Mutex retention_mu_;
-  // One backup at a time: a second one into the same directory then finds it exists.
-  absl::Mutex backup_mu_;
+  SettingsCalls settings_;
+  UploadCalls uploads_;
+  ReadCalls reads_;
+  InspectCalls inspect_;
+  AdminCalls admin_;
 };
 
 }  // namespace mgreg

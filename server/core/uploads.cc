@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "server/core/api_errors.h"
 #include "common/status_macros.h"
 
 namespace mgreg {
@@ -204,9 +205,7 @@ class ChunkingFileSink : public FileSink {
     }
     if (complete_) {
       if (data.empty()) return absl::OkStatus();
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-          "file '", name_, "' received more than the ", size_,
-          " bytes announced at BeginUpload; announce the real size")));
+      return Fail(api_errors::MoreBytesThanAnnounced(name_, size_));
     }
     const int64_t received = base_ + static_cast<int64_t>(buffer_.size() + data.size());
     if (absl::Now() - saved_ > lease_ / 4) {
@@ -258,9 +257,7 @@ class ChunkingFileSink : public FileSink {
     }
     const int64_t want = std::min<int64_t>(static_cast<int64_t>(chunk_bytes_), size_ - base_);
     if (complete_ || want <= 0) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-          "file '", name_, "' received more than the ", size_,
-          " bytes announced at BeginUpload; announce the real size")));
+      return Fail(api_errors::MoreBytesThanAnnounced(name_, size_));
     }
     storage::ChunkRef ref;
     ref.set_sha256(std::string(sha256));

@@ -72,10 +72,11 @@ absl::StatusOr<WebPages::Response> WebPages::ModelsPage(const Request& request) 
     list.set_prefix(prefix);
     list.set_page_token(token);
     list.set_page_size(page_size - static_cast<int>(models.size()));
-    ASSIGN_OR_RETURN(v1::ListModelsResponse page, service_->ListModels(list));
-    for (v1::ModelSummary& m : *page.mutable_models()) {
-      if (MayRead(request, m.name())) models.push_back(std::move(m));
-    }
+    ASSIGN_OR_RETURN(v1::ListModelsResponse page,
+                     service_->ListModels(list, [&](absl::string_view model) {
+                       return MayRead(request, std::string(model));
+                     }));
+    for (v1::ModelSummary& m : *page.mutable_models()) models.push_back(std::move(m));
     token = page.next_page_token();
     if (token.empty()) break;
   }
