@@ -1,21 +1,16 @@
-// Token authorization and the server config file.
+// Token authorization, and the call guard's limits without a transport.
 #include "server/auth.h"
 
 #include <string>
 
-#include "absl/strings/str_cat.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/call_guard.h"
-#include "server/config.h"
-#include "tests/test_util.h"
 
 namespace mgreg {
 namespace {
 
-using ::mgreg::testing::TempDir;
-using ::mgreg::testing::WriteFileOrDie;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -94,67 +89,6 @@ TEST(AuthorizerTest, PlaintextOrMalformedHashesAreRejected) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(ConfigTest, FullConfigApplies) {
-  TempDir tmp;
-  ServerOptions o;
-  const std::string text =
-      absl::StrCat(R"(
-listen: "0.0.0.0:8470"
-data_dir: "/var/lib/mgreg"
-metrics_listen: "0.0.0.0:9464"
-insecure: true
-tokens { name: "ci" sha256: ")",
-                   Sha256Hex("t"), R"(" role: ROLE_WRITER model_prefixes: "ci/" }
-limits { max_upload_bytes: 1000 max_concurrent_uploads_per_writer: 2 max_message_bytes: 8388608
-         max_concurrent_streams: 50 unary_deadline: "2s" max_open_streams: 300 }
-retention { max_to_keep: 5 keep_every_n_hours: 2.5 }
-export_cache_bytes: 1024
-worker_threads: 3
-upload_ttl: "15m"
-shutdown_deadline: "10s"
-min_free_bytes: 1048576
-put_idle_timeout: "90s"
-keepalive_time: "30s"
-)");
-  ASSERT_TRUE(ApplyServerConfigText(text, "c.textproto", &o).ok());
-  EXPECT_EQ(o.listen_address, "0.0.0.0:8470");
-  EXPECT_EQ(o.data_dir, "/var/lib/mgreg");
-  EXPECT_EQ(o.metrics_listen_address, "0.0.0.0:9464");
-  EXPECT_TRUE(o.insecure);
-  EXPECT_EQ(o.tokens.size(), 1);
-  EXPECT_EQ(o.limits.max_upload_bytes, 1000);
-  EXPECT_EQ(o.limits.max_concurrent_uploads_per_writer, 2);
-  EXPECT_EQ(o.max_message_bytes, 8388608);
-  EXPECT_EQ(o.max_concurrent_streams, 50);
-  EXPECT_EQ(o.limits.unary_deadline, absl::Seconds(2));
-  EXPECT_EQ(o.limits.max_open_streams, 300);
-  EXPECT_EQ(o.retention_defaults.max_to_keep(), 5);
-  EXPECT_EQ(o.service.export_cache_bytes, 1024u);
-  EXPECT_EQ(o.worker_threads, 3);
-  EXPECT_EQ(o.service.upload_ttl, absl::Minutes(15));
-  EXPECT_EQ(o.shutdown_deadline, absl::Seconds(10));
-  EXPECT_EQ(o.min_free_bytes, 1048576);
-  EXPECT_EQ(o.put_idle_timeout, absl::Seconds(90));
-  EXPECT_EQ(o.keepalive_time, absl::Seconds(30));
-  EXPECT_TRUE(ValidateServerOptions(o).ok());
-}
-
-TEST(ConfigTest, LimitsDefaultWhenNotConfigured) {
-  ServerOptions o;
-  ASSERT_TRUE(ApplyServerConfigText("limits { max_upload_bytes: 5 }", "c", &o).ok());
-  EXPECT_EQ(o.limits.max_open_streams, 10000);
-  EXPECT_EQ(o.max_concurrent_streams, 100);
-  EXPECT_EQ(o.limits.unary_deadline, absl::ZeroDuration());
-  EXPECT_EQ(o.min_free_bytes, 256ll << 20);
-  ServerOptions off;
-  ASSERT_TRUE(ApplyServerConfigText("min_free_bytes: -1", "c", &off).ok());
-  EXPECT_EQ(off.min_free_bytes, 0);
-  absl::Status bad = ApplyServerConfigText("limits { max_open_streams: -1 }", "c", &o);
-  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(bad.message(), HasSubstr("max_open_streams"));
-}
-
-// CallGuard's limits without a transport (the gRPC tests cover them end to end).
 TEST(CallGuardTest, AUnaryCallQueuedBeyondUnaryDeadlineIsDeadlineExceeded) {
   CallLimits limits;
   limits.unary_deadline = absl::Milliseconds(200);
@@ -179,67 +113,6 @@ TEST(CallGuardTest, OpenStreamsAreCountedUntilTheyEnd) {
   EXPECT_THAT(third.message(), HasSubstr("limits.max_open_streams"));
   guard.EndStream();
   EXPECT_TRUE(guard.BeginStream().ok());
-}
-
-TEST(ConfigTest, SyntaxErrorNamesFileLineAndColumn) {
-  ServerOptions o;
-  absl::Status s = ApplyServerConfigText("listen: \"127.0.0.1:1\"\n\nbogus_field: 3\n",
-                                         "mgreg.textproto", &o);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(s.message()), HasSubstr("mgreg.textproto:3:"));
-  EXPECT_THAT(std::string(s.message()), HasSubstr("bogus_field"));
-}
-
-TEST(ConfigTest, BadTokenNamesItsLine) {
-  ServerOptions o;
-  const std::string text = absl::StrCat(
-      "tokens { name: \"ok\" sha256: \"", Sha256Hex("a"), "\" role: ROLE_READER }\n",
-      "# the next token is wrong\n",
-      "tokens {\n  name: \"plain\"\n  sha256: \"my-secret\"\n  role: ROLE_WRITER\n}\n");
-  absl::Status s = ApplyServerConfigText(text, "c.textproto", &o);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(s.message()), HasSubstr("c.textproto:3:"));
-  EXPECT_THAT(std::string(s.message()), HasSubstr("64 lower-case hex"));
-}
-
-TEST(ConfigTest, BadDurationAndLimitNameTheirLine) {
-  ServerOptions o;
-  absl::Status s = ApplyServerConfigText("\nupload_ttl: \"soon\"\n", "c", &o);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(s.message()), HasSubstr("c:2:"));
-  s = ApplyServerConfigText("limits {\n  max_upload_bytes: -1\n}\n", "c", &o);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(s.message()), HasSubstr("c:2:"));
-}
-
-TEST(ConfigTest, MissingTlsFileIsNotFound) {
-  ServerOptions o;
-  absl::Status s = ApplyServerConfigText(
-      "tls {\n cert_file: \"/nonexistent/cert.pem\"\n key_file: "
-      "\"/nonexistent/key.pem\"\n}\n",
-      "c", &o);
-  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(s.message()), HasSubstr("c:2:"));
-}
-
-TEST(ConfigTest, PlaintextOnPublicAddressNeedsInsecure) {
-  ServerOptions o;
-  o.listen_address = "0.0.0.0:8470";
-  EXPECT_EQ(ValidateServerOptions(o).code(), absl::StatusCode::kFailedPrecondition);
-  o.insecure = true;
-  EXPECT_TRUE(ValidateServerOptions(o).ok());
-  o.insecure = false;
-  o.listen_address = "127.0.0.1:0";
-  EXPECT_TRUE(ValidateServerOptions(o).ok());
-  EXPECT_TRUE(IsLoopbackAddress("[::1]:80"));
-  EXPECT_TRUE(IsLoopbackAddress("localhost:80"));
-  EXPECT_FALSE(IsLoopbackAddress("10.0.0.1:80"));
-}
-
-TEST(ConfigTest, MissingConfigFileIsNotFound) {
-  ServerOptions o;
-  EXPECT_EQ(ApplyServerConfigFile("/nonexistent/mgreg.textproto", &o).code(),
-            absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -1,0 +1,180 @@
+// Upload sessions without the service around them: the set of open uploads
+// (UploadManager), a session's basename, and writing a file through a FileSink
+// (server/core/uploads.h).
+#include "server/core/uploads.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/time/clock.h"
+#include "common/sha256.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "storage/store.h"
+
+namespace mgreg::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr size_t kChunkBytes = 4;
+const std::string kContent = "0123456789";  // 10 bytes: chunks of 4, 4, 2
+
+class UploadsTest : public ::testing::Test {
+ protected:
+  // A session of model "m" step 1 announcing "index" (kContent) and "meta".
+  std::shared_ptr<UploadSession> NewSession(const std::string& owner = "") {
+    v1::BeginUploadRequest request;
+    request.set_model("m");
+    request.set_step(1);
+    std::shared_ptr<UploadSession> session = uploads_.New(request, owner);
+    absl::MutexLock lock(&session->mu);
+    for (const auto& [name, bytes] :
+         {std::pair<std::string, std::string>{"index", kContent}, {"meta", "graph"}}) {
+      UploadFileState& state = session->files[name];
+      state.file.set_name(name);
+      state.file.set_size(static_cast<int64_t>(bytes.size()));
+      state.file.set_sha256(Sha256Hex(bytes));
+    }
+    EXPECT_TRUE(uploads_.Start(session).ok());
+    return session;
+  }
+
+  absl::StatusOr<std::unique_ptr<FileSink>> Open(std::shared_ptr<UploadSession> session,
+                                                 const std::string& name,
+                                                 int64_t offset = 0) {
+    return OpenUploadFileSink(std::move(session), name, offset, kChunkBytes, store_.get(),
+                              absl::Seconds(30), [](const std::string&) { return true; });
+  }
+
+  std::unique_ptr<Store> store_ = NewMemoryStore();
+  UploadManager uploads_{store_.get(), absl::Seconds(30)};
+};
+
+TEST_F(UploadsTest, OpenUploadsAreFoundUntilRemoved) {
+  std::shared_ptr<UploadSession> a = NewSession();
+  std::shared_ptr<UploadSession> b = NewSession();
+  EXPECT_NE(a->id(), b->id());
+  EXPECT_EQ(uploads_.open_count(), 2u);
+  ASSERT_TRUE(uploads_.Find(a->id()).ok());
+  EXPECT_TRUE(uploads_.Remove(a->id()).ok());
+  EXPECT_TRUE(uploads_.Remove(a->id()).ok());  // OK once gone
+  EXPECT_EQ(uploads_.Find(a->id()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(uploads_.Find("never-begun").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(uploads_.open_count(), 1u);
+  // A removed session is closed: no file of it can be opened any more.
+  EXPECT_EQ(Open(a, "index").status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(UploadsTest, IdleUploadsAreTakenAtTheirCutoff) {
+  std::shared_ptr<UploadSession> session = NewSession();
+  EXPECT_TRUE(uploads_.TakeIdle(absl::Now() - absl::Hours(1)).empty());
+  std::vector<std::string> idle = uploads_.TakeIdle(absl::Now() + absl::Seconds(1));
+  ASSERT_EQ(idle.size(), 1u);
+  EXPECT_EQ(idle[0], session->id());
+  EXPECT_EQ(uploads_.open_count(), 0u);
+}
+
+TEST_F(UploadsTest, AFileWrittenInPiecesIsCompleteAndCutIntoChunks) {
+  std::shared_ptr<UploadSession> session = NewSession();
+  absl::StatusOr<std::unique_ptr<FileSink>> sink = Open(session, "index");
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  ASSERT_TRUE((*sink)->Append("012").ok());
+  ASSERT_TRUE((*sink)->Append("3456").ok());
+  ASSERT_TRUE((*sink)->Append("789").ok());
+  absl::StatusOr<v1::PutFileResponse> done = (*sink)->Finish();
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_TRUE(done->complete());
+  EXPECT_EQ(done->held_bytes(), 10);
+  absl::MutexLock lock(&session->mu);
+  const UploadFileState& state = session->files.at("index");
+  EXPECT_TRUE(state.complete);
+  ASSERT_EQ(state.chunks.size(), 3u);
+  EXPECT_EQ(state.chunks[0].size(), 4u);
+  EXPECT_EQ(state.chunks[2].size(), 2u);
+  EXPECT_EQ(state.chunks[1].sha256(), Sha256Raw("4567"));
+}
+
+TEST_F(UploadsTest, AnIncompleteStreamKeepsWholeChunksAndResumesAtThem) {
+  std::shared_ptr<UploadSession> session = NewSession();
+  {
+    absl::StatusOr<std::unique_ptr<FileSink>> sink = Open(session, "index");
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    ASSERT_TRUE((*sink)->Append("012345").ok());
+    absl::Status ended = (*sink)->Finish().status();
+    EXPECT_EQ(ended.code(), absl::StatusCode::kDataLoss);
+    EXPECT_THAT(ended.message(), HasSubstr("resume with offset 4"));
+  }
+  // Only 0 (start over) or the held bytes are valid offsets.
+  EXPECT_EQ(Open(session, "index", 6).status().code(), absl::StatusCode::kFailedPrecondition);
+  absl::StatusOr<std::unique_ptr<FileSink>> resumed = Open(session, "index", 4);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  ASSERT_TRUE((*resumed)->Append("456789").ok());
+  absl::StatusOr<v1::PutFileResponse> done = (*resumed)->Finish();
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_TRUE(done->complete());
+}
+
+TEST_F(UploadsTest, BytesThatDoNotMatchTheAnnouncedDigestAreDataLoss) {
+  std::shared_ptr<UploadSession> session = NewSession();
+  absl::StatusOr<std::unique_ptr<FileSink>> sink = Open(session, "index");
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  absl::Status s = (*sink)->Append("0123456780");
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(), HasSubstr("send it again from offset 0"));
+  absl::MutexLock lock(&session->mu);
+  EXPECT_EQ(session->files.at("index").held, 0);
+  EXPECT_FALSE(session->files.at("index").complete);
+}
+
+TEST_F(UploadsTest, MoreBytesThanAnnouncedAreRefused) {
+  std::shared_ptr<UploadSession> session = NewSession();
+  absl::StatusOr<std::unique_ptr<FileSink>> sink = Open(session, "meta");
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  absl::Status s = (*sink)->Append("graph and more");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("announce the real size"));
+}
+
+TEST_F(UploadsTest, OneStreamPerFileAndOnlyFilesOfTheManifest) {
+  std::shared_ptr<UploadSession> session = NewSession();
+  absl::StatusOr<std::unique_ptr<FileSink>> first = Open(session, "index");
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::Status second = Open(session, "index").status();
+  EXPECT_EQ(second.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.message(), HasSubstr("being written by another stream"));
+  // Another file of the same upload is free.
+  EXPECT_TRUE(Open(session, "meta").ok());
+  absl::Status unknown = Open(session, "data-00000-of-00001").status();
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(unknown.message(), HasSubstr("its files are: index meta"));
+  // Once the first stream is gone, the file can be written again.
+  first->reset();
+  EXPECT_TRUE(Open(session, "index").ok());
+}
+
+TEST_F(UploadsTest, AnUploadLearnsOneBasenameFromItsWriters) {
+  std::shared_ptr<UploadSession> session = NewSession();
+  absl::MutexLock lock(&session->mu);
+  ASSERT_TRUE(session->LearnBasename("model.ckpt").ok());
+  EXPECT_EQ(session->basename, "model.ckpt");
+  EXPECT_TRUE(session->LearnBasename("model.ckpt").ok());
+  absl::Status other = session->LearnBasename("other.ckpt");
+  EXPECT_EQ(other.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(other.message(), HasSubstr("learned basename 'model.ckpt'"));
+}
+
+TEST_F(UploadsTest, AnOwnersOpenUploadsLendTheirChunksToItsOtherUploads) {
+  std::shared_ptr<UploadSession> session = NewSession("alice");
+  absl::StatusOr<std::unique_ptr<FileSink>> sink = Open(session, "index");
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  ASSERT_TRUE((*sink)->Append(kContent).ok());
+  EXPECT_TRUE(*uploads_.OwnerHoldsChunk("alice", Sha256Raw("0123")));
+  EXPECT_FALSE(*uploads_.OwnerHoldsChunk("bob", Sha256Raw("0123")));
+  EXPECT_FALSE(*uploads_.OwnerHoldsChunk("alice", Sha256Raw("nothing")));
+  ASSERT_TRUE(uploads_.Remove(session->id()).ok());
+  EXPECT_FALSE(*uploads_.OwnerHoldsChunk("alice", Sha256Raw("0123")));
+}
+
+}  // namespace
+}  // namespace mgreg::testing
