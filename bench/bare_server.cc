@@ -1,5 +1,6 @@
 #include "bench/bare_server.h"
 
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -8,8 +9,6 @@
 #include <map>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "mgreg/v1/registry.grpc.pb.h"
 
@@ -21,7 +20,8 @@ constexpr size_t kMessageBytes = 1u << 20;
 // Streams `size` bytes from `payload`, one 1 MiB message per write.
 class BareFileWriter : public grpc::ServerWriteReactor<v1::FileChunk> {
  public:
-  BareFileWriter(const std::string* payload, int64_t size) : payload_(payload), size_(size) {
+  BareFileWriter(const std::string* payload, int64_t size)
+      : payload_(payload), size_(size) {
     Next();
   }
   void OnWriteDone(bool ok) override {
@@ -57,7 +57,9 @@ class BareFileWriter : public grpc::ServerWriteReactor<v1::FileChunk> {
 class BareRegistry final : public v1::Registry::CallbackService {
  public:
   BareRegistry(std::map<std::string, int64_t> sizes, v1::Checkpoint latest)
-      : sizes_(std::move(sizes)), latest_(std::move(latest)), payload_(kMessageBytes, '\x5a') {
+      : sizes_(std::move(sizes)),
+        latest_(std::move(latest)),
+        payload_(kMessageBytes, '\x5a') {
     for (size_t i = 0; i < payload_.size(); ++i) payload_[i] = static_cast<char>(i * 131);
   }
 

@@ -22,8 +22,8 @@
 #include <random>
 #include <sstream>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/crc32c.h"
 #include "leveldb/env.h"
@@ -139,7 +139,8 @@ ChildProcess::~ChildProcess() {
 
 double CpuSeconds(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
   // Fields after the ")" that closes the command name; utime and stime are fields 14
   // and 15 of the whole line, i.e. the 12th and 13th after it.
   const size_t close = text.rfind(')');
@@ -168,7 +169,8 @@ std::string SelfPath() { return fs::read_symlink("/proc/self/exe").string(); }
 std::string SelfDir() { return fs::path(SelfPath()).parent_path().string(); }
 
 std::string ServerBinary() {
-  if (const char* env = std::getenv("MGREG_SERVER_BIN"); env != nullptr && *env) return env;
+  if (const char* env = std::getenv("MGREG_SERVER_BIN"); env != nullptr && *env)
+    return env;
   return (fs::path(SelfDir()).parent_path() / "server" / "mgreg-server").string();
 }
 
@@ -193,7 +195,8 @@ void RemoveTree(const std::string& path) {
 void RequireFreeSpace(const std::string& path, int64_t bytes) {
   struct statvfs st;
   if (statvfs(path.c_str(), &st) != 0) Die(absl::StrCat("statvfs ", path, " failed"));
-  const int64_t free = static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
+  const int64_t free =
+      static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
   if (free < bytes) {
     Die(absl::StrFormat("%s has %.1f GiB free, the benchmark needs %.1f GiB", path,
                         free / (kMiB * 1024), bytes / (kMiB * 1024)));
@@ -202,18 +205,18 @@ void RequireFreeSpace(const std::string& path, int64_t bytes) {
 
 void PrintAbsoluteResult(absl::string_view scenario, absl::string_view name, double value,
                          double target, absl::string_view figures) {
-  std::printf("RESULT %.*s %.*s=%.2f target=%g %s%s%.*s%s\n",
-              static_cast<int>(scenario.size()), scenario.data(),
-              static_cast<int>(name.size()), name.data(), value, target,
-              value <= target ? "PASS" : "MISS", figures.empty() ? "" : " (",
-              static_cast<int>(figures.size()), figures.data(), figures.empty() ? "" : ")");
+  std::printf(
+      "RESULT %.*s %.*s=%.2f target=%g %s%s%.*s%s\n", static_cast<int>(scenario.size()),
+      scenario.data(), static_cast<int>(name.size()), name.data(), value, target,
+      value <= target ? "PASS" : "MISS", figures.empty() ? "" : " (",
+      static_cast<int>(figures.size()), figures.data(), figures.empty() ? "" : ")");
   std::fflush(stdout);
 }
 
 std::unique_ptr<ChildProcess> StartServer(const std::string& data_dir,
                                           const std::vector<std::string>& extra_args) {
-  std::vector<std::string> argv = {ServerBinary(), "--listen", "127.0.0.1:0", "--data-dir",
-                                   data_dir};
+  std::vector<std::string> argv = {ServerBinary(), "--listen", "127.0.0.1:0",
+                                   "--data-dir", data_dir};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   return ChildProcess::Start(argv, /*cpu=*/0, "listening on");
 }
@@ -245,7 +248,8 @@ std::string MetricsAddress(const ChildProcess& server) {
 std::string HttpGet(const std::string& host_port, const std::string& path) {
   const size_t colon = host_port.rfind(':');
   int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(host_port.substr(colon + 1), &port)) {
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(host_port.substr(colon + 1), &port)) {
     Die(absl::StrCat("bad address ", host_port));
   }
   const int sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -258,7 +262,8 @@ std::string HttpGet(const std::string& host_port, const std::string& path) {
   }
   const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", host_port,
                                            "\r\nConnection: close\r\n\r\n");
-  if (send(sock, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) {
+  if (send(sock, request.data(), request.size(), 0) !=
+      static_cast<ssize_t>(request.size())) {
     Die(absl::StrCat("cannot send to ", host_port));
   }
   std::string response;
@@ -272,9 +277,10 @@ std::string HttpGet(const std::string& host_port, const std::string& path) {
   }
   close(sock);
   const size_t body = response.find("\r\n\r\n");
-  if (response.rfind("HTTP/1.", 0) != 0 || response.find(" 200 ") > response.find("\r\n") ||
-      body == std::string::npos) {
-    Die(absl::StrCat("GET http://", host_port, path, " failed: ", response.substr(0, 200)));
+  if (response.rfind("HTTP/1.", 0) != 0 ||
+      response.find(" 200 ") > response.find("\r\n") || body == std::string::npos) {
+    Die(absl::StrCat("GET http://", host_port, path,
+                     " failed: ", response.substr(0, 200)));
   }
   return response.substr(body + 4);
 }
@@ -291,7 +297,8 @@ double MetricValue(const std::string& exposition, const std::string& name,
     if (!label_match.empty() && line.find(label_match) == std::string::npos) continue;
     const size_t space = line.rfind(' ');
     double v = 0;
-    if (space != std::string::npos && absl::SimpleAtod(line.substr(space + 1), &v)) sum += v;
+    if (space != std::string::npos && absl::SimpleAtod(line.substr(space + 1), &v))
+      sum += v;
   }
   return sum;
 }
@@ -333,8 +340,9 @@ void FillFloats(std::string* buf, uint64_t* state) {
 }
 
 // Writes `<prefix>.index`: the header and `entries` (a LevelDB table, no compression).
-void WriteBundleIndex(const std::string& prefix, int num_shards,
-                      const std::map<std::string, tensorflow::BundleEntryProto>& entries) {
+void WriteBundleIndex(
+    const std::string& prefix, int num_shards,
+    const std::map<std::string, tensorflow::BundleEntryProto>& entries) {
   leveldb::WritableFile* file = nullptr;
   leveldb::Status s = leveldb::Env::Default()->NewWritableFile(prefix + ".index", &file);
   if (!s.ok()) Die(s.ToString());
@@ -408,8 +416,9 @@ std::string WriteBenchCheckpoint(const std::string& dir, const std::string& base
   return prefix;
 }
 
-std::string WriteBenchCheckpointTensors(const std::string& dir, const std::string& basename,
-                                        int64_t step, const std::vector<uint64_t>& tensor_seeds,
+std::string WriteBenchCheckpointTensors(const std::string& dir,
+                                        const std::string& basename, int64_t step,
+                                        const std::vector<uint64_t>& tensor_seeds,
                                         int num_shards, int64_t tensor_bytes) {
   const std::string prefix = absl::StrCat(dir, "/", basename, "-", step);
   std::map<std::string, tensorflow::BundleEntryProto> entries;
@@ -437,7 +446,8 @@ std::vector<std::string> CheckpointFiles(const std::string& prefix) {
   const std::string stem = p.filename().string() + ".";
   std::vector<std::string> out;
   for (const fs::directory_entry& e : fs::directory_iterator(p.parent_path())) {
-    if (e.path().filename().string().rfind(stem, 0) == 0) out.push_back(e.path().string());
+    if (e.path().filename().string().rfind(stem, 0) == 0)
+      out.push_back(e.path().string());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -538,7 +548,8 @@ double SendToSink(const std::string& address, const std::vector<std::string>& fi
   if (read(sock, &ack, 1) != 1) Die("the sink did not acknowledge");
   const double seconds = Now() - start;
   close(sock);
-  if (sent != expect_bytes) Die("sent a different number of bytes than the checkpoint has");
+  if (sent != expect_bytes)
+    Die("sent a different number of bytes than the checkpoint has");
   return seconds;
 }
 
@@ -677,7 +688,6 @@ std::string GenerateMetaGraph(int nodes, uint64_t seed) {
   collections["train_op"].mutable_node_list()->add_value(names.back());
   return mg.SerializeAsString();
 }
-
 
 std::unique_ptr<Client> ConnectClient(const std::string& address, int connection) {
   ClientOptions options;

@@ -18,7 +18,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-
 #include "client/client.h"
 
 namespace mgreg::bench {
@@ -41,8 +40,8 @@ void PinToCpu(int cpu);
 class ChildProcess {
  public:
   // Starts argv[0] (a path) pinned to `cpu` and waits up to 60 s for the ready line.
-  static std::unique_ptr<ChildProcess> Start(const std::vector<std::string>& argv, int cpu,
-                                             absl::string_view ready);
+  static std::unique_ptr<ChildProcess> Start(const std::vector<std::string>& argv,
+                                             int cpu, absl::string_view ready);
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
@@ -80,8 +79,8 @@ void RemoveTree(const std::string& path);
 void RequireFreeSpace(const std::string& path, int64_t bytes);
 
 // Starts mgreg-server on 127.0.0.1:0 with a RocksDB data dir, pinned to CPU 0.
-std::unique_ptr<ChildProcess> StartServer(const std::string& data_dir,
-                                          const std::vector<std::string>& extra_args = {});
+std::unique_ptr<ChildProcess> StartServer(
+    const std::string& data_dir, const std::vector<std::string>& extra_args = {});
 
 double Median(std::vector<double> values);
 // The value at quantile q (0..1) of `values`, nearest rank.
@@ -109,7 +108,8 @@ void PrintAbsoluteResult(absl::string_view scenario, absl::string_view name, dou
 
 // Seconds since an arbitrary point, monotonic.
 inline double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration<double>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -134,8 +134,9 @@ std::vector<std::string> CheckpointFiles(const std::string& prefix);
 // two checkpoints that share a seed share that tensor's bytes exactly. The tensors are
 // spread over `num_shards` data shards in order (the first shards get one more when the
 // count does not divide). Returns the prefix.
-std::string WriteBenchCheckpointTensors(const std::string& dir, const std::string& basename,
-                                        int64_t step, const std::vector<uint64_t>& tensor_seeds,
+std::string WriteBenchCheckpointTensors(const std::string& dir,
+                                        const std::string& basename, int64_t step,
+                                        const std::vector<uint64_t>& tensor_seeds,
                                         int num_shards, int64_t tensor_bytes);
 
 // The disk floor of pushes (PERF.md): a receiver that, for each TCP connection, writes

@@ -12,14 +12,15 @@
 // report.
 //
 //   export_warm_bench [--pairs N] [--calls K] [--nodes N]
-// Also: export_warm_bench --bare-server ... (the floor's server; started by the benchmark).
+// Also: export_warm_bench --bare-server ... (the floor's server; started by the
+// benchmark).
+#include <grpcpp/grpcpp.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -73,8 +74,8 @@ void StreamBare(v1::Registry::Stub* stub, int64_t size) {
   while (reader->Read(&chunk)) received += static_cast<int64_t>(chunk.data().size());
   const grpc::Status status = reader->Finish();
   if (!status.ok() || received != size) {
-    Die(absl::StrCat("bare stream: ", status.error_message(), ", ", received, " of ", size,
-                     " bytes"));
+    Die(absl::StrCat("bare stream: ", status.error_message(), ", ", received, " of ",
+                     size, " bytes"));
   }
 }
 
@@ -93,7 +94,8 @@ int Main(int argc, char** argv) {
   RequireFreeSpace(tmp, 2ll << 30);
   const std::string graph = GenerateMetaGraph(nodes, 42);
   if (graph.size() < 50'000'000 || nodes < 100'000) {
-    Die(absl::StrFormat("graph of %d nodes, %.1f MB: export-warm needs >= 50 MB, >= 100k "
+    Die(
+        absl::StrFormat("graph of %d nodes, %.1f MB: export-warm needs >= 50 MB, >= 100k "
                         "nodes",
                         nodes, graph.size() / kMB));
   }
@@ -107,7 +109,8 @@ int Main(int argc, char** argv) {
     if (!meta) Die("cannot write the .meta");
   }
 
-  auto server = StartServer(absl::StrCat(tmp, "/data"), {"--metrics-listen", "127.0.0.1:0"});
+  auto server =
+      StartServer(absl::StrCat(tmp, "/data"), {"--metrics-listen", "127.0.0.1:0"});
   const std::string metrics = MetricsAddress(*server);
   std::unique_ptr<Client> client_owner = ConnectClient(server->address());
   Client& client = *client_owner;
@@ -122,8 +125,8 @@ int Main(int argc, char** argv) {
   v1::GraphOptions& graph_options = *request.mutable_options();
   graph_options.set_clear_devices(true);
   graph_options.set_export_scope("linear");
-  for (const char* c : {"variables", "trainable_variables", "savers", "summaries",
-                        "train_op"}) {
+  for (const char* c :
+       {"variables", "trainable_variables", "savers", "summaries", "train_op"}) {
     graph_options.add_collection_list(c);
   }
   graph_options.set_has_collection_list(true);
@@ -182,9 +185,10 @@ int Main(int argc, char** argv) {
     ratios.push_back(warm_s / floor_s);
     floor_ms.push_back(floor_s * 1e3);
     warm_ms.push_back(warm_s * 1e3);
-    std::printf("pair %d: bare stream %.2f ms, warm GetMetaGraph %.2f ms (server CPU %.0f "
-                "us/call, bare %.0f)\n",
-                pair, floor_ms.back(), warm_ms.back(), cpu_us.back(), bare_cpu_us.back());
+    std::printf(
+        "pair %d: bare stream %.2f ms, warm GetMetaGraph %.2f ms (server CPU %.0f "
+        "us/call, bare %.0f)\n",
+        pair, floor_ms.back(), warm_ms.back(), cpu_us.back(), bare_cpu_us.back());
     std::fflush(stdout);
   }
   text = HttpGet(metrics, "/metrics");
@@ -201,20 +205,20 @@ int Main(int argc, char** argv) {
   server.reset();
   RemoveTree(tmp);
 
-  PrintResult("export-warm", Median(ratios), 1.2, false,
-              absl::StrFormat("warm %.2f ms vs bare stream %.2f ms of %.1f MB (%.0f MB/s vs "
-                              "%.0f MB/s); server CPU %.0f us/call vs bare %.0f; cold (first "
-                              "call) %.0f ms, server CPU %.0f ms; client FetchGraphBytes "
-                              "(+SHA-256 check) %.1f ms; input %.1f MB / %d nodes, output "
-                              "%lld nodes; %.0f cache hits, 0 misses after the cold call; "
-                              "%d pairs of %d calls",
-                              Median(warm_ms), Median(floor_ms), out_bytes / kMB,
-                              out_bytes / (Median(warm_ms) / 1e3) / kMB,
-                              out_bytes / (Median(floor_ms) / 1e3) / kMB, Median(cpu_us),
-                              Median(bare_cpu_us), cold_s * 1e3, cold_cpu_s * 1e3,
-                              client_s * 1e3, graph.size() / kMB, nodes,
-                              static_cast<long long>(info.node_count()), hits, pairs,
-                              calls));
+  PrintResult(
+      "export-warm", Median(ratios), 1.2, false,
+      absl::StrFormat("warm %.2f ms vs bare stream %.2f ms of %.1f MB (%.0f MB/s vs "
+                      "%.0f MB/s); server CPU %.0f us/call vs bare %.0f; cold (first "
+                      "call) %.0f ms, server CPU %.0f ms; client FetchGraphBytes "
+                      "(+SHA-256 check) %.1f ms; input %.1f MB / %d nodes, output "
+                      "%lld nodes; %.0f cache hits, 0 misses after the cold call; "
+                      "%d pairs of %d calls",
+                      Median(warm_ms), Median(floor_ms), out_bytes / kMB,
+                      out_bytes / (Median(warm_ms) / 1e3) / kMB,
+                      out_bytes / (Median(floor_ms) / 1e3) / kMB, Median(cpu_us),
+                      Median(bare_cpu_us), cold_s * 1e3, cold_cpu_s * 1e3, client_s * 1e3,
+                      graph.size() / kMB, nodes,
+                      static_cast<long long>(info.node_count()), hits, pairs, calls));
   return 0;
 }
 

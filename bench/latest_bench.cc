@@ -35,12 +35,12 @@ struct LoadResult {
 };
 
 // Runs h2load against `address` and checks that every call returned a response.
-LoadResult RunH2load(const std::string& address, const std::string& body_path, int64_t calls,
-                     pid_t server_pid, int64_t response_bytes) {
-  const std::string command = absl::StrCat(
-      "h2load -n ", calls, " -c 4 -m 32 -t 1 -d ", body_path,
-      " -H 'content-type: application/grpc' -H 'te: trailers' http://", address,
-      "/mgreg.v1.Registry/GetLatestCheckpoint 2>&1");
+LoadResult RunH2load(const std::string& address, const std::string& body_path,
+                     int64_t calls, pid_t server_pid, int64_t response_bytes) {
+  const std::string command =
+      absl::StrCat("h2load -n ", calls, " -c 4 -m 32 -t 1 -d ", body_path,
+                   " -H 'content-type: application/grpc' -H 'te: trailers' http://",
+                   address, "/mgreg.v1.Registry/GetLatestCheckpoint 2>&1");
   const double cpu0 = CpuSeconds(server_pid);
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) Die("cannot run h2load");
@@ -52,7 +52,8 @@ LoadResult RunH2load(const std::string& address, const std::string& body_path, i
 
   LoadResult r;
   std::smatch m;
-  if (!std::regex_search(output, m, std::regex(R"(finished in [0-9.]+m?s, ([0-9.]+) req/s)"))) {
+  if (!std::regex_search(output, m,
+                         std::regex(R"(finished in [0-9.]+m?s, ([0-9.]+) req/s)"))) {
     Die(absl::StrCat("no req/s in h2load output:\n", output));
   }
   r.qps = std::stod(m[1]);
@@ -91,9 +92,9 @@ int Main(int argc, char** argv) {
   const std::string ckpt_dir = absl::StrCat(tmp, "/ckpt");
   std::filesystem::create_directories(ckpt_dir);
   for (int step = 1; step <= 2; ++step) {
-    const std::string prefix = WriteBenchCheckpoint(ckpt_dir, "model.ckpt", step,
-                                                    static_cast<uint64_t>(step), 2,
-                                                    256 << 10, 64 << 10);
+    const std::string prefix =
+        WriteBenchCheckpoint(ckpt_dir, "model.ckpt", step, static_cast<uint64_t>(step), 2,
+                             256 << 10, 64 << 10);
     PushOptions push;
     push.metadata["loss"] = "0.125";
     CheckOk(client.Push(model, prefix, push).status(), "push");
@@ -108,8 +109,8 @@ int Main(int argc, char** argv) {
     std::ofstream out(latest_path, std::ios::binary);
     latest->SerializeToOstream(&out);
   }
-  auto bare = ChildProcess::Start({SelfPath(), "--bare-server", "--latest", latest_path}, 0,
-                                  "listening on");
+  auto bare = ChildProcess::Start({SelfPath(), "--bare-server", "--latest", latest_path},
+                                  0, "listening on");
   {
     ClientOptions bare_options;
     bare_options.target = bare->address();
@@ -153,9 +154,10 @@ int Main(int argc, char** argv) {
     real_qps.push_back(r.qps);
     bare_cpu.push_back(b.server_cpu_us_per_call);
     real_cpu.push_back(r.server_cpu_us_per_call);
-    std::printf("pair %d: bare %.0f QPS %.2f CPU-us/call, mgreg-server %.0f QPS %.2f "
-                "CPU-us/call\n",
-                pair, b.qps, b.server_cpu_us_per_call, r.qps, r.server_cpu_us_per_call);
+    std::printf(
+        "pair %d: bare %.0f QPS %.2f CPU-us/call, mgreg-server %.0f QPS %.2f "
+        "CPU-us/call\n",
+        pair, b.qps, b.server_cpu_us_per_call, r.qps, r.server_cpu_us_per_call);
     std::fflush(stdout);
   }
   bare.reset();
@@ -169,7 +171,8 @@ int Main(int argc, char** argv) {
       Median(real_qps), Median(real_cpu), Median(bare_qps), Median(bare_cpu),
       static_cast<int>(response_bytes), static_cast<int>(calls), pairs);
   PrintResult("latest", Median(ratios), 0.90, true, figures);
-  PrintAbsoluteResult("latest-cpu", "extra_server_cpu_us_per_call", Median(extra_cpu), 2.0,
+  PrintAbsoluteResult("latest-cpu", "extra_server_cpu_us_per_call", Median(extra_cpu),
+                      2.0,
                       "median over pairs of mgreg-server minus bare CPU-us per call");
   return 0;
 }

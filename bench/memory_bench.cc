@@ -36,9 +36,9 @@ int Main(int argc, char** argv) {
   int64_t moved = 0;
   std::string phases;
   for (int step = 1; step <= 2; ++step) {
-    const std::string prefix = WriteBenchCheckpoint(ckpt_dir, "model.ckpt", step,
-                                                    static_cast<uint64_t>(100 + step), 2,
-                                                    shard_bytes, 8 << 20);
+    const std::string prefix =
+        WriteBenchCheckpoint(ckpt_dir, "model.ckpt", step,
+                             static_cast<uint64_t>(100 + step), 2, shard_bytes, 8 << 20);
     absl::StatusOr<v1::Checkpoint> pushed = client.Push(model, prefix, PushOptions());
     CheckOk(pushed.status(), "push");
     moved += pushed->total_bytes();
@@ -54,17 +54,18 @@ int Main(int argc, char** argv) {
     CheckOk(restored.status(), "restore");
     moved += restored->total_bytes();
     RemoveTree(dir);
-    absl::StrAppendFormat(&phases, "%safter restore %d: %d MiB", step == 1 ? "" : "; ", step,
-                          static_cast<int>(PeakRssKib(server->pid()) / 1024));
+    absl::StrAppendFormat(&phases, "%safter restore %d: %d MiB", step == 1 ? "" : "; ",
+                          step, static_cast<int>(PeakRssKib(server->pid()) / 1024));
   }
   const int64_t peak_kib = PeakRssKib(server->pid());
   server.reset();
   RemoveTree(tmp);
   const double peak_mib = peak_kib / 1024.0;
-  std::printf("RESULT memory peak_rss_mib=%.0f target=256 %s (%.2f GiB pushed and restored; "
-              "VmHWM at start %d MiB; %s)\n",
-              peak_mib, peak_mib <= 256 ? "PASS" : "MISS", moved / (kMiB * 1024),
-              static_cast<int>(start_kib / 1024), phases.c_str());
+  std::printf(
+      "RESULT memory peak_rss_mib=%.0f target=256 %s (%.2f GiB pushed and restored; "
+      "VmHWM at start %d MiB; %s)\n",
+      peak_mib, peak_mib <= 256 ? "PASS" : "MISS", moved / (kMiB * 1024),
+      static_cast<int>(start_kib / 1024), phases.c_str());
   return 0;
 }
 

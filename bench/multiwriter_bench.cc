@@ -36,9 +36,9 @@ namespace {
 
 struct MultiWriterTiming {
   double seconds = 0;
-  double digest_s = 0;   // until the last writer finished digesting its shard
-  double upload_s = 0;   // until the last PutFile returned
-  double commit_s = 0;   // CommitUpload
+  double digest_s = 0;  // until the last writer finished digesting its shard
+  double upload_s = 0;  // until the last PutFile returned
+  double commit_s = 0;  // CommitUpload
 };
 
 // One step pushed by `clients.size()` writers at once: writer i sends data shard i
@@ -107,7 +107,8 @@ void RunMultiWriter(const std::string& tmp, ChildProcess* server, ChildProcess* 
   const std::string ckpt_dir = absl::StrCat(tmp, "/mw-ckpt");
   std::filesystem::create_directories(ckpt_dir);
   std::vector<std::unique_ptr<Client>> clients;
-  for (int w = 0; w < writers; ++w) clients.push_back(ConnectClient(server->address(), w));
+  for (int w = 0; w < writers; ++w)
+    clients.push_back(ConnectClient(server->address(), w));
   const std::string model = "bench/multiwriter";
   const std::string metrics = MetricsAddress(*server);
 
@@ -121,19 +122,19 @@ void RunMultiWriter(const std::string& tmp, ChildProcess* server, ChildProcess* 
     for (const std::string& f : CheckpointFiles(prefix)) std::filesystem::remove(f);
   }
 
-  std::vector<double> ratios, floor_mbs, mw_mbs, digest_s, upload_s, commit_s, cpu_per_gib;
+  std::vector<double> ratios, floor_mbs, mw_mbs, digest_s, upload_s, commit_s,
+      cpu_per_gib;
   int64_t bytes = 0;
   double server_received = 0;
   for (int pair = 1; pair <= pairs; ++pair) {
-    const std::string prefix =
-        WriteBenchCheckpoint(ckpt_dir, "model.ckpt", pair, 5000 + static_cast<uint64_t>(pair),
-                             writers, shard_bytes, 8 << 20);
+    const std::string prefix = WriteBenchCheckpoint(ckpt_dir, "model.ckpt", pair,
+                                                    5000 + static_cast<uint64_t>(pair),
+                                                    writers, shard_bytes, 8 << 20);
     bytes = CheckpointBytes(prefix);
     const double floor_s = SendToSink(sink->address(), CheckpointFiles(prefix), bytes);
 
-    const double received0 =
-        MetricValue(HttpGet(metrics, "/metrics"), "mgreg_grpc_received_bytes_total",
-                    "PutFile");
+    const double received0 = MetricValue(HttpGet(metrics, "/metrics"),
+                                         "mgreg_grpc_received_bytes_total", "PutFile");
     const double cpu0 = CpuSeconds(server->pid());
     const MultiWriterTiming t = MultiWriterPush(clients, model, pair, prefix, bytes);
     const double cpu = CpuSeconds(server->pid()) - cpu0;
@@ -141,8 +142,8 @@ void RunMultiWriter(const std::string& tmp, ChildProcess* server, ChildProcess* 
                                   "mgreg_grpc_received_bytes_total", "PutFile") -
                       received0;
     if (server_received < static_cast<double>(bytes)) {
-      Die(absl::StrCat("the server counted ", server_received, " PutFile bytes, the step has ",
-                       bytes));
+      Die(absl::StrCat("the server counted ", server_received,
+                       " PutFile bytes, the step has ", bytes));
     }
     ratios.push_back(floor_s / t.seconds);
     floor_mbs.push_back(bytes / floor_s / kMB);
@@ -163,15 +164,16 @@ void RunMultiWriter(const std::string& tmp, ChildProcess* server, ChildProcess* 
   RemoveTree(ckpt_dir);
   PrintResult(
       "multiwriter", Median(ratios), 0.70, true,
-      absl::StrFormat("%d writers %.0f MB/s, floor tcp->file+fsync %.0f MB/s; phases "
-                      "(median s): writers' digests %.2f, upload %.2f, commit %.2f; server "
-                      "CPU %.2f s/GiB; %d pairs of %.0f MiB (%d shards + index)",
-                      writers, Median(mw_mbs), Median(floor_mbs), Median(digest_s),
-                      Median(upload_s), Median(commit_s), Median(cpu_per_gib), pairs,
-                      bytes / kMiB, writers));
+      absl::StrFormat(
+          "%d writers %.0f MB/s, floor tcp->file+fsync %.0f MB/s; phases "
+          "(median s): writers' digests %.2f, upload %.2f, commit %.2f; server "
+          "CPU %.2f s/GiB; %d pairs of %.0f MiB (%d shards + index)",
+          writers, Median(mw_mbs), Median(floor_mbs), Median(digest_s), Median(upload_s),
+          Median(commit_s), Median(cpu_per_gib), pairs, bytes / kMiB, writers));
 }
 
-void RunDedup(const std::string& tmp, ChildProcess* server, int pairs, int64_t tensor_bytes) {
+void RunDedup(const std::string& tmp, ChildProcess* server, int pairs,
+              int64_t tensor_bytes) {
   constexpr int kTensors = 10;
   constexpr int kShards = 2;
   constexpr int kChanged = 4;  // in shard 0; shard 1 is unchanged as a whole file
@@ -191,21 +193,19 @@ void RunDedup(const std::string& tmp, ChildProcess* server, int pairs, int64_t t
     for (const std::string& f : CheckpointFiles(prefix)) std::filesystem::remove(f);
   }
 
-  std::vector<double> sent_ratios, time_ratios, first_s, next_s, next_hash_s, next_upload_s,
-      next_commit_s, server_ratios;
+  std::vector<double> sent_ratios, time_ratios, first_s, next_s, next_hash_s,
+      next_upload_s, next_commit_s, server_ratios;
   int64_t total = 0, sent = 0, dedup_files = 0, dedup_chunks = 0;
   double file_sha_s = 0, chunk_sha_s = 0;
   for (int pair = 1; pair <= pairs; ++pair) {
     std::vector<uint64_t> seeds(kTensors);
     for (int t = 0; t < kTensors; ++t) seeds[t] = static_cast<uint64_t>(pair) * 1000 + t;
     const int64_t step_n = 10 * pair;
-    const std::string prefix_n =
-        WriteBenchCheckpointTensors(ckpt_dir, "model.ckpt", step_n, seeds, kShards,
-                                    tensor_bytes);
+    const std::string prefix_n = WriteBenchCheckpointTensors(
+        ckpt_dir, "model.ckpt", step_n, seeds, kShards, tensor_bytes);
     seeds[kChanged] += 500;
-    const std::string prefix_n1 =
-        WriteBenchCheckpointTensors(ckpt_dir, "model.ckpt", step_n + 1, seeds, kShards,
-                                    tensor_bytes);
+    const std::string prefix_n1 = WriteBenchCheckpointTensors(
+        ckpt_dir, "model.ckpt", step_n + 1, seeds, kShards, tensor_bytes);
 
     double t0 = Now();
     auto pushed = client->Push(model, prefix_n, PushOptions());
@@ -221,16 +221,15 @@ void RunDedup(const std::string& tmp, ChildProcess* server, int pairs, int64_t t
       if (first_progress == 0) first_progress = now;
       if (done == all) last_progress = now;
     };
-    const double received0 =
-        MetricValue(HttpGet(metrics, "/metrics"), "mgreg_grpc_received_bytes_total",
-                    "PutFile");
+    const double received0 = MetricValue(HttpGet(metrics, "/metrics"),
+                                         "mgreg_grpc_received_bytes_total", "PutFile");
     t0 = Now();
     pushed = client->Push(model, prefix_n1, options);
     const double end = Now();
     const double push_n1_s = end - t0;
     CheckOk(pushed.status(), "push step N+1");
     const double received = MetricValue(HttpGet(metrics, "/metrics"),
-                                         "mgreg_grpc_received_bytes_total", "PutFile") -
+                                        "mgreg_grpc_received_bytes_total", "PutFile") -
                             received0;
     total = CheckpointBytes(prefix_n1);
     if (pushed->total_bytes() != total || pushed->step() != step_n + 1) {
@@ -254,7 +253,8 @@ void RunDedup(const std::string& tmp, ChildProcess* server, int pairs, int64_t t
     next_commit_s.push_back(end - last_progress);
     std::printf(
         "dedup pair %d: push N %.2f s, push N+1 %.2f s (hash+begin %.2f, upload %.2f, "
-        "commit %.2f); N+1 sent %.1f MiB of %.1f MiB (files deduplicated %.1f MiB, chunks "
+        "commit %.2f); N+1 sent %.1f MiB of %.1f MiB (files deduplicated %.1f MiB, "
+        "chunks "
         "%.1f MiB), server received %.1f MiB of PutFile messages\n",
         pair, push_n_s, push_n1_s, next_hash_s.back(), next_upload_s.back(),
         next_commit_s.back(), sent / kMiB, total / kMiB, dedup_files / kMiB,
@@ -269,8 +269,9 @@ void RunDedup(const std::string& tmp, ChildProcess* server, int pairs, int64_t t
       }
       file_sha_s = Now() - t;
       t = Now();
-      CheckOk(ChunkDigests(absl::StrCat(prefix_n1, ".data-00000-of-00002"), 1 << 20).status(),
-              "chunk digests");
+      CheckOk(
+          ChunkDigests(absl::StrCat(prefix_n1, ".data-00000-of-00002"), 1 << 20).status(),
+          "chunk digests");
       chunk_sha_s = Now() - t;
     }
     for (const std::string& f : CheckpointFiles(prefix_n)) std::filesystem::remove(f);
@@ -278,21 +279,22 @@ void RunDedup(const std::string& tmp, ChildProcess* server, int pairs, int64_t t
   }
   RemoveTree(ckpt_dir);
   PrintResult("dedup-bytes", Median(sent_ratios), 0.15, false,
-              absl::StrFormat("step N+1 sent %.1f MiB of %.1f MiB (PushStats; server counted "
-                              "%.3f of the bytes in PutFile messages); deduplicated: whole "
-                              "files %.1f MiB, chunks %.1f MiB; %d tensors of %.1f MiB, 1 "
-                              "changed; %d pairs",
-                              sent / kMiB, total / kMiB, Median(server_ratios),
-                              dedup_files / kMiB, dedup_chunks / kMiB, kTensors,
-                              tensor_bytes / kMiB, pairs));
-  PrintResult("dedup-time", Median(time_ratios), 0.30, false,
-              absl::StrFormat("push N+1 %.2f s (client hash+begin %.2f, upload %.2f, commit "
-                              "%.2f), first push of N %.2f s; medians of %d pairs; client "
-                              "alone: SHA-256 of every file of N+1 %.2f s, per-chunk SHA-256 "
-                              "of the changed shard %.2f s",
-                              Median(next_s), Median(next_hash_s), Median(next_upload_s),
-                              Median(next_commit_s), Median(first_s), pairs, file_sha_s,
-                              chunk_sha_s));
+              absl::StrFormat(
+                  "step N+1 sent %.1f MiB of %.1f MiB (PushStats; server counted "
+                  "%.3f of the bytes in PutFile messages); deduplicated: whole "
+                  "files %.1f MiB, chunks %.1f MiB; %d tensors of %.1f MiB, 1 "
+                  "changed; %d pairs",
+                  sent / kMiB, total / kMiB, Median(server_ratios), dedup_files / kMiB,
+                  dedup_chunks / kMiB, kTensors, tensor_bytes / kMiB, pairs));
+  PrintResult(
+      "dedup-time", Median(time_ratios), 0.30, false,
+      absl::StrFormat("push N+1 %.2f s (client hash+begin %.2f, upload %.2f, commit "
+                      "%.2f), first push of N %.2f s; medians of %d pairs; client "
+                      "alone: SHA-256 of every file of N+1 %.2f s, per-chunk SHA-256 "
+                      "of the changed shard %.2f s",
+                      Median(next_s), Median(next_hash_s), Median(next_upload_s),
+                      Median(next_commit_s), Median(first_s), pairs, file_sha_s,
+                      chunk_sha_s));
 }
 
 int Main(int argc, char** argv) {
@@ -312,10 +314,11 @@ int Main(int argc, char** argv) {
   PinToCpu(1);
   const std::string tmp = MakeTempDir("multiwriter");
   // Both scenarios' checkpoints (2 at a time) and every step pushed.
-  RequireFreeSpace(tmp, (pairs + 2) * (writers * (shard_mib << 20) + 2 * 10 * tensor_bytes) +
-                            (2ll << 30));
-  auto server = StartServer(absl::StrCat(tmp, "/data"),
-                            {"--metrics-listen", "127.0.0.1:0"});
+  RequireFreeSpace(
+      tmp,
+      (pairs + 2) * (writers * (shard_mib << 20) + 2 * 10 * tensor_bytes) + (2ll << 30));
+  auto server =
+      StartServer(absl::StrCat(tmp, "/data"), {"--metrics-listen", "127.0.0.1:0"});
   if (only.empty() || only == "multiwriter") {
     const std::string sink_dir = absl::StrCat(tmp, "/sink");
     std::filesystem::create_directories(sink_dir);

@@ -13,14 +13,13 @@
 //   pull_bench [--pairs N] [--shard-mib M]
 // Also: pull_bench --bare-server ... (the floor's server; started by the benchmark).
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -117,7 +116,8 @@ int Main(int argc, char** argv) {
     const std::string dir = absl::StrCat(restore_base, "-", pair);
     const double cpu0 = CpuSeconds(server->pid());
     const double start = Now();
-    absl::StatusOr<v1::Checkpoint> restored = client.Restore(model, dir, RestoreOptions());
+    absl::StatusOr<v1::Checkpoint> restored =
+        client.Restore(model, dir, RestoreOptions());
     const double restore_s = Now() - start;
     cpu_per_gib.push_back((CpuSeconds(server->pid()) - cpu0) / gib);
     CheckOk(restored.status(), "restore");
@@ -147,7 +147,8 @@ int Main(int argc, char** argv) {
 
   // The client's own costs, on its CPU: SHA-256 and write + fsync of the same bytes.
   std::string block(8u << 20, '\0');
-  for (size_t i = 0; i < block.size(); ++i) block[i] = static_cast<char>(i * 7 + (i >> 13));
+  for (size_t i = 0; i < block.size(); ++i)
+    block[i] = static_cast<char>(i * 7 + (i >> 13));
   const int blocks = static_cast<int>(bytes / static_cast<int64_t>(block.size()));
   double t = Now();
   Sha256 hasher;
@@ -169,16 +170,16 @@ int Main(int argc, char** argv) {
   std::printf("client CPU alone: SHA-256 %.0f MB/s, write + fsync %.0f MB/s\n", sha_mbs,
               write_mbs);
 
-  PrintResult("pull", Median(ratios), 0.80, true,
-              absl::StrFormat("restore %.0f MB/s, floor bare gRPC stream %.0f MB/s; real "
-                              "server streamed to a discarding client %.0f MB/s; server CPU "
-                              "%.2f s/GiB vs bare %.2f; client SHA-256 alone %.0f MB/s, "
-                              "write+fsync alone %.0f MB/s; server peak RSS %d MiB; %d pairs "
-                              "of %.0f MiB",
-                              Median(restore_mbs), Median(floor_mbs), Median(server_only_mbs),
-                              Median(cpu_per_gib), Median(bare_cpu_per_gib), sha_mbs,
-                              write_mbs, static_cast<int>(peak_kib / 1024), pairs,
-                              bytes / kMiB));
+  PrintResult(
+      "pull", Median(ratios), 0.80, true,
+      absl::StrFormat("restore %.0f MB/s, floor bare gRPC stream %.0f MB/s; real "
+                      "server streamed to a discarding client %.0f MB/s; server CPU "
+                      "%.2f s/GiB vs bare %.2f; client SHA-256 alone %.0f MB/s, "
+                      "write+fsync alone %.0f MB/s; server peak RSS %d MiB; %d pairs "
+                      "of %.0f MiB",
+                      Median(restore_mbs), Median(floor_mbs), Median(server_only_mbs),
+                      Median(cpu_per_gib), Median(bare_cpu_per_gib), sha_mbs, write_mbs,
+                      static_cast<int>(peak_kib / 1024), pairs, bytes / kMiB));
   return 0;
 }
 

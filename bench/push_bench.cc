@@ -65,11 +65,12 @@ int Main(int argc, char** argv) {
     for (const std::string& f : CheckpointFiles(prefix)) std::filesystem::remove(f);
   }
 
-  std::vector<double> ratios, floor_mbs, push_mbs, hash_s, upload_s, commit_s, cpu_per_gib;
+  std::vector<double> ratios, floor_mbs, push_mbs, hash_s, upload_s, commit_s,
+      cpu_per_gib;
   for (int pair = 1; pair <= pairs; ++pair) {
-    const std::string prefix = WriteBenchCheckpoint(ckpt_dir, "model.ckpt", pair,
-                                                    static_cast<uint64_t>(pair), 2,
-                                                    shard_bytes, 8 << 20);
+    const std::string prefix =
+        WriteBenchCheckpoint(ckpt_dir, "model.ckpt", pair, static_cast<uint64_t>(pair), 2,
+                             shard_bytes, 8 << 20);
     const int64_t bytes = CheckpointBytes(prefix);
     const double floor_s = SendToSink(sink->address(), CheckpointFiles(prefix), bytes);
 
@@ -115,16 +116,16 @@ int Main(int argc, char** argv) {
   sink.reset();
   RemoveTree(tmp);
 
-  PrintResult("push", Median(ratios), 0.70, true,
-              absl::StrFormat("push %.0f MB/s, floor tcp->file+fsync %.0f MB/s; push phases "
-                              "(median s): client hash+begin %.2f, upload %.2f, commit "
-                              "%.2f; server CPU %.2f s/GiB; server peak RSS %d MiB; %d pairs "
-                              "of %.0f MiB%s",
-                              Median(push_mbs), Median(floor_mbs), Median(hash_s),
-                              Median(upload_s), Median(commit_s), Median(cpu_per_gib),
-                              static_cast<int>(peak_kib / 1024), pairs,
-                              (2 * shard_bytes) / kMiB,
-                              chunk_dedup ? "" : "; chunk dedup off"));
+  PrintResult(
+      "push", Median(ratios), 0.70, true,
+      absl::StrFormat("push %.0f MB/s, floor tcp->file+fsync %.0f MB/s; push phases "
+                      "(median s): client hash+begin %.2f, upload %.2f, commit "
+                      "%.2f; server CPU %.2f s/GiB; server peak RSS %d MiB; %d pairs "
+                      "of %.0f MiB%s",
+                      Median(push_mbs), Median(floor_mbs), Median(hash_s),
+                      Median(upload_s), Median(commit_s), Median(cpu_per_gib),
+                      static_cast<int>(peak_kib / 1024), pairs, (2 * shard_bytes) / kMiB,
+                      chunk_dedup ? "" : "; chunk dedup off"));
   return 0;
 }
 

@@ -145,17 +145,17 @@ int Run(int argc, char** argv) {
     last += seconds[seconds.size() - 1 - i];
   }
   bench::PrintResult(
-      "space-retention", static_cast<double>(disk_run) / static_cast<double>(live_run), 1.3,
-      false,
-      absl::StrFormat("%d steps of %d MiB, keep %d; %lld MiB on disk, %lld MiB live, %llds "
-                      "after the last retention run",
-                      steps, static_cast<int>(step_bytes >> 20), kKeep,
-                      static_cast<long long>(disk_run >> 20),
-                      static_cast<long long>(live_run >> 20),
-                      static_cast<long long>(kSettle.count())));
-  bench::PrintResult(
-      "space-after-deletes", static_cast<double>(disk_one) / static_cast<double>(live_one),
+      "space-retention", static_cast<double>(disk_run) / static_cast<double>(live_run),
       1.3, false,
+      absl::StrFormat(
+          "%d steps of %d MiB, keep %d; %lld MiB on disk, %lld MiB live, %llds "
+          "after the last retention run",
+          steps, static_cast<int>(step_bytes >> 20), kKeep,
+          static_cast<long long>(disk_run >> 20), static_cast<long long>(live_run >> 20),
+          static_cast<long long>(kSettle.count())));
+  bench::PrintResult(
+      "space-after-deletes",
+      static_cast<double>(disk_one) / static_cast<double>(live_one), 1.3, false,
       absl::StrFormat("all but one step deleted, %llds later: %lld MiB on disk, %lld MiB "
                       "live",
                       static_cast<long long>(kAfterDeletes.count()),

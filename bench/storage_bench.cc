@@ -161,9 +161,10 @@ void Throughput(const std::string& dir, int pairs) {
     std::fflush(stdout);
   }
   const double r = Median(ratios);
-  std::printf("RESULT store-commit-1g ratio=%.2f target=0.80 %s (store %.0f MiB/s, "
-              "fsync'd write %.0f MiB/s, medians of %d pairs)\n",
-              r, r >= 0.80 ? "PASS" : "MISS", Median(store_mbs), Median(floor_mbs), pairs);
+  std::printf(
+      "RESULT store-commit-1g ratio=%.2f target=0.80 %s (store %.0f MiB/s, "
+      "fsync'd write %.0f MiB/s, medians of %d pairs)\n",
+      r, r >= 0.80 ? "PASS" : "MISS", Median(store_mbs), Median(floor_mbs), pairs);
 }
 
 double DsyncWrite(int fd, const std::string& block) {
@@ -178,7 +179,8 @@ double DsyncWrite(int fd, const std::string& block) {
 void Latency(const std::string& dir, int rounds) {
   constexpr int kPerRound = 40;
   const std::string block(4096, 'x');
-  int fd = ::open((dir + "/dsync.bin").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DSYNC, 0644);
+  int fd =
+      ::open((dir + "/dsync.bin").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DSYNC, 0644);
   if (fd < 0) Die("open dsync");
   auto store = Open(dir + "/latency");
   const Payload meta = MakePayload("meta", 200 << 10, kChunk, 7);  // stored once, reused
@@ -192,8 +194,9 @@ void Latency(const std::string& dir, int rounds) {
   const std::vector<Kind> kinds = {
       {"store-commit-latency", "4 MiB data chunk + 4 KiB index, flushed by the commit",
        [](int n) {
-         return std::vector<Payload>{MakePayload("data-00000-of-00001", kChunk, kChunk, n),
-                                     MakePayload("index", 4096, kChunk, n + 1000000)};
+         return std::vector<Payload>{
+             MakePayload("data-00000-of-00001", kChunk, kChunk, n),
+             MakePayload("index", 4096, kChunk, n + 1000000)};
        }},
       {"store-commit-latency-small", "48 KiB data + 4 KiB index, staged through the WAL",
        [](int n) {
@@ -226,10 +229,11 @@ void Latency(const std::string& dir, int rounds) {
       ratios.push_back(Median(commits) / Median(dsyncs));
     }
     const double ratio = Median(ratios);
-    std::printf("RESULT %s ratio=%.2f target=1.5 %s (commit p50 %.0f us, 4 KiB O_DSYNC "
-                "p50 %.0f us; %s; %d rounds of %d)\n",
-                kind.id, ratio, ratio <= 1.5 ? "PASS" : "MISS", Median(commit_p50),
-                Median(dsync_p50), kind.what, rounds, kPerRound);
+    std::printf(
+        "RESULT %s ratio=%.2f target=1.5 %s (commit p50 %.0f us, 4 KiB O_DSYNC "
+        "p50 %.0f us; %s; %d rounds of %d)\n",
+        kind.id, ratio, ratio <= 1.5 ? "PASS" : "MISS", Median(commit_p50),
+        Median(dsync_p50), kind.what, rounds, kPerRound);
     std::fflush(stdout);
   }
   ::close(fd);

@@ -1,5 +1,5 @@
-// Inference hosts (../shared/PERF.md method), two scenarios against mgreg-server (RocksDB,
-// pinned to CPU 0; the benchmark's threads on CPU 1):
+// Inference hosts (../shared/PERF.md method), two scenarios against mgreg-server
+// (RocksDB, pinned to CPU 0; the benchmark's threads on CPU 1):
 //
 // watch-latency: 100 watchers of one model (WatchCheckpoints, since_revision -1), each on
 // its own channel and TCP connection, all driven by one thread through one gRPC
@@ -7,10 +7,11 @@
 // event (it is live), steps of a small checkpoint are committed one at a time with
 // BeginUpload (the files are already stored) + CommitUpload; for each, the latency from
 // CommitUpload returning to each watcher receiving the COMMITTED event (and, for the
-// report, from CommitUpload being called). The next commit waits until every watcher has it. Absolute target:
-// p99 <= 50 ms. An event may reach a watcher before the commit's response reaches the
-// committer: those count as 0 ms and are reported as "early". Then the same number of
-// commits with no watcher open gives the commit's own latency and server CPU.
+// report, from CommitUpload being called). The next commit waits until every watcher has
+// it. Absolute target: p99 <= 50 ms. An event may reach a watcher before the commit's
+// response reaches the committer: those count as 0 ms and are reported as "early". Then
+// the same number of commits with no watcher open gives the commit's own latency and
+// server CPU.
 //
 // sync-switch: CheckpointSync (client/sync.h, what `mgreg sync` runs) follows the model
 // in-process; each pair pushes a new ~100 MB step with new bytes, measures the time
@@ -21,6 +22,8 @@
 //
 //   watch_bench [--watchers W] [--commits N] [--sync-pairs P] [--sync-mib M]
 //               [--only watch|sync]
+#include <grpcpp/grpcpp.h>
+
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
@@ -28,8 +31,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -95,9 +96,8 @@ class Watchers {
   // Waits until every watcher received the COMMITTED event of `step`; false on timeout.
   bool WaitStep(int step, double timeout_s) {
     std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, std::chrono::duration<double>(timeout_s), [&]() {
-      return arrived_[static_cast<size_t>(step)] == count_;
-    });
+    return cv_.wait_for(lock, std::chrono::duration<double>(timeout_s),
+                        [&]() { return arrived_[static_cast<size_t>(step)] == count_; });
   }
 
   // Times (Now()) at which each watcher received `step`; 0 = never.
@@ -164,7 +164,8 @@ class Watchers {
       }
     } else if (e.type() == v1::WatchEvent::COMMITTED && e.step() >= 0 &&
                e.step() < static_cast<int64_t>(received_.size())) {
-      double& at = received_[static_cast<size_t>(e.step())][static_cast<size_t>(w->index)];
+      double& at =
+          received_[static_cast<size_t>(e.step())][static_cast<size_t>(w->index)];
       if (at == 0) {
         at = now;
         ++arrived_[static_cast<size_t>(e.step())];
@@ -235,7 +236,8 @@ void RunWatch(const std::string& tmp, ChildProcess* server, int watchers, int co
     connected = static_cast<int>(
         MetricValue(HttpGet(metrics, "/metrics"), "mgreg_watchers_connected"));
     if (connected < watchers) {
-      Die(absl::StrCat("the server counts ", connected, " watchers, expected ", watchers));
+      Die(absl::StrCat("the server counts ", connected, " watchers, expected ",
+                       watchers));
     }
     const double cpu0 = CpuSeconds(server->pid());
     for (int step = 1; step <= commits; ++step) {
@@ -266,17 +268,17 @@ void RunWatch(const std::string& tmp, ChildProcess* server, int watchers, int co
 
   PrintAbsoluteResult(
       "watch-latency", "p99_ms", Percentile(latency_ms, 0.99), 50,
-      absl::StrFormat("p50=%.2f ms max=%.2f ms, %d watchers (server counted %d), %d commits, "
-                      "%zu deliveries, %d before CommitUpload returned; from CommitUpload "
-                      "called: p50 %.2f p99 %.2f ms; CommitUpload p50 %.2f p99 %.2f ms with "
-                      "watchers vs p50 %.2f p99 %.2f ms without; server CPU %.0f us per "
-                      "commit with %d watchers vs %.0f us without",
-                      Percentile(latency_ms, 0.5), Percentile(latency_ms, 1.0), watchers,
-                      connected, commits, latency_ms.size(), early,
-                      Percentile(from_call_ms, 0.5), Percentile(from_call_ms, 0.99),
-                      Percentile(commit_ms, 0.5), Percentile(commit_ms, 0.99),
-                      Percentile(bare_commit_ms, 0.5), Percentile(bare_commit_ms, 0.99),
-                      cpu_us_per_commit, watchers, bare_cpu_us));
+      absl::StrFormat(
+          "p50=%.2f ms max=%.2f ms, %d watchers (server counted %d), %d commits, "
+          "%zu deliveries, %d before CommitUpload returned; from CommitUpload "
+          "called: p50 %.2f p99 %.2f ms; CommitUpload p50 %.2f p99 %.2f ms with "
+          "watchers vs p50 %.2f p99 %.2f ms without; server CPU %.0f us per "
+          "commit with %d watchers vs %.0f us without",
+          Percentile(latency_ms, 0.5), Percentile(latency_ms, 1.0), watchers, connected,
+          commits, latency_ms.size(), early, Percentile(from_call_ms, 0.5),
+          Percentile(from_call_ms, 0.99), Percentile(commit_ms, 0.5),
+          Percentile(commit_ms, 0.99), Percentile(bare_commit_ms, 0.5),
+          Percentile(bare_commit_ms, 0.99), cpu_us_per_commit, watchers, bare_cpu_us));
 }
 
 void RunSync(const std::string& tmp, ChildProcess* server, int pairs, int64_t mib) {
@@ -289,9 +291,9 @@ void RunSync(const std::string& tmp, ChildProcess* server, int pairs, int64_t mi
   const std::string model = "bench/sync";
   const int64_t shard_bytes = (mib << 20) / 2;
   auto push_step = [&](int64_t step) {
-    const std::string prefix = WriteBenchCheckpoint(
-        ckpt_dir, "model.ckpt", step, 7000 + static_cast<uint64_t>(step), 2, shard_bytes,
-        shard_bytes / 6);
+    const std::string prefix = WriteBenchCheckpoint(ckpt_dir, "model.ckpt", step,
+                                                    7000 + static_cast<uint64_t>(step), 2,
+                                                    shard_bytes, shard_bytes / 6);
     const int64_t bytes = CheckpointBytes(prefix);
     auto pushed = pusher->Push(model, prefix, PushOptions());
     const double at = Now();
@@ -356,12 +358,13 @@ void RunSync(const std::string& tmp, ChildProcess* server, int pairs, int64_t mi
   CheckOk(run_status, "sync Run");
   RemoveTree(ckpt_dir);
   RemoveTree(sync_dir);
-  PrintResult("sync-switch", Median(ratios), 1.5, false,
-              absl::StrFormat("commit -> sync switched median %.3f s, p99 %.3f s, max %.3f "
-                              "s; plain Client::Restore median %.3f s; %.0f MB steps, %d "
-                              "pairs; target 1.5 chosen here (the issue gives none)",
-                              Median(sync_s), Percentile(sync_s, 0.99),
-                              Percentile(sync_s, 1.0), Median(restore_s), bytes / kMB, pairs));
+  PrintResult(
+      "sync-switch", Median(ratios), 1.5, false,
+      absl::StrFormat("commit -> sync switched median %.3f s, p99 %.3f s, max %.3f "
+                      "s; plain Client::Restore median %.3f s; %.0f MB steps, %d "
+                      "pairs; target 1.5 chosen here (the issue gives none)",
+                      Median(sync_s), Percentile(sync_s, 0.99), Percentile(sync_s, 1.0),
+                      Median(restore_s), bytes / kMB, pairs));
 }
 
 int Main(int argc, char** argv) {
@@ -381,7 +384,8 @@ int Main(int argc, char** argv) {
   PinToCpu(1);
   const std::string tmp = MakeTempDir("watch");
   RequireFreeSpace(tmp, (sync_pairs + 5) * (sync_mib << 20) * 3 + (1ll << 30));
-  auto server = StartServer(absl::StrCat(tmp, "/data"), {"--metrics-listen", "127.0.0.1:0"});
+  auto server =
+      StartServer(absl::StrCat(tmp, "/data"), {"--metrics-listen", "127.0.0.1:0"});
   if (only.empty() || only == "watch") RunWatch(tmp, server.get(), watchers, commits);
   if (only.empty() || only == "sync") RunSync(tmp, server.get(), sync_pairs, sync_mib);
   server.reset();

@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "client/local_file.h"
-#include "common/status_macros.h"
 #include "common/names.h"
+#include "common/status_macros.h"
 #include "metagraph/checkpoint_name.h"
 #include "metagraph/checkpoint_state.h"
 #include "metagraph/relative_path.h"
@@ -55,27 +55,28 @@ absl::StatusOr<std::map<std::string, std::string>> RestoredFilePaths(
   const std::string whose =
       absl::StrCat("step ", checkpoint.step(), " of model '", checkpoint.model(), "'");
   if (checkpoint.step() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the server answered a negative step (", checkpoint.step(),
-        ") for model '", checkpoint.model(), "'; nothing was written"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the server answered a negative step (", checkpoint.step(),
+                     ") for model '", checkpoint.model(), "'; nothing was written"));
   }
   RETURN_IF_ERROR(ValidateRelativePath(checkpoint.basename(),
                                        absl::StrCat("the server's basename for ", whose),
                                        SubDirectories::kForbidden));
-  const std::string prefix = CheckpointPrefixName(checkpoint.basename(), checkpoint.step());
+  const std::string prefix =
+      CheckpointPrefixName(checkpoint.basename(), checkpoint.step());
   std::map<std::string, std::string> out;
   for (const v1::FileInfo& file : checkpoint.files()) {
     RETURN_IF_ERROR(ValidateRelativePath(
         file.name(), absl::StrCat("the server's file name for ", whose),
         SubDirectories::kForbidden));
     const std::string name = absl::StrCat(prefix, ".", file.name());
-    RETURN_IF_ERROR(ValidateRelativePath(
-        name, absl::StrCat("the restored file name for ", whose),
-        SubDirectories::kForbidden));
+    RETURN_IF_ERROR(
+        ValidateRelativePath(name, absl::StrCat("the restored file name for ", whose),
+                             SubDirectories::kForbidden));
     if (!out.emplace(file.name(), (fs::path(dir) / name).string()).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the server's answer for ", whose, " names file '", file.name(),
-                       "' twice; nothing was written"));
+      return absl::InvalidArgumentError(absl::StrCat("the server's answer for ", whose,
+                                                     " names file '", file.name(),
+                                                     "' twice; nothing was written"));
     }
   }
   return out;
@@ -106,7 +107,8 @@ void RemoveCheckpointFiles(const std::string& dir, const std::string& prefix) {
   if (!base.has_value()) return;
   const std::string stem = base->filename().string() + ".";
   std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator(base->parent_path(), ec)) {
+  for (const fs::directory_entry& entry :
+       fs::directory_iterator(base->parent_path(), ec)) {
     const std::string name = entry.path().filename().string();
     if (!absl::StartsWith(name, stem)) continue;
     const std::string suffix = name.substr(stem.size());

@@ -3,11 +3,11 @@
 // conversion for all of them.
 #include "client/client.h"
 
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <functional>
 #include <utility>
-
-#include <grpcpp/grpcpp.h>
 
 #include "client/client_impl.h"
 #include "client/grpc_status.h"
@@ -20,7 +20,8 @@
 namespace mgreg {
 
 void Client::Impl::PrepareContext(grpc::ClientContext* ctx, CallDeadline deadline) const {
-  if (!options.token.empty()) ctx->AddMetadata("authorization", "Bearer " + options.token);
+  if (!options.token.empty())
+    ctx->AddMetadata("authorization", "Bearer " + options.token);
   if (deadline == CallDeadline::kUnary) {
     ctx->set_deadline(std::chrono::system_clock::now() +
                       absl::ToChronoMilliseconds(options.unary_timeout));
@@ -47,7 +48,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::InsecureChannelCredentials();
   if (options.use_tls) {
     if (options.cert_pem.empty() != options.key_pem.empty()) {
       return absl::InvalidArgumentError(
@@ -181,8 +183,9 @@ absl::StatusOr<v1::MetaGraphInfo> Client::FetchGraph(const std::string& model,
                                                      const std::string& out_path) {
   ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(out_path));
   ASSIGN_OR_RETURN(v1::MetaGraphInfo info,
-                   StreamGraph(model, step, options,
-                               [&out](absl::string_view data) { return out.Append(data); }));
+                   StreamGraph(model, step, options, [&out](absl::string_view data) {
+                     return out.Append(data);
+                   }));
   RETURN_IF_ERROR(out.Commit(info.size(), info.sha256()));
   return info;
 }
@@ -197,9 +200,11 @@ absl::StatusOr<v1::MetaGraphInfo> Client::FetchGraphBytes(const std::string& mod
                      out->append(data.data(), data.size());
                      return absl::OkStatus();
                    }));
-  if (static_cast<int64_t>(out->size()) != info.size() || Sha256Hex(*out) != info.sha256()) {
+  if (static_cast<int64_t>(out->size()) != info.size() ||
+      Sha256Hex(*out) != info.sha256()) {
     return absl::DataLossError(
-        "the graph received does not match the size and SHA-256 the server announced; retry");
+        "the graph received does not match the size and SHA-256 the server announced; "
+        "retry");
   }
   return info;
 }
@@ -221,8 +226,8 @@ absl::StatusOr<v1::Model> Client::SetRetention(const std::string& model, int max
   return impl_->Call(&v1::Registry::Stub::SetRetention, request);
 }
 
-absl::StatusOr<v1::Checkpoint> Client::PinCheckpoint(const std::string& model, int64_t step,
-                                                     bool pinned) {
+absl::StatusOr<v1::Checkpoint> Client::PinCheckpoint(const std::string& model,
+                                                     int64_t step, bool pinned) {
   v1::PinCheckpointRequest request;
   request.set_model(model);
   request.set_step(step);

@@ -54,8 +54,8 @@ using ProgressFn = std::function<void(int64_t done, int64_t total)>;
 // The files of a local checkpoint prefix, as `mgreg push` would upload them.
 struct LocalCheckpoint {
   std::string directory;
-  std::string basename;          // "model.ckpt"
-  std::optional<int64_t> step;   // from the prefix, if it ends in -<step>
+  std::string basename;         // "model.ckpt"
+  std::optional<int64_t> step;  // from the prefix, if it ends in -<step>
   // name ("index", "meta", "data-00000-of-00001") -> local path
   std::map<std::string, std::string> files;
 };
@@ -69,7 +69,8 @@ absl::StatusOr<LocalCheckpoint> FindLocalCheckpoint(const std::string& prefix);
 // `mgreg push` would upload them: every file of the tree, named by its path inside it.
 struct LocalSavedModel {
   std::string directory;
-  std::optional<int64_t> version;  // from the directory's name, if all digits ("00000123")
+  std::optional<int64_t>
+      version;  // from the directory's name, if all digits ("00000123")
   // name ("variables/variables.index") -> local path
   std::map<std::string, std::string> files;
 };
@@ -85,9 +86,9 @@ struct StepRef {
   std::string alias;
 
   StepRef() = default;
-  StepRef(std::nullopt_t) {}                       // NOLINT: implicit on purpose
-  StepRef(int64_t s) : step(s) {}                  // NOLINT
-  StepRef(std::optional<int64_t> s) : step(s) {}   // NOLINT
+  StepRef(std::nullopt_t) {}                      // NOLINT: implicit on purpose
+  StepRef(int64_t s) : step(s) {}                 // NOLINT
+  StepRef(std::optional<int64_t> s) : step(s) {}  // NOLINT
   static StepRef Alias(std::string name) {
     StepRef r;
     r.alias = std::move(name);
@@ -205,7 +206,8 @@ class Client {
 
   // Writes the MetaGraphDef of (model, step or latest) with `options` applied to
   // `out_path` (atomically, verified against the server's SHA-256).
-  absl::StatusOr<v1::MetaGraphInfo> FetchGraph(const std::string& model, const StepRef& step,
+  absl::StatusOr<v1::MetaGraphInfo> FetchGraph(const std::string& model,
+                                               const StepRef& step,
                                                const v1::GraphOptions& options,
                                                const std::string& out_path);
   // The same, into memory (verified against the server's SHA-256).
@@ -268,14 +270,15 @@ class Client {
                                                bool pinned);
   absl::StatusOr<v1::Model> SetAlias(const std::string& model, const std::string& alias,
                                      int64_t step);
-  absl::StatusOr<v1::Model> RemoveAlias(const std::string& model, const std::string& alias);
+  absl::StatusOr<v1::Model> RemoveAlias(const std::string& model,
+                                        const std::string& alias);
 
   // The tensors of a checkpoint, optionally verified against their CRC32C.
-  absl::StatusOr<v1::InspectCheckpointResponse> InspectCheckpoint(const std::string& model,
-                                                                  const StepRef& step,
-                                                                  bool verify);
+  absl::StatusOr<v1::InspectCheckpointResponse> InspectCheckpoint(
+      const std::string& model, const StepRef& step, bool verify);
   // TensorFlow's CheckpointState of a model, as CheckpointManager writes it.
-  absl::StatusOr<tensorflow::CheckpointState> GetCheckpointState(const std::string& model);
+  absl::StatusOr<tensorflow::CheckpointState> GetCheckpointState(
+      const std::string& model);
   // One collection of a step's graph, decoded by the server (with the collection kinds
   // its config registers). `tags` choose a SavedModel's graph.
   absl::StatusOr<v1::GetCollectionResponse> GetCollection(
@@ -299,9 +302,9 @@ class Client {
       const ProgressFn& progress, PushStats* stats);
   // The upload Push and PushSavedModel share: `begin` without files, then `files`
   // (name -> local path) digested, deduplicated, sent and committed.
-  absl::StatusOr<v1::Checkpoint> PushFiles(v1::BeginUploadRequest begin,
-                                           const std::map<std::string, std::string>& files,
-                                           const PushOptions& options);
+  absl::StatusOr<v1::Checkpoint> PushFiles(
+      v1::BeginUploadRequest begin, const std::map<std::string, std::string>& files,
+      const PushOptions& options);
   // RestoreSavedModel of a resolved step.
   absl::StatusOr<v1::Checkpoint> RestoreVersion(const v1::Checkpoint& checkpoint,
                                                 const std::string& base,

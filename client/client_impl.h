@@ -4,10 +4,10 @@
 #ifndef MGREG_CLIENT_CLIENT_IMPL_H_
 #define MGREG_CLIENT_CLIENT_IMPL_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "client/client.h"
@@ -32,9 +32,11 @@ struct Client::Impl {
   // The one way a unary RPC is made: a prepared context, the call, the status converted
   // by FromGrpcStatus (code and server message kept).
   template <typename Stub, typename Request, typename Response>
-  absl::StatusOr<Response> Unary(
-      Stub* on, grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
-      const Request& request, CallDeadline deadline = CallDeadline::kUnary) const {
+  absl::StatusOr<Response> Unary(Stub* on,
+                                 grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                                              const Request&, Response*),
+                                 const Request& request,
+                                 CallDeadline deadline = CallDeadline::kUnary) const {
     grpc::ClientContext ctx;
     PrepareContext(&ctx, deadline);
     Response response;
@@ -43,10 +45,10 @@ struct Client::Impl {
   }
   // The same on the registry's stub.
   template <typename Request, typename Response>
-  absl::StatusOr<Response> Call(
-      grpc::Status (v1::Registry::Stub::*method)(grpc::ClientContext*, const Request&,
-                                                 Response*),
-      const Request& request, CallDeadline deadline = CallDeadline::kUnary) const {
+  absl::StatusOr<Response> Call(grpc::Status (v1::Registry::Stub::*method)(
+                                    grpc::ClientContext*, const Request&, Response*),
+                                const Request& request,
+                                CallDeadline deadline = CallDeadline::kUnary) const {
     return Unary(stub.get(), method, request, deadline);
   }
 };

@@ -25,7 +25,8 @@ constexpr size_t kMaxTempStemBytes = 255 - 14;
 absl::Status ErrnoStatus(int err, absl::string_view what, absl::string_view path) {
   std::string message = absl::StrCat(what, " '", path, "': ", std::strerror(err));
   switch (err) {
-    case ENOENT: return absl::NotFoundError(message);
+    case ENOENT:
+      return absl::NotFoundError(message);
     case EACCES:
     case EPERM:
     case EROFS:
@@ -39,12 +40,14 @@ absl::Status ErrnoStatus(int err, absl::string_view what, absl::string_view path
     case ENFILE:
     case ENOMEM:
       return absl::ResourceExhaustedError(
-          absl::StrCat(message, "; the process or the machine ran out of file "
-                                "descriptors or memory"));
+          absl::StrCat(message,
+                       "; the process or the machine ran out of file "
+                       "descriptors or memory"));
     case ENAMETOOLONG:
-      return absl::InvalidArgumentError(absl::StrCat(
-          message, "; the name is longer than this file system allows: use a shorter "
-                   "directory or basename"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(message,
+                       "; the name is longer than this file system allows: use a shorter "
+                       "directory or basename"));
     case EAGAIN:
     case EBUSY:
     case ETXTBSY:
@@ -76,7 +79,9 @@ absl::StatusOr<LocalFile> LocalFile::OpenForRead(const std::string& path) {
 }
 
 LocalFile::LocalFile(LocalFile&& other) noexcept
-    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)), size_(other.size_) {}
+    : path_(std::move(other.path_)),
+      fd_(std::exchange(other.fd_, -1)),
+      size_(other.size_) {}
 
 LocalFile& LocalFile::operator=(LocalFile&& other) noexcept {
   if (this != &other) {
@@ -103,9 +108,9 @@ absl::Status LocalFile::ReadAt(int64_t offset, size_t n, std::string* out) {
       return ErrnoStatus(errno, "cannot read", path_);
     }
     if (r == 0) {
-      return absl::DataLossError(absl::StrCat("'", path_, "' ended at ",
-                                              offset + static_cast<int64_t>(done),
-                                              " bytes; it was truncated while being read"));
+      return absl::DataLossError(
+          absl::StrCat("'", path_, "' ended at ", offset + static_cast<int64_t>(done),
+                       " bytes; it was truncated while being read"));
     }
     done += static_cast<size_t>(r);
   }
@@ -128,7 +133,8 @@ absl::StatusOr<FileDigest> DigestFile(const std::string& path) {
 }
 
 absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
-                                                      int64_t chunk_bytes, int64_t stride) {
+                                                      int64_t chunk_bytes,
+                                                      int64_t stride) {
   if (chunk_bytes <= 0 || stride <= 0) {
     return absl::InvalidArgumentError("chunk size and stride must be positive");
   }
@@ -139,7 +145,8 @@ absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
   std::string buffer;
   for (size_t i = 0; i < out.size(); i += static_cast<size_t>(stride)) {
     const int64_t pos = static_cast<int64_t>(i) * chunk_bytes;
-    const size_t n = static_cast<size_t>(std::min<int64_t>(chunk_bytes, file->size() - pos));
+    const size_t n =
+        static_cast<size_t>(std::min<int64_t>(chunk_bytes, file->size() - pos));
     if (absl::Status s = file->ReadAt(pos, n, &buffer); !s.ok()) return s;
     out[i] = Sha256Raw(buffer);
   }
@@ -160,7 +167,8 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   absl::StatusOr<LocalFile> file = LocalFile::OpenForRead(path);
   if (!file.ok()) return file.status();
   std::string out;
-  if (absl::Status s = file->ReadAt(0, static_cast<size_t>(file->size()), &out); !s.ok()) {
+  if (absl::Status s = file->ReadAt(0, static_cast<size_t>(file->size()), &out);
+      !s.ok()) {
     return s;
   }
   return out;
@@ -171,15 +179,15 @@ absl::Status EnsureWritableDirectory(const std::string& dir) {
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir)) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "cannot create directory '", dir, "': ",
-        ec ? ec.message() : std::string("a file of that name exists")));
+        "cannot create directory '", dir,
+        "': ", ec ? ec.message() : std::string("a file of that name exists")));
   }
   const std::string probe = (fs::path(dir) / ".mgreg-write-test").string();
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "directory '", dir, "' is not writable (", std::strerror(errno),
-        "); choose another directory or fix its permissions"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("directory '", dir, "' is not writable (", std::strerror(errno),
+                     "); choose another directory or fix its permissions"));
   }
   ::close(fd);
   ::unlink(probe.c_str());
@@ -191,7 +199,8 @@ absl::StatusOr<AtomicFileWriter> AtomicFileWriter::Create(const std::string& pat
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   // The temporary name must fit wherever the final one does: at most 255 bytes.
   std::string temp =
-      (dir / ("." + target.filename().string().substr(0, kMaxTempStemBytes) + ".mgreg-XXXXXX"))
+      (dir /
+       ("." + target.filename().string().substr(0, kMaxTempStemBytes) + ".mgreg-XXXXXX"))
           .string();
   const int fd = ::mkstemp(temp.data());
   if (fd < 0) return ErrnoStatus(errno, "cannot create a temporary file beside", path);
@@ -255,9 +264,9 @@ absl::Status AtomicFileWriter::Commit(int64_t expected_size,
   const std::string got = hasher_.HexDigest();
   if (got != expected_sha256_hex) {
     Discard();
-    return absl::DataLossError(absl::StrCat("'", path_, "': SHA-256 of the received bytes ",
-                                            got, " differs from the server's ",
-                                            expected_sha256_hex, "; retry"));
+    return absl::DataLossError(
+        absl::StrCat("'", path_, "': SHA-256 of the received bytes ", got,
+                     " differs from the server's ", expected_sha256_hex, "; retry"));
   }
   if (::fsync(fd_) != 0) {
     const int err = errno;

@@ -1,12 +1,12 @@
 // Client::Push / PushSavedModel and the upload they run: find the local files of a prefix
 // or a SavedModel directory, digest them, let the server say what it holds (whole files,
 // then chunks), send the rest, commit.
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <thread>
 #include <utility>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -37,9 +37,10 @@ absl::StatusOr<LocalCheckpoint> FindLocalCheckpoint(const std::string& prefix) {
   std::error_code ec;
   fs::directory_iterator it(out.directory, ec);
   if (ec) {
-    return absl::NotFoundError(absl::StrCat(
-        "no checkpoint at '", prefix, "': cannot list directory '", out.directory, "' (",
-        ec.message(), ") to find '", (fs::path(out.directory) / name).string(), ".index'"));
+    return absl::NotFoundError(
+        absl::StrCat("no checkpoint at '", prefix, "': cannot list directory '",
+                     out.directory, "' (", ec.message(), ") to find '",
+                     (fs::path(out.directory) / name).string(), ".index'"));
   }
   for (const fs::directory_entry& entry : it) {
     const std::string file = entry.path().filename().string();
@@ -52,18 +53,18 @@ absl::StatusOr<LocalCheckpoint> FindLocalCheckpoint(const std::string& prefix) {
   }
   const std::string where = (fs::path(out.directory) / name).string();
   if (out.files.count("index") == 0) {
-    return absl::NotFoundError(absl::StrCat(
-        "no checkpoint at '", prefix, "': '", where,
-        ".index' does not exist; give the prefix TensorFlow saved, e.g. "
-        "dir/model.ckpt-1000"));
+    return absl::NotFoundError(
+        absl::StrCat("no checkpoint at '", prefix, "': '", where,
+                     ".index' does not exist; give the prefix TensorFlow saved, e.g. "
+                     "dir/model.ckpt-1000"));
   }
   int data_files = 0;
   for (const auto& [suffix, unused] : out.files) {
     if (absl::StartsWith(suffix, "data-")) ++data_files;
   }
   if (data_files == 0) {
-    return absl::NotFoundError(absl::StrCat("checkpoint '", where,
-                                            "' has an .index but no .data-* file"));
+    return absl::NotFoundError(
+        absl::StrCat("checkpoint '", where, "' has an .index but no .data-* file"));
   }
   return out;
 }
@@ -77,8 +78,8 @@ absl::StatusOr<v1::PutFileResponse> Client::PutFile(const std::string& upload_id
 
 absl::StatusOr<v1::PutFileResponse> Client::PutFileChunks(
     const std::string& upload_id, const std::string& name, const std::string& path,
-    const std::vector<std::string>& chunks, int64_t chunk_bytes, const ProgressFn& progress,
-    PushStats* stats) {
+    const std::vector<std::string>& chunks, int64_t chunk_bytes,
+    const ProgressFn& progress, PushStats* stats) {
   ASSIGN_OR_RETURN(v1::Upload upload, GetUpload(upload_id));
   const v1::UploadFile* state = nullptr;
   for (const v1::UploadFile& f : upload.files()) {
@@ -119,7 +120,8 @@ absl::StatusOr<v1::PutFileResponse> Client::PutFileChunks(
   std::string buffer;
   bool stream_ok = true;
   do {
-    const int64_t chunk = chunk_bytes > 0 && pos % chunk_bytes == 0 ? pos / chunk_bytes : -1;
+    const int64_t chunk =
+        chunk_bytes > 0 && pos % chunk_bytes == 0 ? pos / chunk_bytes : -1;
     if (chunk >= 0 && chunk < static_cast<int64_t>(chunks.size()) &&
         !chunks[static_cast<size_t>(chunk)].empty()) {
       // The server holds this chunk: name it instead of sending it.
@@ -170,7 +172,8 @@ absl::StatusOr<v1::Checkpoint> Client::Push(const std::string& model,
         (fs::path(prefix) / kSavedModelPb).string(), "' nor '",
         (fs::path(prefix) / kSavedModelPbtxt).string(),
         "' exists; give a SavedModel version directory, or a checkpoint prefix such as ",
-        (fs::path(prefix) / "model.ckpt-1000").string(), " (its .index and .data-* files)"));
+        (fs::path(prefix) / "model.ckpt-1000").string(),
+        " (its .index and .data-* files)"));
   }
   absl::StatusOr<LocalCheckpoint> found = FindLocalCheckpoint(prefix);
   if (found.status().code() == absl::StatusCode::kNotFound) {
@@ -200,9 +203,10 @@ absl::StatusOr<v1::Checkpoint> Client::PushSavedModel(const std::string& model,
   ASSIGN_OR_RETURN(LocalSavedModel local, FindLocalSavedModel(dir));
   std::optional<int64_t> step = options.step.has_value() ? options.step : local.version;
   if (!step.has_value()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "SavedModel directory '", dir, "' is not named by a version number (as in "
-        "/export/resnet/123); pass --step N"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("SavedModel directory '", dir,
+                     "' is not named by a version number (as in "
+                     "/export/resnet/123); pass --step N"));
   }
   RETURN_IF_ERROR(ValidateStep(*step));
   v1::BeginUploadRequest begin;
@@ -345,7 +349,8 @@ absl::StatusOr<v1::Checkpoint> Client::PushFiles(
     done += f.file().size();
   }
   absl::StatusOr<v1::Checkpoint> committed = CommitUpload(upload.upload_id());
-  if (!committed.ok() && committed.status().code() == absl::StatusCode::kFailedPrecondition) {
+  if (!committed.ok() &&
+      committed.status().code() == absl::StatusCode::kFailedPrecondition) {
     // Incomplete or refused: the upload cannot be committed; the commit's error is the
     // one to report.
     AbortUpload(upload.upload_id()).IgnoreError();

@@ -3,12 +3,12 @@
 // renamed into place, and the directory's `checkpoint` state file switched last.
 // Client::RestoreSavedModel: a SavedModel step into TF Serving's base path as one version
 // directory, staged, verified and renamed into place whole (client/saved_model_dir.h).
+#include <grpcpp/grpcpp.h>
+
 #include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -57,18 +57,21 @@ absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
                                                const RestoreOptions& options) {
   RETURN_IF_ERROR(ValidateModelName(model));
   if (options.keep_last < 0) {
-    return absl::InvalidArgumentError("keep_last must be >= 0 (0 keeps every checkpoint)");
+    return absl::InvalidArgumentError(
+        "keep_last must be >= 0 (0 keeps every checkpoint)");
   }
   RETURN_IF_ERROR(EnsureWritableDirectory(dir));
   StepRef ref;
   ref.step = options.step;
   ref.alias = options.alias;
   ASSIGN_OR_RETURN(v1::Checkpoint checkpoint, ResolveCheckpoint(model, ref));
-  if (checkpoint.kind() == v1::SAVED_MODEL) return RestoreVersion(checkpoint, dir, options);
+  if (checkpoint.kind() == v1::SAVED_MODEL)
+    return RestoreVersion(checkpoint, dir, options);
   // Every name in the answer is checked before anything is written.
   using PathsByName = std::map<std::string, std::string>;
   ASSIGN_OR_RETURN(const PathsByName paths, RestoredFilePaths(dir, checkpoint));
-  const std::string prefix = CheckpointPrefixName(checkpoint.basename(), checkpoint.step());
+  const std::string prefix =
+      CheckpointPrefixName(checkpoint.basename(), checkpoint.step());
   const bool filter_graph = options.graph_options.ByteSizeLong() > 0;
   // The filtered graph first: it is small, and it is what fails when the graph cannot
   // be exported with these options (before gigabytes of shards are downloaded).
@@ -87,7 +90,8 @@ absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
     bool keep = false;
     ~Created() {
       std::error_code ec;
-      if (!keep) for (const std::string& p : paths) fs::remove(p, ec);
+      if (!keep)
+        for (const std::string& p : paths) fs::remove(p, ec);
     }
   } created;
   const int64_t total = checkpoint.total_bytes();
@@ -102,7 +106,8 @@ absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
           FetchGraph(model, checkpoint.step(), options.graph_options, path).status());
     } else if (!FileMatches(path, file->size(), file->sha256())) {
       if (!existed) created.paths.push_back(path);
-      RETURN_IF_ERROR(DownloadFile(checkpoint, *file, path, options.progress, done, total));
+      RETURN_IF_ERROR(
+          DownloadFile(checkpoint, *file, path, options.progress, done, total));
     }
     done += file->size();
     if (options.progress) options.progress(done, total);
@@ -114,11 +119,12 @@ absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
   // complete checkpoint or the new one.
   ListedCheckpoints listed = ReadListedCheckpoints(dir);
   if (!listed.foreign.empty() && options.on_warning) {
-    options.on_warning(absl::StrCat(
-        (fs::path(dir) / "checkpoint").string(), " listed ", listed.foreign.size(),
-        " checkpoint(s) outside ", dir, " (", absl::StrJoin(listed.foreign, ", "),
-        "); they are not the directory's own: left in place, never deleted, and no longer "
-        "listed"));
+    options.on_warning(absl::StrCat((fs::path(dir) / "checkpoint").string(), " listed ",
+                                    listed.foreign.size(), " checkpoint(s) outside ", dir,
+                                    " (", absl::StrJoin(listed.foreign, ", "),
+                                    "); they are not the directory's own: left in place, "
+                                    "never deleted, and no longer "
+                                    "listed"));
   }
   std::vector<std::string> prefixes;
   for (std::string& p : listed.own) {
@@ -128,8 +134,10 @@ absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
   std::vector<std::string> dropped;
   if (options.keep_last > 0 && prefixes.size() > static_cast<size_t>(options.keep_last)) {
     const size_t drop = prefixes.size() - static_cast<size_t>(options.keep_last);
-    dropped.assign(prefixes.begin(), prefixes.begin() + static_cast<std::ptrdiff_t>(drop));
-    prefixes.erase(prefixes.begin(), prefixes.begin() + static_cast<std::ptrdiff_t>(drop));
+    dropped.assign(prefixes.begin(),
+                   prefixes.begin() + static_cast<std::ptrdiff_t>(drop));
+    prefixes.erase(prefixes.begin(),
+                   prefixes.begin() + static_cast<std::ptrdiff_t>(drop));
   }
   const std::string state_path = (fs::path(dir) / "checkpoint").string();
   ASSIGN_OR_RETURN(AtomicFileWriter state, AtomicFileWriter::Create(state_path));
@@ -156,7 +164,8 @@ absl::StatusOr<v1::Checkpoint> Client::RestoreSavedModel(const std::string& mode
   ASSIGN_OR_RETURN(v1::Checkpoint checkpoint, ResolveCheckpoint(model, ref));
   if (checkpoint.kind() != v1::SAVED_MODEL) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "step ", checkpoint.step(), " of model '", model, "' is a checkpoint, not a "
+        "step ", checkpoint.step(), " of model '", model,
+        "' is a checkpoint, not a "
         "SavedModel; restore it with mgreg restore / Client::Restore into a checkpoint "
         "directory"));
   }
@@ -169,7 +178,8 @@ absl::StatusOr<v1::Checkpoint> Client::RestoreVersion(const v1::Checkpoint& chec
   if (options.graph_options.ByteSizeLong() > 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "step ", checkpoint.step(), " of model '", checkpoint.model(),
-        "' is a SavedModel, restored as stored: graph options filter a checkpoint's .meta; "
+        "' is a SavedModel, restored as stored: graph options filter a checkpoint's "
+        ".meta; "
         "drop them (a filtered MetaGraphDef of a SavedModel: mgreg graph --tags)"));
   }
   if (options.keep_last < 0) {
@@ -179,7 +189,8 @@ absl::StatusOr<v1::Checkpoint> Client::RestoreVersion(const v1::Checkpoint& chec
   RETURN_IF_ERROR(SavedModelFilePaths(base, checkpoint).status());
   const int64_t total = checkpoint.total_bytes();
   if (!VersionMatches(base, checkpoint)) {
-    ASSIGN_OR_RETURN(StagedVersion staged, StagedVersion::Create(base, checkpoint.step()));
+    ASSIGN_OR_RETURN(StagedVersion staged,
+                     StagedVersion::Create(base, checkpoint.step()));
     using PathsByName = std::map<std::string, std::string>;
     ASSIGN_OR_RETURN(const PathsByName paths,
                      SavedModelFilePaths(staged.path(), checkpoint));
@@ -187,7 +198,8 @@ absl::StatusOr<v1::Checkpoint> Client::RestoreVersion(const v1::Checkpoint& chec
     for (const v1::FileInfo& file : checkpoint.files()) {
       const std::string& path = paths.at(file.name());
       RETURN_IF_ERROR(staged.MakeParents(path));
-      RETURN_IF_ERROR(DownloadFile(checkpoint, file, path, options.progress, done, total));
+      RETURN_IF_ERROR(
+          DownloadFile(checkpoint, file, path, options.progress, done, total));
       done += file.size();
     }
     RETURN_IF_ERROR(staged.Place());
@@ -203,7 +215,8 @@ absl::StatusOr<v1::Checkpoint> Client::RestoreVersion(const v1::Checkpoint& chec
       others.push_back(v);
     }
   }
-  if (options.keep_last > 0 && others.size() + 1 > static_cast<size_t>(options.keep_last)) {
+  if (options.keep_last > 0 &&
+      others.size() + 1 > static_cast<size_t>(options.keep_last)) {
     const size_t drop = others.size() + 1 - static_cast<size_t>(options.keep_last);
     for (size_t i = 0; i < drop; ++i) RETURN_IF_ERROR(RemoveVersion(base, others[i]));
   }

@@ -1,9 +1,9 @@
 #include "client/saved_model_dir.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,8 +52,8 @@ bool IsWithin(const fs::path& outer, const fs::path& inner) {
 absl::Status SyncDirectory(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot open directory '", dir, "' to sync it: ", std::strerror(errno)));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot open directory '", dir, "' to sync it: ", std::strerror(errno)));
   }
   const int rc = ::fsync(fd);
   const int err = errno;
@@ -75,9 +75,9 @@ absl::StatusOr<std::string> MakeHiddenDirectory(const std::string& base, const c
   std::string path =
       (fs::path(base) / absl::StrCat(".mgreg-", what, "-", version, "-XXXXXX")).string();
   if (::mkdtemp(path.data()) == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot create a directory in '", base, "': ", std::strerror(errno),
-        "; choose another directory or fix its permissions"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create a directory in '", base, "': ", std::strerror(errno),
+                     "; choose another directory or fix its permissions"));
   }
   return path;
 }
@@ -124,24 +124,26 @@ absl::StatusOr<LocalSavedModel> FindLocalSavedModel(const std::string& dir) {
     if (fs::is_symlink(status)) {
       const fs::path target = fs::canonical(path, ec);
       if (ec || !IsWithin(canonical_root, target)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "'", path.string(), "' is a symbolic link to '",
-            ec ? fs::read_symlink(path, ec).string() : target.string(),
-            "', outside the SavedModel directory '", dir,
-            "'; copy the file into the directory instead of linking to it"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("'", path.string(), "' is a symbolic link to '",
+                         ec ? fs::read_symlink(path, ec).string() : target.string(),
+                         "', outside the SavedModel directory '", dir,
+                         "'; copy the file into the directory instead of linking to it"));
       }
       status = fs::status(path, ec);
       if (fs::is_directory(status)) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "'", path.string(), "' is a symbolic link to a directory; replace it by the "
+            "'", path.string(),
+            "' is a symbolic link to a directory; replace it by the "
             "directory itself (a SavedModel step stores files by their paths)"));
       }
     }
     if (fs::is_directory(status)) continue;
     if (!fs::is_regular_file(status)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'", path.string(), "' is neither a file nor a directory (a socket, fifo or "
-          "device); remove it from the SavedModel directory"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", path.string(),
+                       "' is neither a file nor a directory (a socket, fifo or "
+                       "device); remove it from the SavedModel directory"));
     }
     out.files[name] = path.string();
   }
@@ -160,9 +162,9 @@ absl::StatusOr<std::map<std::string, std::string>> SavedModelFilePaths(
   const std::string whose =
       absl::StrCat("step ", checkpoint.step(), " of model '", checkpoint.model(), "'");
   if (checkpoint.step() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the server answered a negative step (", checkpoint.step(), ") for model '",
-        checkpoint.model(), "'; nothing was written"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the server answered a negative step (", checkpoint.step(),
+                     ") for model '", checkpoint.model(), "'; nothing was written"));
   }
   std::map<std::string, std::string> out;
   std::vector<std::string> names;
@@ -170,9 +172,9 @@ absl::StatusOr<std::map<std::string, std::string>> SavedModelFilePaths(
     RETURN_IF_ERROR(ValidateRelativePath(
         file.name(), absl::StrCat("the server's file name for ", whose)));
     if (!out.emplace(file.name(), (fs::path(root) / file.name()).string()).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the server's answer for ", whose, " names file '", file.name(),
-                       "' twice; nothing was written"));
+      return absl::InvalidArgumentError(absl::StrCat("the server's answer for ", whose,
+                                                     " names file '", file.name(),
+                                                     "' twice; nothing was written"));
     }
     names.push_back(file.name());
   }
@@ -180,16 +182,19 @@ absl::StatusOr<std::map<std::string, std::string>> SavedModelFilePaths(
   for (const std::string& name : names) {
     auto next = out.upper_bound(name);
     if (next != out.end() && next->first.size() > name.size() &&
-        next->first.compare(0, name.size(), name) == 0 && next->first[name.size()] == '/') {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the server's answer for ", whose, " names '", name, "' as a file and as the "
-          "directory of '", next->first, "'; nothing was written"));
+        next->first.compare(0, name.size(), name) == 0 &&
+        next->first[name.size()] == '/') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the server's answer for ", whose, " names '", name,
+                       "' as a file and as the "
+                       "directory of '",
+                       next->first, "'; nothing was written"));
     }
   }
   if (!SavedModelProtoName(names).has_value()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the server's answer for ", whose, " holds neither ", kSavedModelPb, " nor ",
-        kSavedModelPbtxt, "; nothing was written"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the server's answer for ", whose, " holds neither ", kSavedModelPb,
+                     " nor ", kSavedModelPbtxt, "; nothing was written"));
   }
   return out;
 }
@@ -305,15 +310,15 @@ absl::Status RemoveVersion(const std::string& base, int64_t version) {
   if (::rename(path.c_str(), hidden.c_str()) != 0) {
     const int err = errno;
     fs::remove(hidden, ec);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot remove version directory '", path, "': ", std::strerror(err)));
+    return absl::FailedPreconditionError(absl::StrCat("cannot remove version directory '",
+                                                      path, "': ", std::strerror(err)));
   }
   SyncDirectory(base).IgnoreError();  // the version is gone either way
   fs::remove_all(hidden, ec);
   if (ec) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "version ", version, " left '", base, "' but its files in '", hidden,
-        "' could not all be deleted: ", ec.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("version ", version, " left '", base, "' but its files in '", hidden,
+                     "' could not all be deleted: ", ec.message()));
   }
   return absl::OkStatus();
 }

@@ -76,7 +76,8 @@ void Mutex::ReaderUnlock() {
   real(this);
 }
 void Mutex::LockWhen(const Condition& cond) {
-  MGREG_REAL(void (*)(Mutex*, const Condition&), "_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE");
+  MGREG_REAL(void (*)(Mutex*, const Condition&),
+             "_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE");
   real(this, cond);
   __tsan_acquire(this);
 }
@@ -87,8 +88,9 @@ void Mutex::ReaderLockWhen(const Condition& cond) {
   __tsan_acquire(this);
 }
 bool Mutex::LockWhenWithTimeout(const Condition& cond, absl::Duration timeout) {
-  MGREG_REAL(bool (*)(Mutex*, const Condition&, absl::Duration),
-             "_ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
+  MGREG_REAL(
+      bool (*)(Mutex*, const Condition&, absl::Duration),
+      "_ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
   const bool r = real(this, cond, timeout);
   __tsan_acquire(this);
   return r;
@@ -101,7 +103,8 @@ bool Mutex::LockWhenWithDeadline(const Condition& cond, absl::Time deadline) {
   return r;
 }
 void Mutex::Await(const Condition& cond) {
-  MGREG_REAL(void (*)(Mutex*, const Condition&), "_ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE");
+  MGREG_REAL(void (*)(Mutex*, const Condition&),
+             "_ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE");
   __tsan_release(this);
   real(this, cond);
   __tsan_acquire(this);
@@ -167,15 +170,17 @@ void Notification::WaitForNotification() const {
   __tsan_acquire(const_cast<std::atomic<bool>*>(&notified_yet_));
 }
 bool Notification::WaitForNotificationWithTimeout(absl::Duration timeout) const {
-  MGREG_REAL(bool (*)(const Notification*, absl::Duration),
-             "_ZNK4absl7debian312Notification30WaitForNotificationWithTimeoutENS0_8DurationE");
+  MGREG_REAL(
+      bool (*)(const Notification*, absl::Duration),
+      "_ZNK4absl7debian312Notification30WaitForNotificationWithTimeoutENS0_8DurationE");
   const bool r = real(this, timeout);
   __tsan_acquire(const_cast<std::atomic<bool>*>(&notified_yet_));
   return r;
 }
 bool Notification::WaitForNotificationWithDeadline(absl::Time deadline) const {
-  MGREG_REAL(bool (*)(const Notification*, absl::Time),
-             "_ZNK4absl7debian312Notification31WaitForNotificationWithDeadlineENS0_4TimeE");
+  MGREG_REAL(
+      bool (*)(const Notification*, absl::Time),
+      "_ZNK4absl7debian312Notification31WaitForNotificationWithDeadlineENS0_4TimeE");
   const bool r = real(this, deadline);
   __tsan_acquire(const_cast<std::atomic<bool>*>(&notified_yet_));
   return r;

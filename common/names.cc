@@ -28,7 +28,8 @@ std::string QuoteInput(absl::string_view s) {
 
 absl::Status ValidateModelName(absl::string_view name) {
   if (name.empty()) {
-    return absl::InvalidArgumentError("model name is empty; give a name such as 'resnet'");
+    return absl::InvalidArgumentError(
+        "model name is empty; give a name such as 'resnet'");
   }
   if (name.size() > kMaxModelNameBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -41,14 +42,15 @@ absl::Status ValidateModelName(absl::string_view name) {
           " has an empty segment: no leading, trailing or doubled '/' allowed"));
     }
     if (!IsSegmentStart(seg[0])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model name ", QuoteInput(name), ": segment ", QuoteInput(seg),
-          " must start with a letter or digit"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model name ", QuoteInput(name), ": segment ", QuoteInput(seg),
+                       " must start with a letter or digit"));
     }
     for (char c : seg) {
       if (!IsSegmentChar(c)) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "model name ", QuoteInput(name), " contains '", absl::CEscape(absl::string_view(&c, 1)),
+            "model name ", QuoteInput(name), " contains '",
+            absl::CEscape(absl::string_view(&c, 1)),
             "'; use letters, digits, '.', '_', '-' and '/' between segments"));
       }
     }
@@ -72,9 +74,9 @@ absl::Status ValidateFileName(absl::string_view name) {
     return std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isdigit(c); });
   };
   int64_t shard = 0, count = 0;
-  if (name.size() == 19 && absl::StartsWith(name, "data-") && name.substr(10, 4) == "-of-" &&
-      digits(name.substr(5, 5)) && digits(name.substr(14, 5)) &&
-      absl::SimpleAtoi(name.substr(5, 5), &shard) &&
+  if (name.size() == 19 && absl::StartsWith(name, "data-") &&
+      name.substr(10, 4) == "-of-" && digits(name.substr(5, 5)) &&
+      digits(name.substr(14, 5)) && absl::SimpleAtoi(name.substr(5, 5), &shard) &&
       absl::SimpleAtoi(name.substr(14, 5), &count) && shard >= 0 && count > 0 &&
       shard < count) {
     return absl::OkStatus();

@@ -12,10 +12,10 @@
 #define MGREG_CONCAT_(a, b) MGREG_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                                   \
-  do {                                                          \
-    ::absl::Status mgreg_status_ = (expr);                      \
-    if (!mgreg_status_.ok()) return mgreg_status_;              \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::absl::Status mgreg_status_ = (expr);         \
+    if (!mgreg_status_.ok()) return mgreg_status_; \
   } while (0)
 
 // ASSIGN_OR_RETURN(lhs, expr): evaluates `expr` (an absl::StatusOr<T>); on error returns
@@ -23,8 +23,8 @@
 #define ASSIGN_OR_RETURN(lhs, expr) \
   MGREG_ASSIGN_OR_RETURN_IMPL_(MGREG_CONCAT_(mgreg_statusor_, __LINE__), lhs, expr)
 
-#define MGREG_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                                 \
+#define MGREG_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr)  \
+  auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
 

@@ -48,7 +48,8 @@ int FuzzOne(const uint8_t* data, size_t size) {
   // Checksums over bytes of the entry's size (taken from the input itself).
   for (const auto& [name, entry] : index->entries) {
     if (entry.size() < 0 || static_cast<uint64_t>(entry.size()) > size) continue;
-    (void)VerifyTensorCrc(name, entry, bytes.substr(0, static_cast<size_t>(entry.size())));
+    (void)VerifyTensorCrc(name, entry,
+                          bytes.substr(0, static_cast<size_t>(entry.size())));
   }
   return 0;
 }

@@ -1,6 +1,6 @@
-// Names from clients: checkpoint prefixes and data-file names (metagraph/checkpoint_name.h)
-// and the registry's validators (common/names.h). What parses must format back to a
-// name that parses to the same parts.
+// Names from clients: checkpoint prefixes and data-file names
+// (metagraph/checkpoint_name.h) and the registry's validators (common/names.h). What
+// parses must format back to a name that parses to the same parts.
 #include <string>
 
 #include "common/names.h"
@@ -21,8 +21,9 @@ int FuzzOne(const uint8_t* data, size_t size) {
     // a data file of prefix "m" (the parser strips file suffixes first, by contract):
     // such names are ambiguous, not wrong.
     const size_t dot = name.rfind('.');
-    const absl::string_view suffix =
-        dot == std::string::npos ? absl::string_view() : absl::string_view(name).substr(dot + 1);
+    const absl::string_view suffix = dot == std::string::npos
+                                         ? absl::string_view()
+                                         : absl::string_view(name).substr(dot + 1);
     const bool ambiguous =
         suffix == "index" || suffix == "meta" || ParseDataFileName(suffix).ok();
     if (!ambiguous) {
@@ -47,7 +48,8 @@ int FuzzOne(const uint8_t* data, size_t size) {
   }
   if (size >= 8) {
     int64_t step = 0;
-    for (size_t i = 0; i < 8; ++i) step = static_cast<int64_t>(static_cast<uint64_t>(step) << 8 | data[i]);
+    for (size_t i = 0; i < 8; ++i)
+      step = static_cast<int64_t>(static_cast<uint64_t>(step) << 8 | data[i]);
     FUZZ_CHECK(ValidateStep(step).ok() == (step >= 0));
   }
   return 0;

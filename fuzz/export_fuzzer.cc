@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "fuzz/fuzz_input.h"
 #include "fuzz/fuzz_target.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "metagraph/export.h"
 
 namespace mgreg::fuzz {
@@ -19,12 +19,12 @@ namespace {
 
 // Scopes that occur in the testdata graphs, plus edge cases (a regex metacharacter, an
 // invalid regex, a trailing slash).
-const char* const kScopes[] = {"",     "save",  "dnn",     "linear", "gradients", "a",
-                               "W",    "a/b",   "save/",   ".*",     "[",         "(",
-                               "save_1", "training", "x+", "\\"};
-const char* const kCollections[] = {"variables", "trainable_variables", "savers",
-                                    "global_step", "train_op", "unbound_inputs",
-                                    "summaries", "nope"};
+const char* const kScopes[] = {"",       "save",     "dnn",   "linear", "gradients", "a",
+                               "W",      "a/b",      "save/", ".*",     "[",         "(",
+                               "save_1", "training", "x+",    "\\"};
+const char* const kCollections[] = {
+    "variables", "trainable_variables", "savers",    "global_step",
+    "train_op",  "unbound_inputs",      "summaries", "nope"};
 
 std::string Canonical(const tensorflow::MetaGraphDef& m) {
   std::string out;

@@ -1,6 +1,7 @@
 // Regression driver: feeds every file of the directories (or files) named on the command
 // line to FuzzOne, in sorted order, so crash inputs found by fuzzing stay fixed in the
-// normal (GCC, no libFuzzer) build. Exits 1 if a path cannot be read or no input is found.
+// normal (GCC, no libFuzzer) build. Exits 1 if a path cannot be read or no input is
+// found.
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -35,7 +36,8 @@ int main(int argc, char** argv) {
   }
   for (const fs::path& p : inputs) {
     std::ifstream in(p, std::ios::binary);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string bytes((std::istreambuf_iterator<char>(in)),
+                            std::istreambuf_iterator<char>());
     if (!in.good() && !in.eof()) {
       std::cerr << "fuzz regression: cannot read " << p << "\n";
       return 1;

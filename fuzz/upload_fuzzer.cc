@@ -85,8 +85,14 @@ std::string MetaContent() {
 }
 
 // File names a client might send: the valid ones first.
-const char* const kNames[] = {"index",     "meta", "data-00000-of-00001", "data-00000-of-00002",
-                              "data-00001-of-00002", "data-1-of-2", "../index", ""};
+const char* const kNames[] = {"index",
+                              "meta",
+                              "data-00000-of-00001",
+                              "data-00000-of-00002",
+                              "data-00001-of-00002",
+                              "data-1-of-2",
+                              "../index",
+                              ""};
 constexpr size_t kNumNames = sizeof(kNames) / sizeof(kNames[0]);
 
 // The true content of each name (what a well-behaved client would send).
@@ -173,14 +179,17 @@ int FuzzOne(const uint8_t* data, size_t size) {
           const std::string& content = Content(name);
           const uint8_t how = in.Byte();
           // Mostly the truth; sometimes a wrong size or digest, as a buggy client sends.
-          f->set_size(how % 8 == 1 ? static_cast<int64_t>(how) - 100
-                                   : static_cast<int64_t>(content.size()) + (how % 8 == 2));
-          f->set_sha256(how % 8 == 3 ? std::string(64, 'f')
-                                     : how % 8 == 4 ? "xyz" : Sha256Hex(content));
+          f->set_size(how % 8 == 1
+                          ? static_cast<int64_t>(how) - 100
+                          : static_cast<int64_t>(content.size()) + (how % 8 == 2));
+          f->set_sha256(how % 8 == 3   ? std::string(64, 'f')
+                        : how % 8 == 4 ? "xyz"
+                                       : Sha256Hex(content));
         }
         if (in.Bool()) (*req.mutable_metadata())["loss"] = in.Bytes(8);
         absl::StatusOr<v1::Upload> upload = service.BeginUpload(req);
-        if (upload.ok()) uploads.push_back({upload->upload_id(), req.model(), req.step()});
+        if (upload.ok())
+          uploads.push_back({upload->upload_id(), req.model(), req.step()});
         break;
       }
       case 1: {  // PutFile: a header, then data / existing_chunk messages, then the end

@@ -64,7 +64,8 @@ void AppendDouble(std::string* out, absl::string_view name, double value) {
 absl::StatusOr<tensorflow::CheckpointState> ParseCheckpointState(absl::string_view text) {
   tensorflow::CheckpointState state;
   // TensorFlow reads the file with text_format.Merge.
-  if (std::optional<TextFormatError> error = ParseTextFormat(text, &state, /*merge=*/true)) {
+  if (std::optional<TextFormatError> error =
+          ParseTextFormat(text, &state, /*merge=*/true)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "checkpoint state is not a text-format CheckpointState: ", error->ToString()));
   }

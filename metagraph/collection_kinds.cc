@@ -23,7 +23,8 @@ class FirstError : public google::protobuf::DescriptorPool::ErrorCollector {
  public:
   void AddError(const std::string& filename, const std::string& element_name,
                 const Message*, ErrorLocation, const std::string& message) override {
-    if (error_.empty()) error_ = absl::StrCat(filename, ": ", element_name, ": ", message);
+    if (error_.empty())
+      error_ = absl::StrCat(filename, ": ", element_name, ": ", message);
   }
   const std::string& error() const { return error_; }
 
@@ -84,7 +85,8 @@ void CollectionKinds::Kind::StripNames(
         if (f->has_presence() && !r->HasField(*owner, f)) return;
         r->SetString(owner, f, strip(r->GetString(*owner, f)));
       } else {
-        r->SetRepeatedString(owner, f, index, strip(r->GetRepeatedString(*owner, f, index)));
+        r->SetRepeatedString(owner, f, index,
+                             strip(r->GetRepeatedString(*owner, f, index)));
       }
     });
   }
@@ -119,16 +121,17 @@ absl::StatusOr<std::shared_ptr<const CollectionKinds>> CollectionKinds::Create(
     for (const auto& file : spec.descriptor_set.file()) {
       if (kind.pool_->FindFileByName(file.name()) != nullptr) continue;
       if (kind.pool_->BuildFileCollectingErrors(file, &errors) == nullptr) {
-        return invalid(absl::StrCat(
-            "the descriptor set does not build (", errors.error(),
-            "); write it with protoc --include_imports -o FILE so it holds every import"));
+        return invalid(absl::StrCat("the descriptor set does not build (", errors.error(),
+                                    "); write it with protoc --include_imports -o FILE "
+                                    "so it holds every import"));
       }
     }
     kind.type_ = kind.pool_->FindMessageTypeByName(spec.message_type);
     if (kind.type_ == nullptr) {
       std::vector<std::string> types;
       for (const auto& file : spec.descriptor_set.file()) {
-        const google::protobuf::FileDescriptor* fd = kind.pool_->FindFileByName(file.name());
+        const google::protobuf::FileDescriptor* fd =
+            kind.pool_->FindFileByName(file.name());
         for (int i = 0; fd != nullptr && i < fd->message_type_count(); ++i) {
           MessageTypes(fd->message_type(i), &types);
         }
@@ -138,7 +141,8 @@ absl::StatusOr<std::shared_ptr<const CollectionKinds>> CollectionKinds::Create(
                                   "' is not in the descriptor set; it has [",
                                   absl::StrJoin(types, ", "), "]"));
     }
-    kind.factory_ = std::make_unique<google::protobuf::DynamicMessageFactory>(kind.pool_.get());
+    kind.factory_ =
+        std::make_unique<google::protobuf::DynamicMessageFactory>(kind.pool_.get());
     // `role` names the setting in messages.
     auto resolve = [&](const std::string& text, absl::string_view role,
                        bool scope) -> absl::StatusOr<Kind::Path> {
@@ -146,22 +150,24 @@ absl::StatusOr<std::shared_ptr<const CollectionKinds>> CollectionKinds::Create(
       const Descriptor* at = kind.type_;
       for (absl::string_view part : absl::StrSplit(text, '.')) {
         if (at == nullptr) {
-          return invalid(absl::StrCat(role, " '", text, "' goes through a field that is "
+          return invalid(absl::StrCat(role, " '", text,
+                                      "' goes through a field that is "
                                       "not a message"));
         }
         const FieldDescriptor* f = at->FindFieldByName(std::string(part));
         if (f == nullptr) {
           std::vector<std::string> names;
-          for (int i = 0; i < at->field_count(); ++i) names.push_back(at->field(i)->name());
+          for (int i = 0; i < at->field_count(); ++i)
+            names.push_back(at->field(i)->name());
           return invalid(absl::StrCat(role, " '", text, "': ", at->full_name(),
                                       " has no field '", part, "'; its fields are [",
                                       absl::StrJoin(names, ", "), "]"));
         }
         if (scope && f->is_repeated()) {
-          return invalid(absl::StrCat(role, " '", text, "' goes through repeated field '",
-                                      f->name(),
-                                      "'; the scope field must hold one string per entry: "
-                                      "set scope_field to such a field"));
+          return invalid(
+              absl::StrCat(role, " '", text, "' goes through repeated field '", f->name(),
+                           "'; the scope field must hold one string per entry: "
+                           "set scope_field to such a field"));
         }
         path.push_back(f);
         at = f->message_type();

@@ -537,8 +537,8 @@ absl::StatusOr<RegisteredItem> ParseRegistered(Registered kind, absl::string_vie
 // An entry of a collection kind the config registers: the scope field is its name for
 // R13, and its to_proto returns None outside the scope, else the entry with every name
 // field stripped (metagraph/collection_kinds.h).
-absl::StatusOr<RegisteredItem> ParseConfigured(const CollectionKinds::Kind& kind, int index,
-                                               const std::string& bytes) {
+absl::StatusOr<RegisteredItem> ParseConfigured(const CollectionKinds::Kind& kind,
+                                               int index, const std::string& bytes) {
   std::shared_ptr<google::protobuf::Message> def(kind.New());
   if (!def->ParseFromString(bytes)) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -800,8 +800,8 @@ absl::Status FinishResult(const tensorflow::MetaGraphDef& out, bool as_text,
                           ExportResult* result) {
   if (as_text) {
     // Fields our schema does not know would print as bare numbers ("5: ..."), which no
-    // text-format parser (ours, TensorFlow's text_format.Merge) reads back (D8); TensorFlow
-    // prints a message's known fields only, so do the same.
+    // text-format parser (ours, TensorFlow's text_format.Merge) reads back (D8);
+    // TensorFlow prints a message's known fields only, so do the same.
     google::protobuf::TextFormat::Printer printer;
     printer.SetHideUnknownFields(true);
     if (!printer.PrintToString(out, &result->bytes)) {

@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
-#include "metagraph/text_format.h"
 #include "google/protobuf/unknown_field_set.h"
+#include "metagraph/text_format.h"
 
 namespace mgreg {
 namespace {
@@ -83,7 +83,8 @@ absl::StatusOr<tensorflow::MetaGraphDef> ParseMetaGraph(absl::string_view bytes)
   return mg;
 }
 
-absl::StatusOr<tensorflow::SavedModel> ParseSavedModel(absl::string_view saved_model_bytes) {
+absl::StatusOr<tensorflow::SavedModel> ParseSavedModel(
+    absl::string_view saved_model_bytes) {
   tensorflow::SavedModel sm;
   std::string text_error;
   const bool parsed = ParseBinaryOrText(

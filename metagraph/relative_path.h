@@ -21,8 +21,9 @@ enum class SubDirectories { kForbidden, kAllowed };
 //
 // Returns INVALID_ARGUMENT otherwise, naming `what` (e.g. "the server's file name for
 // step 1000 of model 'resnet'") and the offending path, C-escaped.
-absl::Status ValidateRelativePath(absl::string_view path, absl::string_view what,
-                                  SubDirectories sub_directories = SubDirectories::kAllowed);
+absl::Status ValidateRelativePath(
+    absl::string_view path, absl::string_view what,
+    SubDirectories sub_directories = SubDirectories::kAllowed);
 
 }  // namespace mgreg
 

@@ -19,8 +19,9 @@ RetentionPlan PlanRetention(std::vector<RetentionCandidate> steps, int max_to_ke
               return a.step < b.step;
             });
   const int64_t every_micros =
-      keep_every_n_hours > 0 ? static_cast<int64_t>(std::llround(keep_every_n_hours * 3600e6))
-                             : 0;
+      keep_every_n_hours > 0
+          ? static_cast<int64_t>(std::llround(keep_every_n_hours * 3600e6))
+          : 0;
   const size_t keep = static_cast<size_t>(max_to_keep);
   for (size_t i = 0; active.size() - i > keep; ++i) {
     const RetentionCandidate& oldest = active[i];

@@ -43,15 +43,16 @@ absl::StatusOr<VariablesFiles> FindVariables(const std::vector<std::string>& nam
       out.has_index = true;
       continue;
     }
-    const absl::string_view suffix = absl::string_view(name).substr(strlen(kVariablesPrefix));
+    const absl::string_view suffix =
+        absl::string_view(name).substr(strlen(kVariablesPrefix));
     if (!absl::StartsWith(suffix, "data-")) continue;
     absl::StatusOr<DataShard> shard = ParseDataFileName(suffix);
     if (!shard.ok()) return InFile(name, shard.status());
     if (out.num_shards >= 0 && shard->num_shards != out.num_shards) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the variables data files disagree on the shard count: '", name, "' says ",
-          shard->num_shards, ", another says ", out.num_shards,
-          "; push one complete variables bundle"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the variables data files disagree on the shard count: '", name,
+                       "' says ", shard->num_shards, ", another says ", out.num_shards,
+                       "; push one complete variables bundle"));
     }
     out.num_shards = shard->num_shards;
     out.shards.insert(shard->shard);
@@ -105,7 +106,8 @@ absl::Status ValidateSavedModelNames(const std::vector<std::string>& names,
     }
     for (int i = 0; i < variables.num_shards; ++i) {
       if (variables.shards.count(i) == 0) {
-        missing.push_back(absl::StrCat(kVariablesPrefix, DataFileName(i, variables.num_shards)));
+        missing.push_back(
+            absl::StrCat(kVariablesPrefix, DataFileName(i, variables.num_shards)));
       }
     }
   }
@@ -163,44 +165,48 @@ absl::Status ValidateSavedModelContents(const std::map<std::string, int64_t>& si
   for (const tensorflow::MetaGraphDef& mg : saved_model.meta_graphs()) {
     for (const tensorflow::AssetFileDef& asset : AssetFiles(mg)) {
       const std::string path = absl::StrCat(kAssetsDirectory, asset.filename());
-      if (absl::Status s = ValidateRelativePath(asset.filename(), "an asset_file_def filename");
+      if (absl::Status s =
+              ValidateRelativePath(asset.filename(), "an asset_file_def filename");
           !s.ok()) {
         return InFile(*proto_name, s);
       }
       if (sizes.count(path) == 0) {
         std::set<std::string> tags(mg.meta_info_def().tags().begin(),
                                    mg.meta_info_def().tags().end());
-        return InFile(*proto_name,
-                      absl::InvalidArgumentError(absl::StrCat(
-                          "the MetaGraphDef tagged [", absl::StrJoin(tags, ", "),
-                          "] names asset '", asset.filename(), "' but the upload has no '",
-                          path, "'; push the version directory with its assets/ folder")));
+        return InFile(
+            *proto_name,
+            absl::InvalidArgumentError(absl::StrCat(
+                "the MetaGraphDef tagged [", absl::StrJoin(tags, ", "), "] names asset '",
+                asset.filename(), "' but the upload has no '", path,
+                "'; push the version directory with its assets/ folder")));
       }
     }
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<tensorflow::MetaGraphDef> ChooseMetaGraph(tensorflow::SavedModel saved_model,
-                                                         const std::vector<std::string>& tags) {
+absl::StatusOr<tensorflow::MetaGraphDef> ChooseMetaGraph(
+    tensorflow::SavedModel saved_model, const std::vector<std::string>& tags) {
   if (!tags.empty()) return SelectTaggedMetaGraph(std::move(saved_model), tags);
   if (saved_model.meta_graphs_size() == 1) {
     return std::move(*saved_model.mutable_meta_graphs(0));
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "the SavedModel holds ", saved_model.meta_graphs_size(),
-      " MetaGraphDefs; choose one by its tags (--tags), one of: ",
-      DescribeTagSets(saved_model)));
+  return absl::InvalidArgumentError(
+      absl::StrCat("the SavedModel holds ", saved_model.meta_graphs_size(),
+                   " MetaGraphDefs; choose one by its tags (--tags), one of: ",
+                   DescribeTagSets(saved_model)));
 }
 
-absl::StatusOr<SavedModelExport> ExportSavedModelGraph(absl::string_view saved_model_bytes,
-                                                       const std::vector<std::string>& tags,
-                                                       const ExportOptions& options) {
-  ASSIGN_OR_RETURN(tensorflow::SavedModel saved_model, ParseSavedModel(saved_model_bytes));
+absl::StatusOr<SavedModelExport> ExportSavedModelGraph(
+    absl::string_view saved_model_bytes, const std::vector<std::string>& tags,
+    const ExportOptions& options) {
+  ASSIGN_OR_RETURN(tensorflow::SavedModel saved_model,
+                   ParseSavedModel(saved_model_bytes));
   ASSIGN_OR_RETURN(tensorflow::MetaGraphDef graph,
                    ChooseMetaGraph(std::move(saved_model), tags));
   SavedModelExport out;
-  out.tags.assign(graph.meta_info_def().tags().begin(), graph.meta_info_def().tags().end());
+  out.tags.assign(graph.meta_info_def().tags().begin(),
+                  graph.meta_info_def().tags().end());
   std::string serialized;
   {
     google::protobuf::io::StringOutputStream stream(&serialized);

@@ -63,8 +63,8 @@ absl::Status ValidateSavedModelContents(const std::map<std::string, int64_t>& si
 // The MetaGraphDef with tag set `tags` (order and duplicates ignored; NOT_FOUND listing
 // the tag sets present if none matches), or with `tags` empty the SavedModel's only
 // MetaGraphDef (INVALID_ARGUMENT listing the tag sets when there are several).
-absl::StatusOr<tensorflow::MetaGraphDef> ChooseMetaGraph(tensorflow::SavedModel saved_model,
-                                                         const std::vector<std::string>& tags);
+absl::StatusOr<tensorflow::MetaGraphDef> ChooseMetaGraph(
+    tensorflow::SavedModel saved_model, const std::vector<std::string>& tags);
 
 // A MetaGraphDef of a stored SavedModel proto, exported: ChooseMetaGraph(tags), then
 // ExportMetaGraph on its deterministic serialization, so that every export rule applies
@@ -75,9 +75,9 @@ struct SavedModelExport {
   std::vector<std::string> tags;
 };
 // Errors of ParseSavedModel (INVALID_ARGUMENT), ChooseMetaGraph and ExportMetaGraph.
-absl::StatusOr<SavedModelExport> ExportSavedModelGraph(absl::string_view saved_model_bytes,
-                                                       const std::vector<std::string>& tags,
-                                                       const ExportOptions& options);
+absl::StatusOr<SavedModelExport> ExportSavedModelGraph(
+    absl::string_view saved_model_bytes, const std::vector<std::string>& tags,
+    const ExportOptions& options);
 
 }  // namespace mgreg
 

@@ -59,8 +59,8 @@ absl::Status FromLeveldb(const leveldb::Status& s) {
 // entries) must lie inside the file, each such block's checksum must match (DATA_LOSS
 // otherwise, as leveldb reports it), and every Snappy block must declare a length Snappy
 // can actually produce from its bytes.
-constexpr size_t kFooterBytes = 48;      // two padded block handles + 8-byte magic
-constexpr size_t kBlockTrailerBytes = 5;  // type byte + CRC32C
+constexpr size_t kFooterBytes = 48;           // two padded block handles + 8-byte magic
+constexpr size_t kBlockTrailerBytes = 5;      // type byte + CRC32C
 constexpr uint64_t kMaxSnappyExpansion = 24;  // Snappy's best ratio is below 22:1
 
 bool GetVarint(absl::string_view* in, uint64_t* v, int max_bytes) {
@@ -113,7 +113,8 @@ absl::Status CheckBlockHandle(absl::string_view file, absl::string_view* in,
   if (!snappy::GetUncompressedLength(raw.data(), raw.size(), &length) ||
       length > kMaxSnappyExpansion * raw.size() + 64 ||
       !snappy::Uncompress(raw.data(), raw.size(), storage)) {
-    return BadTable(absl::StrCat("block at offset ", offset, " is not valid Snappy data"));
+    return BadTable(
+        absl::StrCat("block at offset ", offset, " is not valid Snappy data"));
   }
   *contents = *storage;
   return absl::OkStatus();
@@ -141,12 +142,13 @@ absl::Status CheckBlockHandles(absl::string_view file) {
   uint32_t num_restarts = 0;
   std::memcpy(&num_restarts, index.data() + index.size() - 4, 4);  // little-endian host
   if (num_restarts > (index.size() - 4) / 4) return BadTable("bad index block");
-  absl::string_view entries = index.substr(0, index.size() - 4 - 4 * size_t{num_restarts});
+  absl::string_view entries =
+      index.substr(0, index.size() - 4 - 4 * size_t{num_restarts});
   while (!entries.empty()) {
     uint64_t shared = 0, non_shared = 0, value_length = 0;
     if (!GetVarint(&entries, &shared, 5) || !GetVarint(&entries, &non_shared, 5) ||
-        !GetVarint(&entries, &value_length, 5) ||
-        non_shared > entries.size() || value_length > entries.size() - non_shared) {
+        !GetVarint(&entries, &value_length, 5) || non_shared > entries.size() ||
+        value_length > entries.size() - non_shared) {
       return BadTable("bad index block entry");
     }
     entries.remove_prefix(non_shared);

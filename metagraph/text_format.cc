@@ -35,8 +35,8 @@ std::optional<TextFormatError> ParseTextFormat(
   parser.RecordErrorsTo(&errors);
   if (locations != nullptr) parser.WriteLocationsTo(locations);
   const std::string input(text);
-  const bool ok =
-      merge ? parser.MergeFromString(input, message) : parser.ParseFromString(input, message);
+  const bool ok = merge ? parser.MergeFromString(input, message)
+                        : parser.ParseFromString(input, message);
   if (ok) return std::nullopt;
   if (errors.error().has_value()) return errors.error();
   return TextFormatError{0, 0, "not a valid text-format message"};

@@ -28,9 +28,8 @@ bool RoleAllows(config::v1::Role role, Action action) {
 // ("team-a" also the model "team-a"), never "team-ab/x".
 bool PrefixCovers(absl::string_view prefix, absl::string_view model) {
   if (absl::EndsWith(prefix, "/")) return absl::StartsWith(model, prefix);
-  return model == prefix ||
-         (absl::StartsWith(model, prefix) && model.size() > prefix.size() &&
-          model[prefix.size()] == '/');
+  return model == prefix || (absl::StartsWith(model, prefix) &&
+                             model.size() > prefix.size() && model[prefix.size()] == '/');
 }
 
 const char* ActionName(Action action) {

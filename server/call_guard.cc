@@ -90,7 +90,8 @@ ModelFilter CallGuard::VisibleModels(const std::string& principal) const {
 }
 
 ContentScope CallGuard::ReuseScope(const std::string& principal) const {
-  if (authorizer_ == nullptr || !authorizer_->enabled()) return ContentScope::Everything();
+  if (authorizer_ == nullptr || !authorizer_->enabled())
+    return ContentScope::Everything();
   const std::vector<std::string>* prefixes = authorizer_->ModelPrefixes(principal);
   if (prefixes != nullptr && prefixes->empty()) return ContentScope::Everything();
   ContentScope scope;
@@ -126,11 +127,11 @@ absl::Status CallGuard::CheckQueueWait(const grpc::CallbackServerContext* ctx,
   const absl::Time now = absl::Now();
   if (limits_.unary_deadline > absl::ZeroDuration() &&
       now - start > limits_.unary_deadline) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        "the call waited ", absl::FormatDuration(now - start),
-        " for a worker, longer than this server's limit of ",
-        absl::FormatDuration(limits_.unary_deadline),
-        " (limits.unary_deadline); the server is overloaded, retry later"));
+    return absl::DeadlineExceededError(
+        absl::StrCat("the call waited ", absl::FormatDuration(now - start),
+                     " for a worker, longer than this server's limit of ",
+                     absl::FormatDuration(limits_.unary_deadline),
+                     " (limits.unary_deadline); the server is overloaded, retry later"));
   }
   if (ctx != nullptr && ctx->deadline() < std::chrono::system_clock::now()) {
     return absl::DeadlineExceededError(

@@ -122,9 +122,9 @@ absl::Status ApplyCollectionKinds(const cfg::ServerConfig& config,
     if (path.is_relative() && !dir.empty()) path = dir / path;
     absl::StatusOr<std::string> bytes = ReadFile(path.string());
     if (!bytes.ok()) {
-      return absl::NotFoundError(absl::StrCat(loc.Where({{kinds, i}, {file_field, -1}}),
-                                              ": collection_kinds.descriptor_set_file: ",
-                                              bytes.status().message()));
+      return absl::NotFoundError(absl::StrCat(
+          loc.Where({{kinds, i}, {file_field, -1}}),
+          ": collection_kinds.descriptor_set_file: ", bytes.status().message()));
     }
     CollectionKindSpec& spec = specs.emplace_back();
     if (!spec.descriptor_set.ParseFromString(*bytes)) {
@@ -268,12 +268,11 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
     std::function<void(int64_t)> set;
   };
   for (const DefaultedLimit& d : {
-           DefaultedLimit{"max_concurrent_uploads_per_writer",
-                          l.max_concurrent_uploads_per_writer(),
-                          [&](int64_t v) {
-                            options->limits.max_concurrent_uploads_per_writer =
-                                static_cast<int>(v);
-                          }},
+           DefaultedLimit{
+               "max_concurrent_uploads_per_writer", l.max_concurrent_uploads_per_writer(),
+               [&](int64_t v) {
+                 options->limits.max_concurrent_uploads_per_writer = static_cast<int>(v);
+               }},
            DefaultedLimit{"max_open_uploads", l.max_open_uploads(),
                           [&](int64_t v) {
                             options->limits.max_open_uploads = static_cast<int>(v);
@@ -282,8 +281,9 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
                           [&](int64_t v) { options->service.memory_budget_bytes = v; }},
        }) {
     if (d.value < -1) {
-      return Invalid(loc.Where({{limits, -1}, {Field(ld, d.name), -1}}),
-                     absl::StrCat(d.name, " must be > 0, 0 (the default) or -1 (no limit)"));
+      return Invalid(
+          loc.Where({{limits, -1}, {Field(ld, d.name), -1}}),
+          absl::StrCat(d.name, " must be > 0, 0 (the default) or -1 (no limit)"));
     }
     if (d.value != 0) d.set(std::max<int64_t>(0, d.value));
   }
@@ -293,9 +293,8 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
   }
   if (l.max_meta_bytes() > 0) options->service.max_meta_bytes = l.max_meta_bytes();
   if (options->service.memory_budget_bytes > 0 &&
-      options->service.max_meta_bytes >
-          options->service.memory_budget_bytes /
-              RegistryServiceOptions::kExportMemoryFactor) {
+      options->service.max_meta_bytes > options->service.memory_budget_bytes /
+                                            RegistryServiceOptions::kExportMemoryFactor) {
     return Invalid(loc.Where({{limits, -1}, {Field(ld, "max_meta_bytes"), -1}}),
                    absl::StrCat("max_meta_bytes (", options->service.max_meta_bytes,
                                 ") must be at most memory_budget_bytes / ",
@@ -353,8 +352,9 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
         static_cast<size_t>(config.export_cache_bytes());
   }
   if (config.min_free_bytes() < -1) {
-    return Invalid(at("min_free_bytes"),
-                   "min_free_bytes must be >= 0 (0 = the default, 256 MiB) or -1 (no check)");
+    return Invalid(
+        at("min_free_bytes"),
+        "min_free_bytes must be >= 0 (0 = the default, 256 MiB) or -1 (no check)");
   }
   if (config.min_free_bytes() != 0) {
     options->min_free_bytes = std::max<int64_t>(0, config.min_free_bytes());
@@ -375,7 +375,8 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
                       &options->shutdown_deadline},
         DurationField{"put_idle_timeout", config.put_idle_timeout(),
                       &options->put_idle_timeout},
-        DurationField{"keepalive_time", config.keepalive_time(), &options->keepalive_time}}) {
+        DurationField{"keepalive_time", config.keepalive_time(),
+                      &options->keepalive_time}}) {
     RETURN_IF_ERROR(ParsePositiveDuration(at(d.name), d.name, d.text, d.out));
   }
   return ApplyCollectionKinds(config, filename, loc, options);

@@ -2,9 +2,8 @@
 
 #include <functional>
 #include <memory>
-#include <utility>
-
 #include <type_traits>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -41,9 +40,9 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, ThreadPool* po
     const absl::Status waited = guard->CheckQueueWait(ctx, start);
     absl::StatusOr<std::string> principal =
         waited.ok() ? guard->Authorize(ctx, scope) : absl::StatusOr<std::string>(waited);
-    absl::StatusOr<Response> result =
-        principal.ok() ? Invoke<Response>(call, *request, *principal)
-                       : absl::StatusOr<Response>(principal.status());
+    absl::StatusOr<Response> result = principal.ok()
+                                          ? Invoke<Response>(call, *request, *principal)
+                                          : absl::StatusOr<Response>(principal.status());
     if (result.ok()) *response = std::move(*result);
     const grpc::Status status = ToGrpcStatus(result.status());
     guard->Done(method, status, start, static_cast<int64_t>(request->ByteSizeLong()),
@@ -66,9 +65,9 @@ class SourceWriter : public grpc::ServerWriteReactor<Message> {
 
   // Authorizes `scope` on `ctx`, then opens the source; records the call as `method`.
   // The stream holds `service`'s stream_send_reservation() of its memory budget.
-  SourceWriter(grpc::CallbackServerContext* ctx, RegistryService* service, ThreadPool* pool,
-               CallGuard* guard, const char* method, CallScope scope, int64_t bytes_in,
-               Opener open)
+  SourceWriter(grpc::CallbackServerContext* ctx, RegistryService* service,
+               ThreadPool* pool, CallGuard* guard, const char* method, CallScope scope,
+               int64_t bytes_in, Opener open)
       : pool_(pool), guard_(guard), method_(method), bytes_in_(bytes_in) {
     if (absl::Status admit = slot_.Acquire(guard_); !admit.ok()) {
       FinishWith(ToGrpcStatus(admit));
@@ -141,8 +140,9 @@ class SourceWriter : public grpc::ServerWriteReactor<Message> {
 // write is in flight; an idle watcher holds no thread and is woken by the hub.
 class WatchWriter : public grpc::ServerWriteReactor<v1::WatchEvent> {
  public:
-  WatchWriter(grpc::CallbackServerContext* ctx, RegistryService* service, ThreadPool* pool,
-              CallGuard* guard, const v1::WatchCheckpointsRequest* request)
+  WatchWriter(grpc::CallbackServerContext* ctx, RegistryService* service,
+              ThreadPool* pool, CallGuard* guard,
+              const v1::WatchCheckpointsRequest* request)
       : core_(std::make_shared<Core>()) {
     core_->reactor = this;
     core_->pool = pool;
@@ -154,9 +154,10 @@ class WatchWriter : public grpc::ServerWriteReactor<v1::WatchEvent> {
       core->FinishLocked(ToGrpcStatus(admit));
       return;
     }
-    CallScope scope{Action::kRead, request->all_models() ? "" : request->model().empty()
-                                                                    ? request->prefix()
-                                                                    : request->model(),
+    CallScope scope{Action::kRead,
+                    request->all_models()      ? ""
+                    : request->model().empty() ? request->prefix()
+                                               : request->model(),
                     ""};
     pool->Submit([core, ctx, scope, request]() {
       absl::StatusOr<std::string> principal = core->guard->Authorize(ctx, scope);
@@ -189,7 +190,8 @@ class WatchWriter : public grpc::ServerWriteReactor<v1::WatchEvent> {
     absl::MutexLock lock(&core->mu);
     core->writing = false;
     if (!ok) {
-      core->FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      core->FinishLocked(
+          grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
       return;
     }
     Core::Schedule(core);
@@ -197,7 +199,8 @@ class WatchWriter : public grpc::ServerWriteReactor<v1::WatchEvent> {
 
   void OnCancel() override {
     absl::MutexLock lock(&core_->mu);
-    core_->FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the watch was cancelled"));
+    core_->FinishLocked(
+        grpc::Status(grpc::StatusCode::CANCELLED, "the watch was cancelled"));
   }
 
   void OnDone() override {
@@ -287,7 +290,8 @@ CallGuard* NoGuard() {
 }  // namespace
 
 GrpcRegistryService::GrpcRegistryService(RegistryService* service, ThreadPool* pool,
-                                         CallGuard* guard, absl::Duration put_idle_timeout)
+                                         CallGuard* guard,
+                                         absl::Duration put_idle_timeout)
     : service_(service),
       pool_(pool),
       guard_(guard != nullptr ? guard : NoGuard()),
@@ -295,7 +299,8 @@ GrpcRegistryService::GrpcRegistryService(RegistryService* service, ThreadPool* p
 
 void GrpcRegistryService::ExpireIdle() {
   for (const std::string& id : service_->ExpireIdleUploads()) {
-    put_streams_.EndUpload(id, api_errors::UploadExpiredUnderWriter(id, service_->upload_ttl()));
+    put_streams_.EndUpload(
+        id, api_errors::UploadExpiredUnderWriter(id, service_->upload_ttl()));
   }
   put_streams_.EndIdle(absl::Now());
 }
@@ -303,11 +308,11 @@ void GrpcRegistryService::ExpireIdle() {
 grpc::ServerUnaryReactor* GrpcRegistryService::BeginUpload(
     grpc::CallbackServerContext* ctx, const v1::BeginUploadRequest* request,
     v1::Upload* response) {
-  return Unary(ctx, pool_, guard_, "BeginUpload", ModelScope(Action::kWrite, request->model()),
-               request, response,
-               [s = service_, g = guard_, ctx](const v1::BeginUploadRequest& r,
-                                               const std::string& grant)
-                   -> absl::StatusOr<v1::Upload> {
+  return Unary(ctx, pool_, guard_, "BeginUpload",
+               ModelScope(Action::kWrite, request->model()), request, response,
+               [s = service_, g = guard_, ctx](
+                   const v1::BeginUploadRequest& r,
+                   const std::string& grant) -> absl::StatusOr<v1::Upload> {
                  return s->BeginUpload(r, g->ReuseScope(grant),
                                        g->UploadPrincipal(ctx, grant));
                });
@@ -321,14 +326,16 @@ grpc::ServerReadReactor<v1::PutFileRequest>* GrpcRegistryService::PutFile(
 grpc::ServerUnaryReactor* GrpcRegistryService::GetUpload(
     grpc::CallbackServerContext* ctx, const v1::GetUploadRequest* request,
     v1::Upload* response) {
-  return Unary(ctx, pool_, guard_, "GetUpload", UploadScope(Action::kRead, request->upload_id()), request, response,
+  return Unary(ctx, pool_, guard_, "GetUpload",
+               UploadScope(Action::kRead, request->upload_id()), request, response,
                [s = service_](const auto& r) { return s->GetUpload(r); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::CommitUpload(
     grpc::CallbackServerContext* ctx, const v1::CommitUploadRequest* request,
     v1::Checkpoint* response) {
-  return Unary(ctx, pool_, guard_, "CommitUpload", UploadScope(Action::kWrite, request->upload_id()), request, response,
+  return Unary(ctx, pool_, guard_, "CommitUpload",
+               UploadScope(Action::kWrite, request->upload_id()), request, response,
                [s = service_](const auto& r) { return s->CommitUpload(r); });
 }
 
@@ -342,8 +349,9 @@ grpc::ServerUnaryReactor* GrpcRegistryService::AbortUpload(
                      absl::Status aborted = s->AbortUpload(r);
                      // A writer of the upload learns it now, even one that sends nothing.
                      if (aborted.ok()) {
-                       streams->EndUpload(r.upload_id(),
-                                          api_errors::UploadAbortedUnderWriter(r.upload_id()));
+                       streams->EndUpload(
+                           r.upload_id(),
+                           api_errors::UploadAbortedUnderWriter(r.upload_id()));
                      }
                      return aborted;
                    }));
@@ -354,8 +362,8 @@ grpc::ServerUnaryReactor* GrpcRegistryService::GetLatestCheckpoint(
     v1::Checkpoint* response) {
   // Served from the store's in-memory latest pointers: no pool hop.
   return Unary(
-      ctx, pool_, guard_, "GetLatestCheckpoint", ModelScope(Action::kRead, request->model()),
-      request, response,
+      ctx, pool_, guard_, "GetLatestCheckpoint",
+      ModelScope(Action::kRead, request->model()), request, response,
       [s = service_](const auto& r) { return s->GetLatestCheckpoint(r); },
       /*inline_call=*/true);
 }
@@ -363,7 +371,8 @@ grpc::ServerUnaryReactor* GrpcRegistryService::GetLatestCheckpoint(
 grpc::ServerUnaryReactor* GrpcRegistryService::GetCheckpoint(
     grpc::CallbackServerContext* ctx, const v1::GetCheckpointRequest* request,
     v1::Checkpoint* response) {
-  return Unary(ctx, pool_, guard_, "GetCheckpoint", ModelScope(Action::kRead, request->model()), request, response,
+  return Unary(ctx, pool_, guard_, "GetCheckpoint",
+               ModelScope(Action::kRead, request->model()), request, response,
                [s = service_](const auto& r) { return s->GetCheckpoint(r); });
 }
 
@@ -371,8 +380,8 @@ grpc::ServerUnaryReactor* GrpcRegistryService::ListModels(
     grpc::CallbackServerContext* ctx, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
   // Any reader may list; a token limited to model prefixes sees only its models.
-  return Unary(ctx, pool_, guard_, "ListModels", CallScope{Action::kRead, "", ""}, request,
-               response,
+  return Unary(ctx, pool_, guard_, "ListModels", CallScope{Action::kRead, "", ""},
+               request, response,
                [s = service_, g = guard_](const v1::ListModelsRequest& r,
                                           const std::string& principal) {
                  return s->ListModels(r, g->VisibleModels(principal));
@@ -382,34 +391,40 @@ grpc::ServerUnaryReactor* GrpcRegistryService::ListModels(
 grpc::ServerUnaryReactor* GrpcRegistryService::ListCheckpoints(
     grpc::CallbackServerContext* ctx, const v1::ListCheckpointsRequest* request,
     v1::ListCheckpointsResponse* response) {
-  return Unary(ctx, pool_, guard_, "ListCheckpoints", ModelScope(Action::kRead, request->model()), request, response,
+  return Unary(ctx, pool_, guard_, "ListCheckpoints",
+               ModelScope(Action::kRead, request->model()), request, response,
                [s = service_](const auto& r) { return s->ListCheckpoints(r); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::DeleteCheckpoint(
     grpc::CallbackServerContext* ctx, const v1::DeleteCheckpointRequest* request,
     v1::DeleteCheckpointResponse* response) {
-  return Unary(ctx, pool_, guard_, "DeleteCheckpoint", ModelScope(Action::kWrite, request->model()), request, response,
+  return Unary(ctx, pool_, guard_, "DeleteCheckpoint",
+               ModelScope(Action::kWrite, request->model()), request, response,
                [s = service_](const auto& r) { return s->DeleteCheckpoint(r); });
 }
 
 grpc::ServerWriteReactor<v1::FileChunk>* GrpcRegistryService::ReadFile(
     grpc::CallbackServerContext* ctx, const v1::ReadFileRequest* request) {
   return new SourceWriter<v1::FileChunk>(
-      ctx, service_, pool_, guard_, "ReadFile", ModelScope(Action::kRead, request->model()),
-      static_cast<int64_t>(request->ByteSizeLong()), [s = service_, request]() { return s->ReadFile(*request); });
+      ctx, service_, pool_, guard_, "ReadFile",
+      ModelScope(Action::kRead, request->model()),
+      static_cast<int64_t>(request->ByteSizeLong()),
+      [s = service_, request]() { return s->ReadFile(*request); });
 }
 
 grpc::ServerWriteReactor<v1::MetaGraphChunk>* GrpcRegistryService::GetMetaGraph(
     grpc::CallbackServerContext* ctx, const v1::GetMetaGraphRequest* request) {
   return new SourceWriter<v1::MetaGraphChunk>(
-      ctx, service_, pool_, guard_, "GetMetaGraph", ModelScope(Action::kRead, request->model()),
-      static_cast<int64_t>(request->ByteSizeLong()), [s = service_, request]() { return s->GetMetaGraph(*request); });
+      ctx, service_, pool_, guard_, "GetMetaGraph",
+      ModelScope(Action::kRead, request->model()),
+      static_cast<int64_t>(request->ByteSizeLong()),
+      [s = service_, request]() { return s->GetMetaGraph(*request); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::Backup(grpc::CallbackServerContext* ctx,
-                                                     const v1::BackupRequest* request,
-                                                     v1::BackupResponse* response) {
+                                                      const v1::BackupRequest* request,
+                                                      v1::BackupResponse* response) {
   return Unary(ctx, pool_, guard_, "Backup", CallScope{Action::kAdmin, "", ""}, request,
                response, [s = service_](const auto& r) { return s->Backup(r); });
 }
@@ -418,7 +433,8 @@ grpc::ServerUnaryReactor* GrpcRegistryService::CheckStore(
     grpc::CallbackServerContext* ctx, const v1::CheckStoreRequest* request,
     v1::CheckStoreResponse* response) {
   return Unary(ctx, pool_, guard_, "CheckStore", CallScope{Action::kAdmin, "", ""},
-               request, response, [s = service_](const auto& r) { return s->CheckStore(r); });
+               request, response,
+               [s = service_](const auto& r) { return s->CheckStore(r); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::FindChunks(
@@ -432,11 +448,12 @@ grpc::ServerUnaryReactor* GrpcRegistryService::FindChunks(
                });
 }
 
-grpc::ServerUnaryReactor* GrpcRegistryService::GetModel(grpc::CallbackServerContext* ctx,
-                                                       const v1::GetModelRequest* request,
-                                                       v1::Model* response) {
-  return Unary(ctx, pool_, guard_, "GetModel", ModelScope(Action::kRead, request->model()),
-               request, response, [s = service_](const auto& r) { return s->GetModel(r); });
+grpc::ServerUnaryReactor* GrpcRegistryService::GetModel(
+    grpc::CallbackServerContext* ctx, const v1::GetModelRequest* request,
+    v1::Model* response) {
+  return Unary(ctx, pool_, guard_, "GetModel",
+               ModelScope(Action::kRead, request->model()), request, response,
+               [s = service_](const auto& r) { return s->GetModel(r); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::SetRetention(
@@ -455,11 +472,12 @@ grpc::ServerUnaryReactor* GrpcRegistryService::PinCheckpoint(
                [s = service_](const auto& r) { return s->PinCheckpoint(r); });
 }
 
-grpc::ServerUnaryReactor* GrpcRegistryService::SetAlias(grpc::CallbackServerContext* ctx,
-                                                       const v1::SetAliasRequest* request,
-                                                       v1::Model* response) {
-  return Unary(ctx, pool_, guard_, "SetAlias", ModelScope(Action::kWrite, request->model()),
-               request, response, [s = service_](const auto& r) { return s->SetAlias(r); });
+grpc::ServerUnaryReactor* GrpcRegistryService::SetAlias(
+    grpc::CallbackServerContext* ctx, const v1::SetAliasRequest* request,
+    v1::Model* response) {
+  return Unary(ctx, pool_, guard_, "SetAlias",
+               ModelScope(Action::kWrite, request->model()), request, response,
+               [s = service_](const auto& r) { return s->SetAlias(r); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::RemoveAlias(

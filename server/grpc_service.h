@@ -4,11 +4,11 @@
 #ifndef MGREG_SERVER_GRPC_SERVICE_H_
 #define MGREG_SERVER_GRPC_SERVICE_H_
 
-#include "mgreg/v1/registry.grpc.pb.h"
 #include "absl/time/time.h"
+#include "mgreg/v1/registry.grpc.pb.h"
 #include "server/call_guard.h"
-#include "server/put_file_streams.h"
 #include "server/core/registry_service.h"
+#include "server/put_file_streams.h"
 #include "server/thread_pool.h"
 
 namespace mgreg {
@@ -50,9 +50,9 @@ class GrpcRegistryService final : public v1::Registry::CallbackService {
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* ctx,
                                        const v1::ListModelsRequest* request,
                                        v1::ListModelsResponse* response) override;
-  grpc::ServerUnaryReactor* ListCheckpoints(grpc::CallbackServerContext* ctx,
-                                            const v1::ListCheckpointsRequest* request,
-                                            v1::ListCheckpointsResponse* response) override;
+  grpc::ServerUnaryReactor* ListCheckpoints(
+      grpc::CallbackServerContext* ctx, const v1::ListCheckpointsRequest* request,
+      v1::ListCheckpointsResponse* response) override;
   grpc::ServerUnaryReactor* DeleteCheckpoint(
       grpc::CallbackServerContext* ctx, const v1::DeleteCheckpointRequest* request,
       v1::DeleteCheckpointResponse* response) override;
@@ -94,7 +94,8 @@ class GrpcRegistryService final : public v1::Registry::CallbackService {
       grpc::CallbackServerContext* ctx, const v1::GetCheckpointStateRequest* request,
       tensorflow::CheckpointState* response) override;
   grpc::ServerWriteReactor<v1::WatchEvent>* WatchCheckpoints(
-      grpc::CallbackServerContext* ctx, const v1::WatchCheckpointsRequest* request) override;
+      grpc::CallbackServerContext* ctx,
+      const v1::WatchCheckpointsRequest* request) override;
 
  private:
   RegistryService* const service_;

@@ -43,9 +43,11 @@ ABSL_FLAG(std::string, ceph_conf, "", "the Ceph cluster's ceph.conf (--store rad
 ABSL_FLAG(std::string, rados_pool, "", "RADOS pool (--store rados; default mgreg)");
 ABSL_FLAG(std::string, rados_namespace, "",
           "RADOS namespace, one registry per namespace (--store rados; default none)");
-ABSL_FLAG(std::string, rados_user, "", "RADOS user (--store rados; default client.admin)");
-ABSL_FLAG(absl::Duration, rados_gc_period, absl::ZeroDuration(),
-          "how often one server collects garbage in the pool (--store rados; default 1m)");
+ABSL_FLAG(std::string, rados_user, "",
+          "RADOS user (--store rados; default client.admin)");
+ABSL_FLAG(
+    absl::Duration, rados_gc_period, absl::ZeroDuration(),
+    "how often one server collects garbage in the pool (--store rados; default 1m)");
 ABSL_FLAG(absl::Duration, rados_dead_after, absl::ZeroDuration(),
           "end the upload holds of a server missing from the catalog's watchers this "
           "long (--store rados; default 2m)");
@@ -133,7 +135,8 @@ absl::Status BuildOptions(mgreg::ServerOptions* options) {
   if (auto v = absl::GetFlag(FLAGS_keepalive_time); v != absl::ZeroDuration()) {
     options->keepalive_time = v;
   }
-  if (int64_t v = absl::GetFlag(FLAGS_min_free_bytes); v >= 0) options->min_free_bytes = v;
+  if (int64_t v = absl::GetFlag(FLAGS_min_free_bytes); v >= 0)
+    options->min_free_bytes = v;
   if (int64_t v = absl::GetFlag(FLAGS_export_cache_bytes); v >= 0) {
     options->service.export_cache_bytes = static_cast<size_t>(v);
   }

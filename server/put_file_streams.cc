@@ -144,8 +144,9 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
   void FinishStream() {
     absl::MutexLock lock(&mu_);
     if (sink_ == nullptr) {
-      FinishLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                "PutFile stream ended before its header; send the header first"));
+      FinishLocked(
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                       "PutFile stream ended before its header; send the header first"));
       return;
     }
     absl::StatusOr<v1::PutFileResponse> result = sink_->Finish();

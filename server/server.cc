@@ -39,7 +39,8 @@ std::shared_ptr<grpc::ServerCredentials> Credentials(const ServerTlsOptions& tls
 }
 
 int DurationMs(absl::Duration d) {
-  return static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(d), 1, INT32_MAX));
+  return static_cast<int>(
+      std::clamp<int64_t>(absl::ToInt64Milliseconds(d), 1, INT32_MAX));
 }
 
 // Health and reflection are process-wide builder settings; set them once.
@@ -66,9 +67,10 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
         ": configure tls (cert_file, key_file) in the config file, listen on 127.0.0.1, "
         "or pass --insecure"));
   }
-  if (options.store != "rocksdb" && options.store != "memory" && options.store != "rados") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown store '", options.store, "': use rocksdb, memory or rados"));
+  if (options.store != "rocksdb" && options.store != "memory" &&
+      options.store != "rados") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown store '", options.store,
+                                                   "': use rocksdb, memory or rados"));
   }
   if (options.store == "rados" && options.rados.ceph_conf.empty()) {
     return absl::InvalidArgumentError(
@@ -128,7 +130,8 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
   if (!options.in_memory) service_options.data_dir = options.data_dir;
   CallLimits limits = options.limits;
   limits.max_message_bytes = options.max_message_bytes;
-  service_options.default_retention.set_max_to_keep(options.retention_defaults.max_to_keep());
+  service_options.default_retention.set_max_to_keep(
+      options.retention_defaults.max_to_keep());
   service_options.default_retention.set_keep_every_n_hours(
       options.retention_defaults.keep_every_n_hours());
   server->service_ =
@@ -136,9 +139,8 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
   server->pool_ = std::make_unique<ThreadPool>(std::max(1, options.worker_threads));
   server->metrics_ = std::make_unique<ServerMetrics>();
   server->metrics_->SetSources(server->service_.get(), server->store_.get());
-  server->guard_ =
-      std::make_unique<CallGuard>(server->authorizer_.get(), server->metrics_.get(),
-                                  server->service_.get(), limits);
+  server->guard_ = std::make_unique<CallGuard>(
+      server->authorizer_.get(), server->metrics_.get(), server->service_.get(), limits);
   server->grpc_service_ = std::make_unique<GrpcRegistryService>(
       server->service_.get(), server->pool_.get(), server->guard_.get(),
       options.put_idle_timeout);
@@ -163,11 +165,13 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
                              std::max(1, options.max_concurrent_streams));
   // Keepalive (issue 11 item 8): pings find half-open connections; clients' pings are
   // accepted every 10 s or more (the mgreg clients ping every 60 s during calls).
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, DurationMs(options.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             DurationMs(options.keepalive_time));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
                              DurationMs(options.keepalive_timeout));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             10000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {

@@ -31,7 +31,6 @@ class ServerMetrics {
   // A call rejected by authorization (code is UNAUTHENTICATED or PERMISSION_DENIED).
   void RecordAuthFailure(const std::string& code);
 
-
   // Reads the service's and store's figures at every scrape. Both must outlive the
   // scrapes (ClearSources before destroying them).
   void SetSources(RegistryService* service, Store* store);

@@ -265,8 +265,9 @@ class BackedStore : public Store {
   }
   absl::Status SetPinned(absl::string_view model, int64_t step, bool pinned) override {
     return core_
-        ->Mutate([&](int64_t) { return planner().PlanSetPinned(backend(), model, step,
-                                                               pinned); })
+        ->Mutate([&](int64_t) {
+          return planner().PlanSetPinned(backend(), model, step, pinned);
+        })
         .status();
   }
   absl::StatusOr<ModelRecord> GetModel(absl::string_view model) override {

@@ -125,8 +125,8 @@ CheckReport ConsistencyCheck::Finish() {
       ChunkInfo& info = chunks_[c.sha256()];
       ++info.slots;
       if (info.slot_size.has_value() && *info.slot_size != c.size()) {
-        AddProblem(absl::StrCat("chunk ", ChunkName(c.sha256()),
-                                " is listed with two sizes"));
+        AddProblem(
+            absl::StrCat("chunk ", ChunkName(c.sha256()), " is listed with two sizes"));
       }
       info.slot_size = c.size();
     }
@@ -136,8 +136,8 @@ CheckReport ConsistencyCheck::Finish() {
     }
   }
   for (const auto& [hex, refs] : orphan_blob_refs_) {
-    AddProblem(absl::StrCat("blob ", hex, " has a refcount (", refs,
-                            ") but no blob record"));
+    AddProblem(
+        absl::StrCat("blob ", hex, " has a refcount (", refs, ") but no blob record"));
   }
   // Chunks: refcounts, presence, sizes, leaks.
   for (const auto& [raw, c] : chunks_) {
@@ -149,7 +149,8 @@ CheckReport ConsistencyCheck::Finish() {
     }
     if (c.slots > 0) {
       if (!c.bytes_size.has_value()) {
-        AddProblem(absl::StrCat("chunk ", name, " is referenced but not stored (missing)"));
+        AddProblem(
+            absl::StrCat("chunk ", name, " is referenced but not stored (missing)"));
       } else if (c.slot_size.has_value() && *c.bytes_size != *c.slot_size) {
         AddProblem(absl::StrCat("chunk ", name, " has ", *c.bytes_size,
                                 " bytes stored but is listed with ", *c.slot_size));
@@ -169,10 +170,11 @@ CheckReport ConsistencyCheck::Finish() {
       }
     }
     if (c.staged_mark && c.stored_refs.has_value()) {
-      AddProblem(absl::StrCat("chunk ", name, " is committed but still marked as staged"));
-    } else if (c.staged_mark && !c.held) {
       AddProblem(
-          absl::StrCat("chunk ", name, " is marked as staged but no open upload holds it"));
+          absl::StrCat("chunk ", name, " is committed but still marked as staged"));
+    } else if (c.staged_mark && !c.held) {
+      AddProblem(absl::StrCat("chunk ", name,
+                              " is marked as staged but no open upload holds it"));
     }
     if (c.bytes_size.has_value()) {
       ++report.chunks;
@@ -205,8 +207,8 @@ CheckReport ConsistencyCheck::Finish() {
                               " steps but has none"));
     }
     if (n == 0 && model.checkpoint_count() == 0 && !HasSettings(model)) {
-      AddProblem(absl::StrCat("model '", name,
-                              "' has a record but neither steps nor settings"));
+      AddProblem(
+          absl::StrCat("model '", name, "' has a record but neither steps nor settings"));
     }
     for (const auto& [alias, step] : model.aliases()) {
       if (s == steps_.end() || s->second.count(step) == 0) {
@@ -246,8 +248,8 @@ void ConsistencyCheck::CheckServed(const CheckReport& report) {
   for (const auto& [name, served] : served_models_) {
     auto m = models_.find(name);
     if (m == models_.end()) {
-      AddProblem(absl::StrCat("the store serves model '", name,
-                              "' which has no stored record"));
+      AddProblem(
+          absl::StrCat("the store serves model '", name, "' which has no stored record"));
     } else if (m->second.latest_step() != served.model.latest_step() ||
                m->second.checkpoint_count() != served.model.checkpoint_count()) {
       AddProblem(absl::StrCat("the store serves model '", name,
@@ -279,8 +281,8 @@ void ConsistencyCheck::CheckServed(const CheckReport& report) {
   }
   auto compare = [&](absl::string_view what, int64_t served, int64_t counted) {
     if (served == counted) return;
-    AddProblem(absl::StrCat("the store counts ", served, " ", what, " but holds ",
-                            counted));
+    AddProblem(
+        absl::StrCat("the store counts ", served, " ", what, " but holds ", counted));
   };
   compare("models with steps", h.models, listed);
   compare("checkpoints", h.checkpoints, report.checkpoints);

@@ -2,6 +2,8 @@
 // view, changes a Draft of one model, and Finish turns the draft into a Transaction of
 // absolute values: the latest step, the model record, the counters, the blob and chunk
 // reference counts, the events with their revisions and the event window.
+#include "storage/planner.h"
+
 #include <algorithm>
 #include <map>
 #include <utility>
@@ -11,19 +13,18 @@
 #include "absl/strings/str_join.h"
 #include "common/names.h"
 #include "common/status_macros.h"
-#include "storage/planner.h"
 
 namespace mgreg {
 namespace {
 
+using planner::ChunkName;
+using planner::CorruptRecord;
+using planner::StepName;
 using storage::BlobRecord;
 using storage::CheckpointRecord;
 using storage::ChunkRef;
 using storage::Event;
 using storage::ModelRecord;
-using planner::ChunkName;
-using planner::CorruptRecord;
-using planner::StepName;
 
 Event MakeEvent(Event::Type type, absl::string_view model, int64_t step,
                 absl::string_view alias, int64_t time_micros) {
@@ -155,7 +156,8 @@ absl::StatusOr<std::optional<CheckpointRecord>> Draft::FindLatest() {
   return best;
 }
 
-absl::Status Draft::AddRefChanges(Transaction* txn, const BackendStagingArea* committing) {
+absl::Status Draft::AddRefChanges(Transaction* txn,
+                                  const BackendStagingArea* committing) {
   Head& head = txn->head_after;
   std::map<std::string, int64_t> chunk_delta;
   std::map<std::string, uint32_t> chunk_size;
@@ -169,7 +171,8 @@ absl::Status Draft::AddRefChanges(Transaction* txn, const BackendStagingArea* co
     for (const ChunkRef& c : b->chunks()) {
       ++chunk_delta[c.sha256()];
       chunk_size[c.sha256()] = c.size();
-      if (committing != nullptr && committing->Holds(c.sha256())) release.insert(c.sha256());
+      if (committing != nullptr && committing->Holds(c.sha256()))
+        release.insert(c.sha256());
     }
   }
   for (const auto& [hex, d] : blob_delta_) {
@@ -257,7 +260,8 @@ absl::StatusOr<Transaction> Draft::Finish(std::string what, int64_t event_window
 
 }  // namespace
 
-Planner::Planner(int64_t event_window) : event_window_(std::max<int64_t>(event_window, 1)) {}
+Planner::Planner(int64_t event_window)
+    : event_window_(std::max<int64_t>(event_window, 1)) {}
 
 absl::StatusOr<CommitPlan> Planner::PlanCommit(RecordReader& view,
                                                const CommitRequest& request,

@@ -63,20 +63,21 @@ class Planner {
                                            int64_t now) const;
   // Store::RemoveAlias. Errors: NOT_FOUND.
   absl::StatusOr<Transaction> PlanRemoveAlias(RecordReader& view, absl::string_view model,
-                                              absl::string_view alias,
-                                              int64_t now) const;
+                                              absl::string_view alias, int64_t now) const;
   // Store::SetPinned; nullopt when the step already has that mark. Errors: NOT_FOUND.
   absl::StatusOr<std::optional<Transaction>> PlanSetPinned(RecordReader& view,
                                                            absl::string_view model,
                                                            int64_t step,
                                                            bool pinned) const;
   // Store::SetRetention. Errors: INVALID_ARGUMENT (model name).
-  absl::StatusOr<Transaction> PlanSetRetention(RecordReader& view, absl::string_view model,
+  absl::StatusOr<Transaction> PlanSetRetention(RecordReader& view,
+                                               absl::string_view model,
                                                const storage::RetentionPolicy& policy,
                                                int64_t now) const;
   // Store::ApplyRetention. Errors: NOT_FOUND (unknown model).
   absl::StatusOr<Transaction> PlanApplyRetention(
-      RecordReader& view, absl::string_view model, const std::vector<int64_t>& delete_steps,
+      RecordReader& view, absl::string_view model,
+      const std::vector<int64_t>& delete_steps,
       const std::vector<int64_t>& preserve_steps, int64_t last_preserved_micros,
       int64_t now) const;
 
@@ -105,7 +106,8 @@ absl::StatusOr<EventPage> CheckEventPage(int64_t after_revision, EventPage page)
 // ALREADY_EXISTS unless `overwrite`; FAILED_PRECONDITION naming the pin and the aliases
 // that hold the step unless `force` (replacing it changes what they serve).
 absl::Status CheckReplace(const storage::ModelRecord& model,
-                          const storage::CheckpointRecord& old, bool overwrite, bool force);
+                          const storage::CheckpointRecord& old, bool overwrite,
+                          bool force);
 // True if both records name the same basename and the same files (name, size, digest).
 bool SameContent(const storage::CheckpointRecord& a, const storage::CheckpointRecord& b);
 // True if the model record holds settings that keep it alive without steps.

@@ -132,8 +132,9 @@ absl::Status CheckReplace(const storage::ModelRecord& model,
   const std::string where = StepName(old.model(), old.step());
   if (!overwrite) {
     return absl::AlreadyExistsError(absl::StrCat(
-        where, " already exists with different files; push another step, delete it "
-               "first, or replace it with --overwrite (BeginUploadRequest.overwrite)"));
+        where,
+        " already exists with different files; push another step, delete it "
+        "first, or replace it with --overwrite (BeginUploadRequest.overwrite)"));
   }
   if (force) return absl::OkStatus();
   std::vector<std::string> aliases;
@@ -162,16 +163,9 @@ std::string ChunkName(absl::string_view sha256_raw) {
   return BytesToHex(sha256_raw.substr(0, 8));
 }
 
-
 bool HasSettings(const storage::ModelRecord& model) {
   return model.has_retention() || !model.aliases().empty();
 }
-
-
-
-
-
-
 
 absl::Status ValidateBackupDir(const std::string& dir) {
   if (dir.empty()) return absl::InvalidArgumentError("no backup directory given");
@@ -252,7 +246,8 @@ absl::Status ChunkSizeMismatch(absl::string_view raw, size_t stored, uint32_t ex
 }
 
 absl::Status CannotBackUp(absl::string_view engine) {
-  return absl::FailedPreconditionError(absl::StrCat(engine, " store cannot be backed up"));
+  return absl::FailedPreconditionError(
+      absl::StrCat(engine, " store cannot be backed up"));
 }
 
 absl::Status ForeignStagingArea() {

@@ -10,9 +10,9 @@ absl::Status ValidateNewSession(const UploadSessionState& state) {
   }
   for (const auto& [name, file] : state.files) {
     if (name != file.file().name()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "upload ", state.session.id(), ": file record '", file.file().name(),
-          "' is filed under '", name, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("upload ", state.session.id(), ": file record '",
+                       file.file().name(), "' is filed under '", name, "'"));
     }
   }
   return absl::OkStatus();
@@ -23,22 +23,22 @@ bool LeaseRuns(const storage::UploadFileRecord& file, int64_t now_micros) {
 }
 
 absl::Status CheckFileWrite(const UploadSessionState& stored,
-                            const storage::UploadFileRecord& next, absl::string_view writer,
-                            int64_t now_micros) {
+                            const storage::UploadFileRecord& next,
+                            absl::string_view writer, int64_t now_micros) {
   const std::string& id = stored.session.id();
   const std::string& name = next.file().name();
   if (stored.session.closed()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "upload ", id, " is being committed (or was); file '", name,
-        "' cannot change any more: begin a new upload"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("upload ", id, " is being committed (or was); file '", name,
+                     "' cannot change any more: begin a new upload"));
   }
   auto it = stored.files.find(name);
   const int64_t version = it == stored.files.end() ? 0 : it->second.version();
   if (it != stored.files.end() && it->second.writer() != writer &&
       LeaseRuns(it->second, now_micros)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "file '", name, "' of upload ", id,
-        " is being written by another stream; wait for it or cancel it"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("file '", name, "' of upload ", id,
+                     " is being written by another stream; wait for it or cancel it"));
   }
   if (version != next.version()) {
     return absl::AbortedError(absl::StrCat(
@@ -82,8 +82,8 @@ absl::Status SessionExists(absl::string_view id) {
 }
 
 absl::Status SessionBusy(absl::string_view id) {
-  return absl::AbortedError(absl::StrCat(
-      "upload ", id, ": other servers kept writing it; try again"));
+  return absl::AbortedError(
+      absl::StrCat("upload ", id, ": other servers kept writing it; try again"));
 }
 
 }  // namespace mgreg::sessions

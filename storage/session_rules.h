@@ -22,8 +22,8 @@ absl::Status ValidateNewSession(const UploadSessionState& state);
 // FAILED_PRECONDITION if the session is closed or another writer's lease on the file
 // runs; ABORTED if the file's stored version is not next.version (0: absent).
 absl::Status CheckFileWrite(const UploadSessionState& stored,
-                            const storage::UploadFileRecord& next, absl::string_view writer,
-                            int64_t now_micros);
+                            const storage::UploadFileRecord& next,
+                            absl::string_view writer, int64_t now_micros);
 
 // Whether `next` may replace the stored session record: FAILED_PRECONDITION if it is
 // closed; ABORTED if its version is not next.version.

@@ -55,8 +55,8 @@ class GenericSessionStore : public SessionStore {
       RETURN_IF_ERROR(sessions::CheckFileWrite(snap.state, next, writer, now_micros));
       UploadFileRecord out = next;
       out.set_version(next.version() + 1);
-      ASSIGN_OR_RETURN(bool written,
-                       records_->WriteSession(id, snap.version, nullptr, &out, now_micros));
+      ASSIGN_OR_RETURN(bool written, records_->WriteSession(id, snap.version, nullptr,
+                                                            &out, now_micros));
       if (written) return out;
       Backoff(i);
     }
@@ -80,7 +80,9 @@ class GenericSessionStore : public SessionStore {
     return sessions::SessionBusy(next.id());
   }
 
-  absl::Status Release(absl::string_view id) override { return records_->DropSession(id); }
+  absl::Status Release(absl::string_view id) override {
+    return records_->DropSession(id);
+  }
 
   absl::StatusOr<std::vector<UploadSessionRecord>> List() override {
     return records_->ListSessions();
@@ -192,9 +194,8 @@ std::unique_ptr<SessionStore> NewSessionStore(std::shared_ptr<SessionBackend> re
 
 std::unique_ptr<SessionStore> NewLocalSessionStore(Store* store) {
   auto records = std::make_shared<LocalSessionBackend>(store);
-  return NewSessionStore(records, [records](absl::string_view id) {
-    return records->Staging(id);
-  });
+  return NewSessionStore(
+      records, [records](absl::string_view id) { return records->Staging(id); });
 }
 
 }  // namespace mgreg

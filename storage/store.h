@@ -125,10 +125,10 @@ struct CheckReport {
   int64_t checkpoints = 0;  // committed steps
   int64_t files = 0;        // files of committed steps (references to blobs)
   int64_t blobs = 0;
-  int64_t chunks = 0;       // chunks with stored bytes
-  int64_t chunk_bytes = 0;  // their total size
+  int64_t chunks = 0;         // chunks with stored bytes
+  int64_t chunk_bytes = 0;    // their total size
   int64_t staged_chunks = 0;  // chunks held only by open staging areas (not leaks)
-  int64_t events = 0;       // retained events
+  int64_t events = 0;         // retained events
   int64_t revision = 0;
   std::vector<std::string> problems;
   bool ok() const { return problems.empty(); }

@@ -1,11 +1,11 @@
 #include "tests/checkpoint_builder.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include <cstring>
 #include <map>
 #include <memory>
-
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -92,7 +92,8 @@ tensorflow::MetaGraphDef SmallMetaGraph(const std::string& name_scope) {
   const std::string w = name_scope + "/w";
   add(w, "VariableV2", {});
   add(w + "/Initializer/zeros", "Const", {});
-  tensorflow::NodeDef* assign = add(w + "/Assign", "Assign", {w, w + "/Initializer/zeros"});
+  tensorflow::NodeDef* assign =
+      add(w + "/Assign", "Assign", {w, w + "/Initializer/zeros"});
   (*assign->mutable_attr())["_class"].mutable_list()->add_s("loc:@" + w);
   add("save/Const", "Const", {});
   add("save/SaveV2", "SaveV2", {"save/Const", w});
@@ -160,8 +161,8 @@ std::string LayerDefBytes(const std::string& name, const std::vector<std::string
     };
     string_field(1, name);
     for (const std::string& input : inputs) string_field(2, input);
-    const std::string tensor = absl::StrCat("\x0a", std::string(1, static_cast<char>(
-                                                         output.size())), output);
+    const std::string tensor =
+        absl::StrCat("\x0a", std::string(1, static_cast<char>(output.size())), output);
     string_field(3, tensor);
     coded.WriteTag((4 << 3) | 0);
     coded.WriteVarint32(static_cast<uint32_t>(units));
@@ -172,7 +173,8 @@ std::string LayerDefBytes(const std::string& name, const std::vector<std::string
 tensorflow::MetaGraphDef MetaGraphWithLayers() {
   tensorflow::MetaGraphDef m = SmallMetaGraph("dense");
   auto* layers = (*m.mutable_collection_def())["layers"].mutable_bytes_list();
-  layers->add_value(LayerDefBytes("dense/layer", {"dense/w:0", "other/x:0"}, "dense/out:0", 8));
+  layers->add_value(
+      LayerDefBytes("dense/layer", {"dense/w:0", "other/x:0"}, "dense/out:0", 8));
   layers->add_value(LayerDefBytes("head/layer", {"dense/out:0"}, "head/out:0", 2));
   return m;
 }

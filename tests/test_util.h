@@ -17,12 +17,12 @@ std::string TestdataDir();
 std::string TestdataPath(absl::string_view relative);
 
 // Skips the current test with a visible message when the test data is absent.
-#define MGREG_REQUIRE_TESTDATA()                                                   \
-  do {                                                                              \
-    if (::mgreg::testing::TestdataDir().empty()) {                                  \
-      GTEST_SKIP() << "TensorFlow test data not found: set MGREG_TESTDATA to "      \
-                      "shared/testdata/tf";                                         \
-    }                                                                               \
+#define MGREG_REQUIRE_TESTDATA()                                               \
+  do {                                                                         \
+    if (::mgreg::testing::TestdataDir().empty()) {                             \
+      GTEST_SKIP() << "TensorFlow test data not found: set MGREG_TESTDATA to " \
+                      "shared/testdata/tf";                                    \
+    }                                                                          \
   } while (0)
 
 // A fresh directory under the system temp dir, removed (recursively) on destruction.

@@ -98,11 +98,12 @@ absl::StatusOr<Client*> Context::Connect() {
   } else if (const char* env = std::getenv("MGREG_TOKEN"); env && *env) {
     options.token = env;
   }
-  options.use_tls = options_.Has("tls") || options_.Has("ca-cert") || options_.Has("cert");
-  for (auto [flag, pem] : {std::pair<const char*, std::string*>{"ca-cert",
-                                                                &options.ca_cert_pem},
-                           {"cert", &options.cert_pem},
-                           {"key", &options.key_pem}}) {
+  options.use_tls =
+      options_.Has("tls") || options_.Has("ca-cert") || options_.Has("cert");
+  for (auto [flag, pem] :
+       {std::pair<const char*, std::string*>{"ca-cert", &options.ca_cert_pem},
+        {"cert", &options.cert_pem},
+        {"key", &options.key_pem}}) {
     if (auto path = options_.Value(flag)) {
       absl::StatusOr<std::string> text = ReadWholeFile(*path);
       if (!text.ok()) {
@@ -131,7 +132,8 @@ absl::Status Context::PrintJsonLine(const google::protobuf::Message& m) {
 absl::StatusOr<int64_t> ParseStep(absl::string_view text) {
   int64_t step = 0;
   if (!absl::SimpleAtoi(text, &step)) {
-    return absl::InvalidArgumentError(absl::StrCat("step '", text, "' is not an integer"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("step '", text, "' is not an integer"));
   }
   if (step < 0) {
     return absl::InvalidArgumentError(

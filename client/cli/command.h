@@ -19,8 +19,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "google/protobuf/message.h"
 #include "client/client.h"
+#include "google/protobuf/message.h"
 #include "mgreg/v1/registry.pb.h"
 
 namespace mgreg::cli {
@@ -36,7 +36,7 @@ struct Option {
 };
 
 // Options shared by many commands, to put in their option lists.
-std::vector<Option> ConnectionOptions();  // --server, --token, --tls, --ca-cert, ...
+std::vector<Option> ConnectionOptions();   // --server, --token, --tls, --ca-cert, ...
 std::vector<Option> StepOrAliasOptions();  // --step N, --alias A
 std::vector<Option> GraphOptions();        // export_meta_graph's filters
 Option JsonOption();

@@ -32,7 +32,8 @@ std::string Spelled(const Option& o) {
 // An option as written on the command line.
 struct OptionToken {
   std::string written;  // "--colour", "-o"
-  std::string name;     // the Option::name it spells ("o" for --output); as written if unknown
+  std::string
+      name;  // the Option::name it spells ("o" for --output); as written if unknown
   std::optional<std::string> value;
   bool known = false;
   bool takes_value = false;
@@ -82,7 +83,8 @@ std::string CommandNames() {
 
 std::string Subcommands(const std::string& group) {
   std::vector<std::string> subs;
-  for (const Command* c : GroupCommands(group)) subs.push_back(c->name.substr(group.size() + 1));
+  for (const Command* c : GroupCommands(group))
+    subs.push_back(c->name.substr(group.size() + 1));
   return absl::StrJoin(subs, ", ");
 }
 
@@ -117,7 +119,8 @@ absl::StatusOr<std::pair<const Command*, std::vector<std::string>>> Resolve(
   if (words.size() >= 2) {
     for (const Command* c : group) {
       if (c->name == absl::StrCat(words[0], " ", words[1])) {
-        return std::make_pair(c, std::vector<std::string>(words.begin() + 2, words.end()));
+        return std::make_pair(c,
+                              std::vector<std::string>(words.begin() + 2, words.end()));
       }
     }
   }
@@ -128,9 +131,9 @@ absl::StatusOr<std::pair<const Command*, std::vector<std::string>>> Resolve(
 
 absl::Status CheckOption(const Command& command, const OptionToken& t) {
   const std::vector<Option> globals = GlobalOptions();
-  const bool global = t.before_command &&
-                      std::any_of(globals.begin(), globals.end(),
-                                  [&t](const Option& o) { return o.name == t.name; });
+  const bool global =
+      t.before_command && std::any_of(globals.begin(), globals.end(),
+                                      [&t](const Option& o) { return o.name == t.name; });
   if (!t.known || (!global && !command.TakesOption(t.name))) {
     return absl::InvalidArgumentError(absl::StrCat(
         "mgreg ", command.name, ": ", command.name, " does not take '", t.written,
@@ -224,14 +227,15 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
         return line;
       }
     }
-    return absl::InvalidArgumentError(absl::StrCat(
-        "mgreg help: no command '", words[0], "'; the commands: ", CommandNames()));
+    return absl::InvalidArgumentError(absl::StrCat("mgreg help: no command '", words[0],
+                                                   "'; the commands: ", CommandNames()));
   }
   if (words.empty()) {
     for (const OptionToken& t : options) {
       if (!t.known) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "mgreg: unknown option '", t.written, "'; run 'mgreg help' for the commands"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("mgreg: unknown option '", t.written,
+                         "'; run 'mgreg help' for the commands"));
       }
     }
     return absl::InvalidArgumentError(absl::StripSuffix(Usage(), "\n"));
@@ -247,10 +251,10 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
   }
   line.args = std::move(resolved->second);
   if (line.args.size() < command.min_args || line.args.size() > command.max_args) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "mgreg: wrong arguments for '", command.name, "': it takes ",
-        command.args.empty() ? "no arguments" : command.args, "\n\n",
-        absl::StripSuffix(CommandHelp(command), "\n")));
+    return absl::InvalidArgumentError(
+        absl::StrCat("mgreg: wrong arguments for '", command.name, "': it takes ",
+                     command.args.empty() ? "no arguments" : command.args, "\n\n",
+                     absl::StripSuffix(CommandHelp(command), "\n")));
   }
   line.command = &command;
   return line;
@@ -286,24 +290,28 @@ std::string Synopsis(const Command& c) {
 }  // namespace
 
 std::string Usage() {
-  std::string out = "usage: mgreg [--server HOST:PORT] COMMAND [ARGS] [OPTIONS]\n\ncommands:\n";
+  std::string out =
+      "usage: mgreg [--server HOST:PORT] COMMAND [ARGS] [OPTIONS]\n\ncommands:\n";
   for (const Command& c : AllCommands()) AppendEntry(Synopsis(c), c.summary, &out);
-  AppendEntry("help [COMMAND]", "this text, or a command's usage and every option it takes",
-              &out);
+  AppendEntry("help [COMMAND]",
+              "this text, or a command's usage and every option it takes", &out);
   absl::StrAppend(
       &out,
       "\ngraph options (TensorFlow's export_meta_graph):\n"
-      "  --clear-devices  --export-scope S  --collection K (repeatable)  --no-collections\n"
+      "  --clear-devices  --export-scope S  --collection K (repeatable)  "
+      "--no-collections\n"
       "  --strip-default-attrs  --clear-extraneous-savers  --unbound-inputs-col NAME\n"
       "  --as-text\n"
       "\n"
       "--server defaults to $MGREG_SERVER, else 127.0.0.1:8470. Every read command takes "
       "--json.\n"
-      "--token T (default $MGREG_TOKEN) sends a bearer token. --ca-cert FILE connects with "
+      "--token T (default $MGREG_TOKEN) sends a bearer token. --ca-cert FILE connects "
+      "with "
       "TLS\n"
       "(trusting FILE's CAs; --tls alone uses the system roots); --cert FILE --key FILE "
       "present\n"
-      "a client certificate (mutual TLS). These and --json may also come before COMMAND.\n"
+      "a client certificate (mutual TLS). These and --json may also come before "
+      "COMMAND.\n"
       "Each command takes only its own options: mgreg help COMMAND (or mgreg COMMAND\n"
       "--help) lists them.\n");
   return out;

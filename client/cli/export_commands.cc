@@ -37,9 +37,10 @@ absl::Status Export(const std::vector<std::string>& args, Context& ctx) {
     if (!parsed.ok()) {
       tensorflow::SavedModel saved_model;
       if (saved_model.ParseFromString(input) && saved_model.meta_graphs_size() > 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "'", args[0], "' is a SavedModel; pass --tags (e.g. --tags serve) to "
-            "choose its MetaGraphDef"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("'", args[0],
+                         "' is a SavedModel; pass --tags (e.g. --tags serve) to "
+                         "choose its MetaGraphDef"));
       }
       return parsed.status();
     }

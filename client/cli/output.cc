@@ -1,10 +1,9 @@
 #include "client/cli/output.h"
 
+#include <google/protobuf/util/json_util.h>
 #include <unistd.h>
 
 #include <memory>
-
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -14,8 +13,9 @@
 namespace mgreg::cli {
 namespace {
 
-absl::StatusOr<std::string> ToJson(const google::protobuf::Message& m,
-                                   const google::protobuf::util::JsonPrintOptions& options) {
+absl::StatusOr<std::string> ToJson(
+    const google::protobuf::Message& m,
+    const google::protobuf::util::JsonPrintOptions& options) {
   std::string out;
   const auto status = google::protobuf::util::MessageToJsonString(m, &out, options);
   if (!status.ok()) {
@@ -53,18 +53,19 @@ std::string HumanBytes(int64_t n) {
 }
 
 std::string FormatTime(const google::protobuf::Timestamp& t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                          absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos()),
-                          absl::UTCTimeZone());
+  return absl::FormatTime(
+      "%Y-%m-%dT%H:%M:%SZ",
+      absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos()),
+      absl::UTCTimeZone());
 }
 
 void PrintCheckpoint(const v1::Checkpoint& c, std::ostream& out) {
   out << "model      " << c.model() << "\n"
       << "step       " << c.step() << "\n"
-      << "kind       " << (c.kind() == v1::SAVED_MODEL ? "SavedModel" : "checkpoint") << "\n";
+      << "kind       " << (c.kind() == v1::SAVED_MODEL ? "SavedModel" : "checkpoint")
+      << "\n";
   if (!c.basename().empty()) out << "basename   " << c.basename() << "\n";
-  out
-      << "committed  " << FormatTime(c.commit_time()) << "\n"
+  out << "committed  " << FormatTime(c.commit_time()) << "\n"
       << "revision   " << c.revision() << "\n"
       << "size       " << HumanBytes(c.total_bytes()) << " in " << c.files_size()
       << " files\n";

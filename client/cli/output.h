@@ -3,12 +3,12 @@
 #ifndef MGREG_CLIENT_CLI_OUTPUT_H_
 #define MGREG_CLIENT_CLI_OUTPUT_H_
 
+#include <google/protobuf/message.h>
+#include <google/protobuf/timestamp.pb.h>
+
 #include <cstdint>
 #include <ostream>
 #include <string>
-
-#include <google/protobuf/message.h>
-#include <google/protobuf/timestamp.pb.h>
 
 #include "absl/status/statusor.h"
 #include "client/client.h"

@@ -39,7 +39,8 @@ absl::Status Push(const std::vector<std::string>& args, Context& ctx) {
   for (const std::string& kv : o.Values("meta")) {
     std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
     if (p.first.empty() || kv.find('=') == std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("--meta '", kv, "' is not KEY=VALUE"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--meta '", kv, "' is not KEY=VALUE"));
     }
     options.metadata[p.first] = p.second;
   }
@@ -47,8 +48,9 @@ absl::Status Push(const std::vector<std::string>& args, Context& ctx) {
   ASSIGN_OR_RETURN(Client * client, ctx.Connect());
   ASSIGN_OR_RETURN(v1::Checkpoint c, client->Push(args[0], args[1], options));
   if (ctx.json()) return ctx.PrintJson(c);
-  ctx.out() << "pushed " << c.model() << (c.kind() == v1::SAVED_MODEL ? " version " : " step ")
-            << c.step() << " (" << (c.kind() == v1::SAVED_MODEL ? "SavedModel, " : "")
+  ctx.out() << "pushed " << c.model()
+            << (c.kind() == v1::SAVED_MODEL ? " version " : " step ") << c.step() << " ("
+            << (c.kind() == v1::SAVED_MODEL ? "SavedModel, " : "")
             << HumanBytes(c.total_bytes()) << ", " << c.files_size() << " files)\n";
   return absl::OkStatus();
 }
@@ -76,14 +78,16 @@ absl::StatusOr<std::map<std::string, std::string>> SavedModelFiles(
   std::map<std::string, std::string> out;
   const std::filesystem::path base = std::filesystem::path(local.directory);
   for (const std::string& file : files) {
-    const std::string name =
-        std::filesystem::path(file).lexically_normal().lexically_relative(base).generic_string();
+    const std::string name = std::filesystem::path(file)
+                                 .lexically_normal()
+                                 .lexically_relative(base)
+                                 .generic_string();
     auto it = local.files.find(name);
     if (it == local.files.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'", file, "' is not a file of the SavedModel directory '", root,
-          "'; give paths inside it (e.g. ", (base / "variables/variables.index").string(),
-          ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", file, "' is not a file of the SavedModel directory '", root,
+                       "'; give paths inside it (e.g. ",
+                       (base / "variables/variables.index").string(), ")"));
     }
     out.insert(*it);
   }
@@ -211,11 +215,12 @@ absl::Status UploadAbort(const std::vector<std::string>& args, Context& ctx) {
 }  // namespace
 
 std::vector<Command> PushCommands() {
-  const Option force_option = {
-      "force", "", "with --overwrite: also replace a pinned or aliased step"};
+  const Option force_option = {"force", "",
+                               "with --overwrite: also replace a pinned or aliased step"};
   const std::vector<Option> common = Join({{JsonOption()}, ConnectionOptions()});
   return {
-      {"push", "MODEL PREFIX|DIR", "[--step N] [--overwrite [--force]] [--meta KEY=VALUE]...",
+      {"push", "MODEL PREFIX|DIR",
+       "[--step N] [--overwrite [--force]] [--meta KEY=VALUE]...",
        "upload the checkpoint at PREFIX (dir/model.ckpt-1000), or the\n"
        "SavedModel version directory DIR (/export/resnet/123)",
        2, 2,
@@ -239,8 +244,10 @@ std::vector<Command> PushCommands() {
              common}),
        UploadBegin},
       {"upload put", "ID [FILE...]", "[--saved-model DIR]",
-       "send local checkpoint files\n(dir/model.ckpt-1000.index, .data-*, .meta), or files "
-       "of a SavedModel", 1, Command::kAnyNumber,
+       "send local checkpoint files\n(dir/model.ckpt-1000.index, .data-*, .meta), or "
+       "files "
+       "of a SavedModel",
+       1, Command::kAnyNumber,
        Join({{{"saved-model", "DIR",
                "FILEs are paths in SavedModel directory DIR (none: every file of DIR)"}},
              common}),

@@ -6,10 +6,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/numbers.h"
 #include "client/cli/command.h"
 #include "client/cli/output.h"
 #include "common/status_macros.h"
@@ -166,7 +166,8 @@ absl::Status Watch(const std::vector<std::string>& args, Context& ctx) {
     if (ctx.json()) {
       if (absl::Status printed = ctx.PrintJsonLine(event); !printed.ok()) {
         stream->Cancel();
-        stream->Finish().IgnoreError();  // ended here: the print error is the one to report
+        stream->Finish()
+            .IgnoreError();  // ended here: the print error is the one to report
         return printed;
       }
     } else {
@@ -188,7 +189,8 @@ absl::Status Watch(const std::vector<std::string>& args, Context& ctx) {
 
 absl::Status State(const std::vector<std::string>& args, Context& ctx) {
   ASSIGN_OR_RETURN(Client * client, ctx.Connect());
-  ASSIGN_OR_RETURN(tensorflow::CheckpointState state, client->GetCheckpointState(args[0]));
+  ASSIGN_OR_RETURN(tensorflow::CheckpointState state,
+                   client->GetCheckpointState(args[0]));
   if (ctx.json()) return ctx.PrintJson(state);
   ctx.out() << FormatCheckpointState(state);
   return absl::OkStatus();
@@ -205,16 +207,19 @@ std::vector<Command> ReadCommands() {
        "fetch the (filtered) MetaGraphDef", 1, 1,
        Join({{{"o", "FILE", "write the MetaGraphDef to FILE (required)", {"output"}},
               TagsOption()},
-             StepOrAliasOptions(), GraphOptions(), common}),
+             StepOrAliasOptions(),
+             GraphOptions(),
+             common}),
        Graph},
       {"collection", "MODEL KEY", "[--step N | --alias A] [--tags T1,T2]",
        "print one collection of the stored graph (e.g. hparams)", 2, 2,
        Join({StepOrAliasOptions(), {TagsOption()}, common}), Collection},
       {"inspect", "MODEL", "[--step N | --alias A] [--verify]",
        "the tensors of a checkpoint; --verify checks each CRC32C", 1, 1,
-       Join({StepOrAliasOptions(),
-             {{"verify", "", "check every tensor's CRC32C; exit 1 if one does not match"}},
-             common}),
+       Join(
+           {StepOrAliasOptions(),
+            {{"verify", "", "check every tensor's CRC32C; exit 1 if one does not match"}},
+            common}),
        Inspect},
       {"watch", "[MODEL]", "| --prefix P | --all [--since REV] [--count N]",
        "print committed, deleted and alias events as they happen", 0, 1,

@@ -33,8 +33,10 @@ absl::Status Restore(const std::vector<std::string>& args, Context& ctx) {
   ASSIGN_OR_RETURN(v1::Checkpoint c, client->Restore(args[0], args[1], options));
   if (ctx.json()) return ctx.PrintJson(c);
   if (c.kind() == v1::SAVED_MODEL) {
-    ctx.out() << "restored " << c.model() << " version " << c.step() << " (SavedModel) into "
-              << (std::filesystem::path(args[1]) / std::to_string(c.step())).string() << "\n";
+    ctx.out() << "restored " << c.model() << " version " << c.step()
+              << " (SavedModel) into "
+              << (std::filesystem::path(args[1]) / std::to_string(c.step())).string()
+              << "\n";
     return absl::OkStatus();
   }
   ctx.out() << "restored " << c.model() << " step " << c.step() << " into " << args[1]
@@ -64,7 +66,8 @@ absl::Status Sync(const std::vector<std::string>& args, Context& ctx) {
       }
     } else {
       ctx.out() << "switched to " << c.model()
-                << (c.kind() == v1::SAVED_MODEL ? " version " : " step ") << c.step() << "\n"
+                << (c.kind() == v1::SAVED_MODEL ? " version " : " step ") << c.step()
+                << "\n"
                 << std::flush;
     }
   };
@@ -137,9 +140,9 @@ std::vector<Command> RestoreCommands() {
   return {
       {"restore", "MODEL DIR", "[--step N | --alias A] [GRAPH OPTIONS] [--keep K]",
        "write the checkpoint into DIR so TensorFlow loads it as is;\n"
-       "a SavedModel step becomes the version directory DIR/<step>/ (TF Serving's base path)",
-       2, 2,
-       Join({StepOrAliasOptions(), {keep}, GraphOptions(), common}), Restore},
+       "a SavedModel step becomes the version directory DIR/<step>/ (TF Serving's base "
+       "path)",
+       2, 2, Join({StepOrAliasOptions(), {keep}, GraphOptions(), common}), Restore},
       {"sync", "MODEL DIR", "[--alias A | --latest] [GRAPH OPTIONS] [--keep K] [--once]",
        "keep DIR holding the newest (or aliased) step, switched\n"
        "atomically as steps land (SavedModels: the newest K version\n"
@@ -151,7 +154,8 @@ std::vector<Command> RestoreCommands() {
               {"once", "", "bring DIR to the target step once, then exit"},
               // Declared so that its error can say what to use instead.
               {"step", "N", ""}},
-             GraphOptions(), common}),
+             GraphOptions(),
+             common}),
        Sync},
   };
 }

@@ -26,8 +26,8 @@ absl::Status Retention(const std::vector<std::string>& args, Context& ctx) {
             absl::StrCat("--keep-every-n-hours '", *h, "' is not a number >= 0"));
       }
     }
-    ASSIGN_OR_RETURN(model, client->SetRetention(args[0], max_to_keep, hours,
-                                                 o.Has("allow-missing")));
+    ASSIGN_OR_RETURN(
+        model, client->SetRetention(args[0], max_to_keep, hours, o.Has("allow-missing")));
   } else {
     ASSIGN_OR_RETURN(model, client->GetModel(args[0]));
   }
@@ -95,7 +95,8 @@ std::vector<Command> SettingsCommands() {
   const std::vector<Option> common = Join({{JsonOption()}, ConnectionOptions()});
   return {
       {"delete", "MODEL STEP", "", "delete a step", 2, 2, common, Delete},
-      {"retention", "MODEL", "[--max-to-keep N] [--keep-every-n-hours H] [--allow-missing]",
+      {"retention", "MODEL",
+       "[--max-to-keep N] [--keep-every-n-hours H] [--allow-missing]",
        "show or set the retention policy (CheckpointManager's);\n"
        "--allow-missing sets it before the model's first push",
        1, 1,

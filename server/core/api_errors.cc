@@ -7,9 +7,7 @@
 namespace mgreg::api_errors {
 namespace {
 
-std::string MiB(int64_t bytes) {
-  return absl::StrCat(bytes / (1 << 20), " MiB");
-}
+std::string MiB(int64_t bytes) { return absl::StrCat(bytes / (1 << 20), " MiB"); }
 
 }  // namespace
 
@@ -69,9 +67,10 @@ absl::Status RestoredNameTooLong(absl::string_view basename, int64_t step,
 }
 
 absl::Status TooManyOpenUploads(int64_t open, int64_t limit) {
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "this server already has ", open, " open uploads, its limit (limits.max_open_uploads); "
-      "commit or abort uploads, or retry when some have ended"));
+  return absl::ResourceExhaustedError(
+      absl::StrCat("this server already has ", open,
+                   " open uploads, its limit (limits.max_open_uploads); "
+                   "commit or abort uploads, or retry when some have ended"));
 }
 
 absl::Status TooManyUploadsOfWriter(int64_t held) {
@@ -83,28 +82,29 @@ absl::Status TooManyUploadsOfWriter(int64_t held) {
 }
 
 absl::Status MoreBytesThanAnnounced(absl::string_view file, int64_t size) {
-  return absl::InvalidArgumentError(absl::StrCat("file '", file, "' received more than the ",
-                                                 size,
-                                                 " bytes announced at BeginUpload; announce "
-                                                 "the real size"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("file '", file, "' received more than the ", size,
+                   " bytes announced at BeginUpload; announce "
+                   "the real size"));
 }
 
 absl::Status WatchRevisionAhead(int64_t since, int64_t current) {
-  return absl::OutOfRangeError(absl::StrCat(
-      "since_revision ", since, " is beyond the store's current revision ", current,
-      "; resume from a revision this server reported (at most ", current,
-      "), or -1 for new events only"));
+  return absl::OutOfRangeError(
+      absl::StrCat("since_revision ", since, " is beyond the store's current revision ",
+                   current, "; resume from a revision this server reported (at most ",
+                   current, "), or -1 for new events only"));
 }
 
 absl::Status StepAndAlias(int64_t step, absl::string_view alias) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "the request names both step ", step, " and alias ", Quote(alias),
-      "; give one of them"));
+  return absl::InvalidArgumentError(absl::StrCat("the request names both step ", step,
+                                                 " and alias ", Quote(alias),
+                                                 "; give one of them"));
 }
 
 absl::Status RetentionOfUnknownModel(absl::string_view model) {
   return absl::NotFoundError(absl::StrCat(
-      "model ", Quote(model), " does not exist (no step was pushed and no policy set); "
+      "model ", Quote(model),
+      " does not exist (no step was pushed and no policy set); "
       "check the name, or set the policy before the first push with allow_missing "
       "(mgreg retention MODEL --allow-missing ...)"));
 }
@@ -118,22 +118,26 @@ absl::Status PutFileIdle(absl::string_view file, absl::Duration bound) {
 }
 
 absl::Status UploadAbortedUnderWriter(absl::string_view upload_id) {
-  return absl::AbortedError(absl::StrCat(
-      "upload ", Quote(upload_id), " was aborted (AbortUpload) while this stream wrote "
-      "one of its files; begin a new upload"));
+  return absl::AbortedError(
+      absl::StrCat("upload ", Quote(upload_id),
+                   " was aborted (AbortUpload) while this stream wrote "
+                   "one of its files; begin a new upload"));
 }
 
 absl::Status UploadExpiredUnderWriter(absl::string_view upload_id, absl::Duration ttl) {
-  return absl::AbortedError(absl::StrCat(
-      "upload ", Quote(upload_id), " expired: it received nothing for longer than this "
-      "server's upload_ttl (", absl::FormatDuration(ttl), ", --upload-ttl) while this "
-      "stream held one of its files; begin a new upload"));
+  return absl::AbortedError(
+      absl::StrCat("upload ", Quote(upload_id),
+                   " expired: it received nothing for longer than this "
+                   "server's upload_ttl (",
+                   absl::FormatDuration(ttl),
+                   ", --upload-ttl) while this "
+                   "stream held one of its files; begin a new upload"));
 }
 
 absl::Status BackupIntoDataDir(absl::string_view dir, absl::string_view data_dir) {
-  return absl::FailedPreconditionError(absl::StrCat(
-      "backup directory ", Quote(dir), " is inside the server's data dir ",
-      Quote(data_dir), "; back up to a directory outside it"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("backup directory ", Quote(dir), " is inside the server's data dir ",
+                   Quote(data_dir), "; back up to a directory outside it"));
 }
 
 absl::Status TagsOnCheckpoint(absl::string_view model, int64_t step) {

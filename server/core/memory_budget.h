@@ -33,7 +33,8 @@ class MemoryReservation {
 
  private:
   friend class MemoryBudget;
-  MemoryReservation(MemoryBudget* budget, int64_t bytes) : budget_(budget), bytes_(bytes) {}
+  MemoryReservation(MemoryBudget* budget, int64_t bytes)
+      : budget_(budget), bytes_(bytes) {}
   MemoryBudget* budget_ = nullptr;
   int64_t bytes_ = 0;
 };

@@ -332,11 +332,11 @@ absl::StatusOr<std::shared_ptr<const CachedExport>> ReadCalls::Export(
 
 absl::StatusOr<v1::GetCollectionResponse> ReadCalls::GetCollection(
     const v1::GetCollectionRequest& request) {
-  ASSIGN_OR_RETURN(
-      storage::CheckpointRecord record,
-      ResolveStep(store_, request.model(),
-                  request.has_step() ? std::optional<int64_t>(request.step()) : std::nullopt,
-                  request.alias()));
+  ASSIGN_OR_RETURN(storage::CheckpointRecord record,
+                   ResolveStep(store_, request.model(),
+                               request.has_step() ? std::optional<int64_t>(request.step())
+                                                  : std::nullopt,
+                               request.alias()));
   const bool saved_model = IsSavedModel(record);
   if (!saved_model && !request.tags().empty()) {
     return api_errors::TagsOnCheckpoint(record.model(), record.step());
@@ -347,17 +347,17 @@ absl::StatusOr<v1::GetCollectionResponse> ReadCalls::GetCollection(
   ASSIGN_OR_RETURN(ContentReader reader,
                    ContentReader::ForBlob(store_, record.graph_sha256(), "file 'meta'"));
   // The stored bytes and the collections parsed out of them.
-  ASSIGN_OR_RETURN(MemoryReservation working,
-                   memory_->Reserve(2 * reader.size(),
-                                    absl::StrCat("reading a collection of a ",
-                                                 reader.size(), "-byte graph")));
+  ASSIGN_OR_RETURN(
+      MemoryReservation working,
+      memory_->Reserve(2 * reader.size(), absl::StrCat("reading a collection of a ",
+                                                       reader.size(), "-byte graph")));
   ASSIGN_OR_RETURN(std::string graph, reader.ReadAll());
   if (saved_model) {
-    ASSIGN_OR_RETURN(SavedModelExport chosen,
-                     ExportSavedModelGraph(
-                         graph, std::vector<std::string>(request.tags().begin(),
-                                                         request.tags().end()),
-                         ExportOptions()));
+    ASSIGN_OR_RETURN(
+        SavedModelExport chosen,
+        ExportSavedModelGraph(
+            graph, std::vector<std::string>(request.tags().begin(), request.tags().end()),
+            ExportOptions()));
     graph = std::move(chosen.result.bytes);
   }
   const CollectionKinds* kinds = options_->collection_kinds.get();

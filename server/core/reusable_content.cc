@@ -21,7 +21,8 @@ namespace mgreg {
 absl::StatusOr<bool> ReusableContent::MayReuseFile(const ContentScope& scope,
                                                    absl::string_view sha256_hex) {
   if (scope.everything) return true;
-  return Check(scope, [sha256_hex](const Digests& d) { return d.files.contains(sha256_hex); });
+  return Check(scope,
+               [sha256_hex](const Digests& d) { return d.files.contains(sha256_hex); });
 }
 
 absl::StatusOr<bool> ReusableContent::MayReuseChunk(const ContentScope& scope,
@@ -97,7 +98,8 @@ absl::StatusOr<std::shared_ptr<const ReusableContent::Digests>> ReusableContent:
                 if (blob.status().code() == absl::StatusCode::kNotFound) continue;
                 return blob.status();
               }
-              for (const storage::ChunkRef& c : blob->chunks()) out->chunks.insert(c.sha256());
+              for (const storage::ChunkRef& c : blob->chunks())
+                out->chunks.insert(c.sha256());
             }
           }
           if (static_cast<int>(steps->size()) < kPage) break;

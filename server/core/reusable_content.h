@@ -52,10 +52,12 @@ class ReusableContent {
 
   // True if `scope` may reuse the whole file with this SHA-256 (hex): some step it may
   // read references it. Errors are the store's.
-  absl::StatusOr<bool> MayReuseFile(const ContentScope& scope, absl::string_view sha256_hex);
+  absl::StatusOr<bool> MayReuseFile(const ContentScope& scope,
+                                    absl::string_view sha256_hex);
   // True if `scope` may reuse the chunk with this SHA-256 (32 raw bytes): a file of a
   // step it may read contains it. Errors are the store's.
-  absl::StatusOr<bool> MayReuseChunk(const ContentScope& scope, absl::string_view sha256_raw);
+  absl::StatusOr<bool> MayReuseChunk(const ContentScope& scope,
+                                     absl::string_view sha256_raw);
 
   // At most this many files are read per scope; content of a scope's further steps is
   // then not reused (the bytes are asked for), which costs bandwidth, never safety.

@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "server/core/api_errors.h"
 #include "common/status_macros.h"
+#include "server/core/api_errors.h"
 
 namespace mgreg {
 
@@ -82,10 +82,13 @@ absl::Status UploadSession::LearnBasename(absl::string_view writer_basename) {
     ASSIGN_OR_RETURN(record_, sessions_->WriteSession(next, NowMicros()));
     basename = std::string(writer_basename);
   } else if (basename != writer_basename) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "upload ", id_, " learned basename '", basename, "' from its first writer; this "
-        "file's prefix has basename '", writer_basename, "': put files of one checkpoint "
-        "prefix, or begin the upload with that basename"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("upload ", id_, " learned basename '", basename,
+                     "' from its first writer; this "
+                     "file's prefix has basename '",
+                     writer_basename,
+                     "': put files of one checkpoint "
+                     "prefix, or begin the upload with that basename"));
   }
   return absl::OkStatus();
 }
@@ -177,10 +180,10 @@ class ChunkingFileSink : public FileSink {
  public:
   using ChunkPredicate = std::function<absl::StatusOr<bool>(const std::string&)>;
 
-  ChunkingFileSink(std::shared_ptr<UploadSession> session, std::string name,
-                   int64_t size, int64_t base, Sha256 hasher, size_t chunk_bytes,
-                   bool complete, Store* store, ChunkPredicate may_reuse_chunk,
-                   std::string writer, absl::Duration lease)
+  ChunkingFileSink(std::shared_ptr<UploadSession> session, std::string name, int64_t size,
+                   int64_t base, Sha256 hasher, size_t chunk_bytes, bool complete,
+                   Store* store, ChunkPredicate may_reuse_chunk, std::string writer,
+                   absl::Duration lease)
       : store_(store),
         may_reuse_chunk_(std::move(may_reuse_chunk)),
         session_(std::move(session)),
@@ -215,9 +218,9 @@ class ChunkingFileSink : public FileSink {
       if (absl::Status s = Save(); !s.ok()) return Fail(std::move(s));
     }
     if (received > size_) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-          "file '", name_, "' received ", received, " bytes, more than the ", size_,
-          " announced at BeginUpload; announce the real size")));
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("file '", name_, "' received ", received, " bytes, more than the ",
+                       size_, " announced at BeginUpload; announce the real size")));
     }
     buffer_.append(data.data(), data.size());
     size_t pos = 0;
@@ -255,7 +258,8 @@ class ChunkingFileSink : public FileSink {
       return Fail(absl::InvalidArgumentError(
           absl::StrCat("file '", name_, "': existing_chunk must be a 32-byte SHA-256")));
     }
-    const int64_t want = std::min<int64_t>(static_cast<int64_t>(chunk_bytes_), size_ - base_);
+    const int64_t want =
+        std::min<int64_t>(static_cast<int64_t>(chunk_bytes_), size_ - base_);
     if (complete_ || want <= 0) {
       return Fail(api_errors::MoreBytesThanAnnounced(name_, size_));
     }
@@ -269,9 +273,9 @@ class ChunkingFileSink : public FileSink {
         *may_reuse ? store_->ReadChunk(ref) : absl::NotFoundError("not reusable");
     if (!data.ok()) {
       if (data.status().code() == absl::StatusCode::kNotFound) {
-        return Fail(absl::NotFoundError(absl::StrCat(
-            "file '", name_, "': the server does not hold chunk ", BytesToHex(sha256),
-            "; send its bytes")));
+        return Fail(absl::NotFoundError(
+            absl::StrCat("file '", name_, "': the server does not hold chunk ",
+                         BytesToHex(sha256), "; send its bytes")));
       }
       return Fail(data.status());
     }
@@ -281,11 +285,13 @@ class ChunkingFileSink : public FileSink {
           " bytes but the file needs ", want, " at offset ", base_)));
     }
     absl::StatusOr<std::shared_ptr<StagingArea>> staging = session_->Staging();
-    if (!staging.ok()) return Fail(ClosedUnderWriter(session_->id(), name_, staging.status()));
+    if (!staging.ok())
+      return Fail(ClosedUnderWriter(session_->id(), name_, staging.status()));
     if (absl::Status s = (*staging)->HoldExistingChunk(ref); !s.ok()) {
       return Fail(std::move(s));
     }
-    if (absl::Status s = Record(std::move(ref), *data); !s.ok()) return Fail(std::move(s));
+    if (absl::Status s = Record(std::move(ref), *data); !s.ok())
+      return Fail(std::move(s));
     if (base_ == size_) return Fail(Verify());
     return absl::OkStatus();
   }
@@ -349,9 +355,9 @@ class ChunkingFileSink : public FileSink {
     base_ += static_cast<int64_t>(piece.size());
     absl::MutexLock lock(&session_->mu);
     if (session_->closed) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "upload ", session_->id(), " was closed while file '", name_,
-          "' was being written"));
+      return absl::FailedPreconditionError(absl::StrCat("upload ", session_->id(),
+                                                        " was closed while file '", name_,
+                                                        "' was being written"));
     }
     UploadFileState& state = session_->files.at(name_);
     state.chunks.push_back(std::move(ref));
@@ -434,9 +440,9 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
   if (it == session->files.end()) {
     std::string names;
     for (const auto& [n, unused] : session->files) absl::StrAppend(&names, " ", n);
-    return absl::InvalidArgumentError(absl::StrCat(
-        "file '", name, "' is not in the manifest of upload ", session->id(),
-        "; its files are:", names));
+    return absl::InvalidArgumentError(
+        absl::StrCat("file '", name, "' is not in the manifest of upload ", session->id(),
+                     "; its files are:", names));
   }
   UploadFileState& state = it->second;
   absl::BitGen gen;
@@ -445,8 +451,8 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
   if (state.complete) {
     // Nothing to send; a sink that accepts no bytes and finishes complete. It holds the
     // file (another stream is refused) until it ends.
-    RETURN_IF_ERROR(ClosedUnderWriter(session->id(), name,
-                                      session->SaveFile(name, writer, until)));
+    RETURN_IF_ERROR(
+        ClosedUnderWriter(session->id(), name, session->SaveFile(name, writer, until)));
     auto sink = std::make_unique<ChunkingFileSink>(
         session, name, state.file.size(), state.file.size(), state.hasher, chunk_bytes,
         /*complete=*/true, store, std::move(may_reuse_chunk), std::move(writer), lease);
@@ -473,8 +479,8 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
     state.hasher = hasher;
     state.hashed = state.held;
   }
-  RETURN_IF_ERROR(ClosedUnderWriter(session->id(), name,
-                                    session->SaveFile(name, writer, until)));
+  RETURN_IF_ERROR(
+      ClosedUnderWriter(session->id(), name, session->SaveFile(name, writer, until)));
   auto sink = std::make_unique<ChunkingFileSink>(
       session, name, state.file.size(), state.held, state.hasher, chunk_bytes,
       /*complete=*/false, store, std::move(may_reuse_chunk), std::move(writer), lease);

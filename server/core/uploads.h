@@ -131,8 +131,8 @@ class FileSink {
 // Opens a sink for `name` of `session`, starting at `offset` (0 restarts the file;
 // otherwise it must equal the held bytes), and takes the file's writer lease for
 // `lease` (renewed with every chunk, and every lease/4 while bytes arrive).
-// INVALID_ARGUMENT if the file is not in the manifest; FAILED_PRECONDITION if another stream
-// writes it, the upload is closed, or the offset is not 0 or the held bytes.
+// INVALID_ARGUMENT if the file is not in the manifest; FAILED_PRECONDITION if another
+// stream writes it, the upload is closed, or the offset is not 0 or the held bytes.
 // `store` (for existing chunks) must outlive the sink. `may_reuse_chunk` says whether the
 // writer may name a chunk (32-byte SHA-256) instead of sending it; a chunk it may not
 // reuse is answered as one the store does not hold.

@@ -1,13 +1,12 @@
 #include "server/core/watch_hub.h"
 
-#include "server/core/api_errors.h"
-
 #include <algorithm>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/core/api_errors.h"
 
 namespace mgreg {
 namespace {
@@ -27,18 +26,29 @@ v1::WatchEvent ToApiEvent(const storage::Event& event) {
   v1::WatchEvent out;
   out.set_revision(event.revision());
   switch (event.type()) {
-    case storage::Event::COMMITTED: out.set_type(v1::WatchEvent::COMMITTED); break;
-    case storage::Event::DELETED: out.set_type(v1::WatchEvent::DELETED); break;
-    case storage::Event::ALIAS_SET: out.set_type(v1::WatchEvent::ALIAS_SET); break;
-    case storage::Event::ALIAS_REMOVED: out.set_type(v1::WatchEvent::ALIAS_REMOVED); break;
-    default: out.set_type(v1::WatchEvent::TYPE_UNSPECIFIED); break;
+    case storage::Event::COMMITTED:
+      out.set_type(v1::WatchEvent::COMMITTED);
+      break;
+    case storage::Event::DELETED:
+      out.set_type(v1::WatchEvent::DELETED);
+      break;
+    case storage::Event::ALIAS_SET:
+      out.set_type(v1::WatchEvent::ALIAS_SET);
+      break;
+    case storage::Event::ALIAS_REMOVED:
+      out.set_type(v1::WatchEvent::ALIAS_REMOVED);
+      break;
+    default:
+      out.set_type(v1::WatchEvent::TYPE_UNSPECIFIED);
+      break;
   }
   out.set_model(event.model());
   out.set_step(event.step());
   out.set_alias(event.alias());
   out.set_replaced(event.replaced());
   out.mutable_time()->set_seconds(event.time_micros() / 1000000);
-  out.mutable_time()->set_nanos(static_cast<int32_t>(event.time_micros() % 1000000) * 1000);
+  out.mutable_time()->set_nanos(static_cast<int32_t>(event.time_micros() % 1000000) *
+                                1000);
   return out;
 }
 
@@ -102,9 +112,9 @@ std::function<void()> WatchSubscription::Offer(const storage::Event& event) {
   }
   if (live_.size() >= hub_->max_pending_) {
     const int64_t last = live_.empty() ? live_from_ : live_.front().revision() - 1;
-    error_ = absl::ResourceExhaustedError(absl::StrCat(
-        "the watcher fell more than ", hub_->max_pending_,
-        " events behind; reconnect with since_revision=", last));
+    error_ = absl::ResourceExhaustedError(
+        absl::StrCat("the watcher fell more than ", hub_->max_pending_,
+                     " events behind; reconnect with since_revision=", last));
   } else {
     live_.push_back(ToApiEvent(event));
   }

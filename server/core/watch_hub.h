@@ -108,7 +108,8 @@ class WatchHub {
   absl::Mutex mu_;
   int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_set<std::shared_ptr<WatchSubscription>> subscriptions_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::shared_ptr<WatchSubscription>> subscriptions_
+      ABSL_GUARDED_BY(mu_);
 };
 
 // The API form of a stored event.

@@ -119,8 +119,8 @@ class WebPages {
   // The step's graph summary, from the cache or streamed from the store.
   absl::StatusOr<std::shared_ptr<const GraphSummary>> Summary(const v1::Checkpoint& step);
   // Each MetaGraphDef of a SavedModel step's stored `proto_name` (saved_model.pb).
-  absl::StatusOr<std::vector<GraphSummary>> SavedModelSummaries(const v1::Checkpoint& step,
-                                                               const std::string& proto_name);
+  absl::StatusOr<std::vector<GraphSummary>> SavedModelSummaries(
+      const v1::Checkpoint& step, const std::string& proto_name);
   bool MayRead(const Request& request, const std::string& model) const {
     return authorizer_ == nullptr || authorizer_->Covers(request.principal, model);
   }

@@ -72,8 +72,8 @@ std::string ExportFormHtml(const std::string& model, int64_t step,
                            const std::vector<std::string>& tags) {
   std::string hidden;
   for (const std::string& t : tags) {
-    absl::StrAppend(&hidden, "<input type=\"hidden\" name=\"tags\" value=\"", HtmlEscape(t),
-                    "\">");
+    absl::StrAppend(&hidden, "<input type=\"hidden\" name=\"tags\" value=\"",
+                    HtmlEscape(t), "\">");
   }
   return absl::StrCat(
       "<form class=\"export\" method=\"get\" action=\"/graph\">"
@@ -101,15 +101,17 @@ std::string SavedModelHtml(const v1::Checkpoint& c, const std::string& file_base
   if (!status.ok()) {
     absl::StrAppend(&out, "<p class=\"error\">", HtmlEscape(status.message()), "</p>");
   }
-  absl::StrAppend(&out, "<table id=\"meta-graphs\"><thead><tr><th>Tags</th>"
-                        "<th>Signatures</th><th>Nodes</th><th>Functions</th>"
-                        "<th>TensorFlow</th><th>Size</th></tr></thead><tbody>");
+  absl::StrAppend(&out,
+                  "<table id=\"meta-graphs\"><thead><tr><th>Tags</th>"
+                  "<th>Signatures</th><th>Nodes</th><th>Functions</th>"
+                  "<th>TensorFlow</th><th>Size</th></tr></thead><tbody>");
   for (const GraphSummary& g : meta_graphs) {
     absl::StrAppend(
         &out, "<tr><td class=\"tags\">",
         g.tags.empty() ? "<em>(none)</em>" : HtmlEscape(absl::StrJoin(g.tags, ", ")),
-        "</td><td>", HtmlEscape(absl::StrJoin(g.signatures, ", ")), "</td><td class=\"num\">",
-        g.node_count, "</td><td class=\"num\">", g.function_count, "</td><td>",
+        "</td><td>", HtmlEscape(absl::StrJoin(g.signatures, ", ")),
+        "</td><td class=\"num\">", g.node_count, "</td><td class=\"num\">",
+        g.function_count, "</td><td>",
         g.tensorflow_version.empty() ? "—" : HtmlEscape(g.tensorflow_version),
         "</td><td class=\"num\">", FormatBytes(g.bytes), "</td></tr>");
   }
@@ -119,10 +121,10 @@ std::string SavedModelHtml(const v1::Checkpoint& c, const std::string& file_base
                     HtmlEscape(absl::StrJoin(g.tags, ", ")), "</h3>",
                     ExportFormHtml(c.model(), c.step(), g.tags));
   }
-  absl::StrAppend(
-      &out, "<p><a class=\"download\" id=\"download-saved-model\" href=\"",
-      HtmlEscape(absl::StrCat(file_base, "&name=", UrlEncode(proto_name))), "\">stored ",
-      HtmlEscape(proto_name), "</a> (byte-identical to what was pushed)</p>");
+  absl::StrAppend(&out, "<p><a class=\"download\" id=\"download-saved-model\" href=\"",
+                  HtmlEscape(absl::StrCat(file_base, "&name=", UrlEncode(proto_name))),
+                  "\">stored ", HtmlEscape(proto_name),
+                  "</a> (byte-identical to what was pushed)</p>");
   return out;
 }
 
@@ -131,9 +133,9 @@ std::string SavedModelHtml(const v1::Checkpoint& c, const std::string& file_base
 absl::StatusOr<std::vector<GraphSummary>> WebPages::SavedModelSummaries(
     const v1::Checkpoint& step, const std::string& proto_name) {
   if (proto_name != "saved_model.pb") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "this SavedModel is stored in text format (", proto_name,
-        "): download it to read its MetaGraphDefs"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("this SavedModel is stored in text format (", proto_name,
+                     "): download it to read its MetaGraphDefs"));
   }
   v1::ReadFileRequest read;
   read.set_model(step.model());
@@ -196,7 +198,8 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
   const bool saved_model = c.kind() == v1::SAVED_MODEL;
   std::string proto_name;
   for (const v1::FileInfo& f : c.files()) {
-    if (f.name() == "saved_model.pb" || (f.name() == "saved_model.pbtxt" && proto_name.empty())) {
+    if (f.name() == "saved_model.pb" ||
+        (f.name() == "saved_model.pbtxt" && proto_name.empty())) {
       proto_name = f.name();
     }
   }
@@ -250,12 +253,12 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
         .EndObject();
     absl::StrAppend(&files, "<tr><td>",
                     saved_model ? HtmlEscape(f.name())
-                                : absl::StrCat(HtmlEscape(c.basename()), "-", c.step(), ".",
-                                               HtmlEscape(f.name())),
-                    "</td><td class=\"num\">",
-                    FormatBytes(f.size()), "</td><td class=\"sha\">",
-                    HtmlEscape(f.sha256()), "</td><td><a class=\"download\" href=\"",
-                    HtmlEscape(href), "\">download</a></td></tr>");
+                                : absl::StrCat(HtmlEscape(c.basename()), "-", c.step(),
+                                               ".", HtmlEscape(f.name())),
+                    "</td><td class=\"num\">", FormatBytes(f.size()),
+                    "</td><td class=\"sha\">", HtmlEscape(f.sha256()),
+                    "</td><td><a class=\"download\" href=\"", HtmlEscape(href),
+                    "\">download</a></td></tr>");
   }
   j.EndArray().Key("tensors").BeginObject();
   j.Member("count", static_cast<int64_t>(tensors.tensors_size()))
@@ -355,10 +358,12 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
       "<h1 id=\"step-title\">Step ", c.step(), "</h1><p>", flags, "</p>",
       "<dl class=\"facts\"><dt>Committed</dt><dd>", TimeHtml(c.commit_time(), now),
       "</dd><dt>Size</dt><dd>", FormatBytes(c.total_bytes()),
-      saved_model ? absl::StrCat("</dd><dt>Kind</dt><dd id=\"kind\">SavedModel (TF Serving "
-                                 "version ", c.step(), ")")
-                  : absl::StrCat("</dd><dt>Prefix</dt><dd>", HtmlEscape(c.basename()), "-",
-                                 c.step()),
+      saved_model
+          ? absl::StrCat("</dd><dt>Kind</dt><dd id=\"kind\">SavedModel (TF Serving "
+                         "version ",
+                         c.step(), ")")
+          : absl::StrCat("</dd><dt>Prefix</dt><dd>", HtmlEscape(c.basename()), "-",
+                         c.step()),
       "</dd><dt>Revision</dt><dd>", c.revision(), "</dd></dl>");
   if (!meta.empty()) {
     absl::StrAppend(&body,
@@ -375,7 +380,8 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
     absl::StrAppend(&body,
                     SavedModelHtml(c, file_base, proto_name, meta_graphs, graph_status));
   } else if (c.graph_sha256().empty()) {
-    absl::StrAppend(&body, "<h2>Graph</h2><p class=\"empty\">This step has no .meta.</p>");
+    absl::StrAppend(&body,
+                    "<h2>Graph</h2><p class=\"empty\">This step has no .meta.</p>");
   } else {
     absl::StrAppend(&body, "<h2>Graph</h2>");
     if (graph != nullptr) {
@@ -417,8 +423,8 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
   }
 
   absl::StrAppend(&body, saved_model ? "<h2>Variables</h2><p>" : "<h2>Tensors</h2><p>",
-                  tensors.tensors_size(), " tensors in ",
-                  tensors.num_shards(), " shard(s)</p>");
+                  tensors.tensors_size(), " tensors in ", tensors.num_shards(),
+                  " shard(s)</p>");
   if (tensors.tensors_size() > 0) {
     absl::StrAppend(
         &body,

@@ -113,7 +113,8 @@ std::string FormatBytes(int64_t bytes) {
     v /= 1024;
     ++unit;
   }
-  // Three significant digits. Each format is a literal: clang checks them at compile time.
+  // Three significant digits. Each format is a literal: clang checks them at compile
+  // time.
   if (v < 10) return absl::StrFormat("%.2f %s", v, kUnits[unit]);
   if (v < 100) return absl::StrFormat("%.1f %s", v, kUnits[unit]);
   return absl::StrFormat("%.0f %s", v, kUnits[unit]);

@@ -1,5 +1,7 @@
 // The in-memory backend: records and chunk bytes in maps under one mutex; a transaction
 // is applied under it. The rules are the planner's (storage/planner.h).
+#include "storage/memory/memory_backend.h"
+
 #include <algorithm>
 #include <deque>
 #include <functional>
@@ -16,7 +18,6 @@
 #include "common/status_macros.h"
 #include "storage/backed_store.h"
 #include "storage/backend.h"
-#include "storage/memory/memory_backend.h"
 #include "storage/planner.h"
 #include "storage/store.h"
 
@@ -53,8 +54,7 @@ class MemoryArea : public BackendStagingArea {
   absl::flat_hash_set<std::string> held_;
 };
 
-class MemoryBackend : public Backend,
-                      public std::enable_shared_from_this<MemoryBackend> {
+class MemoryBackend : public Backend, public std::enable_shared_from_this<MemoryBackend> {
  public:
   struct Chunk {
     std::string data;
@@ -125,9 +125,9 @@ class MemoryBackend : public Backend,
       // Checked first, so that a failed apply changes nothing.
       for (const ChunkWrite& c : txn.chunks) {
         if (c.refs_after > 0 && !chunks_.contains(c.raw)) {
-          return absl::InternalError(absl::StrCat(txn.what, ": chunk ",
-                                                  planner::ChunkName(c.raw),
-                                                  " is committed but its bytes are gone"));
+          return absl::InternalError(
+              absl::StrCat(txn.what, ": chunk ", planner::ChunkName(c.raw),
+                           " is committed but its bytes are gone"));
         }
       }
       if (!txn.model.empty()) {
@@ -167,7 +167,8 @@ class MemoryBackend : public Backend,
           events_.push_back(e);
         }
       }
-      while (!events_.empty() && events_.front().revision() < txn.head_after.oldest_event) {
+      while (!events_.empty() &&
+             events_.front().revision() < txn.head_after.oldest_event) {
         events_.pop_front();
       }
       head_ = txn.head_after;
@@ -200,7 +201,8 @@ class MemoryBackend : public Backend,
     std::vector<CheckpointRecord> out;
     auto m = models_.find(model);
     if (m == models_.end()) return out;
-    for (auto it = m->second.steps.lower_bound(first); it != m->second.steps.end(); ++it) {
+    for (auto it = m->second.steps.lower_bound(first); it != m->second.steps.end();
+         ++it) {
       if (limit > 0 && static_cast<int>(out.size()) >= limit) break;
       out.push_back(it->second);
     }

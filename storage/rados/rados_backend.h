@@ -66,9 +66,9 @@
 #include "common/status_macros.h"
 #include "mgreg/storage/rados_records.pb.h"
 #include "storage/backend.h"
-#include "storage/session_backend.h"
 #include "storage/rados/rados_codec.h"
 #include "storage/rados/rados_store.h"
+#include "storage/session_backend.h"
 
 namespace mgreg::rados {
 
@@ -80,8 +80,8 @@ class RadosBackend;
 // (h.u.<id>, released when the session is dropped, by whichever process).
 class RadosArea : public BackendStagingArea {
  public:
-  RadosArea(std::shared_ptr<RadosBackend> backend, std::string hold, std::string holds_oid,
-            uint64_t watch_epoch, bool session)
+  RadosArea(std::shared_ptr<RadosBackend> backend, std::string hold,
+            std::string holds_oid, uint64_t watch_epoch, bool session)
       : backend_(std::move(backend)),
         hold_(std::move(hold)),
         holds_oid_(std::move(holds_oid)),
@@ -163,7 +163,9 @@ class RadosBackend : public Backend,
     return std::make_unique<RadosArea>(shared_from_this(), NewHold(), HoldsObject(),
                                        watch_epoch(), /*session=*/false);
   }
-  std::shared_ptr<SessionBackend> session_backend() override { return shared_from_this(); }
+  std::shared_ptr<SessionBackend> session_backend() override {
+    return shared_from_this();
+  }
   std::unique_ptr<BackendStagingArea> NewSessionArea(absl::string_view id) override {
     return std::make_unique<RadosArea>(shared_from_this(), absl::StrCat("h.u.", id),
                                        absl::StrCat("holds.u.", id), watch_epoch(),

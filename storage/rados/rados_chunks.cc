@@ -70,7 +70,8 @@ absl::Status RadosArea::PrepareCommit(const std::vector<const BlobRecord*>& blob
   for (const BlobRecord* blob : blobs) {
     for (const ChunkRef& c : blob->chunks()) {
       // A session's area holds, under its one name, what any process put into it.
-      const bool want = session_ ? !held_.contains(c.sha256()) : held_.contains(c.sha256());
+      const bool want =
+          session_ ? !held_.contains(c.sha256()) : held_.contains(c.sha256());
       if (want && seen.insert(c.sha256()).second) raws.push_back(c.sha256());
     }
   }
@@ -95,7 +96,8 @@ void RadosArea::Forget(const std::string& raw) {
   if (held_.erase(raw) > 0) backend_->Track(raw, -1);
 }
 
-absl::Status RadosBackend::ListHolds(const std::string& holds_oid, const std::string& hold,
+absl::Status RadosBackend::ListHolds(const std::string& holds_oid,
+                                     const std::string& hold,
                                      const std::vector<std::string>& raws) {
   if (raws.empty()) return absl::OkStatus();
   std::map<std::string, bufferlist> keys;

@@ -174,7 +174,8 @@ absl::Status RadosBackend::ReapReplica(const std::string& instance) {
 
 absl::Status RadosBackend::SweepOrphanChunks() {
   // mtime has whole seconds: one more, so that nothing younger than dead_after goes.
-  const time_t cutoff = absl::ToTimeT(absl::Now() - options_.dead_after - absl::Seconds(1));
+  const time_t cutoff =
+      absl::ToTimeT(absl::Now() - options_.dead_after - absl::Seconds(1));
   for (auto it = io_.nobjects_begin(); it != io_.nobjects_end(); ++it) {
     const std::string oid = it->get_oid();
     if (oid.rfind("c.", 0) != 0 || oid.size() != 66) continue;

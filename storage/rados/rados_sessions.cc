@@ -86,9 +86,11 @@ absl::StatusOr<std::optional<SessionBackend::Snapshot>> RadosBackend::ReadSessio
     }
   }
   if (snap.version == 0 || snap.state.session.id() != id) {
-    return absl::InternalError(absl::StrCat("corrupt upload session ", oid, " in ", where_));
+    return absl::InternalError(
+        absl::StrCat("corrupt upload session ", oid, " in ", where_));
   }
-  snap.state.session.set_last_active_micros(static_cast<int64_t>(AttrU64(attrs, "active")));
+  snap.state.session.set_last_active_micros(
+      static_cast<int64_t>(AttrU64(attrs, "active")));
   return std::optional<Snapshot>(std::move(snap));
 }
 

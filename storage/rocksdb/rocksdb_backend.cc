@@ -164,7 +164,8 @@ absl::StatusOr<ApplyResult> RocksBackend::Apply(const Transaction& txn,
   for (const CheckpointRecord& r : txn.put_checkpoints) {
     batch.Put(meta_, CheckpointKey(txn.model, r.step()), r.SerializeAsString());
   }
-  for (int64_t step : txn.removed_steps) batch.Delete(meta_, CheckpointKey(txn.model, step));
+  for (int64_t step : txn.removed_steps)
+    batch.Delete(meta_, CheckpointKey(txn.model, step));
   for (const BlobWrite& b : txn.blobs) {
     if (b.refs_after == 0) {
       batch.Delete(meta_, BlobKey(b.hex));

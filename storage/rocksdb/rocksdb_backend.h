@@ -9,8 +9,9 @@
 //      'M' model                 -> ModelRecord
 //      'B' blob sha256 hex       -> BlobRecord
 //      'b' blob sha256 hex       -> fixed64 refcount (files naming the blob)
-//      'K' chunk sha256 (raw)    -> fixed64 refcount (blob slots listing it), fixed32 size
-//      'S' chunk sha256 (raw)    -> fixed32 size: staging marker, chunk written but not
+//      'K' chunk sha256 (raw)    -> fixed64 refcount (blob slots listing it), fixed32
+//      size 'S' chunk sha256 (raw)    -> fixed32 size: staging marker, chunk written but
+//      not
 //                                   (or no longer) referenced by a committed blob
 //      'R'                       -> fixed64 store revision (= the newest event's)
 //      'F'                       -> format tag, identifies an mgreg store
@@ -181,8 +182,7 @@ class RocksArea : public BackendStagingArea {
   absl::flat_hash_set<std::string> held_;
 };
 
-class RocksBackend : public Backend,
-                     public std::enable_shared_from_this<RocksBackend> {
+class RocksBackend : public Backend, public std::enable_shared_from_this<RocksBackend> {
  public:
   // `env` (may be null) outlives the database.
   RocksBackend(std::shared_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db,
@@ -227,7 +227,8 @@ class RocksBackend : public Backend,
       absl::string_view start_after, int limit) override;
   absl::StatusOr<std::vector<storage::CheckpointRecord>> ListCheckpoints(
       absl::string_view model, int64_t first, int limit) override;
-  absl::StatusOr<std::optional<std::string>> ReadChunkBytes(absl::string_view raw) override;
+  absl::StatusOr<std::optional<std::string>> ReadChunkBytes(
+      absl::string_view raw) override;
   absl::StatusOr<bool> HasChunk(absl::string_view raw) override;
   absl::StatusOr<EventPage> ReadEvents(int64_t after_revision, int limit) override;
   absl::Status EngineStats(StoreStats* stats) override;

@@ -1,5 +1,7 @@
 // Opening a RocksDB store: the conversion of RocksDB statuses, the key layout, the
 // engine options, and what the backend does at open (rocksdb_backend.h).
+#include "storage/rocksdb/rocksdb_open.h"
+
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
@@ -19,7 +21,6 @@
 #include "storage/backed_store.h"
 #include "storage/planner.h"
 #include "storage/rocksdb/rocksdb_backend.h"
-#include "storage/rocksdb/rocksdb_open.h"
 #include "storage/store.h"
 
 namespace mgreg {
@@ -310,7 +311,8 @@ absl::Status RocksBackend::Load(bool fresh) {
   if (head_.oldest_event > head_.revision + 1) return CorruptRecord("event");
   if (head_.revision - head_.oldest_event + 1 > options_.event_window) {
     rocksdb::WriteBatch trim;
-    for (; head_.oldest_event <= head_.revision - options_.event_window; ++head_.oldest_event) {
+    for (; head_.oldest_event <= head_.revision - options_.event_window;
+         ++head_.oldest_event) {
       trim.Delete(meta_, EventKey(head_.oldest_event));
     }
     // Not synced: if lost, the next open trims again.
@@ -346,13 +348,15 @@ absl::StatusOr<std::shared_ptr<Backend>> OpenRocksDbBackend(
   if (options.path.empty()) {
     return absl::InvalidArgumentError("the store needs a data dir path; none was given");
   }
-  if (options.min_free_bytes > 0 && options.min_free_bytes < rocks::RecoveryBufferBytes()) {
+  if (options.min_free_bytes > 0 &&
+      options.min_free_bytes < rocks::RecoveryBufferBytes()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the free-space reserve (--min-free-bytes, config min_free_bytes) is ",
         options.min_free_bytes, " bytes, less than the ", rocks::RecoveryBufferBytes(),
         " bytes RocksDB needs free before it resumes writing after a full disk; set at "
         "least ",
-        rocks::RecoveryBufferBytes(), " (default 256 MiB), or turn the check off (flag 0, "
+        rocks::RecoveryBufferBytes(),
+        " (default 256 MiB), or turn the check off (flag 0, "
         "config -1)"));
   }
   std::error_code ec;
@@ -395,21 +399,21 @@ absl::StatusOr<std::shared_ptr<Backend>> OpenRocksDbBackend(
   db_options.listeners.push_back(recovery);
   RETURN_IF_ERROR(
       rocks::FromRocks(rocksdb::DB::Open(db_options, options.path, cfs, &handles, &raw),
-                absl::StrCat("opening the store in '", options.path, "'")));
+                       absl::StrCat("opening the store in '", options.path, "'")));
   rocks::RocksOptions rocks_options;
   rocks_options.sync = options.sync_commits;
   rocks_options.event_window = options.event_window;
   rocks_options.min_free_bytes = options.min_free_bytes;
-  auto backend = std::make_shared<rocks::RocksBackend>(
-      std::move(env), std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
-      rocks_options);
+  auto backend = std::make_shared<rocks::RocksBackend>(std::move(env),
+                                                       std::unique_ptr<rocksdb::DB>(raw),
+                                                       std::move(handles), rocks_options);
   backend->SetRecoveryListener(std::move(recovery));
   RETURN_IF_ERROR(backend->Load(fresh));
   return std::shared_ptr<Backend>(std::move(backend));
 }
 
-absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const RocksDbStoreOptions& options,
-                                                        std::shared_ptr<rocksdb::Env> env) {
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(
+    const RocksDbStoreOptions& options, std::shared_ptr<rocksdb::Env> env) {
   ASSIGN_OR_RETURN(std::shared_ptr<Backend> backend,
                    OpenRocksDbBackend(options, std::move(env)));
   return NewBackedStore(std::move(backend), options.event_window);

@@ -22,8 +22,8 @@ absl::StatusOr<std::shared_ptr<Backend>> OpenRocksDbBackend(
     const RocksDbStoreOptions& options, std::shared_ptr<rocksdb::Env> env = nullptr);
 
 // OpenRocksDbStore on `env`.
-absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(const RocksDbStoreOptions& options,
-                                                        std::shared_ptr<rocksdb::Env> env);
+absl::StatusOr<std::unique_ptr<Store>> OpenRocksDbStore(
+    const RocksDbStoreOptions& options, std::shared_ptr<rocksdb::Env> env);
 
 }  // namespace mgreg
 

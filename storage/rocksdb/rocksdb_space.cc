@@ -48,11 +48,12 @@ std::string RocksBackend::RoomNeeded() const {
   }
   return absl::StrCat("the data dir's disk has ", free_bytes >> 20,
                       " MiB free; writes go on once it has ", Mib(need),
-                      " MiB: free at least ", Mib(std::max<int64_t>(need - free_bytes, 0)),
-                      " MiB more");
+                      " MiB: free at least ",
+                      Mib(std::max<int64_t>(need - free_bytes, 0)), " MiB more");
 }
 
-absl::Status RocksBackend::Failed(const rocksdb::Status& s, absl::string_view what) const {
+absl::Status RocksBackend::Failed(const rocksdb::Status& s,
+                                  absl::string_view what) const {
   absl::Status status = FromRocks(s, what);
   if (status.code() != absl::StatusCode::kResourceExhausted) return status;
   return absl::ResourceExhaustedError(absl::StrCat(status.message(), "; ", RoomNeeded()));
@@ -171,10 +172,9 @@ absl::Status RocksBackend::CollectBlobGarbage() {
   if (rewrite == 0) return absl::OkStatus();
   // The copies are written before the old files go: only with room for them.
   const int64_t free_bytes = FreeBytes(db_->GetName());
-  if (free_bytes >= 0 &&
-      free_bytes < static_cast<int64_t>(copied) + std::max<int64_t>(
-                                                     options_.min_free_bytes,
-                                                     RecoveryBufferBytes())) {
+  if (free_bytes >= 0 && free_bytes < static_cast<int64_t>(copied) +
+                                          std::max<int64_t>(options_.min_free_bytes,
+                                                            RecoveryBufferBytes())) {
     return absl::OkStatus();
   }
   rocksdb::CompactRangeOptions cro;
@@ -184,9 +184,9 @@ absl::Status RocksBackend::CollectBlobGarbage() {
   // RocksDB rewrites the blobs of the files before index cutoff * count (sorted by
   // number); the half keeps the product off a rounding edge.
   cro.blob_garbage_collection_age_cutoff =
-      rewrite >= files.size() ? 1.0
-                              : (static_cast<double>(rewrite) + 0.5) /
-                                    static_cast<double>(files.size());
+      rewrite >= files.size()
+          ? 1.0
+          : (static_cast<double>(rewrite) + 0.5) / static_cast<double>(files.size());
   rocksdb::Status s = db_->CompactRange(cro, chunks_, nullptr, nullptr);
   if (s.IsIOError()) Note(s);
   return Failed(s, "rewriting blob files mostly garbage");

@@ -17,9 +17,9 @@
 namespace mgreg::rocks {
 namespace {
 
+using planner::ChunkName;
 using storage::BlobRecord;
 using storage::ChunkRef;
-using planner::ChunkName;
 
 // Chunks smaller than this go through the WAL and need no flush before the commit.
 constexpr size_t kWalChunkBytes = 64 << 10;
@@ -78,7 +78,7 @@ rocksdb::Status RocksBackend::Note(rocksdb::Status s) {
 }
 
 bool RocksBackend::JoinStagedLocked(absl::flat_hash_set<std::string>* held,
-                                 const std::string& sha) {
+                                    const std::string& sha) {
   if (held->contains(sha)) return true;
   while (true) {
     auto it = staged_.find(sha);
@@ -93,7 +93,7 @@ bool RocksBackend::JoinStagedLocked(absl::flat_hash_set<std::string>* held,
 }
 
 absl::Status RocksBackend::PutChunk(absl::flat_hash_set<std::string>* held,
-                                 const ChunkRef& ref, absl::string_view data) {
+                                    const ChunkRef& ref, absl::string_view data) {
   RETURN_IF_ERROR(MaybeResume());
   const std::string& sha = ref.sha256();
   absl::MutexLock lock(&stage_mu_);
@@ -205,8 +205,8 @@ absl::Status RocksBackend::CheckFreeSpace() const {
   }
   return absl::ResourceExhaustedError(absl::StrCat(
       "new uploaded bytes refused: less free space than the ",
-      options_.min_free_bytes >> 20,
-      " MiB kept in reserve (--min-free-bytes); ", RoomNeeded(),
+      options_.min_free_bytes >> 20, " MiB kept in reserve (--min-free-bytes); ",
+      RoomNeeded(),
       " (free space in the data dir or delete steps: uploads resume once there is "
       "room; reads, commits of uploaded bytes and deletes go on)"));
 }
@@ -241,10 +241,10 @@ absl::Status RocksBackend::EnsureFlushed(uint64_t need) {
     }
     if (pending == 0) break;
     if (absl::Now() >= deadline) {
-      return absl::UnavailableError(absl::StrCat(
-          "staged chunks were not flushed to disk within ",
-          absl::FormatDuration(kFlushConfirmTimeout),
-          "; nothing was committed: retry the commit"));
+      return absl::UnavailableError(
+          absl::StrCat("staged chunks were not flushed to disk within ",
+                       absl::FormatDuration(kFlushConfirmTimeout),
+                       "; nothing was committed: retry the commit"));
     }
     // Not flushed yet (a failed background flush keeps its memtable): flush again,
     // which also reports a background error that stopped writes.
@@ -305,7 +305,8 @@ absl::Status RocksBackend::MaybeResume() {
     }
     if (s.IsBusy()) {
       absl::MutexLock failure(&failure_mu_);
-      return Failed(last_failure_, "writing while the store recovers from a failed write");
+      return Failed(last_failure_,
+                    "writing while the store recovers from a failed write");
     }
     RETURN_IF_ERROR(Failed(s, "recovering from a failed write"));
     KeepRecoveryMemtable();  // Resume flushed it

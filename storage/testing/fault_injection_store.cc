@@ -53,7 +53,8 @@ FaultInjectionStore::FaultInjectionStore(std::unique_ptr<Store> base)
     : base_(std::move(base)), sessions_(NewLocalSessionStore(this)) {}
 FaultInjectionStore::~FaultInjectionStore() { sessions_.reset(); }
 
-void FaultInjectionStore::FailNext(FaultOp op, absl::Status status, int count, bool after) {
+void FaultInjectionStore::FailNext(FaultOp op, absl::Status status, int count,
+                                   bool after) {
   absl::MutexLock lock(&mu_);
   faults_[op] = Fault{std::move(status), count, after};
 }
@@ -123,8 +124,9 @@ absl::StatusOr<std::vector<storage::ModelRecord>> FaultInjectionStore::ListModel
       FaultOp::kReadRecord, [&]() { return base_->ListModels(start_after, limit); });
 }
 
-absl::StatusOr<std::vector<storage::CheckpointRecord>> FaultInjectionStore::ListCheckpoints(
-    absl::string_view model, std::optional<int64_t> start_after, int limit) {
+absl::StatusOr<std::vector<storage::CheckpointRecord>>
+FaultInjectionStore::ListCheckpoints(absl::string_view model,
+                                     std::optional<int64_t> start_after, int limit) {
   return Run<absl::StatusOr<std::vector<storage::CheckpointRecord>>>(
       FaultOp::kReadRecord,
       [&]() { return base_->ListCheckpoints(model, start_after, limit); });
@@ -346,6 +348,7 @@ class FaultFileSystem : public rocksdb::FileSystemWrapper {
     if (s.ok()) *r = std::make_unique<FaultRandomAccessFile>(std::move(*r), state_);
     return s;
   }
+
  private:
   const std::shared_ptr<FaultInjectionFileSystem::State> state_;
 };

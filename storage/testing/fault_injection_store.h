@@ -6,9 +6,9 @@
 //    (after: the operation happened but its caller sees it fail, as when a reply is
 //    lost).
 //  - FaultInjectionFileSystem is a file system for RocksDB (pass env() in
-//    OpenRocksDbStore(options, env)) that fails appends with "no space" once a byte budget is
-//    spent, and syncs and reads of table and blob files with an I/O error on demand: a
-//    full or failing disk without mount privileges.
+//    OpenRocksDbStore(options, env)) that fails appends with "no space" once a byte
+//    budget is spent, and syncs and reads of table and blob files with an I/O error on
+//    demand: a full or failing disk without mount privileges.
 //
 // Thread safety: every method may be called concurrently with the store's.
 #ifndef MGREG_STORAGE_TESTING_FAULT_INJECTION_STORE_H_
@@ -34,10 +34,11 @@ namespace mgreg {
 // The operations FaultInjectionStore can fail.
 enum class FaultOp {
   kCommit,
-  kDelete,         // DeleteCheckpoint and ApplyRetention
-  kPutChunk,       // StagingArea::PutChunk and HoldExistingChunk
+  kDelete,    // DeleteCheckpoint and ApplyRetention
+  kPutChunk,  // StagingArea::PutChunk and HoldExistingChunk
   kReadChunk,
-  kReadRecord,     // GetCheckpoint, GetLatest, ListModels, ListCheckpoints, GetBlob, GetModel
+  kReadRecord,     // GetCheckpoint, GetLatest, ListModels, ListCheckpoints, GetBlob,
+                   // GetModel
   kModelSettings,  // SetAlias, RemoveAlias, SetPinned, SetRetention
 };
 
@@ -61,12 +62,13 @@ class FaultInjectionStore : public Store {
   SessionStore& sessions() override { return *sessions_; }
   absl::StatusOr<CommitResult> Commit(const CommitRequest& request,
                                       StagingArea* staging) override;
-  absl::StatusOr<int64_t> DeleteCheckpoint(absl::string_view model, int64_t step) override;
+  absl::StatusOr<int64_t> DeleteCheckpoint(absl::string_view model,
+                                           int64_t step) override;
   absl::StatusOr<storage::CheckpointRecord> GetCheckpoint(absl::string_view model,
                                                           int64_t step) override;
   absl::StatusOr<storage::CheckpointRecord> GetLatest(absl::string_view model) override;
-  absl::StatusOr<std::vector<storage::ModelRecord>> ListModels(absl::string_view start_after,
-                                                               int limit) override;
+  absl::StatusOr<std::vector<storage::ModelRecord>> ListModels(
+      absl::string_view start_after, int limit) override;
   absl::StatusOr<std::vector<storage::CheckpointRecord>> ListCheckpoints(
       absl::string_view model, std::optional<int64_t> start_after, int limit) override;
   absl::StatusOr<storage::BlobRecord> GetBlob(absl::string_view sha256_hex) override;

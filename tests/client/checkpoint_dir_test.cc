@@ -35,7 +35,8 @@ class CheckpointDirTest : public ::testing::Test {
     }
   }
   void WriteState(const std::vector<std::string>& entries) {
-    WriteFileOrDie(dir_ + "/checkpoint", FormatCheckpointState(MakeCheckpointState(entries)));
+    WriteFileOrDie(dir_ + "/checkpoint",
+                   FormatCheckpointState(MakeCheckpointState(entries)));
   }
 
   TempDir tmp_;
@@ -54,8 +55,8 @@ TEST_F(CheckpointDirTest, EntriesOutsideTheDirectoryAreForeignAndNeverDeleted) {
               dir_ + "/model.ckpt-2", "model.ckpt-3", "sub/model.ckpt-4",
               "model.ckpt-9"});
   ListedCheckpoints listed = ReadListedCheckpoints(dir_);
-  EXPECT_THAT(listed.foreign, ElementsAre(elsewhere, "../elsewhere/model.ckpt-1",
-                                          "link/model.ckpt-1"));
+  EXPECT_THAT(listed.foreign,
+              ElementsAre(elsewhere, "../elsewhere/model.ckpt-1", "link/model.ckpt-1"));
   // model.ckpt-9 has no .index: neither.
   EXPECT_THAT(listed.own,
               ElementsAre(dir_ + "/model.ckpt-2", "model.ckpt-3", "sub/model.ckpt-4"));
@@ -74,7 +75,8 @@ TEST_F(CheckpointDirTest, AnAbsoluteDirectoryPathThroughASymlinkIsStillInside) {
   fs::create_directory_symlink(dir_, tmp_.Join("alias"));
   MakeFiles(dir_ + "/model.ckpt-5");
   WriteState({tmp_.Join("alias/model.ckpt-5")});
-  EXPECT_THAT(ReadListedCheckpoints(dir_).own, ElementsAre(tmp_.Join("alias/model.ckpt-5")));
+  EXPECT_THAT(ReadListedCheckpoints(dir_).own,
+              ElementsAre(tmp_.Join("alias/model.ckpt-5")));
   EXPECT_THAT(ReadListedCheckpoints(tmp_.Join("alias")).own,
               ElementsAre(tmp_.Join("alias/model.ckpt-5")));
 }
@@ -90,7 +92,8 @@ TEST_F(CheckpointDirTest, RestoredPathsAreFilesDirectlyInTheDirectory) {
   ASSERT_TRUE(paths.ok()) << paths.status();
   EXPECT_EQ(paths->at("index"), dir_ + "/model.ckpt-7.index");
   c.set_basename(tmp_.Join("elsewhere/model.ckpt"));
-  EXPECT_EQ(RestoredFilePaths(dir_, c).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RestoredFilePaths(dir_, c).status().code(),
+            absl::StatusCode::kInvalidArgument);
   c.set_basename("model.ckpt");
   c.add_files()->set_name("../x");
   EXPECT_THAT(RestoredFilePaths(dir_, c).status().message(),

@@ -2,6 +2,8 @@
 // checkpoints the directory's `checkpoint` file lists outside it (issue 11, item 2);
 // offline export with no option is verbatim (issue 18, item 6); `upload begin` learns
 // the basename from the first file put (item 7); `list` on an empty registry (item 8).
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <pty.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,9 +11,6 @@
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -68,10 +67,13 @@ class CliTest : public ::testing::Test {
   }
 
   std::vector<std::string> MgregArgv(std::vector<std::string> args) {
-    args.insert(args.begin(), {BinaryPath("client/mgreg"), "--server", server_->address()});
+    args.insert(args.begin(),
+                {BinaryPath("client/mgreg"), "--server", server_->address()});
     return args;
   }
-  CommandResult Mgreg(std::vector<std::string> args) { return RunCommand(MgregArgv(args)); }
+  CommandResult Mgreg(std::vector<std::string> args) {
+    return RunCommand(MgregArgv(args));
+  }
 
   std::string MakeCheckpoint(const std::string& dir, int64_t step) {
     CheckpointSpec spec;
@@ -94,15 +96,15 @@ class CliTest : public ::testing::Test {
     const std::string inside_abs = MakeCheckpoint("serving", 5);
     const std::string inside_rel = MakeCheckpoint("serving", 6);
     EXPECT_EQ(fs::path(inside_abs).parent_path(), fs::path(dir));
-    WriteFileOrDie(dir + "/checkpoint",
-                   FormatCheckpointState(MakeCheckpointState(
-                       {elsewhere, "../elsewhere/model.ckpt-1", inside_abs,
-                        "model.ckpt-6"})));
+    WriteFileOrDie(
+        dir + "/checkpoint",
+        FormatCheckpointState(MakeCheckpointState(
+            {elsewhere, "../elsewhere/model.ckpt-1", inside_abs, "model.ckpt-6"})));
     return elsewhere;
   }
   void ExpectIntact(const std::string& prefix) {
-    for (const char* suffix : {".index", ".meta", ".data-00000-of-00002",
-                               ".data-00001-of-00002"}) {
+    for (const char* suffix :
+         {".index", ".meta", ".data-00000-of-00002", ".data-00001-of-00002"}) {
       EXPECT_TRUE(fs::exists(prefix + suffix)) << prefix << suffix;
     }
   }
@@ -125,8 +127,10 @@ TEST_F(CliTest, RestoreKeepNeverDeletesCheckpointsListedOutsideTheDirectory) {
   ASSERT_TRUE(state.ok());
   EXPECT_THAT(state->all_model_checkpoint_paths(), ElementsAre("model.ckpt-7"));
   // Said once, naming the entries left alone.
-  EXPECT_THAT(restore.err, HasSubstr("warning: " + dir + "/checkpoint listed 2 checkpoint(s) "
-                                     "outside " + dir));
+  EXPECT_THAT(restore.err, HasSubstr("warning: " + dir +
+                                     "/checkpoint listed 2 checkpoint(s) "
+                                     "outside " +
+                                     dir));
   EXPECT_THAT(restore.err, HasSubstr(elsewhere));
   EXPECT_EQ(restore.err.find("warning"), restore.err.rfind("warning"));
   CommandResult again = Mgreg({"restore", "m", dir, "--keep", "1"});
@@ -150,7 +154,8 @@ TEST_F(CliTest, SyncNeverDeletesCheckpointsListedOutsideTheDirectory) {
 TEST_F(CliTest, SyncOnceReportsAStepWhoseGraphCannotBeFilteredAndKeepsTheCurrentOne) {
   ASSERT_EQ(Mgreg({"push", "m", MakeCheckpoint("train", 1)}).exit_code, 0);
   const std::string dir = tmp_.Join("serving");
-  ASSERT_EQ(Mgreg({"sync", "m", dir, "--once", "--clear-extraneous-savers"}).exit_code, 0);
+  ASSERT_EQ(Mgreg({"sync", "m", dir, "--once", "--clear-extraneous-savers"}).exit_code,
+            0);
   // Step 2's saver_def names an op TensorFlow's clear_extraneous_savers raises on.
   const std::string bad = MakeCheckpoint("train", 2);
   tensorflow::MetaGraphDef graph = SmallMetaGraph();
@@ -192,7 +197,8 @@ TEST_F(CliTest, OfflineExportWithNoOptionReturnsTheInputVerbatim) {
   ASSERT_NE(canonical, input) << "the test graph must not be in canonical order";
   WriteFileOrDie(tmp_.Join("in.meta"), input);
 
-  CommandResult plain = Mgreg({"export", tmp_.Join("in.meta"), "-o", tmp_.Join("out.meta")});
+  CommandResult plain =
+      Mgreg({"export", tmp_.Join("in.meta"), "-o", tmp_.Join("out.meta")});
   ASSERT_EQ(plain.exit_code, 0) << plain.err;  // rule D1
   EXPECT_EQ(ReadFileOrDie(tmp_.Join("out.meta")), input);
   EXPECT_THAT(plain.out, HasSubstr("collections: alpha,zeta"));
@@ -218,7 +224,8 @@ TEST_F(CliTest, UploadBeginWithoutBasenameLearnsItFromTheFirstFilePut) {
   }
   // A writer of another prefix is refused.
   WriteFileOrDie(tmp_.Join("train/other.ckpt-2000.meta"), SmallMetaGraphBytes());
-  CommandResult other = Mgreg({"upload", "put", id, tmp_.Join("train/other.ckpt-2000.meta")});
+  CommandResult other =
+      Mgreg({"upload", "put", id, tmp_.Join("train/other.ckpt-2000.meta")});
   EXPECT_EQ(other.exit_code, 1);
   EXPECT_THAT(other.err, HasSubstr("INVALID_ARGUMENT"));
   EXPECT_THAT(other.err, HasSubstr("'model.ckpt'"));
@@ -232,9 +239,9 @@ TEST_F(CliTest, UploadBeginWithoutBasenameLearnsItFromTheFirstFilePut) {
 
   // With files, their prefix gives the basename.
   const std::string next = MakeCheckpoint("train", 3000);
-  CommandResult with_files = Mgreg({"upload", "begin", "m", "3000", next + ".index",
-                                    next + ".data-00000-of-00002",
-                                    next + ".data-00001-of-00002"});
+  CommandResult with_files =
+      Mgreg({"upload", "begin", "m", "3000", next + ".index",
+             next + ".data-00000-of-00002", next + ".data-00001-of-00002"});
   ASSERT_EQ(with_files.exit_code, 0) << with_files.err;
   const std::string id2 = with_files.out.substr(0, with_files.out.find('\n'));
   for (const char* suffix : {".data-00000-of-00002", ".data-00001-of-00002", ".index"}) {

@@ -2,13 +2,14 @@
 // unary call carries the deadline of ClientOptions::unary_timeout and streams none, every
 // call carries the bearer token, and the server's status comes back with its code and
 // message (UNAVAILABLE with a hint about the address).
+#include "client/client.h"
+
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "client/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/fake_registry.h"
@@ -23,7 +24,8 @@ class ClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
     fake_.Answer("m", 7, "model.ckpt",
-                 {{"index", "the index"}, {"data-00000-of-00001", "the data"},
+                 {{"index", "the index"},
+                  {"data-00000-of-00001", "the data"},
                   {"meta", "the graph"}});
   }
 
@@ -117,7 +119,8 @@ TEST_F(ClientTest, AStalledServerEndsAUnaryCallWithDeadlineExceeded) {
   fake_.Stall(true);
   const absl::Time start = absl::Now();
   absl::StatusOr<v1::Checkpoint> latest = client->GetLatestCheckpoint("m");
-  EXPECT_EQ(latest.status().code(), absl::StatusCode::kDeadlineExceeded) << latest.status();
+  EXPECT_EQ(latest.status().code(), absl::StatusCode::kDeadlineExceeded)
+      << latest.status();
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   fake_.Stall(false);
   EXPECT_TRUE(client->GetLatestCheckpoint("m").ok());

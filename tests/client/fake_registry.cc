@@ -140,7 +140,8 @@ grpc::Status FakeRegistry::ReadFile(grpc::ServerContext* ctx,
     Record(*ctx, "ReadFile");
     ++reads_;
     auto it = contents_.find(request->name());
-    if (it == contents_.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no file");
+    if (it == contents_.end())
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no file");
     chunk.set_data(it->second);
   }
   writer->Write(chunk);
@@ -156,7 +157,8 @@ grpc::Status FakeRegistry::GetMetaGraph(grpc::ServerContext* ctx,
     Record(*ctx, "GetMetaGraph");
     ++reads_;
     auto it = contents_.find("meta");
-    if (it == contents_.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no meta");
+    if (it == contents_.end())
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no meta");
     chunk.mutable_info()->set_step(answer_.step());
     chunk.mutable_info()->set_size(static_cast<int64_t>(it->second.size()));
     chunk.mutable_info()->set_sha256(Sha256Hex(it->second));

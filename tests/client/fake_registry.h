@@ -3,13 +3,13 @@
 #ifndef MGREG_TESTS_CLIENT_FAKE_REGISTRY_H_
 #define MGREG_TESTS_CLIENT_FAKE_REGISTRY_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <deque>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -50,7 +50,7 @@ class FakeRegistry final : public v1::Registry::Service {
     std::string method;         // "GetLatestCheckpoint", "ReadFile", ...
     std::string authorization;  // the header's value; empty when none was sent
     bool has_deadline = false;
-    absl::Duration time_left;   // when has_deadline: the deadline's distance on arrival
+    absl::Duration time_left;  // when has_deadline: the deadline's distance on arrival
   };
   // Every call so far, oldest first.
   std::vector<CallSeen> calls() const;
@@ -68,7 +68,8 @@ class FakeRegistry final : public v1::Registry::Service {
                              v1::Checkpoint* out) override;
   grpc::Status ReadFile(grpc::ServerContext* ctx, const v1::ReadFileRequest* request,
                         grpc::ServerWriter<v1::FileChunk>* writer) override;
-  grpc::Status GetMetaGraph(grpc::ServerContext* ctx, const v1::GetMetaGraphRequest* request,
+  grpc::Status GetMetaGraph(grpc::ServerContext* ctx,
+                            const v1::GetMetaGraphRequest* request,
                             grpc::ServerWriter<v1::MetaGraphChunk>* writer) override;
   grpc::Status WatchCheckpoints(grpc::ServerContext* ctx,
                                 const v1::WatchCheckpointsRequest* request,

@@ -78,7 +78,7 @@ class HostileServerTest : public ::testing::Test {
 TEST_F(HostileServerTest, RestoreRefusesEveryNameLeavingTheDirectoryAndWritesNothing) {
   struct Case {
     std::string basename;
-    std::string file;  // replaces "index"
+    std::string file;   // replaces "index"
     std::string named;  // in the message
   };
   const std::string absolute = tmp_.Join("victim/train/model.ckpt");
@@ -143,7 +143,8 @@ TEST_F(HostileServerTest, AFailedRestoreRemovesTheFilesItWroteAndKeepsTheStateFi
   *two.add_files() = v1::FileInfo();
   two.mutable_files(0)->set_name("data-00000-of-00001");
   two.mutable_files(0)->set_size(3);
-  two.mutable_files(0)->set_sha256("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  two.mutable_files(0)->set_sha256(
+      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   two.add_files()->set_name("index");
   two.mutable_files(1)->set_size(1);
   two.mutable_files(1)->set_sha256(std::string(64, '0'));
@@ -295,7 +296,8 @@ TEST_F(HostileServerTest, SavedModelRestoreAndSyncRefuseNamesLeavingTheVersionDi
        }) {
     const v1::Checkpoint answer = SavedModelAnswer(names);
     fake_.AnswerRaw(answer, ContentsOf(answer));
-    absl::StatusOr<v1::Checkpoint> r = client_->RestoreSavedModel("m", dir_, RestoreOptions());
+    absl::StatusOr<v1::Checkpoint> r =
+        client_->RestoreSavedModel("m", dir_, RestoreOptions());
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << names.back();
     EXPECT_THAT(r.status().message(), HasSubstr("nothing was written")) << names.back();
     r = client_->Restore("m", dir_, RestoreOptions());

@@ -33,7 +33,8 @@ std::map<std::string, std::string> ReadTree(const std::string& root) {
   std::map<std::string, std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(root)) {
     if (e.is_regular_file()) {
-      out[fs::relative(e.path(), root).generic_string()] = ReadFileOrDie(e.path().string());
+      out[fs::relative(e.path(), root).generic_string()] =
+          ReadFileOrDie(e.path().string());
     }
   }
   return out;
@@ -41,7 +42,8 @@ std::map<std::string, std::string> ReadTree(const std::string& root) {
 
 std::vector<std::string> Entries(const std::string& dir) {
   std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(dir))
+    out.push_back(e.path().filename().string());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -54,11 +56,13 @@ class SavedModelCliTest : public ::testing::Test {
     ASSERT_TRUE(server_->started());
   }
   CommandResult Mgreg(std::vector<std::string> args) {
-    args.insert(args.begin(), {BinaryPath("client/mgreg"), "--server", server_->address()});
+    args.insert(args.begin(),
+                {BinaryPath("client/mgreg"), "--server", server_->address()});
     return RunCommand(args);
   }
   // A copy of a real SavedModel at tmp/<name> with assets.extra/version = `version`.
-  std::string Version(const char* rel, const std::string& name, const std::string& version) {
+  std::string Version(const char* rel, const std::string& name,
+                      const std::string& version) {
     const std::string dir = tmp_.Join(name);
     fs::create_directories(fs::path(dir).parent_path());
     fs::copy(TestdataPath(rel), dir, fs::copy_options::recursive);
@@ -79,29 +83,34 @@ TEST_F(SavedModelCliTest, PushListGraphByTagsRestoreAndSync) {
   CommandResult list = Mgreg({"list", "resnet", "--json"});
   EXPECT_THAT(list.out, HasSubstr("\"kind\": \"SAVED_MODEL\""));
   EXPECT_THAT(Mgreg({"list", "resnet"}).out, HasSubstr("SavedModel"));
-  EXPECT_THAT(Mgreg({"latest", "resnet", "--json"}).out, HasSubstr("\"kind\": \"SAVED_MODEL\""));
+  EXPECT_THAT(Mgreg({"latest", "resnet", "--json"}).out,
+              HasSubstr("\"kind\": \"SAVED_MODEL\""));
 
   // graph --tags with a filter equals the offline export of the same file (D7); without
   // an option the stored saved_model.pb comes back verbatim (D1).
   const std::string pb = TestdataPath(kTf2) + "/saved_model.pb";
   for (const std::vector<std::string>& filter :
-       std::vector<std::vector<std::string>>{{}, {"--clear-devices"}, {"--strip-default-attrs"},
+       std::vector<std::vector<std::string>>{{},
+                                             {"--clear-devices"},
+                                             {"--strip-default-attrs"},
                                              {"--collection", "saved_model_main_op"}}) {
-    std::vector<std::string> online = {"graph", "resnet", "--tags", "serve", "-o",
-                                       tmp_.Join("online.pb")};
-    std::vector<std::string> offline = {"export", pb, "--tags", "serve", "-o",
-                                        tmp_.Join("offline.pb")};
+    std::vector<std::string> online = {"graph", "resnet", "--tags",
+                                       "serve", "-o",     tmp_.Join("online.pb")};
+    std::vector<std::string> offline = {"export", pb,   "--tags",
+                                        "serve",  "-o", tmp_.Join("offline.pb")};
     online.insert(online.end(), filter.begin(), filter.end());
     offline.insert(offline.end(), filter.begin(), filter.end());
     CommandResult got = Mgreg(online);
     ASSERT_EQ(got.exit_code, 0) << got.err;
     EXPECT_THAT(got.out, HasSubstr("SavedModel MetaGraphDef tags serve"));
     ASSERT_EQ(Mgreg(offline).exit_code, 0);
-    EXPECT_EQ(ReadFileOrDie(tmp_.Join("online.pb")), ReadFileOrDie(tmp_.Join("offline.pb")));
+    EXPECT_EQ(ReadFileOrDie(tmp_.Join("online.pb")),
+              ReadFileOrDie(tmp_.Join("offline.pb")));
   }
   ASSERT_EQ(Mgreg({"graph", "resnet", "-o", tmp_.Join("stored.pb")}).exit_code, 0);
   EXPECT_EQ(ReadFileOrDie(tmp_.Join("stored.pb")), ReadFileOrDie(pb));
-  CommandResult wrong = Mgreg({"graph", "resnet", "--tags", "train", "-o", tmp_.Join("x")});
+  CommandResult wrong =
+      Mgreg({"graph", "resnet", "--tags", "train", "-o", tmp_.Join("x")});
   EXPECT_EQ(wrong.exit_code, 1);
   EXPECT_THAT(wrong.err, HasSubstr("serve"));  // the tag sets present
   CommandResult collection = Mgreg({"collection", "resnet", "saved_model_main_op"});
@@ -129,7 +138,8 @@ TEST_F(SavedModelCliTest, PushListGraphByTagsRestoreAndSync) {
   EXPECT_THAT(sync.out, HasSubstr("switched to resnet version 125"));
   EXPECT_EQ(Entries(base), (std::vector<std::string>{"123", "125"}));
   ASSERT_EQ(Mgreg({"alias", "set", "resnet", "production", "124"}).exit_code, 0);
-  sync = Mgreg({"sync", "resnet", base, "--keep", "2", "--once", "--alias", "production"});
+  sync =
+      Mgreg({"sync", "resnet", base, "--keep", "2", "--once", "--alias", "production"});
   ASSERT_EQ(sync.exit_code, 0) << sync.err;
   EXPECT_EQ(Entries(base), (std::vector<std::string>{"123", "124"}));
   EXPECT_EQ(ReadFileOrDie(base + "/124/assets.extra/version"), "124");
@@ -184,10 +194,12 @@ TEST_F(SavedModelCliTest, MultiWriterUploadOfASavedModel) {
             0);
   CommandResult early = Mgreg({"upload", "commit", id});
   EXPECT_EQ(early.exit_code, 1);  // the variables are missing yet
-  CommandResult outside = Mgreg({"upload", "put", id, "--saved-model", dir, tmp_.Join("x")});
+  CommandResult outside =
+      Mgreg({"upload", "put", id, "--saved-model", dir, tmp_.Join("x")});
   EXPECT_EQ(outside.exit_code, 1);
   EXPECT_THAT(outside.err, HasSubstr("not a file of the SavedModel directory"));
-  ASSERT_EQ(Mgreg({"upload", "put", id, "--saved-model", dir, dir + "/variables/variables.index",
+  ASSERT_EQ(Mgreg({"upload", "put", id, "--saved-model", dir,
+                   dir + "/variables/variables.index",
                    dir + "/variables/variables.data-00000-of-00001"})
                 .exit_code,
             0);

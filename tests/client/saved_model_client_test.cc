@@ -35,7 +35,7 @@ constexpr const char* kRealSavedModels[] = {
     "serving/tensorflow_serving/servables/tensorflow/testdata/"
     "saved_model_half_plus_two_gpu/00000123",  // TF 1.9, GPU devices
     "serving/tensorflow_serving/servables/tensorflow/testdata/"
-    "saved_model_half_plus_two_tf2_cpu/00000123",  // TF 2.14, fingerprint.pb, Snappy
+    "saved_model_half_plus_two_tf2_cpu/00000123",   // TF 2.14, fingerprint.pb, Snappy
     "tf2onnx/tests/models/regression/saved_model",  // no version in its name, 2 savers
 };
 
@@ -44,7 +44,8 @@ std::map<std::string, std::string> ReadTree(const std::string& root) {
   std::map<std::string, std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(root)) {
     if (e.is_regular_file()) {
-      out[fs::relative(e.path(), root).generic_string()] = ReadFileOrDie(e.path().string());
+      out[fs::relative(e.path(), root).generic_string()] =
+          ReadFileOrDie(e.path().string());
     }
   }
   return out;
@@ -80,7 +81,8 @@ class SavedModelClientTest : public ServerFixture {
   }
 };
 
-TEST_F(SavedModelClientTest, EveryRealSavedModelPushesListsExportsByTagsAndRestoresIdentical) {
+TEST_F(SavedModelClientTest,
+       EveryRealSavedModelPushesListsExportsByTagsAndRestoresIdentical) {
   MGREG_REQUIRE_TESTDATA();
   int n = 0;
   for (const char* rel : kRealSavedModels) {
@@ -97,7 +99,8 @@ TEST_F(SavedModelClientTest, EveryRealSavedModelPushesListsExportsByTagsAndResto
     const std::map<std::string, std::string> tree = ReadTree(dir);
     EXPECT_EQ(pushed->files_size(), static_cast<int>(tree.size()));
 
-    absl::StatusOr<v1::ListCheckpointsResponse> listed = client_->ListCheckpoints(model, 10, "");
+    absl::StatusOr<v1::ListCheckpointsResponse> listed =
+        client_->ListCheckpoints(model, 10, "");
     ASSERT_TRUE(listed.ok()) << listed.status();
     ASSERT_EQ(listed->checkpoints_size(), 1);
     EXPECT_EQ(listed->checkpoints(0).kind(), v1::SAVED_MODEL);
@@ -134,7 +137,8 @@ TEST_F(SavedModelClientTest, EveryRealSavedModelPushesListsExportsByTagsAndResto
     // Restore: BASE/<step>/ holds exactly the pushed tree; nothing else is left in BASE.
     const std::string base = tmp_.Join(absl::StrCat("models/", model));
     RestoreOptions restore;
-    absl::StatusOr<v1::Checkpoint> restored = client_->RestoreSavedModel(model, base, restore);
+    absl::StatusOr<v1::Checkpoint> restored =
+        client_->RestoreSavedModel(model, base, restore);
     ASSERT_TRUE(restored.ok()) << restored.status();
     EXPECT_EQ(ReadTree(absl::StrCat(base, "/", step)), tree);
     std::vector<std::string> entries;
@@ -186,17 +190,20 @@ TEST_F(SavedModelClientTest, PushRefusesWhatIsNotACheckpointNorASavedModel) {
   EXPECT_THAT(r.status().message(), HasSubstr("--step"));
 
   // The same version with other content: ALREADY_EXISTS, unless overwrite.
-  const std::string other = CopyModel(kRealSavedModels[1], "other/9", {{"assets.extra/x", "1"}});
+  const std::string other =
+      CopyModel(kRealSavedModels[1], "other/9", {{"assets.extra/x", "1"}});
   r = client_->Push("m", other, PushOptions());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kAlreadyExists) << r.status();
   PushOptions overwrite;
   overwrite.overwrite = true;
   r = client_->Push("m", other, overwrite);
   ASSERT_TRUE(r.ok()) << r.status();
-  absl::StatusOr<v1::ListCheckpointsResponse> listed = client_->ListCheckpoints("m", 10, "");
+  absl::StatusOr<v1::ListCheckpointsResponse> listed =
+      client_->ListCheckpoints("m", 10, "");
   ASSERT_TRUE(listed.ok());
   ASSERT_EQ(listed->checkpoints_size(), 1);  // nothing of the refused pushes is visible
-  EXPECT_EQ(listed->checkpoints(0).files_size(), static_cast<int>(ReadTree(other).size()));
+  EXPECT_EQ(listed->checkpoints(0).files_size(),
+            static_cast<int>(ReadTree(other).size()));
 }
 
 TEST_F(SavedModelClientTest, RestoreKeepsTheNewestVersionsAndReplacesAChangedOneWhole) {
@@ -238,7 +245,8 @@ TEST_F(SavedModelClientTest, RestoreKeepsTheNewestVersionsAndReplacesAChangedOne
 // bundle with their full sizes, the asset present.
 TEST_F(SavedModelClientTest, SyncSwitchesVersionsWhileAReaderNeverSeesAnIncompleteOne) {
   MGREG_REQUIRE_TESTDATA();
-  const std::map<std::string, std::string> tree = ReadTree(TestdataPath(kRealSavedModels[0]));
+  const std::map<std::string, std::string> tree =
+      ReadTree(TestdataPath(kRealSavedModels[0]));
   auto push = [&](int v) {
     const std::string dir = CopyModel(kRealSavedModels[0], absl::StrCat("export/", v),
                                       {{"assets.extra/version", std::to_string(v)}});

@@ -28,7 +28,8 @@ class CliTest : public ::testing::Test {
   }
 
   CommandResult Mgreg(std::vector<std::string> args) {
-    args.insert(args.begin(), {BinaryPath("client/mgreg"), "--server", server_->address()});
+    args.insert(args.begin(),
+                {BinaryPath("client/mgreg"), "--server", server_->address()});
     return RunCommand(args);
   }
 
@@ -38,7 +39,8 @@ class CliTest : public ::testing::Test {
     fs::create_directories(spec.directory);
     spec.step = step;
     spec.num_shards = 2;
-    spec.tensors = {{"dense/w", FloatBytes(50000, 1), 0}, {"dense/b", FloatBytes(10, 2), 1}};
+    spec.tensors = {{"dense/w", FloatBytes(50000, 1), 0},
+                    {"dense/b", FloatBytes(10, 2), 1}};
     spec.meta = SmallMetaGraphBytes();
     return WriteCheckpoint(spec);
   }
@@ -78,7 +80,8 @@ TEST_F(CliTest, PushLatestListGraphRestoreDelete) {
   const std::string dir = tmp_.Join("serving");
   CommandResult restore = Mgreg({"restore", "resnet", dir});
   ASSERT_EQ(restore.exit_code, 0) << restore.err;
-  EXPECT_EQ(ReadFileOrDie(dir + "/model.ckpt-1000.index"), ReadFileOrDie(prefix + ".index"));
+  EXPECT_EQ(ReadFileOrDie(dir + "/model.ckpt-1000.index"),
+            ReadFileOrDie(prefix + ".index"));
   EXPECT_EQ(ReadFileOrDie(dir + "/model.ckpt-1000.data-00000-of-00002"),
             ReadFileOrDie(prefix + ".data-00000-of-00002"));
   auto state = ParseCheckpointState(ReadFileOrDie(dir + "/checkpoint"));
@@ -144,8 +147,8 @@ TEST(CliCollectionKindsTest, ConfiguredKindsAreDecodedAndScopedThroughTheServer)
                  "  message_type: \"mylib.LayerDef\"\n"
                  "  name_fields: [\"name\", \"inputs\", \"output.tensor\"]\n"
                  "}\n");
-  ServerProcess server({"--data-dir", tmp.Join("data"), "--config",
-                        tmp.Join("mgreg.textproto")});
+  ServerProcess server(
+      {"--data-dir", tmp.Join("data"), "--config", tmp.Join("mgreg.textproto")});
   ASSERT_TRUE(server.started());
   auto mgreg = [&](std::vector<std::string> args) {
     args.insert(args.begin(), {BinaryPath("client/mgreg"), "--server", server.address()});
@@ -238,9 +241,11 @@ TEST_F(CliTest, AdminCheckExitsOneAndNamesTheProblemsOfADamagedStore) {
 
   // Behind the server's back: a referenced chunk's bytes go, a stray chunk appears.
   server_->Stop(SIGTERM);
-  absl::StatusOr<std::string> missing = DamageStore(tmp_.Join("data"), Damage::kMissingChunk);
+  absl::StatusOr<std::string> missing =
+      DamageStore(tmp_.Join("data"), Damage::kMissingChunk);
   ASSERT_TRUE(missing.ok()) << missing.status();
-  absl::StatusOr<std::string> leaked = DamageStore(tmp_.Join("data"), Damage::kLeakedChunk);
+  absl::StatusOr<std::string> leaked =
+      DamageStore(tmp_.Join("data"), Damage::kLeakedChunk);
   ASSERT_TRUE(leaked.ok()) << leaked.status();
   server_ = std::make_unique<ServerProcess>(
       std::vector<std::string>{"--data-dir", tmp_.Join("data")});
@@ -251,7 +256,8 @@ TEST_F(CliTest, AdminCheckExitsOneAndNamesTheProblemsOfADamagedStore) {
   EXPECT_THAT(damaged.out, HasSubstr("INCONSISTENT"));
   EXPECT_THAT(damaged.out,
               HasSubstr("chunk " + *missing + " is referenced but not stored (missing)"));
-  EXPECT_THAT(damaged.out, HasSubstr("chunk " + *leaked + " (4096 bytes) is stored but "
+  EXPECT_THAT(damaged.out, HasSubstr("chunk " + *leaked +
+                                     " (4096 bytes) is stored but "
                                      "nothing references or holds it (leaked)"));
   EXPECT_THAT(damaged.err, HasSubstr("2 inconsistencies"));
   CommandResult json = Mgreg({"admin", "check", "--json"});
@@ -298,11 +304,13 @@ TEST_F(CliTest, RetentionPinAliasInspectStateAndWatchCommands) {
   EXPECT_THAT(list.out, HasSubstr("1 "));
   EXPECT_THAT(list.out, HasSubstr("3 "));
 
-  CommandResult graph = Mgreg({"graph", "m", "--alias", "production", "-o", tmp_.Join("p.meta")});
+  CommandResult graph =
+      Mgreg({"graph", "m", "--alias", "production", "-o", tmp_.Join("p.meta")});
   ASSERT_EQ(graph.exit_code, 0) << graph.err;
   EXPECT_THAT(graph.out, HasSubstr("step 2"));
-  EXPECT_EQ(Mgreg({"graph", "m", "--alias", "production", "--step", "1", "-o", "x"}).exit_code,
-            1);
+  EXPECT_EQ(
+      Mgreg({"graph", "m", "--alias", "production", "--step", "1", "-o", "x"}).exit_code,
+      1);
 
   CommandResult inspect = Mgreg({"inspect", "m", "--alias", "production", "--verify"});
   ASSERT_EQ(inspect.exit_code, 0) << inspect.err;

@@ -1,13 +1,12 @@
 // Crash safety with the real server process: SIGKILL in the middle of an upload and
 // between upload and commit; after a restart on the same data dir the previous latest
 // step is intact, the half-pushed step is absent, and a retry succeeds.
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 
 #include <filesystem>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
@@ -53,7 +52,8 @@ class CrashTest : public ::testing::Test {
     begin.set_model("m");
     begin.set_step(step);
     begin.set_basename("model.ckpt");
-    for (const char* name : {"index", "meta", "data-00000-of-00002", "data-00001-of-00002"}) {
+    for (const char* name :
+         {"index", "meta", "data-00000-of-00002", "data-00001-of-00002"}) {
       const std::string bytes = ReadFileOrDie(absl::StrCat(prefix, ".", name));
       v1::FileInfo* f = begin.add_files();
       f->set_name(name);
@@ -94,7 +94,8 @@ TEST_F(CrashTest, KillDuringUploadAndBeforeCommitLosesNothingCommitted) {
   {
     auto upload = client_->BeginUpload(Manifest(second, 2));
     ASSERT_TRUE(upload.ok()) << upload.status();
-    auto channel = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+    auto channel =
+        grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
     auto stub = v1::Registry::NewStub(channel);
     grpc::ClientContext ctx;
     v1::PutFileResponse response;

@@ -84,7 +84,7 @@ class CrashLoopTest : public ::testing::Test {
 
   // Everything the workload learned, kept across crashes.
   std::mutex mu_;
-  std::map<std::pair<std::string, int64_t>, bool> acked_;  // -> deleted (acknowledged)
+  std::map<std::pair<std::string, int64_t>, bool> acked_;    // -> deleted (acknowledged)
   std::set<std::pair<std::string, int64_t>> maybe_deleted_;  // delete in flight at a kill
   std::map<std::string, int64_t> next_step_;
   int64_t commits_acked_ = 0;
@@ -106,8 +106,8 @@ TEST_F(CrashLoopTest, AcknowledgedStepsSurviveRepeatedSigkill) {
   int64_t bytes_lost = 0;
 
   for (int it = 0; it <= iterations; ++it) {
-    auto server = std::make_unique<ServerProcess>(
-        std::vector<std::string>{"--data-dir", data_dir});
+    auto server =
+        std::make_unique<ServerProcess>(std::vector<std::string>{"--data-dir", data_dir});
     ASSERT_TRUE(server->started()) << "restart " << it;
     std::unique_ptr<Client> client = Connect(server->address());
 
@@ -139,8 +139,8 @@ TEST_F(CrashLoopTest, AcknowledgedStepsSurviveRepeatedSigkill) {
           // A delete in flight at the kill was applied: from now on the step is gone.
           deleted = true;
         } else if (deleted) {
-          EXPECT_FALSE(present) << "deleted step came back: " << key.first << "@"
-                                << key.second;
+          EXPECT_FALSE(present)
+              << "deleted step came back: " << key.first << "@" << key.second;
         } else if (maybe_deleted_.count(key) == 0) {
           EXPECT_TRUE(present) << "acknowledged step lost: " << key.first << "@"
                                << key.second;

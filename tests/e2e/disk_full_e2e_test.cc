@@ -45,7 +45,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 constexpr char kTmpfsSize[] = "size=256m";
-constexpr char kReserve[] = "67108864";             // --min-free-bytes: 64 MiB
+constexpr char kReserve[] = "67108864";           // --min-free-bytes: 64 MiB
 constexpr int64_t kLeaveFree = int64_t{8} << 20;  // what the filler leaves
 
 std::unique_ptr<Client> Connect(const std::string& address) {
@@ -95,9 +95,8 @@ class DiskFullTest : public ::testing::Test {
 
   void StartServer(const char* reserve = kReserve) {
     server_.reset();
-    server_ = std::make_unique<ServerProcess>(
-        std::vector<std::string>{"--data-dir", mount_point_ + "/data", "--min-free-bytes",
-                                 reserve});
+    server_ = std::make_unique<ServerProcess>(std::vector<std::string>{
+        "--data-dir", mount_point_ + "/data", "--min-free-bytes", reserve});
     ASSERT_TRUE(server_->started());
     client_ = Connect(server_->address());
   }
@@ -117,8 +116,8 @@ class DiskFullTest : public ::testing::Test {
   absl::Status Restore(int64_t step) {
     RestoreOptions options;
     options.step = step;
-    return client_->Restore("m", tmp_.Join(absl::StrCat("restore-", step, "-", ++n_)),
-                            options)
+    return client_
+        ->Restore("m", tmp_.Join(absl::StrCat("restore-", step, "-", ++n_)), options)
         .status();
   }
 
@@ -218,9 +217,10 @@ TEST_F(DiskFullTest, PushesFailWithResourceExhaustedReadsGoOnAndPushesResumeOnce
     absl::Status r = Restore(step);
     EXPECT_TRUE(r.ok()) << "step " << step << ": " << r;
   }
-  std::printf("disk full (tmpfs %s, reserve %s bytes): filler %lld MiB; push refused, "
-              "reads served, push accepted once freed; bytes lost: 0\n",
-              kTmpfsSize, kReserve, static_cast<long long>(filled >> 20));
+  std::printf(
+      "disk full (tmpfs %s, reserve %s bytes): filler %lld MiB; push refused, "
+      "reads served, push accepted once freed; bytes lost: 0\n",
+      kTmpfsSize, kReserve, static_cast<long long>(filled >> 20));
 }
 
 // Remounts the tmpfs at `size` (e.g. "size=96m"); the test's disk.
@@ -264,10 +264,11 @@ TEST_F(DiskFullTest, DeletingStepsOnAFullSmallDiskLetsPushesSucceedAgainWithoutA
   ASSERT_TRUE(ServerAlive()) << "the server " << ServerState();
   EXPECT_EQ(server_->pid(), pid);
   ExpectCheckClean();
-  std::printf("small disk: %lld steps of 8 MB filled it; deletes freed %lld MB; disk had "
-              "%lld MiB free right after; the next push accepted by the same server\n",
-              static_cast<long long>(step - 1), static_cast<long long>(freed / 1000000),
-              static_cast<long long>(free_before >> 20));
+  std::printf(
+      "small disk: %lld steps of 8 MB filled it; deletes freed %lld MB; disk had "
+      "%lld MiB free right after; the next push accepted by the same server\n",
+      static_cast<long long>(step - 1), static_cast<long long>(freed / 1000000),
+      static_cast<long long>(free_before >> 20));
 }
 
 TEST_F(DiskFullTest, ADiskFilledPastTheReserveNeverKillsTheServerWhichRecoversByItself) {
@@ -305,7 +306,8 @@ TEST_F(DiskFullTest, ADiskFilledPastTheReserveNeverKillsTheServerWhichRecoversBy
   for (const char* alias : {"a", "b"}) {
     auto set = client_->SetAlias("m", alias, 2);
     if (!set.ok()) {
-      EXPECT_EQ(set.status().code(), absl::StatusCode::kResourceExhausted) << set.status();
+      EXPECT_EQ(set.status().code(), absl::StatusCode::kResourceExhausted)
+          << set.status();
       EXPECT_THAT(set.status().message(), HasSubstr("free at least"));
     }
   }
@@ -335,8 +337,9 @@ TEST_F(DiskFullTest, ADiskFilledPastTheReserveNeverKillsTheServerWhichRecoversBy
     EXPECT_TRUE(r.ok()) << "step " << s << ": " << r;
   }
   ExpectCheckClean();
-  std::printf("disk filled past the reserve: server alive, writes refused with the room "
-              "needed, accepted again once freed, check clean\n");
+  std::printf(
+      "disk filled past the reserve: server alive, writes refused with the room "
+      "needed, accepted again once freed, check clean\n");
 }
 
 }  // namespace

@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -51,10 +51,22 @@ class RadosReplicasTest : public ::testing::Test {
   std::vector<std::string> Args(const std::string& pool) const {
     // An upload TTL of 20 s gives a PutFile stream a writer lease of 10 s (ttl / 2);
     // the GC's bounds are short, as a test cluster's.
-    return {"--store",         "rados", "--ceph-conf",          TestCephConf(),
-            "--rados-pool",    pool,    "--rados-namespace",    ns_,
-            "--upload-ttl",    "20s",   "--rados-gc-period",    "1s",
-            "--rados-dead-after", "5s", "--rados-session-expiry", "60s"};
+    return {"--store",
+            "rados",
+            "--ceph-conf",
+            TestCephConf(),
+            "--rados-pool",
+            pool,
+            "--rados-namespace",
+            ns_,
+            "--upload-ttl",
+            "20s",
+            "--rados-gc-period",
+            "1s",
+            "--rados-dead-after",
+            "5s",
+            "--rados-session-expiry",
+            "60s"};
   }
   CommandResult Mgreg(int replica, std::vector<std::string> args) {
     args.insert(args.begin(),
@@ -106,8 +118,8 @@ TEST_F(RadosReplicasTest, EveryReplicaServesWhatAnotherCommitted) {
   const std::string out = tmp_.Join("serving");
   CommandResult restore = Mgreg(2, {"restore", "resnet", out});
   ASSERT_EQ(restore.exit_code, 0) << restore.err;
-  for (const char* suffix : {".index", ".data-00000-of-00002", ".data-00001-of-00002",
-                             ".meta"}) {
+  for (const char* suffix :
+       {".index", ".data-00000-of-00002", ".data-00001-of-00002", ".meta"}) {
     EXPECT_EQ(ReadFileOrDie(out + "/model.ckpt-1000" + suffix),
               ReadFileOrDie(prefix + suffix))
         << suffix;
@@ -148,8 +160,8 @@ TEST_F(RadosReplicasTest, AMultiWriterUploadSpreadsOverTheReplicas) {
   CommandResult early = Mgreg(2, {"upload", "commit", id});
   EXPECT_NE(early.exit_code, 0);
   EXPECT_THAT(early.err, HasSubstr("is not complete; send: index"));
-  ASSERT_EQ(Mgreg(0, {"upload", "put", id, prefix + ".index", prefix + ".meta"}).exit_code,
-            0);
+  ASSERT_EQ(
+      Mgreg(0, {"upload", "put", id, prefix + ".index", prefix + ".meta"}).exit_code, 0);
   CommandResult commit = Mgreg(0, {"upload", "commit", id});
   ASSERT_EQ(commit.exit_code, 0) << commit.err;
   // The upload is over on every replica.
@@ -158,8 +170,8 @@ TEST_F(RadosReplicasTest, AMultiWriterUploadSpreadsOverTheReplicas) {
   EXPECT_THAT(again.err, HasSubstr("does not exist"));
   const std::string out = tmp_.Join("serving");
   ASSERT_EQ(Mgreg(1, {"restore", "resnet", out}).exit_code, 0);
-  for (const char* suffix : {".index", ".data-00000-of-00002", ".data-00001-of-00002",
-                             ".meta"}) {
+  for (const char* suffix :
+       {".index", ".data-00000-of-00002", ".data-00001-of-00002", ".meta"}) {
     EXPECT_EQ(ReadFileOrDie(out + "/model.ckpt-3000" + suffix),
               ReadFileOrDie(prefix + suffix))
         << suffix;
@@ -178,13 +190,15 @@ TEST_F(RadosReplicasTest, AWorkerResumesOnAnotherReplicaAfterItsReplicaDied) {
   fs::create_directories(spec.directory);
   spec.step = 4000;
   spec.num_shards = 2;
-  spec.tensors = {{"w", FloatBytes(2 << 20, 3), 0}, {"b", FloatBytes(10, 4), 1}};  // 8 MiB
+  spec.tensors = {{"w", FloatBytes(2 << 20, 3), 0},
+                  {"b", FloatBytes(10, 4), 1}};  // 8 MiB
   spec.meta = SmallMetaGraphBytes();
   const std::string prefix = WriteCheckpoint(spec);
   const std::string data0 = prefix + ".data-00000-of-00002";
   const std::string bytes = ReadFileOrDie(data0);
-  CommandResult begin = Mgreg(0, {"upload", "begin", "big", "4000", prefix + ".index", data0,
-                                  prefix + ".data-00001-of-00002", prefix + ".meta"});
+  CommandResult begin =
+      Mgreg(0, {"upload", "begin", "big", "4000", prefix + ".index", data0,
+                prefix + ".data-00001-of-00002", prefix + ".meta"});
   ASSERT_EQ(begin.exit_code, 0) << begin.err;
   const std::string id(absl::StripAsciiWhitespace(begin.out));
 

@@ -8,6 +8,7 @@
 //    neither server memory (RSS stays flat: one message in flight at a time) nor a
 //    worker (other calls complete on a 2-thread pool).
 #include <dirent.h>
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -22,8 +23,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
@@ -65,8 +64,9 @@ constexpr bool kRssBoundsApply = true;
 
 void SayRssBoundsSkipped() {
   if (!kRssBoundsApply) {
-    std::printf("RSS bounds not checked: AddressSanitizer build (quarantine and redzones "
-                "dominate RSS); they are checked in the normal build\n");
+    std::printf(
+        "RSS bounds not checked: AddressSanitizer build (quarantine and redzones "
+        "dominate RSS); they are checked in the normal build\n");
   }
 }
 
@@ -278,7 +278,8 @@ TEST_F(SoakTest, StalledReaderHoldsNeitherMemoryNorAWorker) {
   const int64_t rss_before = RssBytes(server.pid());
 
   // Stalled readers: open ReadFile streams, read one message each, then stop reading.
-  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
   auto stub = v1::Registry::NewStub(channel);
   constexpr int kStalled = 4;
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
@@ -313,9 +314,9 @@ TEST_F(SoakTest, StalledReaderHoldsNeitherMemoryNorAWorker) {
       "stalled readers: %d streams of a %lld MiB file stalled; server RSS %lld -> %lld "
       "MiB (growth %lld MiB, bound 64 MiB); 50 latest queries + a restore on 2 workers "
       "took %.0f ms\n",
-      kStalled, 128LL,
-      static_cast<long long>(rss_before >> 20), static_cast<long long>(rss_stalled >> 20),
-      static_cast<long long>(growth >> 20), other_ms);
+      kStalled, 128LL, static_cast<long long>(rss_before >> 20),
+      static_cast<long long>(rss_stalled >> 20), static_cast<long long>(growth >> 20),
+      other_ms);
   // Were the file buffered per stream it would be 4 x 128 MiB.
   SayRssBoundsSkipped();
   if (kRssBoundsApply) EXPECT_LT(growth, 64ll << 20);

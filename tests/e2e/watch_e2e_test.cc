@@ -1,5 +1,6 @@
 // Watchers against the real server process: 1,000 idle watchers cost little memory,
 // no threads and no CPU, and every one of them receives the next commit.
+#include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <deque>
@@ -8,8 +9,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -43,7 +42,8 @@ int64_t ProcStatus(pid_t pid, const std::string& field) {
 // utime + stime of a process, in clock ticks.
 int64_t CpuTicks(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string stat((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
   std::vector<std::string> fields =
       absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ', absl::SkipWhitespace());
   int64_t utime = 0, stime = 0;

@@ -32,7 +32,8 @@ CollectionKindSpec LayerSpec() {
   return spec;
 }
 
-std::shared_ptr<const CollectionKinds> Kinds(const CollectionKindSpec& spec = LayerSpec()) {
+std::shared_ptr<const CollectionKinds> Kinds(
+    const CollectionKindSpec& spec = LayerSpec()) {
   auto kinds = CollectionKinds::Create({spec});
   EXPECT_TRUE(kinds.ok()) << kinds.status();
   return kinds.ok() ? *kinds : nullptr;
@@ -98,7 +99,8 @@ TEST(CollectionKindsTest, ABadKindIsInvalidArgumentSayingWhatToChange) {
     EXPECT_THAT(kinds.status().message(), HasSubstr(c.says)) << c.name;
   }
   auto twice = CollectionKinds::Create({LayerSpec(), LayerSpec()});
-  EXPECT_THAT(twice.status().message(), HasSubstr("'layers' (layers.pb): is declared twice"));
+  EXPECT_THAT(twice.status().message(),
+              HasSubstr("'layers' (layers.pb): is declared twice"));
 }
 
 TEST(CollectionKindsTest, ExportScopeDropsEntriesOutsideItAndStripsEveryNameField) {
@@ -168,7 +170,8 @@ TEST(CollectionKindsTest, AKindWithoutNameFieldsIsKeptWhole) {
 
 TEST(CollectionKindsTest, AnEntryThatIsNotTheConfiguredTypeFailsTheExport) {
   tensorflow::MetaGraphDef stored = MetaGraphWithLayers();
-  (*stored.mutable_collection_def())["layers"].mutable_bytes_list()->add_value("\xff\xff");
+  (*stored.mutable_collection_def())["layers"].mutable_bytes_list()->add_value(
+      "\xff\xff");
   ExportOptions options;
   options.export_scope = "dense";
   options.collection_kinds = Kinds();

@@ -53,9 +53,10 @@ TEST(RelativePathTest, EscapesAndMalformedPathsAreInvalidArgumentNamingTheAnswer
 
 TEST(RelativePathTest, ALayoutWithoutSubDirectoriesRefusesAnySeparator) {
   EXPECT_TRUE(
-      ValidateRelativePath("model.ckpt-1.index", "name", SubDirectories::kForbidden).ok());
-  absl::Status s =
-      ValidateRelativePath("variables/variables.index", "name", SubDirectories::kForbidden);
+      ValidateRelativePath("model.ckpt-1.index", "name", SubDirectories::kForbidden)
+          .ok());
+  absl::Status s = ValidateRelativePath("variables/variables.index", "name",
+                                        SubDirectories::kForbidden);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("no sub-directory"));
 }

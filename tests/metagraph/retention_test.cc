@@ -29,8 +29,8 @@ TEST(RetentionTest, C6NoMaxToKeepKeepsEverything) {
 }
 
 TEST(RetentionTest, C6OldestGoesFirstWhateverTheInputOrder) {
-  std::vector<RetentionCandidate> steps = {{30, 3, false, false}, {10, 1, false, false},
-                                           {20, 2, false, false}};
+  std::vector<RetentionCandidate> steps = {
+      {30, 3, false, false}, {10, 1, false, false}, {20, 2, false, false}};
   EXPECT_THAT(PlanRetention(steps, 1, 0, 0).delete_steps, ElementsAre(10, 20));
 }
 

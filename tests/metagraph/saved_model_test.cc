@@ -10,8 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
 #include "metagraph/export.h"
 #include "tests/checkpoint_builder.h"
 #include "tests/test_util.h"
@@ -82,7 +82,8 @@ TEST(SavedModelTest, EveryRealSavedModelPassesValidation) {
   for (const char* rel : kRealSavedModels) {
     SCOPED_TRACE(rel);
     const auto files = ReadTree(TestdataPath(rel));
-    EXPECT_TRUE(ValidateSavedModelNames(Names(files), absl::StatusCode::kInvalidArgument).ok());
+    EXPECT_TRUE(
+        ValidateSavedModelNames(Names(files), absl::StatusCode::kInvalidArgument).ok());
     EXPECT_TRUE(Validate(files).ok()) << Validate(files);
   }
 }
@@ -112,7 +113,8 @@ TEST(SavedModelTest, AnIndexThatDoesNotMatchItsShardIsRefused) {
 }
 
 TEST(SavedModelTest, ASavedModelProtoThatDoesNotParseIsRefused) {
-  std::map<std::string, std::string> files = {{"saved_model.pb", "not a protobuf at all"}};
+  std::map<std::string, std::string> files = {
+      {"saved_model.pb", "not a protobuf at all"}};
   absl::Status s = Validate(files);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("file 'saved_model.pb'"));
@@ -120,8 +122,10 @@ TEST(SavedModelTest, ASavedModelProtoThatDoesNotParseIsRefused) {
 }
 
 TEST(SavedModelTest, ASavedModelWithoutVariablesIsValid) {
-  std::map<std::string, std::string> files = {{"saved_model.pb", MultiTagSavedModel({{"serve"}})}};
-  EXPECT_TRUE(ValidateSavedModelNames(Names(files), absl::StatusCode::kInvalidArgument).ok());
+  std::map<std::string, std::string> files = {
+      {"saved_model.pb", MultiTagSavedModel({{"serve"}})}};
+  EXPECT_TRUE(
+      ValidateSavedModelNames(Names(files), absl::StatusCode::kInvalidArgument).ok());
   EXPECT_TRUE(Validate(files).ok()) << Validate(files);
 }
 
@@ -129,19 +133,21 @@ TEST(SavedModelTest, NamesMustBeRelativePathsAndTheBundleComplete) {
   auto check = [](std::vector<std::string> names) {
     return ValidateSavedModelNames(names, absl::StatusCode::kFailedPrecondition);
   };
-  EXPECT_EQ(check({"saved_model.pb", "../evil"}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(check({"saved_model.pb", "../evil"}).code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(check({"saved_model.pb", "/etc/passwd"}).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(check({"saved_model.pb", "assets//x"}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(check({"saved_model.pb", "assets//x"}).code(),
+            absl::StatusCode::kInvalidArgument);
   absl::Status no_proto = check({"variables/variables.index"});
   EXPECT_EQ(no_proto.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(no_proto.message(), HasSubstr("saved_model.pb"));
-  absl::Status no_shard =
-      check({"saved_model.pb", "variables/variables.index",
-             "variables/variables.data-00000-of-00002"});
+  absl::Status no_shard = check({"saved_model.pb", "variables/variables.index",
+                                 "variables/variables.data-00000-of-00002"});
   EXPECT_EQ(no_shard.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(no_shard.message(), HasSubstr("variables/variables.data-00001-of-00002"));
-  absl::Status no_index = check({"saved_model.pbtxt", "variables/variables.data-00000-of-00001"});
+  absl::Status no_index =
+      check({"saved_model.pbtxt", "variables/variables.data-00000-of-00001"});
   EXPECT_THAT(no_index.message(), HasSubstr("variables/variables.index"));
   EXPECT_EQ(check({"saved_model.pbtxt", "assets/vocab.txt", "fingerprint.pb"}).code(),
             absl::StatusCode::kOk);
@@ -176,7 +182,8 @@ TEST(SavedModelTest, ExportOfTheChosenMetaGraphFollowsTheCheckpointRules) {
   MGREG_REQUIRE_TESTDATA();
   for (const char* rel : kRealSavedModels) {
     SCOPED_TRACE(rel);
-    const std::string stored = ReadFileOrDie(TestdataPath(absl::StrCat(rel, "/saved_model.pb")));
+    const std::string stored =
+        ReadFileOrDie(TestdataPath(absl::StrCat(rel, "/saved_model.pb")));
     tensorflow::SavedModel sm;
     ASSERT_TRUE(sm.ParseFromString(stored));
     const tensorflow::MetaGraphDef& mg = sm.meta_graphs(0);
@@ -187,7 +194,8 @@ TEST(SavedModelTest, ExportOfTheChosenMetaGraphFollowsTheCheckpointRules) {
     all[3].clear_extraneous_savers = true;
     all[4].as_text = true;
     for (const ExportOptions& options : all) {
-      absl::StatusOr<SavedModelExport> got = ExportSavedModelGraph(stored, {"serve"}, options);
+      absl::StatusOr<SavedModelExport> got =
+          ExportSavedModelGraph(stored, {"serve"}, options);
       ASSERT_TRUE(got.ok()) << got.status();
       absl::StatusOr<ExportResult> want = ExportMetaGraphMessage(mg, options);
       ASSERT_TRUE(want.ok()) << want.status();

@@ -27,7 +27,8 @@ struct Checkpoint {
 
 Checkpoint ReadCheckpoint(const char* prefix) {
   Checkpoint out;
-  auto index = ReadBundleIndex(ReadFileOrDie(TestdataPath(absl::StrCat(prefix, ".index"))));
+  auto index =
+      ReadBundleIndex(ReadFileOrDie(TestdataPath(absl::StrCat(prefix, ".index"))));
   EXPECT_TRUE(index.ok()) << index.status();
   if (!index.ok()) return out;
   out.index = std::move(*index);
@@ -45,11 +46,12 @@ TEST(TensorVerifyTest, EveryTensorOfTwoShardsIsOkAndEachShardIsReadInOffsetOrder
   Checkpoint c = ReadCheckpoint(kT2t);
   std::map<int, int64_t> last_offset;
   std::vector<int> shards_read;
-  auto verdicts = VerifyTensors(
-      c.index, c.sizes, [&](int shard, int64_t offset, int64_t size) {
+  auto verdicts =
+      VerifyTensors(c.index, c.sizes, [&](int shard, int64_t offset, int64_t size) {
         EXPECT_GE(offset, last_offset[shard]) << "shard " << shard;
         last_offset[shard] = offset;
-        if (shards_read.empty() || shards_read.back() != shard) shards_read.push_back(shard);
+        if (shards_read.empty() || shards_read.back() != shard)
+          shards_read.push_back(shard);
         return absl::StatusOr<std::string>(c.data.at(shard).substr(offset, size));
       });
   ASSERT_TRUE(verdicts.ok()) << verdicts.status();
@@ -64,11 +66,11 @@ TEST(TensorVerifyTest, MissingShardAndCorruptedBytesGetVerdictsNotErrors) {
   c.sizes.erase(0);
   // Every byte of shard 1 flipped: each of its tensors fails its CRC.
   for (char& ch : c.data[1]) ch = static_cast<char>(ch ^ 0x5a);
-  auto verdicts = VerifyTensors(c.index, c.sizes, [&](int shard, int64_t offset,
-                                                      int64_t size) {
-    EXPECT_EQ(shard, 1);
-    return absl::StatusOr<std::string>(c.data.at(shard).substr(offset, size));
-  });
+  auto verdicts =
+      VerifyTensors(c.index, c.sizes, [&](int shard, int64_t offset, int64_t size) {
+        EXPECT_EQ(shard, 1);
+        return absl::StatusOr<std::string>(c.data.at(shard).substr(offset, size));
+      });
   ASSERT_TRUE(verdicts.ok()) << verdicts.status();
   int missing = 0, corrupt = 0;
   for (const auto& [name, verdict] : *verdicts) {
@@ -87,10 +89,10 @@ TEST(TensorVerifyTest, ShardShorterThanItsTensorsSaysTheBytesLieOutside) {
   MGREG_REQUIRE_TESTDATA();
   Checkpoint c = ReadCheckpoint(kT2t);
   c.sizes[0] = 0;
-  auto verdicts = VerifyTensors(c.index, c.sizes, [&](int shard, int64_t offset,
-                                                      int64_t size) {
-    return absl::StatusOr<std::string>(c.data.at(shard).substr(offset, size));
-  });
+  auto verdicts =
+      VerifyTensors(c.index, c.sizes, [&](int shard, int64_t offset, int64_t size) {
+        return absl::StatusOr<std::string>(c.data.at(shard).substr(offset, size));
+      });
   ASSERT_TRUE(verdicts.ok()) << verdicts.status();
   int outside = 0;
   for (const auto& [name, verdict] : *verdicts) {

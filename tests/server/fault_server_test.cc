@@ -62,7 +62,8 @@ class FaultServerTest : public ServerFixture {
   int restores_ = 0;
 };
 
-TEST_F(FaultServerTest, DiskFullFailsPushesWithResourceExhaustedReadsGoOnAndPushesResume) {
+TEST_F(FaultServerTest,
+       DiskFullFailsPushesWithResourceExhaustedReadsGoOnAndPushesResume) {
   ASSERT_NO_FATAL_FAILURE(Start());
   ASSERT_TRUE(client_->Push("m", MakeStep(1, 5000), {}).ok());
   // Step 2 on the WAL path, step 3 on the flushed path.
@@ -71,7 +72,8 @@ TEST_F(FaultServerTest, DiskFullFailsPushesWithResourceExhaustedReadsGoOnAndPush
     const std::string prefix = MakeStep(step, floats);
     fs_.SetWriteBudget(0);
     auto full = client_->Push("m", prefix, {});
-    ASSERT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted) << full.status();
+    ASSERT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted)
+        << full.status();
     EXPECT_THAT(full.status().message(), HasSubstr("free space"));
     // The server keeps serving reads: latest, listings, restores.
     auto latest = client_->GetLatestCheckpoint("m");

@@ -87,7 +87,8 @@ TEST_F(LimitsServerTest, MetaLargerThanMaxMetaBytesIsResourceExhausted) {
   options.service.max_meta_bytes = 64 << 10;
   StartServer(options);
   ASSERT_TRUE(PushWithMeta("m", 1, LargeMetaGraphBytes(32 << 10)).ok());
-  absl::StatusOr<v1::Checkpoint> big = PushWithMeta("m", 2, LargeMetaGraphBytes(100 << 10));
+  absl::StatusOr<v1::Checkpoint> big =
+      PushWithMeta("m", 2, LargeMetaGraphBytes(100 << 10));
   EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(big.status().message(), HasSubstr("limits.max_meta_bytes"));
 
@@ -135,10 +136,11 @@ TEST_F(LimitsServerTest, FilteredExportIsBoundedByTheMemoryBudget) {
   absl::StatusOr<v1::MetaGraphInfo> exported = client_->FetchGraph("m", 1, clear, out);
   ASSERT_TRUE(exported.ok()) << exported.status();
   const int64_t growth = PeakRss() - before;
-  std::printf("cold export of a %lld-byte graph: peak RSS +%lld bytes (%.2fx), "
-              "client's copy included\n",
-              static_cast<long long>(kGraphBytes), static_cast<long long>(growth),
-              static_cast<double>(growth) / kGraphBytes);
+  std::printf(
+      "cold export of a %lld-byte graph: peak RSS +%lld bytes (%.2fx), "
+      "client's copy included\n",
+      static_cast<long long>(kGraphBytes), static_cast<long long>(growth),
+      static_cast<double>(growth) / kGraphBytes);
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define MGREG_RSS_INFLATED_BY_SANITIZER 1
 #elif defined(__has_feature)
@@ -231,11 +233,11 @@ TEST_F(LimitsServerTest, UploadSizesAreCheckedWhenLearnedAndCannotOverflow) {
     m.mutable_header()->set_sha256(std::string(64, 'b'));
     return m;
   };
-  grpc::Status first = SendPutFile(*stub, upload.upload_id(), "data-00000-of-00002",
-                                   {header(6 << 20)});
+  grpc::Status first =
+      SendPutFile(*stub, upload.upload_id(), "data-00000-of-00002", {header(6 << 20)});
   EXPECT_EQ(first.error_code(), grpc::StatusCode::DATA_LOSS);  // learned, then cut short
-  grpc::Status second = SendPutFile(*stub, upload.upload_id(), "data-00001-of-00002",
-                                    {header(6 << 20)});
+  grpc::Status second =
+      SendPutFile(*stub, upload.upload_id(), "data-00001-of-00002", {header(6 << 20)});
   EXPECT_EQ(second.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(second.error_message(), HasSubstr("limits.max_upload_bytes"));
 
@@ -346,8 +348,8 @@ TEST_F(LimitsServerTest, BasenamesThatCannotBeRestoredAreRefusedAtBeginUpload) {
   std::filesystem::create_directories(dir);
   absl::StatusOr<v1::Checkpoint> restored = client_->Restore("m", dir, {});
   ASSERT_TRUE(restored.ok()) << restored.status();
-  EXPECT_TRUE(std::filesystem::exists(
-      std::filesystem::path(dir) / (spec.basename + "-1000.data-00000-of-00001")));
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(dir) /
+                                      (spec.basename + "-1000.data-00000-of-00001")));
 }
 
 // Issue 11 item 10: open uploads are capped by default, per writer (without tokens:

@@ -1,11 +1,11 @@
 // Issue 18 item 4 over real gRPC: overwriting a step that is pinned or named by an
 // alias is refused unless forced (before any byte is sent, and again at commit), and a
 // re-commit tells watchers so (COMMITTED with replaced=true).
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -21,7 +21,8 @@ class OverwriteServerTest : public ServerFixture {
  protected:
   void SetUp() override {
     ASSERT_NO_FATAL_FAILURE(StartServer());
-    channel_ = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+    channel_ =
+        grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
     stub_ = v1::Registry::NewStub(channel_);
     first_ = MakeCheckpoint("first", 7, 1);
     other_ = MakeCheckpoint("other", 7, 50);

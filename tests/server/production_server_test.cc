@@ -3,7 +3,6 @@
 // prefixes, upload limits, and backup/restore.
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -391,7 +390,8 @@ TEST(ProductionServerTest, StreamsBeyondMaxOpenStreamsAreResourceExhausted) {
   options.limits.max_open_streams = 2;
   auto server = StartServer(options);
   ASSERT_NE(server, nullptr);
-  auto channel = grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials());
   auto stub = v1::Registry::NewStub(channel);
   v1::WatchCheckpointsRequest request;
   request.set_all_models(true);
@@ -431,7 +431,8 @@ TEST(ProductionServerTest, StreamsBeyondMaxOpenStreamsAreResourceExhausted) {
     EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   }
   auto client = Connect(server->address());
-  EXPECT_EQ(client->GetLatestCheckpoint("m").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client->GetLatestCheckpoint("m").status().code(),
+            absl::StatusCode::kNotFound);
 
   // Ending one watch frees its slot (once the server has seen the cancel).
   watches[0].ctx.TryCancel();

@@ -1,11 +1,11 @@
 // The registry end to end over gRPC on 127.0.0.1: a real server (in memory and on
 // RocksDB) and the C++ client, with checkpoints built by the test and real TensorFlow
 // files from the test data.
+#include <grpcpp/grpcpp.h>
+
 #include <filesystem>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
@@ -34,7 +34,8 @@ using ::testing::HasSubstr;
 
 constexpr char kTfxPrefix[] =
     "tfx/tfx/components/testdata/trainer/current/Format-Serving/model.ckpt-1000";
-constexpr char kT2tPrefix[] = "t2t/tensor2tensor/test_data/transformer_test_ckpt/model.ckpt-1";
+constexpr char kT2tPrefix[] =
+    "t2t/tensor2tensor/test_data/transformer_test_ckpt/model.ckpt-1";
 
 enum class Backend { kMemory, kRocksDb };
 
@@ -46,7 +47,8 @@ class RegistryServerTest : public testing::ServerFixture,
     options.in_memory = GetParam() == Backend::kMemory;
     options.service.chunk_bytes = 64 << 10;  // several chunks even for small files
     ASSERT_NO_FATAL_FAILURE(StartServer(options));
-    channel_ = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+    channel_ =
+        grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
     stub_ = v1::Registry::NewStub(channel_);
   }
 
@@ -59,8 +61,8 @@ class RegistryServerTest : public testing::ServerFixture,
     spec.step = step;
     spec.num_shards = shards;
     for (int i = 0; i < 4; ++i) {
-      spec.tensors.push_back({absl::StrCat("dense/w", i), FloatBytes(40000, seed + i),
-                              i % shards});
+      spec.tensors.push_back(
+          {absl::StrCat("dense/w", i), FloatBytes(40000, seed + i), i % shards});
     }
     if (with_meta) spec.meta = testing::SmallMetaGraphBytes();
     return WriteCheckpoint(spec);
@@ -99,15 +101,16 @@ TEST_P(RegistryServerTest, PushThenLatestListGraphAndRestoreRoundTrip) {
   EXPECT_EQ(models->models(0).latest_step(), 1000);
 
   std::string graph;
-  auto info = client_->FetchGraphBytes("resnet", std::nullopt, v1::GraphOptions(), &graph);
+  auto info =
+      client_->FetchGraphBytes("resnet", std::nullopt, v1::GraphOptions(), &graph);
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(graph, ReadFileOrDie(prefix + ".meta"));  // D1: byte-identical
 
   const std::string dir = tmp_.Join("restored");
   auto restored = client_->Restore("resnet", dir, RestoreOptions());
   ASSERT_TRUE(restored.ok()) << restored.status();
-  for (const char* suffix : {".index", ".meta", ".data-00000-of-00002",
-                             ".data-00001-of-00002"}) {
+  for (const char* suffix :
+       {".index", ".meta", ".data-00000-of-00002", ".data-00001-of-00002"}) {
     EXPECT_EQ(ReadFileOrDie(dir + "/model.ckpt-1000" + suffix),
               ReadFileOrDie(prefix + suffix))
         << suffix;
@@ -115,7 +118,8 @@ TEST_P(RegistryServerTest, PushThenLatestListGraphAndRestoreRoundTrip) {
   auto state = ParseCheckpointState(ReadFileOrDie(dir + "/checkpoint"));
   ASSERT_TRUE(state.ok()) << state.status();
   EXPECT_EQ(state->model_checkpoint_path(), "model.ckpt-1000");
-  EXPECT_THAT(state->all_model_checkpoint_paths(), ::testing::ElementsAre("model.ckpt-1000"));
+  EXPECT_THAT(state->all_model_checkpoint_paths(),
+              ::testing::ElementsAre("model.ckpt-1000"));
 }
 
 TEST_P(RegistryServerTest, RestoringASecondStepKeepsTheFirstInTheStateFile) {
@@ -155,8 +159,9 @@ TEST_P(RegistryServerTest, RealShardedCheckpointWithoutMetaHasNoGraph) {
   EXPECT_EQ(pushed->files_size(), 3);
   EXPECT_TRUE(pushed->graph_sha256().empty());
   std::string graph;
-  EXPECT_EQ(client_->FetchGraphBytes("t2t", 1, v1::GraphOptions(), &graph).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      client_->FetchGraphBytes("t2t", 1, v1::GraphOptions(), &graph).status().code(),
+      absl::StatusCode::kNotFound);
 }
 
 TEST_P(RegistryServerTest, PushingTheSameStepAgainIsIdempotentAndSendsNothing) {
@@ -274,7 +279,8 @@ TEST_P(RegistryServerTest, ListingsPaginateAndRejectTokensFromOtherListings) {
 TEST_P(RegistryServerTest, UnknownModelsAndStepsAreNotFound) {
   EXPECT_EQ(client_->GetLatestCheckpoint("nope").status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(client_->GetCheckpoint("nope", 1).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->GetCheckpoint("nope", 1).status().code(),
+            absl::StatusCode::kNotFound);
   EXPECT_EQ(client_->ListCheckpoints("nope", 0, "").status().code(),
             absl::StatusCode::kNotFound);
   ASSERT_TRUE(client_->Push("m", MakeStep(1), PushOptions()).ok());
@@ -303,7 +309,8 @@ TEST_P(RegistryServerTest, InvalidModelNamesAndNegativeStepsAreRejected) {
   begin.set_model("m");
   begin.set_step(-1);
   begin.set_basename("model.ckpt");
-  EXPECT_EQ(client_->BeginUpload(begin).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->BeginUpload(begin).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_P(RegistryServerTest, APrefixWithoutIndexIsReportedBeforeAnyUpload) {
@@ -321,7 +328,8 @@ TEST_P(RegistryServerTest, AMissingDataShardIsRejectedAndNothingBecomesVisible) 
   auto pushed = client_->Push("m", prefix, PushOptions());
   EXPECT_EQ(pushed.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(pushed.status().message(), HasSubstr("data-00001-of-00002"));
-  EXPECT_EQ(client_->GetLatestCheckpoint("m").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->GetLatestCheckpoint("m").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_P(RegistryServerTest, AnIndexWhoseShardCountDisagreesIsRejectedAtCommit) {
@@ -332,7 +340,8 @@ TEST_P(RegistryServerTest, AnIndexWhoseShardCountDisagreesIsRejectedAtCommit) {
   auto pushed = client_->Push("m", prefix, PushOptions());
   EXPECT_EQ(pushed.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(pushed.status().message(), HasSubstr("index"));
-  EXPECT_EQ(client_->GetLatestCheckpoint("m").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->GetLatestCheckpoint("m").status().code(),
+            absl::StatusCode::kNotFound);
   EXPECT_EQ(Stats().staged_chunks, 0);
 }
 
@@ -342,7 +351,8 @@ TEST_P(RegistryServerTest, AMetaThatIsNotAMetaGraphDefIsRejected) {
   auto pushed = client_->Push("m", prefix, PushOptions());
   EXPECT_EQ(pushed.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(pushed.status().message(), HasSubstr("meta"));
-  EXPECT_EQ(client_->GetLatestCheckpoint("m").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->GetLatestCheckpoint("m").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_P(RegistryServerTest, ACorruptIndexIsRejected) {
@@ -356,8 +366,8 @@ TEST_P(RegistryServerTest, ACorruptIndexIsRejected) {
 // Raw PutFile streams, for what the client library never sends.
 class RawUpload {
  public:
-  RawUpload(v1::Registry::Stub* stub, const std::string& upload_id, const std::string& name,
-            int64_t offset)
+  RawUpload(v1::Registry::Stub* stub, const std::string& upload_id,
+            const std::string& name, int64_t offset)
       : writer_(stub->PutFile(&ctx_, &response_)) {
     v1::PutFileRequest first;
     first.mutable_header()->set_upload_id(upload_id);
@@ -391,8 +401,7 @@ TEST_P(RegistryServerTest, UploadsCheckSizeDigestAndCompletenessAndResume) {
   begin.set_step(5);
   begin.set_basename("model.ckpt");
   for (const char* name : {"index", "data-00000-of-00002", "data-00001-of-00002"}) {
-    const std::string bytes =
-        ReadFileOrDie(absl::StrCat(prefix, ".", name));
+    const std::string bytes = ReadFileOrDie(absl::StrCat(prefix, ".", name));
     v1::FileInfo* f = begin.add_files();
     f->set_name(name);
     f->set_size(static_cast<int64_t>(bytes.size()));
@@ -426,7 +435,8 @@ TEST_P(RegistryServerTest, UploadsCheckSizeDigestAndCompletenessAndResume) {
   auto status = client_->GetUpload(id);
   ASSERT_TRUE(status.ok());
   for (const auto& f : status->files()) {
-    if (f.file().name() == "data-00000-of-00002") EXPECT_EQ(f.held_bytes(), 2 * (64 << 10));
+    if (f.file().name() == "data-00000-of-00002")
+      EXPECT_EQ(f.held_bytes(), 2 * (64 << 10));
   }
   // A commit now lists what is missing and leaves the upload open.
   auto early = client_->CommitUpload(id);
@@ -473,10 +483,10 @@ TEST_P(RegistryServerTest, AbortedUploadsLeaveNoStagedBytes) {
   }
   auto upload = client_->BeginUpload(begin);
   ASSERT_TRUE(upload.ok());
-  ASSERT_TRUE(
-      client_->PutFile(upload->upload_id(), "data-00000-of-00002",
-                       prefix + ".data-00000-of-00002")
-          .ok());
+  ASSERT_TRUE(client_
+                  ->PutFile(upload->upload_id(), "data-00000-of-00002",
+                            prefix + ".data-00000-of-00002")
+                  .ok());
   EXPECT_GT(Stats().staged_chunks, 0);
   ASSERT_TRUE(client_->AbortUpload(upload->upload_id()).ok());
   EXPECT_EQ(Stats().staged_chunks, 0);

@@ -3,13 +3,13 @@
 #ifndef MGREG_TESTS_SERVER_SERVER_FIXTURE_H_
 #define MGREG_TESTS_SERVER_SERVER_FIXTURE_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"

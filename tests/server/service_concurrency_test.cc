@@ -8,12 +8,11 @@
 #include <memory>
 #include <string>
 #include <thread>
-
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "server/core/registry_service.h"
@@ -37,7 +36,8 @@ Files MakeFiles(const std::string& dir) {
   spec.meta = SmallMetaGraphBytes();
   const std::string prefix = WriteCheckpoint(spec);
   Files f;
-  for (const char* name : {"index", "meta", "data-00000-of-00002", "data-00001-of-00002"}) {
+  for (const char* name :
+       {"index", "meta", "data-00000-of-00002", "data-00001-of-00002"}) {
     f.named.emplace_back(name, ReadFileOrDie(prefix + "." + name));
   }
   return f;
@@ -77,7 +77,8 @@ absl::Status Push(RegistryService& service, const std::string& model, int64_t st
         return s;
       }
     }
-    if (absl::StatusOr<v1::PutFileResponse> r = (*sink)->Finish(); !r.ok()) return r.status();
+    if (absl::StatusOr<v1::PutFileResponse> r = (*sink)->Finish(); !r.ok())
+      return r.status();
   }
   v1::CommitUploadRequest commit;
   commit.set_upload_id(upload->upload_id());

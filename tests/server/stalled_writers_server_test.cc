@@ -158,7 +158,9 @@ class StalledWritersServerTest : public ServerFixture {
     ASSERT_TRUE(stub_->BeginUpload(&ctx, Manifest("m", 1, prefix_), &upload_).ok());
   }
 
-  absl::StatusOr<v1::Upload> GetUpload() { return client_->GetUpload(upload_.upload_id()); }
+  absl::StatusOr<v1::Upload> GetUpload() {
+    return client_->GetUpload(upload_.upload_id());
+  }
 
   // Waits (at most 5 s) until the server has taken the stalled writer's header: the file
   // is being written.
@@ -246,15 +248,17 @@ TEST_F(StalledWritersServerTest, TheUploadTtlExpiresAnUploadWhoseWriterStalled) 
 // data (gRPC's default is 2) would stop the pings before the freeze and fail this test.
 TEST_F(StalledWritersServerTest, KeepaliveEndsAHalfOpenWriterAndReleasesItsLock) {
   Start(absl::ZeroDuration(), absl::Hours(1), absl::Milliseconds(300));
-  const int port = std::stoi(server_->address().substr(server_->address().rfind(':') + 1));
+  const int port =
+      std::stoi(server_->address().substr(server_->address().rfind(':') + 1));
   auto relay = std::make_unique<FreezingRelay>(port);
   auto relayed = v1::Registry::NewStub(
       grpc::CreateChannel(relay->address(), grpc::InsecureChannelCredentials()));
   StalledWriter stalled(*relayed, upload_.upload_id(), "index", "partial");
   ASSERT_TRUE(WaitUntilWriting("index"));
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // five ping periods
-  ASSERT_EQ(PutWhole("index", prefix_ + ".index").error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);  // still locked: the pings are answered
+  ASSERT_EQ(
+      PutWhole("index", prefix_ + ".index").error_code(),
+      grpc::StatusCode::FAILED_PRECONDITION);  // still locked: the pings are answered
   const absl::Time frozen_at = absl::Now();
   relay->Freeze();
 

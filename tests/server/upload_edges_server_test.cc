@@ -106,7 +106,8 @@ TEST_F(UploadEdgesServerTest, AFailedStreamDoesNotPinALearnedManifestEntry) {
   bogus.mutable_header()->set_sha256(Sha256Hex("xxxxx"));
   EXPECT_EQ(SendPutFile(*stub_, upload.upload_id(), "index", {bogus}).error_code(),
             grpc::StatusCode::DATA_LOSS);
-  for (const char* file : {"index", "data-00000-of-00002", "data-00001-of-00002", "meta"}) {
+  for (const char* file :
+       {"index", "data-00000-of-00002", "data-00001-of-00002", "meta"}) {
     const std::string bytes = ReadFileOrDie(absl::StrCat(prefix, ".", file));
     v1::PutFileRequest header, data;
     header.mutable_header()->set_size(static_cast<int64_t>(bytes.size()));
@@ -133,7 +134,8 @@ TEST_F(UploadEdgesServerTest, WatchBeyondTheCurrentRevisionIsOutOfRange) {
   EXPECT_FALSE(reader->Read(&event));
   grpc::Status status = reader->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE);
-  EXPECT_THAT(status.error_message(), HasSubstr(absl::StrCat("current revision ", current)));
+  EXPECT_THAT(status.error_message(),
+              HasSubstr(absl::StrCat("current revision ", current)));
 }
 
 // Item 15: token prefixes match whole segments.
@@ -177,7 +179,8 @@ TEST_F(UploadEdgesServerTest, ConcurrentBackupsAndBackupsIntoTheDataDirAreRefuse
     if (s.ok()) {
       ++ok;
     } else {
-      EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+          << s.error_message();
       EXPECT_THAT(s.error_message(), HasSubstr("exists"));
     }
   }

@@ -31,11 +31,12 @@ TEST_F(UploadsTest, EightWritersFillOneStepAndReadersNeverSeeItPartial) {
   // Four models, each step 1 committed first; then step 2 of each with 8 writers.
   std::vector<std::string> step2(4);
   for (int m = 0; m < 4; ++m) {
-    ASSERT_TRUE(client_
-                    ->Push(absl::StrCat("m", m),
-                           MakeCheckpoint(absl::StrCat("m", m, "a"), 1, m, kShards, kShards),
-                           PushOptions())
-                    .ok());
+    ASSERT_TRUE(
+        client_
+            ->Push(absl::StrCat("m", m),
+                   MakeCheckpoint(absl::StrCat("m", m, "a"), 1, m, kShards, kShards),
+                   PushOptions())
+            .ok());
     step2[m] = MakeCheckpoint(absl::StrCat("m", m, "b"), 2, 100 + m, kShards, kShards);
   }
   std::atomic<bool> done{false};
@@ -140,7 +141,8 @@ TEST_F(UploadsTest, AnUploadCutAtRandomPointsResumesSendingLittleMoreThanTheFile
   const int64_t size = static_cast<int64_t>(fs::file_size(data_path));
   auto upload = client_->BeginUpload(Manifest("m", 1, prefix));
   ASSERT_TRUE(upload.ok()) << upload.status();
-  auto channel = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
   auto stub = v1::Registry::NewStub(channel);
   // The held bytes of the shard, once no stream writes it.
   auto held_when_idle = [&]() -> int64_t {
@@ -148,7 +150,8 @@ TEST_F(UploadsTest, AnUploadCutAtRandomPointsResumesSendingLittleMoreThanTheFile
       auto state = client_->GetUpload(upload->upload_id());
       EXPECT_TRUE(state.ok());
       for (const auto& f : state->files()) {
-        if (f.file().name() == "data-00000-of-00001" && !f.writing()) return f.held_bytes();
+        if (f.file().name() == "data-00000-of-00001" && !f.writing())
+          return f.held_bytes();
       }
       absl::SleepFor(absl::Milliseconds(5));
     }
@@ -245,8 +248,9 @@ TEST_F(UploadsTest, UnchangedMetaAndFrozenLayersAreNotSentAgain) {
   // The identical .meta costs no transfer; 9 of 10 layers are not sent again.
   EXPECT_GE(second.bytes_deduplicated_files, meta_size);
   EXPECT_GE(second.bytes_deduplicated_chunks, data_size * 8 / 10);
-  EXPECT_LE(second.bytes_sent, (data_size + meta_size) * 15 / 100 +
-                                   static_cast<int64_t>(fs::file_size(second_prefix + ".index")));
+  EXPECT_LE(second.bytes_sent,
+            (data_size + meta_size) * 15 / 100 +
+                static_cast<int64_t>(fs::file_size(second_prefix + ".index")));
   // The store grew by about the changed layer, not by a second copy.
   EXPECT_LE(Stats().chunk_bytes - stored_after_first, data_size * 25 / 100);
   // And the step restores byte for byte.
@@ -260,13 +264,15 @@ TEST_F(UploadsTest, ExistingChunkMustBeHeldAndAtAChunkBoundary) {
   const std::string prefix = MakeCheckpoint("a", 1, 1, 1, 1, 600000);  // 2.4 MB shard
   auto upload = client_->BeginUpload(Manifest("m", 1, prefix));
   ASSERT_TRUE(upload.ok());
-  auto channel = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
   auto stub = v1::Registry::NewStub(channel);
   v1::PutFileRequest unknown_chunk;
   unknown_chunk.set_existing_chunk(std::string(32, '\x01'));
-  EXPECT_EQ(SendPutFile(*stub, upload->upload_id(), "data-00000-of-00001", {unknown_chunk})
-                .error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(
+      SendPutFile(*stub, upload->upload_id(), "data-00000-of-00001", {unknown_chunk})
+          .error_code(),
+      grpc::StatusCode::NOT_FOUND);
   v1::PutFileRequest one_byte;
   one_byte.set_data("x");
   grpc::Status s = SendPutFile(*stub, upload->upload_id(), "data-00000-of-00001",
@@ -292,7 +298,8 @@ TEST_F(UploadsTest, AnUploadBegunWithoutFilesLearnsThemFromItsWriters) {
   ASSERT_TRUE(upload.ok()) << upload.status();
   EXPECT_EQ(upload->files_size(), 0);
   for (const char* name : {"index", "meta", "data-00000-of-00002"}) {
-    auto put = client_->PutFile(upload->upload_id(), name, absl::StrCat(prefix, ".", name));
+    auto put =
+        client_->PutFile(upload->upload_id(), name, absl::StrCat(prefix, ".", name));
     ASSERT_TRUE(put.ok()) << name << ": " << put.status();
   }
   // A shard the index needs is missing: the commit says which, the upload stays open.
@@ -368,8 +375,9 @@ TEST_F(RetentionTest, C6MaxToKeepDeletesTheOldestStepsAfterEachCommit) {
 
 TEST_F(RetentionTest, PinnedAndAliasedStepsAreNeverDeletedByRetention) {
   for (int step = 1; step <= 3; ++step) {
-    ASSERT_TRUE(client_->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
-                              PushOptions())
+    ASSERT_TRUE(client_
+                    ->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
+                           PushOptions())
                     .ok());
   }
   ASSERT_TRUE(client_->PinCheckpoint("m", 1, true).ok());
@@ -423,8 +431,9 @@ TEST_F(RetentionTest, DefaultRetentionAppliesToModelsWithoutAPolicy) {
   options.retention_defaults.set_max_to_keep(2);
   StartServer(options);
   for (int step = 1; step <= 4; ++step) {
-    ASSERT_TRUE(client_->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
-                              PushOptions())
+    ASSERT_TRUE(client_
+                    ->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
+                           PushOptions())
                     .ok());
   }
   EXPECT_THAT(Steps("m"), ElementsAre(3, 4));
@@ -440,8 +449,8 @@ class InspectTest : public ServerFixture {
 };
 
 TEST_F(InspectTest, ListsAndVerifiesTheTensorsOfABuiltCheckpoint) {
-  ASSERT_TRUE(client_->Push("m", MakeCheckpoint("a", 1, 1, 2, 4, 300000), PushOptions())
-                  .ok());
+  ASSERT_TRUE(
+      client_->Push("m", MakeCheckpoint("a", 1, 1, 2, 4, 300000), PushOptions()).ok());
   auto r = client_->InspectCheckpoint("m", StepRef(), true);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->num_shards(), 2);
@@ -476,11 +485,14 @@ TEST_F(InspectTest, RealCheckpointsShardedAndObjectBasedVerify) {
     int tensors;
   };
   for (const Case& c :
-       {Case{"t2t", "t2t/tensor2tensor/test_data/transformer_test_ckpt/model.ckpt-1", 2, 250},
+       {Case{"t2t", "t2t/tensor2tensor/test_data/transformer_test_ckpt/model.ckpt-1", 2,
+             250},
         Case{"tictactoe", "tictactoe/tf_ckpts/ckpt-19", 1, -1},
-        Case{"tfx", "tfx/tfx/components/testdata/trainer/current/Format-Serving/model.ckpt-1000",
+        Case{"tfx",
+             "tfx/tfx/components/testdata/trainer/current/Format-Serving/model.ckpt-1000",
              1, 60}}) {
-    ASSERT_TRUE(client_->Push(c.model, TestdataPath(c.prefix), PushOptions()).ok()) << c.model;
+    ASSERT_TRUE(client_->Push(c.model, TestdataPath(c.prefix), PushOptions()).ok())
+        << c.model;
     auto r = client_->InspectCheckpoint(c.model, StepRef(), true);
     ASSERT_TRUE(r.ok()) << c.model << ": " << r.status();
     EXPECT_EQ(r->num_shards(), c.shards) << c.model;

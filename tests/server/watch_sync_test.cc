@@ -49,9 +49,7 @@ class Watcher {
   // ended; returns them.
   std::vector<v1::WatchEvent> WaitFor(size_t n) {
     absl::MutexLock lock(&mu_);
-    auto enough = [&]() {
-      return ended_ || Changes().size() >= n;
-    };
+    auto enough = [&]() { return ended_ || Changes().size() >= n; };
     mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
     return Changes();
   }
@@ -131,8 +129,9 @@ TEST_F(WatchTest, CommitsDeletesAndAliasMovesArriveInRevisionOrder) {
 
 TEST_F(WatchTest, ResumingFromARevisionMissesNothingAndRepeatsNothing) {
   for (int step = 1; step <= 3; ++step) {
-    ASSERT_TRUE(client_->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
-                              PushOptions())
+    ASSERT_TRUE(client_
+                    ->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
+                           PushOptions())
                     .ok());
   }
   const int64_t first_revision = client_->GetCheckpoint("m", 1)->revision();
@@ -152,8 +151,9 @@ TEST_F(WatchTest, ARevisionOutsideTheRetainedWindowIsOutOfRange) {
   options.event_window = 2;
   StartServer(options);
   for (int step = 1; step <= 4; ++step) {
-    ASSERT_TRUE(client_->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
-                              PushOptions())
+    ASSERT_TRUE(client_
+                    ->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
+                           PushOptions())
                     .ok());
   }
   Watcher w(client_.get(), WatchModel("m", 0));
@@ -195,8 +195,9 @@ TEST_F(WatchTest, WatchesSurviveAServerRestartWithoutLosingEvents) {
       // A burst of commits, then the server restarts while the watch is open.
       for (int i = 0; i < 5; ++i) {
         const int64_t step = round * 10 + i;
-        ASSERT_TRUE(client_->Push("m", MakeCheckpoint(absl::StrCat("r", step), step, step),
-                                  PushOptions())
+        ASSERT_TRUE(client_
+                        ->Push("m", MakeCheckpoint(absl::StrCat("r", step), step, step),
+                               PushOptions())
                         .ok());
       }
       std::vector<v1::WatchEvent> events = w.WaitFor(3);  // some, maybe not all
@@ -228,9 +229,11 @@ TEST_F(WatchTest, AliasesAnswerEveryReadThatTakesAStep) {
   EXPECT_EQ(ReadFileOrDie(dir + "/model.ckpt-1.index"), ReadFileOrDie(a + ".index"));
   std::string graph;
   EXPECT_TRUE(
-      client_->FetchGraphBytes("m", StepRef::Alias("production"), v1::GraphOptions(), &graph)
+      client_
+          ->FetchGraphBytes("m", StepRef::Alias("production"), v1::GraphOptions(), &graph)
           .ok());
-  EXPECT_EQ(client_->InspectCheckpoint("m", StepRef::Alias("production"), false)->step(), 1);
+  EXPECT_EQ(client_->InspectCheckpoint("m", StepRef::Alias("production"), false)->step(),
+            1);
   auto list = client_->GetModel("m");
   EXPECT_EQ(list->aliases().at("production"), 1);
   // Errors: unknown alias, step, model; names that are not identifiers; deleting an
@@ -250,13 +253,15 @@ TEST_F(WatchTest, AliasesAnswerEveryReadThatTakesAStep) {
   auto del = client_->DeleteCheckpoint("m", 1);
   EXPECT_EQ(del.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(del.status().message(), HasSubstr("production"));
-  EXPECT_EQ(client_->RemoveAlias("m", "staging").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->RemoveAlias("m", "staging").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(WatchTest, CheckpointStateListsTheStepsAsCheckpointManagerWould) {
   for (int step : {10, 20, 30}) {
-    ASSERT_TRUE(client_->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
-                              PushOptions())
+    ASSERT_TRUE(client_
+                    ->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
+                           PushOptions())
                     .ok());
   }
   auto state = client_->GetCheckpointState("m");
@@ -272,7 +277,8 @@ TEST_F(WatchTest, CheckpointStateListsTheStepsAsCheckpointManagerWould) {
   auto parsed = ParseCheckpointState(FormatCheckpointState(*state));
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ(parsed->all_model_checkpoint_paths_size(), 3);
-  EXPECT_EQ(client_->GetCheckpointState("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->GetCheckpointState("nope").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 class SyncTest : public ServerFixture {
@@ -325,8 +331,9 @@ TEST_F(SyncTest, ADirectoryFollowsTheLatestStepAndIsNeverSeenHalfSwitched) {
     }
   });
   for (int step = 2; step <= 5; ++step) {
-    ASSERT_TRUE(client_->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
-                              PushOptions())
+    ASSERT_TRUE(client_
+                    ->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
+                           PushOptions())
                     .ok());
     ASSERT_TRUE(wait_for_step(step)) << step;
   }
@@ -351,8 +358,9 @@ TEST_F(SyncTest, ADirectoryFollowsTheLatestStepAndIsNeverSeenHalfSwitched) {
 
 TEST_F(SyncTest, FollowingAnAliasSwitchesWhenTheAliasMoves) {
   for (int step = 1; step <= 2; ++step) {
-    ASSERT_TRUE(client_->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
-                              PushOptions())
+    ASSERT_TRUE(client_
+                    ->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
+                           PushOptions())
                     .ok());
   }
   ASSERT_TRUE(client_->SetAlias("m", "production", 1).ok());

@@ -46,8 +46,8 @@ class BackendConformanceTest : public ::testing::TestWithParam<BackendFactory> {
     if (backend == nullptr) return "";
     std::unique_ptr<Store> store = NewBackedStore(backend, kEventWindow);
     const Planner planner(kEventWindow);
-    EXPECT_TRUE(Push(*store, "m", 1, {{"index", Bytes(3000, 1)}, {"meta", Bytes(9000, 2)}})
-                    .ok());
+    EXPECT_TRUE(
+        Push(*store, "m", 1, {{"index", Bytes(3000, 1)}, {"meta", Bytes(9000, 2)}}).ok());
 
     auto apply = [&](const Transaction& txn, BackendStagingArea* area) {
       for (int i = 0; i < applies; ++i) {
@@ -69,7 +69,8 @@ class BackendConformanceTest : public ::testing::TestWithParam<BackendFactory> {
       for (size_t i = 0; i < index.chunks.size(); ++i) {
         EXPECT_TRUE(area->PutChunk(index.blob.chunks(i), index.chunks[i]).ok());
       }
-      CommitRequest request = MakeRequest("m", 2, {index, MakeFile("meta", Bytes(9000, 2))});
+      CommitRequest request =
+          MakeRequest("m", 2, {index, MakeFile("meta", Bytes(9000, 2))});
       std::vector<storage::BlobRecord> only_index;  // meta is stored already
       for (const auto& b : request.new_blobs) {
         if (b.sha256() == index.blob.sha256()) only_index.push_back(b);
@@ -151,17 +152,17 @@ TEST_P(BackendConformanceTest, ApplyingATransactionTwiceLeavesTheStoreAsApplying
 
 INSTANTIATE_TEST_SUITE_P(
     Backends, BackendConformanceTest,
-    ::testing::Values(BackendFactory{"memory",
-                                     [](const std::string&) { return NewMemoryBackend(); }},
-                      BackendFactory{"rocksdb",
-                                     [](const std::string& dir) -> std::shared_ptr<Backend> {
-                                       RocksDbStoreOptions o;
-                                       o.path = dir;
-                                       o.event_window = kEventWindow;
-                                       auto b = OpenRocksDbBackend(o);
-                                       EXPECT_TRUE(b.ok()) << b.status();
-                                       return b.ok() ? *b : nullptr;
-                                     }}),
+    ::testing::Values(
+        BackendFactory{"memory", [](const std::string&) { return NewMemoryBackend(); }},
+        BackendFactory{"rocksdb",
+                       [](const std::string& dir) -> std::shared_ptr<Backend> {
+                         RocksDbStoreOptions o;
+                         o.path = dir;
+                         o.event_window = kEventWindow;
+                         auto b = OpenRocksDbBackend(o);
+                         EXPECT_TRUE(b.ok()) << b.status();
+                         return b.ok() ? *b : nullptr;
+                       }}),
     [](const ::testing::TestParamInfo<BackendFactory>& info) { return info.param.name; });
 
 }  // namespace

@@ -15,9 +15,9 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "storage/testing/fault_injection_store.h"
 #include "storage/rocksdb/rocksdb_open.h"
 #include "storage/store.h"
+#include "storage/testing/fault_injection_store.h"
 #include "tests/storage/store_surgery.h"
 #include "tests/storage/store_test_util.h"
 #include "tests/test_util.h"
@@ -37,7 +37,8 @@ void ExpectClean(Store& store) {
 }
 
 std::map<std::string, std::string> Files(uint64_t seed, size_t data_bytes = 100000) {
-  return {{"data-00000-of-00001", Bytes(data_bytes, seed)}, {"index", Bytes(300, seed + 1)}};
+  return {{"data-00000-of-00001", Bytes(data_bytes, seed)},
+          {"index", Bytes(300, seed + 1)}};
 }
 
 void ExpectStep(Store& store, const std::string& model, int64_t step, uint64_t seed,
@@ -54,7 +55,8 @@ void ExpectStep(Store& store, const std::string& model, int64_t step, uint64_t s
       bytes += *chunk;
     }
     EXPECT_TRUE(bytes == Files(seed, data_bytes).at(f.name()))
-        << model << "@" << step << " " << f.name() << ": " << bytes.size() << " bytes differ";
+        << model << "@" << step << " " << f.name() << ": " << bytes.size()
+        << " bytes differ";
   }
 }
 
@@ -116,7 +118,9 @@ TEST_P(CheckTest, CheckIsCleanAfterCommitsDeletesAliasesAndOpenUploads) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CheckTest, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "RocksDb" : "Memory"; });
+                         [](const auto& info) {
+                           return info.param ? "RocksDb" : "Memory";
+                         });
 
 // Check against a store damaged behind its back (tests/storage/store_surgery.h): each
 // broken invariant is reported, naming the chunk.
@@ -141,8 +145,8 @@ TEST_P(CheckDamageTest, CheckReportsTheDamage) {
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_FALSE(report->ok());
   ASSERT_EQ(report->problems.size(), 1u) << absl::StrJoin(report->problems, "\n");
-  EXPECT_THAT(report->problems[0],
-              ::testing::HasSubstr(absl::StrCat("chunk ", *chunk, " ", GetParam().problem)));
+  EXPECT_THAT(report->problems[0], ::testing::HasSubstr(absl::StrCat(
+                                       "chunk ", *chunk, " ", GetParam().problem)));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -151,7 +155,8 @@ INSTANTIATE_TEST_SUITE_P(
                                  "is referenced but not stored (missing)"},
                       DamageCase{Damage::kLeakedChunk, "Leaked",
                                  "(4096 bytes) is stored but nothing references"},
-                      DamageCase{Damage::kWrongChunkRefcount, "Refcount", "has refcount 2 but 1"}),
+                      DamageCase{Damage::kWrongChunkRefcount, "Refcount",
+                                 "has refcount 2 but 1"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 class StoreFaultTest : public ::testing::Test {
@@ -233,7 +238,8 @@ class DiskFaultTest : public ::testing::Test {
   FaultInjectionFileSystem fs_;
 };
 
-TEST_F(DiskFaultTest, DiskFullIsResourceExhaustedReadsGoOnAndCommitsResumeWhenSpaceIsBack) {
+TEST_F(DiskFaultTest,
+       DiskFullIsResourceExhaustedReadsGoOnAndCommitsResumeWhenSpaceIsBack) {
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(Push(*store, "m", 1, Files(1)).ok());
@@ -247,7 +253,8 @@ TEST_F(DiskFaultTest, DiskFullIsResourceExhaustedReadsGoOnAndCommitsResumeWhenSp
     const int64_t step = data_bytes > 100000 ? 3 : 2;
     auto full = Push(*store, "m", step, Files(step, data_bytes), false,
                      data_bytes > 100000 ? (1u << 20) : 1024);
-    ASSERT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted) << full.status();
+    ASSERT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted)
+        << full.status();
     EXPECT_TRUE(absl::StrContains(full.status().message(), "free space"))
         << full.status();
     // The server keeps serving reads.
@@ -286,7 +293,8 @@ TEST_F(DiskFaultTest, DiskFullIsResourceExhaustedReadsGoOnAndCommitsResumeWhenSp
   EXPECT_GE(fs_.faults_injected(), 2);
 }
 
-TEST(FreeSpaceReserveTest, NewBytesAreRefusedBelowTheReserveWhileReadsCommitsAndDeletesGoOn) {
+TEST(FreeSpaceReserveTest,
+     NewBytesAreRefusedBelowTheReserveWhileReadsCommitsAndDeletesGoOn) {
   TempDir tmp;
   RocksDbStoreOptions o;
   o.path = tmp.Join("db");

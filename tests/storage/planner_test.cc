@@ -40,7 +40,8 @@ class FakeView : public RecordReader {
     if (it == models.end()) return std::optional<ModelRecord>();
     return std::optional<ModelRecord>(it->second);
   }
-  absl::StatusOr<std::optional<CheckpointRecord>> ReadLatest(absl::string_view m) override {
+  absl::StatusOr<std::optional<CheckpointRecord>> ReadLatest(
+      absl::string_view m) override {
     return ReadCheckpointBelow(m, INT64_MAX);  // no test uses step INT64_MAX
   }
   absl::StatusOr<std::optional<CheckpointRecord>> ReadCheckpoint(absl::string_view m,
@@ -75,7 +76,9 @@ class FakeArea : public BackendStagingArea {
   absl::Status PutChunk(const storage::ChunkRef&, absl::string_view) override {
     return absl::OkStatus();
   }
-  absl::StatusOr<bool> HoldExistingChunk(const storage::ChunkRef&) override { return true; }
+  absl::StatusOr<bool> HoldExistingChunk(const storage::ChunkRef&) override {
+    return true;
+  }
   bool Holds(absl::string_view raw) const override {
     for (const std::string& h : held_) {
       if (h == raw) return true;
@@ -151,7 +154,8 @@ struct Case {
   std::function<FakeView()> before;
   int64_t event_window;
   // The plan under test; nullopt: nothing to write.
-  std::function<absl::StatusOr<std::optional<Transaction>>(const Planner&, FakeView&)> plan;
+  std::function<absl::StatusOr<std::optional<Transaction>>(const Planner&, FakeView&)>
+      plan;
   absl::StatusCode code;
   std::function<void(const Transaction&)> expect;  // when code is OK and a txn is made
 };
@@ -176,48 +180,47 @@ absl::StatusOr<std::optional<Transaction>> Commit(const Planner& p, FakeView& v,
 
 std::vector<Case> Cases() {
   std::vector<Case> cases;
-  cases.push_back(
-      {"CommitOfANewModelCreatesItsRecordBlobAndChunks",
-       [] { return FakeView(); }, 100,
-       [](const Planner& p, FakeView& v) {
-         CommitRequest r;
-         r.record = Step(7, 'c', 200);
-         r.record.clear_revision();
-         r.new_blobs.push_back(Blob('c', {'x', 'y'}));
-         FakeArea area({Raw('x'), Raw('y')});
-         return Commit(p, v, r, &area);
-       },
-       absl::StatusCode::kOk,
-       [](const Transaction& t) {
-         EXPECT_EQ(t.model, "m");
-         ASSERT_TRUE(t.model_after.has_value());
-         EXPECT_EQ(t.model_after->latest_step(), 7);
-         EXPECT_EQ(t.model_after->checkpoint_count(), 1);
-         ASSERT_TRUE(t.latest_after.has_value());
-         EXPECT_EQ(t.latest_after->revision(), 1);
-         EXPECT_EQ(t.latest_after->commit_time_micros(), kNow);
-         ASSERT_EQ(t.put_checkpoints.size(), 1u);
-         const BlobWrite* b = FindBlob(t, 'c');
-         ASSERT_NE(b, nullptr);
-         EXPECT_EQ(b->refs_after, 1);
-         EXPECT_TRUE(b->created.has_value());
-         for (char c : {'x', 'y'}) {
-           const ChunkWrite* w = FindChunk(t, c);
-           ASSERT_NE(w, nullptr);
-           EXPECT_EQ(w->refs_after, 1);
-           EXPECT_TRUE(w->release_hold);
-         }
-         EXPECT_EQ(t.head_after.revision, 1);
-         EXPECT_EQ(t.head_after.models, 1);
-         EXPECT_EQ(t.head_after.checkpoints, 1);
-         EXPECT_EQ(t.head_after.blobs, 1);
-         EXPECT_EQ(t.head_after.chunks, 2);
-         EXPECT_EQ(t.head_after.chunk_bytes, 200);
-         ASSERT_EQ(t.events.size(), 1u);
-         EXPECT_EQ(t.events[0].type(), Event::COMMITTED);
-         EXPECT_EQ(t.events[0].revision(), 1);
-         EXPECT_FALSE(t.events[0].replaced());
-       }});
+  cases.push_back({"CommitOfANewModelCreatesItsRecordBlobAndChunks",
+                   [] { return FakeView(); }, 100,
+                   [](const Planner& p, FakeView& v) {
+                     CommitRequest r;
+                     r.record = Step(7, 'c', 200);
+                     r.record.clear_revision();
+                     r.new_blobs.push_back(Blob('c', {'x', 'y'}));
+                     FakeArea area({Raw('x'), Raw('y')});
+                     return Commit(p, v, r, &area);
+                   },
+                   absl::StatusCode::kOk,
+                   [](const Transaction& t) {
+                     EXPECT_EQ(t.model, "m");
+                     ASSERT_TRUE(t.model_after.has_value());
+                     EXPECT_EQ(t.model_after->latest_step(), 7);
+                     EXPECT_EQ(t.model_after->checkpoint_count(), 1);
+                     ASSERT_TRUE(t.latest_after.has_value());
+                     EXPECT_EQ(t.latest_after->revision(), 1);
+                     EXPECT_EQ(t.latest_after->commit_time_micros(), kNow);
+                     ASSERT_EQ(t.put_checkpoints.size(), 1u);
+                     const BlobWrite* b = FindBlob(t, 'c');
+                     ASSERT_NE(b, nullptr);
+                     EXPECT_EQ(b->refs_after, 1);
+                     EXPECT_TRUE(b->created.has_value());
+                     for (char c : {'x', 'y'}) {
+                       const ChunkWrite* w = FindChunk(t, c);
+                       ASSERT_NE(w, nullptr);
+                       EXPECT_EQ(w->refs_after, 1);
+                       EXPECT_TRUE(w->release_hold);
+                     }
+                     EXPECT_EQ(t.head_after.revision, 1);
+                     EXPECT_EQ(t.head_after.models, 1);
+                     EXPECT_EQ(t.head_after.checkpoints, 1);
+                     EXPECT_EQ(t.head_after.blobs, 1);
+                     EXPECT_EQ(t.head_after.chunks, 2);
+                     EXPECT_EQ(t.head_after.chunk_bytes, 200);
+                     ASSERT_EQ(t.events.size(), 1u);
+                     EXPECT_EQ(t.events[0].type(), Event::COMMITTED);
+                     EXPECT_EQ(t.events[0].revision(), 1);
+                     EXPECT_FALSE(t.events[0].replaced());
+                   }});
   cases.push_back({"RepushOfTheSameContentWritesNothing", TwoSteps, 100,
                    [](const Planner& p, FakeView& v) {
                      CommitRequest r;
@@ -275,36 +278,35 @@ std::vector<Case> Cases() {
                      return Commit(p, v, r, nullptr);
                    },
                    absl::StatusCode::kAlreadyExists, nullptr});
-  cases.push_back(
-      {"ForcedOverwriteMovesReferencesAndKeepsThePinAndTheAlias",
-       [] {
-         FakeView v = TwoSteps();
-         v.steps[{"m", 2}].set_pinned(true);
-         (*v.models["m"].mutable_aliases())["prod"] = 2;
-         return v;
-       },
-       100,
-       [](const Planner& p, FakeView& v) {
-         CommitRequest r;
-         r.record = Step(2, 'a', 100);
-         r.overwrite = true;
-         r.force = true;
-         return Commit(p, v, r, nullptr);
-       },
-       absl::StatusCode::kOk,
-       [](const Transaction& t) {
-         EXPECT_TRUE(t.put_checkpoints.at(0).pinned());
-         EXPECT_EQ(t.model_after->aliases().at("prod"), 2);
-         EXPECT_TRUE(t.events.at(0).replaced());
-         EXPECT_EQ(FindBlob(t, 'a')->refs_after, 2);
-         EXPECT_EQ(FindBlob(t, 'b')->refs_after, 0);  // blob b freed
-         EXPECT_EQ(FindChunk(t, 'x')->refs_after, 1);
-         EXPECT_EQ(FindChunk(t, 'y')->refs_after, 0);
-         EXPECT_EQ(t.head_after.blobs, 1);
-         EXPECT_EQ(t.head_after.chunks, 1);
-         EXPECT_EQ(t.head_after.chunk_bytes, 100);
-         EXPECT_EQ(t.head_after.checkpoints, 2);
-       }});
+  cases.push_back({"ForcedOverwriteMovesReferencesAndKeepsThePinAndTheAlias",
+                   [] {
+                     FakeView v = TwoSteps();
+                     v.steps[{"m", 2}].set_pinned(true);
+                     (*v.models["m"].mutable_aliases())["prod"] = 2;
+                     return v;
+                   },
+                   100,
+                   [](const Planner& p, FakeView& v) {
+                     CommitRequest r;
+                     r.record = Step(2, 'a', 100);
+                     r.overwrite = true;
+                     r.force = true;
+                     return Commit(p, v, r, nullptr);
+                   },
+                   absl::StatusCode::kOk,
+                   [](const Transaction& t) {
+                     EXPECT_TRUE(t.put_checkpoints.at(0).pinned());
+                     EXPECT_EQ(t.model_after->aliases().at("prod"), 2);
+                     EXPECT_TRUE(t.events.at(0).replaced());
+                     EXPECT_EQ(FindBlob(t, 'a')->refs_after, 2);
+                     EXPECT_EQ(FindBlob(t, 'b')->refs_after, 0);  // blob b freed
+                     EXPECT_EQ(FindChunk(t, 'x')->refs_after, 1);
+                     EXPECT_EQ(FindChunk(t, 'y')->refs_after, 0);
+                     EXPECT_EQ(t.head_after.blobs, 1);
+                     EXPECT_EQ(t.head_after.chunks, 1);
+                     EXPECT_EQ(t.head_after.chunk_bytes, 100);
+                     EXPECT_EQ(t.head_after.checkpoints, 2);
+                   }});
   cases.push_back({"AFileNamingAnUnknownBlobIsFailedPrecondition", TwoSteps, 100,
                    [](const Planner& p, FakeView& v) {
                      CommitRequest r;
@@ -363,22 +365,20 @@ std::vector<Case> Cases() {
          EXPECT_FALSE(t.latest_after.has_value());
          EXPECT_EQ(t.head_after.models, 0);
        }});
-  cases.push_back({"DeletingAnAliasedStepIsFailedPrecondition",
-                   [] {
-                     FakeView v = TwoSteps();
-                     (*v.models["m"].mutable_aliases())["prod"] = 2;
-                     return v;
-                   },
-                   100,
-                   [](const Planner& p, FakeView& v) {
-                     return Wrap(p.PlanDelete(v, "m", 2, kNow));
-                   },
-                   absl::StatusCode::kFailedPrecondition, nullptr});
-  cases.push_back({"DeletingAMissingStepIsNotFound", TwoSteps, 100,
-                   [](const Planner& p, FakeView& v) {
-                     return Wrap(p.PlanDelete(v, "m", 5, kNow));
-                   },
-                   absl::StatusCode::kNotFound, nullptr});
+  cases.push_back(
+      {"DeletingAnAliasedStepIsFailedPrecondition",
+       [] {
+         FakeView v = TwoSteps();
+         (*v.models["m"].mutable_aliases())["prod"] = 2;
+         return v;
+       },
+       100,
+       [](const Planner& p, FakeView& v) { return Wrap(p.PlanDelete(v, "m", 2, kNow)); },
+       absl::StatusCode::kFailedPrecondition, nullptr});
+  cases.push_back(
+      {"DeletingAMissingStepIsNotFound", TwoSteps, 100,
+       [](const Planner& p, FakeView& v) { return Wrap(p.PlanDelete(v, "m", 5, kNow)); },
+       absl::StatusCode::kNotFound, nullptr});
   cases.push_back({"AnEventBeyondTheWindowTrimsTheOldest", TwoSteps, 2,
                    [](const Planner& p, FakeView& v) {
                      return Wrap(p.PlanSetAlias(v, "m", "prod", 1, kNow));
@@ -433,28 +433,26 @@ std::vector<Case> Cases() {
                      return Wrap(p.PlanApplyRetention(v, "n", {1}, {}, 0, kNow));
                    },
                    absl::StatusCode::kNotFound, nullptr});
-  cases.push_back({"PinningAPinnedStepWritesNothing",
-                   [] {
-                     FakeView v = TwoSteps();
-                     v.steps[{"m", 1}].set_pinned(true);
-                     return v;
-                   },
-                   100,
-                   [](const Planner& p, FakeView& v) {
-                     return p.PlanSetPinned(v, "m", 1, true);
-                   },
-                   absl::StatusCode::kOk, nullptr});
-  cases.push_back({"PinningChangesNoRevision", TwoSteps, 100,
-                   [](const Planner& p, FakeView& v) {
-                     return p.PlanSetPinned(v, "m", 1, true);
-                   },
-                   absl::StatusCode::kOk,
-                   [](const Transaction& t) {
-                     EXPECT_EQ(t.head_after.revision, 2);
-                     EXPECT_TRUE(t.events.empty());
-                     EXPECT_TRUE(t.put_checkpoints.at(0).pinned());
-                     EXPECT_EQ(t.latest_after->step(), 2);
-                   }});
+  cases.push_back(
+      {"PinningAPinnedStepWritesNothing",
+       [] {
+         FakeView v = TwoSteps();
+         v.steps[{"m", 1}].set_pinned(true);
+         return v;
+       },
+       100,
+       [](const Planner& p, FakeView& v) { return p.PlanSetPinned(v, "m", 1, true); },
+       absl::StatusCode::kOk, nullptr});
+  cases.push_back(
+      {"PinningChangesNoRevision", TwoSteps, 100,
+       [](const Planner& p, FakeView& v) { return p.PlanSetPinned(v, "m", 1, true); },
+       absl::StatusCode::kOk,
+       [](const Transaction& t) {
+         EXPECT_EQ(t.head_after.revision, 2);
+         EXPECT_TRUE(t.events.empty());
+         EXPECT_TRUE(t.put_checkpoints.at(0).pinned());
+         EXPECT_EQ(t.latest_after->step(), 2);
+       }});
   cases.push_back({"RetentionOfANewModelCreatesASettingsOnlyRecord",
                    [] { return FakeView(); }, 100,
                    [](const Planner& p, FakeView& v) {
@@ -511,11 +509,12 @@ TEST(CheckReplaceTest, NamesThePinTheAliasesAndTheFlagToAdd) {
   old.set_pinned(true);
   absl::Status s = planner::CheckReplace(model, old, /*overwrite=*/true, /*force=*/false);
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(s.message(),
-            "step 2 of model 'm' is pinned and named by aliases 'canary', 'prod'; "
-            "an overwrite would change it under them: to replace it anyway add --force to "
-            "--overwrite (BeginUploadRequest.force, force=True in Python), or push another "
-            "step");
+  EXPECT_EQ(
+      s.message(),
+      "step 2 of model 'm' is pinned and named by aliases 'canary', 'prod'; "
+      "an overwrite would change it under them: to replace it anyway add --force to "
+      "--overwrite (BeginUploadRequest.force, force=True in Python), or push another "
+      "step");
   old.set_pinned(false);
   s = planner::CheckReplace(model, old, true, false);
   EXPECT_NE(s.message().find("is named by aliases 'canary', 'prod';"), std::string::npos)

@@ -15,8 +15,8 @@
 #include <memory>
 #include <string>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "storage/store.h"
@@ -61,7 +61,8 @@ absl::Duration WaitFor(const std::function<bool()>& done) {
   return absl::Now() - start;
 }
 
-std::unique_ptr<Store> Open(const std::string& path, int64_t min_free_bytes = 256 * kMiB) {
+std::unique_ptr<Store> Open(const std::string& path,
+                            int64_t min_free_bytes = 256 * kMiB) {
   RocksDbStoreOptions o;
   o.path = path;
   o.sync_commits = false;  // durability is not what these tests are about
@@ -94,8 +95,8 @@ TEST(RocksDbSpaceTest, DeletedStepsGiveTheDiskBackWithoutARestart) {
   constexpr int kSteps = 6;
   constexpr int64_t kStepBytes = 16 * kMiB;
   for (int step = 1; step <= kSteps; ++step) {
-    ASSERT_TRUE(Push(*store, "m", step, {{"data", Bytes(kStepBytes, step)}}, false, kChunk)
-                    .ok());
+    ASSERT_TRUE(
+        Push(*store, "m", step, {{"data", Bytes(kStepBytes, step)}}, false, kChunk).ok());
   }
   const int64_t full = DiskBytes(dir.path());
   EXPECT_GE(full, kSteps * kStepBytes) << Listing(dir.path());
@@ -109,9 +110,8 @@ TEST(RocksDbSpaceTest, DeletedStepsGiveTheDiskBackWithoutARestart) {
     freed += *f;
   }
   EXPECT_EQ(freed, (kSteps - 1) * kStepBytes);
-  const absl::Duration took = WaitFor([&] {
-    return DiskBytes(dir.path()) - empty <= kStepBytes * 13 / 10;
-  });
+  const absl::Duration took =
+      WaitFor([&] { return DiskBytes(dir.path()) - empty <= kStepBytes * 13 / 10; });
   const int64_t one = DiskBytes(dir.path());
   EXPECT_LE(one - empty, kStepBytes * 13 / 10) << Listing(dir.path());
 
@@ -124,13 +124,14 @@ TEST(RocksDbSpaceTest, DeletedStepsGiveTheDiskBackWithoutARestart) {
   EXPECT_LE(none, empty + 2 * kMiB) << Listing(dir.path());
   EXPECT_EQ(BlobFileBytes(*store), 0);
   ExpectClean(*store);
-  std::printf("space: empty %lld KiB, %d x %lld MiB pushed %lld MiB on disk, all but one "
-              "deleted %lld MiB (%.2f x live, after %s), all deleted %lld KiB\n",
-              static_cast<long long>(empty >> 10), kSteps,
-              static_cast<long long>(kStepBytes >> 20), static_cast<long long>(full >> 20),
-              static_cast<long long>(one >> 20),
-              static_cast<double>(one) / static_cast<double>(kStepBytes),
-              absl::FormatDuration(took).c_str(), static_cast<long long>(none >> 10));
+  std::printf(
+      "space: empty %lld KiB, %d x %lld MiB pushed %lld MiB on disk, all but one "
+      "deleted %lld MiB (%.2f x live, after %s), all deleted %lld KiB\n",
+      static_cast<long long>(empty >> 10), kSteps,
+      static_cast<long long>(kStepBytes >> 20), static_cast<long long>(full >> 20),
+      static_cast<long long>(one >> 20),
+      static_cast<double>(one) / static_cast<double>(kStepBytes),
+      absl::FormatDuration(took).c_str(), static_cast<long long>(none >> 10));
 }
 
 TEST(RocksDbSpaceTest, AbortedUploadsGiveTheDiskBack) {
@@ -205,9 +206,10 @@ class FullDiskTest : public ::testing::Test {
     mount_point_ = tmp_.Join("small-disk");
     fs::create_directories(mount_point_);
     if (mount("tmpfs", mount_point_.c_str(), "tmpfs", 0, "size=128m") != 0) {
-      GTEST_SKIP() << "cannot mount a tmpfs here (" << std::strerror(errno)
-                   << "): the real-full-disk test needs root; storage_fault_injection_test "
-                      "covers RocksDB's no-space errors without it";
+      GTEST_SKIP()
+          << "cannot mount a tmpfs here (" << std::strerror(errno)
+          << "): the real-full-disk test needs root; storage_fault_injection_test "
+             "covers RocksDB's no-space errors without it";
     }
     mounted_ = true;
   }
@@ -281,9 +283,10 @@ TEST_F(FullDiskTest, WritesRefusedSayingWhatRoomIsNeededAndResumeByThemselves) {
   auto pushed = Push(*store, "m", 3, {{"data", Bytes(8 * kMiB, 3)}}, false, kChunk);
   ASSERT_TRUE(pushed.ok()) << pushed.status();
   ExpectClean(*store);
-  std::printf("full disk: refused while full, resumed and reclaimed %s after the disk "
-              "had room\n",
-              absl::FormatDuration(took).c_str());
+  std::printf(
+      "full disk: refused while full, resumed and reclaimed %s after the disk "
+      "had room\n",
+      absl::FormatDuration(took).c_str());
 
   store.reset();
   store = Open(data, 32 * kMiB);

@@ -2,6 +2,8 @@
 // in-memory and RocksDB stores (sessions in process memory) and the RADOS store
 // (sessions in the pool). The RADOS cases also open a second store on the same
 // namespace, as a second server would, and check that it serves the same sessions.
+#include "storage/session_store.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <functional>
@@ -16,7 +18,6 @@
 #include "absl/time/time.h"
 #include "common/sha256.h"
 #include "gtest/gtest.h"
-#include "storage/session_store.h"
 #include "storage/store.h"
 #ifdef MGREG_WITH_RADOS
 #include "storage/rados/rados_store.h"
@@ -62,7 +63,8 @@ class SessionStoreTest : public ::testing::TestWithParam<Backend> {
     s.session.set_id(id);
     s.session.set_request("opaque request bytes");
     s.session.set_owner("team-a");
-    for (const auto& [name, size] : {std::pair<std::string, int64_t>{"a", 10}, {"b", 20}}) {
+    for (const auto& [name, size] :
+         {std::pair<std::string, int64_t>{"a", 10}, {"b", 20}}) {
       UploadFileRecord& f = s.files[name];
       f.mutable_file()->set_name(name);
       f.mutable_file()->set_size(size);
@@ -153,7 +155,8 @@ TEST_P(SessionStoreTest, WriterLeaseKeepsOtherWritersOutUntilItRunsOut) {
             absl::StatusCode::kFailedPrecondition);
   // The holder renews and releases it.
   a.set_held(5);
-  absl::StatusOr<UploadFileRecord> renewed = sessions().WriteFile("s", a, "stream-1", t + 2);
+  absl::StatusOr<UploadFileRecord> renewed =
+      sessions().WriteFile("s", a, "stream-1", t + 2);
   ASSERT_TRUE(renewed.ok()) << renewed.status();
   // Once the lease ran out (its server died), another stream takes the file over.
   other = *renewed;
@@ -175,7 +178,8 @@ TEST_P(SessionStoreTest, ClosedSessionTakesNoMoreWrites) {
   EXPECT_EQ(w->basename(), "model.ckpt");
   EXPECT_EQ(sessions().Load("s")->session.owner(), "team-a");
   // Decided on the old version: refused.
-  EXPECT_EQ(sessions().WriteSession(r, Now()).status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(sessions().WriteSession(r, Now()).status().code(),
+            absl::StatusCode::kAborted);
   // Exactly one of two closers wins.
   UploadSessionRecord close = *w;
   close.set_closed(true);
@@ -235,7 +239,8 @@ TEST_P(SessionStoreTest, StagingIsAddressedBySession) {
   {
     absl::StatusOr<std::shared_ptr<StagingArea>> area = sessions().Staging("s");
     ASSERT_TRUE(area.ok()) << area.status();
-    for (const std::string& c : kept.chunks) ASSERT_TRUE((*area)->PutChunk(RefOf(c), c).ok());
+    for (const std::string& c : kept.chunks)
+      ASSERT_TRUE((*area)->PutChunk(RefOf(c), c).ok());
     ASSERT_TRUE((*area)->PutChunk(RefOf(dropped), dropped).ok());
   }
   EXPECT_TRUE(*store_->HasChunk(RefOf(dropped)));
@@ -264,7 +269,8 @@ TEST_P(SessionStoreTest, StagingIsAddressedBySession) {
 }
 
 TEST_P(SessionStoreTest, ListNamesEverySessionInIdOrder) {
-  for (const char* id : {"c", "a", "b"}) ASSERT_TRUE(sessions().Create(NewSession(id), Now()).ok());
+  for (const char* id : {"c", "a", "b"})
+    ASSERT_TRUE(sessions().Create(NewSession(id), Now()).ok());
   ASSERT_TRUE(sessions().Release("b").ok());
   absl::StatusOr<std::vector<UploadSessionRecord>> list = sessions().List();
   ASSERT_TRUE(list.ok()) << list.status();
@@ -358,9 +364,10 @@ INSTANTIATE_TEST_SUITE_P(
                 [] {
                   return std::getenv("MGREG_TEST_CEPH_CONF") != nullptr
                              ? std::string()
-                             : std::string("RADOS test SKIPPED: MGREG_TEST_CEPH_CONF is not "
-                                           "set (scripts/test.sh starts a cluster; or "
-                                           "scripts/ceph-dev.sh)");
+                             : std::string(
+                                   "RADOS test SKIPPED: MGREG_TEST_CEPH_CONF is not "
+                                   "set (scripts/test.sh starts a cluster; or "
+                                   "scripts/ceph-dev.sh)");
                 }}
 #endif
         ),

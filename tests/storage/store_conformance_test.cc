@@ -1122,26 +1122,27 @@ INSTANTIATE_TEST_SUITE_P(
                       ,
                       // One RADOS namespace per store directory, in the pool `mgreg` of
                       // the cluster scripts/test.sh runs (MGREG_TEST_CEPH_CONF).
-                      Backend{"rados",
-                              [](const std::string& dir,
-                                 int64_t event_window) -> std::unique_ptr<Store> {
-                                RadosStoreOptions o;
-                                o.ceph_conf = std::getenv("MGREG_TEST_CEPH_CONF");
-                                o.pool = "mgreg";
-                                o.rados_namespace = "ct" + dir;
-                                o.event_window = event_window;
-                                auto s = OpenRadosStore(o);
-                                EXPECT_TRUE(s.ok()) << s.status();
-                                return s.ok() ? std::move(*s) : nullptr;
-                              },
-                              [] {
-                                return std::getenv("MGREG_TEST_CEPH_CONF") != nullptr
-                                           ? std::string()
-                                           : std::string(
-                                                 "RADOS test SKIPPED: MGREG_TEST_CEPH_CONF "
-                                                 "is not set (scripts/test.sh starts a "
-                                                 "cluster; or scripts/ceph-dev.sh)");
-                              }}
+                      Backend{
+                          "rados",
+                          [](const std::string& dir,
+                             int64_t event_window) -> std::unique_ptr<Store> {
+                            RadosStoreOptions o;
+                            o.ceph_conf = std::getenv("MGREG_TEST_CEPH_CONF");
+                            o.pool = "mgreg";
+                            o.rados_namespace = "ct" + dir;
+                            o.event_window = event_window;
+                            auto s = OpenRadosStore(o);
+                            EXPECT_TRUE(s.ok()) << s.status();
+                            return s.ok() ? std::move(*s) : nullptr;
+                          },
+                          [] {
+                            return std::getenv("MGREG_TEST_CEPH_CONF") != nullptr
+                                       ? std::string()
+                                       : std::string(
+                                             "RADOS test SKIPPED: MGREG_TEST_CEPH_CONF "
+                                             "is not set (scripts/test.sh starts a "
+                                             "cluster; or scripts/ceph-dev.sh)");
+                          }}
 #endif
                       ),
     [](const ::testing::TestParamInfo<Backend>& info) { return info.param.name; });

@@ -16,16 +16,15 @@ absl::Status Check(const rocksdb::Status& s, const char* what) {
   return absl::InternalError(absl::StrCat(what, ": ", s.ToString()));
 }
 
-std::string Name(const std::string& raw) {
-  return BytesToHex(raw.substr(0, 8));
-}
+std::string Name(const std::string& raw) { return BytesToHex(raw.substr(0, 8)); }
 
 }  // namespace
 
 absl::StatusOr<std::string> DamageStore(const std::string& path, Damage damage) {
   std::vector<std::string> names;
-  absl::Status s = Check(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names),
-                         "listing column families");
+  absl::Status s =
+      Check(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names),
+            "listing column families");
   if (!s.ok()) return s;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   int meta = -1, chunks = -1;
@@ -54,7 +53,8 @@ absl::StatusOr<std::string> DamageStore(const std::string& path, Damage damage) 
   // The first referenced chunk: its refcount key is "K" + raw SHA-256.
   std::string chunk, refs;
   {
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[meta]));
+    std::unique_ptr<rocksdb::Iterator> it(
+        db->NewIterator(rocksdb::ReadOptions(), handles[meta]));
     it->Seek("K");
     if (it->Valid() && it->key().starts_with("K")) {
       chunk = it->key().ToString().substr(1);

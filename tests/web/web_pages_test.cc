@@ -134,9 +134,10 @@ TEST_F(WebPagesTest, ModelsPageListsEachModelWithItsLatestStepAndFiltersByPrefix
   Struct first_a = Json("/?format=json&page_size=1&prefix=team-");
   const std::string token_a = Field(first_a, "next_page_token").string_value();
   ASSERT_FALSE(token_a.empty());
-  EXPECT_EQ(HttpGet(port_, "/?format=json&page_size=1&prefix=team-b/&page_token=" + token_a)
-                .status,
-            400);
+  EXPECT_EQ(
+      HttpGet(port_, "/?format=json&page_size=1&prefix=team-b/&page_token=" + token_a)
+          .status,
+      400);
   EXPECT_EQ(HttpGet(port_, "/?format=json&prefix=team%FF").status, 400);
   Struct none = Json("/?format=json&prefix=team-c");
   EXPECT_EQ(Field(none, "models").list_value().values_size(), 0);
@@ -359,10 +360,10 @@ TEST_F(WebPagesTest, SavedModelStepPageShowsFilesVariablesAndTagSets) {
   for (const Value& f : Field(step, "files").list_value().values()) {
     names.push_back(Field(f.struct_value(), "name").string_value());
   }
-  EXPECT_EQ(names, (std::vector<std::string>{
-                       "assets/foo.txt", "fingerprint.pb", "saved_model.pb",
-                       "variables/variables.data-00000-of-00001",
-                       "variables/variables.index"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{
+                "assets/foo.txt", "fingerprint.pb", "saved_model.pb",
+                "variables/variables.data-00000-of-00001", "variables/variables.index"}));
   const Struct& sm = Field(step, "saved_model").struct_value();
   EXPECT_EQ(Field(sm, "proto").string_value(), "saved_model.pb");
   EXPECT_FALSE(sm.fields().count("error")) << Field(sm, "error").string_value();
@@ -371,7 +372,8 @@ TEST_F(WebPagesTest, SavedModelStepPageShowsFilesVariablesAndTagSets) {
   const Struct& g = graphs[0].struct_value();
   ASSERT_EQ(Field(g, "tags").list_value().values_size(), 1);
   EXPECT_EQ(Field(g, "tags").list_value().values(0).string_value(), "serve");
-  EXPECT_EQ(Field(g, "node_count").number_value(), 29);  // DATA.md: 29 nodes, 14 functions
+  EXPECT_EQ(Field(g, "node_count").number_value(),
+            29);  // DATA.md: 29 nodes, 14 functions
   EXPECT_EQ(Field(g, "function_count").number_value(), 14);
   EXPECT_EQ(Field(g, "tensorflow_version").string_value(), "2.14.0");
   EXPECT_GT(Field(Field(step, "tensors").struct_value(), "count").number_value(), 0);

@@ -114,8 +114,8 @@ TEST(CommandLineTest, OnlyTheSharedOptionsComeBeforeTheCommand) {
 
 TEST(CommandLineTest, ValuesArriveUnderTheOptionsName) {
   absl::StatusOr<CommandLine> line =
-      ParseCommandLine({"graph", "m", "--step=5", "--output", "g.meta", "--collection", "a",
-                        "-collection", "b", "--unbound-inputs-col="});
+      ParseCommandLine({"graph", "m", "--step=5", "--output", "g.meta", "--collection",
+                        "a", "-collection", "b", "--unbound-inputs-col="});
   ASSERT_TRUE(line.ok()) << line.status();
   EXPECT_EQ(line->args, std::vector<std::string>{"m"});
   EXPECT_EQ(line->options.Value("step"), "5");
@@ -131,14 +131,16 @@ TEST(CommandLineTest, ValuesArriveUnderTheOptionsName) {
 }
 
 TEST(CommandLineTest, AMissingOrStrayValueIsAnError) {
-  EXPECT_THAT(ParseError({"graph", "m", "-o"}), HasSubstr("mgreg graph: -o needs a value"));
+  EXPECT_THAT(ParseError({"graph", "m", "-o"}),
+              HasSubstr("mgreg graph: -o needs a value"));
   EXPECT_THAT(ParseError({"latest", "m", "--json=yes"}),
               HasSubstr("mgreg latest: --json takes no value"));
 }
 
 TEST(CommandLineTest, WrongArgumentsShowTheCommandsUsage) {
   const std::string push = ParseError({"push", "m"});
-  EXPECT_THAT(push, HasSubstr("mgreg: wrong arguments for 'push': it takes MODEL PREFIX"));
+  EXPECT_THAT(push,
+              HasSubstr("mgreg: wrong arguments for 'push': it takes MODEL PREFIX"));
   EXPECT_THAT(push, HasSubstr("usage: mgreg push MODEL PREFIX|DIR [OPTIONS]"));
   EXPECT_THAT(push, HasSubstr("--meta KEY=VALUE"));
   EXPECT_THAT(ParseError({"admin", "check", "extra"}),
@@ -177,9 +179,10 @@ TEST(CommandLineTest, HelpNamesACommandOrAGroup) {
   ASSERT_TRUE(all.ok());
   EXPECT_TRUE(all->help);
   EXPECT_TRUE(all->help_for.empty());
-  EXPECT_THAT(ParseError({"help", "frobnicate"}),
-              HasSubstr("mgreg help: no command 'frobnicate'; the commands: push, upload, "
-                        "latest"));
+  EXPECT_THAT(
+      ParseError({"help", "frobnicate"}),
+      HasSubstr("mgreg help: no command 'frobnicate'; the commands: push, upload, "
+                "latest"));
 }
 
 TEST(CommandLineTest, CommandHelpListsEveryOptionItTakes) {
@@ -194,7 +197,8 @@ TEST(CommandLineTest, CommandHelpListsEveryOptionItTakes) {
       }
     }
   }
-  const std::string graph = CommandHelp(*ParseCommandLine({"help", "graph"})->help_for[0]);
+  const std::string graph =
+      CommandHelp(*ParseCommandLine({"help", "graph"})->help_for[0]);
   EXPECT_THAT(graph, HasSubstr("-o FILE, --output FILE"));
   EXPECT_THAT(graph, HasSubstr("--clear-devices"));
   // The list of commands names each one.
@@ -254,7 +258,8 @@ std::vector<std::vector<std::string>> DocumentedCommandLines(const std::string& 
     std::vector<std::string> words =
         absl::StrSplit(text, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     // The command word, after environment assignments only ("MGREG_TOKEN=... mgreg"),
-    // or in "$(mgreg ...)"; not an image named mgreg in a podman line, nor "import mgreg".
+    // or in "$(mgreg ...)"; not an image named mgreg in a podman line, nor "import
+    // mgreg".
     size_t start = 0;
     while (start < words.size() && words[start] != "mgreg" &&
            !absl::EndsWith(words[start], "$(mgreg") &&

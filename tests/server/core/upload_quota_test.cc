@@ -40,7 +40,9 @@ TEST(UploadQuotaTest, TheServiceWideLimitCountsEveryOpenUpload) {
 TEST(UploadQuotaTest, AWriterHoldsAtMostItsLimitAndOthersAreNotCounted) {
   UploadQuota quota(0, 2);
   std::set<std::string> open_ids;
-  auto is_open = [&](absl::string_view id) { return open_ids.count(std::string(id)) > 0; };
+  auto is_open = [&](absl::string_view id) {
+    return open_ids.count(std::string(id)) > 0;
+  };
   for (const char* id : {"u1", "u2"}) {
     ASSERT_TRUE(quota.Admit("alice", 0, is_open).ok());
     open_ids.insert(id);

@@ -106,7 +106,8 @@ TEST_F(UploadsTest, AnIncompleteStreamKeepsWholeChunksAndResumesAtThem) {
     EXPECT_THAT(ended.message(), HasSubstr("resume with offset 4"));
   }
   // Only 0 (start over) or the held bytes are valid offsets.
-  EXPECT_EQ(Open(session, "index", 6).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Open(session, "index", 6).status().code(),
+            absl::StatusCode::kFailedPrecondition);
   absl::StatusOr<std::unique_ptr<FileSink>> resumed = Open(session, "index", 4);
   ASSERT_TRUE(resumed.ok()) << resumed.status();
   ASSERT_TRUE((*resumed)->Append("456789").ok());

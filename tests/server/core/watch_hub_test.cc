@@ -71,7 +71,8 @@ TEST_F(WatchHubTest, OnlyNewEventsFromMinusOne) {
   Commit("a", 1);
   WatchFilter filter;
   filter.all = true;
-  absl::StatusOr<std::shared_ptr<WatchSubscription>> sub = hub_.Subscribe(filter, -1, nullptr);
+  absl::StatusOr<std::shared_ptr<WatchSubscription>> sub =
+      hub_.Subscribe(filter, -1, nullptr);
   ASSERT_TRUE(sub.ok()) << sub.status();
   EXPECT_THAT(Drain(**sub), ElementsAre("progress"));
   Commit("z", 7);
@@ -82,7 +83,8 @@ TEST_F(WatchHubTest, APrefixWatcherSeesOnlyVisibleModelsUnderItsPrefix) {
   WatchFilter filter;
   filter.prefix = "team/";
   filter.visible = [](absl::string_view model) { return model != "team/secret"; };
-  absl::StatusOr<std::shared_ptr<WatchSubscription>> sub = hub_.Subscribe(filter, -1, nullptr);
+  absl::StatusOr<std::shared_ptr<WatchSubscription>> sub =
+      hub_.Subscribe(filter, -1, nullptr);
   ASSERT_TRUE(sub.ok()) << sub.status();
   Drain(**sub);
   Commit("team/a", 1);
@@ -118,7 +120,8 @@ TEST_F(WatchHubTest, AWatcherTooFarBehindIsDroppedWithTheRevisionToResumeFrom) {
   WatchHub small(store_.get(), /*max_pending=*/2);
   WatchFilter filter;
   filter.all = true;
-  absl::StatusOr<std::shared_ptr<WatchSubscription>> sub = small.Subscribe(filter, -1, nullptr);
+  absl::StatusOr<std::shared_ptr<WatchSubscription>> sub =
+      small.Subscribe(filter, -1, nullptr);
   ASSERT_TRUE(sub.ok()) << sub.status();
   for (int step = 1; step <= 3; ++step) Commit("a", step);
   absl::StatusOr<std::optional<v1::WatchEvent>> next = (*sub)->Next();

@@ -1,10 +1,11 @@
-// scripts/ceph-dev.sh: `start DIR` brings up a single-node cluster whose pool `mgreg` takes
-// writes through librados; `stop DIR` ends exactly the daemons it started and removes DIR.
-#include <rados/librados.hpp>
+// scripts/ceph-dev.sh: `start DIR` brings up a single-node cluster whose pool `mgreg`
+// takes writes through librados; `stop DIR` ends exactly the daemons it started and
+// removes DIR.
 #include <signal.h>
 
 #include <cerrno>
 #include <filesystem>
+#include <rados/librados.hpp>
 #include <string>
 #include <vector>
 
@@ -39,12 +40,12 @@ pid_t ReadPid(const std::string& path) {
   return pid;
 }
 
-#define MGREG_REQUIRE_CEPH_BINARIES()                                                  \
-  do {                                                                                  \
-    if (FindOnPath("ceph-mon").empty() || FindOnPath("ceph-osd").empty()) {             \
-      GTEST_SKIP() << "RADOS test SKIPPED: ceph-mon/ceph-osd not installed "            \
-                      "(scripts/install-deps.sh rados installs them)";                  \
-    }                                                                                   \
+#define MGREG_REQUIRE_CEPH_BINARIES()                                        \
+  do {                                                                       \
+    if (FindOnPath("ceph-mon").empty() || FindOnPath("ceph-osd").empty()) {  \
+      GTEST_SKIP() << "RADOS test SKIPPED: ceph-mon/ceph-osd not installed " \
+                      "(scripts/install-deps.sh rados installs them)";       \
+    }                                                                        \
   } while (0)
 
 // Stops the cluster in `dir` when a test ends early, so no daemon outlives a failed test.

@@ -253,7 +253,8 @@ TEST(RadosGcTest, OrphanChunksAreFreedByThePoolScan) {
   o.orphan_scan_period = absl::Milliseconds(250);
   auto store = OpenRadosStore(o);
   ASSERT_TRUE(store.ok()) << store.status();
-  const std::string kept = Bytes(2000, 20), held = Bytes(2000, 21), orphan = Bytes(2000, 22);
+  const std::string kept = Bytes(2000, 20), held = Bytes(2000, 21),
+                    orphan = Bytes(2000, 22);
   ASSERT_TRUE(Push(**store, "m", 1, {{"data", kept}}, false, /*chunk_size=*/4096).ok());
   auto area = (*store)->NewStagingArea();
   ASSERT_TRUE(area->PutChunk(RefOf(held), held).ok());
@@ -283,8 +284,10 @@ TEST(RadosGcTest, OrphanChunksAreFreedByThePoolScan) {
     absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_FALSE(objects.Chunk(orphan)) << "the orphan chunk is still there";
-  std::printf("orphan chunk freed %s after it was written (dead_after 1s, scan every "
-              "250ms)\n", absl::FormatDuration(absl::Now() - start).c_str());
+  std::printf(
+      "orphan chunk freed %s after it was written (dead_after 1s, scan every "
+      "250ms)\n",
+      absl::FormatDuration(absl::Now() - start).c_str());
   EXPECT_TRUE(objects.Chunk(kept));
   EXPECT_TRUE(objects.Chunk(held));
   auto report = (*store)->Check();

@@ -18,8 +18,8 @@ std::string TestCephConf() {
 absl::Status ConnectToCluster(const std::string& conf_path, librados::Rados* rados,
                               int timeout_seconds) {
   auto fail = [&](const char* what, int r) {
-    return absl::UnavailableError(absl::StrCat(what, " (conf ", conf_path,
-                                               "): ", std::strerror(-r)));
+    return absl::UnavailableError(
+        absl::StrCat(what, " (conf ", conf_path, "): ", std::strerror(-r)));
   };
   int r = rados->init2("client.admin", "ceph", 0);
   if (r < 0) return fail("librados init2", r);

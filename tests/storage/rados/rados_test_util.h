@@ -4,7 +4,6 @@
 #define MGREG_TESTS_STORAGE_RADOS_RADOS_TEST_UTIL_H_
 
 #include <rados/librados.hpp>
-
 #include <string>
 
 #include "absl/status/status.h"
@@ -12,20 +11,21 @@
 
 namespace mgreg::testing {
 
-// The ceph.conf of the cluster the RADOS tests run against (MGREG_TEST_CEPH_CONF; scripts/test.sh
-// starts one with scripts/ceph-dev.sh), or "" if unset. Its pool is `mgreg`.
+// The ceph.conf of the cluster the RADOS tests run against (MGREG_TEST_CEPH_CONF;
+// scripts/test.sh starts one with scripts/ceph-dev.sh), or "" if unset. Its pool is
+// `mgreg`.
 std::string TestCephConf();
 inline constexpr char kTestCephPool[] = "mgreg";
 
 // Skips the current test, loudly, when no test cluster is configured.
-#define MGREG_REQUIRE_CEPH()                                                           \
-  do {                                                                                  \
-    if (::mgreg::testing::TestCephConf().empty()) {                                     \
-      GTEST_SKIP() << "RADOS test SKIPPED: MGREG_TEST_CEPH_CONF is not set. Run "       \
-                      "scripts/test.sh (it starts a Ceph cluster when ceph-mon is "     \
-                      "installed), or scripts/ceph-dev.sh start DIR and export "        \
-                      "MGREG_TEST_CEPH_CONF=DIR/ceph.conf";                             \
-    }                                                                                   \
+#define MGREG_REQUIRE_CEPH()                                                        \
+  do {                                                                              \
+    if (::mgreg::testing::TestCephConf().empty()) {                                 \
+      GTEST_SKIP() << "RADOS test SKIPPED: MGREG_TEST_CEPH_CONF is not set. Run "   \
+                      "scripts/test.sh (it starts a Ceph cluster when ceph-mon is " \
+                      "installed), or scripts/ceph-dev.sh start DIR and export "    \
+                      "MGREG_TEST_CEPH_CONF=DIR/ceph.conf";                         \
+    }                                                                               \
   } while (0)
 
 // Connects `rados` (not yet initialized) as client.admin to the cluster described by

@@ -1,7 +1,7 @@
 // The cluster the RADOS store tests run against (MGREG_TEST_CEPH_CONF, started by
-// scripts/test.sh): reachable, and its pool `mgreg` takes writes in a namespace of our own.
+// scripts/test.sh): reachable, and its pool `mgreg` takes writes in a namespace of our
+// own.
 #include <rados/librados.hpp>
-
 #include <random>
 #include <string>
 
