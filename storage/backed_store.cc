@@ -1,6 +1,7 @@
 #include "storage/backed_store.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
@@ -26,6 +27,54 @@ constexpr int kMaxPlans = 16;
 
 int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
 
+// The planner's view of one plan: the backend's reads, remembering the version of the
+// head it read. On an engine shared by several processes (RADOS) the planner's reads
+// are not one snapshot: another process's write landing between two of them can make
+// the view look broken (a step naming a blob just removed). Such a plan fails; if the
+// store moved since the view's head, it is planned again rather than reported.
+class PlanView : public RecordReader {
+ public:
+  explicit PlanView(Backend& backend) : backend_(backend) {}
+
+  // True if a write was decided since this view read the head.
+  bool Moved() {
+    if (!version_.has_value() || *version_ == 0) return false;
+    absl::StatusOr<Head> now = backend_.ReadHead();
+    return now.ok() && now->version != *version_;
+  }
+
+  absl::StatusOr<Head> ReadHead() override {
+    absl::StatusOr<Head> h = backend_.ReadHead();
+    if (h.ok() && !version_.has_value()) version_ = h->version;
+    return h;
+  }
+  absl::StatusOr<std::optional<ModelRecord>> ReadModel(absl::string_view m) override {
+    return backend_.ReadModel(m);
+  }
+  absl::StatusOr<std::optional<CheckpointRecord>> ReadLatest(
+      absl::string_view m) override {
+    return backend_.ReadLatest(m);
+  }
+  absl::StatusOr<std::optional<CheckpointRecord>> ReadCheckpoint(absl::string_view m,
+                                                                 int64_t step) override {
+    return backend_.ReadCheckpoint(m, step);
+  }
+  absl::StatusOr<std::optional<CheckpointRecord>> ReadCheckpointBelow(
+      absl::string_view m, int64_t below) override {
+    return backend_.ReadCheckpointBelow(m, below);
+  }
+  absl::StatusOr<std::optional<BlobEntry>> ReadBlob(absl::string_view hex) override {
+    return backend_.ReadBlob(hex);
+  }
+  absl::StatusOr<ChunkEntry> ReadChunkEntry(absl::string_view raw) override {
+    return backend_.ReadChunkEntry(raw);
+  }
+
+ private:
+  Backend& backend_;
+  std::optional<uint64_t> version_;
+};
+
 // Shared by the store and its staging areas, so an area outliving the store is safe.
 class StoreCore {
  public:
@@ -47,8 +96,11 @@ class StoreCore {
     }
     absl::MutexLock write(&write_mu_);
     for (int i = 0; i < kMaxPlans; ++i) {
-      ASSIGN_OR_RETURN(CommitPlan plan, planner_.PlanCommit(*backend_, request, new_blobs,
-                                                            area, NowMicros()));
+      PlanView view(*backend_);
+      absl::StatusOr<CommitPlan> planned =
+          planner_.PlanCommit(view, request, new_blobs, area, NowMicros());
+      if (!planned.ok() && i + 1 < kMaxPlans && view.Moved()) continue;
+      ASSIGN_OR_RETURN(CommitPlan plan, std::move(planned));
       if (!plan.txn.has_value()) return std::move(plan.result);
       ASSIGN_OR_RETURN(ApplyResult applied, backend_->Apply(*plan.txn, area));
       if (!applied.stale) return std::move(plan.result);
@@ -56,14 +108,17 @@ class StoreCore {
     return planner::RegistryBusy("committing");
   }
 
-  // Plans with `plan(now)` (nullopt: nothing to change) and applies, under write_mu_.
+  // Plans with `plan(view, now)` (nullopt: nothing to change) and applies, under
+  // write_mu_.
   // Fills *revision with the store's revision after it, if asked.
   template <typename PlanFn>
   absl::StatusOr<int64_t> Mutate(PlanFn plan, int64_t* revision = nullptr) {
     RETURN_IF_ERROR(backend_->ReadyToWrite());
     absl::MutexLock write(&write_mu_);
     for (int i = 0; i < kMaxPlans; ++i) {
-      absl::StatusOr<std::optional<Transaction>> txn = plan(NowMicros());
+      PlanView view(*backend_);
+      absl::StatusOr<std::optional<Transaction>> txn = plan(view, NowMicros());
+      if (!txn.ok() && i + 1 < kMaxPlans && view.Moved()) continue;
       RETURN_IF_ERROR(txn.status());
       if (!txn->has_value()) return 0;
       ASSIGN_OR_RETURN(ApplyResult applied, backend_->Apply(**txn, nullptr));
@@ -158,8 +213,9 @@ class BackedStore : public Store {
   }
   absl::StatusOr<int64_t> DeleteCheckpoint(absl::string_view model,
                                            int64_t step) override {
-    return core_->Mutate([&](int64_t now) -> absl::StatusOr<std::optional<Transaction>> {
-      return planner().PlanDelete(backend(), model, step, now);
+    return core_->Mutate([&](RecordReader& view,
+                             int64_t now) -> absl::StatusOr<std::optional<Transaction>> {
+      return planner().PlanDelete(view, model, step, now);
     });
   }
   absl::StatusOr<CheckpointRecord> GetCheckpoint(absl::string_view model,
@@ -243,8 +299,9 @@ class BackedStore : public Store {
     RETURN_IF_ERROR(
         core_
             ->Mutate(
-                [&](int64_t now) -> absl::StatusOr<std::optional<Transaction>> {
-                  return planner().PlanSetAlias(backend(), model, alias, step, now);
+                [&](RecordReader& view,
+                    int64_t now) -> absl::StatusOr<std::optional<Transaction>> {
+                  return planner().PlanSetAlias(view, model, alias, step, now);
                 },
                 &revision)
             .status());
@@ -256,8 +313,9 @@ class BackedStore : public Store {
     RETURN_IF_ERROR(
         core_
             ->Mutate(
-                [&](int64_t now) -> absl::StatusOr<std::optional<Transaction>> {
-                  return planner().PlanRemoveAlias(backend(), model, alias, now);
+                [&](RecordReader& view,
+                    int64_t now) -> absl::StatusOr<std::optional<Transaction>> {
+                  return planner().PlanRemoveAlias(view, model, alias, now);
                 },
                 &revision)
             .status());
@@ -265,8 +323,8 @@ class BackedStore : public Store {
   }
   absl::Status SetPinned(absl::string_view model, int64_t step, bool pinned) override {
     return core_
-        ->Mutate([&](int64_t) {
-          return planner().PlanSetPinned(backend(), model, step, pinned);
+        ->Mutate([&](RecordReader& view, int64_t) {
+          return planner().PlanSetPinned(view, model, step, pinned);
         })
         .status();
   }
@@ -278,8 +336,9 @@ class BackedStore : public Store {
   absl::Status SetRetention(absl::string_view model,
                             const storage::RetentionPolicy& policy) override {
     return core_
-        ->Mutate([&](int64_t now) -> absl::StatusOr<std::optional<Transaction>> {
-          return planner().PlanSetRetention(backend(), model, policy, now);
+        ->Mutate([&](RecordReader& view,
+                     int64_t now) -> absl::StatusOr<std::optional<Transaction>> {
+          return planner().PlanSetRetention(view, model, policy, now);
         })
         .status();
   }
@@ -287,8 +346,9 @@ class BackedStore : public Store {
                                          const std::vector<int64_t>& delete_steps,
                                          const std::vector<int64_t>& preserve_steps,
                                          int64_t last_preserved_micros) override {
-    return core_->Mutate([&](int64_t now) -> absl::StatusOr<std::optional<Transaction>> {
-      return planner().PlanApplyRetention(backend(), model, delete_steps, preserve_steps,
+    return core_->Mutate([&](RecordReader& view,
+                             int64_t now) -> absl::StatusOr<std::optional<Transaction>> {
+      return planner().PlanApplyRetention(view, model, delete_steps, preserve_steps,
                                           last_preserved_micros, now);
     });
   }

@@ -205,6 +205,10 @@ class RecordSink {
   virtual void AddOrphanBlobRefcount(absl::string_view hex, int64_t refs) = 0;
   virtual void AddChunkRefcount(absl::string_view raw, int64_t refs, uint32_t size) = 0;
   virtual void AddChunkBytes(absl::string_view raw, absl::string_view bytes) = 0;
+  // The chunk's bytes are stored (`size` of them); a backend that reads and hashes the
+  // bytes after the view (RADOS: outside its freeze) says so first, and calls
+  // AddChunkBytes later unless a write after the view freed them.
+  virtual void AddChunkSize(absl::string_view raw, uint64_t size) = 0;
   // A chunk an open staging area holds.
   virtual void AddHeld(absl::string_view raw) = 0;
   // A chunk the engine marks as staged (uncommitted) in its records.

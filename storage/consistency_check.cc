@@ -65,6 +65,10 @@ void ConsistencyCheck::AddChunkBytes(absl::string_view sha256_raw,
   }
 }
 
+void ConsistencyCheck::AddChunkSize(absl::string_view sha256_raw, uint64_t size) {
+  chunks_[std::string(sha256_raw)].bytes_size = size;
+}
+
 void ConsistencyCheck::AddHeld(absl::string_view sha256_raw) {
   chunks_[std::string(sha256_raw)].held = true;
 }

@@ -33,6 +33,7 @@ class ConsistencyCheck : public RecordSink {
                         uint32_t size) override;
   // Digest checked here.
   void AddChunkBytes(absl::string_view sha256_raw, absl::string_view bytes) override;
+  void AddChunkSize(absl::string_view sha256_raw, uint64_t size) override;
   void AddHeld(absl::string_view sha256_raw) override;
   void AddStagedMark(absl::string_view sha256_raw) override;
   void AddEvent(const storage::Event& event) override;

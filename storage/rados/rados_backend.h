@@ -1,7 +1,9 @@
 // The RADOS backend (storage/backend.h) after ../shared/design/RADOS_STORE.md. Private
 // to storage/rados/; OpenRadosStore (rados_store.h) is the way in.
 //
-//   catalog   xattrs format, seq (transactions decided), applied (transactions done);
+//   catalog   xattrs format, seq (transactions decided), applied (transactions done),
+//             frozen (0, or the RADOS instance id of a process checking the registry:
+//             no transaction is decided while it is set);
 //             omap head -> RadosHead, t -> the decided, not yet applied RadosTxn,
 //             e.<rev:020> -> Event, d.<model> -> ModelRecord, l.<model> -> latest step,
 //             z.<seq:020>.<hex> -> unix seconds: blob tombstones, for the sweep
@@ -37,7 +39,7 @@
 //                     dropping expired upload sessions
 //   rados_sessions.cc upload sessions (storage/session_backend.h)
 //   rados_events.cc   the event log, the tailer and watch/notify
-//   rados_check.cc    the scan behind Store::Check
+//   rados_check.cc    the scan behind Store::Check, under a freeze of the writers
 #ifndef MGREG_STORAGE_RADOS_RADOS_BACKEND_H_
 #define MGREG_STORAGE_RADOS_RADOS_BACKEND_H_
 
@@ -296,6 +298,25 @@ class RadosBackend : public Backend,
   absl::Duration Jitter(absl::Duration most);
   // Exits the process if options_.test_crash_at names this point (crash tests).
   void CrashPoint(absl::string_view point) const;
+
+  // rados_check.cc
+  // Freezes the registry for a check: xattr `frozen` of the catalog = this process's
+  // RADOS instance id; every decision requires it 0. Waits (WaitWhileFrozen) while
+  // another check holds it.
+  absl::Status Freeze();
+  // Ends this process's freeze; UNAVAILABLE if another process ended it meanwhile
+  // (it took this one for dead), since the view may then mix two moments.
+  absl::Status Unfreeze();
+  // The instance id of the freezing process, 0 if the registry is not frozen.
+  absl::StatusOr<uint64_t> FrozenBy();
+  // Waits, with a growing pause, until the registry is not frozen; ends the freeze of
+  // a checker missing from the catalog's watchers (dead); UNAVAILABLE naming the freeze
+  // and `what` after options_.freeze_wait.
+  absl::Status WaitWhileFrozen(absl::string_view what);
+  // Scan's part under the freeze: everything but the chunk bytes; lists the chunks
+  // (raw, refs) of the view in *chunks.
+  absl::Status ScanFrozen(RecordSink* sink,
+                          std::vector<std::pair<std::string, uint64_t>>* chunks);
 
   // rados_chunks.cc
   // Removes the chunk if no blob lists it and nothing holds it; returns bytes removed.

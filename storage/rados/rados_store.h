@@ -48,6 +48,13 @@ struct RadosStoreOptions {
   // and frees those no blob lists and nothing holds, last written more than dead_after
   // ago: what a write that failed half-way (its process died) left behind.
   absl::Duration orphan_scan_period = absl::Hours(1);
+  // Store::Check freezes the registry while it reads the metadata (catalog, steps,
+  // blobs, chunk xattrs; not the chunk bytes), so that it sees one consistent view: no
+  // process decides a write meanwhile. A writer finding the registry frozen waits, with
+  // a growing pause, at most this long, then answers UNAVAILABLE naming the freeze. A
+  // checker that died while frozen holds writers up until it drops out of the
+  // catalog's watchers (watch_timeout): the first writer to see that ends the freeze.
+  absl::Duration freeze_wait = absl::Seconds(30);
 
   // For crash tests: Apply stops (returning UNAVAILABLE) as a writer that died there
   // would: 1 right after deciding a transaction, 2 after applying it to the objects
@@ -56,10 +63,13 @@ struct RadosStoreOptions {
   // For crash tests of whole servers: the process _exit()s (status 86) at this point of
   // a write: "before_decide", "after_decide", "between_applies" (chunks and blobs
   // applied, the model's steps not; also when rolling another's transaction forward),
-  // "before_notify" (published; listeners and other processes not told). OpenRadosStore
+  // "before_notify" (published; listeners and other processes not told), "check_frozen"
+  // (Check froze the registry and has not unfrozen it). OpenRadosStore
   // sets it from the environment variable MGREG_RADOS_CRASH_AT when it is empty; never
   // set in production.
   std::string test_crash_at;
+  // For tests: Check keeps the registry frozen this much longer (a long scan).
+  absl::Duration test_hold_freeze = absl::ZeroDuration();
 };
 
 // Connects and opens (creating it in an empty namespace) the registry in

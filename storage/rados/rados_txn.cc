@@ -269,10 +269,11 @@ absl::StatusOr<ApplyResult> RadosBackend::Apply(const Transaction& txn,
   if (area != nullptr) t.set_committing_hold(area->hold());
 
   // The decision: this transaction is next, or another process wrote first, or another
-  // process has the turn (see AfterLostRace).
+  // process has the turn (see AfterLostRace), or a check froze the registry.
   librados::ObjectWriteOperation decide;
   decide.cmpxattr("seq", LIBRADOS_CMPXATTR_OP_EQ, version);
   decide.cmpxattr("applied", LIBRADOS_CMPXATTR_OP_EQ, version);
+  decide.cmpxattr("frozen", LIBRADOS_CMPXATTR_OP_EQ, uint64_t{0});  // no check reads
   int turn_cmp = 0;
   decide.omap_cmp({{kTurn, {Bl(my_turn_), LIBRADOS_CMPXATTR_OP_EQ}}}, &turn_cmp);
   if (!my_turn_.empty()) decide.omap_rm_keys({kTurn});
@@ -285,7 +286,12 @@ absl::StatusOr<ApplyResult> RadosBackend::Apply(const Transaction& txn,
             adds_bytes ? librados::OPERATION_FULL_TRY : librados::OPERATION_FULL_FORCE);
   ApplyResult result;
   if (r == -ECANCELED) {
-    RETURN_IF_ERROR(AfterLostRace());
+    ASSIGN_OR_RETURN(uint64_t freezer, FrozenBy());
+    if (freezer != 0) {
+      RETURN_IF_ERROR(WaitWhileFrozen(txn.what));
+    } else {
+      RETURN_IF_ERROR(AfterLostRace());
+    }
     result.stale = true;
     return result;
   }
