@@ -13,6 +13,10 @@
 //   two reader threads; target >= 1.5 (the OSD serves both).
 // rados-event-lag: from Commit returning on store A to store B's listener hearing the
 //   event, p99 over 200 commits; target <= 50 ms.
+// rados-big-step: one step of MGREG_BENCH_BIG_CHUNKS (default 20000) chunks of 1 KiB:
+//   its transaction (~85 bytes a chunk) goes through a tx. object; the commit's seconds
+//   and per-chunk cost (absolute), to extrapolate to 100k chunks (a 100 GB step at
+//   1 MiB chunks). MGREG_BENCH_ONLY=big runs only this.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -155,6 +159,30 @@ double LatestQps(const std::vector<Store*>& stores, double seconds) {
   return static_cast<double>(calls.load()) / seconds;
 }
 
+// Stages `n` chunks of 1 KiB as one file and commits it; prints the figures.
+void BigStep(const std::string& conf, const std::string& ns, size_t n) {
+  auto store = OpenRados(conf, ns + "-bigstep");
+  std::vector<std::string> chunks;
+  for (size_t i = 0; i < n; ++i) chunks.push_back(RandomBytes(1024, 7000000 + i));
+  auto area = store->NewStagingArea();
+  double t0 = Now();
+  for (const std::string& c : chunks) {
+    storage::ChunkRef ref;
+    ref.set_sha256(Sha256Raw(c));
+    ref.set_size(static_cast<uint32_t>(c.size()));
+    CheckOk(area->PutChunk(ref, c), "PutChunk");
+  }
+  const double staged = Now() - t0;
+  t0 = Now();
+  CheckOk(store->Commit(Request("bigstep", 1, chunks), area.get()).status(), "Commit");
+  const double commit = Now() - t0;
+  PrintAbsoluteResult(
+      "rados-big-step", "commit_s", commit, n * 1e-3,
+      absl::StrFormat("%zu chunks: commit %.2f s (%.3f ms a chunk; 100k chunks ~%.0f s), "
+                      "staging %.2f s",
+                      n, commit, commit * 1e3 / n, commit * 1e5 / n, staged));
+}
+
 int Main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: rados_bench CEPH_CONF [SCRATCH_DIR]\n");
@@ -165,6 +193,14 @@ int Main(int argc, char** argv) {
   const char* mb_env = std::getenv("MGREG_BENCH_MB");
   const size_t mb = mb_env != nullptr ? std::strtoul(mb_env, nullptr, 10) : 1024;
   const std::string ns = absl::StrCat("bench-", std::random_device{}());
+  const char* big_env = std::getenv("MGREG_BENCH_BIG_CHUNKS");
+  const size_t big = big_env != nullptr ? std::strtoul(big_env, nullptr, 10) : 20000;
+  const char* only = std::getenv("MGREG_BENCH_ONLY");
+  if (only != nullptr && std::string(only) == "big") {
+    BigStep(conf, ns, big);
+    RemoveTree(scratch);
+    return 0;
+  }
 
   // Push and restore: RocksDB, then RADOS, in the same run.
   std::pair<double, double> rocks, rados;
@@ -242,6 +278,7 @@ int Main(int argc, char** argv) {
                                         Percentile(lag, 0.5), lag.size()));
   }
   stores.clear();
+  BigStep(conf, ns, big);
   RemoveTree(scratch);
   return 0;
 }

@@ -17,6 +17,10 @@
 //             on a chunk, listed before the hold is put, so that the GC can end a dead
 //             process's holds without listing chunks
 //   gc        the GC lock (one collector at a time)
+//   tx.<instance>.<n>  a decided transaction too big to keep inline (over
+//             inline_txn_bytes): the catalog's t then names it; removed once published.
+//             One no catalog names is garbage (a writer died before deciding or after
+//             publishing): the GC's pool scan removes it after dead_after
 //   u.<id>    an upload session (rados_sessions.cc): omap s -> UploadSessionRecord,
 //             f.<name> -> UploadFileRecord; xattr active (unix micros of the last write).
 //             Every write is guarded by the object's version.
@@ -285,6 +289,11 @@ class RadosBackend : public Backend,
   // rados_txn.cc
   absl::StatusOr<Catalog> ReadCatalog();
   absl::Status RollForward(const storage::rados::RadosTxn& t);
+  // The object holding a transaction too big for the catalog (written in pieces).
+  absl::Status WriteTxnBody(const std::string& oid, const std::string& body);
+  // ABORTED if it is gone because transaction `seq` was published meanwhile.
+  absl::StatusOr<storage::rados::RadosTxn> ReadTxnBody(const std::string& oid,
+                                                       uint64_t seq);
   // Applies t to the objects other than the catalog; adds the bytes it freed.
   absl::Status ApplyObjects(const storage::rados::RadosTxn& t, int64_t* freed);
   absl::Status Publish(const storage::rados::RadosTxn& t);
@@ -341,9 +350,13 @@ class RadosBackend : public Backend,
   // Drops the sessions no process wrote for options_.session_expiry, and ends the holds
   // of sessions whose records are gone (a process died dropping them).
   absl::Status ExpireSessions();
-  // Frees the chunk objects with no reference and no hold written before dead_after ago
-  // (a pool scan; every orphan_scan_period).
+  // Frees the chunk objects with no reference and no hold written before dead_after ago,
+  // and removes transaction bodies no catalog names (a pool scan; every
+  // orphan_scan_period).
   absl::Status SweepOrphanChunks();
+  // Removes transaction body `oid` if it was last written before `cutoff` and the
+  // catalog does not name it (part of the pool scan).
+  absl::Status SweepTxnBody(const std::string& oid, time_t cutoff);
   // Ends every hold of session `id`'s area and forgets it (after its records went).
   absl::Status ReleaseSessionHolds(const std::string& id);
 
@@ -377,6 +390,7 @@ class RadosBackend : public Backend,
   absl::Mutex jitter_mu_;
   std::mt19937_64 jitter_ ABSL_GUARDED_BY(jitter_mu_){std::random_device{}()};
   std::atomic<uint64_t> next_area_{0};
+  std::atomic<uint64_t> txn_objects_{0};  // tx.<instance>.<n> written so far
   absl::Mutex local_mu_;
   // Chunks this process's open areas hold, with the number of areas holding each.
   absl::flat_hash_map<std::string, int> local_holds_ ABSL_GUARDED_BY(local_mu_);

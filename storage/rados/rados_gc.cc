@@ -178,6 +178,10 @@ absl::Status RadosBackend::SweepOrphanChunks() {
       absl::ToTimeT(absl::Now() - options_.dead_after - absl::Seconds(1));
   for (auto it = io_.nobjects_begin(); it != io_.nobjects_end(); ++it) {
     const std::string oid = it->get_oid();
+    if (oid.rfind("tx.", 0) == 0) {
+      RETURN_IF_ERROR(SweepTxnBody(oid, cutoff));
+      continue;
+    }
     if (oid.rfind("c.", 0) != 0 || oid.size() != 66) continue;
     std::map<std::string, bufferlist> attrs;
     uint64_t size = 0;
@@ -196,6 +200,22 @@ absl::Status RadosBackend::SweepOrphanChunks() {
     // FreeChunk decides again on a fresh read, guarded by the object's version.
     RETURN_IF_ERROR(FreeChunk(absl::HexStringToBytes(oid.substr(2))).status());
   }
+  return absl::OkStatus();
+}
+
+absl::Status RadosBackend::SweepTxnBody(const std::string& oid, time_t cutoff) {
+  uint64_t size = 0;
+  time_t mtime = 0;
+  int r = io_.stat(oid, &size, &mtime);
+  if (r == -ENOENT || (r == 0 && mtime > cutoff)) return absl::OkStatus();
+  if (r < 0) return Error(r, "scanning for stale transactions", oid);
+  // Garbage unless it is the decided transaction the catalog names right now (its
+  // writer, or a process rolling it forward, removes it once published).
+  ASSIGN_OR_RETURN(std::optional<storage::rados::RadosTxn> t,
+                   ReadCatalogRecord<storage::rados::RadosTxn>("t"));
+  if (t.has_value() && t->body_object() == oid) return absl::OkStatus();
+  r = io_.remove(oid);
+  if (r < 0 && r != -ENOENT) return Error(r, "removing a stale transaction", oid);
   return absl::OkStatus();
 }
 

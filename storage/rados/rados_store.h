@@ -15,6 +15,11 @@
 
 namespace mgreg {
 
+// The biggest transaction the RADOS store takes: 120 MiB, below Ceph's default
+// osd_max_object_size (128 MiB) for the object holding it; about 1.4 million chunks (a
+// 5 TiB step at 4 MiB chunks, 1.4 TiB at 1 MiB).
+inline constexpr int64_t kMaxTxnBytes = int64_t{120} << 20;
+
 struct RadosStoreOptions {
   // The cluster's ceph.conf (mon_host, auth, keyring).
   std::string ceph_conf;
@@ -55,6 +60,13 @@ struct RadosStoreOptions {
   // checker that died while frozen holds writers up until it drops out of the
   // catalog's watchers (watch_timeout): the first writer to see that ends the freeze.
   absl::Duration freeze_wait = absl::Seconds(30);
+  // A transaction (a commit lists every chunk of the blobs it creates, ~85 bytes each)
+  // up to this size is stored inline in the catalog when decided; a bigger one is
+  // written to an object of its own first (`tx.<instance>.<n>`), so that the catalog,
+  // which every operation reads, stays small. A transaction above max_txn_bytes is
+  // refused (RESOURCE_EXHAUSTED) and nothing is written.
+  int64_t inline_txn_bytes = 64 << 10;
+  int64_t max_txn_bytes = kMaxTxnBytes;
 
   // For crash tests: Apply stops (returning UNAVAILABLE) as a writer that died there
   // would: 1 right after deciding a transaction, 2 after applying it to the objects

@@ -21,32 +21,93 @@ using storage::rados::RadosHead;
 using storage::rados::RadosTxn;
 
 absl::StatusOr<RadosBackend::Catalog> RadosBackend::ReadCatalog() {
-  std::map<std::string, bufferlist> attrs, vals;
-  librados::ObjectReadOperation op;
-  int r1 = 0, r2 = 0;
-  op.getxattrs(&attrs, &r1);
-  op.omap_get_vals_by_keys({"head", "t"}, &vals, &r2);
-  int r = io_.operate(kCatalog, &op, nullptr);
-  if (r < 0 || r1 < 0 || r2 < 0) {
-    return Error(r < 0 ? r : (r1 < 0 ? r1 : r2), "reading the catalog", kCatalog);
-  }
-  Catalog c;
-  const uint64_t seq = AttrU64(attrs, "seq"), applied = AttrU64(attrs, "applied");
-  auto h = vals.find("head");
-  if (h == vals.end()) return absl::InternalError(absl::StrCat("no head in ", where_));
-  ASSIGN_OR_RETURN(RadosHead head, Parse<RadosHead>(h->second, kCatalog));
-  c.head = FromProto(head);
-  c.head.version = seq;
-  if (seq > applied) {
-    auto t = vals.find("t");
-    if (t == vals.end()) {
-      return absl::InternalError(
-          absl::StrCat("transaction ", seq, " decided but not in ", where_));
+  for (int i = 0;; ++i) {
+    std::map<std::string, bufferlist> attrs, vals;
+    librados::ObjectReadOperation op;
+    int r1 = 0, r2 = 0;
+    op.getxattrs(&attrs, &r1);
+    op.omap_get_vals_by_keys({"head", "t"}, &vals, &r2);
+    int r = io_.operate(kCatalog, &op, nullptr);
+    if (r < 0 || r1 < 0 || r2 < 0) {
+      return Error(r < 0 ? r : (r1 < 0 ? r1 : r2), "reading the catalog", kCatalog);
     }
-    ASSIGN_OR_RETURN(RadosTxn txn, Parse<RadosTxn>(t->second, kCatalog));
-    c.pending = std::move(txn);
+    Catalog c;
+    const uint64_t seq = AttrU64(attrs, "seq"), applied = AttrU64(attrs, "applied");
+    auto h = vals.find("head");
+    if (h == vals.end()) return absl::InternalError(absl::StrCat("no head in ", where_));
+    ASSIGN_OR_RETURN(RadosHead head, Parse<RadosHead>(h->second, kCatalog));
+    c.head = FromProto(head);
+    c.head.version = seq;
+    if (seq > applied) {
+      auto t = vals.find("t");
+      if (t == vals.end()) {
+        return absl::InternalError(
+            absl::StrCat("transaction ", seq, " decided but not in ", where_));
+      }
+      ASSIGN_OR_RETURN(RadosTxn txn, Parse<RadosTxn>(t->second, kCatalog));
+      if (!txn.body_object().empty()) {
+        const std::string oid = txn.body_object();
+        absl::StatusOr<RadosTxn> whole = ReadTxnBody(oid, txn.seq());
+        // Published and its body removed since the catalog was read: read it again.
+        if (absl::IsAborted(whole.status()) && i < kRetries) continue;
+        RETURN_IF_ERROR(whole.status());
+        txn = std::move(*whole);
+        txn.set_body_object(oid);
+      }
+      c.pending = std::move(txn);
+    }
+    return c;
   }
-  return c;
+}
+
+namespace {
+// A transaction's body object is written and read in pieces of this size, far below
+// Ceph's osd_max_write_size (90 MiB: one bigger write fails EMSGSIZE, measured).
+constexpr size_t kBodyPiece = 8u << 20;
+}  // namespace
+
+absl::Status RadosBackend::WriteTxnBody(const std::string& oid, const std::string& body) {
+  for (size_t off = 0; off == 0 || off < body.size(); off += kBodyPiece) {
+    const size_t n = std::min(kBodyPiece, body.size() - off);
+    librados::ObjectWriteOperation op;
+    if (off == 0) {
+      op.create(true);
+      op.write_full(Bl(absl::string_view(body).substr(0, n)));
+    } else {
+      op.write(off, Bl(absl::string_view(body).substr(off, n)));
+    }
+    int r = Write(oid, &op, librados::OPERATION_FULL_TRY);
+    if (r < 0) {
+      io_.remove(oid);  // what was written of it; the GC's pool scan if this fails too
+      return Error(r, "writing a transaction", oid);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RadosTxn> RadosBackend::ReadTxnBody(const std::string& oid, uint64_t seq) {
+  uint64_t size = 0;
+  time_t mtime = 0;
+  int r = io_.stat(oid, &size, &mtime);
+  std::string body;
+  for (uint64_t off = 0; r == 0 && off < size; off += kBodyPiece) {
+    bufferlist bl;
+    r = io_.read(oid, bl, kBodyPiece, off);
+    if (r >= 0) {
+      body.append(bl.to_str());
+      r = 0;
+    }
+  }
+  if (r == -ENOENT) {
+    // Published (and removed) by another process since the catalog was read: the
+    // caller reads the catalog again.
+    ASSIGN_OR_RETURN(bool done, AppliedAlready(seq));
+    if (done) return absl::AbortedError("transaction published meanwhile");
+    return absl::InternalError(absl::StrCat(
+        "transaction ", seq, " is decided but its body ", oid, " is gone from ", where_));
+  }
+  if (r < 0) return Error(r, "reading a transaction", oid);
+  return Parse<RadosTxn>(Bl(body), oid);
 }
 
 absl::StatusOr<bool> RadosBackend::AppliedAlready(uint64_t seq) {
@@ -229,6 +290,10 @@ absl::Status RadosBackend::Publish(const RadosTxn& t) {
     if (done) return absl::OkStatus();
   }
   if (r < 0) return Error(r, t.what(), kCatalog);
+  if (!t.body_object().empty()) {
+    // Published: nothing reads the body any more (a failure leaves it to the GC).
+    io_.remove(t.body_object());
+  }
   return absl::OkStatus();
 }
 
@@ -277,7 +342,29 @@ absl::StatusOr<ApplyResult> RadosBackend::Apply(const Transaction& txn,
   int turn_cmp = 0;
   decide.omap_cmp({{kTurn, {Bl(my_turn_), LIBRADOS_CMPXATTR_OP_EQ}}}, &turn_cmp);
   if (!my_turn_.empty()) decide.omap_rm_keys({kTurn});
-  decide.omap_set({{"t", Proto(t)}});
+  // A big transaction goes to an object of its own first; the catalog names it.
+  std::string body = t.SerializeAsString();
+  if (static_cast<int64_t>(body.size()) > options_.max_txn_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        txn.what, ": its transaction is ", body.size(), " bytes (", txn.chunks.size(),
+        " chunks, ", txn.blobs.size(), " blobs); the RADOS store takes at most ",
+        options_.max_txn_bytes,
+        " bytes per transaction (the object holding it must stay below Ceph's "
+        "osd_max_object_size, 128 MiB by default): push the files in bigger chunks "
+        "(up to 4 MiB) or as several steps"));
+  }
+  if (static_cast<int64_t>(body.size()) > options_.inline_txn_bytes) {
+    const std::string oid =
+        absl::StrCat("tx.", instance_, ".", txn_objects_.fetch_add(1) + 1);
+    RETURN_IF_ERROR(WriteTxnBody(oid, body));
+    RadosTxn stub;
+    stub.set_seq(t.seq());
+    stub.set_what(t.what());
+    stub.set_body_object(oid);
+    body = stub.SerializeAsString();
+    t.set_body_object(oid);  // this process's copy: Publish removes the object
+  }
+  decide.omap_set({{"t", Bl(body)}});
   decide.setxattr("seq", U64(version + 1));
   const bool adds_bytes = !txn.put_checkpoints.empty();
   CrashPoint("before_decide");
@@ -285,6 +372,7 @@ absl::StatusOr<ApplyResult> RadosBackend::Apply(const Transaction& txn,
       Write(kCatalog, &decide,
             adds_bytes ? librados::OPERATION_FULL_TRY : librados::OPERATION_FULL_FORCE);
   ApplyResult result;
+  if (r < 0 && !t.body_object().empty()) io_.remove(t.body_object());  // not decided
   if (r == -ECANCELED) {
     ASSIGN_OR_RETURN(uint64_t freezer, FrozenBy());
     if (freezer != 0) {
