@@ -10,19 +10,21 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "client/file_sink.h"
+#include "common/sha256.h"
 
 namespace mgreg {
 namespace fs = std::filesystem;
 namespace {
 
-// AtomicFileWriter starts the write-back of each run of this many bytes.
-constexpr int64_t kWritebackBytes = 8 << 20;
 // Bytes of the final file name kept in the temporary one (".<stem>.mgreg-XXXXXX").
 constexpr size_t kMaxTempStemBytes = 255 - 14;
 
+}  // namespace
+
 // Local file-system errors, with codes chosen by who must act. None is UNAVAILABLE:
 // that code means the server cannot be reached, and callers retry on it.
-absl::Status ErrnoStatus(int err, absl::string_view what, absl::string_view path) {
+absl::Status LocalFileError(int err, absl::string_view what, absl::string_view path) {
   std::string message = absl::StrCat(what, " '", path, "': ", std::strerror(err));
   switch (err) {
     case ENOENT:
@@ -59,16 +61,14 @@ absl::Status ErrnoStatus(int err, absl::string_view what, absl::string_view path
   }
 }
 
-}  // namespace
-
 absl::StatusOr<LocalFile> LocalFile::OpenForRead(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, "cannot open", path);
+  if (fd < 0) return LocalFileError(errno, "cannot open", path);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
-    return ErrnoStatus(err, "cannot stat", path);
+    return LocalFileError(err, "cannot stat", path);
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
@@ -105,7 +105,7 @@ absl::Status LocalFile::ReadAt(int64_t offset, size_t n, std::string* out) {
                               static_cast<off_t>(offset + static_cast<int64_t>(done)));
     if (r < 0) {
       if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "cannot read", path_);
+      return LocalFileError(errno, "cannot read", path_);
     }
     if (r == 0) {
       return absl::DataLossError(
@@ -203,22 +203,27 @@ absl::StatusOr<AtomicFileWriter> AtomicFileWriter::Create(const std::string& pat
        ("." + target.filename().string().substr(0, kMaxTempStemBytes) + ".mgreg-XXXXXX"))
           .string();
   const int fd = ::mkstemp(temp.data());
-  if (fd < 0) return ErrnoStatus(errno, "cannot create a temporary file beside", path);
+  if (fd < 0) return LocalFileError(errno, "cannot create a temporary file beside", path);
   ::fchmod(fd, 0644);
   return AtomicFileWriter(path, temp, fd);
 }
+
+AtomicFileWriter::AtomicFileWriter(std::string path, std::string temp_path, int fd)
+    : path_(std::move(path)),
+      temp_path_(std::move(temp_path)),
+      fd_(fd),
+      sink_(std::make_unique<FileSink>(fd, path_)) {}
 
 AtomicFileWriter::AtomicFileWriter(AtomicFileWriter&& other) noexcept
     : path_(std::move(other.path_)),
       temp_path_(std::move(other.temp_path_)),
       fd_(std::exchange(other.fd_, -1)),
-      written_(other.written_),
-      writeback_from_(other.writeback_from_),
-      hasher_(other.hasher_) {}
+      sink_(std::move(other.sink_)) {}
 
 AtomicFileWriter::~AtomicFileWriter() { Discard(); }
 
 void AtomicFileWriter::Discard() {
+  sink_.reset();  // stops its thread before the file goes
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
@@ -227,58 +232,44 @@ void AtomicFileWriter::Discard() {
 }
 
 absl::Status AtomicFileWriter::Append(absl::string_view data) {
-  hasher_.Update(data);
-  const char* p = data.data();
-  size_t left = data.size();
-  while (left > 0) {
-    const ssize_t w = ::write(fd_, p, left);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      Discard();
-      return ErrnoStatus(err, "cannot write", path_);
-    }
-    p += w;
-    left -= static_cast<size_t>(w);
-  }
-  written_ += static_cast<int64_t>(data.size());
-  if (written_ - writeback_from_ >= kWritebackBytes) {
-    // Asynchronous: only queues the pages for writing. Commit's fsync stays the
-    // durability point, so a failure here changes nothing and is not reported.
-    ::sync_file_range(fd_, writeback_from_, written_ - writeback_from_,
-                      SYNC_FILE_RANGE_WRITE);
-    writeback_from_ = written_;
-  }
-  return absl::OkStatus();
+  if (fd_ < 0) return absl::FailedPreconditionError("the file was already discarded");
+  absl::Status status = sink_->Append(data);
+  if (!status.ok()) Discard();
+  return status;
 }
 
 absl::Status AtomicFileWriter::Commit(int64_t expected_size,
                                       absl::string_view expected_sha256_hex) {
   if (fd_ < 0) return absl::FailedPreconditionError("the file was already discarded");
-  if (written_ != expected_size) {
+  const int64_t written = sink_->appended();
+  absl::StatusOr<std::string> got = sink_->Finish();
+  if (!got.ok()) {
     Discard();
-    return absl::DataLossError(absl::StrCat("'", path_, "': received ", written_,
+    return got.status();
+  }
+  if (written != expected_size) {
+    Discard();
+    return absl::DataLossError(absl::StrCat("'", path_, "': received ", written,
                                             " bytes, expected ", expected_size,
                                             "; the transfer was cut short, retry"));
   }
-  const std::string got = hasher_.HexDigest();
-  if (got != expected_sha256_hex) {
+  if (*got != expected_sha256_hex) {
     Discard();
     return absl::DataLossError(
-        absl::StrCat("'", path_, "': SHA-256 of the received bytes ", got,
+        absl::StrCat("'", path_, "': SHA-256 of the received bytes ", *got,
                      " differs from the server's ", expected_sha256_hex, "; retry"));
   }
   if (::fsync(fd_) != 0) {
     const int err = errno;
     Discard();
-    return ErrnoStatus(err, "cannot sync", path_);
+    return LocalFileError(err, "cannot sync", path_);
   }
   ::close(fd_);
   fd_ = -1;
   if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
     const int err = errno;
     ::unlink(temp_path_.c_str());
-    return ErrnoStatus(err, "cannot rename into", path_);
+    return LocalFileError(err, "cannot rename into", path_);
   }
   const fs::path target(path_);
   const std::string dir =

@@ -10,15 +10,21 @@
 #define MGREG_CLIENT_LOCAL_FILE_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "common/sha256.h"
 
 namespace mgreg {
+
+class FileSink;
+
+// The status for local file-system error `err` (an errno value) met doing `what` to
+// `path`, with the code chosen above and a message naming the path and what to do.
+absl::Status LocalFileError(int err, absl::string_view what, absl::string_view path);
 
 // A file opened for reading. Move-only.
 class LocalFile {
@@ -66,7 +72,8 @@ absl::Status EnsureWritableDirectory(const std::string& dir);
 
 // Writes a file under a temporary name beside `path`; Commit makes it appear at `path`
 // only if its size and SHA-256 are the expected ones. Destroying an uncommitted writer
-// removes the temporary file. Move-only.
+// removes the temporary file. The bytes go through a FileSink (client/file_sink.h):
+// large O_DIRECT writes and the SHA-256 on a thread of its own. Move-only.
 class AtomicFileWriter {
  public:
   static absl::StatusOr<AtomicFileWriter> Create(const std::string& path);
@@ -74,26 +81,22 @@ class AtomicFileWriter {
   AtomicFileWriter& operator=(AtomicFileWriter&&) = delete;
   ~AtomicFileWriter();
 
-  // RESOURCE_EXHAUSTED if the disk is full. Starts the write-back of every few MiB
-  // written, so that the disk works while more bytes arrive and Commit's fsync only
-  // waits for the tail.
+  // Takes a copy of `data`; the disk works while more bytes arrive, so Commit's fsync
+  // only waits for the tail. An error (RESOURCE_EXHAUSTED if the disk is full) may be
+  // one of an earlier Append's bytes; it discards the file.
   absl::Status Append(absl::string_view data);
   // fsyncs, checks size and digest (DATA_LOSS naming both on mismatch, the temporary
   // file is removed), renames into place and fsyncs the directory.
   absl::Status Commit(int64_t expected_size, absl::string_view expected_sha256_hex);
 
  private:
-  AtomicFileWriter(std::string path, std::string temp_path, int fd)
-      : path_(std::move(path)), temp_path_(std::move(temp_path)), fd_(fd) {}
+  AtomicFileWriter(std::string path, std::string temp_path, int fd);
   void Discard();
 
   std::string path_;
   std::string temp_path_;
   int fd_ = -1;
-  int64_t written_ = 0;
-  // Bytes before this offset have been handed to the kernel's write-back.
-  int64_t writeback_from_ = 0;
-  Sha256 hasher_;
+  std::unique_ptr<FileSink> sink_;  // writes into fd_
 };
 
 }  // namespace mgreg

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The one list of system packages mgreg needs (Debian 12). Installs only what is missing.
-# Usage: scripts/install-deps.sh [build|test|all|runtime|hardening|rados|format|container]
+# Usage: scripts/install-deps.sh [build|test|all|runtime|hardening|rados|format|container|bench]
 #   (default: all)
 #   runtime: only the shared libraries mgreg-server and mgreg need (the Docker image's
 #   runtime stage).
 #   container: what scripts/docker-test.sh needs to build and run the image.
+#   bench: build, plus what finding where a benchmark's time goes takes (perf, strace;
+#   bench/RESULTS.md) and h2load for latest_bench.
 set -euo pipefail
 
 build_pkgs=(
@@ -49,6 +51,11 @@ container_pkgs=(
   podman runc debootstrap debian-archive-keyring
 )
 
+# Profiling the benchmarks (bench/RESULTS.md: perf record -g, strace -c -f).
+bench_pkgs=(
+  linux-perf strace nghttp2-client
+)
+
 mode="${1:-all}"
 case "$mode" in
   build) pkgs=("${build_pkgs[@]}") ;;
@@ -58,7 +65,8 @@ case "$mode" in
   runtime) pkgs=("${runtime_pkgs[@]}") ;;
   hardening) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}" "${hardening_pkgs[@]}") ;;
   container) pkgs=("${container_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|all|runtime|hardening|rados|format|container]" >&2; exit 2 ;;
+  bench) pkgs=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|all|runtime|hardening|rados|format|container|bench]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -5,7 +5,9 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
+#include "client/file_sink.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -49,6 +51,40 @@ TEST(LocalFileTest, APathThroughARegularFileIsFailedPrecondition) {
   EXPECT_THAT(s.message(), HasSubstr(tmp.Join("file/model.ckpt-1.index")));
   EXPECT_EQ(ReadWholeFile(tmp.Join("file/x")).status().code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+// A file larger than the writer's buffers (client/file_sink.h) is renamed into place
+// whole; wrong bytes or a short transfer leave nothing behind, and the error names the
+// path and says what went wrong.
+TEST(LocalFileTest, ALargeFileIsCommittedWholeAndAWrongOneLeavesNothing) {
+  TempDir tmp;
+  std::string data(3 * FileSink::kBufferBytes + 777, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 131) >> 7);
+  auto write = [&](const std::string& path, int64_t size, const std::string& sha) {
+    absl::StatusOr<AtomicFileWriter> writer = AtomicFileWriter::Create(path);
+    if (!writer.ok()) return writer.status();
+    for (size_t pos = 0; pos < data.size(); pos += 1 << 20) {
+      absl::Status s = writer->Append(absl::string_view(data).substr(pos, 1 << 20));
+      if (!s.ok()) return s;
+    }
+    return writer->Commit(size, sha);
+  };
+  const int64_t size = static_cast<int64_t>(data.size());
+  ASSERT_TRUE(write(tmp.Join("good"), size, Sha256Hex(data)).ok());
+  EXPECT_TRUE(ReadFileOrDie(tmp.Join("good")) == data);
+
+  absl::Status bad = write(tmp.Join("bad"), size, Sha256Hex("other bytes"));
+  EXPECT_EQ(bad.code(), absl::StatusCode::kDataLoss) << bad;
+  EXPECT_THAT(bad.message(), HasSubstr(Sha256Hex(data)));
+  EXPECT_THAT(bad.message(), HasSubstr(tmp.Join("bad")));
+  absl::Status shorter = write(tmp.Join("short"), size + 1, Sha256Hex(data));
+  EXPECT_EQ(shorter.code(), absl::StatusCode::kDataLoss) << shorter;
+  EXPECT_THAT(shorter.message(), HasSubstr("cut short"));
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(tmp.path())) {
+    left.push_back(e.path().filename().string());
+  }
+  EXPECT_THAT(left, ::testing::ElementsAre("good"));
 }
 
 TEST(LocalFileTest, AMissingFileIsNotFound) {
