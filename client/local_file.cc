@@ -4,9 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -133,22 +135,44 @@ absl::StatusOr<FileDigest> DigestFile(const std::string& path) {
 }
 
 absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
-                                                      int64_t chunk_bytes,
-                                                      int64_t stride) {
-  if (chunk_bytes <= 0 || stride <= 0) {
-    return absl::InvalidArgumentError("chunk size and stride must be positive");
+                                                      int64_t chunk_bytes, int64_t stride,
+                                                      int threads) {
+  if (chunk_bytes <= 0 || stride <= 0 || threads <= 0) {
+    return absl::InvalidArgumentError("chunk size, stride and threads must be positive");
   }
   absl::StatusOr<LocalFile> file = LocalFile::OpenForRead(path);
   if (!file.ok()) return file.status();
-  std::vector<std::string> out(
-      static_cast<size_t>((file->size() + chunk_bytes - 1) / chunk_bytes));
-  std::string buffer;
-  for (size_t i = 0; i < out.size(); i += static_cast<size_t>(stride)) {
-    const int64_t pos = static_cast<int64_t>(i) * chunk_bytes;
-    const size_t n =
-        static_cast<size_t>(std::min<int64_t>(chunk_bytes, file->size() - pos));
-    if (absl::Status s = file->ReadAt(pos, n, &buffer); !s.ok()) return s;
-    out[i] = Sha256Raw(buffer);
+  const size_t count =
+      static_cast<size_t>((file->size() + chunk_bytes - 1) / chunk_bytes);
+  std::vector<std::string> out(count);
+  // Each worker takes the next chunk to hash (pread at its offset: one descriptor
+  // serves them all), so they read the file front to back together.
+  std::atomic<size_t> next{0};
+  std::vector<absl::Status> errors(static_cast<size_t>(threads));
+  auto work = [&](size_t worker) {
+    std::string buffer;
+    for (;;) {
+      const size_t i = next.fetch_add(1) * static_cast<size_t>(stride);
+      if (i >= count) return;
+      const int64_t pos = static_cast<int64_t>(i) * chunk_bytes;
+      const size_t n =
+          static_cast<size_t>(std::min<int64_t>(chunk_bytes, file->size() - pos));
+      if (absl::Status s = file->ReadAt(pos, n, &buffer); !s.ok()) {
+        errors[worker] = s;
+        next.store(count);  // the others stop too
+        return;
+      }
+      out[i] = Sha256Raw(buffer);
+    }
+  };
+  std::vector<std::thread> workers;
+  for (int t = 1; t < threads; ++t) {
+    workers.emplace_back(work, static_cast<size_t>(t));
+  }
+  work(0);
+  for (std::thread& t : workers) t.join();
+  for (const absl::Status& s : errors) {
+    if (!s.ok()) return s;
   }
   return out;
 }

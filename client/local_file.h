@@ -37,6 +37,7 @@ class LocalFile {
 
   int64_t size() const { return size_; }
   // Reads exactly `n` bytes at `offset` into `out`. DATA_LOSS if the file is shorter.
+  // Several threads may read at once (pread), each into its own `out`.
   absl::Status ReadAt(int64_t offset, size_t n, std::string* out);
 
  private:
@@ -56,10 +57,13 @@ absl::StatusOr<FileDigest> DigestFile(const std::string& path);
 
 // SHA-256 (32 raw bytes each) of the consecutive `chunk_bytes`-sized pieces of a file
 // (the last one shorter), as the server cuts files. With stride > 1 only every
-// stride-th chunk is read and hashed (a sample); the others are left empty.
+// stride-th chunk is read and hashed (a sample); the others are left empty. `threads`
+// (at least 1) hash different chunks at once: the pieces are independent, unlike a
+// whole file's SHA-256, so a push's per-chunk pass can use every core.
 absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
                                                       int64_t chunk_bytes,
-                                                      int64_t stride = 1);
+                                                      int64_t stride = 1,
+                                                      int threads = 1);
 
 // True if `path` exists with exactly this size and SHA-256.
 bool FileMatches(const std::string& path, int64_t size, absl::string_view sha256_hex);

@@ -260,8 +260,9 @@ absl::StatusOr<v1::Checkpoint> Client::PushFiles(
   if (options.progress) options.progress(done, total);
 
   // Chunk-level deduplication, for files the server does not hold whole. Hashing every
-  // chunk costs a second read and SHA-256 of the file, so a sample (every 16th chunk)
-  // is asked about first; only if the server holds some of it are all chunks hashed.
+  // chunk costs a second read and SHA-256 of the file (spread over every core), so a
+  // sample (every 16th chunk) is asked about first; only if the server holds some of it
+  // are all chunks hashed.
   std::vector<std::vector<std::string>> held_chunks(to_send.size());
   const int64_t chunk_bytes = upload.chunk_bytes();
   if (options.deduplicate_chunks && chunk_bytes > 0) {
@@ -291,15 +292,19 @@ absl::StatusOr<v1::Checkpoint> Client::PushFiles(
       }
       return held;
     };
-    // Hashes the candidates' chunks (every `stride`-th) in parallel, one thread a file.
+    // Hashes the candidates' chunks (every `stride`-th) in parallel: the files at once,
+    // and each file's chunks on its share of the machine's cores.
     auto digest_all = [&](int64_t stride) {
       std::vector<absl::StatusOr<std::vector<std::string>>> out(
           to_send.size(), absl::UnknownError("not hashed"));
+      const int cores =
+          static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      const int per_file = std::max(1, cores / static_cast<int>(candidates.size()));
       std::vector<std::thread> workers;
       for (size_t i : candidates) {
         workers.emplace_back([&, i]() {
           out[i] = ChunkDigests(local_files.at(to_send[i]->file().name()), chunk_bytes,
-                                stride);
+                                stride, per_file);
         });
       }
       for (std::thread& t : workers) t.join();

@@ -87,6 +87,37 @@ TEST(LocalFileTest, ALargeFileIsCommittedWholeAndAWrongOneLeavesNothing) {
   EXPECT_THAT(left, ::testing::ElementsAre("good"));
 }
 
+// Chunk digests are the SHA-256 of each piece as the server cuts the file, whatever the
+// number of threads hashing them; a sample leaves the chunks it skips empty.
+TEST(LocalFileTest, ChunkDigestsAreTheSameOnAnyNumberOfThreads) {
+  TempDir tmp;
+  constexpr int64_t kChunk = 64 << 10;
+  std::string data(37 * kChunk + 1234, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7919) >> 9);
+  const std::string path = tmp.Join("file");
+  WriteFileOrDie(path, data);
+  std::vector<std::string> expected;
+  for (size_t pos = 0; pos < data.size(); pos += kChunk) {
+    expected.push_back(Sha256Raw(absl::string_view(data).substr(pos, kChunk)));
+  }
+  for (int threads : {1, 2, 5, 64}) {
+    absl::StatusOr<std::vector<std::string>> all = ChunkDigests(path, kChunk, 1, threads);
+    ASSERT_TRUE(all.ok()) << all.status();
+    EXPECT_EQ(*all, expected) << threads << " threads";
+    absl::StatusOr<std::vector<std::string>> sample =
+        ChunkDigests(path, kChunk, 16, threads);
+    ASSERT_TRUE(sample.ok()) << sample.status();
+    ASSERT_EQ(sample->size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+      EXPECT_EQ((*sample)[i], i % 16 == 0 ? expected[i] : "") << i;
+    }
+  }
+  EXPECT_EQ(ChunkDigests(path, kChunk, 1, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ChunkDigests(tmp.Join("nope"), kChunk, 1, 4).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST(LocalFileTest, AMissingFileIsNotFound) {
   TempDir tmp;
   EXPECT_EQ(ReadWholeFile(tmp.Join("nope")).status().code(), absl::StatusCode::kNotFound);
