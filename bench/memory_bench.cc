@@ -1,6 +1,7 @@
 // memory: peak RSS (VmHWM) of mgreg-server (RocksDB, pinned to CPU 0) while it receives
 // two 1 GiB checkpoints with Client::Push and serves them back with Client::Restore:
-// 4 GiB through the server in total. The server must never buffer a whole file.
+// 4 GiB through the server in total. The server must never buffer a whole file; issue
+// 17's target is 128 MiB (PERF.md's was 256).
 //
 //   memory_bench [--shard-mib M]
 #include <cstdio>
@@ -62,9 +63,9 @@ int Main(int argc, char** argv) {
   RemoveTree(tmp);
   const double peak_mib = peak_kib / 1024.0;
   std::printf(
-      "RESULT memory peak_rss_mib=%.0f target=256 %s (%.2f GiB pushed and restored; "
+      "RESULT memory peak_rss_mib=%.0f target=128 %s (%.2f GiB pushed and restored; "
       "VmHWM at start %d MiB; %s)\n",
-      peak_mib, peak_mib <= 256 ? "PASS" : "MISS", moved / (kMiB * 1024),
+      peak_mib, peak_mib <= 128 ? "PASS" : "MISS", moved / (kMiB * 1024),
       static_cast<int>(start_kib / 1024), phases.c_str());
   return 0;
 }

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds the benchmarks (bench/) into build-bench (or $MGREG_BENCH_BUILD_DIR) and runs
 # every one that is built, printing their RESULT lines (../shared/PERF.md) at the end.
+# Then scripts/bench_report.py writes bench/RESULTS-latest.md (every scenario's figures,
+# floor, date, tree and load) and the README's performance table from them; scenarios
+# not run keep their earlier rows. MGREG_BENCH_REPORT=0 skips that.
 # Each benchmark starts its own servers, pinned to CPU 0, and its load on CPU 1; large
 # files go under <build dir>/tmp and are deleted when each benchmark ends.
 #   scripts/bench.sh [bench_name ...]     (default: all of them)
@@ -43,7 +46,7 @@ results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 status=0
 for b in "${benches[@]}"; do
-  echo "=== $b"
+  echo "=== $b load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$results"
   if ! "$build_dir/bench/$b" 2>"$build_dir/$b.stderr" | tee -a "$results"; then
     echo "$b failed; its stderr is in $build_dir/$b.stderr" | tee -a "$results"
     status=1
@@ -51,4 +54,8 @@ for b in "${benches[@]}"; do
 done
 echo "=== RESULT lines"
 grep -E '^RESULT |failed;' "$results" || true
+if [ "${MGREG_BENCH_REPORT:-1}" != 0 ]; then
+  python3 scripts/bench_report.py "$results" --readme README.md \
+    --latest bench/RESULTS-latest.md || status=1
+fi
 exit $status
