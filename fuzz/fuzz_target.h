@@ -1,7 +1,7 @@
 // The one entry point of a fuzz target. Each fuzz/<target>.cc defines FuzzOne; the same
 // object links into the libFuzzer binary (libfuzzer_main.cc, scripts/fuzz.sh) and into
 // the regression driver (regression_main.cc, tests/fuzz), which feeds it every file of
-// tests/fuzz_regressions/<target>/ in the normal build.
+// tests/fuzz/regressions/<target>/ in the normal build.
 //
 // FuzzOne must accept any bytes: returning normally means "no bug"; a crash, a sanitizer
 // report or a failed invariant (FUZZ_CHECK) is a finding.

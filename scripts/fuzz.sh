@@ -7,10 +7,10 @@
 # Environment: MGREG_FUZZ_TARGETS="a b" runs only those targets; MGREG_FUZZ_JOBS build
 # parallelism (default 2); MGREG_TESTDATA (default ../shared/testdata/tf) for seeds.
 # Seeds: the relevant files of the test data (copied into a temporary corpus, never
-# committed), tests/fuzz_regressions/<target>/ and a few generated here. The run is
+# committed), tests/fuzz/regressions/<target>/ and a few generated here. The run is
 # deterministic for a given corpus (-seed=1). Exits 1 if any target crashed, printing the
 # reproducer path; crash inputs stay in <build dir>/artifacts/<target>/ (keep them under
-# tests/fuzz_regressions/<target>/ once fixed). Prints execs per target at the end.
+# tests/fuzz/regressions/<target>/ once fixed). Prints execs per target at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
@@ -86,7 +86,7 @@ generate_seeds() {
         printf '%s' "$s" >"$d/gen-$n"; n=$((n + 1))
       done
       ;;
-    upload_fuzzer) ;;  # tests/fuzz_regressions/upload_fuzzer/ holds the generated seeds
+    upload_fuzzer) ;;  # tests/fuzz/regressions/upload_fuzzer/ holds the generated seeds
   esac
 }
 
@@ -102,7 +102,7 @@ for t in "${targets[@]}"; do
   while IFS= read -r f; do cp "$f" "$corpus/td-$i-$(basename "$f")"; i=$((i + 1)); done \
     < <(seed_files "$t")
   generate_seeds "$t" "$corpus"
-  if [ -d "tests/fuzz_regressions/$t" ]; then cp tests/fuzz_regressions/"$t"/* "$corpus"/ 2>/dev/null || true; fi
+  if [ -d "tests/fuzz/regressions/$t" ]; then cp tests/fuzz/regressions/"$t"/* "$corpus"/ 2>/dev/null || true; fi
   log="$build_dir/$t.log"
   echo "=== $t: ${secs}s, $(ls "$corpus" | wc -l) seeds"
   rc=0

@@ -26,7 +26,7 @@ test_pkgs=(
   prometheus python3 python3-prometheus-client yamllint nghttp2-client
   # the Python client's tests (python/, run with /usr/bin/python3)
   python3-grpcio python3-protobuf python3-pytest python3-venv python3-pip
-  # the web pages' real-browser test (tests/web/browser_test.py)
+  # the web pages' real-browser test (tests/server/web/browser_test.py)
   chromium chromium-driver python3-selenium
 )
 # The RADOS store (MGREG_WITH_RADOS) and its tests' single-node cluster (scripts/ceph-dev.sh):

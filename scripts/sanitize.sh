@@ -10,9 +10,9 @@
 #                                 end-to-end tests, whose mgreg-server and mgreg processes
 #                                 are this tree's instrumented binaries (MGREG_BIN_DIR).
 #                                 MGREG_ASAN_EXCLUDE='regex' leaves tests out (default: none).
-#   scripts/sanitize.sh thread    TSan into build-tsan (GCC): the concurrency tests of
-#                                 tests/server and tests/storage, except those that go
-#                                 through a real gRPC server (see below).
+#   scripts/sanitize.sh thread    TSan into build-tsan (GCC): the tests under tests/server
+#                                 and tests/storage (subfolders included), except those
+#                                 that go through a real gRPC server (see below).
 # Environment: MGREG_SANITIZE_TESTS='regex' runs only the matching tests of that set;
 # MGREG_SANITIZE_JOBS build parallelism (default 2); MGREG_SOURCE_DIR (default: this
 # checkout) to build another source tree, e.g. a snapshot taken mid-change;
@@ -45,9 +45,10 @@ case "$mode" in
     # through atomics TSan cannot see, so those tests drown in thousands of reports at
     # the gRPC boundary (measured: ~2,500 in registry_server_test + uploads_retention_test
     # before their 300 s timeout). The service core they exercise runs under TSan through
-    # service_concurrency_test instead. MGREG_TSAN_EXCLUDE='' runs them anyway.
+    # service_concurrency_test instead. Also the web pages (tests/server/web: a real server,
+    # and a browser). MGREG_TSAN_EXCLUDE='' runs them anyway.
     build_dir=build-tsan; flags="thread"; dirs="server storage"
-    exclude="${MGREG_TSAN_EXCLUDE-^(registry_server_test|uploads_retention_test|watch_sync_test|prod_server_test|fault_server_test|limits_server_test|upload_edges_server_test|tenant_dedup_server_test|stalled_writers_server_test|overwrite_server_test|client_test|saved_model_client_test)\$}" ;;
+    exclude="${MGREG_TSAN_EXCLUDE-^(registry_server_test|uploads_retention_test|watch_sync_test|production_server_test|fault_server_test|limits_server_test|upload_edges_server_test|tenant_dedup_server_test|stalled_writers_server_test|overwrite_server_test|web_pages_test|browser_test|client_test|saved_model_client_test)\$}" ;;
   *) echo "usage: $0 [address|thread]" >&2; exit 2 ;;
 esac
 
@@ -61,11 +62,12 @@ cmake -S "$source_dir" -B "$build_dir" "${generator[@]}" "${mgreg_ccache_args[@]
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMGREG_SANITIZE="$flags" -DMGREG_BUILD_TESTS=ON \
   -DMGREG_BUILD_BENCH=OFF >/dev/null
 if [ "${MGREG_SANITIZE_CONFIGURE_ONLY:-0}" = 1 ]; then exit 0; fi
-# The tests registered by those folders' CMakeLists (tests/<dir>/CMakeLists.txt in the
+# The tests registered under those folders (a tests/<dir>/.../CMakeLists.txt in the
 # add_test backtrace of CTest's own listing; "*" = every test), each with the target that
 # builds its executable (the command's program when it lies in the build tree; "-" for a
 # test run by another program, e.g. python3; CTest gives no command for an executable not
-# built yet, whose target mgreg_add_test names after the test).
+# built yet, whose target is named after the test: mgreg_add_test in tests/CMakeLists.txt,
+# and <target>_regression in tests/fuzz).
 mapfile -t rows < <(ctest --test-dir "$build_dir" --show-only=json-v1 | python3 -c '
 import json, os, sys
 dirs, build = sys.argv[1].split(), os.path.realpath(sys.argv[2])
@@ -76,14 +78,15 @@ for t in data["tests"]:
     while n is not None:
         node = graph["nodes"][n]
         parts = graph["files"][node["file"]].split(os.sep)
-        if len(parts) >= 3 and parts[-3] == "tests" and parts[-1] == "CMakeLists.txt":
-            where.add(parts[-2])
+        if "tests" in parts and parts[-1] == "CMakeLists.txt":
+            below = parts[len(parts) - parts[::-1].index("tests"):-1]
+            if below:
+                where.add(below[0])
         n = node.get("parent")
     if dirs == ["*"] or where & set(dirs):
         name, command = t["name"], t.get("command")
-        if command is None:  # not built yet: mgreg_add_test names the target after the test
-            target = (name[len("fuzz_regression_"):] + "_regression"
-                      if name.startswith("fuzz_regression_") else name)
+        if command is None:  # not built yet: the target is named after the test
+            target = name
         else:
             program = os.path.realpath(command[0])
             target = os.path.basename(program) if program.startswith(build + os.sep) else "-"
@@ -106,7 +109,7 @@ fi
 # tests' executables only; tests of tests/server start the binaries (metrics, production).
 if [ "$mode" != thread ] && [ "$mode" != tsan ]; then
   targets=(all)
-elif printf '%s\n' "${tests[@]}" | grep -qE "^prod_"; then
+elif printf '%s\n' "${tests[@]}" | grep -qE "^(metrics_test|auth_test|production_server_test)$"; then
   targets+=(mgreg-server mgreg)
 fi
 regex="^($(IFS='|'; echo "${tests[*]}"))\$"

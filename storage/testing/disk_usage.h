@@ -1,5 +1,5 @@
 // What a data directory costs on disk, for tests and benchmarks of the space the store
-// gives back (tests/storage/rocksdb_space_test.cc, bench/space_bench.cc).
+// gives back (tests/storage/rocksdb/rocksdb_space_test.cc, bench/space_bench.cc).
 #ifndef MGREG_STORAGE_TESTING_DISK_USAGE_H_
 #define MGREG_STORAGE_TESTING_DISK_USAGE_H_
 

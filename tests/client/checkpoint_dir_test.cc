@@ -9,7 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "metagraph/checkpoint_state.h"
-#include "tests/test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 namespace {

@@ -12,8 +12,8 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/client/fake_registry.h"
-#include "tests/test_util.h"
+#include "tests/testing/fake_registry.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 namespace {

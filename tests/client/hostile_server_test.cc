@@ -19,9 +19,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "metagraph/checkpoint_state.h"
-#include "tests/client/fake_registry.h"
-#include "tests/process_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/fake_registry.h"
+#include "tests/testing/process_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 namespace {

@@ -11,7 +11,7 @@
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 namespace {

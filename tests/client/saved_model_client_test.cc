@@ -21,7 +21,7 @@
 #include "metagraph/export_options.h"
 #include "metagraph/metagraph_io.h"
 #include "metagraph/saved_model.h"
-#include "tests/server/server_fixture.h"
+#include "tests/testing/server_fixture.h"
 
 namespace mgreg::testing {
 namespace {

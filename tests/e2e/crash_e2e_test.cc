@@ -13,9 +13,9 @@
 #include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "mgreg/v1/registry.grpc.pb.h"
-#include "tests/checkpoint_builder.h"
-#include "tests/process_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/checkpoint_builder.h"
+#include "tests/testing/process_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 namespace {

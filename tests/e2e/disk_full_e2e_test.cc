@@ -4,7 +4,7 @@
 // and once the filler is deleted pushes succeed again without a restart; a restart then
 // restores every acknowledged step. Mounting needs root (CAP_SYS_ADMIN): elsewhere the
 // test is skipped with a message (FaultInjectionFileSystem covers RocksDB's own
-// no-space errors in storage_fault_injection_test and fault_server_test).
+// no-space errors in fault_injection_test and fault_server_test).
 //
 // Two more (issue 18): a small disk filled by pushes gets its room back from deletes,
 // without a restart; and a disk filled to its last byte by something else (past the
@@ -34,9 +34,9 @@
 #include "client/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/checkpoint_builder.h"
-#include "tests/process_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/checkpoint_builder.h"
+#include "tests/testing/process_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 namespace {
@@ -84,7 +84,7 @@ class DiskFullTest : public ::testing::Test {
       GTEST_SKIP() << "cannot mount a tmpfs here (" << std::strerror(errno)
                    << "): the real-disk-full test needs root; "
                       "FaultInjectionFileSystem covers the same paths in "
-                      "storage_fault_injection_test and fault_server_test";
+                      "fault_injection_test and fault_server_test";
     }
     mounted_ = true;
   }

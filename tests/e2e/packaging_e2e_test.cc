@@ -1,5 +1,5 @@
-// `cmake --install` into a temp prefix, then a separate project (tests/packaging) that
-// does find_package(mgreg CONFIG REQUIRED) and links mgreg::client is configured,
+// `cmake --install` into a temp prefix, then a separate project (tests/e2e/packaging)
+// that does find_package(mgreg CONFIG REQUIRED) and links mgreg::client is configured,
 // built and run against a real server on loopback.
 #include <cstdlib>
 #include <string>
@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/process_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/process_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg {
 namespace {
@@ -43,7 +43,7 @@ TEST(PackagingTest, InstalledClientLibraryBuildsAndTalksToAServer) {
 
   std::vector<std::string> configure = {cmake,
                                         "-S",
-                                        source + "/tests/packaging",
+                                        source + "/tests/e2e/packaging",
                                         "-B",
                                         tmp.Join("build"),
                                         "-DCMAKE_PREFIX_PATH=" + prefix,

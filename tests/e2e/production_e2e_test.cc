@@ -19,12 +19,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "mgreg/v1/registry.grpc.pb.h"
-#include "tests/checkpoint_builder.h"
-#include "tests/process_util.h"
-#include "tests/server/http_get.h"
-#include "tests/server/test_pki.h"
-#include "tests/test_util.h"
-#include "tests/upload_manifest.h"
+#include "tests/testing/checkpoint_builder.h"
+#include "tests/testing/http_client.h"
+#include "tests/testing/process_util.h"
+#include "tests/testing/test_pki.h"
+#include "tests/testing/test_util.h"
+#include "tests/testing/upload_manifest.h"
 
 namespace mgreg {
 namespace {

@@ -11,7 +11,7 @@
 #include "gtest/gtest.h"
 #include "metagraph/collection_view.h"
 #include "metagraph/export.h"
-#include "tests/checkpoint_builder.h"
+#include "tests/testing/checkpoint_builder.h"
 
 namespace mgreg {
 namespace {

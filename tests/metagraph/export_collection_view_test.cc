@@ -2,8 +2,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "metagraph/collection_view.h"
-#include "tests/metagraph/export_test_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/export_test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg {
 namespace {

@@ -10,7 +10,7 @@
 #include "gtest/gtest.h"
 #include "metagraph/export.h"
 #include "metagraph/metagraph_io.h"
-#include "tests/metagraph/export_test_util.h"
+#include "tests/testing/export_test_util.h"
 
 namespace mgreg {
 namespace {

@@ -8,7 +8,7 @@
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
-#include "tests/metagraph/export_test_util.h"
+#include "tests/testing/export_test_util.h"
 
 namespace mgreg {
 namespace {

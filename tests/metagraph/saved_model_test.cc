@@ -13,8 +13,8 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "metagraph/export.h"
-#include "tests/checkpoint_builder.h"
-#include "tests/test_util.h"
+#include "tests/testing/checkpoint_builder.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg {
 namespace {

@@ -13,7 +13,7 @@
 #include "leveldb/table_builder.h"
 #include "metagraph/checkpoint_name.h"
 #include "tensorflow/core/protobuf/trackable_object_graph.pb.h"
-#include "tests/test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg {
 namespace {

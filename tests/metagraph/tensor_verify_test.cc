@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "metagraph/checkpoint_name.h"
-#include "tests/test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg {
 namespace {

@@ -30,7 +30,7 @@
 #include "tensorflow/core/protobuf/saver.pb.h"
 #include "tensorflow/core/protobuf/trackable_object_graph.pb.h"
 #include "tensorflow/python/training/checkpoint_state.pb.h"
-#include "tests/test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg {
 namespace {

@@ -17,9 +17,9 @@
 #include "gtest/gtest.h"
 #include "mgreg/v1/registry.grpc.pb.h"
 #include "server/server.h"
-#include "tests/checkpoint_builder.h"
-#include "tests/server/server_fixture.h"
-#include "tests/test_util.h"
+#include "tests/testing/checkpoint_builder.h"
+#include "tests/testing/server_fixture.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg {
 namespace {

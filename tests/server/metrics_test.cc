@@ -10,8 +10,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/server_metrics.h"
-#include "tests/process_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/process_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::metrics {
 namespace {

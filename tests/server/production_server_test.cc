@@ -17,12 +17,12 @@
 #include "gtest/gtest.h"
 #include "mgreg/v1/registry.grpc.pb.h"
 #include "server/server.h"
-#include "tests/checkpoint_builder.h"
-#include "tests/process_util.h"
-#include "tests/server/http_get.h"
-#include "tests/server/server_fixture.h"
-#include "tests/server/test_pki.h"
-#include "tests/test_util.h"
+#include "tests/testing/checkpoint_builder.h"
+#include "tests/testing/http_client.h"
+#include "tests/testing/process_util.h"
+#include "tests/testing/server_fixture.h"
+#include "tests/testing/test_pki.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg {
 namespace {

@@ -17,8 +17,8 @@
 #include "gtest/gtest.h"
 #include "server/core/registry_service.h"
 #include "storage/store.h"
-#include "tests/checkpoint_builder.h"
-#include "tests/test_util.h"
+#include "tests/testing/checkpoint_builder.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 namespace {

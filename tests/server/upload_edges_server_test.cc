@@ -18,8 +18,8 @@
 #include "mgreg/v1/registry.grpc.pb.h"
 #include "server/auth.h"
 #include "server/server.h"
-#include "tests/server/server_fixture.h"
-#include "tests/test_util.h"
+#include "tests/testing/server_fixture.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg {
 namespace {

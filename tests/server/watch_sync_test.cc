@@ -15,7 +15,7 @@
 #include "gtest/gtest.h"
 #include "metagraph/checkpoint_state.h"
 #include "metagraph/metagraph_io.h"
-#include "tests/server/server_fixture.h"
+#include "tests/testing/server_fixture.h"
 
 namespace mgreg::testing {
 namespace {

@@ -15,8 +15,8 @@
 #include "storage/planner.h"
 #include "storage/rocksdb/rocksdb_open.h"
 #include "storage/store.h"
-#include "tests/storage/store_test_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/store_test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg {
 namespace {

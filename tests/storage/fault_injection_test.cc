@@ -18,9 +18,9 @@
 #include "storage/rocksdb/rocksdb_open.h"
 #include "storage/store.h"
 #include "storage/testing/fault_injection_store.h"
-#include "tests/storage/store_surgery.h"
-#include "tests/storage/store_test_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/store_surgery.h"
+#include "tests/testing/store_test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 namespace {
@@ -122,7 +122,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, CheckTest, ::testing::Values(false, true),
                            return info.param ? "RocksDb" : "Memory";
                          });
 
-// Check against a store damaged behind its back (tests/storage/store_surgery.h): each
+// Check against a store damaged behind its back (tests/testing/store_surgery.h): each
 // broken invariant is reported, naming the chunk.
 struct DamageCase {
   Damage damage;

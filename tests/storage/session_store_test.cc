@@ -22,8 +22,8 @@
 #ifdef MGREG_WITH_RADOS
 #include "storage/rados/rados_store.h"
 #endif
-#include "tests/storage/store_test_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/store_test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg {
 namespace {

@@ -12,7 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/store.h"
-#include "tests/server/core/core_test_util.h"
+#include "tests/testing/core_test_util.h"
 
 namespace mgreg::testing {
 namespace {

@@ -14,9 +14,9 @@
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/process_util.h"
-#include "tests/storage/rados/rados_test_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/process_util.h"
+#include "tests/testing/rados_test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 namespace {

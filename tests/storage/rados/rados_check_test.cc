@@ -21,8 +21,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/rados/rados_store.h"
-#include "tests/storage/rados/rados_test_util.h"
-#include "tests/storage/store_test_util.h"
+#include "tests/testing/rados_test_util.h"
+#include "tests/testing/store_test_util.h"
 
 extern char** environ;
 

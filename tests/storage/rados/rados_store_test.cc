@@ -15,9 +15,9 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/storage/rados/rados_test_util.h"
-#include "tests/storage/store_test_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/rados_test_util.h"
+#include "tests/testing/store_test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 namespace {

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "tests/storage/rados/rados_test_util.h"
+#include "tests/testing/rados_test_util.h"
 
 namespace mgreg::testing {
 namespace {

@@ -1,8 +1,8 @@
 // Surgery on a closed RocksDB store, for tests only: breaks one invariant of the
 // store's layout (DESIGN §8) behind the Store's back, so that Store::Check and
 // `mgreg admin check` must report it.
-#ifndef MGREG_TESTS_STORAGE_STORE_SURGERY_H_
-#define MGREG_TESTS_STORAGE_STORE_SURGERY_H_
+#ifndef MGREG_TESTS_TESTING_STORE_SURGERY_H_
+#define MGREG_TESTS_TESTING_STORE_SURGERY_H_
 
 #include <string>
 
@@ -22,4 +22,4 @@ absl::StatusOr<std::string> DamageStore(const std::string& path, Damage damage);
 
 }  // namespace mgreg::testing
 
-#endif  // MGREG_TESTS_STORAGE_STORE_SURGERY_H_
+#endif  // MGREG_TESTS_TESTING_STORE_SURGERY_H_

@@ -1,7 +1,7 @@
 // A real server on 127.0.0.1 (RocksDB in a temp dir, or in memory) with a client, and
 // helpers to build checkpoints, for the server-level tests.
-#ifndef MGREG_TESTS_SERVER_SERVER_FIXTURE_H_
-#define MGREG_TESTS_SERVER_SERVER_FIXTURE_H_
+#ifndef MGREG_TESTS_TESTING_SERVER_FIXTURE_H_
+#define MGREG_TESTS_TESTING_SERVER_FIXTURE_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -17,9 +17,9 @@
 #include "gtest/gtest.h"
 #include "mgreg/v1/registry.grpc.pb.h"
 #include "server/server.h"
-#include "tests/checkpoint_builder.h"
-#include "tests/test_util.h"
-#include "tests/upload_manifest.h"
+#include "tests/testing/checkpoint_builder.h"
+#include "tests/testing/test_util.h"
+#include "tests/testing/upload_manifest.h"
 
 namespace mgreg::testing {
 
@@ -117,4 +117,4 @@ class ServerFixture : public ::testing::Test {
 
 }  // namespace mgreg::testing
 
-#endif  // MGREG_TESTS_SERVER_SERVER_FIXTURE_H_
+#endif  // MGREG_TESTS_TESTING_SERVER_FIXTURE_H_

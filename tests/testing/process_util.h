@@ -1,7 +1,7 @@
 // Running the real binaries from tests: mgreg-server as a child process (ready when it
 // prints its address), and commands whose exit code and output the test inspects.
-#ifndef MGREG_TESTS_PROCESS_UTIL_H_
-#define MGREG_TESTS_PROCESS_UTIL_H_
+#ifndef MGREG_TESTS_TESTING_PROCESS_UTIL_H_
+#define MGREG_TESTS_TESTING_PROCESS_UTIL_H_
 
 #include <sys/types.h>
 
@@ -48,4 +48,4 @@ std::string BinaryPath(const std::string& relative);
 
 }  // namespace mgreg::testing
 
-#endif  // MGREG_TESTS_PROCESS_UTIL_H_
+#endif  // MGREG_TESTS_TESTING_PROCESS_UTIL_H_

@@ -1,7 +1,7 @@
 // Helpers for the tests of the RADOS store: which Ceph cluster to use, and a librados
 // connection to it with bounded timeouts.
-#ifndef MGREG_TESTS_STORAGE_RADOS_RADOS_TEST_UTIL_H_
-#define MGREG_TESTS_STORAGE_RADOS_RADOS_TEST_UTIL_H_
+#ifndef MGREG_TESTS_TESTING_RADOS_TEST_UTIL_H_
+#define MGREG_TESTS_TESTING_RADOS_TEST_UTIL_H_
 
 #include <rados/librados.hpp>
 #include <string>
@@ -38,4 +38,4 @@ std::string FindOnPath(const std::string& name);
 
 }  // namespace mgreg::testing
 
-#endif  // MGREG_TESTS_STORAGE_RADOS_RADOS_TEST_UTIL_H_
+#endif  // MGREG_TESTS_TESTING_RADOS_TEST_UTIL_H_

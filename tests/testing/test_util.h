@@ -1,6 +1,6 @@
 // Helpers shared by the tests: test data lookup, temp dirs, file I/O.
-#ifndef MGREG_TESTS_TEST_UTIL_H_
-#define MGREG_TESTS_TEST_UTIL_H_
+#ifndef MGREG_TESTS_TESTING_TEST_UTIL_H_
+#define MGREG_TESTS_TESTING_TEST_UTIL_H_
 
 #include <string>
 
@@ -47,4 +47,4 @@ std::string BinDir();
 
 }  // namespace mgreg::testing
 
-#endif  // MGREG_TESTS_TEST_UTIL_H_
+#endif  // MGREG_TESTS_TESTING_TEST_UTIL_H_

@@ -1,4 +1,4 @@
-#include "tests/test_util.h"
+#include "tests/testing/test_util.h"
 
 #include <cstdlib>
 #include <filesystem>

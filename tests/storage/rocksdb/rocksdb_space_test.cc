@@ -21,8 +21,8 @@
 #include "gtest/gtest.h"
 #include "storage/store.h"
 #include "storage/testing/disk_usage.h"
-#include "tests/storage/store_test_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/store_test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg {
 namespace {
@@ -206,10 +206,9 @@ class FullDiskTest : public ::testing::Test {
     mount_point_ = tmp_.Join("small-disk");
     fs::create_directories(mount_point_);
     if (mount("tmpfs", mount_point_.c_str(), "tmpfs", 0, "size=128m") != 0) {
-      GTEST_SKIP()
-          << "cannot mount a tmpfs here (" << std::strerror(errno)
-          << "): the real-full-disk test needs root; storage_fault_injection_test "
-             "covers RocksDB's no-space errors without it";
+      GTEST_SKIP() << "cannot mount a tmpfs here (" << std::strerror(errno)
+                   << "): the real-full-disk test needs root; fault_injection_test "
+                      "covers RocksDB's no-space errors without it";
     }
     mounted_ = true;
   }

@@ -1,4 +1,4 @@
-#include "tests/checkpoint_builder.h"
+#include "tests/testing/checkpoint_builder.h"
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
@@ -16,7 +16,7 @@
 #include "leveldb/table_builder.h"
 #include "tensorflow/core/framework/variable.pb.h"
 #include "tensorflow/core/protobuf/tensor_bundle.pb.h"
-#include "tests/test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 

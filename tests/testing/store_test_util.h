@@ -1,7 +1,7 @@
 // Builds checkpoints for Store tests the way the service does: files cut into chunks,
 // new blobs staged and committed.
-#ifndef MGREG_TESTS_STORAGE_STORE_TEST_UTIL_H_
-#define MGREG_TESTS_STORAGE_STORE_TEST_UTIL_H_
+#ifndef MGREG_TESTS_TESTING_STORE_TEST_UTIL_H_
+#define MGREG_TESTS_TESTING_STORE_TEST_UTIL_H_
 
 #include <cstdint>
 #include <map>
@@ -44,4 +44,4 @@ std::string Bytes(size_t n, uint64_t seed);
 
 }  // namespace mgreg::testing
 
-#endif  // MGREG_TESTS_STORAGE_STORE_TEST_UTIL_H_
+#endif  // MGREG_TESTS_TESTING_STORE_TEST_UTIL_H_

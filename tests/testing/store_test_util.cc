@@ -1,4 +1,4 @@
-#include "tests/storage/store_test_util.h"
+#include "tests/testing/store_test_util.h"
 
 #include <algorithm>
 

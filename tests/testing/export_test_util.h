@@ -1,8 +1,8 @@
 // Helpers for the export tests: small graph builders, TensorFlow's notion of MetaGraphDef
 // equality (EXPORT_SEMANTICS §9: test_util.assert_meta_graph_protos_equal), and a runner
 // that exports through both paths and checks they agree byte for byte.
-#ifndef MGREG_TESTS_METAGRAPH_EXPORT_TEST_UTIL_H_
-#define MGREG_TESTS_METAGRAPH_EXPORT_TEST_UTIL_H_
+#ifndef MGREG_TESTS_TESTING_EXPORT_TEST_UTIL_H_
+#define MGREG_TESTS_TESTING_EXPORT_TEST_UTIL_H_
 
 #include <map>
 #include <set>
@@ -213,4 +213,4 @@ inline std::string TfDifference(const tensorflow::MetaGraphDef& a,
 
 }  // namespace mgreg::testing
 
-#endif  // MGREG_TESTS_METAGRAPH_EXPORT_TEST_UTIL_H_
+#endif  // MGREG_TESTS_TESTING_EXPORT_TEST_UTIL_H_

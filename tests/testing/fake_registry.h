@@ -1,7 +1,7 @@
 // A fake mgreg.v1.Registry server for client tests: it answers whatever the test sets,
 // including what no real server would (hostile or broken names), on 127.0.0.1:0.
-#ifndef MGREG_TESTS_CLIENT_FAKE_REGISTRY_H_
-#define MGREG_TESTS_CLIENT_FAKE_REGISTRY_H_
+#ifndef MGREG_TESTS_TESTING_FAKE_REGISTRY_H_
+#define MGREG_TESTS_TESTING_FAKE_REGISTRY_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -98,4 +98,4 @@ class FakeRegistry final : public v1::Registry::Service {
 
 }  // namespace mgreg::testing
 
-#endif  // MGREG_TESTS_CLIENT_FAKE_REGISTRY_H_
+#endif  // MGREG_TESTS_TESTING_FAKE_REGISTRY_H_

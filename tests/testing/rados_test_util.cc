@@ -1,4 +1,4 @@
-#include "tests/storage/rados/rados_test_util.h"
+#include "tests/testing/rados_test_util.h"
 
 #include <unistd.h>
 

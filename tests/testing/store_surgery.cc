@@ -1,4 +1,4 @@
-#include "tests/storage/store_surgery.h"
+#include "tests/testing/store_surgery.h"
 
 #include <memory>
 #include <vector>

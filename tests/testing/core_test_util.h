@@ -1,7 +1,7 @@
 // Steps committed straight into a Store, for the unit tests of server/core's pieces
 // that need stored content or events without running uploads.
-#ifndef MGREG_TESTS_SERVER_CORE_CORE_TEST_UTIL_H_
-#define MGREG_TESTS_SERVER_CORE_CORE_TEST_UTIL_H_
+#ifndef MGREG_TESTS_TESTING_CORE_TEST_UTIL_H_
+#define MGREG_TESTS_TESTING_CORE_TEST_UTIL_H_
 
 #include <cstdint>
 #include <memory>
@@ -57,4 +57,4 @@ inline absl::StatusOr<storage::CheckpointRecord> CommitChunks(
 
 }  // namespace mgreg::testing
 
-#endif  // MGREG_TESTS_SERVER_CORE_CORE_TEST_UTIL_H_
+#endif  // MGREG_TESTS_TESTING_CORE_TEST_UTIL_H_

@@ -1,4 +1,4 @@
-#include "tests/client/fake_registry.h"
+#include "tests/testing/fake_registry.h"
 
 #include <chrono>
 

@@ -4,7 +4,7 @@ against a real mgreg-server holding the real tfx checkpoint of ../shared/testdat
 
 Loads each page, checks the visible text and the loss plot's points, sees a new step
 appear on the events page after a push without a reload, and saves screenshots under
-the build folder (BROWSER_SHOTS, default build/tests/web/screenshots).
+the build folder (BROWSER_SHOTS, default build/tests/server/web/screenshots).
 
 Usage: browser_test.py BIN_DIR   (holds server/mgreg-server and client/mgreg)
 Exits 0 on success, 1 on a failed check, 77 (skipped) without test data or browser.

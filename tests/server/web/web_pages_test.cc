@@ -15,8 +15,8 @@
 #include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
-#include "tests/test_util.h"
-#include "tests/web/http_client.h"
+#include "tests/testing/http_client.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 namespace {
@@ -77,7 +77,7 @@ class WebPagesTest : public ::testing::Test {
 
   // GET `path` (which must answer 200 with JSON) parsed.
   Struct Json(const std::string& path, const std::vector<std::string>& headers = {}) {
-    WebResponse r = HttpGet(port_, path, headers);
+    HttpResponse r = HttpGet(port_, path, headers);
     EXPECT_EQ(r.status, 200) << path << ": " << r.body;
     EXPECT_EQ(r.Header("Content-Type"), "application/json");
     Struct out;
@@ -106,7 +106,7 @@ TEST_F(WebPagesTest, ModelsPageListsEachModelWithItsLatestStepAndFiltersByPrefix
   Push("team-b/bert", 500);
   ASSERT_TRUE(client_->SetAlias("team-a/resnet", "production", 1000).ok());
 
-  WebResponse page = HttpGet(port_, "/");
+  HttpResponse page = HttpGet(port_, "/");
   ASSERT_EQ(page.status, 200);
   EXPECT_EQ(page.Header("Content-Type"), "text/html; charset=utf-8");
   EXPECT_TRUE(absl::StrContains(page.body, ">team-a/resnet</a>"));
@@ -165,7 +165,7 @@ TEST_F(WebPagesTest, ModelsPagePaginatesWithPageTokensInNameOrder) {
   EXPECT_TRUE(
       absl::StrContains(HttpGet(port_, "/?page_size=2").body, "id=\"next-page\""));
   // A token of another prefix's listing is refused with the service's message.
-  WebResponse bad = HttpGet(port_, "/?format=json&page_size=2&page_token=garbage!");
+  HttpResponse bad = HttpGet(port_, "/?format=json&page_size=2&page_token=garbage!");
   EXPECT_EQ(bad.status, 400);
   EXPECT_TRUE(absl::StrContains(bad.body, "INVALID_ARGUMENT")) << bad.body;
 }
@@ -203,7 +203,7 @@ TEST_F(WebPagesTest, ModelPageShowsStepsNewestFirstAndPlotsEveryNumericMetadataK
   EXPECT_EQ(plots.count("note"), 0) << "a non-numeric key is not plotted";
   EXPECT_EQ(plots["step size (bytes)"].size(), 3);
 
-  WebResponse html = HttpGet(port_, "/model?name=resnet");
+  HttpResponse html = HttpGet(port_, "/model?name=resnet");
   ASSERT_EQ(html.status, 200);
   EXPECT_TRUE(absl::StrContains(html.body, "data-title=\"loss\" data-points=\"3\""));
   EXPECT_TRUE(absl::StrContains(html.body, "data-step=\"3000\" data-value=\"0.25\""));
@@ -227,7 +227,7 @@ TEST_F(WebPagesTest, NamesAndMetadataAreHtmlEscapedOnEveryPage) {
        {{"note", "<script>alert(1)</script>"}, {"<b>key", "\"quoted\" & 'single'"}});
   for (const std::string path :
        {"/model?name=xss", "/step?model=xss&step=7", "/events"}) {
-    WebResponse r = HttpGet(port_, path);
+    HttpResponse r = HttpGet(port_, path);
     ASSERT_EQ(r.status, 200) << path;
     EXPECT_FALSE(absl::StrContains(r.body, "<script>alert")) << path;
     EXPECT_FALSE(absl::StrContains(r.body, "<b>key")) << path;
@@ -250,11 +250,11 @@ TEST_F(WebPagesTest, NamesAndMetadataAreHtmlEscapedOnEveryPage) {
     }
   }
   // JSON carries the value as data, with < and > escaped.
-  WebResponse json = HttpGet(port_, "/step?model=xss&step=7&format=json");
+  HttpResponse json = HttpGet(port_, "/step?model=xss&step=7&format=json");
   EXPECT_TRUE(
       absl::StrContains(json.body, "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"));
   // A prefix typed into the filter comes back escaped.
-  WebResponse filter = HttpGet(port_, "/?prefix=%3Cimg%20src%3Dx%3E");
+  HttpResponse filter = HttpGet(port_, "/?prefix=%3Cimg%20src%3Dx%3E");
   EXPECT_TRUE(absl::StrContains(filter.body, "&lt;img src=x&gt;"));
   EXPECT_FALSE(absl::StrContains(filter.body, "<img src=x>"));
 }
@@ -302,7 +302,7 @@ TEST_F(WebPagesTest, StepPageShowsFilesTensorsAndTheGraphSummaryOfTheRealCheckpo
             std::make_pair(std::string("bytes_list"), 20.0));
   EXPECT_EQ(collections["summaries"], std::make_pair(std::string("node_list"), 15.0));
 
-  WebResponse html = HttpGet(port_, "/step?model=tfx&step=1000");
+  HttpResponse html = HttpGet(port_, "/step?model=tfx&step=1000");
   ASSERT_EQ(html.status, 200);
   EXPECT_TRUE(absl::StrContains(html.body, "<dd id=\"node-count\">2502</dd>"));
   EXPECT_TRUE(absl::StrContains(html.body, "id=\"download-meta\""));
@@ -316,14 +316,14 @@ TEST_F(WebPagesTest, DownloadsAreTheStoredMetaAndTheServersFilteredExport) {
   MGREG_REQUIRE_TESTDATA();
   Start();
   Push("tfx", 1000);
-  WebResponse meta = HttpGet(port_, "/file?model=tfx&step=1000&name=meta");
+  HttpResponse meta = HttpGet(port_, "/file?model=tfx&step=1000&name=meta");
   ASSERT_EQ(meta.status, 200);
   EXPECT_EQ(meta.Header("Content-Length"), "786034");
   EXPECT_EQ(Sha256Hex(meta.body),
             "b43144919b599daa5437867adc7949dac6833318b61d336587da5ea0a525457d");
   EXPECT_TRUE(absl::StrContains(meta.Header("Content-Disposition"), "attachment"));
 
-  WebResponse exported =
+  HttpResponse exported =
       HttpGet(port_, "/graph?model=tfx&step=1000&clear_devices=1&collection=variables");
   ASSERT_EQ(exported.status, 200);
   v1::GraphOptions options;
@@ -335,10 +335,10 @@ TEST_F(WebPagesTest, DownloadsAreTheStoredMetaAndTheServersFilteredExport) {
   EXPECT_EQ(exported.body, expected) << "the same bytes mgreg graph writes";
   EXPECT_NE(exported.body, meta.body);
 
-  WebResponse missing =
+  HttpResponse missing =
       HttpGet(port_, "/file?model=tfx&step=1000&name=data-00009-of-00010");
   EXPECT_EQ(missing.status, 404);
-  WebResponse bad_scope = HttpGet(port_, "/graph?model=tfx&step=5&format=json");
+  HttpResponse bad_scope = HttpGet(port_, "/graph?model=tfx&step=5&format=json");
   EXPECT_EQ(bad_scope.status, 404);
   EXPECT_TRUE(absl::StrContains(bad_scope.body, "\"code\":\"NOT_FOUND\""));
 }
@@ -378,7 +378,7 @@ TEST_F(WebPagesTest, SavedModelStepPageShowsFilesVariablesAndTagSets) {
   EXPECT_EQ(Field(g, "tensorflow_version").string_value(), "2.14.0");
   EXPECT_GT(Field(Field(step, "tensors").struct_value(), "count").number_value(), 0);
 
-  WebResponse html = HttpGet(port_, "/step?model=resnet&step=123");
+  HttpResponse html = HttpGet(port_, "/step?model=resnet&step=123");
   ASSERT_EQ(html.status, 200) << html.body;
   EXPECT_TRUE(absl::StrContains(html.body, "SavedModel (TF Serving version 123)"));
   EXPECT_TRUE(absl::StrContains(html.body, "<td>variables/variables.index</td>"));
@@ -388,7 +388,7 @@ TEST_F(WebPagesTest, SavedModelStepPageShowsFilesVariablesAndTagSets) {
   EXPECT_TRUE(absl::StrContains(html.body, "<h2>Variables</h2>"));
   EXPECT_FALSE(absl::StrContains(html.body, "class=\"error\""));
 
-  WebResponse exported =
+  HttpResponse exported =
       HttpGet(port_, "/graph?model=resnet&step=123&tags=serve&clear_devices=1");
   ASSERT_EQ(exported.status, 200) << exported.body;
   v1::GraphOptions options;
@@ -397,7 +397,7 @@ TEST_F(WebPagesTest, SavedModelStepPageShowsFilesVariablesAndTagSets) {
   std::string expected;
   ASSERT_TRUE(client_->FetchGraphBytes("resnet", 123, options, &expected).ok());
   EXPECT_EQ(exported.body, expected);
-  WebResponse stored = HttpGet(port_, "/file?model=resnet&step=123&name=saved_model.pb");
+  HttpResponse stored = HttpGet(port_, "/file?model=resnet&step=123&name=saved_model.pb");
   ASSERT_EQ(stored.status, 200);
   EXPECT_EQ(stored.body, ReadFileOrDie(dir + "/saved_model.pb"));
 }
@@ -426,7 +426,7 @@ TEST_F(WebPagesTest, EventsAfterARevisionHoldANewCommitAndAliasMove) {
   EXPECT_EQ(Field(events[1].struct_value(), "step").number_value(), 2000);
   EXPECT_EQ(Field(after, "revision").number_value(), revision + 2);
 
-  WebResponse html = HttpGet(port_, "/events");
+  HttpResponse html = HttpGet(port_, "/events");
   EXPECT_TRUE(
       absl::StrContains(html.body, absl::StrCat("data-revision=\"", revision + 2, "\"")));
   EXPECT_EQ(HttpGet(port_, "/events?since=abc").status, 400);
@@ -439,7 +439,7 @@ TEST_F(WebPagesTest, UnknownModelIsNotFoundAndMalformedParametersAreBadRequests)
   EXPECT_EQ(HttpGet(port_, "/model?name=nope").status, 404);
   EXPECT_EQ(HttpGet(port_, "/model?name=bad%20name").status, 400);
   EXPECT_EQ(HttpGet(port_, "/step?model=resnet&step=12").status, 404);
-  WebResponse bad = HttpGet(port_, "/step?model=resnet&step=x&format=json");
+  HttpResponse bad = HttpGet(port_, "/step?model=resnet&step=x&format=json");
   EXPECT_EQ(bad.status, 400);
   EXPECT_TRUE(absl::StrContains(bad.body, "give ?step=N or ?alias=NAME")) << bad.body;
   EXPECT_EQ(HttpGet(port_, "/model?name=resnet&before=soon").status, 400);
@@ -457,7 +457,7 @@ TEST_F(WebPagesTest, NoRequestChangesTheStore) {
   for (const char* method : {"POST", "PUT", "DELETE", "PATCH"}) {
     for (const char* path : {"/", "/model?name=resnet", "/step?model=resnet&step=1000",
                              "/file?model=resnet&step=1000&name=meta", "/events"}) {
-      WebResponse r = HttpRequest(port_, method, path, {}, "step=1000");
+      HttpResponse r = HttpRequest(port_, method, path, {}, "step=1000");
       EXPECT_EQ(r.status, 405) << method << " " << path;
     }
   }
@@ -471,11 +471,11 @@ TEST_F(WebPagesTest, WithTokensPagesNeedAReadTokenAndShowOnlyItsModels) {
   Push("team-a/resnet", 1000);
   Push("team-b/bert", 1000);
 
-  WebResponse anonymous = HttpGet(port_, "/");
+  HttpResponse anonymous = HttpGet(port_, "/");
   EXPECT_EQ(anonymous.status, 401);
   EXPECT_TRUE(absl::StrContains(anonymous.body, "action=\"/login\""));
   EXPECT_FALSE(absl::StrContains(anonymous.body, "team-a/resnet"));
-  WebResponse anonymous_json = HttpGet(port_, "/?format=json");
+  HttpResponse anonymous_json = HttpGet(port_, "/?format=json");
   EXPECT_EQ(anonymous_json.status, 401);
   EXPECT_TRUE(absl::StrContains(anonymous_json.body, "\"code\":\"UNAUTHENTICATED\""));
   EXPECT_EQ(HttpGet(port_, "/events?format=json").status, 401);
@@ -508,13 +508,13 @@ TEST_F(WebPagesTest, LoginSetsAnHttpOnlyCookieThatOpensThePages) {
   const std::vector<std::string> form = {
       "Content-Type: application/x-www-form-urlencoded"};
 
-  WebResponse wrong = HttpRequest(port_, "POST", "/login", form, "token=nope&next=%2F");
+  HttpResponse wrong = HttpRequest(port_, "POST", "/login", form, "token=nope&next=%2F");
   EXPECT_EQ(wrong.status, 401);
   EXPECT_TRUE(absl::StrContains(wrong.body, "the token is not valid on this server"));
   EXPECT_TRUE(wrong.Header("Set-Cookie").empty());
 
-  WebResponse ok = HttpRequest(port_, "POST", "/login", form,
-                               absl::StrCat("token=", kTeamAToken, "&next=%2Fevents"));
+  HttpResponse ok = HttpRequest(port_, "POST", "/login", form,
+                                absl::StrCat("token=", kTeamAToken, "&next=%2Fevents"));
   EXPECT_EQ(ok.status, 303);
   EXPECT_EQ(ok.Header("Location"), "/events");
   const std::string cookie = ok.Header("Set-Cookie");
@@ -522,33 +522,33 @@ TEST_F(WebPagesTest, LoginSetsAnHttpOnlyCookieThatOpensThePages) {
   EXPECT_TRUE(absl::StrContains(cookie, "SameSite=Strict"));
   const std::string pair = cookie.substr(0, cookie.find(';'));
 
-  WebResponse page = HttpGet(port_, "/", {absl::StrCat("Cookie: ", pair)});
+  HttpResponse page = HttpGet(port_, "/", {absl::StrCat("Cookie: ", pair)});
   EXPECT_EQ(page.status, 200);
   EXPECT_TRUE(absl::StrContains(page.body, ">team-a/resnet</a>"));
   EXPECT_TRUE(absl::StrContains(page.body, "action=\"/logout\""));
 
   // Only local paths are followed after a login.
-  WebResponse away =
+  HttpResponse away =
       HttpRequest(port_, "POST", "/login", form,
                   absl::StrCat("token=", kTeamAToken, "&next=//evil.example/"));
   EXPECT_EQ(away.Header("Location"), "/");
-  WebResponse out = HttpRequest(port_, "POST", "/logout", {}, "");
+  HttpResponse out = HttpRequest(port_, "POST", "/logout", {}, "");
   EXPECT_EQ(out.status, 303);
   EXPECT_TRUE(absl::StrContains(out.Header("Set-Cookie"), "Max-Age=0"));
 }
 
 TEST_F(WebPagesTest, StaticFilesAreServedByTheServerItself) {
   Start();
-  WebResponse js = HttpGet(port_, "/static/app.js");
+  HttpResponse js = HttpGet(port_, "/static/app.js");
   ASSERT_EQ(js.status, 200);
   EXPECT_EQ(js.Header("Content-Type"), "text/javascript; charset=utf-8");
   EXPECT_TRUE(absl::StrContains(js.body, "followEvents"));
   EXPECT_FALSE(absl::StrContains(js.body, "innerHTML")) << "rows are built as text";
-  WebResponse css = HttpGet(port_, "/static/app.css");
+  HttpResponse css = HttpGet(port_, "/static/app.css");
   ASSERT_EQ(css.status, 200);
   EXPECT_EQ(css.Header("Content-Type"), "text/css; charset=utf-8");
   EXPECT_FALSE(absl::StrContains(css.body, "http"));  // nothing from the network
-  WebResponse empty = HttpGet(port_, "/");
+  HttpResponse empty = HttpGet(port_, "/");
   EXPECT_EQ(empty.status, 200);
   EXPECT_TRUE(absl::StrContains(empty.body, "No models"));
 }

@@ -1,8 +1,8 @@
 // Writes small but real TensorFlow V2 checkpoints for tests and benchmarks: a
 // tensor-bundle .index (a LevelDB table, as TensorFlow's BundleWriter writes it),
 // .data-NNNNN-of-MMMMM shards and optionally a .meta.
-#ifndef MGREG_TESTS_CHECKPOINT_BUILDER_H_
-#define MGREG_TESTS_CHECKPOINT_BUILDER_H_
+#ifndef MGREG_TESTS_TESTING_CHECKPOINT_BUILDER_H_
+#define MGREG_TESTS_TESTING_CHECKPOINT_BUILDER_H_
 
 #include <cstdint>
 #include <optional>
@@ -62,4 +62,4 @@ tensorflow::MetaGraphDef MetaGraphWithLayers();
 
 }  // namespace mgreg::testing
 
-#endif  // MGREG_TESTS_CHECKPOINT_BUILDER_H_
+#endif  // MGREG_TESTS_TESTING_CHECKPOINT_BUILDER_H_

@@ -13,8 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/process_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/process_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 namespace {

@@ -1,4 +1,4 @@
-#include "tests/process_util.h"
+#include "tests/testing/process_util.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -11,7 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "tests/test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 namespace {

@@ -16,8 +16,8 @@
 #include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "storage/store.h"
-#include "tests/storage/store_test_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/store_test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg {
 namespace {

@@ -1,7 +1,7 @@
 // The BeginUpload manifest of a checkpoint on disk, for tests that drive the raw upload
 // API (BeginUpload, PutFile streams, CommitUpload) instead of Client::Push.
-#ifndef MGREG_TESTS_UPLOAD_MANIFEST_H_
-#define MGREG_TESTS_UPLOAD_MANIFEST_H_
+#ifndef MGREG_TESTS_TESTING_UPLOAD_MANIFEST_H_
+#define MGREG_TESTS_TESTING_UPLOAD_MANIFEST_H_
 
 #include <cstdint>
 #include <string>
@@ -10,7 +10,7 @@
 #include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "mgreg/v1/registry.pb.h"
-#include "tests/test_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 
@@ -37,4 +37,4 @@ inline v1::BeginUploadRequest UploadManifest(const std::string& model, int64_t s
 
 }  // namespace mgreg::testing
 
-#endif  // MGREG_TESTS_UPLOAD_MANIFEST_H_
+#endif  // MGREG_TESTS_TESTING_UPLOAD_MANIFEST_H_

@@ -1,13 +1,13 @@
 // Test certificates for TLS and mutual TLS, generated with openssl at test time.
-#ifndef MGREG_TESTS_SERVER_TEST_PKI_H_
-#define MGREG_TESTS_SERVER_TEST_PKI_H_
+#ifndef MGREG_TESTS_TESTING_TEST_PKI_H_
+#define MGREG_TESTS_TESTING_TEST_PKI_H_
 
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "tests/process_util.h"
-#include "tests/test_util.h"
+#include "tests/testing/process_util.h"
+#include "tests/testing/test_util.h"
 
 namespace mgreg::testing {
 
@@ -53,4 +53,4 @@ inline bool MakePki(const TempDir& tmp, TestPki* pki) {
 
 }  // namespace mgreg::testing
 
-#endif  // MGREG_TESTS_SERVER_TEST_PKI_H_
+#endif  // MGREG_TESTS_TESTING_TEST_PKI_H_
