@@ -43,6 +43,7 @@
 //                     dropping expired upload sessions
 //   rados_sessions.cc upload sessions (storage/session_backend.h)
 //   rados_events.cc   the event log, the tailer and watch/notify
+//   rados_cache.cc    model records and latest steps served from memory
 //   rados_check.cc    the scan behind Store::Check, under a freeze of the writers
 #ifndef MGREG_STORAGE_RADOS_RADOS_BACKEND_H_
 #define MGREG_STORAGE_RADOS_RADOS_BACKEND_H_
@@ -189,13 +190,14 @@ class RadosBackend : public Backend,
   absl::StatusOr<std::vector<storage::UploadSessionRecord>> ListSessions() override;
   absl::Status ReadyToWrite() override { return absl::OkStatus(); }
   absl::StatusOr<Head> ReadHead() override;
+  // Served from this process's cache of the catalog (rados_cache.cc).
   absl::StatusOr<std::optional<storage::ModelRecord>> ReadModel(
       absl::string_view model) override {
-    return ReadCatalogRecord<storage::ModelRecord>(absl::StrCat("d.", model));
+    return ReadCached<storage::ModelRecord>(absl::StrCat("d.", model));
   }
   absl::StatusOr<std::optional<storage::CheckpointRecord>> ReadLatest(
       absl::string_view model) override {
-    return ReadCatalogRecord<storage::CheckpointRecord>(absl::StrCat("l.", model));
+    return ReadCached<storage::CheckpointRecord>(absl::StrCat("l.", model));
   }
   absl::StatusOr<std::optional<storage::CheckpointRecord>> ReadCheckpoint(
       absl::string_view model, int64_t step) override;
@@ -281,6 +283,27 @@ class RadosBackend : public Backend,
     ASSIGN_OR_RETURN(T t, Parse<T>(it->second, kCatalog));
     return std::optional<T>(std::move(t));
   }
+  // rados_cache.cc: the catalog's d.<model> and l.<model> records this process read,
+  // as of one published transaction (cache_version_). Any sight of a newer one (the
+  // tailer, woken by the writer's notify before that writer's call returns; this
+  // process's own writes; a planner's or a miss's read of the head) empties it first,
+  // so it never serves a record older than the newest version this process has seen.
+  // The catalog's raw value of `key` ("d.<model>", "l.<model>"), nullopt if absent.
+  absl::StatusOr<std::optional<std::string>> ReadCachedRaw(const std::string& key);
+  template <typename T>
+  absl::StatusOr<std::optional<T>> ReadCached(const std::string& key) {
+    ASSIGN_OR_RETURN(std::optional<std::string> raw, ReadCachedRaw(key));
+    if (!raw.has_value()) return std::optional<T>();
+    T t;
+    if (!t.ParseFromString(*raw)) {
+      return absl::InternalError(
+          absl::StrCat("corrupt record ", key, " in ", kCatalog, " (", where_, ")"));
+    }
+    return std::optional<T>(std::move(t));
+  }
+  // The catalog's head has been seen at published transaction `version`.
+  void ObserveVersion(uint64_t version);
+
   // One page of omap values with `prefix` after `after`; NOT_FOUND if no object.
   absl::Status OmapPage(const std::string& oid, const std::string& after,
                         const std::string& prefix,
@@ -370,6 +393,9 @@ class RadosBackend : public Backend,
   void Watch();
   void Wake();
   void Tail();
+  // One look of the tailer: watches again if needed, reads the head, empties the cache
+  // if it moved, and delivers the events not delivered yet.
+  void CatchUp(bool rewatch, bool* registered);
   // Calls the listener for events up to `revision` not delivered yet.
   absl::Status Deliver(int64_t revision, const storage::rados::RadosTxn* own)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(deliver_mu_);
@@ -394,6 +420,10 @@ class RadosBackend : public Backend,
   absl::Mutex local_mu_;
   // Chunks this process's open areas hold, with the number of areas holding each.
   absl::flat_hash_map<std::string, int> local_holds_ ABSL_GUARDED_BY(local_mu_);
+  absl::Mutex cache_mu_;
+  uint64_t cache_version_ ABSL_GUARDED_BY(cache_mu_) = 0;
+  absl::flat_hash_map<std::string, std::optional<std::string>> cache_
+      ABSL_GUARDED_BY(cache_mu_);
   absl::Mutex deliver_mu_;
   std::function<void(const storage::Event&)> listener_ ABSL_GUARDED_BY(deliver_mu_);
   int64_t delivered_ ABSL_GUARDED_BY(deliver_mu_) = 0;
@@ -404,6 +434,9 @@ class RadosBackend : public Backend,
   absl::Mutex tail_mu_;
   bool woken_ ABSL_GUARDED_BY(tail_mu_) = false;
   bool rewatch_ ABSL_GUARDED_BY(tail_mu_) = false;
+  // Notifies taken but not acked: the tailer acks them once it has caught up, so a
+  // writer's notify returns when every live process serves its write.
+  std::vector<std::pair<uint64_t, uint64_t>> unacked_ ABSL_GUARDED_BY(tail_mu_);
   bool stop_ ABSL_GUARDED_BY(tail_mu_) = false;
   std::thread tailer_;
   bool gc_started_ = false;

@@ -18,9 +18,11 @@ using storage::rados::RadosTxn;
 
 void RadosBackend::CatalogWatch::handle_notify(uint64_t notify_id, uint64_t cookie,
                                                uint64_t, bufferlist&) {
-  bufferlist empty;
-  backend_->io_.notify_ack(kCatalog, notify_id, cookie, empty);
-  backend_->Wake();
+  // Acked by the tailer once it has read the write (design §2.4): the writer's call
+  // returns after every live process serves it (or after kNotifyTimeoutMs).
+  absl::MutexLock lock(&backend_->tail_mu_);
+  backend_->unacked_.emplace_back(notify_id, cookie);
+  backend_->woken_ = true;
 }
 
 void RadosBackend::CatalogWatch::handle_error(uint64_t, int) {
@@ -63,8 +65,8 @@ void RadosBackend::Wake() {
 }
 
 void RadosBackend::NotifyWatchers() {
-  // Other processes' watchers ack at once and then read the events themselves; a
-  // process that died holds this up to kNotifyTimeoutMs until its watch expires.
+  // Other processes' tailers read the write, then ack; a process that died holds this
+  // up to kNotifyTimeoutMs until its watch expires.
   bufferlist none;
   io_.notify2(kCatalog, none, kNotifyTimeoutMs, nullptr);
 }
@@ -73,6 +75,7 @@ void RadosBackend::Tail() {
   bool registered = true;  // by Open
   for (;;) {
     bool rewatch = false;
+    std::vector<std::pair<uint64_t, uint64_t>> unacked;
     {
       absl::MutexLock lock(&tail_mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(tail_mu_) {
@@ -82,22 +85,35 @@ void RadosBackend::Tail() {
       if (stop_) return;
       woken_ = false;
       std::swap(rewatch, rewatch_);
+      std::swap(unacked, unacked_);
     }
-    // The watch broke (the OSD restarted, or this process stalled), or never started.
-    if (rewatch || !watching_) {
-      if (watching_) io_.unwatch2(watch_handle_);
-      Watch();
-      // A GC that took this process for dead while its watch was down forgot it (its
-      // areas hold and list their chunks again when they commit:
-      // RadosArea::PrepareCommit).
-      registered = false;
+    CatchUp(rewatch, &registered);
+    // Whether or not the catalog could be read: a writer waits for no process longer
+    // than it has to (a failed read is retried at the next look).
+    for (const auto& [notify_id, cookie] : unacked) {
+      bufferlist empty;
+      io_.notify_ack(kCatalog, notify_id, cookie, empty);
     }
-    if (watching_ && !registered) registered = RegisterReplica().ok();  // else next look
-    absl::StatusOr<std::optional<RadosHead>> head = ReadCatalogRecord<RadosHead>("head");
-    if (!head.ok() || !head->has_value()) continue;  // the next look retries
-    absl::MutexLock lock(&deliver_mu_);
-    if ((*head)->revision() > delivered_)
-      Deliver((*head)->revision(), nullptr).IgnoreError();
+  }
+}
+
+void RadosBackend::CatchUp(bool rewatch, bool* registered) {
+  // The watch broke (the OSD restarted, or this process stalled), or never started.
+  if (rewatch || !watching_) {
+    if (watching_) io_.unwatch2(watch_handle_);
+    Watch();
+    // A GC that took this process for dead while its watch was down forgot it (its
+    // areas hold and list their chunks again when they commit:
+    // RadosArea::PrepareCommit).
+    *registered = false;
+  }
+  if (watching_ && !*registered) *registered = RegisterReplica().ok();  // else next look
+  absl::StatusOr<std::optional<RadosHead>> head = ReadCatalogRecord<RadosHead>("head");
+  if (!head.ok() || !head->has_value()) return;  // the next look retries
+  ObserveVersion((*head)->version());
+  absl::MutexLock lock(&deliver_mu_);
+  if ((*head)->revision() > delivered_) {
+    Deliver((*head)->revision(), nullptr).IgnoreError();
   }
 }
 

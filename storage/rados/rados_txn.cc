@@ -36,6 +36,7 @@ absl::StatusOr<RadosBackend::Catalog> RadosBackend::ReadCatalog() {
     auto h = vals.find("head");
     if (h == vals.end()) return absl::InternalError(absl::StrCat("no head in ", where_));
     ASSIGN_OR_RETURN(RadosHead head, Parse<RadosHead>(h->second, kCatalog));
+    ObserveVersion(head.version());
     c.head = FromProto(head);
     c.head.version = seq;
     if (seq > applied) {
@@ -287,9 +288,10 @@ absl::Status RadosBackend::Publish(const RadosTxn& t) {
   int r = Write(kCatalog, &op, librados::OPERATION_FULL_FORCE);
   if (r == -ECANCELED) {
     ASSIGN_OR_RETURN(bool done, AppliedAlready(s));
-    if (done) return absl::OkStatus();
+    if (done) r = 0;
   }
   if (r < 0) return Error(r, t.what(), kCatalog);
+  ObserveVersion(s);
   if (!t.body_object().empty()) {
     // Published: nothing reads the body any more (a failure leaves it to the GC).
     io_.remove(t.body_object());
@@ -407,7 +409,9 @@ absl::StatusOr<ApplyResult> RadosBackend::Apply(const Transaction& txn,
     absl::MutexLock lock(&deliver_mu_);
     RETURN_IF_ERROR(Deliver(txn.head_after.revision, &t));
   }
-  if (!txn.events.empty()) NotifyWatchers();
+  // Every write, events or not: the other processes' caches move on (GetModel serves
+  // pins and retention policies too).
+  NotifyWatchers();
   return result;
 }
 
