@@ -222,16 +222,25 @@ class ChunkingFileSink : public FileSink {
           absl::StrCat("file '", name_, "' received ", received, " bytes, more than the ",
                        size_, " announced at BeginUpload; announce the real size")));
     }
-    buffer_.append(data.data(), data.size());
-    size_t pos = 0;
-    while (buffer_.size() - pos >= chunk_bytes_) {
-      if (absl::Status s = Emit(absl::string_view(buffer_).substr(pos, chunk_bytes_));
-          !s.ok()) {
+    // Whole chunks go to the store straight from the message (the client sends
+    // chunk-aligned messages of a chunk each); only a piece shorter than a chunk is
+    // copied into buffer_ to wait for the rest.
+    if (!buffer_.empty()) {
+      const size_t fill = std::min(data.size(), chunk_bytes_ - buffer_.size());
+      buffer_.append(data.data(), fill);
+      data.remove_prefix(fill);
+      if (buffer_.size() == chunk_bytes_) {
+        if (absl::Status s = Emit(buffer_); !s.ok()) return Fail(std::move(s));
+        buffer_.clear();
+      }
+    }
+    while (data.size() >= chunk_bytes_) {
+      if (absl::Status s = Emit(data.substr(0, chunk_bytes_)); !s.ok()) {
         return Fail(std::move(s));
       }
-      pos += chunk_bytes_;
+      data.remove_prefix(chunk_bytes_);
     }
-    buffer_.erase(0, pos);
+    buffer_.append(data.data(), data.size());
     if (base_ + static_cast<int64_t>(buffer_.size()) == size_) {
       if (!buffer_.empty()) {
         if (absl::Status s = Emit(buffer_); !s.ok()) return Fail(std::move(s));

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "common/sha256.h"
@@ -93,6 +94,30 @@ TEST_F(UploadsTest, AFileWrittenInPiecesIsCompleteAndCutIntoChunks) {
   EXPECT_EQ(state.chunks[0].size(), 4u);
   EXPECT_EQ(state.chunks[2].size(), 2u);
   EXPECT_EQ(state.chunks[1].sha256(), Sha256Raw("4567"));
+}
+
+TEST_F(UploadsTest, MessagesOfSeveralChunksAreCutAtTheSameOffsets) {
+  // Whole chunks go to the store straight from a message; a partial one waits in the
+  // sink. Either way the chunks are cut at multiples of the chunk size.
+  for (const std::vector<std::string>& messages :
+       {std::vector<std::string>{"01234567", "89"},
+        {"0", "123456789"},
+        {"01", "23456", "789"},
+        {"0123456789"}}) {
+    std::shared_ptr<UploadSession> session = NewSession();
+    absl::StatusOr<std::unique_ptr<FileSink>> sink = Open(session, "index");
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    for (const std::string& m : messages) ASSERT_TRUE((*sink)->Append(m).ok()) << m;
+    absl::StatusOr<v1::PutFileResponse> done = (*sink)->Finish();
+    ASSERT_TRUE(done.ok()) << done.status();
+    EXPECT_TRUE(done->complete());
+    absl::MutexLock lock(&session->mu);
+    const UploadFileState& state = session->files.at("index");
+    ASSERT_EQ(state.chunks.size(), 3u) << messages[0];
+    EXPECT_EQ(state.chunks[0].sha256(), Sha256Raw("0123"));
+    EXPECT_EQ(state.chunks[1].sha256(), Sha256Raw("4567"));
+    EXPECT_EQ(state.chunks[2].sha256(), Sha256Raw("89"));
+  }
 }
 
 TEST_F(UploadsTest, AnIncompleteStreamKeepsWholeChunksAndResumesAtThem) {
