@@ -14,6 +14,12 @@
 //   call was a read of the one OSD).
 // rados-event-lag: from Commit returning on store A to store B's listener hearing the
 //   event, p99 over 200 commits; target <= 50 ms.
+// rados-grpc-push-1g / rados-grpc-restore-1g: the same through mgreg-server processes
+//   (pinned to CPU 0, the client to CPU 1): Client::Push and Client::Restore of a real
+//   TensorFlow checkpoint of MGREG_BENCH_MB MiB (2 shards) through one RADOS replica and
+//   through a RocksDB server, interleaved over MGREG_BENCH_PAIRS pairs (default 3); the
+//   median of per-pair throughput ratios, and each server's CPU-s per GiB.
+//   MGREG_BENCH_ONLY=grpc runs only this.
 // rados-big-step: one step of MGREG_BENCH_BIG_CHUNKS (default 20000) chunks of 1 KiB:
 //   its transaction (~85 bytes a chunk) goes through a tx. object; the commit's seconds
 //   and per-chunk cost (absolute), to extrapolate to 100k chunks (a 100 GB step at
@@ -23,6 +29,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <random>
@@ -34,6 +41,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "bench/bench_util.h"
+#include "client/client.h"
 #include "common/sha256.h"
 #include "storage/rados/rados_store.h"
 #include "storage/store.h"
@@ -163,6 +171,85 @@ double LatestQps(const std::vector<Store*>& stores, double seconds) {
   return static_cast<double>(calls.load()) / seconds;
 }
 
+// Push and restore of one checkpoint through `server`: seconds, and server CPU-s.
+struct GrpcRun {
+  double push_s = 0, restore_s = 0, push_cpu = 0, restore_cpu = 0;
+};
+
+GrpcRun PushRestoreThrough(bench::ChildProcess& server, const std::string& prefix,
+                           const std::string& restore_dir, int64_t step) {
+  std::unique_ptr<Client> client = bench::ConnectClient(server.address());
+  GrpcRun run;
+  double cpu0 = bench::CpuSeconds(server.pid());
+  double t0 = Now();
+  absl::StatusOr<v1::Checkpoint> pushed =
+      client->Push("bench/grpc", prefix, PushOptions());
+  run.push_s = Now() - t0;
+  run.push_cpu = bench::CpuSeconds(server.pid()) - cpu0;
+  CheckOk(pushed.status(), "push");
+  if (pushed->step() != step) bench::Die("pushed the wrong step");
+  cpu0 = bench::CpuSeconds(server.pid());
+  t0 = Now();
+  CheckOk(client->Restore("bench/grpc", restore_dir, RestoreOptions()).status(),
+          "restore");
+  run.restore_s = Now() - t0;
+  run.restore_cpu = bench::CpuSeconds(server.pid()) - cpu0;
+  RemoveTree(restore_dir);
+  return run;
+}
+
+void GrpcPushRestore(const std::string& conf, const std::string& ns, size_t mb,
+                     int pairs) {
+  bench::PinToCpu(1);
+  const std::string tmp = MakeTempDir("rados-grpc");
+  const int64_t shard_bytes = static_cast<int64_t>(mb) << 19;  // two shards
+  bench::RequireFreeSpace(tmp, 6 * shard_bytes * (pairs + 2));
+  std::filesystem::create_directories(tmp + "/ckpt");
+  auto rocks = bench::StartServer(tmp + "/rocks");
+  auto rados = bench::StartServer(
+      tmp + "/unused", {"--store", "rados", "--ceph-conf", conf, "--rados-pool", "mgreg",
+                        "--rados-namespace", ns + "-grpc"});
+  std::vector<double> push_ratio, restore_ratio, rocks_push, rados_push, rocks_restore,
+      rados_restore, rocks_cpu, rados_cpu;
+  const double gib = 2.0 * static_cast<double>(shard_bytes) / (1 << 30);
+  for (int pair = 1; pair <= pairs; ++pair) {
+    const std::string prefix =
+        bench::WriteBenchCheckpoint(tmp + "/ckpt", "model.ckpt", pair,
+                                    static_cast<uint64_t>(pair), 2, shard_bytes, 8 << 20);
+    const GrpcRun a = PushRestoreThrough(*rocks, prefix, tmp + "/restored", pair);
+    const GrpcRun b = PushRestoreThrough(*rados, prefix, tmp + "/restored", pair);
+    for (const std::string& f : bench::CheckpointFiles(prefix)) RemoveTree(f);
+    push_ratio.push_back(a.push_s / b.push_s);
+    restore_ratio.push_back(a.restore_s / b.restore_s);
+    rocks_push.push_back(a.push_s);
+    rados_push.push_back(b.push_s);
+    rocks_restore.push_back(a.restore_s);
+    rados_restore.push_back(b.restore_s);
+    rocks_cpu.push_back((a.push_cpu + a.restore_cpu) / gib);
+    rados_cpu.push_back((b.push_cpu + b.restore_cpu) / gib);
+    std::printf(
+        "pair %d: push RocksDB %.2f s, RADOS %.2f s; restore RocksDB %.2f s, RADOS "
+        "%.2f s; server CPU push %.2f / %.2f s/GiB, restore %.2f / %.2f s/GiB\n",
+        pair, a.push_s, b.push_s, a.restore_s, b.restore_s, a.push_cpu / gib,
+        b.push_cpu / gib, a.restore_cpu / gib, b.restore_cpu / gib);
+    std::fflush(stdout);
+  }
+  rocks.reset();
+  rados.reset();
+  RemoveTree(tmp);
+  PrintResult(
+      "rados-grpc-push-1g", bench::Median(push_ratio), 0.7, true,
+      absl::StrFormat("%zu MiB through one server, median of %d pairs: RADOS "
+                      "%.2f s, RocksDB %.2f s; server CPU (push+restore) RADOS "
+                      "%.2f, RocksDB %.2f s/GiB",
+                      mb, pairs, bench::Median(rados_push), bench::Median(rocks_push),
+                      bench::Median(rados_cpu), bench::Median(rocks_cpu)));
+  PrintResult(
+      "rados-grpc-restore-1g", bench::Median(restore_ratio), 0.7, true,
+      absl::StrFormat("%zu MiB: RADOS %.2f s, RocksDB %.2f s", mb,
+                      bench::Median(rados_restore), bench::Median(rocks_restore)));
+}
+
 // Stages `n` chunks of 1 KiB as one file and commits it; prints the figures.
 void BigStep(const std::string& conf, const std::string& ns, size_t n) {
   auto store = OpenRados(conf, ns + "-bigstep");
@@ -200,6 +287,13 @@ int Main(int argc, char** argv) {
   const char* big_env = std::getenv("MGREG_BENCH_BIG_CHUNKS");
   const size_t big = big_env != nullptr ? std::strtoul(big_env, nullptr, 10) : 20000;
   const char* only = std::getenv("MGREG_BENCH_ONLY");
+  const char* pairs_env = std::getenv("MGREG_BENCH_PAIRS");
+  const int pairs = pairs_env != nullptr ? std::atoi(pairs_env) : 3;
+  if (only != nullptr && std::string(only) == "grpc") {
+    GrpcPushRestore(conf, ns, mb, pairs);
+    RemoveTree(scratch);
+    return 0;
+  }
   if (only != nullptr && std::string(only) == "big") {
     BigStep(conf, ns, big);
     RemoveTree(scratch);
@@ -297,6 +391,7 @@ int Main(int argc, char** argv) {
   }
   stores.clear();
   BigStep(conf, ns, big);
+  GrpcPushRestore(conf, ns, mb, pairs);
   RemoveTree(scratch);
   return 0;
 }
