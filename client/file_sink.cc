@@ -96,9 +96,10 @@ struct FileSink::Shared {
       Filled item;
       {
         absl::MutexLock lock(&mu);
-        mu.Await(absl::Condition(this, &Shared::HashWork));
+        while (!HashWork()) changed.Wait(&mu);
         if (to_hash.empty()) {
           hashed_all = true;
+          changed.SignalAll();
           return;
         }
         item = std::move(to_hash.front());
@@ -107,6 +108,7 @@ struct FileSink::Shared {
       hasher.Update(absl::string_view(item.buffer.get(), item.size));
       absl::MutexLock lock(&mu);
       to_write.push_back(std::move(item));
+      changed.SignalAll();
     }
   }
 
@@ -116,12 +118,13 @@ struct FileSink::Shared {
       Filled item;
       {
         absl::MutexLock lock(&mu);
-        mu.Await(absl::Condition(this, &Shared::WriteWork));
+        while (!WriteWork()) changed.Wait(&mu);
         if (to_write.empty()) return;
         item = std::move(to_write.front());
         to_write.pop_front();
         if (!error.ok()) {  // after an error, buffers are only given back
           free.push_back(std::move(item.buffer));
+          changed.SignalAll();
           continue;
         }
       }
@@ -129,6 +132,7 @@ struct FileSink::Shared {
       absl::MutexLock lock(&mu);
       if (!status.ok() && error.ok()) error = std::move(status);
       free.push_back(std::move(item.buffer));
+      changed.SignalAll();
     }
   }
 
@@ -151,7 +155,11 @@ struct FileSink::Shared {
   bool direct = false;
   int64_t writeback_from = 0;
 
+  // Waits are plain loops on one condition variable, signalled on every change (three
+  // waiters at most), rather than Mutex::Await: a Condition is evaluated by whichever
+  // thread unlocks, inside uninstrumented abseil, which ThreadSanitizer reports as races.
   absl::Mutex mu;
+  absl::CondVar changed;
   std::deque<Filled> to_hash ABSL_GUARDED_BY(mu);
   std::deque<Filled> to_write ABSL_GUARDED_BY(mu);
   std::vector<Buffer> free ABSL_GUARDED_BY(mu);
@@ -178,6 +186,7 @@ FileSink::~FileSink() {
     s.to_hash.clear();
     s.closing = true;
     if (s.error.ok()) s.error = absl::CancelledError("the file sink was closed");
+    s.changed.SignalAll();
   }
   s.Join();
 }
@@ -201,7 +210,7 @@ absl::Status FileSink::Append(absl::string_view data) {
         s.free.emplace_back(static_cast<char*>(p));
         ++s.allocated;
       }
-      s.mu.Await(absl::Condition(&s, &Shared::HasFreeBuffer));
+      while (!s.HasFreeBuffer()) s.changed.Wait(&s.mu);
       if (!s.error.ok()) return s.error;
       s.current = std::move(s.free.back());
       s.free.pop_back();
@@ -214,6 +223,7 @@ absl::Status FileSink::Append(absl::string_view data) {
       if (!s.started()) s.Start();
       absl::MutexLock lock(&s.mu);
       s.to_hash.push_back(Filled{std::move(s.current), s.used});
+      s.changed.SignalAll();
       s.used = 0;
     }
   }
@@ -227,6 +237,7 @@ absl::StatusOr<std::string> FileSink::Finish() {
       absl::MutexLock lock(&s.mu);
       if (s.used > 0) s.to_hash.push_back(Filled{std::move(s.current), s.used});
       s.closing = true;
+      s.changed.SignalAll();
     }
     s.Join();
   } else if (s.used > 0) {
