@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "storage/rados/rados_backend.h"
@@ -62,6 +63,8 @@ absl::StatusOr<RadosBackend::Catalog> RadosBackend::ReadCatalog() {
 }
 
 namespace {
+// Apply ops of one stage in flight at once.
+constexpr size_t kApplyWindow = 64;
 // A transaction's body object is written and read in pieces of this size, far below
 // Ceph's osd_max_write_size (90 MiB: one bigger write fails EMSGSIZE, measured).
 constexpr size_t kBodyPiece = 8u << 20;
@@ -138,19 +141,39 @@ absl::Status RadosBackend::ApplyObjects(const RadosTxn& t, int64_t* freed) {
     }
     return Error(r, t.what(), oid);
   };
-  for (const auto& c : t.chunks()) {  // up: the bytes first
-    if (c.refs_after() == 0) continue;
-    const std::string oid = ChunkObject(c.raw());
-    librados::ObjectWriteOperation op;
-    guarded(&op);
-    op.setxattr("refs", U64(c.refs_after()));
-    op.setxattr("lsn", U64(s));
-    if (c.release_hold() && !t.committing_hold().empty()) {
-      op.rmxattr(t.committing_hold().c_str());
+  {  // up: the bytes first, kApplyWindow ops in flight (each object guarded alone)
+    std::vector<const storage::rados::RadosChunkWrite*> ups;
+    for (const auto& c : t.chunks()) {
+      if (c.refs_after() != 0) ups.push_back(&c);
     }
-    RETURN_IF_ERROR(
-        outcome(Write(oid, &op, librados::OPERATION_FULL_FORCE), oid, "chunk", false)
-            .status());
+    for (size_t first = 0; first < ups.size(); first += kApplyWindow) {
+      const size_t n = std::min(kApplyWindow, ups.size() - first);
+      std::vector<librados::ObjectWriteOperation> ops(n);
+      std::vector<librados::AioCompletion*> done(n);
+      for (size_t i = 0; i < n; ++i) {
+        const auto& c = *ups[first + i];
+        guarded(&ops[i]);
+        ops[i].setxattr("refs", U64(c.refs_after()));
+        ops[i].setxattr("lsn", U64(s));
+        if (c.release_hold() && !t.committing_hold().empty()) {
+          ops[i].rmxattr(t.committing_hold().c_str());
+        }
+        done[i] = librados::Rados::aio_create_completion();
+        io_.aio_operate(ChunkObject(c.raw()), done[i], &ops[i],
+                        librados::OPERATION_FULL_FORCE);
+      }
+      absl::Status status;
+      for (size_t i = 0; i < n; ++i) {
+        done[i]->wait_for_complete();
+        const int r = done[i]->get_return_value();
+        done[i]->release();
+        if (status.ok()) {
+          status =
+              outcome(r, ChunkObject(ups[first + i]->raw()), "chunk", false).status();
+        }
+      }
+      RETURN_IF_ERROR(status);
+    }
   }
   for (const auto& b : t.blobs()) {  // up: then the blob records
     if (b.refs_after() == 0) continue;
