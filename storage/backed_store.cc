@@ -1,6 +1,7 @@
 #include "storage/backed_store.h"
 
 #include <algorithm>
+#include <functional>
 #include <optional>
 #include <utility>
 
@@ -165,6 +166,14 @@ class BackedStagingArea : public StagingArea {
     ASSIGN_OR_RETURN(bool held, area_->HoldExistingChunk(ref));
     if (!held) return planner::ChunkToSend(ref.sha256());
     return absl::OkStatus();
+  }
+  absl::Status MakeDurable() override {
+    std::function<absl::Status()> task;
+    {
+      absl::MutexLock lock(&mu_);
+      task = area_->DurabilityTask();
+    }
+    return task == nullptr ? absl::OkStatus() : task();
   }
   absl::StatusOr<CommitResult> Commit(const CommitRequest& request) {
     absl::MutexLock lock(&mu_);

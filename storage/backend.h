@@ -188,6 +188,10 @@ class BackendStagingArea {
   // of them was lost (nothing is committed then).
   virtual absl::Status PrepareCommit(
       const std::vector<const storage::BlobRecord*>& new_blobs) = 0;
+  // StagingArea::MakeDurable, in two parts: this, called with the area's owner holding
+  // it, returns what makes its chunks durable; the owner runs that without holding the
+  // area. Null if they are durable already.
+  virtual std::function<absl::Status()> DurabilityTask() { return nullptr; }
 };
 
 // What a backend reports to Store::Check (storage/consistency_check.h implements it).

@@ -70,6 +70,13 @@ class StagingArea {
   // Holds an existing chunk (content the store already has) without sending its bytes.
   // Returns NOT_FOUND if the store has no such chunk.
   virtual absl::Status HoldExistingChunk(const storage::ChunkRef& ref) = 0;
+
+  // Makes the chunks put so far durable, waiting for the disk, so that a later Commit
+  // through this area only writes records (the RocksDB store flushes the chunks it
+  // wrote without its WAL). Calls on the area from other threads go on meanwhile.
+  // Optional: Commit makes them durable itself; the server calls this as each file's
+  // last byte arrives. Returns the store's write error (the chunks stay staged).
+  virtual absl::Status MakeDurable() { return absl::OkStatus(); }
 };
 
 // What Commit writes.

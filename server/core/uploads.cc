@@ -376,25 +376,35 @@ class ChunkingFileSink : public FileSink {
     return Save();
   }
 
-  // Checks the whole-file digest once every byte is held.
+  // Checks the whole-file digest once every byte is held, then makes the file's chunks
+  // durable.
   absl::Status Verify() {
     const std::string got = hasher_.HexDigest();
-    absl::MutexLock lock(&session_->mu);
-    UploadFileState& state = session_->files.at(name_);
-    if (got != state.file.sha256()) {
-      state.held = 0;
-      state.chunks.clear();
-      state.hasher = Sha256();
-      state.hashed = 0;
-      if (absl::Status s = Save(); !s.ok()) return s;
-      return absl::DataLossError(absl::StrCat(
-          "file '", name_, "': the SHA-256 of the received bytes is ", got,
-          " but BeginUpload announced ", state.file.sha256(),
-          "; the file changed or was corrupted in transit: send it again from offset 0"));
+    {
+      absl::MutexLock lock(&session_->mu);
+      UploadFileState& state = session_->files.at(name_);
+      if (got != state.file.sha256()) {
+        state.held = 0;
+        state.chunks.clear();
+        state.hasher = Sha256();
+        state.hashed = 0;
+        if (absl::Status s = Save(); !s.ok()) return s;
+        return absl::DataLossError(absl::StrCat(
+            "file '", name_, "': the SHA-256 of the received bytes is ", got,
+            " but BeginUpload announced ", state.file.sha256(),
+            "; the file changed or was corrupted in transit: send it again from offset "
+            "0"));
+      }
+      state.complete = true;
+      complete_ = true;
+      RETURN_IF_ERROR(Save());
     }
-    state.complete = true;
-    complete_ = true;
-    return Save();
+    // The chunks go to disk now, while other files may still stream, rather than in
+    // CommitUpload, which then writes only records. Not this file's error: the commit
+    // makes the chunks durable again and reports what stops it.
+    absl::StatusOr<std::shared_ptr<StagingArea>> staging = session_->Staging();
+    if (staging.ok()) (*staging)->MakeDurable().IgnoreError();
+    return absl::OkStatus();
   }
 
   absl::Status Fail(absl::Status s) {

@@ -173,6 +173,7 @@ class RocksArea : public BackendStagingArea {
   bool Holds(absl::string_view raw) const override { return held_.contains(raw); }
   absl::Status PrepareCommit(
       const std::vector<const storage::BlobRecord*>& new_blobs) override;
+  std::function<absl::Status()> DurabilityTask() override;
 
   // For RocksBackend::Apply, which runs while the area's owner holds it.
   absl::flat_hash_set<std::string>* held() { return &held_; }
@@ -244,6 +245,12 @@ class RocksBackend : public Backend, public std::enable_shared_from_this<RocksBa
   // Flush and re-check of the chunks a commit through `held` creates blobs of.
   absl::Status PrepareCommit(const std::vector<const storage::BlobRecord*>& new_blobs,
                              const absl::flat_hash_set<std::string>& held);
+  // The write order (put_seq) up to which the chunk family must be flushed for every
+  // uncommitted chunk of `held` to be durable; 0 if they are.
+  uint64_t FlushNeeded(const absl::flat_hash_set<std::string>& held)
+      ABSL_LOCKS_EXCLUDED(stage_mu_);
+  // Makes every staged chunk written up to put_seq `need` durable.
+  absl::Status EnsureFlushed(uint64_t need);
 
  private:
   struct ModelState {
@@ -261,8 +268,6 @@ class RocksBackend : public Backend, public std::enable_shared_from_this<RocksBa
   absl::StatusOr<std::optional<std::string>> GetMeta(const std::string& key,
                                                      absl::string_view what);
   absl::StatusOr<ChunkEntry> GetChunkRefs(absl::string_view raw);
-  // Makes every staged chunk written up to put_seq `need` durable.
-  absl::Status EnsureFlushed(uint64_t need);
   // DATA_LOSS if a chunk of `new_blobs` that `held` staged before a recovery from a
   // failed write is no longer stored intact (so a commit never references it).
   absl::Status VerifyStagedBeforeRecovery(

@@ -1,6 +1,7 @@
 // The RocksDB backend's staging: chunks written before their commit, their markers,
 // the flush a commit waits for, and recovery after a failed write (rocksdb_backend.h).
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -43,6 +44,28 @@ absl::StatusOr<bool> RocksArea::HoldExistingChunk(const ChunkRef& ref) {
 
 absl::Status RocksArea::PrepareCommit(const std::vector<const BlobRecord*>& new_blobs) {
   return backend_->PrepareCommit(new_blobs, held_);
+}
+
+std::function<absl::Status()> RocksArea::DurabilityTask() {
+  const uint64_t need = backend_->FlushNeeded(held_);
+  if (need == 0) return nullptr;
+  return [backend = backend_, need] { return backend->EnsureFlushed(need); };
+}
+
+uint64_t RocksBackend::FlushNeeded(const absl::flat_hash_set<std::string>& held) {
+  uint64_t need = 0;
+  {
+    absl::MutexLock lock(&stage_mu_);
+    for (const std::string& sha : held) {
+      auto it = staged_.find(sha);
+      if (it != staged_.end() && it->second.uncommitted) {
+        need = std::max(need, it->second.put_seq);
+      }
+    }
+  }
+  // Not under stage_mu_: EnsureFlushed takes flush_mu_ first, then stage_mu_.
+  absl::MutexLock flush(&flush_mu_);
+  return need > flushed_seq_ ? need : 0;
 }
 
 std::unique_ptr<BackendStagingArea> RocksBackend::NewStagingArea() {

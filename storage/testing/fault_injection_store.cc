@@ -31,6 +31,7 @@ class FaultStagingArea : public StagingArea {
     absl::Status s = base_->HoldExistingChunk(ref);
     return d.status.ok() ? s : d.status;
   }
+  absl::Status MakeDurable() override { return base_->MakeDurable(); }
   StagingArea* base() { return base_.get(); }
 
  private:

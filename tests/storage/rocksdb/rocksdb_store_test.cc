@@ -128,6 +128,43 @@ TEST(RocksDbStoreTest, StagingAreaOutlivingTheStoreIsSafe) {
   EXPECT_EQ(store->ReadChunk(RefOf(bytes)).status().code(), absl::StatusCode::kNotFound);
 }
 
+// StagingArea::MakeDurable (the server calls it as a file's last byte arrives): the
+// chunks written without the WAL go to a blob file before the commit, which then
+// flushes nothing; the committed step reads back after a reopen.
+TEST(RocksDbStoreTest, MakeDurableWritesStagedChunksToDiskBeforeTheCommit) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  // Chunks of 100 KB: above the WAL threshold (64 KiB), so staged in the memtable only.
+  const TestFile file = MakeFile("data-00000-of-00001", Bytes(300000, 9), 100000);
+  auto area = store->NewStagingArea();
+  for (int i = 0; i < file.blob.chunks_size(); ++i) {
+    ASSERT_TRUE(area->PutChunk(file.blob.chunks(i), file.chunks[i]).ok());
+  }
+  auto blob_bytes = [&] {
+    absl::StatusOr<StoreStats> stats = store->GetStats();
+    EXPECT_TRUE(stats.ok()) << stats.status();
+    return stats.ok() ? stats->blob_file_bytes : -1;
+  };
+  EXPECT_EQ(blob_bytes(), 0);
+  ASSERT_TRUE(area->MakeDurable().ok());
+  const int64_t durable = blob_bytes();
+  EXPECT_GE(durable, 300000);
+  ASSERT_TRUE(area->MakeDurable().ok());  // nothing left to write
+  EXPECT_EQ(blob_bytes(), durable);
+  ASSERT_TRUE(store->Commit(MakeRequest("m", 1, {file}), area.get()).ok());
+  EXPECT_EQ(blob_bytes(), durable);
+  area.reset();
+  store.reset();
+  store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  for (int i = 0; i < file.blob.chunks_size(); ++i) {
+    absl::StatusOr<std::string> read = store->ReadChunk(file.blob.chunks(i));
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(*read, file.chunks[static_cast<size_t>(i)]);
+  }
+}
+
 std::unique_ptr<Store> OpenWithWindow(const std::string& path, int64_t event_window) {
   RocksDbStoreOptions o;
   o.path = path;
