@@ -232,7 +232,7 @@ int FuzzOne(const uint8_t* data, size_t size) {
           }
           failed = !s.ok();
         }
-        if (!failed) (void)(*sink)->Finish();
+        if (!failed) (*sink)->Finish().IgnoreError();
         break;
       }
       case 2: {  // CommitUpload
@@ -248,7 +248,7 @@ int FuzzOne(const uint8_t* data, size_t size) {
       case 3: {  // AbortUpload
         v1::AbortUploadRequest req;
         req.set_upload_id(upload_id());
-        (void)service.AbortUpload(req);
+        service.AbortUpload(req).IgnoreError();
         break;
       }
       case 4: {  // GetUpload

@@ -67,10 +67,10 @@ absl::Status RestoredNameTooLong(absl::string_view basename, int64_t step,
 }
 
 absl::Status TooManyOpenUploads(int64_t open, int64_t limit) {
-  return absl::ResourceExhaustedError(
-      absl::StrCat("this server already has ", open,
-                   " open uploads, its limit (limits.max_open_uploads); "
-                   "commit or abort uploads, or retry when some have ended"));
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "this server already has ", open, " open uploads, its limit is ", limit,
+      " (limits.max_open_uploads); "
+      "commit or abort uploads, or retry when some have ended"));
 }
 
 absl::Status TooManyUploadsOfWriter(int64_t held) {

@@ -243,10 +243,14 @@ TEST_F(SoakTest, MixedLoadHasNoErrorsAndBoundedRssAndFds) {
   EXPECT_GT(pushes.load(), 0);
   EXPECT_GT(events.load(), 0);
   SayRssBoundsSkipped();
-  if (kRssBoundsApply) EXPECT_LT(max_rss, kMaxRssBytes);
+  if (kRssBoundsApply) {
+    EXPECT_LT(max_rss, kMaxRssBytes);
+  }
   EXPECT_LT(max_fds, kMaxOpenFds);
   // No leak: the second half of the run holds about what the first half did.
-  if (kRssBoundsApply) EXPECT_LE(max_rss - first_half_rss, kMaxRssGrowthBytes);
+  if (kRssBoundsApply) {
+    EXPECT_LE(max_rss - first_half_rss, kMaxRssGrowthBytes);
+  }
   EXPECT_LE(max_fds - first_half_fds, kMaxFdGrowth);
   auto check = admin->CheckStore();
   ASSERT_TRUE(check.ok()) << check.status();
@@ -319,7 +323,9 @@ TEST_F(SoakTest, StalledReaderHoldsNeitherMemoryNorAWorker) {
       other_ms);
   // Were the file buffered per stream it would be 4 x 128 MiB.
   SayRssBoundsSkipped();
-  if (kRssBoundsApply) EXPECT_LT(growth, 64ll << 20);
+  if (kRssBoundsApply) {
+    EXPECT_LT(growth, 64ll << 20);
+  }
 }
 
 }  // namespace

@@ -43,6 +43,11 @@ ExportOptions ClearDevices() {
 
 // --- R1 / R2 / R22: when and how the graph is rebuilt ---
 
+// GraphDef.version (field 3) is deprecated in graph.proto (old graphs only; TensorFlow
+// uses `versions`), but old .meta files carry it and R1/R2 say what the export does with
+// it (kept verbatim, dropped on a rewrite): these two tests set and read it on purpose.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 TEST(ExportTest, R1CollectionListAloneKeepsTheGraphDefVerbatim) {
   tensorflow::MetaGraphDef mg;
   AddNode(&mg, "a", "Const", {}, "/device:CPU:0");
@@ -89,6 +94,7 @@ TEST(ExportTest, R2RewrittenGraphDropsDebugInfoAndVersionButKeepsLibraryAndVersi
   // R10: library functions keep their devices.
   EXPECT_EQ(out.graph_def().library().function(0).node_def(0).device(), "/device:GPU:0");
 }
+#pragma GCC diagnostic pop
 
 TEST(ExportTest, R2RewrittenGraphAlwaysCarriesLibraryAndVersionsEvenWhenEmpty) {
   tensorflow::MetaGraphDef mg;

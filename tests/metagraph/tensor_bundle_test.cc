@@ -126,7 +126,9 @@ TEST(TensorBundleTest, EveryRealIndexReadsWithHeaderAndSortedNonEmptyKeys) {
     ASSERT_FALSE(index->entries.empty());
     for (size_t i = 0; i < index->entries.size(); ++i) {
       EXPECT_FALSE(index->entries[i].first.empty());
-      if (i > 0) EXPECT_LT(index->entries[i - 1].first, index->entries[i].first);
+      if (i > 0) {
+        EXPECT_LT(index->entries[i - 1].first, index->entries[i].first);
+      }
     }
   }
 }

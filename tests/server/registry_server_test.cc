@@ -435,8 +435,9 @@ TEST_P(RegistryServerTest, UploadsCheckSizeDigestAndCompletenessAndResume) {
   auto status = client_->GetUpload(id);
   ASSERT_TRUE(status.ok());
   for (const auto& f : status->files()) {
-    if (f.file().name() == "data-00000-of-00002")
+    if (f.file().name() == "data-00000-of-00002") {
       EXPECT_EQ(f.held_bytes(), 2 * (64 << 10));
+    }
   }
   // A commit now lists what is missing and leaves the upload open.
   auto early = client_->CommitUpload(id);

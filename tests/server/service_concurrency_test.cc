@@ -148,7 +148,7 @@ TEST(ServiceConcurrencyTest, WritersReadersWatcherAndJanitorAtOnce) {
       if (e.ok() && e->has_value()) ++events;
       v1::AbortUploadRequest abort;
       abort.set_upload_id("no-such-upload");
-      (void)service.AbortUpload(abort);
+      service.AbortUpload(abort).IgnoreError();
       (void)service.ExpireIdleUploads();
       (void)service.open_uploads();
       std::this_thread::yield();

@@ -496,7 +496,9 @@ TEST_F(InspectTest, RealCheckpointsShardedAndObjectBasedVerify) {
     auto r = client_->InspectCheckpoint(c.model, StepRef(), true);
     ASSERT_TRUE(r.ok()) << c.model << ": " << r.status();
     EXPECT_EQ(r->num_shards(), c.shards) << c.model;
-    if (c.tensors > 0) EXPECT_EQ(r->tensors_size(), c.tensors) << c.model;
+    if (c.tensors > 0) {
+      EXPECT_EQ(r->tensors_size(), c.tensors) << c.model;
+    }
     EXPECT_TRUE(r->verified()) << c.model;
   }
   auto ttt = client_->InspectCheckpoint("tictactoe", StepRef(), false);

@@ -34,7 +34,7 @@ TEST(UploadQuotaTest, TheServiceWideLimitCountsEveryOpenUpload) {
   absl::Status full = quota.Admit("b", 3, open);
   EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(full.message(), HasSubstr("limits.max_open_uploads"));
-  EXPECT_THAT(full.message(), HasSubstr("3 open uploads"));
+  EXPECT_THAT(full.message(), HasSubstr("3 open uploads, its limit is 3"));
 }
 
 TEST(UploadQuotaTest, AWriterHoldsAtMostItsLimitAndOthersAreNotCounted) {

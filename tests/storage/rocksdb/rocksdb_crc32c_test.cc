@@ -25,7 +25,9 @@ TEST(RocksDbCrc32cTest, RocksDbsOwnCodeCallsIt) {
   EXPECT_GT(Crc32cCallsOnThisThread(), before);
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("sse4.2")) EXPECT_TRUE(HardwareCrc32cInUse());
+  if (__builtin_cpu_supports("sse4.2")) {
+    EXPECT_TRUE(HardwareCrc32cInUse());
+  }
 #endif
 }
 
