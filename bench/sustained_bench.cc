@@ -117,19 +117,20 @@ int Main(int argc, char** argv) {
   }
   const std::vector<double> first_cpu(cpu_per_gib.begin(), cpu_per_gib.begin() + kWindow);
   const std::vector<double> last_cpu(cpu_per_gib.end() - kWindow, cpu_per_gib.end());
-  PrintResult("sustained", last / first, 0.9, true,
-              absl::StrFormat("mean push of the last %d steps %.0f MB/s, of the first %d "
-                              "%.0f MB/s; server %.2f vs %.2f CPU-s/GiB (medians); %d "
-                              "steps of %d MiB, max_to_keep %d",
-                              kWindow, last / kWindow, kWindow, first / kWindow,
-                              Median(last_cpu), Median(first_cpu), steps,
-                              static_cast<int>(step_mib), kKeep));
-  PrintResult("sustained-space-retention",
-              static_cast<double>(disk_run) / static_cast<double>(live_run), 1.3, false,
-              absl::StrFormat("%lld MiB on disk, %lld MiB live, %llds after the last push",
-                              static_cast<long long>(disk_run >> 20),
-                              static_cast<long long>(live_run >> 20),
-                              static_cast<long long>(kSettle.count())));
+  PrintResult(
+      "sustained", last / first, 0.9, true,
+      absl::StrFormat("mean push of the last %d steps %.0f MB/s, of the first %d "
+                      "%.0f MB/s; server %.2f vs %.2f CPU-s/GiB (medians); %d "
+                      "steps of %d MiB, max_to_keep %d",
+                      kWindow, last / kWindow, kWindow, first / kWindow, Median(last_cpu),
+                      Median(first_cpu), steps, static_cast<int>(step_mib), kKeep));
+  PrintResult(
+      "sustained-space-retention",
+      static_cast<double>(disk_run) / static_cast<double>(live_run), 1.3, false,
+      absl::StrFormat("%lld MiB on disk, %lld MiB live, %llds after the last push",
+                      static_cast<long long>(disk_run >> 20),
+                      static_cast<long long>(live_run >> 20),
+                      static_cast<long long>(kSettle.count())));
   PrintResult("sustained-space-after-deletes",
               static_cast<double>(disk_one) / static_cast<double>(live_one), 1.3, false,
               absl::StrFormat("all but the newest step deleted, %llds later: %lld MiB on "
