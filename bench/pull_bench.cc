@@ -90,8 +90,8 @@ ProcessCpu ProcessCpuNow() {
 
 // The disk floor: writes files of `sizes` under `dir` from memory in 8 MiB writes, fsyncs
 // each, then the directory; returns the seconds taken. The files are removed after.
-// `direct`: with O_DIRECT (what restores use, client/file_sink.h; `block` must be
-// 4 KiB-aligned), else through the page cache (the floor).
+// `direct`: with O_DIRECT (what restores use, client/hashing_file_writer.h; `block` must
+// be 4 KiB-aligned), else through the page cache (the floor).
 double WriteAndFsync(const std::string& dir, const std::vector<int64_t>& sizes,
                      const char* block, size_t block_size, bool direct) {
   std::filesystem::create_directories(dir);

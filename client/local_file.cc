@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "client/file_sink.h"
+#include "client/hashing_file_writer.h"
 #include "common/sha256.h"
 
 namespace mgreg {
@@ -236,7 +236,7 @@ AtomicFileWriter::AtomicFileWriter(std::string path, std::string temp_path, int 
     : path_(std::move(path)),
       temp_path_(std::move(temp_path)),
       fd_(fd),
-      sink_(std::make_unique<FileSink>(fd, path_)) {}
+      sink_(std::make_unique<HashingFileWriter>(fd, path_)) {}
 
 AtomicFileWriter::AtomicFileWriter(AtomicFileWriter&& other) noexcept
     : path_(std::move(other.path_)),

@@ -20,7 +20,7 @@
 
 namespace mgreg {
 
-class FileSink;
+class HashingFileWriter;
 
 // The status for local file-system error `err` (an errno value) met doing `what` to
 // `path`, with the code chosen above and a message naming the path and what to do.
@@ -76,8 +76,9 @@ absl::Status EnsureWritableDirectory(const std::string& dir);
 
 // Writes a file under a temporary name beside `path`; Commit makes it appear at `path`
 // only if its size and SHA-256 are the expected ones. Destroying an uncommitted writer
-// removes the temporary file. The bytes go through a FileSink (client/file_sink.h):
-// large O_DIRECT writes and the SHA-256 on a thread of its own. Move-only.
+// removes the temporary file. The bytes go through a HashingFileWriter
+// (client/hashing_file_writer.h): large O_DIRECT writes and the SHA-256 on a thread of
+// its own. Move-only.
 class AtomicFileWriter {
  public:
   static absl::StatusOr<AtomicFileWriter> Create(const std::string& path);
@@ -100,7 +101,7 @@ class AtomicFileWriter {
   std::string path_;
   std::string temp_path_;
   int fd_ = -1;
-  std::unique_ptr<FileSink> sink_;  // writes into fd_
+  std::unique_ptr<HashingFileWriter> sink_;  // writes into fd_
 };
 
 }  // namespace mgreg

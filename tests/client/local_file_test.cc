@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "client/file_sink.h"
+#include "client/hashing_file_writer.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -53,12 +53,12 @@ TEST(LocalFileTest, APathThroughARegularFileIsFailedPrecondition) {
             absl::StatusCode::kFailedPrecondition);
 }
 
-// A file larger than the writer's buffers (client/file_sink.h) is renamed into place
-// whole; wrong bytes or a short transfer leave nothing behind, and the error names the
-// path and says what went wrong.
+// A file larger than the writer's buffers (client/hashing_file_writer.h) is renamed into
+// place whole; wrong bytes or a short transfer leave nothing behind, and the error names
+// the path and says what went wrong.
 TEST(LocalFileTest, ALargeFileIsCommittedWholeAndAWrongOneLeavesNothing) {
   TempDir tmp;
-  std::string data(3 * FileSink::kBufferBytes + 777, '\0');
+  std::string data(3 * HashingFileWriter::kBufferBytes + 777, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 131) >> 7);
   auto write = [&](const std::string& path, int64_t size, const std::string& sha) {
     absl::StatusOr<AtomicFileWriter> writer = AtomicFileWriter::Create(path);

@@ -1,5 +1,6 @@
-// FileSink: writes the bytes of a new file, in order, and computes their SHA-256 on the
-// way; what AtomicFileWriter (client/local_file.h) writes restores and downloads with.
+// HashingFileWriter: writes the bytes of a new file, in order, and computes their SHA-256
+// on the way; what AtomicFileWriter (client/local_file.h) writes restores and downloads
+// with.
 //
 // Where the time of a restore went (bench/RESULTS.md, issue 17): buffered write()s into
 // the page cache cost the client 1.1-2.3 CPU-s per GiB in the kernel, copying into
@@ -13,8 +14,8 @@
 // caller's: it fsyncs the file after Finish.
 //
 // Thread safety: one thread calls Append and Finish; the sink's own thread is internal.
-#ifndef MGREG_CLIENT_FILE_SINK_H_
-#define MGREG_CLIENT_FILE_SINK_H_
+#ifndef MGREG_CLIENT_HASHING_FILE_WRITER_H_
+#define MGREG_CLIENT_HASHING_FILE_WRITER_H_
 
 #include <cstdint>
 #include <memory>
@@ -26,7 +27,7 @@
 
 namespace mgreg {
 
-class FileSink {
+class HashingFileWriter {
  public:
   // Bytes of one aligned buffer (one O_DIRECT write), and how many a sink holds at most.
   static constexpr size_t kBufferBytes = 8u << 20;
@@ -34,11 +35,11 @@ class FileSink {
 
   // Writes into `fd`, an empty regular file open for writing, from offset 0; the sink
   // neither closes it nor fsyncs it. `path` names the file in errors.
-  FileSink(int fd, std::string path);
+  HashingFileWriter(int fd, std::string path);
   // Stops the sink's thread (bytes not yet written are dropped).
-  ~FileSink();
-  FileSink(const FileSink&) = delete;
-  FileSink& operator=(const FileSink&) = delete;
+  ~HashingFileWriter();
+  HashingFileWriter(const HashingFileWriter&) = delete;
+  HashingFileWriter& operator=(const HashingFileWriter&) = delete;
 
   // Takes a copy of `data`. Returns the error of an earlier write, if one failed (see
   // local_file.h for the codes; RESOURCE_EXHAUSTED when the disk is full); after an
@@ -59,4 +60,4 @@ class FileSink {
 
 }  // namespace mgreg
 
-#endif  // MGREG_CLIENT_FILE_SINK_H_
+#endif  // MGREG_CLIENT_HASHING_FILE_WRITER_H_

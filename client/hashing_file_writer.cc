@@ -1,4 +1,4 @@
-#include "client/file_sink.h"
+#include "client/hashing_file_writer.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -40,7 +40,7 @@ struct Filled {
 
 }  // namespace
 
-struct FileSink::Shared {
+struct HashingFileWriter::Shared {
   Shared(int fd_in, std::string path_in) : fd(fd_in), path(std::move(path_in)) {
     const int flags = ::fcntl(fd, F_GETFL);
     direct = flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_DIRECT) == 0;
@@ -175,10 +175,10 @@ struct FileSink::Shared {
   size_t used = 0;
 };
 
-FileSink::FileSink(int fd, std::string path)
+HashingFileWriter::HashingFileWriter(int fd, std::string path)
     : shared_(std::make_unique<Shared>(fd, std::move(path))) {}
 
-FileSink::~FileSink() {
+HashingFileWriter::~HashingFileWriter() {
   Shared& s = *shared_;
   if (!s.started()) return;
   {
@@ -191,7 +191,7 @@ FileSink::~FileSink() {
   s.Join();
 }
 
-absl::Status FileSink::Append(absl::string_view data) {
+absl::Status HashingFileWriter::Append(absl::string_view data) {
   Shared& s = *shared_;
   {
     absl::MutexLock lock(&s.mu);
@@ -230,7 +230,7 @@ absl::Status FileSink::Append(absl::string_view data) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> FileSink::Finish() {
+absl::StatusOr<std::string> HashingFileWriter::Finish() {
   Shared& s = *shared_;
   if (s.started()) {
     {

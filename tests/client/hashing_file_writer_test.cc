@@ -1,9 +1,10 @@
-// FileSink (client/file_sink.h): every byte appended reaches the file in order and the
-// SHA-256 is that of the bytes, whatever the sizes of the pieces, the file's size
-// against the buffers (smaller than one, exact multiples, a tail), and whether the file
-// system takes O_DIRECT writes; write errors come back with the local-file codes and the
-// path, at a later Append or at Finish, and a sink dropped half-way stops cleanly.
-#include "client/file_sink.h"
+// HashingFileWriter (client/hashing_file_writer.h): every byte appended reaches the file
+// in order and the SHA-256 is that of the bytes, whatever the sizes of the pieces, the
+// file's size against the buffers (smaller than one, exact multiples, a tail), and
+// whether the file system takes O_DIRECT writes; write errors come back with the
+// local-file codes and the path, at a later Append or at Finish, and a sink dropped
+// half-way stops cleanly.
+#include "client/hashing_file_writer.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -42,7 +43,7 @@ absl::StatusOr<std::string> SinkInto(const std::string& path, const std::string&
   EXPECT_GE(fd, 0) << path;
   absl::StatusOr<std::string> digest;
   {
-    FileSink sink(fd, path);
+    HashingFileWriter sink(fd, path);
     for (size_t pos = 0; pos < data.size(); pos += piece) {
       absl::Status s = sink.Append(absl::string_view(data).substr(pos, piece));
       if (!s.ok()) {
@@ -68,9 +69,9 @@ void ExpectWrittenWhole(const std::string& dir, size_t size, size_t piece) {
   fs::remove(path);
 }
 
-TEST(FileSinkTest, EveryByteArrivesInOrderWhateverTheSizes) {
+TEST(HashingFileWriterTest, EveryByteArrivesInOrderWhateverTheSizes) {
   TempDir tmp;
-  constexpr size_t kBuf = FileSink::kBufferBytes;
+  constexpr size_t kBuf = HashingFileWriter::kBufferBytes;
   ExpectWrittenWhole(tmp.path(), 0, 1);
   ExpectWrittenWhole(tmp.path(), 1, 1);
   ExpectWrittenWhole(tmp.path(), 4096, 1000);      // smaller than a buffer: no thread
@@ -79,30 +80,30 @@ TEST(FileSinkTest, EveryByteArrivesInOrderWhateverTheSizes) {
   ExpectWrittenWhole(tmp.path(), kBuf + 1, 1 << 20);
   // More buffers than the sink holds, so buffers are reused; an unaligned tail; pieces
   // across buffer boundaries and larger than a buffer.
-  const size_t big = 2 * FileSink::kBuffers * kBuf + 12345;
+  const size_t big = 2 * HashingFileWriter::kBuffers * kBuf + 12345;
   ExpectWrittenWhole(tmp.path(), big, (1 << 20) + 7);
   ExpectWrittenWhole(tmp.path(), big, 3 * kBuf + 1);
-  ExpectWrittenWhole(tmp.path(), 2 * FileSink::kBuffers * kBuf, 1 << 20);
+  ExpectWrittenWhole(tmp.path(), 2 * HashingFileWriter::kBuffers * kBuf, 1 << 20);
 }
 
 // tmpfs takes O_DIRECT on some kernels and refuses it on others; either way the bytes
 // arrive (written through the page cache when refused).
-TEST(FileSinkTest, WritesOnAFileSystemThatMayRefuseODirect) {
+TEST(HashingFileWriterTest, WritesOnAFileSystemThatMayRefuseODirect) {
   if (!fs::is_directory("/dev/shm")) GTEST_SKIP() << "no /dev/shm on this machine";
   const std::string dir =
       (fs::path("/dev/shm") / ("mgreg-file-sink-test-" + std::to_string(::getpid())))
           .string();
   fs::create_directories(dir);
-  ExpectWrittenWhole(dir, 3 * FileSink::kBufferBytes + 4097, 1 << 20);
+  ExpectWrittenWhole(dir, 3 * HashingFileWriter::kBufferBytes + 4097, 1 << 20);
   fs::remove_all(dir);
 }
 
-TEST(FileSinkTest, AFullDiskIsResourceExhaustedNamingThePath) {
+TEST(HashingFileWriterTest, AFullDiskIsResourceExhaustedNamingThePath) {
   // /dev/full takes no byte: every write fails with ENOSPC.
   const int fd = ::open("/dev/full", O_WRONLY | O_CLOEXEC);
   if (fd < 0) GTEST_SKIP() << "no /dev/full on this machine";
-  const std::string data = Pattern(3 * FileSink::kBufferBytes, 1);
-  FileSink sink(fd, "/restore/model.ckpt-1.data-00000-of-00001");
+  const std::string data = Pattern(3 * HashingFileWriter::kBufferBytes, 1);
+  HashingFileWriter sink(fd, "/restore/model.ckpt-1.data-00000-of-00001");
   absl::Status error;
   for (size_t pos = 0; pos < data.size() && error.ok(); pos += 1 << 20) {
     error = sink.Append(absl::string_view(data).substr(pos, 1 << 20));
@@ -114,18 +115,18 @@ TEST(FileSinkTest, AFullDiskIsResourceExhaustedNamingThePath) {
   EXPECT_THAT(error.message(), HasSubstr("free some space"));
 }
 
-TEST(FileSinkTest, AfterAWriteErrorEveryCallReturnsIt) {
+TEST(HashingFileWriterTest, AfterAWriteErrorEveryCallReturnsIt) {
   TempDir tmp;
   const std::string path = tmp.Join("read-only");
   WriteFileOrDie(path, "");
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // every write fails
   ASSERT_GE(fd, 0);
-  FileSink sink(fd, path);
-  const std::string data = Pattern(FileSink::kBufferBytes, 2);
+  HashingFileWriter sink(fd, path);
+  const std::string data = Pattern(HashingFileWriter::kBufferBytes, 2);
   absl::Status first;
   // The error of a buffer's write comes back at a later Append or at Finish; once
   // every buffer is waiting on the failed writer, Append must report it.
-  for (int i = 0; i < 4 * FileSink::kBuffers && first.ok(); ++i)
+  for (int i = 0; i < 4 * HashingFileWriter::kBuffers && first.ok(); ++i)
     first = sink.Append(data);
   absl::StatusOr<std::string> finished = sink.Finish();
   ::close(fd);
@@ -136,18 +137,20 @@ TEST(FileSinkTest, AfterAWriteErrorEveryCallReturnsIt) {
   EXPECT_EQ(first, finished.status());
 }
 
-TEST(FileSinkTest, ASinkDroppedHalfWayStopsWithoutWritingTheRest) {
+TEST(HashingFileWriterTest, ASinkDroppedHalfWayStopsWithoutWritingTheRest) {
   TempDir tmp;
   const std::string path = tmp.Join("dropped");
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   ASSERT_GE(fd, 0);
   {
-    FileSink sink(fd, path);
-    const std::string data = Pattern(FileSink::kBufferBytes, 3);
-    for (int i = 0; i < FileSink::kBuffers; ++i) ASSERT_TRUE(sink.Append(data).ok());
+    HashingFileWriter sink(fd, path);
+    const std::string data = Pattern(HashingFileWriter::kBufferBytes, 3);
+    for (int i = 0; i < HashingFileWriter::kBuffers; ++i)
+      ASSERT_TRUE(sink.Append(data).ok());
   }  // no Finish: the destructor stops the threads
   ::close(fd);
-  EXPECT_LE(fs::file_size(path), FileSink::kBuffers * FileSink::kBufferBytes);
+  EXPECT_LE(fs::file_size(path),
+            HashingFileWriter::kBuffers * HashingFileWriter::kBufferBytes);
 }
 
 }  // namespace
