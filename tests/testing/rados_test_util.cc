@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -13,6 +14,25 @@ namespace mgreg::testing {
 std::string TestCephConf() {
   const char* env = std::getenv("MGREG_TEST_CEPH_CONF");
   return env != nullptr ? env : "";
+}
+
+std::string FreshTestNamespace(absl::string_view prefix) {
+  return absl::StrCat(prefix, "-", std::random_device{}(), "-", std::random_device{}());
+}
+
+RadosStoreOptions TestStoreOptions(const std::string& ns) {
+  RadosStoreOptions o;
+  o.ceph_conf = TestCephConf();
+  o.pool = kTestCephPool;
+  o.rados_namespace = ns;
+  o.timeout_seconds = 20;
+  return o;
+}
+
+std::unique_ptr<Store> OpenTestStoreOrFail(const RadosStoreOptions& options) {
+  auto s = OpenRadosStore(options);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? std::move(*s) : nullptr;
 }
 
 absl::Status ConnectToCluster(const std::string& conf_path, librados::Rados* rados,

@@ -3,11 +3,14 @@
 #ifndef MGREG_TESTS_TESTING_RADOS_TEST_UTIL_H_
 #define MGREG_TESTS_TESTING_RADOS_TEST_UTIL_H_
 
+#include <memory>
 #include <rados/librados.hpp>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
+#include "storage/rados/rados_store.h"
 
 namespace mgreg::testing {
 
@@ -32,6 +35,16 @@ inline constexpr char kTestCephPool[] = "mgreg";
 // `conf_path`, with mount and operation timeouts of `timeout_seconds`.
 absl::Status ConnectToCluster(const std::string& conf_path, librados::Rados* rados,
                               int timeout_seconds = 20);
+
+// A namespace no other test run uses: `prefix`, then two random numbers.
+std::string FreshTestNamespace(absl::string_view prefix);
+
+// Options for a store on the test cluster's pool in namespace `ns`, with operations
+// bounded at 20 s; tests change what they need on the copy.
+RadosStoreOptions TestStoreOptions(const std::string& ns);
+
+// Opens the store, failing the test (EXPECT) and returning null if it does not open.
+std::unique_ptr<Store> OpenTestStoreOrFail(const RadosStoreOptions& options);
 
 // The path of the first executable `name` on PATH, or "" if there is none.
 std::string FindOnPath(const std::string& name);

@@ -33,24 +33,11 @@ using ::testing::HasSubstr;
 
 constexpr char kChildEnv[] = "MGREG_RADOS_CHECK_TEST_CHILD_NAMESPACE";
 
-std::string FreshNamespace() {
-  return absl::StrCat("ck-", std::random_device{}(), "-", std::random_device{}());
-}
-
+// A checker's death is noticed within seconds.
 RadosStoreOptions Options(const std::string& ns) {
-  RadosStoreOptions o;
-  o.ceph_conf = TestCephConf();
-  o.pool = kTestCephPool;
-  o.rados_namespace = ns;
-  o.timeout_seconds = 20;
+  RadosStoreOptions o = TestStoreOptions(ns);
   o.watch_timeout = absl::Seconds(2);
   return o;
-}
-
-std::unique_ptr<Store> OpenOrDie(const RadosStoreOptions& o) {
-  auto s = OpenRadosStore(o);
-  EXPECT_TRUE(s.ok()) << s.status();
-  return s.ok() ? std::move(*s) : nullptr;
 }
 
 // A writer on its own store (another server): commits step after step of one model
@@ -117,10 +104,10 @@ class Writer {
 
 TEST(RadosCheckTest, CheckWhileOtherServersCommitSeesAConsistentViewAndReportsClean) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns = FreshNamespace();
-  auto checker = OpenOrDie(Options(ns));
-  auto w1 = OpenOrDie(Options(ns));
-  auto w2 = OpenOrDie(Options(ns));
+  const std::string ns = FreshTestNamespace("ck");
+  auto checker = OpenTestStoreOrFail(Options(ns));
+  auto w1 = OpenTestStoreOrFail(Options(ns));
+  auto w2 = OpenTestStoreOrFail(Options(ns));
   ASSERT_TRUE(checker && w1 && w2);
   Writer a(w1.get(), "alpha", 1000), b(w2.get(), "beta", 2000);
   // Let both writers get going, then check again and again while they write.
@@ -156,9 +143,9 @@ TEST(RadosCheckTest, CheckWhileOtherServersCommitSeesAConsistentViewAndReportsCl
 // it is planned again on the new state instead of failing as a corrupt record.
 TEST(RadosCheckTest, WritersOfModelsSharingFilesOnTwoServersNeverSeeABrokenView) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns = FreshNamespace();
-  auto w1 = OpenOrDie(Options(ns));
-  auto w2 = OpenOrDie(Options(ns));
+  const std::string ns = FreshTestNamespace("ck");
+  auto w1 = OpenTestStoreOrFail(Options(ns));
+  auto w2 = OpenTestStoreOrFail(Options(ns));
   ASSERT_TRUE(w1 && w2);
   Writer a(w1.get(), "alpha", 1000), b(w2.get(), "beta", 1000);
   while (a.commits() + b.commits() < 120 && a.error().empty() && b.error().empty()) {
@@ -182,7 +169,7 @@ TEST(RadosCheckChild, DISABLED_FreezeAndDie) {
   ASSERT_NE(ns, nullptr) << "run by RadosCheckTest only";
   RadosStoreOptions o = Options(ns);
   o.test_crash_at = "check_frozen";
-  auto store = OpenOrDie(o);
+  auto store = OpenTestStoreOrFail(o);
   ASSERT_TRUE(store);
   auto report = store->Check();
   FAIL() << "not stopped while frozen: " << report.status();
@@ -207,10 +194,10 @@ int RunChild(const std::string& ns) {
 
 TEST(RadosCheckTest, CheckerKilledWhileFrozenHoldsWritersOnlyUntilItsWatchExpires) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns = FreshNamespace();
+  const std::string ns = FreshTestNamespace("ck");
   RadosStoreOptions o = Options(ns);
   o.freeze_wait = absl::Seconds(60);  // far above the bound: liveness must end it
-  auto writer = OpenOrDie(o);
+  auto writer = OpenTestStoreOrFail(o);
   ASSERT_TRUE(writer);
   ASSERT_TRUE(Push(*writer, "m", 1, {{"f", Bytes(2000, 1)}}).ok());
   ASSERT_EQ(RunChild(ns), 86);  // it froze the registry and died
@@ -229,13 +216,13 @@ TEST(RadosCheckTest, CheckerKilledWhileFrozenHoldsWritersOnlyUntilItsWatchExpire
 
 TEST(RadosCheckTest, WriterHeldLongerThanFreezeWaitGetsUnavailableNamingTheFreeze) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns = FreshNamespace();
+  const std::string ns = FreshTestNamespace("ck");
   RadosStoreOptions co = Options(ns);
   co.test_hold_freeze = absl::Seconds(3);  // a long metadata scan
-  auto checker = OpenOrDie(co);
+  auto checker = OpenTestStoreOrFail(co);
   RadosStoreOptions wo = Options(ns);
   wo.freeze_wait = absl::Milliseconds(300);
-  auto writer = OpenOrDie(wo);
+  auto writer = OpenTestStoreOrFail(wo);
   ASSERT_TRUE(checker && writer);
   ASSERT_TRUE(Push(*writer, "m", 1, {{"f", Bytes(2000, 1)}}).ok());
   std::thread check([&] {

@@ -37,11 +37,7 @@ constexpr char kChildEnv[] = "MGREG_RADOS_GC_TEST_CHILD_NAMESPACE";
 
 // Small bounds, so that a dead server's holds end within seconds.
 RadosStoreOptions ShortOptions(const std::string& ns) {
-  RadosStoreOptions o;
-  o.ceph_conf = TestCephConf();
-  o.pool = kTestCephPool;
-  o.rados_namespace = ns;
-  o.timeout_seconds = 20;
+  RadosStoreOptions o = TestStoreOptions(ns);
   o.watch_timeout = absl::Seconds(2);
   o.dead_after = absl::Seconds(1);
   o.gc_period = absl::Milliseconds(250);
@@ -164,8 +160,7 @@ bool AwaitLine(int fd, const std::string& want, absl::Duration timeout,
 
 TEST(RadosGcTest, DeadServersHoldsEndAfterTheBoundAndLiveHoldsStay) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns =
-      absl::StrCat("gc-", std::random_device{}(), "-", std::random_device{}());
+  const std::string ns = FreshTestNamespace("gc");
   auto live = OpenRadosStore(ShortOptions(ns));
   ASSERT_TRUE(live.ok()) << live.status();
   // A second live store that stages a chunk and then stays idle: its hold must stay.
@@ -247,8 +242,7 @@ TEST(RadosGcTest, DeadServersHoldsEndAfterTheBoundAndLiveHoldsStay) {
 // freed by the pool scan once older than dead_after; referenced and held chunks stay.
 TEST(RadosGcTest, OrphanChunksAreFreedByThePoolScan) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns =
-      absl::StrCat("gc-", std::random_device{}(), "-", std::random_device{}());
+  const std::string ns = FreshTestNamespace("gc");
   RadosStoreOptions o = ShortOptions(ns);
   o.orphan_scan_period = absl::Milliseconds(250);
   auto store = OpenRadosStore(o);
@@ -297,8 +291,7 @@ TEST(RadosGcTest, OrphanChunksAreFreedByThePoolScan) {
 
 TEST(RadosGcTest, BlobTombstonesAreSweptAfterTheirTtl) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns =
-      absl::StrCat("gc-", std::random_device{}(), "-", std::random_device{}());
+  const std::string ns = FreshTestNamespace("gc");
   RadosStoreOptions o = ShortOptions(ns);
   o.tombstone_ttl = absl::Seconds(1);
   auto store = OpenRadosStore(o);

@@ -24,25 +24,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string FreshNamespace() {
-  return absl::StrCat("rs-", std::random_device{}(), "-", std::random_device{}());
-}
-
-RadosStoreOptions Options(const std::string& ns) {
-  RadosStoreOptions o;
-  o.ceph_conf = TestCephConf();
-  o.pool = kTestCephPool;
-  o.rados_namespace = ns;
-  o.timeout_seconds = 20;
-  return o;
-}
-
-std::unique_ptr<Store> OpenOrDie(const RadosStoreOptions& o) {
-  auto s = OpenRadosStore(o);
-  EXPECT_TRUE(s.ok()) << s.status();
-  return s.ok() ? std::move(*s) : nullptr;
-}
-
 void ExpectClean(Store& store) {
   auto report = store.Check();
   ASSERT_TRUE(report.ok()) << report.status();
@@ -51,7 +32,7 @@ void ExpectClean(Store& store) {
 
 TEST(RadosStoreTest, MissingPoolIsFailedPreconditionNamingPoolAndConf) {
   MGREG_REQUIRE_CEPH();
-  RadosStoreOptions o = Options(FreshNamespace());
+  RadosStoreOptions o = TestStoreOptions(FreshTestNamespace("rs"));
   o.pool = "no-such-pool";
   auto s = OpenRadosStore(o);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition) << s.status();
@@ -89,7 +70,7 @@ TEST(RadosStoreTest, UnreadableConfIsFailedPrecondition) {
 
 TEST(RadosStoreTest, NamespaceHoldingAnotherProgramsObjectsIsRefusedAndLeftAlone) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns = FreshNamespace();
+  const std::string ns = FreshTestNamespace("rs");
   librados::Rados rados;
   ASSERT_TRUE(ConnectToCluster(TestCephConf(), &rados).ok());
   librados::IoCtx io;
@@ -98,7 +79,7 @@ TEST(RadosStoreTest, NamespaceHoldingAnotherProgramsObjectsIsRefusedAndLeftAlone
   librados::bufferlist bl;
   bl.append("someone else's");
   ASSERT_EQ(io.write_full("their-object", bl), 0);
-  auto s = OpenRadosStore(Options(ns));
+  auto s = OpenRadosStore(TestStoreOptions(ns));
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition) << s.status();
   EXPECT_THAT(s.status().message(), HasSubstr("another program"));
   uint64_t size = 0;
@@ -107,23 +88,23 @@ TEST(RadosStoreTest, NamespaceHoldingAnotherProgramsObjectsIsRefusedAndLeftAlone
   EXPECT_EQ(io.stat("catalog", &size, &mtime), -ENOENT) << "the store wrote anyway";
 
   // An object named like the catalog without mgreg's format marker.
-  const std::string ns2 = FreshNamespace();
+  const std::string ns2 = FreshTestNamespace("rs");
   io.set_namespace(ns2);
   ASSERT_EQ(io.write_full("catalog", bl), 0);
-  s = OpenRadosStore(Options(ns2));
+  s = OpenRadosStore(TestStoreOptions(ns2));
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition) << s.status();
   EXPECT_THAT(s.status().message(), HasSubstr("format marker"));
 }
 
 TEST(RadosStoreTest, ReopenedStoreServesWhatWasCommitted) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns = FreshNamespace();
+  const std::string ns = FreshTestNamespace("rs");
   {
-    auto a = OpenOrDie(Options(ns));
+    auto a = OpenTestStoreOrFail(TestStoreOptions(ns));
     ASSERT_NE(a, nullptr);
     ASSERT_TRUE(Push(*a, "resnet", 7, {{"index", "i7"}, {"data", Bytes(5000, 7)}}).ok());
   }
-  auto b = OpenOrDie(Options(ns));
+  auto b = OpenTestStoreOrFail(TestStoreOptions(ns));
   ASSERT_NE(b, nullptr);
   auto latest = b->GetLatest("resnet");
   ASSERT_TRUE(latest.ok()) << latest.status();
@@ -134,9 +115,9 @@ TEST(RadosStoreTest, ReopenedStoreServesWhatWasCommitted) {
 
 TEST(RadosStoreTest, TwoStoresOnOneNamespaceServeEachOthersStepsAndEvents) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns = FreshNamespace();
-  auto a = OpenOrDie(Options(ns));
-  auto b = OpenOrDie(Options(ns));
+  const std::string ns = FreshTestNamespace("rs");
+  auto a = OpenTestStoreOrFail(TestStoreOptions(ns));
+  auto b = OpenTestStoreOrFail(TestStoreOptions(ns));
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   absl::Mutex mu;
@@ -232,9 +213,9 @@ TEST(RadosStoreTest, TwoStoresOnOneNamespaceServeEachOthersStepsAndEvents) {
 // exist when it was asked for.
 TEST(RadosStoreTest, CachedReadsOfEveryStoreSeeAWriteAsSoonAsItReturns) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns = FreshNamespace();
-  auto a = OpenOrDie(Options(ns));
-  auto b = OpenOrDie(Options(ns));
+  const std::string ns = FreshTestNamespace("rs");
+  auto a = OpenTestStoreOrFail(TestStoreOptions(ns));
+  auto b = OpenTestStoreOrFail(TestStoreOptions(ns));
   ASSERT_TRUE(a && b);
   std::atomic<int64_t> heard{0};
   b->SetEventListener([&](const storage::Event& e) { heard = e.revision(); });
@@ -279,10 +260,10 @@ TEST(RadosStoreTest, CachedReadsOfEveryStoreSeeAWriteAsSoonAsItReturns) {
 // goes through without the caller retrying (no ABORTED "registry busy").
 TEST(RadosStoreTest, ThreeStoresContendingEveryWritersCommitsSucceed) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns = FreshNamespace();
+  const std::string ns = FreshTestNamespace("rs");
   std::vector<std::unique_ptr<Store>> stores;
   for (int i = 0; i < 3; ++i) {
-    stores.push_back(OpenOrDie(Options(ns)));
+    stores.push_back(OpenTestStoreOrFail(TestStoreOptions(ns)));
     ASSERT_NE(stores.back(), nullptr);
   }
   constexpr int kSteps = 12;
@@ -328,14 +309,14 @@ class StoppedWriterTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(StoppedWriterTest, NextWriterRollsTheTransactionForward) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns = FreshNamespace();
-  auto healthy = OpenOrDie(Options(ns));
+  const std::string ns = FreshTestNamespace("rs");
+  auto healthy = OpenTestStoreOrFail(TestStoreOptions(ns));
   ASSERT_NE(healthy, nullptr);
   ASSERT_TRUE(Push(*healthy, "m", 1, {{"index", "a"}, {"data", Bytes(4000, 1)}}).ok());
   {
-    RadosStoreOptions o = Options(ns);
+    RadosStoreOptions o = TestStoreOptions(ns);
     o.test_stop_after = GetParam();
-    auto dying = OpenOrDie(o);
+    auto dying = OpenTestStoreOrFail(o);
     ASSERT_NE(dying, nullptr);
     auto r = Push(*dying, "m", 2, {{"index", "b"}, {"data", Bytes(4000, 2)}});
     EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();

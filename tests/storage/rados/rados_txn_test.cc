@@ -26,25 +26,6 @@ using ::testing::HasSubstr;
 constexpr size_t kSmallChunk = 64;
 constexpr size_t kBigFile = 1500 * kSmallChunk;  // 1500 chunks: ~120 KB of transaction
 
-std::string FreshNamespace() {
-  return absl::StrCat("tx-", std::random_device{}(), "-", std::random_device{}());
-}
-
-RadosStoreOptions Options(const std::string& ns) {
-  RadosStoreOptions o;
-  o.ceph_conf = TestCephConf();
-  o.pool = kTestCephPool;
-  o.rados_namespace = ns;
-  o.timeout_seconds = 20;
-  return o;
-}
-
-std::unique_ptr<Store> OpenOrDie(const RadosStoreOptions& o) {
-  auto s = OpenRadosStore(o);
-  EXPECT_TRUE(s.ok()) << s.status();
-  return s.ok() ? std::move(*s) : nullptr;
-}
-
 // The namespace's objects whose name starts with `prefix`, through librados.
 std::set<std::string> Objects(const std::string& ns, const std::string& prefix) {
   librados::Rados rados;
@@ -70,15 +51,15 @@ void ExpectClean(Store& store, int64_t checkpoints) {
 
 TEST(RadosTxnTest, BigStepIsRolledForwardFromItsTransactionObjectAndLeavesNone) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns = FreshNamespace();
-  auto healthy = OpenOrDie(Options(ns));
+  const std::string ns = FreshTestNamespace("tx");
+  auto healthy = OpenTestStoreOrFail(TestStoreOptions(ns));
   ASSERT_TRUE(healthy);
   const std::string content = Bytes(kBigFile, 1);
   {
     // This writer decides the big transaction and stops, as one that died would.
-    RadosStoreOptions o = Options(ns);
+    RadosStoreOptions o = TestStoreOptions(ns);
     o.test_stop_after = 1;
-    auto stopped = OpenOrDie(o);
+    auto stopped = OpenTestStoreOrFail(o);
     ASSERT_TRUE(stopped);
     auto r = Push(*stopped, "big", 1, {{"w.data", content}}, false, kSmallChunk);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
@@ -115,10 +96,10 @@ TEST(RadosTxnTest, BigStepIsRolledForwardFromItsTransactionObjectAndLeavesNone) 
 
 TEST(RadosTxnTest, TransactionAboveTheLimitIsRefusedNamingItAndWritesNothing) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns = FreshNamespace();
-  RadosStoreOptions o = Options(ns);
+  const std::string ns = FreshTestNamespace("tx");
+  RadosStoreOptions o = TestStoreOptions(ns);
   o.max_txn_bytes = 100 << 10;  // the real limit is 120 MiB (kMaxTxnBytes)
-  auto store = OpenOrDie(o);
+  auto store = OpenTestStoreOrFail(o);
   ASSERT_TRUE(store);
   auto r =
       Push(*store, "big", 1, {{"w.data", Bytes(2 * kBigFile, 1)}}, false, kSmallChunk);
@@ -136,12 +117,12 @@ TEST(RadosTxnTest, TransactionAboveTheLimitIsRefusedNamingItAndWritesNothing) {
 
 TEST(RadosTxnTest, TransactionObjectNoCatalogNamesIsRemovedByTheGc) {
   MGREG_REQUIRE_CEPH();
-  const std::string ns = FreshNamespace();
-  RadosStoreOptions o = Options(ns);
+  const std::string ns = FreshTestNamespace("tx");
+  RadosStoreOptions o = TestStoreOptions(ns);
   o.dead_after = absl::Seconds(1);
   o.gc_period = absl::Milliseconds(250);
   o.orphan_scan_period = absl::Milliseconds(250);
-  auto store = OpenOrDie(o);
+  auto store = OpenTestStoreOrFail(o);
   ASSERT_TRUE(store);
   {
     // What a writer that died between writing its transaction and deciding it leaves.
