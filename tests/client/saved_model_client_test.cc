@@ -39,18 +39,6 @@ constexpr const char* kRealSavedModels[] = {
     "tf2onnx/tests/models/regression/saved_model",  // no version in its name, 2 savers
 };
 
-// Every regular file under `root`: relative name -> contents.
-std::map<std::string, std::string> ReadTree(const std::string& root) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(root)) {
-    if (e.is_regular_file()) {
-      out[fs::relative(e.path(), root).generic_string()] =
-          ReadFileOrDie(e.path().string());
-    }
-  }
-  return out;
-}
-
 // The export filters of the rule tests, one at a time.
 std::vector<v1::GraphOptions> EachFilter() {
   std::vector<v1::GraphOptions> out(6);

@@ -54,6 +54,18 @@ std::string ReadFileOrDie(const std::string& path) {
   return ss.str();
 }
 
+std::map<std::string, std::string> ReadTree(const std::string& root) {
+  namespace fs = std::filesystem;
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    if (e.is_regular_file()) {
+      out[fs::relative(e.path(), root).generic_string()] =
+          ReadFileOrDie(e.path().string());
+    }
+  }
+  return out;
+}
+
 void WriteFileOrDie(const std::string& path, absl::string_view data) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(data.data(), static_cast<std::streamsize>(data.size()));

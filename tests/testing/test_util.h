@@ -2,6 +2,7 @@
 #ifndef MGREG_TESTS_TESTING_TEST_UTIL_H_
 #define MGREG_TESTS_TESTING_TEST_UTIL_H_
 
+#include <map>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -41,6 +42,9 @@ class TempDir {
 
 std::string ReadFileOrDie(const std::string& path);
 void WriteFileOrDie(const std::string& path, absl::string_view data);
+// Every regular file under `root`: its name relative to `root` ("/"-separated) -> its
+// contents.
+std::map<std::string, std::string> ReadTree(const std::string& root);
 
 // Where the built binaries are (MGREG_BIN_DIR, set by CTest), e.g. for mgreg-server.
 std::string BinDir();

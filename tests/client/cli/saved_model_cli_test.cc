@@ -29,17 +29,6 @@ constexpr char kTf2[] =
     "serving/tensorflow_serving/servables/tensorflow/testdata/"
     "saved_model_half_plus_two_tf2_cpu/00000123";
 
-std::map<std::string, std::string> ReadTree(const std::string& root) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(root)) {
-    if (e.is_regular_file()) {
-      out[fs::relative(e.path(), root).generic_string()] =
-          ReadFileOrDie(e.path().string());
-    }
-  }
-  return out;
-}
-
 std::vector<std::string> Entries(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir))
