@@ -1,5 +1,6 @@
 // mgreg-server: flags (+ config file) -> ServerOptions -> BuildAndStart -> wait for
 // SIGTERM/SIGINT -> Shutdown(deadline).
+#include <malloc.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -68,7 +69,7 @@ ABSL_FLAG(int64_t, export_cache_bytes, -1,
           "disables it)");
 ABSL_FLAG(int64_t, min_free_bytes, -1,
           "refuse new uploaded bytes while the data dir's disk has less than this free "
-          "(default 256 MiB; at least 32 MiB, what RocksDB needs free to resume by "
+          "(default 256 MiB; at least 16 MiB, what RocksDB needs free to resume by "
           "itself after a full disk; 0 turns the check off)");
 ABSL_FLAG(int64_t, event_window, 0,
           "watch events kept for watchers resuming from a revision (default 100000)");
@@ -159,6 +160,12 @@ std::string Describe(const mgreg::ServerOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // One malloc arena for every thread, set before any thread starts. glibc gives each
+  // thread that allocates its own arena (up to 8 per core), and each kept the 1 MiB
+  // message and memtable blocks its thread had freed: pushing 2 GiB, the server's peak
+  // RSS was 150-170 MiB with the default arenas and ~105 MiB with one, at no more CPU
+  // per GiB (bench/push_bench, bench/memory_bench; bench/RESULTS.md, issue 17).
+  mallopt(M_ARENA_MAX, 1);
   absl::SetProgramUsageMessage(
       "mgreg-server [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
       "             [--store rocksdb|memory|rados --ceph-conf FILE --rados-pool POOL\n"

@@ -201,9 +201,12 @@ rocksdb::ColumnFamilyOptions MakeMetaOptions() {
 
 rocksdb::ColumnFamilyOptions MakeChunkOptions() {
   rocksdb::ColumnFamilyOptions o;
-  // Chunk bytes pass through the memtable on their way to blob files: two 32 MiB
-  // buffers keep the server's RSS under 256 MiB while pushing (bench/memory_bench).
-  o.write_buffer_size = 32 << 20;
+  // Chunk bytes pass through the memtable on their way to blob files (RocksDB 7.8's
+  // integrated BlobDB), so these buffers are most of what a push costs the server in
+  // memory: two of 16 MiB (one filling, one flushing) keep its peak RSS under 128 MiB
+  // while 4 GiB are pushed and restored (bench/memory_bench; 32 MiB buffers gave
+  // 126-187 MiB, 8 MiB ones cost ~0.3 CPU-s per GiB more in flushes: bench/RESULTS.md).
+  o.write_buffer_size = 16 << 20;
   o.max_write_buffer_number = 2;
   o.compression = rocksdb::kNoCompression;  // checkpoint floats do not compress
   o.enable_blob_files = true;

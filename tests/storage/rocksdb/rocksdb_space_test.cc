@@ -192,9 +192,9 @@ TEST(RocksDbSpaceTest, AReserveBelowRocksDbsRecoveryBufferIsRefusedAtOpen) {
       << refused.status();
   EXPECT_TRUE(absl::StrContains(refused.status().message(), "--min-free-bytes"))
       << refused.status();
-  EXPECT_TRUE(absl::StrContains(refused.status().message(), "set at least 33554432"))
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "set at least 16777216"))
       << refused.status();
-  o.min_free_bytes = 32 * kMiB;
+  o.min_free_bytes = 16 * kMiB;
   EXPECT_TRUE(OpenRocksDbStore(o).ok());
 }
 
