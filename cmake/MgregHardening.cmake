@@ -46,10 +46,22 @@ string(REPLACE ";" " " MGREG_SANITIZER_LINK_FLAGS "${_mgreg_san_flags}")
 if(MGREG_SANITIZE STREQUAL "thread")
   # Debian's abseil is not TSan-instrumented: this shared library interposes absl::Mutex,
   # CondVar and Notification and reports their happens-before edges to TSan (see the
-  # file). Linked first into every target so its definitions win.
+  # file). Its definitions win only if the dynamic linker meets it before
+  # libabsl_synchronization, i.e. its DT_NEEDED entry comes first in the executable.
+  # link_libraries() alone does not ensure that: every static library of ours carries it
+  # too, and CMake's link ordering puts a shared library after all the libraries that
+  # depend on it, which after the test-tree move (039a93b: tests link mgreg_testing)
+  # was after libabsl_synchronization in 26 executables (rocksdb_space_test,
+  # fault_injection_test, watch_hub_test, ...): the shim never ran there and TSan
+  # reported accesses under absl::Mutex as races. So every executable names it first,
+  # as a link option (options precede the objects and libraries on the link line);
+  # link_libraries() stays for the build dependency and the rpath. The library checks
+  # at load time that it won (tsan_absl_annotations.cc) and aborts otherwise.
   add_library(mgreg_tsan_absl SHARED ${CMAKE_CURRENT_LIST_DIR}/tsan_absl_annotations.cc)
   target_link_libraries(mgreg_tsan_absl PRIVATE absl::synchronization ${CMAKE_DL_LIBS})
   link_libraries("$<BUILD_INTERFACE:mgreg_tsan_absl>")
+  add_link_options(
+    "$<$<STREQUAL:$<TARGET_PROPERTY:TYPE>,EXECUTABLE>:$<TARGET_FILE:mgreg_tsan_absl>>")
 endif()
 
 if(MGREG_FUZZ)

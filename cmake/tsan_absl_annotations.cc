@@ -38,6 +38,34 @@ void* Real(const char* mangled) {
 #define MGREG_REAL(type, mangled) \
   static const auto real = reinterpret_cast<type>(Real(mangled))
 
+// The definitions below take effect only if the dynamic linker finds this library before
+// libabsl_synchronization, i.e. its DT_NEEDED entry precedes abseil's in the executable
+// (cmake/MgregHardening.cmake puts it first on every executable's link line). When it did
+// not (26 test executables after the test-tree move), TSan saw no edge for any
+// absl::Mutex and reported the accesses those mutexes guard as races; so the order is
+// checked once, at load, and a wrong one stops the process before any test runs.
+__attribute__((constructor)) void CheckInterposed() {
+  const char* const lock = "_ZN4absl7debian35Mutex4LockEv";
+  void* resolved = dlsym(RTLD_DEFAULT, lock);
+  Dl_info self{};
+  Dl_info found{};
+  if (dladdr(reinterpret_cast<void*>(&CheckInterposed), &self) != 0 &&
+      resolved != nullptr && dladdr(resolved, &found) != 0 &&
+      self.dli_fbase == found.dli_fbase) {
+    return;
+  }
+  std::fprintf(
+      stderr,
+      "tsan_absl_annotations: absl::Mutex::Lock resolves to %s, not to %s: the "
+      "program loads abseil before this library, so ThreadSanitizer cannot see "
+      "abseil's mutexes and would report false races. Link %s first (see "
+      "cmake/MgregHardening.cmake).\n",
+      resolved != nullptr && found.dli_fname != nullptr ? found.dli_fname : "nothing",
+      self.dli_fname != nullptr ? self.dli_fname : "libmgreg_tsan_absl.so",
+      self.dli_fname != nullptr ? self.dli_fname : "libmgreg_tsan_absl.so");
+  std::abort();
+}
+
 }  // namespace
 
 namespace absl {

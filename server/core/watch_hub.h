@@ -89,7 +89,10 @@ class WatchHub {
   // longer retained. NOT_FOUND if `filter.model` names a model the store does not
   // know; INVALID_ARGUMENT unless exactly one of model/prefix/all is set.
   // `notify` is called (from any thread, never under the caller's locks) when Next()
-  // has something after having returned nullopt.
+  // has something after having returned nullopt, including the UNAVAILABLE of Close()
+  // (which ~WatchHub calls), and a wake-up already under way may still arrive just after
+  // Unsubscribe: what it captures must outlive the hub, or be checked by the function
+  // itself (the gRPC transport's holds a weak_ptr).
   absl::StatusOr<std::shared_ptr<WatchSubscription>> Subscribe(
       WatchFilter filter, int64_t since_revision, std::function<void()> notify);
   void Unsubscribe(const std::shared_ptr<WatchSubscription>& subscription);

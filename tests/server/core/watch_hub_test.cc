@@ -44,6 +44,12 @@ class WatchHubTest : public ::testing::Test {
   }
 
   std::unique_ptr<Store> store_ = NewMemoryStore();
+  // Counts a watcher's notify calls. Declared before hub_ so it outlives it: ~WatchHub
+  // closes the hub, which notifies every waiting watcher once more (a counter local to
+  // the test body would be gone by then, and the hub's last notify would write into a
+  // dead stack frame: the stack of ~WatchHub itself, which TSan caught corrupting
+  // Close()'s loop).
+  std::atomic<int> notified_{0};
   WatchHub hub_{store_.get()};
 };
 
@@ -51,19 +57,18 @@ TEST_F(WatchHubTest, DeliversTheBacklogThenProgressThenLiveEvents) {
   Commit("a", 1);
   Commit("b", 1);
   Commit("a", 2);
-  std::atomic<int> notified{0};
   WatchFilter filter;
   filter.model = "a";
   absl::StatusOr<std::shared_ptr<WatchSubscription>> sub =
-      hub_.Subscribe(filter, 0, [&]() { ++notified; });
+      hub_.Subscribe(filter, 0, [this]() { ++notified_; });
   ASSERT_TRUE(sub.ok()) << sub.status();
   EXPECT_THAT(Drain(**sub), ElementsAre("a:1", "a:2", "progress"));
-  EXPECT_EQ(notified.load(), 0);
+  EXPECT_EQ(notified_.load(), 0);
   // Nothing now: the next event of "a" notifies once.
   Commit("b", 2);
-  EXPECT_EQ(notified.load(), 0);
+  EXPECT_EQ(notified_.load(), 0);
   Commit("a", 3);
-  EXPECT_EQ(notified.load(), 1);
+  EXPECT_EQ(notified_.load(), 1);
   EXPECT_THAT(Drain(**sub), ElementsAre("a:3"));
 }
 
@@ -132,14 +137,13 @@ TEST_F(WatchHubTest, AWatcherTooFarBehindIsDroppedWithTheRevisionToResumeFrom) {
 TEST_F(WatchHubTest, CloseEndsEveryWatcherAndRefusesNewOnes) {
   WatchFilter filter;
   filter.all = true;
-  std::atomic<int> notified{0};
   absl::StatusOr<std::shared_ptr<WatchSubscription>> sub =
-      hub_.Subscribe(filter, -1, [&]() { ++notified; });
+      hub_.Subscribe(filter, -1, [this]() { ++notified_; });
   ASSERT_TRUE(sub.ok()) << sub.status();
   Drain(**sub);
   EXPECT_EQ(hub_.watcher_count(), 1u);
   hub_.Close();
-  EXPECT_EQ(notified.load(), 1);
+  EXPECT_EQ(notified_.load(), 1);
   EXPECT_EQ(hub_.watcher_count(), 0u);
   EXPECT_EQ((*sub)->Next().status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(hub_.Subscribe(filter, -1, nullptr).status().code(),
