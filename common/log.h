@@ -2,6 +2,8 @@
 #ifndef MGREG_COMMON_LOG_H_
 #define MGREG_COMMON_LOG_H_
 
+#include <cstdint>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
@@ -11,6 +13,11 @@ enum class LogLevel { kInfo, kWarning, kError };
 
 // Writes one line "<time> <level> <message>" to stderr atomically.
 void LogLine(LogLevel level, absl::string_view message);
+
+// How many lines LogLine could not write whole since the process started (stderr a pipe
+// whose reader is gone, a full disk): mgreg-server exports it as
+// mgreg_log_lines_lost_total.
+int64_t LogLinesLost();
 
 template <typename... Args>
 void LogInfo(const Args&... args) {

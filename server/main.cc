@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/log.h"
+#include "common/sigpipe.h"
 #include "server/config.h"
 #include "server/server.h"
 
@@ -166,6 +167,9 @@ int main(int argc, char** argv) {
   // RSS was 150-170 MiB with the default arenas and ~105 MiB with one, at no more CPU
   // per GiB (bench/push_bench, bench/memory_bench; bench/RESULTS.md, issue 17).
   mallopt(M_ARENA_MAX, 1);
+  // A peer that closes its end is an error, not the server's death (common/sigpipe.h:
+  // librados' admin socket writes with write(2)).
+  mgreg::IgnoreSigpipe();
   absl::SetProgramUsageMessage(
       "mgreg-server [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
       "             [--store rocksdb|memory|rados --ceph-conf FILE --rados-pool POOL\n"

@@ -1,5 +1,6 @@
 #include "server/server_metrics.h"
 
+#include "common/log.h"
 #include "server/core/registry_service.h"
 
 namespace mgreg {
@@ -63,6 +64,9 @@ ServerMetrics::ServerMetrics() {
   rocksdb_live_sst_bytes_ = r.AddGauge("mgreg_rocksdb_live_sst_files_bytes",
                                        "bytes of the live RocksDB SST files")
                                 ->WithLabels({});
+  log_lines_lost_ = r.AddCounter("mgreg_log_lines_lost_total",
+                                 "log lines stderr did not take (its reader gone: EPIPE)")
+                        ->WithLabels({});
   r.AddCollectHook([this] { Collect(); });
 }
 
@@ -103,6 +107,7 @@ void ServerMetrics::SetSources(RegistryService* service, Store* store) {
 void ServerMetrics::ClearSources() { SetSources(nullptr, nullptr); }
 
 void ServerMetrics::Collect() {
+  log_lines_lost_->SetTotal(static_cast<double>(LogLinesLost()));
   absl::MutexLock lock(&sources_mu_);
   if (service_ != nullptr) {
     uploads_open_->Set(static_cast<double>(service_->open_uploads()));

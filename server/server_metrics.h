@@ -69,6 +69,7 @@ class ServerMetrics {
   metrics::Gauge* rocksdb_pending_compaction_bytes_;
   metrics::Gauge* rocksdb_live_sst_bytes_;
   metrics::Gauge* store_up_;
+  metrics::Counter* log_lines_lost_;
 
   absl::Mutex series_mu_;
   absl::flat_hash_map<std::pair<const char*, const char*>, CallSeries> series_

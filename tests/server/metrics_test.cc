@@ -99,6 +99,14 @@ std::string ServerExposition() {
   return m->registry().Render();
 }
 
+TEST(MetricsTest, ServerExportsTheLogLinesStderrDidNotTake) {
+  // common/log.h's LogLinesLost, read at every scrape (docs/reliability.md "Broken
+  // pipes"); this process's stderr takes every line.
+  EXPECT_NE(ServerExposition().find("\nmgreg_log_lines_lost_total 0\n"),
+            std::string::npos)
+      << ServerExposition();
+}
+
 TEST(MetricsTest, ServerExpositionPassesPromtoolCheckMetrics) {
   if (::access("/usr/bin/promtool", X_OK) != 0) {
     GTEST_SKIP() << "promtool not installed (Debian package prometheus; "
