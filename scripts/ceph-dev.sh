@@ -139,6 +139,10 @@ osd_fast_shutdown = false
 memstore_device_bytes = ${CEPH_DEV_MEMSTORE_BYTES:-2147483648}
 bluestore_block_size = ${CEPH_DEV_BLUESTORE_BYTES:-10737418240}
 bluestore_block_create = true
+# Each client process its own admin socket: with one path for all, every new Rados handle
+# pings (and may unlink) another process's socket (docs/reliability.md "Broken pipes").
+[client]
+admin_socket = $D/run/\$name.\$pid.\$cctid.asok
 EOF
   export CEPH_CONF="$D/ceph.conf"
   # From here on, any failure stops what was started.
