@@ -1,6 +1,7 @@
 // Store benchmarks (../shared/PERF.md), run by hand:
-//   storage_bench [DIR] [PAIRS]
-// DIR (default /tmp) gets a scratch directory that is removed at the end.
+//   storage_bench [DIR] [PAIRS] [throughput|latency]
+// DIR (default /tmp) gets a scratch directory that is removed at the end; the third
+// argument runs only one of the two parts (default: both).
 //
 // store-commit-1g: stage 1 GiB as 4 MiB chunks into a fresh RocksDB store and commit
 //   it (flush + synced commit), against writing the same bytes in 4 MiB writes to a
@@ -280,10 +281,14 @@ void Latency(const std::string& dir, int rounds) {
 int main(int argc, char** argv) {
   const std::string base = argc > 1 ? argv[1] : "/tmp";
   const int pairs = argc > 2 ? std::max(5, std::atoi(argv[2])) : 5;
+  const std::string only = argc > 3 ? argv[3] : "";
+  if (!only.empty() && only != "throughput" && only != "latency") {
+    mgreg::Die("the third argument is 'throughput' or 'latency', not '" + only + "'");
+  }
   std::string tmpl = base + "/mgreg-storage-bench-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) mgreg::Die("mkdtemp under " + base);
-  mgreg::Throughput(tmpl, pairs);
-  mgreg::Latency(tmpl, pairs);
+  if (only != "latency") mgreg::Throughput(tmpl, pairs);
+  if (only != "throughput") mgreg::Latency(tmpl, pairs);
   std::filesystem::remove_all(tmpl);
   return 0;
 }

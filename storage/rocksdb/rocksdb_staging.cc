@@ -49,7 +49,21 @@ absl::Status RocksArea::PrepareCommit(const std::vector<const BlobRecord*>& new_
 std::function<absl::Status()> RocksArea::DurabilityTask() {
   const uint64_t need = backend_->FlushNeeded(held_);
   if (need == 0) return nullptr;
-  return [backend = backend_, need] { return backend->EnsureFlushed(need); };
+  return [backend = backend_, need] {
+    RETURN_IF_ERROR(backend->EnsureFlushed(need));
+    backend->StartFreshWal();
+    return absl::OkStatus();
+  };
+}
+
+void RocksBackend::StartFreshWal() {
+  if (!options_.sync) return;  // commits do not sync the WAL either
+  rocksdb::WriteBatch batch;
+  batch.Delete(handles_[0], "wal");  // the default family: nothing reads it
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  // A failure stops writes and is reported to the next writer (MaybeResume).
+  Note(db_->Write(synced, &batch)).PermitUncheckedError();
 }
 
 uint64_t RocksBackend::FlushNeeded(const absl::flat_hash_set<std::string>& held) {
