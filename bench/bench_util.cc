@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -21,10 +22,13 @@
 #include <map>
 #include <random>
 #include <sstream>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "common/crc32c.h"
 #include "leveldb/env.h"
 #include "leveldb/options.h"
@@ -37,13 +41,69 @@
 namespace mgreg::bench {
 namespace fs = std::filesystem;
 
+namespace {
+
+// What this process started and has not stopped or removed yet, for Die: the child
+// processes of ChildProcess (mgreg-server, floors' servers, sinks) and MakeTempDir's
+// directories. A function's static, as benchmarks call Die from any thread.
+struct Started {
+  absl::Mutex mu;
+  std::vector<pid_t> children ABSL_GUARDED_BY(mu);
+  std::vector<std::string> temp_dirs ABSL_GUARDED_BY(mu);
+};
+Started& started() {
+  static Started* const s = new Started();
+  return *s;
+}
+
+void Forget(std::vector<pid_t>& pids, pid_t pid) {
+  pids.erase(std::remove(pids.begin(), pids.end(), pid), pids.end());
+}
+
+// SIGTERM, then waits; SIGKILL after 10 s (mgreg-server drains its calls on SIGTERM).
+void StopProcess(pid_t pid) {
+  kill(pid, SIGTERM);
+  int status = 0;
+  const double deadline = Now() + 10;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (Now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    usleep(10000);
+  }
+}
+
+}  // namespace
+
 void CheckOk(const absl::Status& status, absl::string_view what) {
   if (!status.ok()) Die(absl::StrCat(what, ": ", status.ToString()));
 }
 
 void Die(absl::string_view message) {
+  // One Die at a time: a second thread's waits here until the first has exited.
+  static absl::Mutex* const dying = new absl::Mutex();
+  dying->Lock();
   std::fprintf(stderr, "bench: %.*s\n", static_cast<int>(message.size()), message.data());
   std::fflush(stdout);
+  std::vector<pid_t> children;
+  std::vector<std::string> temp_dirs;
+  {
+    absl::MutexLock lock(&started().mu);
+    children.swap(started().children);
+    temp_dirs.swap(started().temp_dirs);
+  }
+  // The servers first, then the directories they wrote to.
+  for (pid_t pid : children) {
+    std::fprintf(stderr, "bench: stopping child process %d\n", static_cast<int>(pid));
+    StopProcess(pid);
+  }
+  for (const std::string& dir : temp_dirs) {
+    std::fprintf(stderr, "bench: removing %s\n", dir.c_str());
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
   std::exit(2);
 }
 
@@ -60,9 +120,15 @@ std::unique_ptr<ChildProcess> ChildProcess::Start(const std::vector<std::string>
                                                   int cpu, absl::string_view ready) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) Die("pipe failed");
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) Die("fork failed");
   if (pid == 0) {
+    // Whatever ends the benchmark (a crash, SIGKILL, Ctrl-C) ends its children too: the
+    // kernel sends SIGTERM when the thread that started them ends. A benchmark that
+    // ended before the prctl is seen by getppid.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(127);
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
@@ -76,6 +142,10 @@ std::unique_ptr<ChildProcess> ChildProcess::Start(const std::vector<std::string>
     _exit(127);
   }
   close(fds[1]);
+  {
+    absl::MutexLock lock(&started().mu);
+    started().children.push_back(pid);
+  }
   std::unique_ptr<ChildProcess> child(new ChildProcess());
   child->pid_ = pid;
   child->out_fd_ = fds[0];
@@ -122,17 +192,11 @@ std::string ChildProcess::address() const {
 
 ChildProcess::~ChildProcess() {
   if (pid_ > 0) {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    const double deadline = Now() + 10;
-    while (waitpid(pid_, &status, WNOHANG) == 0) {
-      if (Now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        break;
-      }
-      usleep(10000);
+    {
+      absl::MutexLock lock(&started().mu);
+      Forget(started().children, pid_);
     }
+    StopProcess(pid_);
   }
   if (out_fd_ >= 0) close(out_fd_);
 }
@@ -184,10 +248,17 @@ std::string MakeTempDir(absl::string_view tag) {
   fs::create_directories(base);
   std::string templ = absl::StrCat(base, "/", tag, "-XXXXXX");
   if (mkdtemp(templ.data()) == nullptr) Die(absl::StrCat("mkdtemp in ", base, " failed"));
+  absl::MutexLock lock(&started().mu);
+  started().temp_dirs.push_back(templ);
   return templ;
 }
 
 void RemoveTree(const std::string& path) {
+  {
+    absl::MutexLock lock(&started().mu);
+    std::vector<std::string>& dirs = started().temp_dirs;
+    dirs.erase(std::remove(dirs.begin(), dirs.end(), path), dirs.end());
+  }
   std::error_code ec;
   fs::remove_all(path, ec);
 }

@@ -4,7 +4,10 @@
 // V2 checkpoints that streams to disk instead of holding the shards in memory.
 //
 // Benchmarks abort (with a message on stderr) on any setup error: a benchmark that
-// carries on after a failure prints figures that mean nothing.
+// carries on after a failure prints figures that mean nothing. Aborting (Die, from any
+// thread) first stops every child process the benchmark started and removes its
+// MakeTempDir directories; a benchmark killed any other way (a crash, SIGKILL, Ctrl-C)
+// takes its children with it (they get SIGTERM), though its directories stay.
 #ifndef MGREG_BENCH_BENCH_UTIL_H_
 #define MGREG_BENCH_BENCH_UTIL_H_
 
@@ -29,14 +32,18 @@ void CheckOk(const absl::Status& status, absl::string_view what);
 // connections of their own (gRPC shares one between channels with equal arguments), as
 // separate trainer or inference hosts would. Exits on error.
 std::unique_ptr<Client> ConnectClient(const std::string& address, int connection = 0);
-// Prints the message and exits with status 2.
+// Prints the message, stops the child processes ChildProcess started and still runs
+// (SIGTERM, SIGKILL after 10 s), removes the MakeTempDir directories not yet removed,
+// and exits with status 2. Safe from any thread; a second caller waits for the exit.
 [[noreturn]] void Die(absl::string_view message);
 
 // Pins the calling thread (and the threads and processes it starts later) to `cpu`.
 void PinToCpu(int cpu);
 
 // A child process whose stdout is read until it prints a line containing `ready`.
-// Destroying it sends SIGTERM and waits (SIGKILL after 10 s).
+// Destroying it sends SIGTERM and waits (SIGKILL after 10 s); so does Die. The child
+// gets SIGTERM from the kernel when the thread that started it ends (PR_SET_PDEATHSIG):
+// start it from the thread that outlives it (benchmarks use their main thread).
 class ChildProcess {
  public:
   // Starts argv[0] (a path) pinned to `cpu` and waits up to 60 s for the ready line.
@@ -72,7 +79,8 @@ std::string SelfDir();
 std::string SelfPath();
 // $MGREG_SERVER_BIN, else <build dir>/server/mgreg-server.
 std::string ServerBinary();
-// A fresh directory under $MGREG_BENCH_TMP (default <build dir>/tmp).
+// A fresh directory under $MGREG_BENCH_TMP (default <build dir>/tmp), removed by Die
+// unless RemoveTree removed it first.
 std::string MakeTempDir(absl::string_view tag);
 void RemoveTree(const std::string& path);
 // Fails (exits) unless the filesystem of `path` has `bytes` free.

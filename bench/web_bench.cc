@@ -50,17 +50,14 @@ int Main() {
       listed += page->checkpoints_size();
       token = page->next_page_token();
     } while (!token.empty());
-    if (listed != kSteps) {
-      std::fprintf(stderr, "listed %d steps, expected %d\n", listed, kSteps);
-      std::exit(1);
-    }
+    if (listed != kSteps)
+      Die(absl::StrCat("listed ", listed, " steps, expected ", kSteps));
   };
   size_t page_bytes = 0;
   auto page_once = [&] {
     const std::string body = HttpGet(http, "/model?name=resnet");
     if (!absl::StrContains(body, "data-points=\"5000\"")) {
-      std::fprintf(stderr, "the model page lacks its 5000-point plots\n");
-      std::exit(1);
+      Die("the model page lacks its 5000-point plots");
     }
     page_bytes = body.size();
   };
