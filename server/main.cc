@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/log.h"
+#include "common/mutex_mode.h"
 #include "common/sigpipe.h"
 #include "server/config.h"
 #include "server/server.h"
@@ -170,6 +171,9 @@ int main(int argc, char** argv) {
   // A peer that closes its end is an error, not the server's death (common/sigpipe.h:
   // librados' admin socket writes with write(2)).
   mgreg::IgnoreSigpipe();
+  // Debian's abseil checks lock order on every Lock and aborts on a possible cycle
+  // (common/mutex_mode.h).
+  mgreg::TurnOffMutexDeadlockDetection();
   absl::SetProgramUsageMessage(
       "mgreg-server [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
       "             [--store rocksdb|memory|rados --ceph-conf FILE --rados-pool POOL\n"
