@@ -211,7 +211,7 @@ void RunWatch(const std::string& tmp, ChildProcess* server, int watchers, int co
     v1::FileInfo* f = begin.add_files();
     f->set_name(name);
     f->set_size(digest->size);
-    f->set_sha256(digest->sha256);
+    f->set_chunked_sha256(digest->chunked_sha256);
   }
   // Commits `step`; returns {CommitUpload called, CommitUpload returned}.
   auto commit = [&](int step) {

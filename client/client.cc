@@ -181,7 +181,9 @@ absl::StatusOr<v1::MetaGraphInfo> Client::FetchGraph(const std::string& model,
                                                      const StepRef& step,
                                                      const v1::GraphOptions& options,
                                                      const std::string& out_path) {
-  ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(out_path));
+  // MetaGraphInfo gives the whole-file SHA-256 of the (exported) graph.
+  ASSIGN_OR_RETURN(AtomicFileWriter out,
+                   AtomicFileWriter::Create(out_path, DigestKind::kSha256));
   ASSIGN_OR_RETURN(v1::MetaGraphInfo info,
                    StreamGraph(model, step, options, [&out](absl::string_view data) {
                      return out.Append(data);

@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/local_file.h"
-#include "common/sha256.h"
+#include "common/file_digest.h"
 
 namespace mgreg {
 namespace {
@@ -41,7 +41,8 @@ struct Filled {
 }  // namespace
 
 struct HashingFileWriter::Shared {
-  Shared(int fd_in, std::string path_in) : fd(fd_in), path(std::move(path_in)) {
+  Shared(int fd_in, std::string path_in, DigestKind kind)
+      : fd(fd_in), path(std::move(path_in)), hasher(kind) {
     const int flags = ::fcntl(fd, F_GETFL);
     direct = flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_DIRECT) == 0;
   }
@@ -149,7 +150,7 @@ struct HashingFileWriter::Shared {
   const int fd;
   const std::string path;
   // The hashing thread's once started (the caller's before that and after Join).
-  Sha256 hasher;
+  FileHasher hasher;
   // The writing thread's once started (the caller's before that and after Join).
   int64_t offset = 0;
   bool direct = false;
@@ -175,8 +176,8 @@ struct HashingFileWriter::Shared {
   size_t used = 0;
 };
 
-HashingFileWriter::HashingFileWriter(int fd, std::string path)
-    : shared_(std::make_unique<Shared>(fd, std::move(path))) {}
+HashingFileWriter::HashingFileWriter(int fd, std::string path, DigestKind kind)
+    : shared_(std::make_unique<Shared>(fd, std::move(path), kind)) {}
 
 HashingFileWriter::~HashingFileWriter() {
   Shared& s = *shared_;

@@ -1,6 +1,6 @@
-// HashingFileWriter: writes the bytes of a new file, in order, and computes their SHA-256
-// on the way; what AtomicFileWriter (client/local_file.h) writes restores and downloads
-// with.
+// HashingFileWriter: writes the bytes of a new file, in order, and computes their digest
+// (whole-file or chunked SHA-256, common/file_digest.h) on the way; what AtomicFileWriter
+// (client/local_file.h) writes restores and downloads with.
 //
 // Where the time of a restore went (bench/RESULTS.md, issue 17): buffered write()s into
 // the page cache cost the client 1.1-2.3 CPU-s per GiB in the kernel, copying into
@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/file_digest.h"
 
 namespace mgreg {
 
@@ -34,8 +35,9 @@ class HashingFileWriter {
   static constexpr int kBuffers = 4;
 
   // Writes into `fd`, an empty regular file open for writing, from offset 0; the sink
-  // neither closes it nor fsyncs it. `path` names the file in errors.
-  HashingFileWriter(int fd, std::string path);
+  // neither closes it nor fsyncs it. `path` names the file in errors; `kind` is the
+  // digest Finish returns.
+  HashingFileWriter(int fd, std::string path, DigestKind kind);
   // Stops the sink's thread (bytes not yet written are dropped).
   ~HashingFileWriter();
   HashingFileWriter(const HashingFileWriter&) = delete;
@@ -45,8 +47,8 @@ class HashingFileWriter {
   // local_file.h for the codes; RESOURCE_EXHAUSTED when the disk is full); after an
   // error every call returns it.
   absl::Status Append(absl::string_view data);
-  // Writes what is left and waits for every write. Returns the lower-case hex SHA-256 of
-  // every byte appended, or the first write error. Call once.
+  // Writes what is left and waits for every write. Returns the lower-case hex digest (of
+  // the constructor's kind) of every byte appended, or the first write error. Call once.
   absl::StatusOr<std::string> Finish();
 
   // Bytes appended so far.

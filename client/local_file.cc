@@ -119,31 +119,15 @@ absl::Status LocalFile::ReadAt(int64_t offset, size_t n, std::string* out) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<FileDigest> DigestFile(const std::string& path) {
-  absl::StatusOr<LocalFile> file = LocalFile::OpenForRead(path);
-  if (!file.ok()) return file.status();
-  Sha256 hasher;
-  std::string buffer;
-  constexpr size_t kPiece = 4u << 20;
-  for (int64_t pos = 0; pos < file->size();) {
-    const size_t n = static_cast<size_t>(std::min<int64_t>(kPiece, file->size() - pos));
-    if (absl::Status s = file->ReadAt(pos, n, &buffer); !s.ok()) return s;
-    hasher.Update(buffer);
-    pos += static_cast<int64_t>(n);
-  }
-  return FileDigest{file->size(), hasher.HexDigest()};
-}
+namespace {
 
-absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
-                                                      int64_t chunk_bytes, int64_t stride,
-                                                      int threads) {
+// ChunkDigests over an open file.
+absl::StatusOr<std::vector<std::string>> HashPieces(LocalFile& file, int64_t chunk_bytes,
+                                                    int64_t stride, int threads) {
   if (chunk_bytes <= 0 || stride <= 0 || threads <= 0) {
     return absl::InvalidArgumentError("chunk size, stride and threads must be positive");
   }
-  absl::StatusOr<LocalFile> file = LocalFile::OpenForRead(path);
-  if (!file.ok()) return file.status();
-  const size_t count =
-      static_cast<size_t>((file->size() + chunk_bytes - 1) / chunk_bytes);
+  const size_t count = static_cast<size_t>((file.size() + chunk_bytes - 1) / chunk_bytes);
   std::vector<std::string> out(count);
   // Each worker takes the next chunk to hash (pread at its offset: one descriptor
   // serves them all), so they read the file front to back together.
@@ -156,8 +140,8 @@ absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
       if (i >= count) return;
       const int64_t pos = static_cast<int64_t>(i) * chunk_bytes;
       const size_t n =
-          static_cast<size_t>(std::min<int64_t>(chunk_bytes, file->size() - pos));
-      if (absl::Status s = file->ReadAt(pos, n, &buffer); !s.ok()) {
+          static_cast<size_t>(std::min<int64_t>(chunk_bytes, file.size() - pos));
+      if (absl::Status s = file.ReadAt(pos, n, &buffer); !s.ok()) {
         errors[worker] = s;
         next.store(count);  // the others stop too
         return;
@@ -177,14 +161,64 @@ absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
   return out;
 }
 
-bool FileMatches(const std::string& path, int64_t size, absl::string_view sha256_hex) {
+}  // namespace
+
+absl::StatusOr<FileDigest> DigestFile(const std::string& path, int threads) {
+  absl::StatusOr<LocalFile> file = LocalFile::OpenForRead(path);
+  if (!file.ok()) return file.status();
+  FileDigest out;
+  out.size = file->size();
+  absl::StatusOr<std::vector<std::string>> pieces =
+      HashPieces(*file, kDigestPieceBytes, 1, threads);
+  if (!pieces.ok()) return pieces.status();
+  out.pieces = *std::move(pieces);
+  out.chunked_sha256 = ChunkedSha256FromPieces(out.pieces);
+  return out;
+}
+
+absl::StatusOr<std::string> Sha256OfFile(const std::string& path) {
+  absl::StatusOr<LocalFile> file = LocalFile::OpenForRead(path);
+  if (!file.ok()) return file.status();
+  Sha256 hasher;
+  std::string buffer;
+  constexpr size_t kPiece = 4u << 20;
+  for (int64_t pos = 0; pos < file->size();) {
+    const size_t n = static_cast<size_t>(std::min<int64_t>(kPiece, file->size() - pos));
+    if (absl::Status s = file->ReadAt(pos, n, &buffer); !s.ok()) return s;
+    hasher.Update(buffer);
+    pos += static_cast<int64_t>(n);
+  }
+  return hasher.HexDigest();
+}
+
+absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
+                                                      int64_t chunk_bytes, int64_t stride,
+                                                      int threads) {
+  absl::StatusOr<LocalFile> file = LocalFile::OpenForRead(path);
+  if (!file.ok()) return file.status();
+  return HashPieces(*file, chunk_bytes, stride, threads);
+}
+
+ExpectedDigest ExpectedDigestOf(absl::string_view sha256,
+                                absl::string_view chunked_sha256) {
+  if (!chunked_sha256.empty()) {
+    return ExpectedDigest{DigestKind::kChunkedSha256, std::string(chunked_sha256)};
+  }
+  return ExpectedDigest{DigestKind::kSha256, std::string(sha256)};
+}
+
+bool FileMatches(const std::string& path, int64_t size, const ExpectedDigest& digest) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec) ||
       static_cast<int64_t>(fs::file_size(path, ec)) != size || ec) {
     return false;
   }
-  absl::StatusOr<FileDigest> digest = DigestFile(path);
-  return digest.ok() && digest->sha256 == sha256_hex;
+  if (digest.kind == DigestKind::kChunkedSha256) {
+    absl::StatusOr<FileDigest> got = DigestFile(path);
+    return got.ok() && got->chunked_sha256 == digest.hex;
+  }
+  absl::StatusOr<std::string> got = Sha256OfFile(path);
+  return got.ok() && *got == digest.hex;
 }
 
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
@@ -218,7 +252,8 @@ absl::Status EnsureWritableDirectory(const std::string& dir) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<AtomicFileWriter> AtomicFileWriter::Create(const std::string& path) {
+absl::StatusOr<AtomicFileWriter> AtomicFileWriter::Create(const std::string& path,
+                                                          DigestKind kind) {
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   // The temporary name must fit wherever the final one does: at most 255 bytes.
@@ -229,19 +264,22 @@ absl::StatusOr<AtomicFileWriter> AtomicFileWriter::Create(const std::string& pat
   const int fd = ::mkstemp(temp.data());
   if (fd < 0) return LocalFileError(errno, "cannot create a temporary file beside", path);
   ::fchmod(fd, 0644);
-  return AtomicFileWriter(path, temp, fd);
+  return AtomicFileWriter(path, temp, fd, kind);
 }
 
-AtomicFileWriter::AtomicFileWriter(std::string path, std::string temp_path, int fd)
+AtomicFileWriter::AtomicFileWriter(std::string path, std::string temp_path, int fd,
+                                   DigestKind kind)
     : path_(std::move(path)),
       temp_path_(std::move(temp_path)),
       fd_(fd),
-      sink_(std::make_unique<HashingFileWriter>(fd, path_)) {}
+      kind_(kind),
+      sink_(std::make_unique<HashingFileWriter>(fd, path_, kind)) {}
 
 AtomicFileWriter::AtomicFileWriter(AtomicFileWriter&& other) noexcept
     : path_(std::move(other.path_)),
       temp_path_(std::move(other.temp_path_)),
       fd_(std::exchange(other.fd_, -1)),
+      kind_(other.kind_),
       sink_(std::move(other.sink_)) {}
 
 AtomicFileWriter::~AtomicFileWriter() { Discard(); }
@@ -263,7 +301,7 @@ absl::Status AtomicFileWriter::Append(absl::string_view data) {
 }
 
 absl::Status AtomicFileWriter::Commit(int64_t expected_size,
-                                      absl::string_view expected_sha256_hex) {
+                                      absl::string_view expected_digest_hex) {
   if (fd_ < 0) return absl::FailedPreconditionError("the file was already discarded");
   const int64_t written = sink_->appended();
   absl::StatusOr<std::string> got = sink_->Finish();
@@ -277,11 +315,11 @@ absl::Status AtomicFileWriter::Commit(int64_t expected_size,
                                             " bytes, expected ", expected_size,
                                             "; the transfer was cut short, retry"));
   }
-  if (*got != expected_sha256_hex) {
+  if (*got != expected_digest_hex) {
     Discard();
-    return absl::DataLossError(
-        absl::StrCat("'", path_, "': SHA-256 of the received bytes ", *got,
-                     " differs from the server's ", expected_sha256_hex, "; retry"));
+    return absl::DataLossError(absl::StrCat(
+        "'", path_, "': ", DigestKindName(kind_), " of the received bytes ", *got,
+        " differs from the server's ", expected_digest_hex, "; retry"));
   }
   if (::fsync(fd_) != 0) {
     const int err = errno;

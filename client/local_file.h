@@ -1,5 +1,7 @@
-// Local file I/O for the client: reading files to upload, and writing downloads
-// atomically (temp file, fsync, verify size and SHA-256, rename, fsync the directory).
+// Local file I/O for the client: reading and digesting files to upload, and writing
+// downloads atomically (temp file, fsync, verify size and digest, rename, fsync the
+// directory). Digests are common/file_digest.h's: the chunked SHA-256 a push announces,
+// or the whole-file SHA-256 of files stored before chunked digests.
 //
 // File-system errors name the path and carry a code chosen by who must act, never
 // UNAVAILABLE (which means the server cannot be reached): NOT_FOUND (ENOENT),
@@ -17,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/file_digest.h"
 
 namespace mgreg {
 
@@ -50,10 +53,17 @@ class LocalFile {
 
 struct FileDigest {
   int64_t size = 0;
-  std::string sha256;  // hex
+  // The chunked SHA-256, hex.
+  std::string chunked_sha256;
+  // The raw SHA-256 of each of its kDigestPieceBytes (1 MiB) pieces: the chunk digests
+  // too when the server cuts files into chunks of that size (its default).
+  std::vector<std::string> pieces;
 };
-// Size and SHA-256 of a local file.
-absl::StatusOr<FileDigest> DigestFile(const std::string& path);
+// Size and chunked SHA-256 of a local file: one read and one SHA-256 pass, its pieces
+// hashed on `threads` (at least 1) threads at once.
+absl::StatusOr<FileDigest> DigestFile(const std::string& path, int threads = 1);
+// The whole-file SHA-256 (hex) of a local file, what sha256sum prints.
+absl::StatusOr<std::string> Sha256OfFile(const std::string& path);
 
 // SHA-256 (32 raw bytes each) of the consecutive `chunk_bytes`-sized pieces of a file
 // (the last one shorter), as the server cuts files. With stride > 1 only every
@@ -65,8 +75,17 @@ absl::StatusOr<std::vector<std::string>> ChunkDigests(const std::string& path,
                                                       int64_t stride = 1,
                                                       int threads = 1);
 
-// True if `path` exists with exactly this size and SHA-256.
-bool FileMatches(const std::string& path, int64_t size, absl::string_view sha256_hex);
+// The digest a restore verifies a file against: the chunked SHA-256 when the server gives
+// one, else the whole-file SHA-256 (a file stored before chunked digests).
+struct ExpectedDigest {
+  DigestKind kind = DigestKind::kChunkedSha256;
+  std::string hex;
+};
+ExpectedDigest ExpectedDigestOf(absl::string_view sha256,
+                                absl::string_view chunked_sha256);
+
+// True if `path` exists with exactly this size and digest.
+bool FileMatches(const std::string& path, int64_t size, const ExpectedDigest& digest);
 
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
 
@@ -75,13 +94,14 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
 absl::Status EnsureWritableDirectory(const std::string& dir);
 
 // Writes a file under a temporary name beside `path`; Commit makes it appear at `path`
-// only if its size and SHA-256 are the expected ones. Destroying an uncommitted writer
-// removes the temporary file. The bytes go through a HashingFileWriter
-// (client/hashing_file_writer.h): large O_DIRECT writes and the SHA-256 on a thread of
-// its own. Move-only.
+// only if its size and digest (of the kind given to Create) are the expected ones.
+// Destroying an uncommitted writer removes the temporary file. The bytes go through a
+// HashingFileWriter (client/hashing_file_writer.h): large O_DIRECT writes and the SHA-256
+// on a thread of its own. Move-only.
 class AtomicFileWriter {
  public:
-  static absl::StatusOr<AtomicFileWriter> Create(const std::string& path);
+  static absl::StatusOr<AtomicFileWriter> Create(const std::string& path,
+                                                 DigestKind kind);
   AtomicFileWriter(AtomicFileWriter&& other) noexcept;
   AtomicFileWriter& operator=(AtomicFileWriter&&) = delete;
   ~AtomicFileWriter();
@@ -90,17 +110,19 @@ class AtomicFileWriter {
   // only waits for the tail. An error (RESOURCE_EXHAUSTED if the disk is full) may be
   // one of an earlier Append's bytes; it discards the file.
   absl::Status Append(absl::string_view data);
-  // fsyncs, checks size and digest (DATA_LOSS naming both on mismatch, the temporary
-  // file is removed), renames into place and fsyncs the directory.
-  absl::Status Commit(int64_t expected_size, absl::string_view expected_sha256_hex);
+  // fsyncs, checks size and digest (DATA_LOSS naming the file and both digests on a
+  // mismatch, the temporary file is removed), renames into place and fsyncs the
+  // directory.
+  absl::Status Commit(int64_t expected_size, absl::string_view expected_digest_hex);
 
  private:
-  AtomicFileWriter(std::string path, std::string temp_path, int fd);
+  AtomicFileWriter(std::string path, std::string temp_path, int fd, DigestKind kind);
   void Discard();
 
   std::string path_;
   std::string temp_path_;
   int fd_ = -1;
+  DigestKind kind_;
   std::unique_ptr<HashingFileWriter> sink_;  // writes into fd_
 };
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <thread>
 #include <utility>
 
@@ -22,6 +23,15 @@
 #include "mgreg/v1/registry.grpc.pb.h"
 
 namespace mgreg {
+namespace {
+
+// Threads for hashing each of `files` files at once: the machine's cores, shared.
+int HashThreads(size_t files) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / static_cast<int>(std::max<size_t>(files, 1)));
+}
+
+}  // namespace
 namespace fs = std::filesystem;
 
 absl::StatusOr<LocalCheckpoint> FindLocalCheckpoint(const std::string& prefix) {
@@ -105,9 +115,9 @@ absl::StatusOr<v1::PutFileResponse> Client::PutFileChunks(
     }
   } else {
     // An upload begun without files learns this one from its header.
-    ASSIGN_OR_RETURN(FileDigest digest, DigestFile(path));
+    ASSIGN_OR_RETURN(FileDigest digest, DigestFile(path, HashThreads(1)));
     message.mutable_header()->set_size(digest.size);
-    message.mutable_header()->set_sha256(digest.sha256);
+    message.mutable_header()->set_chunked_sha256(digest.chunked_sha256);
   }
   message.mutable_header()->set_offset(offset);
   grpc::ClientContext ctx;
@@ -224,15 +234,20 @@ absl::StatusOr<v1::Checkpoint> Client::PushFiles(
   begin.set_overwrite(options.overwrite);
   begin.set_force(options.force);
   begin.mutable_metadata()->insert(options.metadata.begin(), options.metadata.end());
-  // Digest every file first (in parallel), so the server can skip what it holds.
+  // Digest every file first (in parallel: the files at once, each file's 1 MiB pieces on
+  // its share of the cores), so the server can skip what it holds. The chunked digest
+  // comes from the piece digests: one SHA-256 pass, and no other when the server's
+  // chunks are those pieces (FindChunks below).
   std::vector<std::pair<std::string, std::string>> files(local_files.begin(),
                                                          local_files.end());
   std::vector<absl::StatusOr<FileDigest>> digests(files.size(),
                                                   absl::UnknownError("not hashed"));
   {
+    const int per_file = HashThreads(files.size());
     std::vector<std::thread> workers;
     for (size_t i = 0; i < files.size(); ++i) {
-      workers.emplace_back([&, i]() { digests[i] = DigestFile(files[i].second); });
+      workers.emplace_back(
+          [&, i]() { digests[i] = DigestFile(files[i].second, per_file); });
     }
     for (std::thread& t : workers) t.join();
   }
@@ -242,9 +257,12 @@ absl::StatusOr<v1::Checkpoint> Client::PushFiles(
     v1::FileInfo* info = begin.add_files();
     info->set_name(files[i].first);
     info->set_size(digests[i]->size);
-    info->set_sha256(digests[i]->sha256);
+    info->set_chunked_sha256(digests[i]->chunked_sha256);
     total += digests[i]->size;
   }
+  // The pieces of each file, by name (for chunks of the pieces' size).
+  std::map<std::string, const std::vector<std::string>*> pieces;
+  for (size_t i = 0; i < files.size(); ++i) pieces[files[i].first] = &digests[i]->pieces;
 
   ASSIGN_OR_RETURN(v1::Upload upload, BeginUpload(begin));
   int64_t done = 0;
@@ -259,10 +277,11 @@ absl::StatusOr<v1::Checkpoint> Client::PushFiles(
   }
   if (options.progress) options.progress(done, total);
 
-  // Chunk-level deduplication, for files the server does not hold whole. Hashing every
-  // chunk costs a second read and SHA-256 of the file (spread over every core), so a
-  // sample (every 16th chunk) is asked about first; only if the server holds some of it
-  // are all chunks hashed.
+  // Chunk-level deduplication, for files the server does not hold whole. A sample
+  // (every 16th chunk) is asked about first; only if the server holds some of it are all
+  // chunks asked about. With the server's default 1 MiB chunks their digests are the
+  // pieces' already computed; with another chunk size hashing every chunk costs a
+  // second read and SHA-256 of the file (spread over every core).
   std::vector<std::vector<std::string>> held_chunks(to_send.size());
   const int64_t chunk_bytes = upload.chunk_bytes();
   if (options.deduplicate_chunks && chunk_bytes > 0) {
@@ -297,9 +316,17 @@ absl::StatusOr<v1::Checkpoint> Client::PushFiles(
     auto digest_all = [&](int64_t stride) {
       std::vector<absl::StatusOr<std::vector<std::string>>> out(
           to_send.size(), absl::UnknownError("not hashed"));
-      const int cores =
-          static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-      const int per_file = std::max(1, cores / static_cast<int>(candidates.size()));
+      if (chunk_bytes == kDigestPieceBytes) {
+        for (size_t i : candidates) {
+          std::vector<std::string> chunks = *pieces.at(to_send[i]->file().name());
+          for (size_t c = 0; c < chunks.size(); ++c) {
+            if (c % static_cast<size_t>(stride) != 0) chunks[c].clear();
+          }
+          out[i] = std::move(chunks);
+        }
+        return out;
+      }
+      const int per_file = HashThreads(candidates.size());
       std::vector<std::thread> workers;
       for (size_t i : candidates) {
         workers.emplace_back([&, i]() {

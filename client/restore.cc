@@ -40,7 +40,8 @@ absl::Status Client::DownloadFile(const v1::Checkpoint& checkpoint,
   impl_->PrepareContext(&ctx, CallDeadline::kNone);
   std::unique_ptr<grpc::ClientReader<v1::FileChunk>> reader =
       impl_->stub->ReadFile(&ctx, request);
-  ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(path));
+  const ExpectedDigest expected = ExpectedDigestOf(file.sha256(), file.chunked_sha256());
+  ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(path, expected.kind));
   v1::FileChunk chunk;
   int64_t received = 0;
   while (reader->Read(&chunk)) {
@@ -49,7 +50,7 @@ absl::Status Client::DownloadFile(const v1::Checkpoint& checkpoint,
     if (progress) progress(progress_base + received, progress_total);
   }
   RETURN_IF_ERROR(FromGrpcStatus(reader->Finish()));
-  return out.Commit(file.size(), file.sha256());
+  return out.Commit(file.size(), expected.hex);
 }
 
 absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
@@ -104,7 +105,8 @@ absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
       if (!existed) created.paths.push_back(path);
       RETURN_IF_ERROR(
           FetchGraph(model, checkpoint.step(), options.graph_options, path).status());
-    } else if (!FileMatches(path, file->size(), file->sha256())) {
+    } else if (!FileMatches(path, file->size(),
+                            ExpectedDigestOf(file->sha256(), file->chunked_sha256()))) {
       if (!existed) created.paths.push_back(path);
       RETURN_IF_ERROR(
           DownloadFile(checkpoint, *file, path, options.progress, done, total));
@@ -140,7 +142,8 @@ absl::StatusOr<v1::Checkpoint> Client::Restore(const std::string& model,
                    prefixes.begin() + static_cast<std::ptrdiff_t>(drop));
   }
   const std::string state_path = (fs::path(dir) / "checkpoint").string();
-  ASSIGN_OR_RETURN(AtomicFileWriter state, AtomicFileWriter::Create(state_path));
+  ASSIGN_OR_RETURN(AtomicFileWriter state,
+                   AtomicFileWriter::Create(state_path, DigestKind::kSha256));
   const std::string text = FormatCheckpointState(MakeCheckpointState(prefixes));
   RETURN_IF_ERROR(state.Append(text));
   RETURN_IF_ERROR(state.Commit(static_cast<int64_t>(text.size()), Sha256Hex(text)));

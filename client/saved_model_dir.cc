@@ -216,7 +216,10 @@ bool VersionMatches(const std::string& base, const v1::Checkpoint& checkpoint) {
       SavedModelFilePaths(root, checkpoint);
   if (!paths.ok()) return false;
   for (const v1::FileInfo& f : checkpoint.files()) {
-    if (!FileMatches(paths->at(f.name()), f.size(), f.sha256())) return false;
+    if (!FileMatches(paths->at(f.name()), f.size(),
+                     ExpectedDigestOf(f.sha256(), f.chunked_sha256()))) {
+      return false;
+    }
   }
   size_t files = 0;
   std::error_code ec;

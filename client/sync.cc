@@ -78,7 +78,9 @@ absl::StatusOr<v1::Checkpoint> CheckpointSync::Sync(Failure* failure) {
   // The same step with the same content is there already: nothing to do. (A step
   // overwritten with other content has other file digests.)
   std::string sha;
-  for (const v1::FileInfo& f : checkpoint.files()) absl::StrAppend(&sha, f.sha256());
+  for (const v1::FileInfo& f : checkpoint.files()) {
+    absl::StrAppend(&sha, f.sha256(), "/", f.chunked_sha256(), ";");
+  }
   sha = Sha256Hex(sha);
   {
     absl::MutexLock lock(&mu_);

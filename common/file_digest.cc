@@ -41,6 +41,10 @@ std::string ChunkedSha256::HexDigest() const {
   return outer.HexDigest();
 }
 
+const char* DigestKindName(DigestKind kind) {
+  return kind == DigestKind::kSha256 ? "SHA-256" : "chunked SHA-256";
+}
+
 std::string ChunkedSha256Hex(absl::string_view data) {
   ChunkedSha256 h;
   h.Update(data);

@@ -54,6 +54,35 @@ class ChunkedSha256 {
   bool last_piece_added_ = false;
 };
 
+// Which digest of a file: the whole-file SHA-256 (what sha256sum prints) or the chunked
+// SHA-256 above.
+enum class DigestKind { kSha256, kChunkedSha256 };
+// "SHA-256" or "chunked SHA-256", for messages.
+const char* DigestKindName(DigestKind kind);
+
+// One digest of either kind over bytes given in any split. Copyable; not thread-safe.
+class FileHasher {
+ public:
+  explicit FileHasher(DigestKind kind) : kind_(kind) {}
+  DigestKind kind() const { return kind_; }
+  void Update(absl::string_view data) {
+    if (kind_ == DigestKind::kSha256) {
+      whole_.Update(data);
+    } else {
+      chunked_.Update(data);
+    }
+  }
+  // Lower-case hex of everything given so far.
+  std::string HexDigest() const {
+    return kind_ == DigestKind::kSha256 ? whole_.HexDigest() : chunked_.HexDigest();
+  }
+
+ private:
+  DigestKind kind_;
+  Sha256 whole_;
+  ChunkedSha256 chunked_;
+};
+
 // The chunked SHA-256 (hex) of `data`.
 std::string ChunkedSha256Hex(absl::string_view data);
 // The chunked SHA-256 (hex) of a file whose pieces' raw digests are `piece_digests`, in

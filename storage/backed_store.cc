@@ -162,9 +162,16 @@ class BackedStagingArea : public StagingArea {
     return area_->PutChunk(ref, data);
   }
   absl::Status HoldExistingChunk(const ChunkRef& ref) override {
+    RETURN_IF_ERROR(planner::ValidateChunkRef(ref));
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(bool held, area_->HoldExistingChunk(ref));
     if (!held) return planner::ChunkToSend(ref.sha256());
+    // The writer's size for it must be the stored one: a writer that names a chunk
+    // instead of sending it may not have read its bytes back.
+    ASSIGN_OR_RETURN(ChunkEntry stored, core_->backend().ReadChunkEntry(ref.sha256()));
+    if (stored.refs > 0 && stored.size != ref.size()) {
+      return planner::ExistingChunkOfOtherSize(ref.sha256(), stored.size, ref.size());
+    }
     return absl::OkStatus();
   }
   absl::Status MakeDurable() override {

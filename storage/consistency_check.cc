@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
+#include "storage/blob_key.h"
 #include "storage/planner.h"
 
 namespace mgreg::storage_internal {
@@ -41,7 +42,7 @@ void ConsistencyCheck::AddCheckpoint(absl::string_view key_model, int64_t key_st
 }
 
 void ConsistencyCheck::AddBlob(const storage::BlobRecord& blob, int64_t stored_refs) {
-  blobs_[blob.sha256()] = {blob, stored_refs};
+  blobs_[BlobKey(blob)] = {blob, stored_refs};
 }
 
 void ConsistencyCheck::AddOrphanBlobRefcount(absl::string_view sha256_hex, int64_t refs) {
@@ -102,11 +103,12 @@ CheckReport ConsistencyCheck::Finish() {
   for (const auto& [model, steps] : steps_) {
     for (const auto& [step, record] : steps) {
       for (const auto& f : record.files()) {
-        ++blob_refs[f.sha256()];
-        auto b = blobs_.find(f.sha256());
+        const std::string key = BlobKey(f);
+        ++blob_refs[key];
+        auto b = blobs_.find(key);
         if (b == blobs_.end()) {
           AddProblem(absl::StrCat("file '", f.name(), "' of ", StepName(model, step),
-                                  " names blob ", f.sha256(), " which is not stored"));
+                                  " names blob ", key, " which is not stored"));
         } else if (b->second.first.size() != f.size()) {
           AddProblem(absl::StrCat("file '", f.name(), "' of ", StepName(model, step),
                                   " has size ", f.size(), " but its blob has ",

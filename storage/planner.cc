@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "common/names.h"
 #include "common/status_macros.h"
+#include "storage/blob_key.h"
 
 namespace mgreg {
 namespace {
@@ -93,7 +94,7 @@ class Draft {
   void RemoveStep(const CheckpointRecord& gone, int64_t now) {
     put_.erase(gone.step());
     removed_.insert(gone.step());
-    for (const auto& f : gone.files()) --blob_delta_[f.sha256()];
+    for (const auto& f : gone.files()) --blob_delta_[BlobKey(f)];
     model_.set_checkpoint_count(model_.checkpoint_count() - 1);
     AddEvent(MakeEvent(Event::DELETED, name_, gone.step(), "", now));
   }
@@ -164,8 +165,9 @@ absl::Status Draft::AddRefChanges(Transaction* txn,
   std::map<std::string, BlobWrite> blobs;
   absl::flat_hash_set<std::string> release;
   for (const BlobRecord* b : created_) {
-    BlobWrite& w = blobs[b->sha256()];
-    w.hex = b->sha256();
+    const std::string key = BlobKey(*b);
+    BlobWrite& w = blobs[key];
+    w.hex = key;
     w.created = *b;
     ++head.blobs;
     for (const ChunkRef& c : b->chunks()) {
@@ -274,7 +276,16 @@ absl::StatusOr<CommitPlan> Planner::PlanCommit(RecordReader& view,
   RETURN_IF_ERROR(d.Begin());
   ASSIGN_OR_RETURN(std::optional<CheckpointRecord> old, d.Step(in.step()));
   if (old.has_value()) {
-    if (planner::SameContent(*old, in)) return CommitPlan{CommitResult{*old, true}, {}};
+    auto blob_of =
+        [&](const storage::FileRecord& f) -> absl::StatusOr<std::optional<BlobRecord>> {
+      const std::string key = BlobKey(f);
+      if (auto n = new_blobs.find(key); n != new_blobs.end()) return *n->second;
+      ASSIGN_OR_RETURN(std::optional<BlobEntry> stored, view.ReadBlob(key));
+      if (!stored.has_value()) return std::optional<BlobRecord>();
+      return std::optional<BlobRecord>(std::move(stored->record));
+    };
+    ASSIGN_OR_RETURN(bool same, planner::SameContent(*old, in, blob_of));
+    if (same) return CommitPlan{CommitResult{*old, true}, {}};
     RETURN_IF_ERROR(
         planner::CheckReplace(d.model(), *old, request.overwrite, request.force));
   }
@@ -283,20 +294,21 @@ absl::StatusOr<CommitPlan> Planner::PlanCommit(RecordReader& view,
   absl::flat_hash_set<std::string> seen;
   std::vector<const BlobRecord*> created;
   for (const auto& f : in.files()) {
-    if (!seen.insert(f.sha256()).second) continue;
-    ASSIGN_OR_RETURN(std::optional<BlobEntry> stored, view.ReadBlob(f.sha256()));
+    const std::string key = BlobKey(f);
+    if (!seen.insert(key).second) continue;
+    ASSIGN_OR_RETURN(std::optional<BlobEntry> stored, view.ReadBlob(key));
     if (stored.has_value()) {
       if (stored->record.size() != f.size()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "file '", f.name(), "' has size ", f.size(), " but the stored blob ",
-            f.sha256(), " has ", stored->record.size(), " bytes"));
+            "file '", f.name(), "' has size ", f.size(), " but the stored blob ", key,
+            " has ", stored->record.size(), " bytes"));
       }
       continue;
     }
-    auto n = new_blobs.find(f.sha256());
+    auto n = new_blobs.find(key);
     if (n == new_blobs.end()) {
       return absl::FailedPreconditionError(
-          absl::StrCat("file '", f.name(), "' of ", where, " names blob ", f.sha256(),
+          absl::StrCat("file '", f.name(), "' of ", where, " names blob ", key,
                        " which is neither stored nor among the new blobs"));
     }
     created.push_back(n->second);
@@ -310,16 +322,16 @@ absl::StatusOr<CommitPlan> Planner::PlanCommit(RecordReader& view,
       }
       if (!ok) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "blob ", blob->sha256(), " lists chunk ", ChunkName(c.sha256()),
+            "blob ", BlobKey(*blob), " lists chunk ", ChunkName(c.sha256()),
             " which is neither stored nor staged in this upload; send it first"));
       }
     }
     d.CreateBlob(blob);
   }
 
-  for (const auto& f : in.files()) d.AddBlobRef(f.sha256(), 1);
+  for (const auto& f : in.files()) d.AddBlobRef(BlobKey(f), 1);
   if (old.has_value()) {
-    for (const auto& f : old->files()) d.AddBlobRef(f.sha256(), -1);
+    for (const auto& f : old->files()) d.AddBlobRef(BlobKey(f), -1);
   }
   ModelRecord& m = d.model();
   m.set_latest_step(m.checkpoint_count() == 0 ? in.step()

@@ -14,6 +14,7 @@
 #define MGREG_STORAGE_PLANNER_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,7 +29,7 @@
 
 namespace mgreg {
 
-// A commit request's new blobs by sha256 (hex), pointing into the request.
+// A commit request's new blobs by key (storage/blob_key.h), pointing into the request.
 using NewBlobs = absl::flat_hash_map<std::string, const storage::BlobRecord*>;
 
 // What PlanCommit decided.
@@ -108,8 +109,17 @@ absl::StatusOr<EventPage> CheckEventPage(int64_t after_revision, EventPage page)
 absl::Status CheckReplace(const storage::ModelRecord& model,
                           const storage::CheckpointRecord& old, bool overwrite,
                           bool force);
-// True if both records name the same basename and the same files (name, size, digest).
-bool SameContent(const storage::CheckpointRecord& a, const storage::CheckpointRecord& b);
+// The blob holding a file (storage/blob_key.h), nullopt if there is none; for
+// SameContent.
+using BlobLookup = std::function<absl::StatusOr<std::optional<storage::BlobRecord>>(
+    const storage::FileRecord&)>;
+// True if both records name the same basename and the same files: names, sizes and the
+// digests both records carry; where they carry different kinds (an old sha256-only
+// record against a chunked-only one), the chunked digests, the old one derived from its
+// blob's chunk list (BlobChunkedSha256; no match if it cannot be). `blob_of`'s errors.
+absl::StatusOr<bool> SameContent(const storage::CheckpointRecord& a,
+                                 const storage::CheckpointRecord& b,
+                                 const BlobLookup& blob_of);
 // True if the model record holds settings that keep it alive without steps.
 bool HasSettings(const storage::ModelRecord& model);
 
@@ -121,6 +131,9 @@ absl::Status UnknownBlob(absl::string_view hex);
 absl::Status ChunkNotStored(absl::string_view raw);
 // HoldExistingChunk of a chunk the store lacks.
 absl::Status ChunkToSend(absl::string_view raw);
+// INVALID_ARGUMENT: HoldExistingChunk names a chunk with another size than its own.
+absl::Status ExistingChunkOfOtherSize(absl::string_view raw, uint32_t stored,
+                                      uint32_t named);
 // DATA_LOSS: a chunk's stored size is not the size its reference gives.
 absl::Status ChunkSizeMismatch(absl::string_view raw, size_t stored, uint32_t expected);
 // FAILED_PRECONDITION: Backup of a store whose engine (e.g. "in-memory") has no copy.

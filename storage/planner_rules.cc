@@ -12,6 +12,7 @@
 #include "common/names.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "storage/blob_key.h"
 #include "storage/planner.h"
 
 namespace mgreg::planner {
@@ -70,22 +71,31 @@ absl::Status ValidateCommitRequest(const CommitRequest& request, NewBlobs* new_b
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": file '", f.name(), "' has negative size ", f.size()));
     }
-    if (!IsSha256Hex(f.sha256())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": file '", f.name(), "' digest '", f.sha256(),
-                       "' is not 64 lower-case hex characters"));
+    if (f.sha256().empty() && f.chunked_sha256().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": file '", f.name(), "' has no digest; give sha256 or chunked_sha256"));
     }
-    named.insert(f.sha256());
+    for (const std::string* digest : {&f.sha256(), &f.chunked_sha256()}) {
+      if (!digest->empty() && !IsSha256Hex(*digest)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": file '", f.name(), "' digest '", *digest,
+                         "' is not 64 lower-case hex characters"));
+      }
+    }
+    named.insert(BlobKey(f));
   }
   new_blobs->clear();
   for (const storage::BlobRecord& blob : request.new_blobs) {
-    if (!IsSha256Hex(blob.sha256())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "new blob digest '", blob.sha256(), "' is not 64 lower-case hex characters"));
+    const std::string key = BlobKey(blob);
+    if (!IsBlobKey(key) ||
+        (!blob.chunked_sha256().empty() && !IsSha256Hex(blob.chunked_sha256()))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("new blob digests '", blob.sha256(), "' / '",
+                       blob.chunked_sha256(), "' are not 64 lower-case hex characters"));
     }
-    if (!named.contains(blob.sha256())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "new blob ", blob.sha256(), " is not named by any file of ", where));
+    if (!named.contains(key)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("new blob ", key, " is not named by any file of ", where));
     }
     int64_t total = 0;
     for (const storage::ChunkRef& c : blob.chunks()) {
@@ -94,17 +104,17 @@ absl::Status ValidateCommitRequest(const CommitRequest& request, NewBlobs* new_b
     }
     if (total != blob.size()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("new blob ", blob.sha256(), " has size ", blob.size(), " but its ",
+          absl::StrCat("new blob ", key, " has size ", blob.size(), " but its ",
                        blob.chunks_size(), " chunks add up to ", total, " bytes"));
     }
-    auto [it, inserted] = new_blobs->emplace(blob.sha256(), &blob);
+    auto [it, inserted] = new_blobs->emplace(key, &blob);
     if (!inserted && it->second->SerializeAsString() != blob.SerializeAsString()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "new blob ", blob.sha256(), " is listed twice with different chunks"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("new blob ", key, " is listed twice with different chunks"));
     }
   }
   for (const storage::FileRecord& f : record.files()) {
-    auto it = new_blobs->find(f.sha256());
+    auto it = new_blobs->find(BlobKey(f));
     if (it != new_blobs->end() && it->second->size() != f.size()) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": file '", f.name(), "' has size ", f.size(),
@@ -114,13 +124,27 @@ absl::Status ValidateCommitRequest(const CommitRequest& request, NewBlobs* new_b
   return absl::OkStatus();
 }
 
-bool SameContent(const storage::CheckpointRecord& a, const storage::CheckpointRecord& b) {
+absl::StatusOr<bool> SameContent(const storage::CheckpointRecord& a,
+                                 const storage::CheckpointRecord& b,
+                                 const BlobLookup& blob_of) {
   if (a.basename() != b.basename() || a.files_size() != b.files_size()) return false;
+  // A file's chunked digest: its record's, else its blob's (from the chunk list).
+  auto chunked = [&](const storage::FileRecord& f) -> absl::StatusOr<std::string> {
+    if (!f.chunked_sha256().empty()) return f.chunked_sha256();
+    ASSIGN_OR_RETURN(std::optional<storage::BlobRecord> blob, blob_of(f));
+    if (!blob.has_value()) return std::string();
+    return BlobChunkedSha256(*blob).value_or("");
+  };
   for (int i = 0; i < a.files_size(); ++i) {
     const storage::FileRecord& x = a.files(i);
     const storage::FileRecord& y = b.files(i);
-    if (x.name() != y.name() || x.size() != y.size() || x.sha256() != y.sha256()) {
-      return false;
+    if (x.name() != y.name()) return false;
+    const Sameness same = CompareFileDigests(x, y);
+    if (same == Sameness::kDifferent) return false;
+    if (same == Sameness::kUnknown) {
+      ASSIGN_OR_RETURN(std::string cx, chunked(x));
+      ASSIGN_OR_RETURN(std::string cy, chunked(y));
+      if (cx.empty() || cx != cy) return false;
     }
   }
   return true;
@@ -238,6 +262,13 @@ absl::Status ChunkNotStored(absl::string_view raw) {
 absl::Status ChunkToSend(absl::string_view raw) {
   return absl::NotFoundError(
       absl::StrCat("chunk ", ChunkName(raw), " is not stored; send its bytes"));
+}
+
+absl::Status ExistingChunkOfOtherSize(absl::string_view raw, uint32_t stored,
+                                      uint32_t named) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("chunk ", ChunkName(raw), " has ", stored, " bytes, not the ", named,
+                   " the file needs at that offset; send the bytes instead"));
 }
 
 absl::Status ChunkSizeMismatch(absl::string_view raw, size_t stored, uint32_t expected) {

@@ -68,7 +68,8 @@ class StagingArea {
   virtual absl::Status PutChunk(const storage::ChunkRef& ref, absl::string_view data) = 0;
 
   // Holds an existing chunk (content the store already has) without sending its bytes.
-  // Returns NOT_FOUND if the store has no such chunk.
+  // Returns NOT_FOUND if the store has no such chunk; INVALID_ARGUMENT if its stored
+  // size is not ref.size.
   virtual absl::Status HoldExistingChunk(const storage::ChunkRef& ref) = 0;
 
   // Makes the chunks put so far durable, waiting for the disk, so that a later Commit

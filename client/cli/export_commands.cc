@@ -56,7 +56,8 @@ absl::Status Export(const std::vector<std::string>& args, Context& ctx) {
       std::sort(result.collections.begin(), result.collections.end());
     }
   }
-  ASSIGN_OR_RETURN(AtomicFileWriter writer, AtomicFileWriter::Create(*path));
+  ASSIGN_OR_RETURN(AtomicFileWriter writer,
+                   AtomicFileWriter::Create(*path, DigestKind::kSha256));
   RETURN_IF_ERROR(writer.Append(result.bytes));
   RETURN_IF_ERROR(
       writer.Commit(static_cast<int64_t>(result.bytes.size()), Sha256Hex(result.bytes)));

@@ -70,7 +70,14 @@ void PrintCheckpoint(const v1::Checkpoint& c, std::ostream& out) {
       << "size       " << HumanBytes(c.total_bytes()) << " in " << c.files_size()
       << " files\n";
   for (const v1::FileInfo& f : c.files()) {
-    out << absl::StrFormat("  %-22s %14d  sha256:%s\n", f.name(), f.size(), f.sha256());
+    // The chunked SHA-256 (README: "Checking a restored file by hand"); sha256sum's
+    // digest for a file stored before chunked digests.
+    if (f.chunked_sha256().empty()) {
+      out << absl::StrFormat("  %-22s %14d  sha256:%s\n", f.name(), f.size(), f.sha256());
+    } else {
+      out << absl::StrFormat("  %-22s %14d  chunked-sha256:%s\n", f.name(), f.size(),
+                             f.chunked_sha256());
+    }
   }
   if (!c.graph_sha256().empty()) out << "graph      sha256:" << c.graph_sha256() << "\n";
   for (const auto& [k, v] : c.metadata()) out << "metadata   " << k << "=" << v << "\n";

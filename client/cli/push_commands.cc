@@ -143,7 +143,7 @@ absl::Status UploadBegin(const std::vector<std::string>& args, Context& ctx) {
     v1::FileInfo* f = request.add_files();
     f->set_name(name);
     f->set_size(digest.size);
-    f->set_sha256(digest.sha256);
+    f->set_chunked_sha256(digest.chunked_sha256);
   }
   ASSIGN_OR_RETURN(v1::Upload upload, client->BeginUpload(request));
   if (ctx.json()) return ctx.PrintJson(upload);

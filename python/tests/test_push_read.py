@@ -6,7 +6,7 @@ import os
 import pytest
 
 import mgreg
-from conftest import copy_checkpoint, sha256_file, tree
+from conftest import chunked_sha256_file, copy_checkpoint, tree
 
 
 def local_files(prefix):
@@ -23,7 +23,7 @@ def test_push_then_cli_restores_the_same_bytes(client, cli, data, model, tmp_pat
     files = local_files(prefix)
     assert {f.name for f in pushed.files} == set(files)
     for f in pushed.files:
-        assert f.sha256 == sha256_file(files[f.name])
+        assert f.chunked_sha256 == chunked_sha256_file(files[f.name])
     assert pushed.metadata == {"loss": "0.25"}
     assert client.latest(model) == pushed
     assert client.latest_step(model) == pushed.step

@@ -8,7 +8,7 @@ from google.protobuf import text_format
 
 import mgreg
 from mgreg._tfproto.python.training import checkpoint_state_pb2
-from conftest import copy_checkpoint, sha256_file, tree
+from conftest import chunked_sha256_file, copy_checkpoint, tree
 
 
 def latest_checkpoint(directory):
@@ -30,7 +30,7 @@ def test_restore_equals_cli_and_latest_checkpoint_finds_it(client, cli, data, mo
     assert os.path.getsize(prefix + ".meta") == 782302
     for f in pushed.files:
         if f.name != "meta":
-            assert sha256_file(f"{prefix}.{f.name}") == f.sha256
+            assert chunked_sha256_file(f"{prefix}.{f.name}") == f.chunked_sha256
 
 
 def test_second_restore_rewrites_nothing(client, data, model, tmp_path):

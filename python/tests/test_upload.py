@@ -10,7 +10,7 @@ import pytest
 import mgreg
 from mgreg import _push
 from mgreg.v1 import registry_pb2
-from conftest import PYTHON, ROOT, copy_checkpoint, sha256_file, tree
+from conftest import PYTHON, ROOT, chunked_sha256_file, copy_checkpoint, tree
 
 BIG = "data-00001-of-00002"  # 1,670,408 bytes: more than one 1 MiB chunk
 
@@ -64,8 +64,8 @@ def test_cut_stream_resumes_at_the_held_chunk_boundary(server, client, data, mod
     # what the server held (whole files, or chunk 0 when t2t was pushed before) is all.
     assert stats.bytes_sent + stats.bytes_deduplicated_files + \
         stats.bytes_deduplicated_chunks == pushed.total_bytes
-    assert {f.name: f.sha256 for f in pushed.files} == {
-        f.name: f.sha256 for f in client.get(model, 1).files}
+    assert {f.name: f.chunked_sha256 for f in pushed.files} == {
+        f.name: f.chunked_sha256 for f in client.get(model, 1).files}
 
 
 def test_push_survives_a_server_killed_and_restarted_mid_upload(make_server, data, model,
@@ -164,8 +164,8 @@ def test_upload_without_manifest_learns_files_from_writers(client, data, model, 
             worker = client.upload(up.id)
             assert worker.put(prefix + s, progress=False)
         assert worker.stats.bytes_sent == os.path.getsize(prefix + "." + BIG)
-        files = {f.name: f.sha256 for f in up.commit(wait=60).files}
-        assert files[BIG] == sha256_file(prefix + "." + BIG)
+        files = {f.name: f.chunked_sha256 for f in up.commit(wait=60).files}
+        assert files[BIG] == chunked_sha256_file(prefix + "." + BIG)
 
 
 def test_abort_and_with_block_abort(client, data, model):

@@ -10,7 +10,9 @@
 #include "absl/strings/str_split.h"
 #include "common/names.h"
 #include "common/status_macros.h"
+#include "metagraph/saved_model.h"
 #include "server/core/api_errors.h"
+#include "storage/blob_key.h"
 
 namespace mgreg {
 namespace {
@@ -26,6 +28,26 @@ bool IsSavedModel(const storage::CheckpointRecord& record) {
   return record.kind() == storage::CheckpointRecord::SAVED_MODEL;
 }
 
+std::string GraphBlobKey(const storage::CheckpointRecord& record) {
+  std::vector<std::string> names;
+  for (const storage::FileRecord& f : record.files()) names.push_back(f.name());
+  const std::string graph =
+      IsSavedModel(record) ? SavedModelProtoName(names).value_or("") : "meta";
+  for (const storage::FileRecord& f : record.files()) {
+    if (f.name() == graph) return BlobKey(f);
+  }
+  return record.graph_sha256();
+}
+
+storage::FileRecord FileRecordOf(const v1::FileInfo& f) {
+  storage::FileRecord out;
+  out.set_name(f.name());
+  out.set_size(f.size());
+  out.set_sha256(f.sha256());
+  out.set_chunked_sha256(f.chunked_sha256());
+  return out;
+}
+
 v1::Checkpoint ToApi(const storage::CheckpointRecord& record) {
   v1::Checkpoint out;
   out.set_model(record.model());
@@ -37,6 +59,7 @@ v1::Checkpoint ToApi(const storage::CheckpointRecord& record) {
     info->set_name(f.name());
     info->set_size(f.size());
     info->set_sha256(f.sha256());
+    info->set_chunked_sha256(f.chunked_sha256());
     total += f.size();
   }
   out.mutable_commit_time()->set_seconds(record.commit_time_micros() / 1000000);

@@ -26,6 +26,12 @@ inline constexpr int kMaxPageSize = 1000;
 
 bool IsSavedModel(const storage::CheckpointRecord& record);
 
+// A file of a request as the store records it (name, size, both digests as given).
+storage::FileRecord FileRecordOf(const v1::FileInfo& f);
+// The blob key (storage/blob_key.h) of a step's graph file (.meta, saved_model.pb[txt]),
+// whose whole-file digest is record.graph_sha256.
+std::string GraphBlobKey(const storage::CheckpointRecord& record);
+
 // The API form of a step, without its aliases.
 v1::Checkpoint ToApi(const storage::CheckpointRecord& record);
 // The API form of a step with the aliases that name it (none if the model was deleted

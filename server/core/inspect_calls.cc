@@ -18,6 +18,7 @@
 #include "server/core/api_errors.h"
 #include "server/core/api_translation.h"
 #include "server/core/content_reader.h"
+#include "storage/blob_key.h"
 
 namespace mgreg {
 
@@ -53,7 +54,7 @@ absl::StatusOr<v1::InspectCheckpointResponse> InspectCalls::InspectCheckpoint(
   }
   ASSIGN_OR_RETURN(
       ContentReader index_reader,
-      ContentReader::ForBlob(store_, index_file->sha256(),
+      ContentReader::ForBlob(store_, BlobKey(*index_file),
                              absl::StrCat("file '", index_file->name(), "'")));
   ASSIGN_OR_RETURN(std::string index_bytes, index_reader.ReadAll());
   ASSIGN_OR_RETURN(BundleIndex index, ReadBundleIndex(index_bytes));
@@ -82,7 +83,7 @@ absl::StatusOr<v1::InspectCheckpointResponse> InspectCalls::InspectCheckpoint(
     if (shard != reader_shard) {
       const storage::FileRecord* file = shards.at(shard);
       ASSIGN_OR_RETURN(reader,
-                       ContentReader::ForBlob(store_, file->sha256(),
+                       ContentReader::ForBlob(store_, BlobKey(*file),
                                               absl::StrCat("file '", file->name(), "'")));
       reader_shard = shard;
     }

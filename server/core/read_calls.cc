@@ -21,6 +21,7 @@
 #include "server/core/api_errors.h"
 #include "server/core/api_translation.h"
 #include "server/core/content_reader.h"
+#include "storage/blob_key.h"
 
 namespace mgreg {
 namespace {
@@ -235,12 +236,13 @@ absl::StatusOr<std::unique_ptr<MessageSource<v1::FileChunk>>> ReadCalls::ReadFil
                                               file->size(), " bytes"));
   }
   ASSIGN_OR_RETURN(ContentReader reader,
-                   ContentReader::ForBlob(store_, file->sha256(),
+                   ContentReader::ForBlob(store_, BlobKey(*file),
                                           absl::StrCat("file '", file->name(), "'")));
   v1::FileInfo info;
   info.set_name(file->name());
   info.set_size(file->size());
   info.set_sha256(file->sha256());
+  info.set_chunked_sha256(file->chunked_sha256());
   return std::unique_ptr<MessageSource<v1::FileChunk>>(
       new FileSource(std::move(reader), std::move(info), request.offset()));
 }
@@ -264,9 +266,8 @@ ReadCalls::GetMetaGraph(const v1::GetMetaGraphRequest& request) {
   info.set_kind(saved_model ? v1::SAVED_MODEL : v1::CHECKPOINT);
   if (IsDefault(request.options())) {
     // EXPORT_SEMANTICS D1: no option, the stored bytes verbatim.
-    ASSIGN_OR_RETURN(
-        ContentReader stored,
-        ContentReader::ForBlob(store_, record.graph_sha256(), "file 'meta'"));
+    ASSIGN_OR_RETURN(ContentReader stored,
+                     ContentReader::ForBlob(store_, GraphBlobKey(record), "file 'meta'"));
     info.set_size(stored.size());
     info.set_sha256(record.graph_sha256());
     return std::unique_ptr<MessageSource<v1::MetaGraphChunk>>(
@@ -298,7 +299,7 @@ absl::StatusOr<std::shared_ptr<const CachedExport>> ReadCalls::Export(
   }
   // The export holds the stored bytes, the parsed graph and its output at once.
   ASSIGN_OR_RETURN(ContentReader reader,
-                   ContentReader::ForBlob(store_, record.graph_sha256(), "file 'meta'"));
+                   ContentReader::ForBlob(store_, GraphBlobKey(record), "file 'meta'"));
   ASSIGN_OR_RETURN(
       MemoryReservation working,
       memory_->Reserve(RegistryServiceOptions::kExportMemoryFactor * reader.size(),
@@ -345,7 +346,7 @@ absl::StatusOr<v1::GetCollectionResponse> ReadCalls::GetCollection(
     return api_errors::NoMetaGraph(record.model(), record.step());
   }
   ASSIGN_OR_RETURN(ContentReader reader,
-                   ContentReader::ForBlob(store_, record.graph_sha256(), "file 'meta'"));
+                   ContentReader::ForBlob(store_, GraphBlobKey(record), "file 'meta'"));
   // The stored bytes and the collections parsed out of them.
   ASSIGN_OR_RETURN(
       MemoryReservation working,

@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "common/status_macros.h"
+#include "storage/blob_key.h"
 
 namespace mgreg {
 
@@ -19,10 +20,10 @@ namespace mgreg {
 // per push that reuses content, and unrestricted callers pay nothing. Memory: about
 // 100 bytes per distinct file and chunk of the cached scopes.
 absl::StatusOr<bool> ReusableContent::MayReuseFile(const ContentScope& scope,
-                                                   absl::string_view sha256_hex) {
+                                                   absl::string_view blob_key) {
   if (scope.everything) return true;
   return Check(scope,
-               [sha256_hex](const Digests& d) { return d.files.contains(sha256_hex); });
+               [blob_key](const Digests& d) { return d.files.contains(blob_key); });
 }
 
 absl::StatusOr<bool> ReusableContent::MayReuseChunk(const ContentScope& scope,
@@ -92,8 +93,9 @@ absl::StatusOr<std::shared_ptr<const ReusableContent::Digests>> ReusableContent:
           for (const storage::CheckpointRecord& r : *steps) {
             for (const storage::FileRecord& f : r.files()) {
               if (++files > kMaxFilesPerScope) return out;
-              if (!out->files.insert(f.sha256()).second) continue;
-              absl::StatusOr<storage::BlobRecord> blob = store_->GetBlob(f.sha256());
+              const std::string key = BlobKey(f);
+              if (!out->files.insert(key).second) continue;
+              absl::StatusOr<storage::BlobRecord> blob = store_->GetBlob(key);
               if (!blob.ok()) {
                 if (blob.status().code() == absl::StatusCode::kNotFound) continue;
                 return blob.status();

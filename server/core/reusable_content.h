@@ -53,7 +53,7 @@ class ReusableContent {
   // True if `scope` may reuse the whole file with this SHA-256 (hex): some step it may
   // read references it. Errors are the store's.
   absl::StatusOr<bool> MayReuseFile(const ContentScope& scope,
-                                    absl::string_view sha256_hex);
+                                    absl::string_view blob_key);
   // True if `scope` may reuse the chunk with this SHA-256 (32 raw bytes): a file of a
   // step it may read contains it. Errors are the store's.
   absl::StatusOr<bool> MayReuseChunk(const ContentScope& scope,
@@ -70,7 +70,7 @@ class ReusableContent {
   // revision.
   struct Digests {
     int64_t revision = -1;
-    absl::flat_hash_set<std::string> files;   // SHA-256 hex
+    absl::flat_hash_set<std::string> files;   // blob keys (storage/blob_key.h)
     absl::flat_hash_set<std::string> chunks;  // SHA-256 raw
   };
   struct Slot {

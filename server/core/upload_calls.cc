@@ -21,6 +21,7 @@
 #include "server/core/api_translation.h"
 #include "server/core/content_reader.h"
 #include "server/core/validation.h"
+#include "storage/blob_key.h"
 #include "storage/planner.h"
 
 namespace mgreg {
@@ -71,7 +72,19 @@ absl::StatusOr<v1::Upload> UploadCalls::BeginAdmitted(
   absl::StatusOr<storage::CheckpointRecord> existing =
       store_->GetCheckpoint(request.model(), request.step());
   if (existing.ok()) {
-    already_committed = SameFiles(*existing, request);
+    ASSIGN_OR_RETURN(
+        already_committed,
+        SameFiles(*existing, request,
+                  [this](const storage::FileRecord& f)
+                      -> absl::StatusOr<std::optional<storage::BlobRecord>> {
+                    absl::StatusOr<storage::BlobRecord> blob =
+                        store_->GetBlob(BlobKey(f));
+                    if (blob.ok()) return *std::move(blob);
+                    if (blob.status().code() == absl::StatusCode::kNotFound) {
+                      return std::nullopt;
+                    }
+                    return blob.status();
+                  }));
     if (!already_committed) {
       // Refused now rather than after the bytes are sent; Commit checks it again.
       absl::StatusOr<storage::ModelRecord> model = store_->GetModel(request.model());
@@ -90,7 +103,13 @@ absl::StatusOr<v1::Upload> UploadCalls::BeginAdmitted(
       uploads_.New(request, scope.everything ? "" : scope.key);
   absl::MutexLock lock(&session->mu);
   for (const v1::FileInfo& f : request.files()) {
-    RETURN_IF_ERROR(AddUploadFile(*session, f, scope));
+    const storage::FileRecord* same_as = nullptr;
+    if (already_committed) {
+      for (const storage::FileRecord& r : existing->files()) {
+        if (r.name() == f.name()) same_as = &r;
+      }
+    }
+    RETURN_IF_ERROR(AddUploadFile(*session, f, same_as, scope));
   }
   RETURN_IF_ERROR(uploads_.Start(session));
   v1::Upload out = session->ToProto();
@@ -100,26 +119,39 @@ absl::StatusOr<v1::Upload> UploadCalls::BeginAdmitted(
 }
 
 absl::Status UploadCalls::AddUploadFile(UploadSession& session, const v1::FileInfo& f,
+                                        const storage::FileRecord* same_as,
                                         const ContentScope& scope) {
   UploadFileState& state = session.files[f.name()];
   const int64_t version = state.version;  // a learned entry replaced keeps its version
   state = UploadFileState();
   state.version = version;
-  state.file.set_name(f.name());
-  state.file.set_size(f.size());
-  state.file.set_sha256(f.sha256());
+  state.file = FileRecordOf(f);
+  if (same_as != nullptr) {
+    if (state.file.sha256().empty()) state.file.set_sha256(same_as->sha256());
+    if (state.file.chunked_sha256().empty()) {
+      state.file.set_chunked_sha256(same_as->chunked_sha256());
+    }
+  }
   if (f.size() == 0) {
+    // Both digests of no bytes are the SHA-256 of no bytes (ValidateFileDigests).
+    state.file.set_chunked_sha256(Sha256Hex(""));
     state.complete = true;
     return absl::OkStatus();
   }
   // Content the store holds already is not sent again, if the caller may reuse it
   // (otherwise it sends the bytes, as if the store did not hold them: issue 11 item 6).
-  absl::StatusOr<storage::BlobRecord> blob = store_->GetBlob(f.sha256());
-  bool reuse = blob.ok() && blob->size() == f.size();
+  const std::string key = BlobKey(state.file);
+  absl::StatusOr<storage::BlobRecord> blob = store_->GetBlob(key);
+  std::optional<std::string> stored_chunked;
+  if (blob.ok()) stored_chunked = BlobChunkedSha256(*blob);
+  // Found by one digest, the content must match the other one given too.
+  bool reuse = blob.ok() && blob->size() == f.size() &&
+               (f.chunked_sha256().empty() || stored_chunked == f.chunked_sha256());
   if (reuse) {
-    ASSIGN_OR_RETURN(reuse, reusable_.MayReuseFile(scope, f.sha256()));
+    ASSIGN_OR_RETURN(reuse, reusable_.MayReuseFile(scope, key));
   }
   if (reuse) {
+    if (stored_chunked.has_value()) state.file.set_chunked_sha256(*stored_chunked);
     state.complete = true;
     state.already_stored = true;
     state.held = f.size();
@@ -146,9 +178,14 @@ absl::StatusOr<std::unique_ptr<FileSink>> UploadCalls::OpenFileSink(
     bool relearn = false;
     if (it != session->files.end()) {
       const storage::FileRecord& known = it->second.file;
+      // A digest the header gives differs when the manifest has one of that kind.
+      const auto digest_differs = [](const std::string& given, const std::string& known) {
+        return !given.empty() && !known.empty() && given != known;
+      };
       const bool differs =
           (header.size() != 0 && header.size() != known.size()) ||
-          (!header.sha256().empty() && header.sha256() != known.sha256());
+          digest_differs(header.sha256(), known.sha256()) ||
+          digest_differs(header.chunked_sha256(), known.chunked_sha256());
       if (differs && session->request().files().empty() && !it->second.complete &&
           !it->second.writing) {
         // A learned entry binds nobody until its file is complete: a writer whose
@@ -157,7 +194,7 @@ absl::StatusOr<std::unique_ptr<FileSink>> UploadCalls::OpenFileSink(
       } else if (differs) {
         return absl::InvalidArgumentError(
             absl::StrCat("file '", header.name(),
-                         "': the size or SHA-256 in the PutFile header differs "
+                         "': the size or a digest in the PutFile header differs "
                          "from the manifest announced at BeginUpload"));
       }
     }
@@ -167,11 +204,12 @@ absl::StatusOr<std::unique_ptr<FileSink>> UploadCalls::OpenFileSink(
       f.set_name(header.name());
       f.set_size(header.size());
       f.set_sha256(header.sha256());
-      if (!IsSha256Hex(f.sha256())) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("file '", header.name(),
-                         "' is not in the upload's manifest yet: give its size "
-                         "and sha256 (64 lower-case hex) in the PutFile header"));
+      f.set_chunked_sha256(header.chunked_sha256());
+      if (f.sha256().empty() && f.chunked_sha256().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "file '", header.name(),
+            "' is not in the upload's manifest yet: give its size and chunked_sha256 "
+            "(or sha256), 64 lower-case hex, in the PutFile header"));
       }
       RETURN_IF_ERROR(
           ValidateFiles({f}, absl::StatusCode::kOk, session->request().kind()));
@@ -184,7 +222,7 @@ absl::StatusOr<std::unique_ptr<FileSink>> UploadCalls::OpenFileSink(
       }
       RETURN_IF_ERROR(CheckUploadSizes(all, options_->max_meta_bytes,
                                        options_->max_upload_bytes, /*learned=*/true));
-      RETURN_IF_ERROR(AddUploadFile(*session, f, scope));
+      RETURN_IF_ERROR(AddUploadFile(*session, f, nullptr, scope));
       RETURN_IF_ERROR(session->SaveFile(header.name(), "", 0));
     }
   }
@@ -227,16 +265,25 @@ absl::StatusOr<v1::Upload> UploadCalls::GetUpload(const v1::GetUploadRequest& re
   return session->ToProto();
 }
 
-absl::Status UploadCalls::ValidateContents(const UploadSession& session) {
+absl::Status UploadCalls::ValidateContents(const UploadSession& session,
+                                           std::string* graph_sha256) {
   // Reads a file of the upload, from its staged chunks or the store.
   auto read = [&](const UploadFileState& state) -> absl::StatusOr<std::string> {
     const std::string what = absl::StrCat("file '", state.file.name(), "'");
     if (state.already_stored) {
       ASSIGN_OR_RETURN(ContentReader reader,
-                       ContentReader::ForBlob(store_, state.file.sha256(), what));
+                       ContentReader::ForBlob(store_, BlobKey(state.file), what));
       return reader.ReadAll();
     }
     return ContentReader(store_, state.chunks, what).ReadAll();
+  };
+  // The graph's digest as the API gives it (Checkpoint.graph_sha256): the whole-file
+  // SHA-256, computed here from the bytes parsed anyway when the writer gave only the
+  // chunked one.
+  graph_sha256->clear();
+  auto note_graph = [graph_sha256](const UploadFileState& state,
+                                   absl::string_view bytes) {
+    *graph_sha256 = state.file.sha256().empty() ? Sha256Hex(bytes) : state.file.sha256();
   };
   auto annotate = [](absl::string_view file, const absl::Status& s) {
     return absl::Status(s.code(), absl::StrCat("file '", file, "': ", s.message()));
@@ -256,6 +303,9 @@ absl::Status UploadCalls::ValidateContents(const UploadSession& session) {
                     RegistryServiceOptions::kValidateMemoryFactor * state.file.size(),
                     absl::StrCat("validating a ", state.file.size(), "-byte ", name),
                     absl::Seconds(30)));
+            ASSIGN_OR_RETURN(std::string bytes, read(state));
+            note_graph(state, bytes);
+            return bytes;
           }
           return read(state);
         });
@@ -287,6 +337,7 @@ absl::Status UploadCalls::ValidateContents(const UploadSession& session) {
             absl::StrCat("validating a ", it->second.file.size(), "-byte .meta"),
             absl::Seconds(30)));
     ASSIGN_OR_RETURN(std::string meta_bytes, read(it->second));
+    note_graph(it->second, meta_bytes);
     absl::StatusOr<tensorflow::MetaGraphDef> graph = ParseMetaGraph(meta_bytes);
     if (!graph.ok()) return annotate("meta", graph.status());
   }
@@ -319,7 +370,7 @@ absl::StatusOr<v1::Checkpoint> UploadCalls::CommitUpload(
     std::vector<std::string> gone;
     for (auto& [name, state] : session->files) {
       if (!state.already_stored) continue;
-      absl::StatusOr<storage::BlobRecord> blob = store_->GetBlob(state.file.sha256());
+      absl::StatusOr<storage::BlobRecord> blob = store_->GetBlob(BlobKey(state.file));
       if (blob.ok()) continue;
       if (blob.status().code() != absl::StatusCode::kNotFound) return blob.status();
       state.already_stored = false;
@@ -340,6 +391,7 @@ absl::StatusOr<v1::Checkpoint> UploadCalls::CommitUpload(
       f.set_name(name);
       f.set_size(state.file.size());
       f.set_sha256(state.file.sha256());
+      f.set_chunked_sha256(state.file.chunked_sha256());
     }
     RETURN_IF_ERROR(ValidateFiles(files, absl::StatusCode::kFailedPrecondition,
                                   session->request().kind()));
@@ -363,7 +415,8 @@ absl::StatusOr<v1::Checkpoint> UploadCalls::CommitUpload(
   } closer{&uploads_, session->id()};
 
   const v1::BeginUploadRequest& begin = session->request();
-  RETURN_IF_ERROR(ValidateContents(*session));
+  std::string graph_sha256;
+  RETURN_IF_ERROR(ValidateContents(*session, &graph_sha256));
 
   CommitRequest commit;
   commit.overwrite = begin.overwrite();
@@ -379,15 +432,16 @@ absl::StatusOr<v1::Checkpoint> UploadCalls::CommitUpload(
   const std::string graph_file =
       saved_model ? SavedModelProtoName(names).value_or("") : std::string("meta");
   record.mutable_metadata()->insert(begin.metadata().begin(), begin.metadata().end());
-  std::set<std::string> new_blob_digests;
+  std::set<std::string> new_blob_keys;
   for (const auto& [name, state] : session->files) {  // sorted by name
     *record.add_files() = state.file;
-    if (name == graph_file) record.set_graph_sha256(state.file.sha256());
-    if (state.already_stored || !new_blob_digests.insert(state.file.sha256()).second) {
+    if (name == graph_file) record.set_graph_sha256(graph_sha256);
+    if (state.already_stored || !new_blob_keys.insert(BlobKey(state.file)).second) {
       continue;
     }
     storage::BlobRecord& blob = commit.new_blobs.emplace_back();
     blob.set_sha256(state.file.sha256());
+    blob.set_chunked_sha256(state.file.chunked_sha256());
     blob.set_size(state.file.size());
     for (const storage::ChunkRef& ref : state.chunks) *blob.add_chunks() = ref;
   }

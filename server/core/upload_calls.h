@@ -52,8 +52,11 @@ class UploadCalls {
   absl::StatusOr<v1::Upload> BeginAdmitted(const v1::BeginUploadRequest& request,
                                            const ContentScope& scope);
   // Adds an announced file to an upload; marks it complete if the store holds it and
-  // `scope` may reuse it.
+  // `scope` may reuse it. `same_as`, if not null, is the stored file it is known to
+  // equal (the step exists with this content): its digests complete the file's, so an
+  // old record's content is found by its whole-file digest.
   absl::Status AddUploadFile(UploadSession& session, const v1::FileInfo& f,
+                             const storage::FileRecord* same_as,
                              const ContentScope& scope)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(session.mu);
   // True if `scope` may name the chunk (32-byte SHA-256) instead of sending it: the
@@ -63,8 +66,9 @@ class UploadCalls {
                                      const std::string& sha256_raw);
   // The commit's check of the contents: the bundle's .index against its shards, the
   // .meta parses; for a SavedModel, ValidateSavedModelContents. INVALID_ARGUMENT naming
-  // the file.
-  absl::Status ValidateContents(const UploadSession& session);
+  // the file. Sets *graph_sha256 to the whole-file SHA-256 (hex) of the graph file
+  // (.meta or saved_model.pb[txt]) it parses, empty without one.
+  absl::Status ValidateContents(const UploadSession& session, std::string* graph_sha256);
 
   Store* const store_;
   const RegistryServiceOptions* const options_;

@@ -135,7 +135,7 @@ void UploadSession::Refresh(const UploadSessionState& state) {
     UploadFileState& f = fresh[name];
     auto it = files.find(name);
     if (it != files.end() && it->second.hashed == r.held()) {
-      f.hasher = it->second.hasher;  // still the digest of the held bytes
+      f.digests = it->second.digests;  // still the digests of the held bytes
       f.hashed = it->second.hashed;
     }
     FromRecord(r, now, &f);
@@ -166,6 +166,7 @@ v1::Upload UploadSession::ToProto() const {
     f->mutable_file()->set_name(state.file.name());
     f->mutable_file()->set_size(state.file.size());
     f->mutable_file()->set_sha256(state.file.sha256());
+    f->mutable_file()->set_chunked_sha256(state.file.chunked_sha256());
     f->set_held_bytes(state.held);
     f->set_writing(state.writing);
   }
@@ -174,14 +175,19 @@ v1::Upload UploadSession::ToProto() const {
 
 namespace {
 
+// The digest state of a file with no bytes held yet.
+UploadDigests FreshDigests(const storage::FileRecord& file, size_t chunk_bytes) {
+  return UploadDigests(/*whole=*/!file.sha256().empty(), chunk_bytes);
+}
+
 // Cuts the incoming bytes into chunks at fixed file offsets, stages each chunk, and
-// verifies the whole-file digest when the last byte arrives.
+// verifies the file's digests when the last byte arrives.
 class ChunkingFileSink : public FileSink {
  public:
   using ChunkPredicate = std::function<absl::StatusOr<bool>(const std::string&)>;
 
   ChunkingFileSink(std::shared_ptr<UploadSession> session, std::string name, int64_t size,
-                   int64_t base, Sha256 hasher, size_t chunk_bytes, bool complete,
+                   int64_t base, UploadDigests digests, size_t chunk_bytes, bool complete,
                    Store* store, ChunkPredicate may_reuse_chunk, std::string writer,
                    absl::Duration lease)
       : store_(store),
@@ -190,7 +196,7 @@ class ChunkingFileSink : public FileSink {
         name_(std::move(name)),
         size_(size),
         base_(base),
-        hasher_(std::move(hasher)),
+        digests_(std::move(digests)),
         chunk_bytes_(chunk_bytes),
         complete_(complete),
         writer_(std::move(writer)),
@@ -277,30 +283,38 @@ class ChunkingFileSink : public FileSink {
     ref.set_size(static_cast<uint32_t>(want));
     absl::StatusOr<bool> may_reuse = may_reuse_chunk_(ref.sha256());
     if (!may_reuse.ok()) return Fail(may_reuse.status());
-    // The bytes are read back so the whole-file digest is verified like any other.
-    absl::StatusOr<std::string> data =
-        *may_reuse ? store_->ReadChunk(ref) : absl::NotFoundError("not reusable");
-    if (!data.ok()) {
-      if (data.status().code() == absl::StatusCode::kNotFound) {
-        return Fail(absl::NotFoundError(
-            absl::StrCat("file '", name_, "': the server does not hold chunk ",
-                         BytesToHex(sha256), "; send its bytes")));
+    const auto not_held = [&] {
+      return Fail(absl::NotFoundError(
+          absl::StrCat("file '", name_, "': the server does not hold chunk ",
+                       BytesToHex(sha256), "; send its bytes")));
+    };
+    if (!*may_reuse) return not_held();
+    // The bytes are read back only when a digest needs them (a whole-file SHA-256 to
+    // verify, or chunks that are not the chunked digest's pieces); otherwise the chunk's
+    // SHA-256 is its piece digest, and HoldExistingChunk checks its stored size.
+    std::string data;
+    if (digests_.needs_bytes()) {
+      absl::StatusOr<std::string> read = store_->ReadChunk(ref);
+      if (!read.ok()) {
+        if (read.status().code() == absl::StatusCode::kNotFound) return not_held();
+        return Fail(read.status());
       }
-      return Fail(data.status());
-    }
-    if (static_cast<int64_t>(data->size()) != want) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-          "file '", name_, "': chunk ", BytesToHex(sha256), " has ", data->size(),
-          " bytes but the file needs ", want, " at offset ", base_)));
+      if (static_cast<int64_t>(read->size()) != want) {
+        return Fail(absl::InvalidArgumentError(absl::StrCat(
+            "file '", name_, "': chunk ", BytesToHex(sha256), " has ", read->size(),
+            " bytes but the file needs ", want, " at offset ", base_)));
+      }
+      data = *std::move(read);
     }
     absl::StatusOr<std::shared_ptr<StagingArea>> staging = session_->Staging();
     if (!staging.ok())
       return Fail(ClosedUnderWriter(session_->id(), name_, staging.status()));
     if (absl::Status s = (*staging)->HoldExistingChunk(ref); !s.ok()) {
-      return Fail(std::move(s));
+      if (s.code() == absl::StatusCode::kNotFound) return not_held();
+      return Fail(absl::Status(s.code(), absl::StrCat("file '", name_, "' at offset ",
+                                                      base_, ": ", s.message())));
     }
-    if (absl::Status s = Record(std::move(ref), *data); !s.ok())
-      return Fail(std::move(s));
+    if (absl::Status s = Record(std::move(ref), data); !s.ok()) return Fail(std::move(s));
     if (base_ == size_) return Fail(Verify());
     return absl::OkStatus();
   }
@@ -329,12 +343,12 @@ class ChunkingFileSink : public FileSink {
     UploadFileState& state = session_->files.at(name_);
     state.held = 0;
     state.chunks.clear();
-    state.hasher = Sha256();
+    state.digests = FreshDigests(state.file, chunk_bytes_);
     state.hashed = 0;
     state.complete = false;
     state.already_stored = false;
     base_ = 0;
-    hasher_ = Sha256();
+    digests_ = state.digests;
     complete_ = false;
     return Save();
   }
@@ -358,10 +372,11 @@ class ChunkingFileSink : public FileSink {
     return Record(std::move(ref), piece);
   }
 
-  // Adds a staged (or held) chunk to the file: digest, held bytes, chunk list.
+  // Adds a staged (or held) chunk to the file: digests, held bytes, chunk list.
+  // `piece` is its bytes, or empty when the digests need none.
   absl::Status Record(storage::ChunkRef ref, absl::string_view piece) {
-    hasher_.Update(piece);
-    base_ += static_cast<int64_t>(piece.size());
+    digests_.AddChunk(ref, piece);
+    base_ += static_cast<int64_t>(ref.size());
     absl::MutexLock lock(&session_->mu);
     if (session_->closed) {
       return absl::FailedPreconditionError(absl::StrCat("upload ", session_->id(),
@@ -371,30 +386,41 @@ class ChunkingFileSink : public FileSink {
     UploadFileState& state = session_->files.at(name_);
     state.chunks.push_back(std::move(ref));
     state.held = base_;
-    state.hasher = hasher_;
+    state.digests = digests_;
     state.hashed = base_;
     return Save();
   }
 
-  // Checks the whole-file digest once every byte is held, then makes the file's chunks
-  // durable.
+  // Checks the file's digests once every byte is held (each one it was announced with;
+  // the chunked one is recorded too when it was not), then makes its chunks durable.
   absl::Status Verify() {
-    const std::string got = hasher_.HexDigest();
+    const std::string chunked = digests_.chunked_hex();
+    const std::string whole = digests_.whole_hex();
     {
       absl::MutexLock lock(&session_->mu);
       UploadFileState& state = session_->files.at(name_);
-      if (got != state.file.sha256()) {
+      std::string mismatch;
+      if (!state.file.chunked_sha256().empty() &&
+          chunked != state.file.chunked_sha256()) {
+        mismatch =
+            absl::StrCat("chunked SHA-256 of the received bytes is ", chunked,
+                         " but the upload announced ", state.file.chunked_sha256());
+      } else if (!state.file.sha256().empty() && whole != state.file.sha256()) {
+        mismatch = absl::StrCat("SHA-256 of the received bytes is ", whole,
+                                " but the upload announced ", state.file.sha256());
+      }
+      if (!mismatch.empty()) {
         state.held = 0;
         state.chunks.clear();
-        state.hasher = Sha256();
+        state.digests = FreshDigests(state.file, chunk_bytes_);
         state.hashed = 0;
         if (absl::Status s = Save(); !s.ok()) return s;
         return absl::DataLossError(absl::StrCat(
-            "file '", name_, "': the SHA-256 of the received bytes is ", got,
-            " but BeginUpload announced ", state.file.sha256(),
+            "file '", name_, "': the ", mismatch,
             "; the file changed or was corrupted in transit: send it again from offset "
             "0"));
       }
+      if (state.file.chunked_sha256().empty()) state.file.set_chunked_sha256(chunked);
       state.complete = true;
       complete_ = true;
       RETURN_IF_ERROR(Save());
@@ -430,7 +456,7 @@ class ChunkingFileSink : public FileSink {
   const std::string name_;
   const int64_t size_;
   int64_t base_;  // bytes held (staged in whole chunks) from offset 0
-  Sha256 hasher_;
+  UploadDigests digests_;
   const size_t chunk_bytes_;
   std::string buffer_;  // received bytes after base_, less than one chunk
   bool complete_;
@@ -473,7 +499,7 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
     RETURN_IF_ERROR(
         ClosedUnderWriter(session->id(), name, session->SaveFile(name, writer, until)));
     auto sink = std::make_unique<ChunkingFileSink>(
-        session, name, state.file.size(), state.file.size(), state.hasher, chunk_bytes,
+        session, name, state.file.size(), state.file.size(), state.digests, chunk_bytes,
         /*complete=*/true, store, std::move(may_reuse_chunk), std::move(writer), lease);
     sink->set_restart_on_data(offset == 0);
     return std::unique_ptr<FileSink>(std::move(sink));
@@ -483,25 +509,29 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
         "file '", name, "': cannot write at offset ", offset, "; the server holds ",
         state.held, " bytes: resume at offset ", state.held, " or restart at 0"));
   }
-  if (offset == 0 && state.held != 0) {
+  if (offset == 0 || state.held == 0) {
     state.held = 0;
     state.chunks.clear();
-    state.hasher = Sha256();
+    state.digests = FreshDigests(state.file, chunk_bytes);
     state.hashed = 0;
   } else if (state.hashed != state.held) {
-    // Another server wrote the held bytes: their digest state is rebuilt from them.
-    Sha256 hasher;
+    // Another server wrote the held bytes: their digest state is rebuilt from them
+    // (from the chunk digests alone when the digests need no bytes).
+    UploadDigests digests = FreshDigests(state.file, chunk_bytes);
     for (const storage::ChunkRef& c : state.chunks) {
-      ASSIGN_OR_RETURN(std::string data, store->ReadChunk(c));
-      hasher.Update(data);
+      std::string data;
+      if (digests.needs_bytes()) {
+        ASSIGN_OR_RETURN(data, store->ReadChunk(c));
+      }
+      digests.AddChunk(c, data);
     }
-    state.hasher = hasher;
+    state.digests = std::move(digests);
     state.hashed = state.held;
   }
   RETURN_IF_ERROR(
       ClosedUnderWriter(session->id(), name, session->SaveFile(name, writer, until)));
   auto sink = std::make_unique<ChunkingFileSink>(
-      session, name, state.file.size(), state.held, state.hasher, chunk_bytes,
+      session, name, state.file.size(), state.held, state.digests, chunk_bytes,
       /*complete=*/false, store, std::move(may_reuse_chunk), std::move(writer), lease);
   return std::unique_ptr<FileSink>(std::move(sink));
 }

@@ -23,9 +23,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/sha256.h"
 #include "mgreg/storage/records.pb.h"
 #include "mgreg/v1/registry.pb.h"
+#include "server/core/upload_digests.h"
 #include "storage/session_store.h"
 #include "storage/store.h"
 
@@ -48,9 +48,9 @@ struct UploadFileState {
   int64_t version = 0;
   std::string writer;
   int64_t writer_until_micros = 0;
-  // SHA-256 state over bytes [0, hashed): valid for resuming when hashed == held; a
-  // file another server wrote is hashed again from its chunks when resumed here.
-  Sha256 hasher;
+  // Digest state over bytes [0, hashed): valid for resuming when hashed == held; a
+  // file another server wrote is digested again from its chunks when resumed here.
+  UploadDigests digests;
   int64_t hashed = 0;
 };
 
@@ -114,12 +114,14 @@ class UploadSession {
 class FileSink {
  public:
   virtual ~FileSink() = default;
-  // Appends the next bytes. DATA_LOSS if the file's SHA-256 does not match once all
-  // bytes are there (the file restarts from 0); INVALID_ARGUMENT if more bytes arrive
-  // than announced. After an error the sink is unusable.
+  // Appends the next bytes. DATA_LOSS if a digest the file was announced with (chunked
+  // or whole-file SHA-256) does not match once all bytes are there (the file restarts
+  // from 0); INVALID_ARGUMENT if more bytes arrive than announced. After an error the
+  // sink is unusable.
   virtual absl::Status Append(absl::string_view data) = 0;
   // Appends a chunk the store already holds (SHA-256, 32 raw bytes) as the next
-  // chunk_bytes of the file (fewer at its end), without its bytes crossing the network.
+  // chunk_bytes of the file (fewer at its end), without its bytes crossing the network
+  // (nor, when UploadDigests need no bytes, being read back from the store).
   // INVALID_ARGUMENT if not at a chunk boundary or the chunk's size does not fit;
   // NOT_FOUND if the store does not hold the chunk; DATA_LOSS as Append.
   virtual absl::Status AppendExistingChunk(absl::string_view sha256) = 0;

@@ -1,5 +1,6 @@
 #include "server/core/validation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <set>
@@ -17,6 +18,7 @@
 #include "metagraph/relative_path.h"
 #include "metagraph/saved_model.h"
 #include "server/core/api_errors.h"
+#include "server/core/api_translation.h"
 
 namespace mgreg {
 namespace {
@@ -113,6 +115,31 @@ absl::Status CheckUploadSizes(const std::vector<v1::FileInfo>& files,
   return absl::OkStatus();
 }
 
+absl::Status ValidateFileDigests(const v1::FileInfo& f) {
+  if (f.sha256().empty() && f.chunked_sha256().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "file '", f.name(),
+        "' has no digest: give chunked_sha256 (SHA-256 of its 1 MiB pieces' SHA-256s), "
+        "sha256 (of the whole file), or both"));
+  }
+  for (const auto& [field, digest] :
+       {std::pair<const char*, const std::string*>{"sha256", &f.sha256()},
+        {"chunked_sha256", &f.chunked_sha256()}}) {
+    if (digest->empty()) continue;
+    if (!IsSha256Hex(*digest)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("file '", f.name(), "': ", field, " '", absl::CEscape(*digest),
+                       "' is not 64 lower-case hex characters"));
+    }
+    // Both digests of no bytes are the SHA-256 of no bytes.
+    if (f.size() == 0 && *digest != Sha256Hex("")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "file '", f.name(), "' is empty but its ", field, " is not that of no bytes"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateFiles(const std::vector<v1::FileInfo>& files,
                            absl::StatusCode missing_code, v1::StepKind kind) {
   const bool saved_model = kind == v1::SAVED_MODEL;
@@ -133,15 +160,7 @@ absl::Status ValidateFiles(const std::vector<v1::FileInfo>& files,
       return absl::InvalidArgumentError(
           absl::StrCat("file '", f.name(), "' has a negative size ", f.size()));
     }
-    if (!IsSha256Hex(f.sha256())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("file '", f.name(), "': sha256 '", absl::CEscape(f.sha256()),
-                       "' is not 64 lower-case hex characters"));
-    }
-    if (f.size() == 0 && f.sha256() != Sha256Hex("")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "file '", f.name(), "' is empty but its sha256 is not that of no bytes"));
-    }
+    RETURN_IF_ERROR(ValidateFileDigests(f));
     if (!saved_model && absl::StartsWith(f.name(), "data-")) {
       ASSIGN_OR_RETURN(DataShard shard, ParseDataFileName(f.name()));
       if (num_shards >= 0 && shard.num_shards != num_shards) {
@@ -173,19 +192,17 @@ absl::Status ValidateFiles(const std::vector<v1::FileInfo>& files,
   return absl::OkStatus();
 }
 
-bool SameFiles(const storage::CheckpointRecord& record,
-               const v1::BeginUploadRequest& request) {
-  if (record.basename() != request.basename()) return false;
-  std::map<std::string, std::pair<int64_t, std::string>> want;
-  for (const v1::FileInfo& f : request.files()) want[f.name()] = {f.size(), f.sha256()};
-  if (want.size() != static_cast<size_t>(record.files_size())) return false;
-  for (const storage::FileRecord& f : record.files()) {
-    auto it = want.find(f.name());
-    if (it == want.end() || it->second != std::make_pair(f.size(), f.sha256())) {
-      return false;
-    }
-  }
-  return true;
+absl::StatusOr<bool> SameFiles(const storage::CheckpointRecord& record,
+                               const v1::BeginUploadRequest& request,
+                               const planner::BlobLookup& blob_of) {
+  storage::CheckpointRecord announced;
+  announced.set_basename(request.basename());
+  std::vector<v1::FileInfo> files(request.files().begin(), request.files().end());
+  std::sort(files.begin(), files.end(), [](const v1::FileInfo& a, const v1::FileInfo& b) {
+    return a.name() < b.name();
+  });
+  for (const v1::FileInfo& f : files) *announced.add_files() = FileRecordOf(f);
+  return planner::SameContent(record, announced, blob_of);
 }
 
 absl::Status ValidateAlias(absl::string_view alias) {

@@ -9,10 +9,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/map.h"
 #include "mgreg/storage/records.pb.h"
 #include "mgreg/v1/registry.pb.h"
+#include "storage/planner.h"
 
 namespace mgreg {
 
@@ -40,10 +42,15 @@ absl::Status CheckUploadSizes(const std::vector<v1::FileInfo>& files,
 // from its writers, OK to skip the check). SavedModel steps: ValidateSavedModelNames.
 absl::Status ValidateFiles(const std::vector<v1::FileInfo>& files,
                            absl::StatusCode missing_code, v1::StepKind kind);
+// INVALID_ARGUMENT naming the file unless it has a digest (sha256, chunked_sha256 or
+// both), each one 64 lower-case hex and, for an empty file, the SHA-256 of no bytes.
+absl::Status ValidateFileDigests(const v1::FileInfo& f);
 // True if `record` holds exactly the basename and files (names, sizes, digests) the
-// request announces: beginning it again is a no-op, not a conflict.
-bool SameFiles(const storage::CheckpointRecord& record,
-               const v1::BeginUploadRequest& request);
+// request announces: beginning it again is a no-op, not a conflict. Digests compare as
+// planner::SameContent (an old record's chunked digest comes from its blob, `blob_of`).
+absl::StatusOr<bool> SameFiles(const storage::CheckpointRecord& record,
+                               const v1::BeginUploadRequest& request,
+                               const planner::BlobLookup& blob_of);
 // INVALID_ARGUMENT unless `alias` is an identifier: [A-Za-z_][A-Za-z0-9_.-]*, at most
 // 64 bytes.
 absl::Status ValidateAlias(absl::string_view alias);

@@ -193,7 +193,11 @@ absl::StatusOr<WebPages::Response> WebPages::ModelPage(const Request& request) {
     std::set<std::string> seen;
     for (size_t i = 0; i < steps.size(); ++i) {
       for (const v1::FileInfo& f : steps[i].files()) {
-        if (seen.insert(f.sha256()).second) new_bytes[i] += f.size();
+        // Records written since chunked digests all carry one; older ones the sha256.
+        const std::string key = f.chunked_sha256().empty()
+                                    ? f.sha256()
+                                    : absl::StrCat("chunked-", f.chunked_sha256());
+        if (seen.insert(key).second) new_bytes[i] += f.size();
       }
       sizes.push_back({steps[i].step(), static_cast<double>(steps[i].total_bytes())});
       for (const auto& [key, value] : steps[i].metadata()) {

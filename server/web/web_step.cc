@@ -26,6 +26,13 @@ constexpr int kMaxEvents = 200;
 // Events the page shows when it opens.
 constexpr int64_t kRecentEvents = 50;
 
+// The digest the step page shows for a file: "chunked <hex>" (what mgreg restore
+// verifies), or "sha256 <hex>" for a file stored before chunked digests.
+std::string ShownDigest(const v1::FileInfo& f) {
+  return f.chunked_sha256().empty() ? absl::StrCat("sha256 ", f.sha256())
+                                    : absl::StrCat("chunked ", f.chunked_sha256());
+}
+
 std::string ShapeText(const v1::TensorInfoEntry& t) {
   return absl::StrCat("[", absl::StrJoin(t.shape(), ", "), "]");
 }
@@ -249,6 +256,7 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
         .Member("name", f.name())
         .Member("size", f.size())
         .Member("sha256", f.sha256())
+        .Member("chunked_sha256", f.chunked_sha256())
         .Member("download", href)
         .EndObject();
     absl::StrAppend(&files, "<tr><td>",
@@ -256,7 +264,7 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
                                 : absl::StrCat(HtmlEscape(c.basename()), "-", c.step(),
                                                ".", HtmlEscape(f.name())),
                     "</td><td class=\"num\">", FormatBytes(f.size()),
-                    "</td><td class=\"sha\">", HtmlEscape(f.sha256()),
+                    "</td><td class=\"sha\">", HtmlEscape(ShownDigest(f)),
                     "</td><td><a class=\"download\" href=\"", HtmlEscape(href),
                     "\">download</a></td></tr>");
   }
@@ -373,7 +381,9 @@ absl::StatusOr<WebPages::Response> WebPages::StepPage(const Request& request) {
   absl::StrAppend(
       &body,
       "<h2>Files</h2><table id=\"files\"><thead><tr><th>File</th><th>Size</th>"
-      "<th>SHA-256</th><th></th></tr></thead><tbody>",
+      "<th title=\"chunked SHA-256 (README: Checking a restored file by hand); "
+      "sha256sum's digest for files stored before it\">Digest</th><th></th></tr>"
+      "</thead><tbody>",
       files, "</tbody></table>");
 
   if (saved_model) {

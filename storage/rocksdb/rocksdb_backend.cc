@@ -14,6 +14,7 @@
 #include "rocksdb/slice.h"
 #include "rocksdb/snapshot.h"
 #include "rocksdb/utilities/checkpoint.h"
+#include "storage/blob_key.h"
 #include "storage/planner.h"
 
 namespace mgreg::rocks {
@@ -474,11 +475,11 @@ absl::Status RocksBackend::Scan(RecordSink* sink) {
   RETURN_IF_ERROR(prefix('B', [&](absl::string_view key, absl::string_view v) {
     BlobRecord b;
     if (!b.ParseFromArray(v.data(), static_cast<int>(v.size())) ||
-        b.sha256() != key.substr(1)) {
+        mgreg::BlobKey(b) != key.substr(1)) {
       sink->AddProblem(absl::StrCat("corrupt blob record ", key.substr(1)));
       return;
     }
-    auto refs = blob_refs.find(b.sha256());
+    auto refs = blob_refs.find(mgreg::BlobKey(b));
     sink->AddBlob(b, refs == blob_refs.end() ? 0 : refs->second);
     if (refs != blob_refs.end()) blob_refs.erase(refs);
   }));

@@ -43,7 +43,7 @@ absl::StatusOr<std::string> SinkInto(const std::string& path, const std::string&
   EXPECT_GE(fd, 0) << path;
   absl::StatusOr<std::string> digest;
   {
-    HashingFileWriter sink(fd, path);
+    HashingFileWriter sink(fd, path, DigestKind::kSha256);
     for (size_t pos = 0; pos < data.size(); pos += piece) {
       absl::Status s = sink.Append(absl::string_view(data).substr(pos, piece));
       if (!s.ok()) {
@@ -103,7 +103,8 @@ TEST(HashingFileWriterTest, AFullDiskIsResourceExhaustedNamingThePath) {
   const int fd = ::open("/dev/full", O_WRONLY | O_CLOEXEC);
   if (fd < 0) GTEST_SKIP() << "no /dev/full on this machine";
   const std::string data = Pattern(3 * HashingFileWriter::kBufferBytes, 1);
-  HashingFileWriter sink(fd, "/restore/model.ckpt-1.data-00000-of-00001");
+  HashingFileWriter sink(fd, "/restore/model.ckpt-1.data-00000-of-00001",
+                         DigestKind::kSha256);
   absl::Status error;
   for (size_t pos = 0; pos < data.size() && error.ok(); pos += 1 << 20) {
     error = sink.Append(absl::string_view(data).substr(pos, 1 << 20));
@@ -121,7 +122,7 @@ TEST(HashingFileWriterTest, AfterAWriteErrorEveryCallReturnsIt) {
   WriteFileOrDie(path, "");
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // every write fails
   ASSERT_GE(fd, 0);
-  HashingFileWriter sink(fd, path);
+  HashingFileWriter sink(fd, path, DigestKind::kSha256);
   const std::string data = Pattern(HashingFileWriter::kBufferBytes, 2);
   absl::Status first;
   // The error of a buffer's write comes back at a later Append or at Finish; once
@@ -143,7 +144,7 @@ TEST(HashingFileWriterTest, ASinkDroppedHalfWayStopsWithoutWritingTheRest) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   ASSERT_GE(fd, 0);
   {
-    HashingFileWriter sink(fd, path);
+    HashingFileWriter sink(fd, path, DigestKind::kSha256);
     const std::string data = Pattern(HashingFileWriter::kBufferBytes, 3);
     for (int i = 0; i < HashingFileWriter::kBuffers; ++i)
       ASSERT_TRUE(sink.Append(data).ok());

@@ -22,7 +22,8 @@ using ::testing::HasSubstr;
 TEST(LocalFileTest, ANameTooLongIsInvalidArgumentNamingThePath) {
   TempDir tmp;
   const std::string path = tmp.Join(std::string(300, 'n'));
-  absl::StatusOr<AtomicFileWriter> writer = AtomicFileWriter::Create(path);
+  absl::StatusOr<AtomicFileWriter> writer =
+      AtomicFileWriter::Create(path, DigestKind::kSha256);
   absl::Status s = writer.status();
   if (writer.ok()) s = writer->Commit(0, Sha256Hex(""));  // the rename meets the limit
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
@@ -36,7 +37,8 @@ TEST(LocalFileTest, ANameTooLongIsInvalidArgumentNamingThePath) {
 TEST(LocalFileTest, ANameOfTheFullFileNameLengthCanBeWritten) {
   TempDir tmp;
   const std::string path = tmp.Join(std::string(255, 'n'));
-  absl::StatusOr<AtomicFileWriter> writer = AtomicFileWriter::Create(path);
+  absl::StatusOr<AtomicFileWriter> writer =
+      AtomicFileWriter::Create(path, DigestKind::kSha256);
   ASSERT_TRUE(writer.ok()) << writer.status();
   ASSERT_TRUE(writer->Append("abc").ok());
   ASSERT_TRUE(writer->Commit(3, Sha256Hex("abc")).ok());
@@ -46,7 +48,9 @@ TEST(LocalFileTest, ANameOfTheFullFileNameLengthCanBeWritten) {
 TEST(LocalFileTest, APathThroughARegularFileIsFailedPrecondition) {
   TempDir tmp;
   WriteFileOrDie(tmp.Join("file"), "x");
-  absl::Status s = AtomicFileWriter::Create(tmp.Join("file/model.ckpt-1.index")).status();
+  absl::Status s =
+      AtomicFileWriter::Create(tmp.Join("file/model.ckpt-1.index"), DigestKind::kSha256)
+          .status();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
   EXPECT_THAT(s.message(), HasSubstr(tmp.Join("file/model.ckpt-1.index")));
   EXPECT_EQ(ReadWholeFile(tmp.Join("file/x")).status().code(),
@@ -61,7 +65,8 @@ TEST(LocalFileTest, ALargeFileIsCommittedWholeAndAWrongOneLeavesNothing) {
   std::string data(3 * HashingFileWriter::kBufferBytes + 777, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 131) >> 7);
   auto write = [&](const std::string& path, int64_t size, const std::string& sha) {
-    absl::StatusOr<AtomicFileWriter> writer = AtomicFileWriter::Create(path);
+    absl::StatusOr<AtomicFileWriter> writer =
+        AtomicFileWriter::Create(path, DigestKind::kSha256);
     if (!writer.ok()) return writer.status();
     for (size_t pos = 0; pos < data.size(); pos += 1 << 20) {
       absl::Status s = writer->Append(absl::string_view(data).substr(pos, 1 << 20));

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
+#include "common/file_digest.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -193,8 +194,8 @@ TEST_P(RegistryServerTest, PushingDifferentContentToAnExistingStepNeedsOverwrite
   ASSERT_TRUE(replaced.ok()) << replaced.status();
   auto latest = client_->GetLatestCheckpoint("m");
   ASSERT_TRUE(latest.ok());
-  EXPECT_EQ(latest->files(0).sha256(),
-            Sha256Hex(ReadFileOrDie(other + "." + latest->files(0).name())));
+  EXPECT_EQ(latest->files(0).chunked_sha256(),
+            ChunkedSha256Hex(ReadFileOrDie(other + "." + latest->files(0).name())));
 }
 
 TEST_P(RegistryServerTest, TheSameMetaGraphAtHundredStepsIsStoredOnce) {

@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -12,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
+#include "common/file_digest.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -19,6 +21,7 @@
 #include "server/auth.h"
 #include "server/server.h"
 #include "tests/testing/server_fixture.h"
+#include "tests/testing/store_test_util.h"
 #include "tests/testing/test_util.h"
 
 namespace mgreg {
@@ -228,6 +231,52 @@ TEST_F(UploadEdgesServerTest, RequestsThatUsedToPassSilentlyAreRefused) {
   grpc::Status named = stub_->GetLatestCheckpoint(&latest_ctx, latest, &out);
   EXPECT_EQ(named.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(named.error_message(), Not(HasSubstr("\n")));
+}
+
+// Issue 17: a file needs a digest, and each one given must be well-formed.
+TEST_F(UploadEdgesServerTest, AFileWithoutADigestOrWithAMalformedOneIsRefusedByName) {
+  const std::string prefix = MakeCheckpoint("d", 1, 1);
+  v1::BeginUploadRequest begin = Manifest("m", 1, prefix);
+  v1::Upload upload;
+  begin.mutable_files(0)->clear_chunked_sha256();
+  grpc::Status none = Begin(begin, &upload);
+  EXPECT_EQ(none.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(
+      none.error_message(),
+      HasSubstr(absl::StrCat("file '", begin.files(0).name(), "' has no digest")));
+  begin.mutable_files(0)->set_chunked_sha256("ABC");
+  grpc::Status bad = Begin(begin, &upload);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.error_message(), HasSubstr("chunked_sha256 'ABC' is not 64"));
+}
+
+// Issue 17: a step stored before chunked digests (records with sha256 only) is "the same
+// content" for a request that gives chunked digests only: the old record's chunked
+// digests come from its blobs' 1 MiB chunk lists, no byte read.
+TEST_F(UploadEdgesServerTest,
+       AnOldRecordAndAChunkedManifestOfTheSameBytesAreTheSameStep) {
+  const std::string prefix = MakeCheckpoint("old", 1, 3);
+  v1::BeginUploadRequest begin = Manifest("m", 1, prefix);  // chunked digests only
+  std::map<std::string, std::string> files;
+  for (const v1::FileInfo& f : begin.files()) {
+    files[f.name()] = ReadFileOrDie(prefix + "." + f.name());
+  }
+  // As stored before chunked digests (sha256 only, 1 MiB chunks).
+  ASSERT_TRUE(testing::Push(*server_->store(), "m", 1, files, false, 1u << 20).ok());
+  v1::Upload same;
+  ASSERT_TRUE(Begin(begin, &same).ok());
+  EXPECT_TRUE(same.already_committed());
+  for (const v1::UploadFile& f : same.files()) {
+    EXPECT_EQ(f.held_bytes(), f.file().size()) << f.file().name() << ": nothing to send";
+  }
+  grpc::Status committed = Commit(same.upload_id());
+  EXPECT_TRUE(committed.ok()) << committed.error_message();
+  begin.mutable_files(0)->set_chunked_sha256(ChunkedSha256Hex("other bytes"));
+  begin.mutable_files(0)->set_size(11);
+  v1::Upload other;
+  grpc::Status changed = Begin(begin, &other);
+  EXPECT_EQ(changed.error_code(), grpc::StatusCode::ALREADY_EXISTS)
+      << changed.error_message();
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "client/local_file.h"
 #include "client/sync.h"
+#include "common/file_digest.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "metagraph/checkpoint_state.h"
@@ -398,7 +399,7 @@ TEST_F(SyncTest, FollowingAnAliasRestoresAgainWhenTheAliasedStepIsReCommitted) {
   options.on_switch = [&](const v1::Checkpoint& c) {
     absl::MutexLock lock(&mu);
     for (const auto& f : c.files()) {
-      if (f.name() == "index") switched.push_back(f.sha256());
+      if (f.name() == "index") switched.push_back(f.chunked_sha256());
     }
   };
   CheckpointSync sync(client_.get(), "m", dir, options);
@@ -420,7 +421,7 @@ TEST_F(SyncTest, FollowingAnAliasRestoresAgainWhenTheAliasedStepIsReCommitted) {
   sync.Stop();
   runner.join();
   const std::string new_index = ReadFileOrDie(redone + ".index");
-  EXPECT_EQ(switched.back(), Sha256Hex(new_index));
+  EXPECT_EQ(switched.back(), ChunkedSha256Hex(new_index));
   EXPECT_NE(switched.front(), switched.back());
   EXPECT_EQ(ReadFileOrDie(dir + "/model.ckpt-1.index"), new_index);
 }

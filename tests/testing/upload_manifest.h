@@ -7,7 +7,7 @@
 #include <string>
 
 #include "client/client.h"
-#include "common/sha256.h"
+#include "common/file_digest.h"
 #include "gtest/gtest.h"
 #include "mgreg/v1/registry.pb.h"
 #include "tests/testing/test_util.h"
@@ -30,7 +30,7 @@ inline v1::BeginUploadRequest UploadManifest(const std::string& model, int64_t s
     v1::FileInfo* f = begin.add_files();
     f->set_name(name);
     f->set_size(static_cast<int64_t>(bytes.size()));
-    f->set_sha256(Sha256Hex(bytes));
+    f->set_chunked_sha256(ChunkedSha256Hex(bytes));  // what current clients send
   }
   return begin;
 }

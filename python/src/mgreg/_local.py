@@ -4,7 +4,7 @@ import hashlib
 import os
 import re
 
-from . import errors
+from . import _digest, errors
 
 READ_BYTES = 8 << 20
 _DATA_RE = re.compile(r"^data-(\d{5,})-of-(\d{5,})$")
@@ -95,9 +95,10 @@ def find_files(prefix):
     return directory, basename, step, dict(sorted(files.items()))
 
 
-def digest_file(path):
-    """(size, sha256 hex) of a file, read in 8 MiB pieces."""
-    h = hashlib.sha256()
+def digest_file(path, kind="chunked"):
+    """(size, hex digest) of a file, read in 8 MiB pieces: its chunked SHA-256
+    (_digest.py, what pushes announce), or with kind="sha256" its whole-file SHA-256."""
+    h = _digest.ChunkedSha256() if kind == "chunked" else hashlib.sha256()
     size = 0
     with open(path, "rb") as f:
         while True:
@@ -129,10 +130,14 @@ def chunk_digests(path, chunk_bytes, stride=1):
     return out
 
 
-def file_matches(path, size, sha256):
+def file_matches(path, info):
+    """True if `path` holds a FileInfo's size and digest (its chunked SHA-256 when the
+    server gives one, else its whole-file SHA-256)."""
     try:
-        if os.path.getsize(path) != size:
+        if os.path.getsize(path) != info.size:
             return False
-        return digest_file(path)[1] == sha256
+        if info.chunked_sha256:
+            return digest_file(path)[1] == info.chunked_sha256
+        return digest_file(path, kind="sha256")[1] == info.sha256
     except OSError:
         return False

@@ -126,9 +126,10 @@ def put_file(client, upload_id, name, path, *, chunks=(), chunk_bytes=0, on_prog
             if probed:
                 raise errors.InternalError(
                     f"the server did not add '{name}' to upload {upload_id} from its header")
-            size, sha256 = _local.digest_file(path)
+            size, chunked = _local.digest_file(path)
             header = registry_pb2.PutFileRequest.Header(upload_id=upload_id, name=name,
-                                                        offset=0, size=size, sha256=sha256)
+                                                        offset=0, size=size,
+                                                        chunked_sha256=chunked)
             try:
                 client._stub.PutFile(iter([registry_pb2.PutFileRequest(header=header)]),
                                      metadata=client._metadata)
@@ -251,7 +252,7 @@ def push(client, model, prefix, *, step, metadata, overwrite, dedup, progress, u
     names = list(paths)
     digests = _digest_all([paths[n] for n in names])
     total = sum(size for size, _ in digests)
-    manifest = [registry_pb2.FileInfo(name=n, size=s, sha256=h)
+    manifest = [registry_pb2.FileInfo(name=n, size=s, chunked_sha256=h)
                 for n, (s, h) in zip(names, digests)]
     for restart in range(2):
         try:
@@ -277,8 +278,8 @@ def _push_once(client, model, step, basename, paths, manifest, total, stats, *, 
             upload = client._unary("GetUpload", registry_pb2.GetUploadRequest(
                 upload_id=upload_id))
             if (upload.model, upload.step) != (model, step) or \
-                    sorted((f.file.name, f.file.sha256) for f in upload.files) != \
-                    sorted((m.name, m.sha256) for m in manifest):
+                    sorted((f.file.name, f.file.chunked_sha256) for f in upload.files) != \
+                    sorted((m.name, m.chunked_sha256) for m in manifest):
                 log.info("mgreg: upload %s is for other content; starting a new one", upload_id)
                 upload = None
         except errors.NotFoundError:
@@ -349,8 +350,8 @@ def begin_upload(client, model, step, *, basename, files, metadata, overwrite, f
     else:
         named = [(file_name_of(path), path) for path in files or ()]
     for name, path in named:
-        size, sha = _local.digest_file(path)
-        manifest.append(registry_pb2.FileInfo(name=name, size=size, sha256=sha))
+        size, chunked = _local.digest_file(path)
+        manifest.append(registry_pb2.FileInfo(name=name, size=size, chunked_sha256=chunked))
     upload = client._unary("BeginUpload", registry_pb2.BeginUploadRequest(
         model=model, step=step, basename=basename or "", files=manifest, overwrite=overwrite,
         force=force, kind=kind,

@@ -2,14 +2,13 @@
 into TF Serving's base path as BASE/<version>/ (as Client::Restore, RestoreSavedModel)."""
 
 import errno
-import hashlib
 import os
 import tempfile
 
 import grpc
 from google.protobuf import text_format
 
-from . import _graph, _local, _push, _saved_model, errors
+from . import _digest, _graph, _local, _push, _saved_model, errors
 from ._tfproto.python.training import checkpoint_state_pb2
 from .v1 import registry_pb2
 
@@ -43,11 +42,12 @@ def _check_writable(directory):
 
 def _download(client, checkpoint, info, path, bar, base):
     """ReadFile into a temporary file beside `path`, resumed at its offset if the stream
-    drops, verified (size, SHA-256), synced, then renamed into place."""
+    drops, verified (size and the chunked SHA-256, or the SHA-256 of a file stored before
+    chunked digests), synced, then renamed into place."""
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".mgreg-", dir=directory)
     try:
-        h = hashlib.sha256()
+        h, expected, what = _digest.verifier(info)
         received = 0
         attempt = 0
         with os.fdopen(fd, "wb") as f:
@@ -71,11 +71,11 @@ def _download(client, checkpoint, info, path, bar, base):
                         raise client._error(e) from e
                     attempt += 1
                     _push._backoff(attempt - 1)
-            if received != info.size or h.hexdigest() != info.sha256:
+            if received != info.size or h.hexdigest() != expected:
                 raise errors.DataLossError(
                     f"'{os.path.basename(path)}' of {checkpoint.model} step {checkpoint.step} "
-                    f"arrived with {received} bytes and SHA-256 {h.hexdigest()}, not the "
-                    f"{info.size} bytes and {info.sha256} the server announced; retry")
+                    f"arrived with {received} bytes and {what} {h.hexdigest()}, not the "
+                    f"{info.size} bytes and {expected} the server announced; retry")
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
@@ -151,7 +151,7 @@ def restore(client, model, directory, step, *, alias, keep_last, progress, graph
                 _, data = _graph._stream(client, model, checkpoint.step, None, options)
                 if not _same_bytes(path, data):
                     _graph.write_atomically(path, data)
-            elif not _local.file_matches(path, info.size, info.sha256):
+            elif not _local.file_matches(path, info):
                 _download(client, checkpoint, info, path, bar, done)
             done += info.size
             bar.update_to(done)

@@ -137,7 +137,7 @@ def version_matches(base, checkpoint):
     if not os.path.isdir(root):
         return False
     paths = file_paths(root, checkpoint)
-    if not all(_local.file_matches(paths[f.name], f.size, f.sha256) for f in checkpoint.files):
+    if not all(_local.file_matches(paths[f.name], f) for f in checkpoint.files):
         return False
     count = sum(len(names) for _, _, names in os.walk(root))
     return count == len(checkpoint.files)

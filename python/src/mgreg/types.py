@@ -16,10 +16,13 @@ def _time(ts):
 
 @dataclasses.dataclass(frozen=True)
 class FileInfo:
-    """One file of a step: `name` is the suffix after the prefix ("index", "meta", ...)."""
+    """One file of a step: `name` is the suffix after the prefix ("index", "meta", ...).
+    `chunked_sha256` is the digest restores verify (README: "Checking a restored file by
+    hand"); `sha256`, sha256sum's, is there for files stored before it (or pushed with it)."""
     name: str
     size: int
     sha256: str
+    chunked_sha256: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +52,8 @@ class Checkpoint:
     @classmethod
     def from_proto(cls, p):
         return cls(model=p.model, step=p.step, basename=p.basename,
-                   files=tuple(FileInfo(f.name, f.size, f.sha256) for f in p.files),
+                   files=tuple(FileInfo(f.name, f.size, f.sha256, f.chunked_sha256)
+                               for f in p.files),
                    commit_time=_time(p.commit_time), metadata=dict(p.metadata),
                    graph_sha256=p.graph_sha256, revision=p.revision,
                    total_bytes=p.total_bytes, pinned=p.pinned, preserved=p.preserved,
@@ -113,6 +117,7 @@ class UploadFile:
     sha256: str
     held_bytes: int
     writing: bool
+    chunked_sha256: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +139,8 @@ class UploadStatus:
     def from_proto(cls, p):
         return cls(upload_id=p.upload_id, model=p.model, step=p.step,
                    files=tuple(UploadFile(f.file.name, f.file.size, f.file.sha256,
-                                          f.held_bytes, f.writing) for f in p.files),
+                                          f.held_bytes, f.writing, f.file.chunked_sha256)
+                               for f in p.files),
                    already_committed=p.already_committed, chunk_bytes=p.chunk_bytes)
 
 

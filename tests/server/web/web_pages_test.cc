@@ -267,15 +267,22 @@ TEST_F(WebPagesTest, StepPageShowsFilesTensorsAndTheGraphSummaryOfTheRealCheckpo
   EXPECT_EQ(Field(step, "basename").string_value(), "model.ckpt");
   const auto& files = Field(step, "files").list_value().values();
   ASSERT_EQ(files.size(), 3);
-  std::map<std::string, std::string> sha;
+  // The C++ client pushes chunked digests only (values from the README's one-liner).
+  std::map<std::string, std::string> sha, chunked;
   for (const Value& f : files) {
-    sha[Field(f.struct_value(), "name").string_value()] =
-        Field(f.struct_value(), "sha256").string_value();
+    const std::string name = Field(f.struct_value(), "name").string_value();
+    sha[name] = Field(f.struct_value(), "sha256").string_value();
+    chunked[name] = Field(f.struct_value(), "chunked_sha256").string_value();
   }
-  EXPECT_EQ(sha["meta"],
+  EXPECT_EQ(chunked["meta"],
+            "d77e731027d7f75d8b2e4dbaf561b9dce394709a7d728fb1e27e15746ceafefc");
+  EXPECT_EQ(chunked["index"],
+            "21e35f52fed0739be3732a78110fde21b5396e6439a71119c1a764b571fcc965");
+  EXPECT_EQ(sha["meta"], "");
+  // The graph's digest stays sha256sum's: the server computes it from the .meta it
+  // parses.
+  EXPECT_EQ(Field(step, "graph_sha256").string_value(),
             "b43144919b599daa5437867adc7949dac6833318b61d336587da5ea0a525457d");
-  EXPECT_EQ(sha["index"],
-            "f031c37fbe3c768043a8b57a23d1c7197526b6493de9854cc07d4178818dcc08");
 
   const Struct& tensors = Field(step, "tensors").struct_value();
   EXPECT_EQ(Field(tensors, "count").number_value(), 60);

@@ -163,14 +163,16 @@ class FileChunk(_message.Message):
     def __init__(self, file: _Optional[_Union[FileInfo, _Mapping]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class FileInfo(_message.Message):
-    __slots__ = ["name", "sha256", "size"]
+    __slots__ = ["chunked_sha256", "name", "sha256", "size"]
+    CHUNKED_SHA256_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
+    chunked_sha256: str
     name: str
     sha256: str
     size: int
-    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., chunked_sha256: _Optional[str] = ...) -> None: ...
 
 class FindChunksRequest(_message.Message):
     __slots__ = ["sha256", "upload_id"]
@@ -414,20 +416,22 @@ class PinCheckpointRequest(_message.Message):
 class PutFileRequest(_message.Message):
     __slots__ = ["data", "existing_chunk", "header"]
     class Header(_message.Message):
-        __slots__ = ["basename", "name", "offset", "sha256", "size", "upload_id"]
+        __slots__ = ["basename", "chunked_sha256", "name", "offset", "sha256", "size", "upload_id"]
         BASENAME_FIELD_NUMBER: _ClassVar[int]
+        CHUNKED_SHA256_FIELD_NUMBER: _ClassVar[int]
         NAME_FIELD_NUMBER: _ClassVar[int]
         OFFSET_FIELD_NUMBER: _ClassVar[int]
         SHA256_FIELD_NUMBER: _ClassVar[int]
         SIZE_FIELD_NUMBER: _ClassVar[int]
         UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
         basename: str
+        chunked_sha256: str
         name: str
         offset: int
         sha256: str
         size: int
         upload_id: str
-        def __init__(self, upload_id: _Optional[str] = ..., name: _Optional[str] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., basename: _Optional[str] = ...) -> None: ...
+        def __init__(self, upload_id: _Optional[str] = ..., name: _Optional[str] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., chunked_sha256: _Optional[str] = ..., basename: _Optional[str] = ...) -> None: ...
     DATA_FIELD_NUMBER: _ClassVar[int]
     EXISTING_CHUNK_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
