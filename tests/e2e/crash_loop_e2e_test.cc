@@ -22,7 +22,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
-#include "common/sha256.h"
+#include "common/file_digest.h"
 #include "gtest/gtest.h"
 #include "tests/testing/checkpoint_builder.h"
 #include "tests/testing/process_util.h"
@@ -43,7 +43,8 @@ int EnvInt(const char* name, int fallback) {
 
 struct Content {
   std::string prefix;
-  std::map<std::string, std::string> sha256;  // file name -> digest
+  // file name -> chunked SHA-256 (the digest pushes announce)
+  std::map<std::string, std::string> sha256;
   int64_t bytes = 0;
 };
 
@@ -66,7 +67,7 @@ class CrashLoopTest : public ::testing::Test {
       ASSERT_TRUE(local.ok()) << local.status();
       for (const auto& [name, path] : local->files) {
         const std::string bytes = ReadFileOrDie(path);
-        c.sha256[name] = Sha256Hex(bytes);
+        c.sha256[name] = ChunkedSha256Hex(bytes);
         c.bytes += static_cast<int64_t>(bytes.size());
       }
       contents_.push_back(std::move(c));
@@ -126,7 +127,7 @@ TEST_F(CrashLoopTest, AcknowledgedStepsSurviveRepeatedSigkill) {
         ASSERT_EQ(static_cast<size_t>(c.files_size()), want.sha256.size())
             << m << "@" << c.step();
         for (const v1::FileInfo& f : c.files()) {
-          EXPECT_EQ(f.sha256(), want.sha256.at(f.name())) << m << "@" << c.step();
+          EXPECT_EQ(f.chunked_sha256(), want.sha256.at(f.name())) << m << "@" << c.step();
         }
       }
     }
