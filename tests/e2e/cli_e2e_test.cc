@@ -95,6 +95,46 @@ TEST_F(CliTest, PushLatestListGraphRestoreDelete) {
   EXPECT_THAT(gone.err, HasSubstr("NOT_FOUND"));
 }
 
+// Issue 17: the README's by-hand check of a restored file (coreutils + python3), run
+// verbatim on a restored multi-piece file, prints the chunked digest mgreg shows.
+TEST_F(CliTest, TheReadmesByHandDigestOfARestoredFileIsTheOneMgregShows) {
+  const std::string readme = ReadFileOrDie(MGREG_README);
+  const std::string start = "```sh\nsplit -b 1048576";
+  const size_t begin = readme.find(start);
+  ASSERT_NE(begin, std::string::npos) << "README lost its by-hand digest check";
+  const size_t end = readme.find("```", begin + 5);
+  std::string line = readme.substr(begin + 6, end - begin - 6);
+  const std::string example = "/serving/model.ckpt-1000.index";
+  const size_t at = line.find(example);
+  ASSERT_NE(at, std::string::npos) << line;
+
+  CheckpointSpec spec;
+  spec.directory = tmp_.Join("big");
+  fs::create_directories(spec.directory);
+  spec.step = 7;
+  spec.num_shards = 1;
+  spec.tensors = {{"w", FloatBytes(700000, 3), 0}};  // 2.8 MB: three 1 MiB pieces
+  spec.meta = SmallMetaGraphBytes();
+  const std::string prefix = WriteCheckpoint(spec);
+  ASSERT_EQ(Mgreg({"push", "m", prefix}).exit_code, 0);
+  const std::string dir = tmp_.Join("restored");
+  ASSERT_EQ(Mgreg({"restore", "m", dir}).exit_code, 0);
+  const std::string restored = dir + "/model.ckpt-7.data-00000-of-00001";
+  ASSERT_GT(fs::file_size(restored), 2u << 20);
+  line.replace(at, example.size(), restored);
+  CommandResult by_hand = RunCommand({"/bin/bash", "-c", line});
+  ASSERT_EQ(by_hand.exit_code, 0) << by_hand.err;
+  ASSERT_EQ(by_hand.out.size(), 65u) << by_hand.out;  // 64 hex digits and a newline
+  const std::string digest = by_hand.out.substr(0, 64);
+
+  CommandResult json = Mgreg({"latest", "m", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_THAT(json.out, HasSubstr(absl::StrCat("\"chunked_sha256\": \"", digest, "\"")))
+      << json.out;
+  CommandResult text = Mgreg({"latest", "m"});
+  EXPECT_THAT(text.out, HasSubstr(absl::StrCat("chunked-sha256:", digest)));
+}
+
 TEST_F(CliTest, StepComesFromThePrefixOrFromStep) {
   const std::string prefix = MakeCheckpoint(5);
   CommandResult push = Mgreg({"push", "m", prefix, "--step", "77"});
