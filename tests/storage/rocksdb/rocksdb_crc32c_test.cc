@@ -64,5 +64,24 @@ TEST(RocksDbCrc32cTest, SameAsRocksDbsForEveryLengthAndAlignment) {
   }
 }
 
+// Long inputs run as three interleaved strips of 8 KiB, then of 256 bytes, joined by
+// shifting CRCs: lengths at and around those strips' multiples, and a whole chunk.
+TEST(RocksDbCrc32cTest, SameAsRocksDbsAroundTheInterleavedStrips) {
+  std::mt19937_64 rng(18);
+  std::string data((1 << 20) + 64, '\0');
+  for (char& c : data) c = static_cast<char>(rng());
+  for (size_t n :
+       {size_t{767}, size_t{768}, size_t{769}, size_t{776}, size_t{1536}, size_t{24575},
+        size_t{24576}, size_t{24577}, size_t{24576 + 768}, size_t{24576 + 775},
+        size_t{49152 + 1000}, size_t{1} << 20, (size_t{1} << 20) + 61}) {
+    for (size_t offset : {size_t{0}, size_t{3}}) {
+      const uint32_t seed = static_cast<uint32_t>(rng());
+      EXPECT_EQ(RocksDbCrc32cExtend(seed, data.data() + offset, n),
+                LibraryCrc32cExtend(seed, data.data() + offset, n))
+          << "offset " << offset << ", " << n << " bytes";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace mgreg::rocks
