@@ -137,6 +137,10 @@ struct Staged {
 // (the chunk family's). OpenRocksDbBackend refuses a reserve below it.
 int64_t RecoveryBufferBytes();
 
+// True if files in the directory `dir` can be written with O_DIRECT (not on tmpfs, for
+// one): probed with an unnamed file and one aligned 4 KiB write.
+bool DirectWritesWork(const std::string& dir);
+
 // Free bytes of the file system holding `path` for this process; -1 if unknown.
 int64_t FreeBytes(const std::string& path);
 

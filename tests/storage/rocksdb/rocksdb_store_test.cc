@@ -1,12 +1,15 @@
 // What only the RocksDB store promises: persistence across reopen, exclusive use of
 // the data dir, and crash safety (a killed process leaves the old state or the new one,
 // and the chunks of an aborted upload are collected at the next open).
+#include <linux/magic.h>
 #include <signal.h>
+#include <sys/statfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -15,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
 #include "gtest/gtest.h"
+#include "storage/rocksdb/rocksdb_backend.h"
 #include "storage/store.h"
 #include "tests/testing/store_test_util.h"
 #include "tests/testing/test_util.h"
@@ -131,9 +135,10 @@ TEST(RocksDbStoreTest, StagingAreaOutlivingTheStoreIsSafe) {
 // StagingArea::MakeDurable (the server calls it as a file's last byte arrives): the
 // chunks written without the WAL go to a blob file before the commit, which then
 // flushes nothing; the committed step reads back after a reopen.
-TEST(RocksDbStoreTest, MakeDurableWritesStagedChunksToDiskBeforeTheCommit) {
-  TempDir dir;
-  auto store = OpenOrDie(dir.path());
+// The store writes its flushed files with O_DIRECT where the file system allows it
+// (OpenRocksDbBackend), with the page cache elsewhere (tmpfs before Linux 6.6).
+void StagesMakesDurableCommitsAndReadsBack(const std::string& path) {
+  auto store = OpenOrDie(path);
   ASSERT_NE(store, nullptr);
   // Chunks of 100 KB: above the WAL threshold (64 KiB), so staged in the memtable only.
   const TestFile file = MakeFile("data-00000-of-00001", Bytes(300000, 9), 100000);
@@ -156,13 +161,34 @@ TEST(RocksDbStoreTest, MakeDurableWritesStagedChunksToDiskBeforeTheCommit) {
   EXPECT_EQ(blob_bytes(), durable);
   area.reset();
   store.reset();
-  store = OpenOrDie(dir.path());
+  store = OpenOrDie(path);
   ASSERT_NE(store, nullptr);
   for (int i = 0; i < file.blob.chunks_size(); ++i) {
     absl::StatusOr<std::string> read = store->ReadChunk(file.blob.chunks(i));
     ASSERT_TRUE(read.ok()) << read.status();
     EXPECT_EQ(*read, file.chunks[static_cast<size_t>(i)]);
   }
+}
+
+TEST(RocksDbStoreTest, MakeDurableWritesStagedChunksToDiskBeforeTheCommit) {
+  TempDir dir;
+  StagesMakesDurableCommitsAndReadsBack(dir.path());
+}
+
+TEST(RocksDbStoreTest, WorksOnAFileSystemWithoutDirectIo) {
+  struct statfs fs;
+  if (statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
+    GTEST_SKIP() << "no tmpfs at /dev/shm";
+  }
+  char tmpl[] = "/dev/shm/mgreg-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string path = tmpl;
+  if (rocks::DirectWritesWork(path)) {
+    std::filesystem::remove_all(path);
+    GTEST_SKIP() << "tmpfs takes O_DIRECT on this kernel (Linux 6.6 and later)";
+  }
+  StagesMakesDurableCommitsAndReadsBack(path);
+  std::filesystem::remove_all(path);
 }
 
 std::unique_ptr<Store> OpenWithWindow(const std::string& path, int64_t event_window) {
