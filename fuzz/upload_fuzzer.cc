@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/crc32c.h"
+#include "common/file_digest.h"
 #include "common/sha256.h"
 #include "fuzz/fuzz_input.h"
 #include "fuzz/fuzz_target.h"
@@ -129,6 +130,7 @@ void CheckReadable(RegistryService& service, const v1::Checkpoint& cp) {
         service.ReadFile(req);
     FUZZ_CHECK(source.ok());
     Sha256 hash;
+    ChunkedSha256 chunked;  // the server records it for every file (issue 17)
     int64_t total = 0;
     v1::FileChunk chunk;
     while (true) {
@@ -137,10 +139,12 @@ void CheckReadable(RegistryService& service, const v1::Checkpoint& cp) {
       if (!*more) break;
       FUZZ_CHECK(chunk.offset() == total);
       hash.Update(chunk.data());
+      chunked.Update(chunk.data());
       total += static_cast<int64_t>(chunk.data().size());
     }
     FUZZ_CHECK(total == f.size());
     FUZZ_CHECK(hash.HexDigest() == f.sha256());
+    FUZZ_CHECK(chunked.HexDigest() == f.chunked_sha256());
   }
 }
 
