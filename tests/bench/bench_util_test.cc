@@ -84,19 +84,24 @@ int WaitStatus(pid_t pid) {
   return status;
 }
 
-TEST(BenchDieTest, DieStopsTheChildrenAndRemovesTheTempDirs) {
-  testing::TempDir tmp;
-  const Benchmark b = StartBenchmark(tmp.path(), [] { Die("failing on purpose"); });
+// A benchmark that called Die exited 2, and had already stopped its child and removed
+// its temp dir: gone now, not later (the kernel's SIGTERM on the benchmark's exit would
+// end the child too, but after the fact).
+void ExpectDiedCleanly(const Benchmark& b) {
   ASSERT_GT(b.server, 0);
   const int status = WaitStatus(b.pid);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 2);
-  // Die exits only once it has waited for its child: gone now, not later (the kernel's
-  // SIGTERM on the benchmark's exit would end it too, but after the fact).
   EXPECT_FALSE(Exists(b.server))
       << "the benchmark's child " << b.server << " outlived Die";
   if (Exists(b.server)) ::kill(b.server, SIGKILL);
   EXPECT_FALSE(std::filesystem::exists(b.temp_dir)) << b.temp_dir;
+}
+
+TEST(BenchDieTest, DieStopsTheChildrenAndRemovesTheTempDirs) {
+  testing::TempDir tmp;
+  const Benchmark b = StartBenchmark(tmp.path(), [] { Die("failing on purpose"); });
+  ExpectDiedCleanly(b);
 }
 
 TEST(BenchDieTest, DieOnAnotherThreadStopsTheChildren) {
@@ -105,14 +110,7 @@ TEST(BenchDieTest, DieOnAnotherThreadStopsTheChildren) {
     std::thread worker([] { Die("a worker failed"); });
     worker.join();
   });
-  ASSERT_GT(b.server, 0);
-  const int status = WaitStatus(b.pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 2);
-  EXPECT_FALSE(Exists(b.server))
-      << "the benchmark's child " << b.server << " outlived Die";
-  if (Exists(b.server)) ::kill(b.server, SIGKILL);
-  EXPECT_FALSE(std::filesystem::exists(b.temp_dir));
+  ExpectDiedCleanly(b);
 }
 
 TEST(BenchDieTest, AKilledBenchmarkTakesItsChildrenWithIt) {
