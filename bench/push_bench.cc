@@ -3,7 +3,8 @@
 // CPU 0), against the floor "the same bytes over loopback TCP into a file + fsync"
 // (a receiver process pinned to CPU 0 writing into the same filesystem). Pairs are
 // interleaved floor, push, floor, push, ...; the ratio is the median of per-pair
-// throughput ratios (push / floor).
+// throughput ratios (push / floor). push-server-cpu: the server's CPU (user + system,
+// from /proc/<pid>/stat) per GiB pushed.
 //
 //   push_bench [--pairs N] [--shard-mib M] [--chunk-dedup 0|1]
 // --chunk-dedup 0 turns off PushOptions::deduplicate_chunks (the client's second,
@@ -116,8 +117,9 @@ int Main(int argc, char** argv) {
   sink.reset();
   RemoveTree(tmp);
 
+  // Issue 17 raised the target from PERF.md's 0.70 to 0.85.
   PrintResult(
-      "push", Median(ratios), 0.70, true,
+      "push", Median(ratios), 0.85, true,
       absl::StrFormat("push %.0f MB/s, floor tcp->file+fsync %.0f MB/s; push phases "
                       "(median s): client hash+begin %.2f, upload %.2f, commit "
                       "%.2f; server CPU %.2f s/GiB; server peak RSS %d MiB; %d pairs "
@@ -126,6 +128,10 @@ int Main(int argc, char** argv) {
                       Median(upload_s), Median(commit_s), Median(cpu_per_gib),
                       static_cast<int>(peak_kib / 1024), pairs, (2 * shard_bytes) / kMiB,
                       chunk_dedup ? "" : "; chunk dedup off"));
+  PrintAbsoluteResult("push-server-cpu", "cpu_s_per_gib", Median(cpu_per_gib), 2.0,
+                      absl::StrFormat("mgreg-server user + system CPU-s per GiB pushed "
+                                      "(/proc/PID/stat), median of %d pairs",
+                                      pairs));
   return 0;
 }
 
