@@ -30,6 +30,7 @@
 #include "server/core/service_options.h"
 #include "server/core/settings_calls.h"
 #include "server/core/upload_calls.h"
+#include "server/core/upload_file_sink.h"
 #include "server/core/uploads.h"
 #include "server/core/watch_hub.h"
 #include "storage/store.h"

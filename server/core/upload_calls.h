@@ -20,6 +20,7 @@
 #include "server/core/reusable_content.h"
 #include "server/core/service_options.h"
 #include "server/core/settings_calls.h"
+#include "server/core/upload_file_sink.h"
 #include "server/core/upload_quota.h"
 #include "server/core/uploads.h"
 #include "storage/store.h"

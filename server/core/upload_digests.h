@@ -1,5 +1,5 @@
 // The digests an upload verifies a file's bytes against, fed chunk by chunk as the
-// server stages them (server/core/uploads.cc).
+// server stages them (server/core/upload_file_sink.cc).
 #ifndef MGREG_SERVER_CORE_UPLOAD_DIGESTS_H_
 #define MGREG_SERVER_CORE_UPLOAD_DIGESTS_H_
 

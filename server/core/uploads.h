@@ -11,7 +11,6 @@
 #define MGREG_SERVER_CORE_UPLOADS_H_
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -109,39 +108,6 @@ class UploadSession {
   absl::Mutex staging_mu_;
   std::shared_ptr<StagingArea> staging_ ABSL_GUARDED_BY(staging_mu_);
 };
-
-// Writes one file of an open upload, message by message (PutFile).
-class FileSink {
- public:
-  virtual ~FileSink() = default;
-  // Appends the next bytes. DATA_LOSS if a digest the file was announced with (chunked
-  // or whole-file SHA-256) does not match once all bytes are there (the file restarts
-  // from 0); INVALID_ARGUMENT if more bytes arrive than announced. After an error the
-  // sink is unusable.
-  virtual absl::Status Append(absl::string_view data) = 0;
-  // Appends a chunk the store already holds (SHA-256, 32 raw bytes) as the next
-  // chunk_bytes of the file (fewer at its end), without its bytes crossing the network
-  // (nor, when UploadDigests need no bytes, being read back from the store).
-  // INVALID_ARGUMENT if not at a chunk boundary or the chunk's size does not fit;
-  // NOT_FOUND if the store does not hold the chunk; DATA_LOSS as Append.
-  virtual absl::Status AppendExistingChunk(absl::string_view sha256) = 0;
-  // The stream ended. DATA_LOSS if the file is still incomplete (its whole chunks are
-  // kept: a new stream resumes at the held bytes the message names).
-  virtual absl::StatusOr<v1::PutFileResponse> Finish() = 0;
-};
-
-// Opens a sink for `name` of `session`, starting at `offset` (0 restarts the file;
-// otherwise it must equal the held bytes), and takes the file's writer lease for
-// `lease` (renewed with every chunk, and every lease/4 while bytes arrive).
-// INVALID_ARGUMENT if the file is not in the manifest; FAILED_PRECONDITION if another
-// stream writes it, the upload is closed, or the offset is not 0 or the held bytes.
-// `store` (for existing chunks) must outlive the sink. `may_reuse_chunk` says whether the
-// writer may name a chunk (32-byte SHA-256) instead of sending it; a chunk it may not
-// reuse is answered as one the store does not hold.
-absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
-    std::shared_ptr<UploadSession> session, const std::string& name, int64_t offset,
-    size_t chunk_bytes, Store* store, absl::Duration lease,
-    std::function<absl::StatusOr<bool>(const std::string& sha256_raw)> may_reuse_chunk);
 
 // The open uploads of the store, with this server's cache of them.
 class UploadManager {

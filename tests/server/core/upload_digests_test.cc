@@ -12,6 +12,7 @@
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/upload_file_sink.h"
 #include "server/core/uploads.h"
 #include "storage/testing/fault_injection_store.h"
 #include "tests/testing/store_test_util.h"

@@ -1,6 +1,6 @@
 // Upload sessions without the service around them: the set of open uploads
-// (UploadManager), a session's basename, and writing a file through a FileSink
-// (server/core/uploads.h).
+// (UploadManager), a session's basename (server/core/uploads.h), and writing a file
+// through a FileSink (server/core/upload_file_sink.h).
 #include "server/core/uploads.h"
 
 #include <memory>
@@ -11,6 +11,7 @@
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/upload_file_sink.h"
 #include "storage/store.h"
 
 namespace mgreg::testing {

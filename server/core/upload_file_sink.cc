@@ -1,0 +1,387 @@
+#include "server/core/upload_file_sink.h"
+
+#include <algorithm>
+#include <functional>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "server/core/api_errors.h"
+
+namespace mgreg {
+
+namespace {
+
+// The store's "session gone" or "closed" while a stream writes, in the writer's terms.
+absl::Status ClosedUnderWriter(const std::string& id, const std::string& name,
+                               absl::Status s) {
+  if (s.code() != absl::StatusCode::kNotFound) return s;
+  return absl::FailedPreconditionError(absl::StrCat(
+      "upload ", id, " was closed while file '", name, "' was being written"));
+}
+
+// The digest state of a file with no bytes held yet.
+UploadDigests FreshDigests(const storage::FileRecord& file, size_t chunk_bytes) {
+  return UploadDigests(/*whole=*/!file.sha256().empty(), chunk_bytes);
+}
+
+// Cuts the incoming bytes into chunks at fixed file offsets, stages each chunk, and
+// verifies the file's digests when the last byte arrives.
+class ChunkingFileSink : public FileSink {
+ public:
+  using ChunkPredicate = std::function<absl::StatusOr<bool>(const std::string&)>;
+
+  ChunkingFileSink(std::shared_ptr<UploadSession> session, std::string name, int64_t size,
+                   int64_t base, UploadDigests digests, size_t chunk_bytes, bool complete,
+                   Store* store, ChunkPredicate may_reuse_chunk, std::string writer,
+                   absl::Duration lease)
+      : store_(store),
+        may_reuse_chunk_(std::move(may_reuse_chunk)),
+        session_(std::move(session)),
+        name_(std::move(name)),
+        size_(size),
+        base_(base),
+        digests_(std::move(digests)),
+        chunk_bytes_(chunk_bytes),
+        complete_(complete),
+        writer_(std::move(writer)),
+        lease_(lease),
+        saved_(absl::Now()) {}
+
+  ~ChunkingFileSink() override { Release(); }
+
+  void set_restart_on_data(bool restart) { restart_on_data_ = restart; }
+
+  absl::Status Append(absl::string_view data) override {
+    if (!error_.ok()) return error_;
+    if (complete_ && restart_on_data_ && !data.empty()) {
+      if (absl::Status s = Restart(); !s.ok()) return Fail(std::move(s));
+    }
+    if (complete_) {
+      if (data.empty()) return absl::OkStatus();
+      return Fail(api_errors::MoreBytesThanAnnounced(name_, size_));
+    }
+    const int64_t received = base_ + static_cast<int64_t>(buffer_.size() + data.size());
+    if (absl::Now() - saved_ > lease_ / 4) {
+      // Any message keeps the upload alive and the lease held, also one shorter than a
+      // chunk: renewed in the store now and then.
+      absl::MutexLock lock(&session_->mu);
+      if (absl::Status s = Save(); !s.ok()) return Fail(std::move(s));
+    }
+    if (received > size_) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("file '", name_, "' received ", received, " bytes, more than the ",
+                       size_, " announced at BeginUpload; announce the real size")));
+    }
+    // Whole chunks go to the store straight from the message (the client sends
+    // chunk-aligned messages of a chunk each); only a piece shorter than a chunk is
+    // copied into buffer_ to wait for the rest.
+    if (!buffer_.empty()) {
+      const size_t fill = std::min(data.size(), chunk_bytes_ - buffer_.size());
+      buffer_.append(data.data(), fill);
+      data.remove_prefix(fill);
+      if (buffer_.size() == chunk_bytes_) {
+        if (absl::Status s = Emit(buffer_); !s.ok()) return Fail(std::move(s));
+        buffer_.clear();
+      }
+    }
+    while (data.size() >= chunk_bytes_) {
+      if (absl::Status s = Emit(data.substr(0, chunk_bytes_)); !s.ok()) {
+        return Fail(std::move(s));
+      }
+      data.remove_prefix(chunk_bytes_);
+    }
+    buffer_.append(data.data(), data.size());
+    if (base_ + static_cast<int64_t>(buffer_.size()) == size_) {
+      if (!buffer_.empty()) {
+        if (absl::Status s = Emit(buffer_); !s.ok()) return Fail(std::move(s));
+        buffer_.clear();
+      }
+      return Fail(Verify());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status AppendExistingChunk(absl::string_view sha256) override {
+    if (!error_.ok()) return error_;
+    if (complete_ && restart_on_data_) {
+      if (absl::Status s = Restart(); !s.ok()) return Fail(std::move(s));
+    }
+    if (!buffer_.empty()) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "file '", name_, "': existing_chunk at offset ",
+          base_ + static_cast<int64_t>(buffer_.size()),
+          " is not at a chunk boundary; send existing chunks only at multiples of ",
+          chunk_bytes_)));
+    }
+    if (sha256.size() != 32) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("file '", name_, "': existing_chunk must be a 32-byte SHA-256")));
+    }
+    const int64_t want =
+        std::min<int64_t>(static_cast<int64_t>(chunk_bytes_), size_ - base_);
+    if (complete_ || want <= 0) {
+      return Fail(api_errors::MoreBytesThanAnnounced(name_, size_));
+    }
+    storage::ChunkRef ref;
+    ref.set_sha256(std::string(sha256));
+    ref.set_size(static_cast<uint32_t>(want));
+    absl::StatusOr<bool> may_reuse = may_reuse_chunk_(ref.sha256());
+    if (!may_reuse.ok()) return Fail(may_reuse.status());
+    const auto not_held = [&] {
+      return Fail(absl::NotFoundError(
+          absl::StrCat("file '", name_, "': the server does not hold chunk ",
+                       BytesToHex(sha256), "; send its bytes")));
+    };
+    if (!*may_reuse) return not_held();
+    // The bytes are read back only when a digest needs them (a whole-file SHA-256 to
+    // verify, or chunks that are not the chunked digest's pieces); otherwise the chunk's
+    // SHA-256 is its piece digest, and HoldExistingChunk checks its stored size.
+    std::string data;
+    if (digests_.needs_bytes()) {
+      absl::StatusOr<std::string> read = store_->ReadChunk(ref);
+      if (!read.ok()) {
+        if (read.status().code() == absl::StatusCode::kNotFound) return not_held();
+        return Fail(read.status());
+      }
+      if (static_cast<int64_t>(read->size()) != want) {
+        return Fail(absl::InvalidArgumentError(absl::StrCat(
+            "file '", name_, "': chunk ", BytesToHex(sha256), " has ", read->size(),
+            " bytes but the file needs ", want, " at offset ", base_)));
+      }
+      data = *std::move(read);
+    }
+    absl::StatusOr<std::shared_ptr<StagingArea>> staging = session_->Staging();
+    if (!staging.ok())
+      return Fail(ClosedUnderWriter(session_->id(), name_, staging.status()));
+    if (absl::Status s = (*staging)->HoldExistingChunk(ref); !s.ok()) {
+      if (s.code() == absl::StatusCode::kNotFound) return not_held();
+      return Fail(absl::Status(s.code(), absl::StrCat("file '", name_, "' at offset ",
+                                                      base_, ": ", s.message())));
+    }
+    if (absl::Status s = Record(std::move(ref), data); !s.ok()) return Fail(std::move(s));
+    if (base_ == size_) return Fail(Verify());
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::PutFileResponse> Finish() override {
+    if (!error_.ok()) return error_;
+    v1::PutFileResponse response;
+    response.set_held_bytes(base_);
+    response.set_complete(complete_);
+    Release();
+    if (!complete_) {
+      return absl::DataLossError(absl::StrCat(
+          "stream for file '", name_, "' ended after ",
+          base_ + static_cast<int64_t>(buffer_.size()), " of ", size_,
+          " bytes; the server holds ", base_, " bytes: resume with offset ", base_));
+    }
+    return response;
+  }
+
+ private:
+  // Writing at offset 0 starts the file over, also when it was complete (as the
+  // proto says): its bytes are received and verified again.
+  absl::Status Restart() {
+    restart_on_data_ = false;
+    absl::MutexLock lock(&session_->mu);
+    UploadFileState& state = session_->files.at(name_);
+    state.held = 0;
+    state.chunks.clear();
+    state.digests = FreshDigests(state.file, chunk_bytes_);
+    state.hashed = 0;
+    state.complete = false;
+    state.already_stored = false;
+    base_ = 0;
+    digests_ = state.digests;
+    complete_ = false;
+    return Save();
+  }
+
+  // Writes the file's state to the store, renewing this stream's lease.
+  absl::Status Save() ABSL_EXCLUSIVE_LOCKS_REQUIRED(session_->mu) {
+    saved_ = absl::Now();
+    return ClosedUnderWriter(
+        session_->id(), name_,
+        session_->SaveFile(name_, writer_, absl::ToUnixMicros(saved_ + lease_)));
+  }
+
+  // Stages one chunk and records it as held.
+  absl::Status Emit(absl::string_view piece) {
+    storage::ChunkRef ref;
+    ref.set_sha256(Sha256Raw(piece));
+    ref.set_size(static_cast<uint32_t>(piece.size()));
+    absl::StatusOr<std::shared_ptr<StagingArea>> staging = session_->Staging();
+    if (!staging.ok()) return ClosedUnderWriter(session_->id(), name_, staging.status());
+    if (absl::Status s = (*staging)->PutChunk(ref, piece); !s.ok()) return s;
+    return Record(std::move(ref), piece);
+  }
+
+  // Adds a staged (or held) chunk to the file: digests, held bytes, chunk list.
+  // `piece` is its bytes, or empty when the digests need none.
+  absl::Status Record(storage::ChunkRef ref, absl::string_view piece) {
+    digests_.AddChunk(ref, piece);
+    base_ += static_cast<int64_t>(ref.size());
+    absl::MutexLock lock(&session_->mu);
+    if (session_->closed) {
+      return absl::FailedPreconditionError(absl::StrCat("upload ", session_->id(),
+                                                        " was closed while file '", name_,
+                                                        "' was being written"));
+    }
+    UploadFileState& state = session_->files.at(name_);
+    state.chunks.push_back(std::move(ref));
+    state.held = base_;
+    state.digests = digests_;
+    state.hashed = base_;
+    return Save();
+  }
+
+  // Checks the file's digests once every byte is held (each one it was announced with;
+  // the chunked one is recorded too when it was not), then makes its chunks durable.
+  absl::Status Verify() {
+    const std::string chunked = digests_.chunked_hex();
+    const std::string whole = digests_.whole_hex();
+    {
+      absl::MutexLock lock(&session_->mu);
+      UploadFileState& state = session_->files.at(name_);
+      std::string mismatch;
+      if (!state.file.chunked_sha256().empty() &&
+          chunked != state.file.chunked_sha256()) {
+        mismatch =
+            absl::StrCat("chunked SHA-256 of the received bytes is ", chunked,
+                         " but the upload announced ", state.file.chunked_sha256());
+      } else if (!state.file.sha256().empty() && whole != state.file.sha256()) {
+        mismatch = absl::StrCat("SHA-256 of the received bytes is ", whole,
+                                " but the upload announced ", state.file.sha256());
+      }
+      if (!mismatch.empty()) {
+        state.held = 0;
+        state.chunks.clear();
+        state.digests = FreshDigests(state.file, chunk_bytes_);
+        state.hashed = 0;
+        if (absl::Status s = Save(); !s.ok()) return s;
+        return absl::DataLossError(absl::StrCat(
+            "file '", name_, "': the ", mismatch,
+            "; the file changed or was corrupted in transit: send it again from offset "
+            "0"));
+      }
+      if (state.file.chunked_sha256().empty()) state.file.set_chunked_sha256(chunked);
+      state.complete = true;
+      complete_ = true;
+      RETURN_IF_ERROR(Save());
+    }
+    // The chunks go to disk now, while other files may still stream, rather than in
+    // CommitUpload, which then writes only records. Not this file's error: the commit
+    // makes the chunks durable again and reports what stops it.
+    absl::StatusOr<std::shared_ptr<StagingArea>> staging = session_->Staging();
+    if (staging.ok()) (*staging)->MakeDurable().IgnoreError();
+    return absl::OkStatus();
+  }
+
+  absl::Status Fail(absl::Status s) {
+    if (!s.ok()) {
+      error_ = s;
+      Release();
+    }
+    return s;
+  }
+
+  void Release() {
+    if (released_) return;
+    released_ = true;
+    absl::MutexLock lock(&session_->mu);
+    if (session_->files.count(name_) == 0 || session_->closed) return;
+    // Best effort: a lease this fails to end runs out by itself.
+    session_->SaveFile(name_, writer_, /*lease_until_micros=*/0).IgnoreError();
+  }
+
+  Store* const store_;
+  const ChunkPredicate may_reuse_chunk_;
+  const std::shared_ptr<UploadSession> session_;
+  const std::string name_;
+  const int64_t size_;
+  int64_t base_;  // bytes held (staged in whole chunks) from offset 0
+  UploadDigests digests_;
+  const size_t chunk_bytes_;
+  std::string buffer_;  // received bytes after base_, less than one chunk
+  bool complete_;
+  // Set for a complete file opened at offset 0: its first bytes restart it.
+  bool restart_on_data_ = false;
+  bool released_ = false;
+  absl::Status error_;
+  // This stream's name as the file's writer, its lease, and when it last saved.
+  const std::string writer_;
+  const absl::Duration lease_;
+  absl::Time saved_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
+    std::shared_ptr<UploadSession> session, const std::string& name, int64_t offset,
+    size_t chunk_bytes, Store* store, absl::Duration lease,
+    std::function<absl::StatusOr<bool>(const std::string& sha256_raw)> may_reuse_chunk) {
+  absl::MutexLock lock(&session->mu);
+  if (session->closed) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("upload ", session->id(), " is closed; begin a new upload"));
+  }
+  auto it = session->files.find(name);
+  if (it == session->files.end()) {
+    std::string names;
+    for (const auto& [n, unused] : session->files) absl::StrAppend(&names, " ", n);
+    return absl::InvalidArgumentError(
+        absl::StrCat("file '", name, "' is not in the manifest of upload ", session->id(),
+                     "; its files are:", names));
+  }
+  UploadFileState& state = it->second;
+  absl::BitGen gen;
+  std::string writer = absl::StrFormat("%016x", absl::Uniform<uint64_t>(gen));
+  const int64_t until = absl::ToUnixMicros(absl::Now() + lease);
+  if (state.complete) {
+    // Nothing to send; a sink that accepts no bytes and finishes complete. It holds the
+    // file (another stream is refused) until it ends.
+    RETURN_IF_ERROR(
+        ClosedUnderWriter(session->id(), name, session->SaveFile(name, writer, until)));
+    auto sink = std::make_unique<ChunkingFileSink>(
+        session, name, state.file.size(), state.file.size(), state.digests, chunk_bytes,
+        /*complete=*/true, store, std::move(may_reuse_chunk), std::move(writer), lease);
+    sink->set_restart_on_data(offset == 0);
+    return std::unique_ptr<FileSink>(std::move(sink));
+  }
+  if (offset != 0 && offset != state.held) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "file '", name, "': cannot write at offset ", offset, "; the server holds ",
+        state.held, " bytes: resume at offset ", state.held, " or restart at 0"));
+  }
+  if (offset == 0 || state.held == 0) {
+    state.held = 0;
+    state.chunks.clear();
+    state.digests = FreshDigests(state.file, chunk_bytes);
+    state.hashed = 0;
+  } else if (state.hashed != state.held) {
+    // Another server wrote the held bytes: their digest state is rebuilt from them
+    // (from the chunk digests alone when the digests need no bytes).
+    UploadDigests digests = FreshDigests(state.file, chunk_bytes);
+    for (const storage::ChunkRef& c : state.chunks) {
+      std::string data;
+      if (digests.needs_bytes()) {
+        ASSIGN_OR_RETURN(data, store->ReadChunk(c));
+      }
+      digests.AddChunk(c, data);
+    }
+    state.digests = std::move(digests);
+    state.hashed = state.held;
+  }
+  RETURN_IF_ERROR(
+      ClosedUnderWriter(session->id(), name, session->SaveFile(name, writer, until)));
+  auto sink = std::make_unique<ChunkingFileSink>(
+      session, name, state.file.size(), state.held, state.digests, chunk_bytes,
+      /*complete=*/false, store, std::move(may_reuse_chunk), std::move(writer), lease);
+  return std::unique_ptr<FileSink>(std::move(sink));
+}
+
+}  // namespace mgreg

@@ -1,0 +1,57 @@
+// Writing one file of an open upload (PutFile): the bytes are cut into chunks at fixed
+// file offsets and staged, the file's digests verified when its last byte arrives, and
+// the file's held bytes and writer lease saved in its session (server/core/uploads.h).
+#ifndef MGREG_SERVER_CORE_UPLOAD_FILE_SINK_H_
+#define MGREG_SERVER_CORE_UPLOAD_FILE_SINK_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "mgreg/v1/registry.pb.h"
+#include "server/core/uploads.h"
+#include "storage/store.h"
+
+namespace mgreg {
+
+// Writes one file of an open upload, message by message (PutFile).
+class FileSink {
+ public:
+  virtual ~FileSink() = default;
+  // Appends the next bytes. DATA_LOSS if a digest the file was announced with (chunked
+  // or whole-file SHA-256) does not match once all bytes are there (the file restarts
+  // from 0); INVALID_ARGUMENT if more bytes arrive than announced. After an error the
+  // sink is unusable.
+  virtual absl::Status Append(absl::string_view data) = 0;
+  // Appends a chunk the store already holds (SHA-256, 32 raw bytes) as the next
+  // chunk_bytes of the file (fewer at its end), without its bytes crossing the network
+  // (nor, when UploadDigests need no bytes, being read back from the store).
+  // INVALID_ARGUMENT if not at a chunk boundary or the chunk's size does not fit;
+  // NOT_FOUND if the store does not hold the chunk; DATA_LOSS as Append.
+  virtual absl::Status AppendExistingChunk(absl::string_view sha256) = 0;
+  // The stream ended. DATA_LOSS if the file is still incomplete (its whole chunks are
+  // kept: a new stream resumes at the held bytes the message names).
+  virtual absl::StatusOr<v1::PutFileResponse> Finish() = 0;
+};
+
+// Opens a sink for `name` of `session`, starting at `offset` (0 restarts the file;
+// otherwise it must equal the held bytes), and takes the file's writer lease for
+// `lease` (renewed with every chunk, and every lease/4 while bytes arrive).
+// INVALID_ARGUMENT if the file is not in the manifest; FAILED_PRECONDITION if another
+// stream writes it, the upload is closed, or the offset is not 0 or the held bytes.
+// `store` (for existing chunks) must outlive the sink. `may_reuse_chunk` says whether the
+// writer may name a chunk (32-byte SHA-256) instead of sending it; a chunk it may not
+// reuse is answered as one the store does not hold.
+absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
+    std::shared_ptr<UploadSession> session, const std::string& name, int64_t offset,
+    size_t chunk_bytes, Store* store, absl::Duration lease,
+    std::function<absl::StatusOr<bool>(const std::string& sha256_raw)> may_reuse_chunk);
+
+}  // namespace mgreg
+
+#endif  // MGREG_SERVER_CORE_UPLOAD_FILE_SINK_H_
