@@ -414,7 +414,7 @@ class PinCheckpointRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., step: _Optional[int] = ..., pinned: bool = ...) -> None: ...
 
 class PutFileRequest(_message.Message):
-    __slots__ = ["data", "existing_chunk", "header"]
+    __slots__ = ["data", "existing_chunk", "final_chunked_sha256", "header"]
     class Header(_message.Message):
         __slots__ = ["basename", "chunked_sha256", "name", "offset", "sha256", "size", "upload_id"]
         BASENAME_FIELD_NUMBER: _ClassVar[int]
@@ -434,11 +434,13 @@ class PutFileRequest(_message.Message):
         def __init__(self, upload_id: _Optional[str] = ..., name: _Optional[str] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., chunked_sha256: _Optional[str] = ..., basename: _Optional[str] = ...) -> None: ...
     DATA_FIELD_NUMBER: _ClassVar[int]
     EXISTING_CHUNK_FIELD_NUMBER: _ClassVar[int]
+    FINAL_CHUNKED_SHA256_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     existing_chunk: bytes
+    final_chunked_sha256: str
     header: PutFileRequest.Header
-    def __init__(self, header: _Optional[_Union[PutFileRequest.Header, _Mapping]] = ..., data: _Optional[bytes] = ..., existing_chunk: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[PutFileRequest.Header, _Mapping]] = ..., data: _Optional[bytes] = ..., existing_chunk: _Optional[bytes] = ..., final_chunked_sha256: _Optional[str] = ...) -> None: ...
 
 class PutFileResponse(_message.Message):
     __slots__ = ["complete", "held_bytes"]
