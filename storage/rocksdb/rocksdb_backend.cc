@@ -474,12 +474,13 @@ absl::Status RocksBackend::Scan(RecordSink* sink) {
   }));
   RETURN_IF_ERROR(prefix('B', [&](absl::string_view key, absl::string_view v) {
     BlobRecord b;
-    if (!b.ParseFromArray(v.data(), static_cast<int>(v.size())) ||
-        mgreg::BlobKey(b) != key.substr(1)) {
+    const bool parsed = b.ParseFromArray(v.data(), static_cast<int>(v.size()));
+    const std::string blob_key = parsed ? mgreg::BlobKey(b) : std::string();
+    if (!parsed || blob_key != key.substr(1)) {
       sink->AddProblem(absl::StrCat("corrupt blob record ", key.substr(1)));
       return;
     }
-    auto refs = blob_refs.find(mgreg::BlobKey(b));
+    auto refs = blob_refs.find(blob_key);
     sink->AddBlob(b, refs == blob_refs.end() ? 0 : refs->second);
     if (refs != blob_refs.end()) blob_refs.erase(refs);
   }));

@@ -123,11 +123,12 @@ INSTANTIATE_TEST_SUITE_P(Backends, CheckTest, ::testing::Values(false, true),
                          });
 
 // Check against a store damaged behind its back (tests/testing/store_surgery.h): each
-// broken invariant is reported, naming the chunk.
+// broken invariant is reported, naming the chunk or record.
 struct DamageCase {
   Damage damage;
   const char* name;
-  const char* problem;  // what Check says after "chunk <name> "
+  const char* subject;  // what Check says before the name DamageStore returns
+  const char* problem;  // what Check says after it
 };
 
 class CheckDamageTest : public ::testing::TestWithParam<DamageCase> {};
@@ -146,17 +147,19 @@ TEST_P(CheckDamageTest, CheckReportsTheDamage) {
   EXPECT_FALSE(report->ok());
   ASSERT_EQ(report->problems.size(), 1u) << absl::StrJoin(report->problems, "\n");
   EXPECT_THAT(report->problems[0], ::testing::HasSubstr(absl::StrCat(
-                                       "chunk ", *chunk, " ", GetParam().problem)));
+                                       GetParam().subject, *chunk, GetParam().problem)));
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Damages, CheckDamageTest,
-    ::testing::Values(DamageCase{Damage::kMissingChunk, "Missing",
-                                 "is referenced but not stored (missing)"},
-                      DamageCase{Damage::kLeakedChunk, "Leaked",
-                                 "(4096 bytes) is stored but nothing references"},
-                      DamageCase{Damage::kWrongChunkRefcount, "Refcount",
-                                 "has refcount 2 but 1"}),
+    ::testing::Values(DamageCase{Damage::kMissingChunk, "Missing", "chunk ",
+                                 " is referenced but not stored (missing)"},
+                      DamageCase{Damage::kLeakedChunk, "Leaked", "chunk ",
+                                 " (4096 bytes) is stored but nothing references"},
+                      DamageCase{Damage::kWrongChunkRefcount, "Refcount", "chunk ",
+                                 " has refcount 2 but 1"},
+                      DamageCase{Damage::kMisfiledBlob, "MisfiledBlob",
+                                 "corrupt blob record ", ""}),
     [](const auto& info) { return std::string(info.param.name); });
 
 class StoreFaultTest : public ::testing::Test {

@@ -90,6 +90,21 @@ absl::StatusOr<std::string> DamageStore(const std::string& path, Damage damage) 
       name = Name(chunk);
       break;
     }
+    case Damage::kMisfiledBlob: {
+      // A blob record's key is "B" + its digest (storage/blob_key.h); a copy of the
+      // first one under an all-zero digest no longer matches its own content.
+      std::string blob;
+      {
+        std::unique_ptr<rocksdb::Iterator> it(
+            db->NewIterator(rocksdb::ReadOptions(), handles[meta]));
+        it->Seek("B");
+        if (it->Valid() && it->key().starts_with("B")) blob = it->value().ToString();
+      }
+      if (blob.empty()) return absl::FailedPreconditionError("the store has no blob");
+      name = std::string(64, '0');
+      s = Check(db->Put(sync, handles[meta], "B" + name, blob), "writing a blob record");
+      break;
+    }
   }
   if (s.ok()) s = Check(db->Flush(rocksdb::FlushOptions()), "flushing");
   absl::Status closed = close();

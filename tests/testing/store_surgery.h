@@ -14,10 +14,12 @@ enum class Damage {
   kMissingChunk,        // delete the bytes of a referenced chunk
   kLeakedChunk,         // store a chunk nothing references, without a staging marker
   kWrongChunkRefcount,  // add one to a referenced chunk's refcount
+  kMisfiledBlob,        // copy a blob record under a key that is not its digest
 };
 
 // Applies `damage` to the store in `path` (closed) and returns the name of the chunk
-// involved as Check prints it (the first 16 hex digits of its SHA-256).
+// involved as Check prints it (the first 16 hex digits of its SHA-256); for
+// kMisfiledBlob, the key the copy was filed under.
 absl::StatusOr<std::string> DamageStore(const std::string& path, Damage damage);
 
 }  // namespace mgreg::testing
