@@ -30,6 +30,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "common/crc32c.h"
+#include "common/file_digest.h"
 #include "leveldb/env.h"
 #include "leveldb/options.h"
 #include "leveldb/table_builder.h"
@@ -536,10 +537,11 @@ constexpr size_t kSinkIoBytes = 1u << 20;
 
 int SinkOrBenchmark(int argc, char** argv, int (*bench_main)(int, char**)) {
   if (argc >= 3 && std::string(argv[1]) == "--sink") RunSink(argv[2]);
+  if (argc >= 3 && std::string(argv[1]) == "--verifying-sink") RunSink(argv[2], true);
   return bench_main(argc, argv);
 }
 
-void RunSink(const std::string& dir) {
+void RunSink(const std::string& dir, bool verify) {
   const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -562,11 +564,13 @@ void RunSink(const std::string& dir) {
     const std::string path = absl::StrCat(dir, "/received-", n);
     const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) Die(absl::StrCat("sink: cannot create ", path));
+    ChunkedSha256 digest;
     for (;;) {
       const ssize_t r = read(conn, buf.data(), buf.size());
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) Die("sink: read failed");
       if (r == 0) break;
+      if (verify) digest.Update(absl::string_view(buf.data(), static_cast<size_t>(r)));
       for (ssize_t done = 0; done < r;) {
         const ssize_t w = write(fd, buf.data() + done, static_cast<size_t>(r - done));
         if (w <= 0) Die(absl::StrCat("sink: write failed: ", std::strerror(errno)));
@@ -575,6 +579,8 @@ void RunSink(const std::string& dir) {
     }
     if (fsync(fd) != 0) Die("sink: fsync failed");
     close(fd);
+    // The digest is computed like the server's; finishing it is part of the work.
+    if (verify && digest.HexDigest().size() != 64) Die("sink: bad digest");
     const char ack = 1;
     if (write(conn, &ack, 1) != 1) Die("sink: ack failed");
     close(conn);

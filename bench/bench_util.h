@@ -151,9 +151,14 @@ std::string WriteBenchCheckpointTensors(const std::string& dir,
 // every byte received into a new file under `dir`, fsyncs it, acknowledges with one
 // byte, then deletes the file. Prints "sink listening on 127.0.0.1:PORT"; never returns.
 // Run it as a child process (ChildProcess::Start) pinned to the server's CPU.
-[[noreturn]] void RunSink(const std::string& dir);
+// With `verify`, the sink also computes the chunked SHA-256 (common/file_digest.h: one
+// SHA-256 pass over every byte, per 1 MiB piece, as the server's chunk addresses) of what
+// it receives, on the same core, before writing it: the floor of a receiver that verifies
+// every byte (push_bench's push-vs-verifying-floor).
+[[noreturn]] void RunSink(const std::string& dir, bool verify = false);
 // The main() of a benchmark that is also its own floor's sink: RunSink(argv[2]) when the
-// first argument is `--sink`, else `bench_main`.
+// first argument is `--sink`, RunSink(argv[2], true) when it is `--verifying-sink`, else
+// `bench_main`.
 int SinkOrBenchmark(int argc, char** argv, int (*bench_main)(int, char**));
 // Sends the files over one connection to the sink at `address`; returns the seconds
 // until the sink acknowledged that every byte is on disk. Fails unless `expect_bytes`
