@@ -6,7 +6,8 @@ namespace mgreg {
 
 // Turns off absl::Mutex's deadlock detection for this process. Call it at the top of
 // main, before any thread starts: mgreg-server does, and so does the bare gRPC server
-// that benchmarks compare it with (bench/bare_server.cc), so that both run gRPC alike.
+// that benchmarks compare it with (bench/bare_server.cc), so that both run gRPC alike;
+// the `mgreg` CLI does too (client/mgreg_main.cc).
 //
 // Why: Debian 12's abseil (20220623) is built without NDEBUG, so every absl::Mutex runs
 // the detector meant for debug builds: each Lock updates a process-wide lock-order graph
@@ -14,8 +15,9 @@ namespace mgreg {
 // 64 ns instead of 17, measured here), and gRPC's own locks are absl::Mutex, taken many
 // times per call. And a process that ever takes two mutexes in both orders aborts
 // ("dying due to potential deadlock"), even if the two orders can never meet: a crash a
-// server should not risk for a possible deadlock. Tests keep the detector (their
-// in-process servers are where a lock-order inversion should show up).
+// server (or a push half-way through) should not risk for a possible deadlock. Tests
+// keep the detector (their in-process servers and clients are where a lock-order
+// inversion should show up).
 void TurnOffMutexDeadlockDetection();
 
 }  // namespace mgreg
