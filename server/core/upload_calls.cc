@@ -112,8 +112,13 @@ absl::StatusOr<v1::Upload> UploadCalls::BeginAdmitted(
     RETURN_IF_ERROR(AddUploadFile(*session, f, same_as, scope));
   }
   RETURN_IF_ERROR(uploads_.Start(session));
-  v1::Upload out = session->ToProto();
+  v1::Upload out = Describe(*session);
   out.set_already_committed(already_committed);
+  return out;
+}
+
+v1::Upload UploadCalls::Describe(const UploadSession& session) const {
+  v1::Upload out = session.ToProto();
   out.set_chunk_bytes(static_cast<int64_t>(options_->chunk_bytes));
   return out;
 }
@@ -262,7 +267,7 @@ absl::StatusOr<v1::Upload> UploadCalls::GetUpload(const v1::GetUploadRequest& re
   ASSIGN_OR_RETURN(std::shared_ptr<UploadSession> session,
                    uploads_.Find(request.upload_id()));
   absl::MutexLock lock(&session->mu);
-  return session->ToProto();
+  return Describe(*session);
 }
 
 absl::Status UploadCalls::ValidateContents(const UploadSession& session,

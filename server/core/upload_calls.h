@@ -52,6 +52,9 @@ class UploadCalls {
   // BeginUpload once the quotas admitted it.
   absl::StatusOr<v1::Upload> BeginAdmitted(const v1::BeginUploadRequest& request,
                                            const ContentScope& scope);
+  // The upload as BeginUpload and GetUpload return it: its files and the chunk size.
+  v1::Upload Describe(const UploadSession& session) const
+      ABSL_SHARED_LOCKS_REQUIRED(session.mu);
   // Adds an announced file to an upload; marks it complete if the store holds it and
   // `scope` may reuse it. `same_as`, if not null, is the stored file it is known to
   // equal (the step exists with this content): its digests complete the file's, so an

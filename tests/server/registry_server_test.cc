@@ -435,6 +435,9 @@ TEST_P(RegistryServerTest, UploadsCheckSizeDigestAndCompletenessAndResume) {
   }
   auto status = client_->GetUpload(id);
   ASSERT_TRUE(status.ok());
+  // A writer resuming by upload id learns the chunk size from GetUpload, as from
+  // BeginUpload, to name chunks the server holds.
+  EXPECT_EQ(status->chunk_bytes(), 64 << 10);
   for (const auto& f : status->files()) {
     if (f.file().name() == "data-00000-of-00002") {
       EXPECT_EQ(f.held_bytes(), 2 * (64 << 10));
