@@ -130,14 +130,19 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
       return absl::InvalidArgumentError(
           "only the first PutFile message may carry a header; open one stream per file");
     }
+    absl::Status appended;
     if (!request_.existing_chunk().empty()) {
       if (!request_.data().empty()) {
         return absl::InvalidArgumentError(
             "a PutFile message carries either data or existing_chunk, not both");
       }
-      return sink_->AppendExistingChunk(request_.existing_chunk());
+      appended = sink_->AppendExistingChunk(request_.existing_chunk());
+    } else {
+      appended = sink_->Append(request_.data());
     }
-    return sink_->Append(request_.data());
+    // The digest applies to the bytes held with this message's.
+    if (!appended.ok() || request_.final_chunked_sha256().empty()) return appended;
+    return sink_->GiveFinalDigest(request_.final_chunked_sha256());
   }
 
   // The client finished sending (or went away).

@@ -73,7 +73,7 @@ absl::StatusOr<v1::Upload> UploadCalls::BeginAdmitted(
       store_->GetCheckpoint(request.model(), request.step());
   if (existing.ok()) {
     ASSIGN_OR_RETURN(
-        already_committed,
+        const Sameness same,
         SameFiles(*existing, request,
                   [this](const storage::FileRecord& f)
                       -> absl::StatusOr<std::optional<storage::BlobRecord>> {
@@ -85,7 +85,10 @@ absl::StatusOr<v1::Upload> UploadCalls::BeginAdmitted(
                     }
                     return blob.status();
                   }));
-    if (!already_committed) {
+    already_committed = same == Sameness::kSame;
+    // kUnknown (a file announced without a digest): the commit decides, as for a
+    // step committed while this upload is open.
+    if (same == Sameness::kDifferent) {
       // Refused now rather than after the bytes are sent; Commit checks it again.
       absl::StatusOr<storage::ModelRecord> model = store_->GetModel(request.model());
       if (!model.ok() && model.status().code() != absl::StatusCode::kNotFound) {
@@ -143,6 +146,12 @@ absl::Status UploadCalls::AddUploadFile(UploadSession& session, const v1::FileIn
     state.complete = true;
     return absl::OkStatus();
   }
+  // A file announced without a digest cannot be found in the store: its bytes come,
+  // and its writer gives the digest at the end.
+  if (state.file.sha256().empty() && state.file.chunked_sha256().empty()) {
+    state.announced_without_digest = true;
+    return absl::OkStatus();
+  }
   // Content the store holds already is not sent again, if the caller may reuse it
   // (otherwise it sends the bytes, as if the store did not hold them: issue 11 item 6).
   const std::string key = BlobKey(state.file);
@@ -180,42 +189,44 @@ absl::StatusOr<std::unique_ptr<FileSink>> UploadCalls::OpenFileSink(
       RETURN_IF_ERROR(session->LearnBasename(header.basename()));
     }
     auto it = session->files.find(header.name());
+    const bool learning = session->request().files().empty();
     bool relearn = false;
     if (it != session->files.end()) {
       const storage::FileRecord& known = it->second.file;
-      // A digest the header gives differs when the manifest has one of that kind.
-      const auto digest_differs = [](const std::string& given, const std::string& known) {
-        return !given.empty() && !known.empty() && given != known;
+      // A digest the header gives differs when the entry has one of that kind. For a
+      // manifest announced at BeginUpload the sink checks the digests
+      // (OpenUploadFileSink).
+      const auto digest_differs = [&](const std::string& given,
+                                      const std::string& known) {
+        return learning && !given.empty() && !known.empty() && given != known;
       };
       const bool differs =
           (header.size() != 0 && header.size() != known.size()) ||
           digest_differs(header.sha256(), known.sha256()) ||
           digest_differs(header.chunked_sha256(), known.chunked_sha256());
-      if (differs && session->request().files().empty() && !it->second.complete &&
-          !it->second.writing) {
+      if (differs && learning && !it->second.complete && !it->second.writing) {
         // A learned entry binds nobody until its file is complete: a writer whose
         // stream failed must not lock out the one that sends the real file.
         relearn = true;
       } else if (differs) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("file '", header.name(),
-                         "': the size or a digest in the PutFile header differs "
-                         "from the manifest announced at BeginUpload"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "file '", header.name(), "': the size ", header.size(),
+            " or a digest in the PutFile header differs from the file's entry in the "
+            "upload (size ",
+            known.size(),
+            ", announced at BeginUpload or by its first writer); send that file, or "
+            "begin a new upload"));
       }
     }
-    if ((it == session->files.end() || relearn) && session->request().files().empty()) {
-      // An upload begun without files learns each one from its writer.
+    if ((it == session->files.end() || relearn) && learning) {
+      // An upload begun without files learns each one from its writer: its size, and
+      // its digests if the header gives them (else its writer gives the chunked one at
+      // the end, PutFileRequest.final_chunked_sha256).
       v1::FileInfo f;
       f.set_name(header.name());
       f.set_size(header.size());
       f.set_sha256(header.sha256());
       f.set_chunked_sha256(header.chunked_sha256());
-      if (f.sha256().empty() && f.chunked_sha256().empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "file '", header.name(),
-            "' is not in the upload's manifest yet: give its size and chunked_sha256 "
-            "(or sha256), 64 lower-case hex, in the PutFile header"));
-      }
       RETURN_IF_ERROR(
           ValidateFiles({f}, absl::StatusCode::kOk, session->request().kind()));
       std::vector<v1::FileInfo> all = {f};
@@ -238,7 +249,8 @@ absl::StatusOr<std::unique_ptr<FileSink>> UploadCalls::OpenFileSink(
       // The sink holds the session, so `raw` lives as long as the predicate.
       [this, raw, scope](const std::string& sha256_raw) {
         return MayReuseChunk(*raw, scope, sha256_raw);
-      });
+      },
+      GivenDigests{header.sha256(), header.chunked_sha256()});
 }
 
 absl::StatusOr<bool> UploadCalls::MayReuseChunk(UploadSession& session,
@@ -358,7 +370,12 @@ absl::StatusOr<v1::Checkpoint> UploadCalls::CommitUpload(
     absl::MutexLock lock(&session->mu);
     std::vector<std::string> missing;
     for (const auto& [name, state] : session->files) {
-      if (!state.complete) {
+      if (!state.complete && state.held == state.file.size() &&
+          state.file.sha256().empty() && state.file.chunked_sha256().empty()) {
+        missing.push_back(absl::StrCat(
+            name, " (every byte held but no digest: send a PutFile of it at offset ",
+            state.held, " with final_chunked_sha256, its chunked SHA-256, and no data)"));
+      } else if (!state.complete) {
         missing.push_back(
             absl::StrCat(name, " (", state.held, " of ", state.file.size(), " bytes)"));
       } else if (state.writing) {

@@ -30,6 +30,8 @@ class UploadDigests {
   // True when AddChunk needs the chunk's bytes: the whole-file digest is asked for, or
   // the chunks are not the chunked digest's pieces.
   bool needs_bytes() const { return whole_ || !by_piece_; }
+  // True if the whole-file SHA-256 is computed.
+  bool whole() const { return whole_; }
   // Feeds the file's next chunk: `ref` (its SHA-256 and size) and, when needs_bytes(),
   // its bytes (ignored otherwise).
   void AddChunk(const storage::ChunkRef& ref, absl::string_view bytes);

@@ -8,8 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/sha256.h"
 #include "common/status_macros.h"
 #include "server/core/api_errors.h"
+#include "server/core/validation.h"
 
 namespace mgreg {
 
@@ -26,6 +28,52 @@ absl::Status ClosedUnderWriter(const std::string& id, const std::string& name,
 // The digest state of a file with no bytes held yet.
 UploadDigests FreshDigests(const storage::FileRecord& file, size_t chunk_bytes) {
   return UploadDigests(/*whole=*/!file.sha256().empty(), chunk_bytes);
+}
+
+bool HasDigest(const storage::FileRecord& file) {
+  return !file.sha256().empty() || !file.chunked_sha256().empty();
+}
+
+// Drops the digests of a file announced without one (`writers`: they came from its
+// writers, and their bytes are gone or start over); an empty file keeps the digest of
+// no bytes. A file announced with a digest keeps its digests.
+void ForgetWritersDigests(bool writers, storage::FileRecord* file) {
+  if (!writers) return;
+  file->clear_sha256();
+  file->set_chunked_sha256(file->size() == 0 ? Sha256Hex("") : "");
+}
+
+// Checks a digest a writer gives as `what` (`chunked`: of that kind, else the
+// whole-file SHA-256) against the file's digest of its kind (`writers`: the file's
+// digests came from its writers); without one, the file takes it if `adopt`.
+// INVALID_ARGUMENT if malformed or different, naming both.
+absl::Status TakeDigest(storage::FileRecord* file, bool writers, absl::string_view what,
+                        bool chunked, const std::string& value, bool adopt) {
+  if (value.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(ValidateDigest(file->name(), what, value, file->size()));
+  const std::string& known = chunked ? file->chunked_sha256() : file->sha256();
+  if (known.empty()) {
+    if (adopt && chunked) file->set_chunked_sha256(value);
+    if (adopt && !chunked) file->set_sha256(value);
+    return absl::OkStatus();
+  }
+  if (known == value) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "file '", file->name(), "': ", what, " ", value, " differs from the file's ",
+      chunked ? "chunked_sha256 " : "sha256 ", known,
+      writers ? " that its writer gave; give the digest of the bytes sent, or start the "
+                "file over at offset 0"
+              : " announced for it; give the digest of the announced file, or begin a "
+                "new upload if the file changed"));
+}
+
+// The header's digests: each checked against the file's, taken if `adopt`.
+absl::Status TakeGiven(storage::FileRecord* file, bool writers, const GivenDigests& given,
+                       bool adopt) {
+  RETURN_IF_ERROR(TakeDigest(file, writers, "the PutFile header's sha256",
+                             /*chunked=*/false, given.sha256, adopt));
+  return TakeDigest(file, writers, "the PutFile header's chunked_sha256",
+                    /*chunked=*/true, given.chunked_sha256, adopt);
 }
 
 // Cuts the incoming bytes into chunks at fixed file offsets, stages each chunk, and
@@ -53,7 +101,12 @@ class ChunkingFileSink : public FileSink {
 
   ~ChunkingFileSink() override { Release(); }
 
-  void set_restart_on_data(bool restart) { restart_on_data_ = restart; }
+  // For a complete file opened at offset 0: its first bytes restart it, and then it
+  // takes the header's digests `given`.
+  void set_restart_on_data(bool restart, GivenDigests given) {
+    restart_on_data_ = restart;
+    given_ = std::move(given);
+  }
 
   absl::Status Append(absl::string_view data) override {
     if (!error_.ok()) return error_;
@@ -67,9 +120,13 @@ class ChunkingFileSink : public FileSink {
     const int64_t received = base_ + static_cast<int64_t>(buffer_.size() + data.size());
     if (absl::Now() - saved_ > lease_ / 4) {
       // Any message keeps the upload alive and the lease held, also one shorter than a
-      // chunk: renewed in the store now and then.
-      absl::MutexLock lock(&session_->mu);
-      if (absl::Status s = Save(); !s.ok()) return Fail(std::move(s));
+      // chunk: renewed in the store now and then. (Fail takes the session's lock.)
+      absl::Status renewed;
+      {
+        absl::MutexLock lock(&session_->mu);
+        renewed = Save();
+      }
+      if (!renewed.ok()) return Fail(std::move(renewed));
     }
     if (received > size_) {
       return Fail(absl::InvalidArgumentError(
@@ -167,12 +224,22 @@ class ChunkingFileSink : public FileSink {
     return absl::OkStatus();
   }
 
+  absl::Status GiveFinalDigest(const std::string& chunked_sha256) override {
+    if (!error_.ok()) return error_;
+    if (absl::Status s = TakeFinalDigest(chunked_sha256); !s.ok())
+      return Fail(std::move(s));
+    if (!complete_ && base_ == size_) return Fail(Verify());
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<v1::PutFileResponse> Finish() override {
     if (!error_.ok()) return error_;
     v1::PutFileResponse response;
     response.set_held_bytes(base_);
     response.set_complete(complete_);
     Release();
+    // Every byte is here; the digest comes in a later PutFile at offset size_.
+    if (awaiting_digest_) return response;
     if (!complete_) {
       return absl::DataLossError(absl::StrCat(
           "stream for file '", name_, "' ended after ",
@@ -189,6 +256,11 @@ class ChunkingFileSink : public FileSink {
     restart_on_data_ = false;
     absl::MutexLock lock(&session_->mu);
     UploadFileState& state = session_->files.at(name_);
+    ForgetWritersDigests(state.announced_without_digest, &state.file);
+    // Checked against the file's digests when the stream opened.
+    TakeGiven(&state.file, state.announced_without_digest, given_,
+              state.announced_without_digest)
+        .IgnoreError();
     state.held = 0;
     state.chunks.clear();
     state.digests = FreshDigests(state.file, chunk_bytes_);
@@ -198,6 +270,20 @@ class ChunkingFileSink : public FileSink {
     base_ = 0;
     digests_ = state.digests;
     complete_ = false;
+    return Save();
+  }
+
+  // Checks the writer's final digest against the file's, and stores it if the file
+  // had none. A complete file keeps its digests (its bytes were verified against them).
+  absl::Status TakeFinalDigest(const std::string& chunked_sha256) {
+    absl::MutexLock lock(&session_->mu);
+    UploadFileState& state = session_->files.at(name_);
+    storage::FileRecord file = state.file;
+    RETURN_IF_ERROR(TakeDigest(&file, state.announced_without_digest,
+                               "final_chunked_sha256", /*chunked=*/true, chunked_sha256,
+                               !complete_));
+    if (file.chunked_sha256() == state.file.chunked_sha256()) return absl::OkStatus();
+    state.file = std::move(file);
     return Save();
   }
 
@@ -239,27 +325,32 @@ class ChunkingFileSink : public FileSink {
     return Save();
   }
 
-  // Checks the file's digests once every byte is held (each one it was announced with;
-  // the chunked one is recorded too when it was not), then makes its chunks durable.
+  // Checks the file's digests once every byte is held (each one it has; the chunked one
+  // is recorded too when it had none), then makes its chunks durable. Without a digest
+  // yet the file waits for one, every byte held.
   absl::Status Verify() {
     const std::string chunked = digests_.chunked_hex();
     const std::string whole = digests_.whole_hex();
     {
       absl::MutexLock lock(&session_->mu);
       UploadFileState& state = session_->files.at(name_);
+      awaiting_digest_ = !HasDigest(state.file);
+      if (awaiting_digest_) return absl::OkStatus();
+      const char* source =
+          state.announced_without_digest ? "its writer gave" : "the upload announced";
       std::string mismatch;
       if (!state.file.chunked_sha256().empty() &&
           chunked != state.file.chunked_sha256()) {
-        mismatch =
-            absl::StrCat("chunked SHA-256 of the received bytes is ", chunked,
-                         " but the upload announced ", state.file.chunked_sha256());
+        mismatch = absl::StrCat("chunked SHA-256 of the received bytes is ", chunked,
+                                " but ", source, " ", state.file.chunked_sha256());
       } else if (!state.file.sha256().empty() && whole != state.file.sha256()) {
-        mismatch = absl::StrCat("SHA-256 of the received bytes is ", whole,
-                                " but the upload announced ", state.file.sha256());
+        mismatch = absl::StrCat("SHA-256 of the received bytes is ", whole, " but ",
+                                source, " ", state.file.sha256());
       }
       if (!mismatch.empty()) {
         state.held = 0;
         state.chunks.clear();
+        ForgetWritersDigests(state.announced_without_digest, &state.file);
         state.digests = FreshDigests(state.file, chunk_bytes_);
         state.hashed = 0;
         if (absl::Status s = Save(); !s.ok()) return s;
@@ -308,8 +399,12 @@ class ChunkingFileSink : public FileSink {
   const size_t chunk_bytes_;
   std::string buffer_;  // received bytes after base_, less than one chunk
   bool complete_;
-  // Set for a complete file opened at offset 0: its first bytes restart it.
+  // Set for a complete file opened at offset 0: its first bytes restart it, and it
+  // takes given_ (the header's digests) then.
   bool restart_on_data_ = false;
+  GivenDigests given_;
+  // Every byte is held but the file has no digest yet.
+  bool awaiting_digest_ = false;
   bool released_ = false;
   absl::Status error_;
   // This stream's name as the file's writer, its lease, and when it last saved.
@@ -323,7 +418,8 @@ class ChunkingFileSink : public FileSink {
 absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
     std::shared_ptr<UploadSession> session, const std::string& name, int64_t offset,
     size_t chunk_bytes, Store* store, absl::Duration lease,
-    std::function<absl::StatusOr<bool>(const std::string& sha256_raw)> may_reuse_chunk) {
+    std::function<absl::StatusOr<bool>(const std::string& sha256_raw)> may_reuse_chunk,
+    GivenDigests given) {
   absl::MutexLock lock(&session->mu);
   if (session->closed) {
     return absl::FailedPreconditionError(
@@ -341,15 +437,20 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
   absl::BitGen gen;
   std::string writer = absl::StrFormat("%016x", absl::Uniform<uint64_t>(gen));
   const int64_t until = absl::ToUnixMicros(absl::Now() + lease);
+  const bool writers = state.announced_without_digest;
   if (state.complete) {
     // Nothing to send; a sink that accepts no bytes and finishes complete. It holds the
-    // file (another stream is refused) until it ends.
+    // file (another stream is refused) until it ends. The header's digests must agree
+    // with the file's (a restart at offset 0 takes them again once it forgot its
+    // writers' ones).
+    storage::FileRecord file = state.file;
+    RETURN_IF_ERROR(TakeGiven(&file, writers, given, /*adopt=*/false));
     RETURN_IF_ERROR(
         ClosedUnderWriter(session->id(), name, session->SaveFile(name, writer, until)));
     auto sink = std::make_unique<ChunkingFileSink>(
         session, name, state.file.size(), state.file.size(), state.digests, chunk_bytes,
         /*complete=*/true, store, std::move(may_reuse_chunk), std::move(writer), lease);
-    sink->set_restart_on_data(offset == 0);
+    sink->set_restart_on_data(offset == 0, std::move(given));
     return std::unique_ptr<FileSink>(std::move(sink));
   }
   if (offset != 0 && offset != state.held) {
@@ -357,14 +458,21 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
         "file '", name, "': cannot write at offset ", offset, "; the server holds ",
         state.held, " bytes: resume at offset ", state.held, " or restart at 0"));
   }
-  if (offset == 0 || state.held == 0) {
+  const bool restart = offset == 0 || state.held == 0;
+  storage::FileRecord file = state.file;
+  if (restart) ForgetWritersDigests(writers, &file);
+  RETURN_IF_ERROR(TakeGiven(&file, writers, given, writers));
+  state.file = std::move(file);
+  if (restart) {
     state.held = 0;
     state.chunks.clear();
     state.digests = FreshDigests(state.file, chunk_bytes);
     state.hashed = 0;
-  } else if (state.hashed != state.held) {
-    // Another server wrote the held bytes: their digest state is rebuilt from them
-    // (from the chunk digests alone when the digests need no bytes).
+  } else if (state.hashed != state.held ||
+             (!state.file.sha256().empty() && !state.digests.whole())) {
+    // Another server wrote the held bytes, or the writer gave a whole-file SHA-256 only
+    // now: the digest state is rebuilt from them (from the chunk digests alone when the
+    // digests need no bytes).
     UploadDigests digests = FreshDigests(state.file, chunk_bytes);
     for (const storage::ChunkRef& c : state.chunks) {
       std::string data;

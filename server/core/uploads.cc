@@ -25,6 +25,7 @@ storage::UploadFileRecord ToRecord(const UploadFileState& state) {
   for (const storage::ChunkRef& c : state.chunks) *r.add_chunks() = c;
   r.set_complete(state.complete);
   r.set_already_stored(state.already_stored);
+  r.set_announced_without_digest(state.announced_without_digest);
   r.set_version(state.version);
   r.set_writer(state.writer);
   r.set_writer_until_micros(state.writer_until_micros);
@@ -38,6 +39,7 @@ void FromRecord(const storage::UploadFileRecord& r, int64_t now, UploadFileState
   state->chunks.assign(r.chunks().begin(), r.chunks().end());
   state->complete = r.complete();
   state->already_stored = r.already_stored();
+  state->announced_without_digest = r.announced_without_digest();
   state->version = r.version();
   state->writer = r.writer();
   state->writer_until_micros = r.writer_until_micros();

@@ -41,6 +41,8 @@ struct UploadFileState {
   bool complete = false;
   // The content was in the store before this upload (no chunks staged for it).
   bool already_stored = false;
+  // Announced without a digest: its digests are its writers' (upload_file_sink.h).
+  bool announced_without_digest = false;
   // A PutFile stream (on any server) holds the file: its lease has not run out.
   bool writing = false;
   // As stored: the record's version, and the writer's lease.

@@ -115,27 +115,27 @@ absl::Status CheckUploadSizes(const std::vector<v1::FileInfo>& files,
   return absl::OkStatus();
 }
 
-absl::Status ValidateFileDigests(const v1::FileInfo& f) {
-  if (f.sha256().empty() && f.chunked_sha256().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "file '", f.name(),
-        "' has no digest: give chunked_sha256 (SHA-256 of its 1 MiB pieces' SHA-256s), "
-        "sha256 (of the whole file), or both"));
+absl::Status ValidateDigest(absl::string_view file, absl::string_view field,
+                            const std::string& digest, int64_t size) {
+  if (!IsSha256Hex(digest)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("file '", file, "': ", field, " ", api_errors::Quote(digest),
+                     " is not 64 lower-case hex characters"));
   }
-  for (const auto& [field, digest] :
-       {std::pair<const char*, const std::string*>{"sha256", &f.sha256()},
-        {"chunked_sha256", &f.chunked_sha256()}}) {
-    if (digest->empty()) continue;
-    if (!IsSha256Hex(*digest)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("file '", f.name(), "': ", field, " '", absl::CEscape(*digest),
-                       "' is not 64 lower-case hex characters"));
-    }
-    // Both digests of no bytes are the SHA-256 of no bytes.
-    if (f.size() == 0 && *digest != Sha256Hex("")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "file '", f.name(), "' is empty but its ", field, " is not that of no bytes"));
-    }
+  if (size == 0 && digest != Sha256Hex("")) {
+    return absl::InvalidArgumentError(absl::StrCat("file '", file, "' is empty but its ",
+                                                   field, " is not that of no bytes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateFileDigests(const v1::FileInfo& f) {
+  if (!f.sha256().empty()) {
+    RETURN_IF_ERROR(ValidateDigest(f.name(), "sha256", f.sha256(), f.size()));
+  }
+  if (!f.chunked_sha256().empty()) {
+    RETURN_IF_ERROR(
+        ValidateDigest(f.name(), "chunked_sha256", f.chunked_sha256(), f.size()));
   }
   return absl::OkStatus();
 }
@@ -192,17 +192,35 @@ absl::Status ValidateFiles(const std::vector<v1::FileInfo>& files,
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> SameFiles(const storage::CheckpointRecord& record,
-                               const v1::BeginUploadRequest& request,
-                               const planner::BlobLookup& blob_of) {
+absl::StatusOr<Sameness> SameFiles(const storage::CheckpointRecord& record,
+                                   const v1::BeginUploadRequest& request,
+                                   const planner::BlobLookup& blob_of) {
   storage::CheckpointRecord announced;
   announced.set_basename(request.basename());
   std::vector<v1::FileInfo> files(request.files().begin(), request.files().end());
   std::sort(files.begin(), files.end(), [](const v1::FileInfo& a, const v1::FileInfo& b) {
     return a.name() < b.name();
   });
-  for (const v1::FileInfo& f : files) *announced.add_files() = FileRecordOf(f);
-  return planner::SameContent(record, announced, blob_of);
+  bool undigested = false;
+  for (const v1::FileInfo& f : files) {
+    *announced.add_files() = FileRecordOf(f);
+    undigested = undigested || (f.sha256().empty() && f.chunked_sha256().empty());
+  }
+  ASSIGN_OR_RETURN(bool same, planner::SameContent(record, announced, blob_of));
+  if (same) return Sameness::kSame;
+  if (!undigested || record.basename() != announced.basename() ||
+      record.files_size() != announced.files_size()) {
+    return Sameness::kDifferent;
+  }
+  // Without a digest only the names and sizes can be compared now.
+  for (int i = 0; i < record.files_size(); ++i) {
+    const storage::FileRecord& a = record.files(i);
+    const storage::FileRecord& b = announced.files(i);
+    if (a.name() != b.name() || CompareFileDigests(a, b) == Sameness::kDifferent) {
+      return Sameness::kDifferent;
+    }
+  }
+  return Sameness::kUnknown;
 }
 
 absl::Status ValidateAlias(absl::string_view alias) {

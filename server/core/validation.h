@@ -14,6 +14,7 @@
 #include "google/protobuf/map.h"
 #include "mgreg/storage/records.pb.h"
 #include "mgreg/v1/registry.pb.h"
+#include "storage/blob_key.h"
 #include "storage/planner.h"
 
 namespace mgreg {
@@ -42,15 +43,23 @@ absl::Status CheckUploadSizes(const std::vector<v1::FileInfo>& files,
 // from its writers, OK to skip the check). SavedModel steps: ValidateSavedModelNames.
 absl::Status ValidateFiles(const std::vector<v1::FileInfo>& files,
                            absl::StatusCode missing_code, v1::StepKind kind);
-// INVALID_ARGUMENT naming the file unless it has a digest (sha256, chunked_sha256 or
-// both), each one 64 lower-case hex and, for an empty file, the SHA-256 of no bytes.
+// INVALID_ARGUMENT naming the file and `field` unless `digest` (of a file of `size`
+// bytes) is 64 lower-case hex and, for an empty file, the SHA-256 of no bytes (both
+// digest kinds of no bytes are that).
+absl::Status ValidateDigest(absl::string_view file, absl::string_view field,
+                            const std::string& digest, int64_t size);
+// ValidateDigest of each digest the file gives (sha256, chunked_sha256); a file may give
+// none (its writer gives the chunked one at the end:
+// PutFileRequest.final_chunked_sha256).
 absl::Status ValidateFileDigests(const v1::FileInfo& f);
-// True if `record` holds exactly the basename and files (names, sizes, digests) the
-// request announces: beginning it again is a no-op, not a conflict. Digests compare as
-// planner::SameContent (an old record's chunked digest comes from its blob, `blob_of`).
-absl::StatusOr<bool> SameFiles(const storage::CheckpointRecord& record,
-                               const v1::BeginUploadRequest& request,
-                               const planner::BlobLookup& blob_of);
+// Whether `record` holds exactly the basename and files (names, sizes, digests) the
+// request announces: kSame makes beginning it again a no-op, not a conflict; kUnknown
+// when only files announced without a digest could differ (the commit decides, once
+// their digests are known). Digests compare as planner::SameContent (an old record's
+// chunked digest comes from its blob, `blob_of`).
+absl::StatusOr<Sameness> SameFiles(const storage::CheckpointRecord& record,
+                                   const v1::BeginUploadRequest& request,
+                                   const planner::BlobLookup& blob_of);
 // INVALID_ARGUMENT unless `alias` is an identifier: [A-Za-z_][A-Za-z0-9_.-]*, at most
 // 64 bytes.
 absl::Status ValidateAlias(absl::string_view alias);

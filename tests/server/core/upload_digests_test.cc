@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/file_digest.h"
 #include "common/sha256.h"
@@ -220,6 +221,109 @@ TEST_F(DigestSinkTest, AResumedFileIsVerifiedWithoutReadingItsHeldChunks) {
   ASSERT_TRUE((*sink)->Append(content.substr(kMiB)).ok());
   ASSERT_TRUE((*sink)->Finish().ok());
   EXPECT_TRUE(State(*session).complete);
+}
+
+// Issue 17: a file announced without a digest, written through one server, and its
+// final digest given through another (a RADOS replica; here a second UploadManager on
+// the same store, whose cache starts empty). The file's state, with no digest, is read
+// from the session store; the digest state is rebuilt from the held chunks.
+class LateDigestTest : public DigestSinkTest {
+ protected:
+  std::shared_ptr<UploadSession> Undigested(const std::string& content) {
+    v1::BeginUploadRequest request;
+    request.set_model("m");
+    request.set_step(1);
+    std::shared_ptr<UploadSession> session = uploads_.New(request, "o");
+    absl::MutexLock lock(&session->mu);
+    UploadFileState& state = session->files["data"];
+    state.file.set_name("data");
+    state.file.set_size(static_cast<int64_t>(content.size()));
+    state.announced_without_digest = true;
+    EXPECT_TRUE(uploads_.Start(session).ok());
+    return session;
+  }
+
+  // Every byte of `content` through a sink of `chunk_bytes` chunks, no digest.
+  void WriteAll(std::shared_ptr<UploadSession> session, const std::string& content,
+                size_t chunk_bytes) {
+    absl::StatusOr<std::unique_ptr<FileSink>> sink =
+        OpenUploadFileSink(std::move(session), "data", 0, chunk_bytes, &store_,
+                           absl::Seconds(30), [](const std::string&) { return true; });
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    ASSERT_TRUE((*sink)->Append(content).ok());
+    absl::StatusOr<v1::PutFileResponse> done = (*sink)->Finish();
+    ASSERT_TRUE(done.ok()) << done.status();
+    EXPECT_FALSE(done->complete());
+    EXPECT_EQ(done->held_bytes(), static_cast<int64_t>(content.size()));
+  }
+
+  // The upload as a second server sees it.
+  std::shared_ptr<UploadSession> OnSecondServer(const std::string& id) {
+    absl::StatusOr<std::shared_ptr<UploadSession>> found = second_.Find(id);
+    EXPECT_TRUE(found.ok()) << found.status();
+    return found.ok() ? *found : nullptr;
+  }
+
+  UploadManager second_{&store_, absl::Seconds(30)};
+};
+
+TEST_F(LateDigestTest, ASecondServerCompletesAFileWithTheDigestGivenThere) {
+  for (size_t chunk_bytes : {kMiB, size_t{64} << 10}) {
+    SCOPED_TRACE(chunk_bytes);
+    const std::string content = Bytes(5 * kMiB / 2, 12);
+    std::shared_ptr<UploadSession> session = Undigested(content);
+    WriteAll(session, content, chunk_bytes);
+    std::shared_ptr<UploadSession> there = OnSecondServer(session->id());
+    ASSERT_NE(there, nullptr);
+    ASSERT_NE(there.get(), session.get());
+    {
+      const UploadFileState& state = State(*there);
+      EXPECT_EQ(state.held, static_cast<int64_t>(content.size()));
+      EXPECT_FALSE(state.complete);
+      EXPECT_TRUE(state.announced_without_digest);
+      EXPECT_EQ(state.file.chunked_sha256(), "");
+    }
+    absl::StatusOr<std::unique_ptr<FileSink>> sink = OpenUploadFileSink(
+        there, "data", static_cast<int64_t>(content.size()), chunk_bytes, &store_,
+        absl::Seconds(30), [](const std::string&) { return true; });
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    ASSERT_TRUE((*sink)->Append("").ok());
+    ASSERT_TRUE((*sink)->GiveFinalDigest(ChunkedSha256Hex(content)).ok());
+    ASSERT_TRUE((*sink)->Finish().ok());
+    EXPECT_TRUE(State(*there).complete);
+    // The first server reads the same from the store.
+    ASSERT_TRUE(uploads_.Find(session->id()).ok());
+    EXPECT_TRUE(State(*session).complete);
+    EXPECT_EQ(State(*session).file.chunked_sha256(), ChunkedSha256Hex(content));
+  }
+}
+
+TEST_F(LateDigestTest, AWrongDigestGivenOnASecondServerDropsTheBytesAndItself) {
+  const std::string content = Bytes(3 * kMiB / 2, 13);
+  std::shared_ptr<UploadSession> session = Undigested(content);
+  WriteAll(session, content, kMiB);
+  std::shared_ptr<UploadSession> there = OnSecondServer(session->id());
+  ASSERT_NE(there, nullptr);
+  // A whole-file digest in the header of a file announced without one: the second
+  // server reads the held chunks back to compute it.
+  GivenDigests given;
+  given.sha256 = Sha256Hex("other bytes");
+  absl::StatusOr<std::unique_ptr<FileSink>> sink = OpenUploadFileSink(
+      there, "data", static_cast<int64_t>(content.size()), kMiB, &store_,
+      absl::Seconds(30), [](const std::string&) { return true; }, given);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  absl::Status s = (*sink)->Append("");
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(), HasSubstr(absl::StrCat("the SHA-256 of the received bytes is ",
+                                                  Sha256Hex(content),
+                                                  " but its writer "
+                                                  "gave ",
+                                                  given.sha256)));
+  ASSERT_TRUE(uploads_.Find(session->id()).ok());
+  EXPECT_EQ(State(*session).held, 0);
+  EXPECT_EQ(State(*session).file.sha256(), "");
+  EXPECT_EQ(State(*session).file.chunked_sha256(), "");
+  EXPECT_FALSE(State(*session).complete);
 }
 
 }  // namespace
