@@ -413,13 +413,13 @@ absl::StatusOr<std::shared_ptr<Backend>> OpenRocksDbBackend(
 
   // Once per process; also what links rocksdb_crc32c.cc (and its interposing
   // definition) into every program that opens a RocksDB store.
-  [[maybe_unused]] static const bool hardware_crc = [] {
-    const bool in_use = rocks::HardwareCrc32cInUse();
+  [[maybe_unused]] static const bool fast_crc = [] {
+    const bool in_use = rocks::FastCrc32cInUse();
     if (!in_use) {
       std::fprintf(stderr,
                    "rocksdb: CRC32C runs in RocksDB's software implementation in this "
-                   "process (~1 GB/s, about 1 CPU-s per GiB written): the CPU's CRC32 "
-                   "instruction is not in use (storage/rocksdb/rocksdb_crc32c.h)\n");
+                   "process (~1 GB/s, about 1 CPU-s per GiB written): its calls do not "
+                   "reach ISA-L's (storage/rocksdb/rocksdb_crc32c.h)\n");
     }
     return in_use;
   }();
