@@ -145,7 +145,21 @@ class ChunkingFileSink : public FileSink {
         buffer_.clear();
       }
     }
-    while (data.size() >= chunk_bytes_) {
+    // Two whole chunks at hand (a message of several): their SHA-256s are computed
+    // together, interleaved on this core (Sha256RawPair), faster than one by one.
+    while (data.size() >= 2 * chunk_bytes_) {
+      const absl::string_view first = data.substr(0, chunk_bytes_);
+      const absl::string_view second = data.substr(chunk_bytes_, chunk_bytes_);
+      auto [first_sha256, second_sha256] = Sha256RawPair(first, second);
+      if (absl::Status s = Emit(first, std::move(first_sha256)); !s.ok()) {
+        return Fail(std::move(s));
+      }
+      if (absl::Status s = Emit(second, std::move(second_sha256)); !s.ok()) {
+        return Fail(std::move(s));
+      }
+      data.remove_prefix(2 * chunk_bytes_);
+    }
+    if (data.size() >= chunk_bytes_) {
       if (absl::Status s = Emit(data.substr(0, chunk_bytes_)); !s.ok()) {
         return Fail(std::move(s));
       }
@@ -295,10 +309,11 @@ class ChunkingFileSink : public FileSink {
         session_->SaveFile(name_, writer_, absl::ToUnixMicros(saved_ + lease_)));
   }
 
-  // Stages one chunk and records it as held.
-  absl::Status Emit(absl::string_view piece) {
+  // Stages one chunk and records it as held. `sha256`: the piece's, when computed
+  // already.
+  absl::Status Emit(absl::string_view piece, std::string sha256 = std::string()) {
     storage::ChunkRef ref;
-    ref.set_sha256(Sha256Raw(piece));
+    ref.set_sha256(sha256.empty() ? Sha256Raw(piece) : std::move(sha256));
     ref.set_size(static_cast<uint32_t>(piece.size()));
     absl::StatusOr<std::shared_ptr<StagingArea>> staging = session_->Staging();
     if (!staging.ok()) return ClosedUnderWriter(session_->id(), name_, staging.status());
