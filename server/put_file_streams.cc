@@ -57,9 +57,10 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
       }
       bytes_in_ += static_cast<int64_t>(request_.ByteSizeLong());
       absl::Status status = Consume();
-      // The message's bytes are in the sink now; do not keep a second copy until the
-      // next message arrives.
-      v1::PutFileRequest().Swap(&request_);
+      // The message's bytes are in the sink now. Clear keeps the data string's capacity
+      // (within the stream's reservation of one message), so the next message is parsed
+      // into it rather than into a fresh allocation of its size (issue 17).
+      request_.Clear();
       absl::MutexLock lock(&mu_);
       if (!status.ok()) {
         FinishLocked(ToGrpcStatus(status));
