@@ -766,9 +766,11 @@ std::string GenerateMetaGraph(int nodes, uint64_t seed) {
   return mg.SerializeAsString();
 }
 
-std::unique_ptr<Client> ConnectClient(const std::string& address, int connection) {
+std::unique_ptr<Client> ConnectClient(const std::string& address, int connection,
+                                      size_t upload_message_bytes) {
   ClientOptions options;
   options.target = address;
+  if (upload_message_bytes > 0) options.upload_message_bytes = upload_message_bytes;
   // A different (and harmless) message limit is a different channel argument.
   options.max_message_bytes = (16 << 20) + connection;
   auto client = Client::Connect(options);

@@ -30,8 +30,10 @@ void CheckOk(const absl::Status& status, absl::string_view what);
 
 // A client of the server at `address`. Clients with different `connection` numbers get
 // connections of their own (gRPC shares one between channels with equal arguments), as
-// separate trainer or inference hosts would. Exits on error.
-std::unique_ptr<Client> ConnectClient(const std::string& address, int connection = 0);
+// separate trainer or inference hosts would. `upload_message_bytes`: the client's PutFile
+// message size (0: its default). Exits on error.
+std::unique_ptr<Client> ConnectClient(const std::string& address, int connection = 0,
+                                      size_t upload_message_bytes = 0);
 // Prints the message, stops the child processes ChildProcess started and still runs
 // (SIGTERM, SIGKILL after 10 s), removes the MakeTempDir directories not yet removed,
 // and exits with status 2. Safe from any thread; a second caller waits for the exit.

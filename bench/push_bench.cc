@@ -12,7 +12,8 @@
 // server's own overhead. Target 0.85: the margin the issue gives the push against the
 // bare floor, here against the physical bound.
 //
-//   push_bench [--pairs N] [--shard-mib M] [--chunk-dedup 0|1]
+//   push_bench [--pairs N] [--shard-mib M] [--chunk-dedup 0|1] [--message-kib K]
+// --message-kib sets the client's PutFile message size (default: the client's, 1 MiB).
 // --chunk-dedup 0 turns off PushOptions::deduplicate_chunks (the client's second,
 // per-chunk SHA-256 pass), to measure what that pass costs when nothing is shared.
 // Also: push_bench --sink DIR and --verifying-sink DIR (the floors' receivers, RunSink
@@ -39,11 +40,13 @@ int Main(int argc, char** argv) {
   int pairs = 5;
   int64_t shard_mib = 512;
   bool chunk_dedup = true;
+  int64_t message_kib = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--pairs") pairs = std::atoi(argv[i + 1]);
     if (flag == "--shard-mib") shard_mib = std::atoll(argv[i + 1]);
     if (flag == "--chunk-dedup") chunk_dedup = std::atoi(argv[i + 1]) != 0;
+    if (flag == "--message-kib") message_kib = std::atoll(argv[i + 1]);
   }
   PinToCpu(1);
   const int64_t shard_bytes = shard_mib << 20;
@@ -61,7 +64,8 @@ int Main(int argc, char** argv) {
   auto sink = ChildProcess::Start({SelfPath(), "--sink", sink_dir}, 0, "listening on");
   auto verifying_sink = ChildProcess::Start(
       {SelfPath(), "--verifying-sink", verifying_sink_dir}, 0, "listening on");
-  std::unique_ptr<Client> client_owner = ConnectClient(server->address());
+  std::unique_ptr<Client> client_owner =
+      ConnectClient(server->address(), 0, static_cast<size_t>(message_kib) << 10);
   Client& client = *client_owner;
   const std::string model = "bench/push";
 
@@ -142,11 +146,13 @@ int Main(int argc, char** argv) {
       absl::StrFormat("push %.0f MB/s, floor tcp->file+fsync %.0f MB/s; push phases "
                       "(median s): client hash+begin %.2f, upload %.2f, commit "
                       "%.2f; server CPU %.2f s/GiB; server peak RSS %d MiB; %d pairs "
-                      "of %.0f MiB%s",
+                      "of %.0f MiB%s%s",
                       Median(push_mbs), Median(floor_mbs), Median(hash_s),
                       Median(upload_s), Median(commit_s), Median(cpu_per_gib),
                       static_cast<int>(peak_kib / 1024), pairs, (2 * shard_bytes) / kMiB,
-                      chunk_dedup ? "" : "; chunk dedup off"));
+                      chunk_dedup ? "" : "; chunk dedup off",
+                      message_kib > 0 ? absl::StrCat("; ", message_kib, " KiB messages")
+                                      : std::string()));
   PrintAbsoluteResult("push-server-cpu", "cpu_s_per_gib", Median(cpu_per_gib), 2.0,
                       absl::StrFormat("mgreg-server user + system CPU-s per GiB pushed "
                                       "(/proc/PID/stat), median of %d pairs",
