@@ -2,6 +2,8 @@
 multi-writer upload (as client/push.cc)."""
 
 import concurrent.futures
+import hashlib
+import itertools
 import logging
 import os
 import random
@@ -9,12 +11,16 @@ import time
 
 import grpc
 
-from . import _local, _saved_model, errors, types
+from . import _local, _pieces, _saved_model, errors, types
 from .v1 import registry_pb2
 
 log = logging.getLogger("mgreg")
 
 MESSAGE_BYTES = 1 << 20
+PIECE_BYTES = _pieces.PIECE_BYTES
+# Pieces asked in one FindChunks while sending. One window is sent while the next is
+# read and hashed: at most two windows (32 MiB) of a file are in memory.
+WINDOW_PIECES = 16
 MAX_RESUMES = 5
 SAMPLE_STRIDE = 16
 # Codes after which a PutFile is resumed from the bytes the server holds. UNKNOWN is what
@@ -44,64 +50,110 @@ def file_name_of(path):
         "<prefix>.data-NNNNN-of-MMMMM")
 
 
-def _messages(upload_id, name, path, offset, size, chunks, chunk_bytes, sink):
-    """PutFileRequests from `offset`: bytes, or existing_chunk for chunks the server holds."""
-    header = registry_pb2.PutFileRequest.Header(upload_id=upload_id, name=name, offset=offset)
+def _has_digest(info):
+    return bool(info.chunked_sha256 or info.sha256)
+
+
+def _messages(client, upload_id, name, path, offset, size, header, *, chunk_bytes, find,
+              chunks, sink):
+    """The PutFileRequests of `path` from `offset`, the file read once: every 1 MiB piece
+    is read and hashed (on every core, ahead of the sender), those before `offset` only
+    for the digest. A piece is sent as existing_chunk when the server holds it (`find`:
+    FindChunks per window of WINDOW_PIECES, when its chunks are the 1 MiB pieces), or
+    `chunks[k]` names chunk k (precomputed for other chunk sizes), else as data. The last
+    message carries final_chunked_sha256, the file's chunked SHA-256."""
+    outer = hashlib.sha256()
+    pending = []  # the one message built but not yet handed on: the last gets the digest
     pos = offset
-    with open(path, "rb") as f:
-        first = True
-        while first or pos < size:
-            if _on_message is not None:
-                _on_message(upload_id, name, pos)
-            msg = registry_pb2.PutFileRequest()
-            if first:
-                msg.header.CopyFrom(header)
-                first = False
-            chunk = pos // chunk_bytes if chunk_bytes and pos % chunk_bytes == 0 else -1
-            if 0 <= chunk < len(chunks) and chunks[chunk]:
-                n = min(chunk_bytes, size - pos)
-                msg.existing_chunk = chunks[chunk]
-                sink(pos + n, 0, n)
-            else:
-                want = min(size - pos, MESSAGE_BYTES)
-                if chunk_bytes and chunks:
-                    want = min(want, chunk_bytes - pos % chunk_bytes)
-                f.seek(pos)
-                msg.data = f.read(want)
-                if len(msg.data) != want:
-                    raise errors.FailedPreconditionError(
-                        f"local file '{path}' shrank while it was being sent; the checkpoint "
-                        "changed under the upload")
-                n = want
-                sink(pos + n, n, 0)
-            pos += n
-            yield msg
+
+    def release():
+        msg, at, sent, deduplicated = pending.pop()
+        if _on_message is not None:
+            _on_message(upload_id, name, at)
+        sink(at + sent + deduplicated, sent, deduplicated)
+        return msg
+
+    def build(**fields):
+        msg = registry_pb2.PutFileRequest(**fields)
+        if not pending and pos == offset:
+            msg.header.CopyFrom(header)
+        return msg
+
+    with _pieces.PieceReader(path, size, ahead=WINDOW_PIECES) as reader:
+        it = reader.pieces()
+        while True:
+            window = list(itertools.islice(it, WINDOW_PIECES))
+            if not window:
+                break
+            for piece in window:
+                outer.update(piece.sha256)
+            held = set()
+            if find and window[-1].end > pos:
+                asked = [p.sha256 for p in window if p.offset >= pos]
+                held = {d for d, present in zip(asked, _find_chunks(client, upload_id, asked))
+                        if present}
+            for piece in window:
+                while pos < piece.end:
+                    chunk = pos // chunk_bytes if chunks and pos % chunk_bytes == 0 else -1
+                    if piece.offset == pos and piece.sha256 in held:
+                        existing, n = piece.sha256, len(piece.data)
+                    elif 0 <= chunk < len(chunks) and chunks[chunk]:
+                        existing, n = chunks[chunk], min(chunk_bytes, size - pos)
+                    else:
+                        existing = None
+                        n = min(piece.end - pos, MESSAGE_BYTES)
+                        if chunks:  # stop at the next chunk boundary
+                            n = min(n, chunk_bytes - pos % chunk_bytes)
+                    if pending:
+                        yield release()
+                    if existing is not None:
+                        pending.append((build(existing_chunk=existing), pos, 0, n))
+                    else:
+                        data = piece.data[pos - piece.offset:pos - piece.offset + n]
+                        pending.append((build(data=data), pos, n, 0))
+                    pos += n
+    if not pending:  # every byte held already: a message with the digest only
+        pending.append((build(), pos, 0, 0))
+    pending[0][0].final_chunked_sha256 = outer.hexdigest()
+    yield release()
 
 
 def _wait_not_writing(client, upload_id, name, resuming, seconds=10.0):
-    """The upload's state of `name` once no stream writes it (a cut stream clears within
-    milliseconds; resuming earlier is refused as "being written by another stream")."""
+    """(Upload, its UploadFile `name` or None) once no stream writes it (a cut stream
+    clears within milliseconds; resuming earlier is refused as "being written by another
+    stream")."""
     deadline = time.monotonic() + seconds
     while True:
         # After a cut, wait for the channel to reconnect instead of failing fast.
-        status = client._unary("GetUpload", registry_pb2.GetUploadRequest(upload_id=upload_id),
+        upload = client._unary("GetUpload", registry_pb2.GetUploadRequest(upload_id=upload_id),
                                timeout=min(client.timeout, 10.0), wait_for_ready=resuming)
-        state = next((f for f in status.files if f.file.name == name), None)
+        state = next((f for f in upload.files if f.file.name == name), None)
         if state is None or not state.writing or time.monotonic() > deadline:
-            return state
+            return upload, state
         time.sleep(0.002)
 
 
-def put_file(client, upload_id, name, path, *, chunks=(), chunk_bytes=0, on_progress=None,
-             stats=None):
+def _resumable(e):
+    """True for a failure inside the request iterator after which the stream resumes: a
+    dropped connection, or a resumable error of its FindChunks call."""
+    return isinstance(e, ConnectionError) or (isinstance(e, errors.MgregError)
+                                              and e.code in RESUMABLE)
+
+
+def put_file(client, upload_id, name, path, *, dedup=True, chunk_bytes=0, chunks=(),
+             on_progress=None, stats=None):
     """Sends local `path` as file `name` of an upload, from the bytes the server holds,
-    resuming after a dropped stream (up to 5 times). Returns the PutFileResponse."""
+    resuming after a dropped stream (up to 5 times), in one pass over the file (_messages):
+    its chunked SHA-256 goes with the last bytes. With `dedup`, chunks the server holds
+    are not sent: FindChunks when the server's chunks (`chunk_bytes`, from BeginUpload;
+    else GetUpload's) are the 1 MiB pieces, else `chunks`, the precomputed held chunk
+    digests. Returns the PutFileResponse."""
     stats = stats if stats is not None else types.PushStats()
     attempt = 0
     probed = False
     while True:
         try:
-            state = _wait_not_writing(client, upload_id, name, attempt > 0)
+            upload, state = _wait_not_writing(client, upload_id, name, attempt > 0)
         except errors.MgregError as e:
             if e.code not in RESUMABLE or attempt >= MAX_RESUMES:
                 raise
@@ -109,20 +161,27 @@ def put_file(client, upload_id, name, path, *, chunks=(), chunk_bytes=0, on_prog
             _backoff(attempt - 1)
             continue
         local_size = os.path.getsize(path)
+        header = registry_pb2.PutFileRequest.Header(upload_id=upload_id, name=name)
         if state is not None:
             size, offset = state.file.size, state.held_bytes
             if local_size != size:
                 raise errors.FailedPreconditionError(
                     f"local file '{path}' has {local_size} bytes but the upload announced "
                     f"{size} for '{name}'; the file changed since the upload began")
-            if offset == size and size > 0:
+            if offset == size and _has_digest(state.file):
                 if on_progress:
                     on_progress(size)
                 return registry_pb2.PutFileResponse(held_bytes=size, complete=True)
+            header.offset = offset
+        elif local_size > PIECE_BYTES:
+            # A file the upload does not list yet: its header announces the size, the
+            # digest comes at the end.
+            size, offset = local_size, 0
+            header.size = size
         else:
-            # Announce the file with a header-only stream first: the server may hold its
-            # content already (then it is complete at once and no byte is sent), and
-            # afterwards the upload's state says where to start.
+            # A small file is hashed first and announced with its digest by a header-only
+            # stream: the server may hold its content already (then it is complete at
+            # once, no byte sent); afterwards the upload's state says where to start.
             if probed:
                 raise errors.InternalError(
                     f"the server did not add '{name}' to upload {upload_id} from its header")
@@ -152,11 +211,17 @@ def put_file(client, upload_id, name, path, *, chunks=(), chunk_bytes=0, on_prog
                 on_progress(done)
 
         failed = []
+        cb = chunk_bytes or upload.chunk_bytes
+        # A file of one chunk was looked up whole (its digest announced first).
+        find = dedup and cb == PIECE_BYTES and size > cb
 
         def requests():
             try:
-                yield from _messages(upload_id, name, path, offset, size, chunks,
-                                     chunk_bytes, sink)
+                yield from _messages(client, upload_id, name, path, offset, size, header,
+                                     chunk_bytes=cb, find=find,
+                                     chunks=chunks if dedup else (), sink=sink)
+            except GeneratorExit:
+                raise
             except BaseException as e:  # grpcio reports only UNKNOWN; keep the reason
                 failed.append(e)
                 raise
@@ -165,7 +230,7 @@ def put_file(client, upload_id, name, path, *, chunks=(), chunk_bytes=0, on_prog
             return client._stub.PutFile(requests(), metadata=client._metadata)
         except grpc.RpcError as e:
             local = failed[0] if failed else None
-            if local is not None and not isinstance(local, ConnectionError):
+            if local is not None and not _resumable(local):
                 raise local from e  # a local problem (file changed, unreadable): no resume
             if e.code() not in RESUMABLE or attempt >= MAX_RESUMES:
                 raise client._error(e) from e
@@ -175,38 +240,68 @@ def put_file(client, upload_id, name, path, *, chunks=(), chunk_bytes=0, on_prog
             _backoff(attempt - 1)
 
 
-def _digest_all(paths):
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(8, len(paths)))) as ex:
-        return list(ex.map(_local.digest_file, paths))
-
-
 def _find_chunks(client, upload_id, digests):
+    """present[i] for each raw chunk digest (b"" = not asked, False)."""
     asked = [i for i, d in enumerate(digests) if d]
+    present = [False] * len(digests)
     if not asked:
-        return [b""] * len(digests)
+        return present
     r = client._unary("FindChunks", registry_pb2.FindChunksRequest(
         upload_id=upload_id, sha256=[digests[i] for i in asked]))
-    held = [b""] * len(digests)
     for k, i in enumerate(asked):
-        if k < len(r.present) and r.present[k]:
-            held[i] = digests[i]
-    return held
+        present[i] = k < len(r.present) and r.present[k]
+    return present
 
 
 def _held_chunks(client, upload, paths):
-    """Per file to send: the raw digests of its chunks the server holds (b"" = send)."""
+    """For a server whose chunks are not the 1 MiB pieces: per file to send, the raw
+    digests of its chunks the server holds (b"" = send). Costs a read of a sample of
+    every chunk_bytes-th chunk, and of every chunk when the sample finds one."""
     cb = upload.chunk_bytes
     out = {}
+    if cb == PIECE_BYTES:  # asked per window while sending (_messages)
+        return out
     for f in upload.files:
         if cb <= 0 or f.held_bytes != 0 or f.file.size <= cb:
             continue
         path = paths[f.file.name]
-        # A sample first: hashing every chunk costs a second read of the file.
-        if any(_find_chunks(client, upload.upload_id, _local.chunk_digests(path, cb,
-                                                                           SAMPLE_STRIDE))):
-            out[f.file.name] = _find_chunks(client, upload.upload_id,
-                                            _local.chunk_digests(path, cb))
+        if any(_find_chunks(client, upload.upload_id,
+                            _local.chunk_digests(path, cb, SAMPLE_STRIDE))):
+            digests = _local.chunk_digests(path, cb)
+            out[f.file.name] = [d if present else b"" for d, present in
+                                zip(digests, _find_chunks(client, upload.upload_id, digests))]
     return out
+
+
+def _manifest(client, model, step, named):
+    """FileInfos of (name, path) pairs. A file larger than one piece is announced by its
+    size only, and hashed while it is sent (_messages); smaller ones are hashed now, so
+    that the server can skip one it holds. When the step exists already every file is
+    hashed first: the server then tells at once whether the content is the same (a
+    no-op) or different (AlreadyExistsError without overwrite), before any byte is
+    sent."""
+    try:
+        client._unary("GetCheckpoint", registry_pb2.GetCheckpointRequest(model=model,
+                                                                          step=step))
+        exists = True
+    except errors.NotFoundError:
+        exists = False
+    paths = [path for _, path in named]
+    sizes = [os.path.getsize(path) for path in paths]
+    first = [i for i, size in enumerate(sizes) if exists or size <= PIECE_BYTES]
+    digests = dict(zip(first, _digest_all([paths[i] for i in first])))
+    out = []
+    for i, (name, _) in enumerate(named):
+        size, chunked = digests.get(i, (sizes[i], ""))
+        out.append(registry_pb2.FileInfo(name=name, size=size, chunked_sha256=chunked))
+    return out
+
+
+def _digest_all(paths):
+    if not paths:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(8, len(paths)))) as ex:
+        return list(ex.map(_local.digest_file, paths))
 
 
 def _check_force(overwrite, force):
@@ -249,11 +344,8 @@ def push(client, model, prefix, *, step, metadata, overwrite, dedup, progress, u
     if not isinstance(step, int) or step < 0:
         raise errors.InvalidArgumentError(f"step must be an int >= 0, not {step!r}")
     stats = types.PushStats()
-    names = list(paths)
-    digests = _digest_all([paths[n] for n in names])
-    total = sum(size for size, _ in digests)
-    manifest = [registry_pb2.FileInfo(name=n, size=s, chunked_sha256=h)
-                for n, (s, h) in zip(names, digests)]
+    manifest = _manifest(client, model, step, list(paths.items()))
+    total = sum(m.size for m in manifest)
     for restart in range(2):
         try:
             return _push_once(client, model, step, basename, paths, manifest, total, stats,
@@ -277,9 +369,7 @@ def _push_once(client, model, step, basename, paths, manifest, total, stats, *, 
         try:
             upload = client._unary("GetUpload", registry_pb2.GetUploadRequest(
                 upload_id=upload_id))
-            if (upload.model, upload.step) != (model, step) or \
-                    sorted((f.file.name, f.file.chunked_sha256) for f in upload.files) != \
-                    sorted((m.name, m.chunked_sha256) for m in manifest):
+            if not _same_content(upload, model, step, manifest, paths):
                 log.info("mgreg: upload %s is for other content; starting a new one", upload_id)
                 upload = None
         except errors.NotFoundError:
@@ -296,7 +386,7 @@ def _push_once(client, model, step, basename, paths, manifest, total, stats, *, 
         done = 0
         to_send = []
         for f in upload.files:
-            if f.held_bytes == f.file.size:
+            if f.held_bytes == f.file.size and _has_digest(f.file):
                 done += f.file.size
                 stats.bytes_deduplicated_files += f.file.size
             else:
@@ -307,7 +397,8 @@ def _push_once(client, model, step, basename, paths, manifest, total, stats, *, 
             base = done
             try:
                 put_file(client, upload.upload_id, f.file.name, paths[f.file.name],
-                         chunks=held.get(f.file.name, ()), chunk_bytes=upload.chunk_bytes,
+                         dedup=dedup, chunk_bytes=upload.chunk_bytes,
+                         chunks=held.get(f.file.name, ()),
                          on_progress=lambda d, base=base: bar.update_to(base + d), stats=stats)
             except errors.MgregError as e:
                 if e.code not in RESUMABLE:
@@ -327,6 +418,26 @@ def _push_once(client, model, step, basename, paths, manifest, total, stats, *, 
     return types.Checkpoint.from_proto(committed)
 
 
+def _same_content(upload, model, step, manifest, paths):
+    """True if an open upload is for this step and these local files: the same names and
+    sizes, and each digest the upload knows matches the local file (a file it has no
+    digest for yet is checked by the digest sent at its end)."""
+    if (upload.model, upload.step) != (model, step) or \
+            sorted((f.file.name, f.file.size) for f in upload.files) != \
+            sorted((m.name, m.size) for m in manifest):
+        return False
+    local = {m.name: m.chunked_sha256 for m in manifest}
+    for f in upload.files:
+        if f.file.chunked_sha256:
+            mine = local[f.file.name] or _local.digest_file(paths[f.file.name])[1]
+            if mine != f.file.chunked_sha256:
+                return False
+        elif f.file.sha256:
+            if _local.digest_file(paths[f.file.name], kind="sha256")[1] != f.file.sha256:
+                return False
+    return True
+
+
 def _abort_quietly(client, upload_id):
     try:
         client._unary("AbortUpload", registry_pb2.AbortUploadRequest(upload_id=upload_id))
@@ -337,7 +448,6 @@ def _abort_quietly(client, upload_id):
 def begin_upload(client, model, step, *, basename, files, metadata, overwrite, force=False,
                  saved_model=None):
     _check_force(overwrite, force)
-    manifest = []
     kind = registry_pb2.CHECKPOINT
     if saved_model is not None:
         if basename or files:
@@ -349,14 +459,13 @@ def begin_upload(client, model, step, *, basename, files, metadata, overwrite, f
         named = list(paths.items())
     else:
         named = [(file_name_of(path), path) for path in files or ()]
-    for name, path in named:
-        size, chunked = _local.digest_file(path)
-        manifest.append(registry_pb2.FileInfo(name=name, size=size, chunked_sha256=chunked))
+    manifest = _manifest(client, model, step, named)
     upload = client._unary("BeginUpload", registry_pb2.BeginUploadRequest(
         model=model, step=step, basename=basename or "", files=manifest, overwrite=overwrite,
         force=force, kind=kind,
         metadata={str(k): str(v) for k, v in (metadata or {}).items()}))
-    return UploadSession(client, upload.upload_id, owner=True)
+    return UploadSession(client, upload.upload_id, owner=True,
+                         chunk_bytes=upload.chunk_bytes)
 
 
 class UploadSession:
@@ -365,10 +474,11 @@ class UploadSession:
     The chief's session (from begin_upload) aborts the upload when a `with` block exits
     with an exception; a worker's (Client.upload(id)) never does."""
 
-    def __init__(self, client, upload_id, owner):
+    def __init__(self, client, upload_id, owner, chunk_bytes=0):
         self._client = client
         self.id = upload_id
         self._owner = owner
+        self._chunk_bytes = chunk_bytes
         self.stats = types.PushStats()
 
     def __enter__(self):
@@ -389,8 +499,8 @@ class UploadSession:
         size = os.path.getsize(path)
         bar = self._client._progress(progress, size, f"put {name}")
         try:
-            r = put_file(self._client, self.id, name, path, on_progress=bar.update_to,
-                         stats=self.stats)
+            r = put_file(self._client, self.id, name, path, chunk_bytes=self._chunk_bytes,
+                         on_progress=bar.update_to, stats=self.stats)
         finally:
             bar.close()
         return r.complete
