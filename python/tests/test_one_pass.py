@@ -286,3 +286,39 @@ def test_piece_reader_stopped_early_closes_its_file(tmp_path):
     next(it)
     reader.close()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_server_that_needs_digests_up_front_gets_them(client, data, model, tmp_path,
+                                                      monkeypatch):
+    """A server from before final_chunked_sha256 refuses a file without a digest at
+    BeginUpload (INVALID_ARGUMENT, as main's validation.cc said): the push hashes it
+    first and announces it again."""
+    prefix = big_t2t(data, tmp_path, extra=2 * MIB)
+    begins = []
+    unary = mgreg.Client._unary
+
+    def old_server(self, method, request, **kw):
+        if method == "BeginUpload":
+            begins.append([f.chunked_sha256 for f in request.files])
+            if not all(f.chunked_sha256 for f in request.files):
+                raise mgreg.InvalidArgumentError(
+                    f"file '{BIG}' has no digest: give chunked_sha256")
+        return unary(self, method, request, **kw)
+
+    monkeypatch.setattr(mgreg.Client, "_unary", old_server)
+    pushed = client.push(model, prefix, progress=False)
+    assert len(begins) == 2 and "" in begins[0] and "" not in begins[1]
+    assert {f.name: f.chunked_sha256 for f in pushed.files}[BIG] == \
+        chunked_sha256_file(prefix + "." + BIG)
+
+    def refusing_server(self, method, request, **kw):
+        if method == "BeginUpload":
+            begins.append([f.chunked_sha256 for f in request.files])
+            raise mgreg.InvalidArgumentError("metadata key 'x' is too long")
+        return unary(self, method, request, **kw)
+
+    begins.clear()
+    monkeypatch.setattr(mgreg.Client, "_unary", refusing_server)
+    with pytest.raises(mgreg.InvalidArgumentError, match="too long"):
+        client.push(model + "-2", prefix, progress=False)
+    assert len(begins) == 2  # hashed and asked once more, then the error is the caller's

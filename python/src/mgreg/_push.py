@@ -151,6 +151,7 @@ def put_file(client, upload_id, name, path, *, dedup=True, chunk_bytes=0, chunks
     stats = stats if stats is not None else types.PushStats()
     attempt = 0
     probed = False
+    digest_first = False  # the server refused a header without a digest
     while True:
         try:
             upload, state = _wait_not_writing(client, upload_id, name, attempt > 0)
@@ -173,13 +174,14 @@ def put_file(client, upload_id, name, path, *, dedup=True, chunk_bytes=0, chunks
                     on_progress(size)
                 return registry_pb2.PutFileResponse(held_bytes=size, complete=True)
             header.offset = offset
-        elif local_size > PIECE_BYTES:
+        elif local_size > PIECE_BYTES and not digest_first:
             # A file the upload does not list yet: its header announces the size, the
             # digest comes at the end.
             size, offset = local_size, 0
             header.size = size
         else:
-            # A small file is hashed first and announced with its digest by a header-only
+            # A small file is hashed first (and so is any file for a server from before
+            # final_chunked_sha256) and announced with its digest by a header-only
             # stream: the server may hold its content already (then it is complete at
             # once, no byte sent); afterwards the upload's state says where to start.
             if probed:
@@ -232,6 +234,12 @@ def put_file(client, upload_id, name, path, *, dedup=True, chunk_bytes=0, chunks
             local = failed[0] if failed else None
             if local is not None and not _resumable(local):
                 raise local from e  # a local problem (file changed, unreadable): no resume
+            if state is None and e.code() == grpc.StatusCode.INVALID_ARGUMENT and \
+                    not digest_first:
+                log.info("mgreg: the server needs the digest of %s up front (%s); hashing "
+                         "it first", name, e.details())
+                digest_first = True
+                continue
             if e.code() not in RESUMABLE or attempt >= MAX_RESUMES:
                 raise client._error(e) from e
             log.info("mgreg: PutFile of %s cut (%s); resuming", name, e.code().name)
@@ -295,6 +303,24 @@ def _manifest(client, model, step, named):
         size, chunked = digests.get(i, (sizes[i], ""))
         out.append(registry_pb2.FileInfo(name=name, size=size, chunked_sha256=chunked))
     return out
+
+
+def _begin(client, request, paths):
+    """BeginUpload. A server from before final_chunked_sha256 refuses a file announced
+    without a digest (INVALID_ARGUMENT): then those files ({name: path}) are hashed first
+    and announced again, and their bytes go as to any server (the digest at the end only
+    repeats the announced one)."""
+    try:
+        return client._unary("BeginUpload", request)
+    except errors.InvalidArgumentError as e:
+        missing = [f for f in request.files if not _has_digest(f)]
+        if not missing:
+            raise
+        log.info("mgreg: the server needs every digest up front (%s); hashing %d file(s) "
+                 "first", e.message, len(missing))
+        for f, (size, chunked) in zip(missing, _digest_all([paths[f.name] for f in missing])):
+            f.size, f.chunked_sha256 = size, chunked
+        return client._unary("BeginUpload", request)
 
 
 def _digest_all(paths):
@@ -375,10 +401,10 @@ def _push_once(client, model, step, basename, paths, manifest, total, stats, *, 
         except errors.NotFoundError:
             log.info("mgreg: upload %s expired; starting over", upload_id)
     if upload is None:
-        upload = client._unary("BeginUpload", registry_pb2.BeginUploadRequest(
+        upload = _begin(client, registry_pb2.BeginUploadRequest(
             model=model, step=step, basename=basename, files=manifest, overwrite=overwrite,
             force=force, kind=kind,
-            metadata={str(k): str(v) for k, v in (metadata or {}).items()}))
+            metadata={str(k): str(v) for k, v in (metadata or {}).items()}), paths)
     if on_begin is not None:
         on_begin(upload.upload_id)
     bar = client._progress(progress, total, f"push {model}@{step}")
@@ -460,10 +486,10 @@ def begin_upload(client, model, step, *, basename, files, metadata, overwrite, f
     else:
         named = [(file_name_of(path), path) for path in files or ()]
     manifest = _manifest(client, model, step, named)
-    upload = client._unary("BeginUpload", registry_pb2.BeginUploadRequest(
+    upload = _begin(client, registry_pb2.BeginUploadRequest(
         model=model, step=step, basename=basename or "", files=manifest, overwrite=overwrite,
         force=force, kind=kind,
-        metadata={str(k): str(v) for k, v in (metadata or {}).items()}))
+        metadata={str(k): str(v) for k, v in (metadata or {}).items()}), dict(named))
     return UploadSession(client, upload.upload_id, owner=True,
                          chunk_bytes=upload.chunk_bytes)
 
