@@ -7,6 +7,7 @@ import hashlib
 import os
 import random
 import shutil
+import threading
 
 import grpc
 import pytest
@@ -322,3 +323,21 @@ def test_server_that_needs_digests_up_front_gets_them(client, data, model, tmp_p
     with pytest.raises(mgreg.InvalidArgumentError, match="too long"):
         client.push(model + "-2", prefix, progress=False)
     assert len(begins) == 2  # hashed and asked once more, then the error is the caller's
+
+
+def test_stream_cut_while_pieces_are_read_ahead_resumes_and_leaves_no_thread(
+        server, client, data, model, tmp_path, monkeypatch):
+    prefix = big_t2t(data, tmp_path)
+    cut = []
+
+    def cut_once(upload_id, name, offset):
+        if name == BIG and offset >= 20 * MIB and not cut:  # in the second window
+            cut.append(offset)
+            raise ConnectionResetError("test: the connection dropped")
+
+    monkeypatch.setattr(_push, "_on_message", cut_once)
+    pushed = client.push(model, prefix, progress=False)
+    assert cut and client.last_push_stats.resumes == 1
+    assert {f.name: f.chunked_sha256 for f in pushed.files}[BIG] == \
+        chunked_sha256_file(prefix + "." + BIG)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("mgreg-hash")] == []
