@@ -294,14 +294,20 @@ class Client {
   absl::StatusOr<v1::MetaGraphInfo> StreamGraph(
       const std::string& model, const StepRef& step, const v1::GraphOptions& options,
       const std::function<absl::Status(absl::string_view)>& sink);
-  // PutFile sending `existing_chunk` for the chunks whose digest `chunks` lists as held
-  // (chunks[i] empty = send the bytes). Adds what it sent and skipped to `stats`.
-  absl::StatusOr<v1::PutFileResponse> PutFileChunks(
+  // Sends local file `path` as `name` of the upload over one PutFile call, read and
+  // hashed as it goes (client/pipelined_upload.h): from state->held_bytes() when the
+  // upload lists the file (`state`; its digest given at the end if it was announced
+  // without one), else announced by the header with its size, digest at the end. Chunks
+  // `find_chunks` (if set) says the server holds are named, not sent. Adds what it sent
+  // and skipped to `stats`.
+  absl::StatusOr<v1::PutFileResponse> SendFile(
       const std::string& upload_id, const std::string& name, const std::string& path,
-      const std::vector<std::string>& chunks, int64_t chunk_bytes,
+      const v1::UploadFile* state,
+      const std::function<absl::StatusOr<std::vector<bool>>(
+          const std::vector<std::string>&)>& find_chunks,
       const ProgressFn& progress, PushStats* stats);
   // The upload Push and PushSavedModel share: `begin` without files, then `files`
-  // (name -> local path) digested, deduplicated, sent and committed.
+  // (name -> local path) announced, deduplicated, sent and committed.
   absl::StatusOr<v1::Checkpoint> PushFiles(
       v1::BeginUploadRequest begin, const std::map<std::string, std::string>& files,
       const PushOptions& options);

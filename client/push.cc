@@ -1,6 +1,6 @@
 // Client::Push / PushSavedModel and the upload they run: find the local files of a prefix
-// or a SavedModel directory, digest them, let the server say what it holds (whole files,
-// then chunks), send the rest, commit.
+// or a SavedModel directory, announce them (small ones digested first), send each while
+// it is hashed, skipping what the server holds (whole files, then chunks), commit.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -15,6 +15,7 @@
 #include "client/client_impl.h"
 #include "client/grpc_status.h"
 #include "client/local_file.h"
+#include "client/pipelined_upload.h"
 #include "client/saved_model_dir.h"
 #include "common/names.h"
 #include "common/status_macros.h"
@@ -83,91 +84,89 @@ absl::StatusOr<v1::PutFileResponse> Client::PutFile(const std::string& upload_id
                                                     const std::string& name,
                                                     const std::string& path,
                                                     const ProgressFn& progress) {
-  return PutFileChunks(upload_id, name, path, {}, 0, progress, nullptr);
-}
-
-absl::StatusOr<v1::PutFileResponse> Client::PutFileChunks(
-    const std::string& upload_id, const std::string& name, const std::string& path,
-    const std::vector<std::string>& chunks, int64_t chunk_bytes,
-    const ProgressFn& progress, PushStats* stats) {
   ASSIGN_OR_RETURN(v1::Upload upload, GetUpload(upload_id));
   const v1::UploadFile* state = nullptr;
   for (const v1::UploadFile& f : upload.files()) {
     if (f.file().name() == name) state = &f;
   }
+  return SendFile(upload_id, name, path, state, nullptr, progress, nullptr);
+}
+
+namespace {
+
+// PutFileStream over one gRPC PutFile call.
+class GrpcPutFileStream : public PutFileStream {
+ public:
+  explicit GrpcPutFileStream(const Client::Impl& impl) {
+    impl.PrepareContext(&ctx_, CallDeadline::kNone);
+    writer_ = impl.stub->PutFile(&ctx_, &response_);
+  }
+  ~GrpcPutFileStream() override {
+    if (!finished_) {
+      ctx_.TryCancel();
+      writer_->Finish().IgnoreError();
+    }
+  }
+  bool Write(const v1::PutFileRequest& message) override {
+    return writer_->Write(message);
+  }
+  absl::StatusOr<v1::PutFileResponse> Finish(bool writes_done) override {
+    if (writes_done) writer_->WritesDone();
+    finished_ = true;
+    RETURN_IF_ERROR(FromGrpcStatus(writer_->Finish()));
+    return response_;
+  }
+  void Cancel() override { ctx_.TryCancel(); }
+
+ private:
+  grpc::ClientContext ctx_;
+  v1::PutFileResponse response_;
+  std::unique_ptr<grpc::ClientWriter<v1::PutFileRequest>> writer_;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+absl::StatusOr<v1::PutFileResponse> Client::SendFile(
+    const std::string& upload_id, const std::string& name, const std::string& path,
+    const v1::UploadFile* state, const FindChunksFn& find_chunks,
+    const ProgressFn& progress, PushStats* stats) {
   ASSIGN_OR_RETURN(LocalFile file, LocalFile::OpenForRead(path));
-  v1::PutFileRequest message;
-  message.mutable_header()->set_upload_id(upload_id);
-  message.mutable_header()->set_name(name);
+  v1::PutFileRequest::Header header;
+  header.set_upload_id(upload_id);
+  header.set_name(name);
   // An upload begun without a basename learns it from the first writer's file name.
   if (absl::StatusOr<CheckpointPrefix> local = ParseCheckpointPrefix(path); local.ok()) {
-    message.mutable_header()->set_basename(local->basename);
+    header.set_basename(local->basename);
   }
-  int64_t size = file.size();
-  int64_t offset = 0;
+  PipelinedSend send;
+  send.size = file.size();
   if (state != nullptr) {
-    size = state->file().size();
-    offset = state->held_bytes();
-    if (file.size() != size) {
+    send.size = state->file().size();
+    send.offset = state->held_bytes();
+    if (file.size() != send.size) {
       return absl::FailedPreconditionError(absl::StrCat(
           "local file '", path, "' has ", file.size(), " bytes but the upload announced ",
-          size, " for '", name, "'; the file changed since the upload began"));
+          send.size, " for '", name, "'; the file changed since the upload began"));
     }
+    send.send_final_digest =
+        state->file().chunked_sha256().empty() && state->file().sha256().empty();
   } else {
     // An upload begun without files learns this one from its header.
     ASSIGN_OR_RETURN(FileDigest digest, DigestFile(path, HashThreads(1)));
-    message.mutable_header()->set_size(digest.size);
-    message.mutable_header()->set_chunked_sha256(digest.chunked_sha256);
+    header.set_size(digest.size);
+    header.set_chunked_sha256(digest.chunked_sha256);
+    send.size = digest.size;
   }
-  message.mutable_header()->set_offset(offset);
-  grpc::ClientContext ctx;
-  impl_->PrepareContext(&ctx, CallDeadline::kNone);
-  v1::PutFileResponse response;
-  std::unique_ptr<grpc::ClientWriter<v1::PutFileRequest>> writer =
-      impl_->stub->PutFile(&ctx, &response);
-  const int64_t message_bytes = static_cast<int64_t>(impl_->options.upload_message_bytes);
-  int64_t pos = offset;
-  std::string buffer;
-  bool stream_ok = true;
-  do {
-    const int64_t chunk =
-        chunk_bytes > 0 && pos % chunk_bytes == 0 ? pos / chunk_bytes : -1;
-    if (chunk >= 0 && chunk < static_cast<int64_t>(chunks.size()) &&
-        !chunks[static_cast<size_t>(chunk)].empty()) {
-      // The server holds this chunk: name it instead of sending it.
-      const int64_t n = std::min(chunk_bytes, size - pos);
-      message.clear_data();
-      message.set_existing_chunk(chunks[static_cast<size_t>(chunk)]);
-      if (!writer->Write(message)) {
-        stream_ok = false;
-        break;
-      }
-      message.clear_existing_chunk();
-      pos += n;
-      if (stats != nullptr) stats->bytes_deduplicated_chunks += n;
-    } else {
-      // Bytes, never across a chunk boundary when chunks are named, so the next
-      // existing chunk starts a message.
-      int64_t want = std::min(size - pos, message_bytes);
-      if (chunk_bytes > 0 && !chunks.empty()) {
-        want = std::min(want, chunk_bytes - pos % chunk_bytes);
-      }
-      RETURN_IF_ERROR(file.ReadAt(pos, static_cast<size_t>(want), &buffer));
-      message.set_data(std::move(buffer));
-      buffer = std::string();
-      if (!writer->Write(message)) {
-        stream_ok = false;  // the server ended the call; Finish tells why
-        break;
-      }
-      pos += want;
-      if (stats != nullptr) stats->bytes_sent += want;
-    }
-    message.clear_header();
-    if (progress) progress(pos, size);
-  } while (pos < size);
-  if (stream_ok) writer->WritesDone();
-  RETURN_IF_ERROR(FromGrpcStatus(writer->Finish()));
-  return response;
+  send.threads = HashThreads(1);
+  send.message_bytes = impl_->options.upload_message_bytes;
+  send.find_chunks = find_chunks;
+  send.progress = progress;
+  send.stats = stats;
+  GrpcPutFileStream stream(*impl_);
+  ASSIGN_OR_RETURN(PipelinedSendResult sent,
+                   SendFilePipelined(file, header, stream, send));
+  return sent.response;
 }
 
 absl::StatusOr<v1::Checkpoint> Client::Push(const std::string& model,
@@ -234,41 +233,87 @@ absl::StatusOr<v1::Checkpoint> Client::PushFiles(
   begin.set_overwrite(options.overwrite);
   begin.set_force(options.force);
   begin.mutable_metadata()->insert(options.metadata.begin(), options.metadata.end());
-  // Digest every file first (in parallel: the files at once, each file's 1 MiB pieces on
-  // its share of the cores), so the server can skip what it holds. The chunked digest
-  // comes from the piece digests: one SHA-256 pass, and no other when the server's
-  // chunks are those pieces (FindChunks below).
   std::vector<std::pair<std::string, std::string>> files(local_files.begin(),
                                                          local_files.end());
-  std::vector<absl::StatusOr<FileDigest>> digests(files.size(),
-                                                  absl::UnknownError("not hashed"));
-  {
-    const int per_file = HashThreads(files.size());
-    std::vector<std::thread> workers;
+  std::vector<int64_t> sizes(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    ASSIGN_OR_RETURN(LocalFile file, LocalFile::OpenForRead(files[i].second));
+    sizes[i] = file.size();
+  }
+  // Which files to digest before BeginUpload, so the server can say it holds them whole:
+  // every file when the step exists already (the server then tells identical content,
+  // already_committed, or refuses different content before anything is sent), else the
+  // files of at most one pipeline window (.index, .meta, small shards): the pipeline
+  // would hash all of such a file before sending its first byte anyway, so digesting it
+  // first costs no time. The others are announced by size and hashed while they are
+  // sent (client/pipelined_upload.h), their digest given at the end.
+  absl::StatusOr<v1::Checkpoint> existing = GetCheckpoint(begin.model(), begin.step());
+  if (!existing.ok() && existing.status().code() != absl::StatusCode::kNotFound) {
+    return existing.status();
+  }
+  std::vector<bool> digest_first(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    digest_first[i] = existing.ok() || sizes[i] <= kPipelineWindowBytes;
+  }
+  // Digests those files, in parallel: the files at once, each file's 1 MiB pieces on its
+  // share of the cores.
+  auto digest = [&]() -> absl::Status {
+    std::vector<size_t> which;
     for (size_t i = 0; i < files.size(); ++i) {
+      if (digest_first[i]) which.push_back(i);
+    }
+    std::vector<absl::StatusOr<FileDigest>> digests(which.size(),
+                                                    absl::UnknownError("not hashed"));
+    const int per_file = HashThreads(which.size());
+    std::vector<std::thread> workers;
+    for (size_t j = 0; j < which.size(); ++j) {
       workers.emplace_back(
-          [&, i]() { digests[i] = DigestFile(files[i].second, per_file); });
+          [&, j]() { digests[j] = DigestFile(files[which[j]].second, per_file); });
     }
     for (std::thread& t : workers) t.join();
-  }
+    for (size_t j = 0; j < which.size(); ++j) {
+      if (!digests[j].ok()) return digests[j].status();
+      if (digests[j]->size != sizes[which[j]]) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("local file '", files[which[j]].second, "' changed size from ",
+                         sizes[which[j]], " to ", digests[j]->size,
+                         " bytes while being pushed; push it once it is written"));
+      }
+      v1::FileInfo* info = begin.mutable_files(static_cast<int>(which[j]));
+      info->set_chunked_sha256(digests[j]->chunked_sha256);
+    }
+    return absl::OkStatus();
+  };
   int64_t total = 0;
   for (size_t i = 0; i < files.size(); ++i) {
-    if (!digests[i].ok()) return digests[i].status();
     v1::FileInfo* info = begin.add_files();
     info->set_name(files[i].first);
-    info->set_size(digests[i]->size);
-    info->set_chunked_sha256(digests[i]->chunked_sha256);
-    total += digests[i]->size;
+    info->set_size(sizes[i]);
+    total += sizes[i];
   }
-  // The pieces of each file, by name (for chunks of the pieces' size).
-  std::map<std::string, const std::vector<std::string>*> pieces;
-  for (size_t i = 0; i < files.size(); ++i) pieces[files[i].first] = &digests[i]->pieces;
-
-  ASSIGN_OR_RETURN(v1::Upload upload, BeginUpload(begin));
+  RETURN_IF_ERROR(digest());
+  absl::StatusOr<v1::Upload> begun = BeginUpload(begin);
+  const bool pipelined =
+      std::find(digest_first.begin(), digest_first.end(), false) != digest_first.end();
+  if (pipelined && (begun.status().code() == absl::StatusCode::kAlreadyExists ||
+                    begun.status().code() == absl::StatusCode::kInvalidArgument)) {
+    // The step appeared since GetCheckpoint (the server needs digests to tell identical
+    // content), or a server older than final_chunked_sha256 wants every digest up
+    // front: announce them all. A request wrong for another reason fails again.
+    std::fill(digest_first.begin(), digest_first.end(), true);
+    RETURN_IF_ERROR(digest());
+    begun = BeginUpload(begin);
+  }
+  if (!begun.ok()) return begun.status();
+  const v1::Upload& upload = *begun;
   int64_t done = 0;
   std::vector<const v1::UploadFile*> to_send;
   for (const v1::UploadFile& f : upload.files()) {
-    if (f.held_bytes() == f.file().size()) {
+    // Complete: every byte held and a digest known (a file announced without one stays
+    // incomplete until its writer gives it).
+    const bool has_digest =
+        !f.file().chunked_sha256().empty() || !f.file().sha256().empty();
+    if (f.held_bytes() == f.file().size() && has_digest) {
       done += f.file().size();
       stats.bytes_deduplicated_files += f.file().size();
     } else {
@@ -277,92 +322,29 @@ absl::StatusOr<v1::Checkpoint> Client::PushFiles(
   }
   if (options.progress) options.progress(done, total);
 
-  // Chunk-level deduplication, for files the server does not hold whole. A sample
-  // (every 16th chunk) is asked about first; only if the server holds some of it are all
-  // chunks asked about. With the server's default 1 MiB chunks their digests are the
-  // pieces' already computed; with another chunk size hashing every chunk costs a
-  // second read and SHA-256 of the file (spread over every core).
-  std::vector<std::vector<std::string>> held_chunks(to_send.size());
-  const int64_t chunk_bytes = upload.chunk_bytes();
-  if (options.deduplicate_chunks && chunk_bytes > 0) {
-    std::vector<size_t> candidates;
-    for (size_t i = 0; i < to_send.size(); ++i) {
-      if (to_send[i]->held_bytes() == 0 && to_send[i]->file().size() >= 2 * chunk_bytes) {
-        candidates.push_back(i);
-      }
-    }
-    // Which of `digests` (empty = not hashed) the server holds, by index.
-    auto find = [&](const std::vector<std::string>& digests)
-        -> absl::StatusOr<std::vector<std::string>> {
+  // Chunk-level deduplication, for files the server does not hold whole: the pipeline
+  // asks about each window's pieces as soon as they are hashed, when the server's chunks
+  // are those pieces (its default 1 MiB). With another chunk size every byte is sent
+  // (still one read and one hash pass).
+  FindChunksFn find_chunks;
+  if (options.deduplicate_chunks && upload.chunk_bytes() == kDigestPieceBytes) {
+    find_chunks = [this, &upload](const std::vector<std::string>& digests)
+        -> absl::StatusOr<std::vector<bool>> {
       v1::FindChunksRequest request;
       request.set_upload_id(upload.upload_id());
-      std::vector<size_t> asked;
-      for (size_t c = 0; c < digests.size(); ++c) {
-        if (digests[c].empty()) continue;
-        request.add_sha256(digests[c]);
-        asked.push_back(c);
-      }
+      for (const std::string& d : digests) request.add_sha256(d);
       ASSIGN_OR_RETURN(const v1::FindChunksResponse found,
                        impl_->Call(&v1::Registry::Stub::FindChunks, request));
-      std::vector<std::string> held(digests.size());
-      for (size_t k = 0; k < asked.size() && static_cast<int>(k) < found.present_size();
+      std::vector<bool> held(digests.size(), false);
+      for (size_t k = 0; k < held.size() && static_cast<int>(k) < found.present_size();
            ++k) {
-        if (found.present(static_cast<int>(k))) held[asked[k]] = digests[asked[k]];
+        held[k] = found.present(static_cast<int>(k));
       }
       return held;
     };
-    // Hashes the candidates' chunks (every `stride`-th) in parallel: the files at once,
-    // and each file's chunks on its share of the machine's cores.
-    auto digest_all = [&](int64_t stride) {
-      std::vector<absl::StatusOr<std::vector<std::string>>> out(
-          to_send.size(), absl::UnknownError("not hashed"));
-      if (chunk_bytes == kDigestPieceBytes) {
-        for (size_t i : candidates) {
-          std::vector<std::string> chunks = *pieces.at(to_send[i]->file().name());
-          for (size_t c = 0; c < chunks.size(); ++c) {
-            if (c % static_cast<size_t>(stride) != 0) chunks[c].clear();
-          }
-          out[i] = std::move(chunks);
-        }
-        return out;
-      }
-      const int per_file = HashThreads(candidates.size());
-      std::vector<std::thread> workers;
-      for (size_t i : candidates) {
-        workers.emplace_back([&, i]() {
-          out[i] = ChunkDigests(local_files.at(to_send[i]->file().name()), chunk_bytes,
-                                stride, per_file);
-        });
-      }
-      for (std::thread& t : workers) t.join();
-      return out;
-    };
-    std::vector<size_t> promising;
-    if (!candidates.empty()) {
-      auto samples = digest_all(16);
-      for (size_t i : candidates) {
-        if (!samples[i].ok()) return samples[i].status();
-        ASSIGN_OR_RETURN(std::vector<std::string> held, find(*samples[i]));
-        for (const std::string& h : held) {
-          if (!h.empty()) {
-            promising.push_back(i);
-            break;
-          }
-        }
-      }
-    }
-    candidates = promising;
-    if (!candidates.empty()) {
-      auto digests = digest_all(1);
-      for (size_t i : candidates) {
-        if (!digests[i].ok()) return digests[i].status();
-        ASSIGN_OR_RETURN(held_chunks[i], find(*digests[i]));
-      }
-    }
   }
 
-  for (size_t i = 0; i < to_send.size(); ++i) {
-    const v1::UploadFile& f = *to_send[i];
+  for (const v1::UploadFile* f : to_send) {
     const int64_t base = done;
     ProgressFn file_progress;
     if (options.progress) {
@@ -370,15 +352,15 @@ absl::StatusOr<v1::Checkpoint> Client::PushFiles(
         options.progress(base + file_done, total);
       };
     }
-    absl::StatusOr<v1::PutFileResponse> put = PutFileChunks(
-        upload.upload_id(), f.file().name(), local_files.at(f.file().name()),
-        held_chunks[i], chunk_bytes, file_progress, &stats);
+    absl::StatusOr<v1::PutFileResponse> put =
+        SendFile(upload.upload_id(), f->file().name(), local_files.at(f->file().name()),
+                 f, find_chunks, file_progress, &stats);
     if (!put.ok()) {
       // The put's error is the one to report; the server also expires the upload.
       AbortUpload(upload.upload_id()).IgnoreError();
       return put.status();
     }
-    done += f.file().size();
+    done += f->file().size();
   }
   absl::StatusOr<v1::Checkpoint> committed = CommitUpload(upload.upload_id());
   if (!committed.ok() &&

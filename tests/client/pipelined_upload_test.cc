@@ -1,0 +1,365 @@
+// The pipelined sender (client/pipelined_upload.h) against a fake PutFile stream: every
+// byte arrives once and in order, held chunks are named window by window, the final
+// digest rides on the last message, and every way a send can fail ends with the threads
+// joined and the stream cancelled or finished as the header says.
+#include "client/pipelined_upload.h"
+
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/file_digest.h"
+#include "common/sha256.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/test_util.h"
+
+namespace mgreg::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+std::string RandomBytes(int64_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::string out(static_cast<size_t>(n), '\0');
+  for (char& c : out) c = static_cast<char>(gen());
+  return out;
+}
+
+// Records what a server would receive; fails the `fail_at`-th Write if asked.
+class FakeStream : public PutFileStream {
+ public:
+  bool Write(const v1::PutFileRequest& message) override {
+    if (static_cast<int>(messages.size()) == fail_at) return false;
+    messages.push_back(message);
+    return true;
+  }
+  absl::StatusOr<v1::PutFileResponse> Finish(bool done) override {
+    finished = true;
+    writes_done = done;
+    if (!finish_status.ok()) return finish_status;
+    v1::PutFileResponse response;
+    response.set_held_bytes(12345);
+    return response;
+  }
+  void Cancel() override { cancelled = true; }
+
+  std::vector<v1::PutFileRequest> messages;
+  int fail_at = -1;
+  absl::Status finish_status;
+  bool finished = false;
+  bool writes_done = false;
+  bool cancelled = false;
+};
+
+v1::PutFileRequest::Header Header() {
+  v1::PutFileRequest::Header h;
+  h.set_upload_id("u1");
+  h.set_name("data-00000-of-00001");
+  return h;
+}
+
+// Small windows so that a few MiB cross several: 2 MiB windows, 3 of them, 3 hashers.
+PipelinedSend Options(int64_t size) {
+  PipelinedSend send;
+  send.size = size;
+  send.send_final_digest = true;
+  send.threads = 3;
+  send.window_bytes = 2 * kMiB;
+  send.windows = 3;
+  return send;
+}
+
+class PipelinedUploadTest : public ::testing::Test {
+ protected:
+  // Writes `content` to a file and opens it.
+  LocalFile Open(const std::string& content) {
+    path_ = tmp_.Join("file");
+    WriteFileOrDie(path_, content);
+    absl::StatusOr<LocalFile> file = LocalFile::OpenForRead(path_);
+    EXPECT_TRUE(file.ok()) << file.status();
+    return *std::move(file);
+  }
+
+  // The file the fake server would hold from offset `offset` on, with `content` giving
+  // the bytes of named chunks; checks the protocol's shape on the way (header first and
+  // only there, existing chunks at piece boundaries, no message across a piece
+  // boundary or over `message_bytes`, the final digest on the last message only).
+  std::string Received(const FakeStream& stream, const std::string& content,
+                       int64_t offset, size_t message_bytes = 1u << 20) {
+    std::string out;
+    for (size_t i = 0; i < stream.messages.size(); ++i) {
+      const v1::PutFileRequest& m = stream.messages[i];
+      EXPECT_EQ(m.has_header(), i == 0) << i;
+      if (i + 1 < stream.messages.size()) {
+        EXPECT_TRUE(m.final_chunked_sha256().empty()) << i;
+      }
+      const int64_t pos = offset + static_cast<int64_t>(out.size());
+      if (!m.existing_chunk().empty()) {
+        EXPECT_EQ(pos % kMiB, 0) << i;
+        const std::string piece = content.substr(static_cast<size_t>(pos), kMiB);
+        EXPECT_EQ(m.existing_chunk(), Sha256Raw(piece)) << i;
+        out += piece;
+      } else {
+        EXPECT_LE(m.data().size(), message_bytes) << i;
+        EXPECT_LE(pos % kMiB + static_cast<int64_t>(m.data().size()), kMiB) << i;
+        out += m.data();
+      }
+    }
+    return out;
+  }
+
+  TempDir tmp_;
+  std::string path_;
+};
+
+// Window boundaries: empty, under one piece, under one window, exactly one window, an
+// exact multiple of windows, one byte over.
+class PipelinedBoundaryTest : public PipelinedUploadTest,
+                              public ::testing::WithParamInterface<int64_t> {};
+
+TEST_P(PipelinedBoundaryTest, EveryByteArrivesOnceWithTheChunkedDigestAtTheEnd) {
+  const int64_t size = GetParam();
+  const std::string content = RandomBytes(size, static_cast<uint32_t>(size));
+  LocalFile file = Open(content);
+  FakeStream stream;
+  PushStats stats;
+  std::vector<std::pair<int64_t, int64_t>> progress;
+  PipelinedSend send = Options(size);
+  send.stats = &stats;
+  send.progress = [&](int64_t done, int64_t total) {
+    progress.emplace_back(done, total);
+  };
+  absl::StatusOr<PipelinedSendResult> sent =
+      SendFilePipelined(file, Header(), stream, send);
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  EXPECT_EQ(sent->response.held_bytes(), 12345);
+  EXPECT_TRUE(stream.finished && stream.writes_done && !stream.cancelled);
+  ASSERT_FALSE(stream.messages.empty());
+  EXPECT_EQ(stream.messages[0].header().upload_id(), "u1");
+  EXPECT_EQ(stream.messages[0].header().offset(), 0);
+  EXPECT_TRUE(Received(stream, content, 0) == content);
+  EXPECT_EQ(stream.messages.back().final_chunked_sha256(), ChunkedSha256Hex(content));
+  EXPECT_EQ(sent->chunked_sha256, ChunkedSha256Hex(content));
+  EXPECT_EQ(stats.bytes_sent, size);
+  EXPECT_EQ(stats.bytes_deduplicated_chunks, 0);
+  ASSERT_FALSE(progress.empty());
+  EXPECT_EQ(progress.back(), std::make_pair(size, size));
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, PipelinedBoundaryTest,
+                         ::testing::Values(0, 1, kMiB + kMiB / 2, 2 * kMiB, 6 * kMiB,
+                                           6 * kMiB + 1));
+
+TEST_F(PipelinedUploadTest, HeldChunksAreNamedWindowByWindowAndTheRestSent) {
+  const int64_t size = 7 * kMiB + 5;  // 8 pieces (the last of 5 bytes), 4 windows
+  const std::string content = RandomBytes(size, 7);
+  LocalFile file = Open(content);
+  const std::set<int64_t> held_pieces = {1, 4, 7};
+  std::set<std::string> held;
+  for (int64_t p : held_pieces) {
+    held.insert(Sha256Raw(content.substr(static_cast<size_t>(p * kMiB), kMiB)));
+  }
+  std::vector<size_t> asked;
+  PushStats stats;
+  PipelinedSend send = Options(size);
+  send.stats = &stats;
+  send.find_chunks = [&](const std::vector<std::string>& digests) {
+    asked.push_back(digests.size());
+    std::vector<bool> out;
+    for (const std::string& d : digests) out.push_back(held.count(d) > 0);
+    return absl::StatusOr<std::vector<bool>>(out);
+  };
+  FakeStream stream;
+  absl::StatusOr<PipelinedSendResult> sent =
+      SendFilePipelined(file, Header(), stream, send);
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  EXPECT_THAT(asked, ::testing::ElementsAre(2, 2, 2, 2));  // one FindChunks per window
+  EXPECT_TRUE(Received(stream, content, 0) == content);
+  int existing = 0;
+  for (const v1::PutFileRequest& m : stream.messages)
+    existing += !m.existing_chunk().empty();
+  EXPECT_EQ(existing, 3);
+  EXPECT_EQ(stats.bytes_deduplicated_chunks, 2 * kMiB + 5);
+  EXPECT_EQ(stats.bytes_sent, size - stats.bytes_deduplicated_chunks);
+  // The last message names the held 5-byte chunk and carries the digest.
+  EXPECT_FALSE(stream.messages.back().existing_chunk().empty());
+  EXPECT_EQ(stream.messages.back().final_chunked_sha256(), ChunkedSha256Hex(content));
+}
+
+TEST_F(PipelinedUploadTest, AOnePieceFileIsNotAskedAbout) {
+  const std::string content = RandomBytes(1000, 3);
+  LocalFile file = Open(content);
+  int calls = 0;
+  PipelinedSend send = Options(1000);
+  send.find_chunks = [&](const std::vector<std::string>&) {
+    ++calls;
+    return absl::StatusOr<std::vector<bool>>(std::vector<bool>{true});
+  };
+  FakeStream stream;
+  ASSERT_TRUE(SendFilePipelined(file, Header(), stream, send).ok());
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(Received(stream, content, 0), content);
+}
+
+TEST_F(PipelinedUploadTest, AResumeSendsFromTheOffsetAndDigestsTheHeldPrefix) {
+  const int64_t size = 5 * kMiB + 7;
+  const int64_t offset = 2 * kMiB + kMiB / 2;  // inside piece 2
+  const std::string content = RandomBytes(size, 11);
+  LocalFile file = Open(content);
+  std::vector<std::string> asked;
+  PushStats stats;
+  PipelinedSend send = Options(size);
+  send.offset = offset;
+  send.stats = &stats;
+  send.find_chunks = [&](const std::vector<std::string>& digests) {
+    asked.insert(asked.end(), digests.begin(), digests.end());
+    return absl::StatusOr<std::vector<bool>>(std::vector<bool>(digests.size(), false));
+  };
+  FakeStream stream;
+  absl::StatusOr<PipelinedSendResult> sent =
+      SendFilePipelined(file, Header(), stream, send);
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  EXPECT_EQ(stream.messages[0].header().offset(), offset);
+  EXPECT_TRUE(Received(stream, content, offset) == content.substr(offset));
+  EXPECT_EQ(stats.bytes_sent, size - offset);
+  // Only pieces wholly after the offset are asked about (3, 4, 5).
+  std::vector<std::string> expected;
+  for (int64_t p = 3; p * kMiB < size; ++p) {
+    expected.push_back(Sha256Raw(content.substr(static_cast<size_t>(p * kMiB), kMiB)));
+  }
+  EXPECT_EQ(asked, expected);
+  EXPECT_EQ(stream.messages.back().final_chunked_sha256(), ChunkedSha256Hex(content));
+}
+
+TEST_F(PipelinedUploadTest, EveryByteHeldSendsOneMessageWithHeaderAndDigest) {
+  const int64_t size = 3 * kMiB;
+  const std::string content = RandomBytes(size, 13);
+  LocalFile file = Open(content);
+  PipelinedSend send = Options(size);
+  send.offset = size;
+  FakeStream stream;
+  ASSERT_TRUE(SendFilePipelined(file, Header(), stream, send).ok());
+  ASSERT_EQ(stream.messages.size(), 1u);
+  EXPECT_EQ(stream.messages[0].header().offset(), size);
+  EXPECT_TRUE(stream.messages[0].data().empty());
+  EXPECT_EQ(stream.messages[0].final_chunked_sha256(), ChunkedSha256Hex(content));
+}
+
+TEST_F(PipelinedUploadTest, SmallMessagesSplitPiecesAndAnAnnouncedDigestIsNotRepeated) {
+  const int64_t size = 3 * kMiB + 100;
+  const std::string content = RandomBytes(size, 17);
+  LocalFile file = Open(content);
+  PipelinedSend send = Options(size);
+  send.message_bytes = 300000;
+  send.send_final_digest = false;
+  FakeStream stream;
+  absl::StatusOr<PipelinedSendResult> sent =
+      SendFilePipelined(file, Header(), stream, send);
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  EXPECT_TRUE(Received(stream, content, 0, 300000) == content);
+  EXPECT_EQ(stream.messages.size(), 3u * 4 + 1);  // 4 messages per MiB, then 100 bytes
+  for (const v1::PutFileRequest& m : stream.messages) {
+    EXPECT_TRUE(m.final_chunked_sha256().empty());
+  }
+  EXPECT_EQ(sent->chunked_sha256, ChunkedSha256Hex(content));
+}
+
+TEST_F(PipelinedUploadTest, AnEmptyFileWithAnAnnouncedDigestSendsTheHeaderOnly) {
+  LocalFile file = Open("");
+  PipelinedSend send = Options(0);
+  send.send_final_digest = false;
+  FakeStream stream;
+  ASSERT_TRUE(SendFilePipelined(file, Header(), stream, send).ok());
+  ASSERT_EQ(stream.messages.size(), 1u);
+  EXPECT_TRUE(stream.messages[0].has_header());
+  EXPECT_TRUE(stream.messages[0].final_chunked_sha256().empty());
+}
+
+// The server ends the call while the hashers are windows ahead: the call's status comes
+// back, the hashers (blocked on a full ring) are stopped and joined, nothing hangs.
+TEST_F(PipelinedUploadTest, AStreamEndedByTheServerReturnsItsStatusAndStopsTheHashers) {
+  const int64_t size = 24 * kMiB;
+  const std::string content = RandomBytes(size, 19);
+  LocalFile file = Open(content);
+  for (int fail_at : {0, 1, 5}) {
+    PipelinedSend send = Options(size);
+    send.threads = 4;
+    FakeStream stream;
+    stream.fail_at = fail_at;
+    stream.finish_status = absl::FailedPreconditionError("upload u1 expired");
+    absl::StatusOr<PipelinedSendResult> sent =
+        SendFilePipelined(file, Header(), stream, send);
+    EXPECT_EQ(sent.status().code(), absl::StatusCode::kFailedPrecondition) << fail_at;
+    EXPECT_THAT(sent.status().message(), HasSubstr("expired"));
+    EXPECT_TRUE(stream.finished);
+    EXPECT_FALSE(stream.writes_done);  // the call was over: no half-close
+    EXPECT_FALSE(stream.cancelled);
+    EXPECT_EQ(static_cast<int>(stream.messages.size()), fail_at);
+  }
+}
+
+TEST_F(PipelinedUploadTest, AFileThatShrankIsDataLossAndTheStreamIsCancelled) {
+  const int64_t size = 9 * kMiB;
+  LocalFile file = Open(RandomBytes(size, 23));
+  fs::resize_file(path_, 5 * kMiB + 3);
+  PipelinedSend send = Options(size);
+  FakeStream stream;
+  absl::StatusOr<PipelinedSendResult> sent =
+      SendFilePipelined(file, Header(), stream, send);
+  EXPECT_EQ(sent.status().code(), absl::StatusCode::kDataLoss) << sent.status();
+  EXPECT_THAT(sent.status().message(), HasSubstr(path_));
+  EXPECT_TRUE(stream.cancelled);
+  EXPECT_FALSE(stream.finished);
+  // Nothing past the end was sent, and never the final digest.
+  int64_t sent_bytes = 0;
+  for (const v1::PutFileRequest& m : stream.messages) {
+    sent_bytes += static_cast<int64_t>(m.data().size());
+    EXPECT_TRUE(m.final_chunked_sha256().empty());
+  }
+  EXPECT_LE(sent_bytes, 5 * kMiB);
+}
+
+TEST_F(PipelinedUploadTest, AFindChunksErrorEndsTheSendAndCancelsTheStream) {
+  const int64_t size = 6 * kMiB;
+  LocalFile file = Open(RandomBytes(size, 29));
+  int calls = 0;
+  PipelinedSend send = Options(size);
+  send.find_chunks =
+      [&](const std::vector<std::string>& digests) -> absl::StatusOr<std::vector<bool>> {
+    if (++calls == 2) return absl::UnavailableError("server went away");
+    return std::vector<bool>(digests.size(), false);
+  };
+  FakeStream stream;
+  absl::StatusOr<PipelinedSendResult> sent =
+      SendFilePipelined(file, Header(), stream, send);
+  EXPECT_EQ(sent.status().code(), absl::StatusCode::kUnavailable) << sent.status();
+  EXPECT_TRUE(stream.cancelled);
+  EXPECT_FALSE(stream.finished);
+  EXPECT_EQ(calls, 2);
+}
+
+TEST_F(PipelinedUploadTest, OptionsOutOfRangeAreInvalidArgumentAndSendNothing) {
+  LocalFile file = Open("abc");
+  std::vector<PipelinedSend> bad(5, Options(3));
+  bad[0].window_bytes = kMiB + kMiB / 2;
+  bad[1].windows = 1;
+  bad[2].threads = 0;
+  bad[3].offset = 4;
+  bad[4].message_bytes = 0;
+  for (const PipelinedSend& send : bad) {
+    FakeStream stream;
+    absl::Status s = SendFilePipelined(file, Header(), stream, send).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_TRUE(stream.messages.empty());
+  }
+}
+
+}  // namespace
+}  // namespace mgreg::testing
