@@ -183,7 +183,10 @@ class Client {
 
   // The multi-writer upload, one call per step of it.
   absl::StatusOr<v1::Upload> BeginUpload(const v1::BeginUploadRequest& request);
-  // Sends local file `path` as `name`, resuming at the bytes the server holds.
+  // Sends local file `path` as `name`, resuming at the bytes the server holds, in one
+  // pass: read, hashed and sent together, chunks the server holds named instead of
+  // sent. A file the upload does not list is announced by its header: with its digest
+  // when it fits one pipeline window, else its digest comes at the end.
   absl::StatusOr<v1::PutFileResponse> PutFile(const std::string& upload_id,
                                               const std::string& name,
                                               const std::string& path,
@@ -297,15 +300,20 @@ class Client {
   // Sends local file `path` as `name` of the upload over one PutFile call, read and
   // hashed as it goes (client/pipelined_upload.h): from state->held_bytes() when the
   // upload lists the file (`state`; its digest given at the end if it was announced
-  // without one), else announced by the header with its size, digest at the end. Chunks
-  // `find_chunks` (if set) says the server holds are named, not sent. Adds what it sent
-  // and skipped to `stats`.
+  // without one), else announced by the header with its size and, for a file larger
+  // than one pipeline window unless `digest_first`, its digest at the end (else in the
+  // header, digested first). Chunks `find_chunks` (if set) says the server holds are
+  // named, not sent. Adds what it sent and skipped to `stats`.
   absl::StatusOr<v1::PutFileResponse> SendFile(
       const std::string& upload_id, const std::string& name, const std::string& path,
-      const v1::UploadFile* state,
+      const v1::UploadFile* state, bool digest_first,
       const std::function<absl::StatusOr<std::vector<bool>>(
           const std::vector<std::string>&)>& find_chunks,
       const ProgressFn& progress, PushStats* stats);
+  // FindChunks for `upload` (which of the given chunk digests the server holds), when
+  // its chunks are the 1 MiB pieces the client hashes; else none (every byte is sent).
+  std::function<absl::StatusOr<std::vector<bool>>(const std::vector<std::string>&)>
+  ChunkFinder(const v1::Upload& upload);
   // The upload Push and PushSavedModel share: `begin` without files, then `files`
   // (name -> local path) announced, deduplicated, sent and committed.
   absl::StatusOr<v1::Checkpoint> PushFiles(

@@ -89,7 +89,36 @@ absl::StatusOr<v1::PutFileResponse> Client::PutFile(const std::string& upload_id
   for (const v1::UploadFile& f : upload.files()) {
     if (f.file().name() == name) state = &f;
   }
-  return SendFile(upload_id, name, path, state, nullptr, progress, nullptr);
+  const FindChunksFn find_chunks = ChunkFinder(upload);
+  absl::StatusOr<v1::PutFileResponse> put =
+      SendFile(upload_id, name, path, state, /*digest_first=*/false, find_chunks,
+               progress, nullptr);
+  if (state == nullptr && put.status().code() == absl::StatusCode::kInvalidArgument) {
+    // A server older than final_chunked_sha256 wants the digest in the header of a file
+    // the upload does not list. A header wrong for another reason fails again.
+    put = SendFile(upload_id, name, path, state, /*digest_first=*/true, find_chunks,
+                   progress, nullptr);
+  }
+  return put;
+}
+
+FindChunksFn Client::ChunkFinder(const v1::Upload& upload) {
+  if (upload.chunk_bytes() != kDigestPieceBytes) return nullptr;
+  return
+      [this, id = upload.upload_id()](
+          const std::vector<std::string>& digests) -> absl::StatusOr<std::vector<bool>> {
+        v1::FindChunksRequest request;
+        request.set_upload_id(id);
+        for (const std::string& d : digests) request.add_sha256(d);
+        ASSIGN_OR_RETURN(const v1::FindChunksResponse found,
+                         impl_->Call(&v1::Registry::Stub::FindChunks, request));
+        std::vector<bool> held(digests.size(), false);
+        for (size_t k = 0; k < held.size() && static_cast<int>(k) < found.present_size();
+             ++k) {
+          held[k] = found.present(static_cast<int>(k));
+        }
+        return held;
+      };
 }
 
 namespace {
@@ -129,7 +158,7 @@ class GrpcPutFileStream : public PutFileStream {
 
 absl::StatusOr<v1::PutFileResponse> Client::SendFile(
     const std::string& upload_id, const std::string& name, const std::string& path,
-    const v1::UploadFile* state, const FindChunksFn& find_chunks,
+    const v1::UploadFile* state, bool digest_first, const FindChunksFn& find_chunks,
     const ProgressFn& progress, PushStats* stats) {
   ASSIGN_OR_RETURN(LocalFile file, LocalFile::OpenForRead(path));
   v1::PutFileRequest::Header header;
@@ -151,12 +180,17 @@ absl::StatusOr<v1::PutFileResponse> Client::SendFile(
     }
     send.send_final_digest =
         state->file().chunked_sha256().empty() && state->file().sha256().empty();
-  } else {
-    // An upload begun without files learns this one from its header.
+  } else if (digest_first || file.size() <= kPipelineWindowBytes) {
+    // An upload begun without files learns this one from its header. A file of one
+    // window is hashed whole before its first byte is sent anyway: its digest up front
+    // lets the server find it whole.
     ASSIGN_OR_RETURN(FileDigest digest, DigestFile(path, HashThreads(1)));
     header.set_size(digest.size);
     header.set_chunked_sha256(digest.chunked_sha256);
     send.size = digest.size;
+  } else {
+    header.set_size(file.size());
+    send.send_final_digest = true;
   }
   send.threads = HashThreads(1);
   send.message_bytes = impl_->options.upload_message_bytes;
@@ -326,23 +360,8 @@ absl::StatusOr<v1::Checkpoint> Client::PushFiles(
   // asks about each window's pieces as soon as they are hashed, when the server's chunks
   // are those pieces (its default 1 MiB). With another chunk size every byte is sent
   // (still one read and one hash pass).
-  FindChunksFn find_chunks;
-  if (options.deduplicate_chunks && upload.chunk_bytes() == kDigestPieceBytes) {
-    find_chunks = [this, &upload](const std::vector<std::string>& digests)
-        -> absl::StatusOr<std::vector<bool>> {
-      v1::FindChunksRequest request;
-      request.set_upload_id(upload.upload_id());
-      for (const std::string& d : digests) request.add_sha256(d);
-      ASSIGN_OR_RETURN(const v1::FindChunksResponse found,
-                       impl_->Call(&v1::Registry::Stub::FindChunks, request));
-      std::vector<bool> held(digests.size(), false);
-      for (size_t k = 0; k < held.size() && static_cast<int>(k) < found.present_size();
-           ++k) {
-        held[k] = found.present(static_cast<int>(k));
-      }
-      return held;
-    };
-  }
+  const FindChunksFn find_chunks =
+      options.deduplicate_chunks ? ChunkFinder(upload) : FindChunksFn();
 
   for (const v1::UploadFile* f : to_send) {
     const int64_t base = done;
@@ -354,7 +373,7 @@ absl::StatusOr<v1::Checkpoint> Client::PushFiles(
     }
     absl::StatusOr<v1::PutFileResponse> put =
         SendFile(upload.upload_id(), f->file().name(), local_files.at(f->file().name()),
-                 f, find_chunks, file_progress, &stats);
+                 f, /*digest_first=*/false, find_chunks, file_progress, &stats);
     if (!put.ok()) {
       // The put's error is the one to report; the server also expires the upload.
       AbortUpload(upload.upload_id()).IgnoreError();

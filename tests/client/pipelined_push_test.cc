@@ -89,7 +89,8 @@ TEST_F(PipelinedPushTest, TheSameShardUnderANewStepIsNamedChunkByChunk) {
   // The shard was announced without a digest and found held window by window; the
   // small files were digested first and found held whole.
   EXPECT_EQ(second.bytes_deduplicated_chunks, Size(prefix, kShard));
-  EXPECT_EQ(second.bytes_deduplicated_files, Size(prefix, "index") + Size(prefix, "meta"));
+  EXPECT_EQ(second.bytes_deduplicated_files,
+            Size(prefix, "index") + Size(prefix, "meta"));
   EXPECT_EQ(pushed->total_bytes(), Total(prefix));
 }
 
@@ -101,13 +102,47 @@ TEST_F(PipelinedPushTest, AChangedLayerSendsOnlyItsChunk) {
   // Tensor 5 is chunk 5 of the shard (the index changed too: it holds the CRCs).
   EXPECT_LE(stats.bytes_sent, kMiB + Size(next, "index"));
   EXPECT_GE(stats.bytes_deduplicated_chunks, Size(next, kShard) - kMiB);
-  EXPECT_EQ(stats.bytes_sent + stats.bytes_deduplicated_chunks +
-                stats.bytes_deduplicated_files,
-            Total(next));
+  EXPECT_EQ(
+      stats.bytes_sent + stats.bytes_deduplicated_chunks + stats.bytes_deduplicated_files,
+      Total(next));
   const std::string dir = tmp_.Join("r");
   ASSERT_TRUE(client_->Restore("m", dir, RestoreOptions()).ok());
   EXPECT_TRUE(ReadFileOrDie(absl::StrCat(dir, "/model.ckpt-2.", kShard)) ==
               ReadFileOrDie(absl::StrCat(next, ".", kShard)));
+}
+
+// Writers of an upload begun without files (a chief and its workers, Client::PutFile):
+// a shard larger than one window goes out announced by its size and digested on the
+// way, its digest at the end; the upload learns every file and commits it whole.
+TEST_F(PipelinedPushTest, WritersOfAnUploadBegunWithoutFilesSendTheirShardsInOnePass) {
+  const std::string prefix = Make("s1", 1);
+  for (int64_t step : {1, 2}) {  // the second time the server holds every chunk
+    v1::BeginUploadRequest begin;
+    begin.set_model("m");
+    begin.set_step(step);
+    absl::StatusOr<v1::Upload> upload = client_->BeginUpload(begin);
+    ASSERT_TRUE(upload.ok()) << upload.status();
+    for (const char* suffix : {"index", kShard, "meta"}) {
+      absl::StatusOr<v1::PutFileResponse> put = client_->PutFile(
+          upload->upload_id(), suffix, absl::StrCat(prefix, ".", suffix));
+      ASSERT_TRUE(put.ok()) << suffix << ": " << put.status();
+      EXPECT_TRUE(put->complete()) << suffix;
+      EXPECT_EQ(put->held_bytes(), Size(prefix, suffix));
+    }
+    absl::StatusOr<v1::Checkpoint> committed = client_->CommitUpload(upload->upload_id());
+    ASSERT_TRUE(committed.ok()) << committed.status();
+    EXPECT_EQ(committed->total_bytes(), Total(prefix));
+    for (const v1::FileInfo& f : committed->files()) {
+      if (f.name() == kShard) {
+        EXPECT_EQ(f.chunked_sha256(),
+                  ChunkedSha256Hex(ReadFileOrDie(absl::StrCat(prefix, ".", kShard))));
+      }
+    }
+  }
+  const std::string dir = tmp_.Join("r");
+  ASSERT_TRUE(client_->Restore("m", dir, RestoreOptions()).ok());
+  EXPECT_TRUE(ReadFileOrDie(absl::StrCat(dir, "/model.ckpt-2.", kShard)) ==
+              ReadFileOrDie(absl::StrCat(prefix, ".", kShard)));
 }
 
 TEST_F(PipelinedPushTest, WithoutChunkDeduplicationEveryByteOfTheShardIsSent) {
@@ -139,7 +174,8 @@ TEST_F(PipelinedPushTest, OtherContentForAnExistingStepIsRefusedUnlessOverwritte
   ASSERT_TRUE(Push("m", Make("s1", 1), nullptr).ok());
   const std::string other = Make("s1b", 1, /*changed=*/0);
   absl::StatusOr<v1::Checkpoint> refused = Push("m", other, nullptr);
-  EXPECT_EQ(refused.status().code(), absl::StatusCode::kAlreadyExists) << refused.status();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kAlreadyExists)
+      << refused.status();
   EXPECT_THAT(refused.status().message(), HasSubstr("--overwrite"));
   PushOptions overwrite;
   overwrite.overwrite = true;
