@@ -87,6 +87,19 @@ class FinalDigestServerTest : public ServerFixture {
     return stub_->CommitUpload(&ctx, request, out);
   }
 
+  // Commits upload `id`; each of its files must carry the chunked SHA-256 of its bytes
+  // in `files` (name -> bytes), whichever way the writer gave it.
+  void CommitAndCheckDigests(const std::string& id,
+                             const std::map<std::string, std::string>& files) {
+    v1::Checkpoint out;
+    grpc::Status commit = Commit(id, &out);
+    ASSERT_TRUE(commit.ok()) << commit.error_message();
+    ASSERT_EQ(out.files_size(), static_cast<int>(files.size()));
+    for (const v1::FileInfo& f : out.files()) {
+      EXPECT_EQ(f.chunked_sha256(), ChunkedSha256Hex(files.at(f.name()))) << f.name();
+    }
+  }
+
   // The upload's view of `file`.
   v1::UploadFile Status(const std::string& id, const std::string& file) {
     grpc::ClientContext ctx;
@@ -168,13 +181,7 @@ TEST_F(FinalDigestServerTest, FilesAnnouncedWithoutDigestsCommitWithTheFinalOnes
     EXPECT_EQ(f.file().chunked_sha256(), "") << f.file().name();
   }
   PutAll(upload.upload_id(), files);
-  v1::Checkpoint committed;
-  grpc::Status commit = Commit(upload.upload_id(), &committed);
-  ASSERT_TRUE(commit.ok()) << commit.error_message();
-  ASSERT_EQ(committed.files_size(), static_cast<int>(files.size()));
-  for (const v1::FileInfo& f : committed.files()) {
-    EXPECT_EQ(f.chunked_sha256(), ChunkedSha256Hex(files.at(f.name()))) << f.name();
-  }
+  CommitAndCheckDigests(upload.upload_id(), files);
   // A step whose every file has a digest still finds it committed, as before.
   v1::Upload again;
   ASSERT_TRUE(Begin(Manifest("m", 1, prefix_), &again).ok());
@@ -290,11 +297,7 @@ TEST_F(FinalDigestServerTest, EveryByteWithoutADigestWaitsForADigestOnlyPutFile)
     ASSERT_TRUE(put.status.ok()) << name << ": " << put.status.error_message();
     EXPECT_TRUE(put.response.complete()) << name;
   }
-  grpc::Status commit = Commit(upload.upload_id(), &out);
-  ASSERT_TRUE(commit.ok()) << commit.error_message();
-  for (const v1::FileInfo& f : out.files()) {
-    EXPECT_EQ(f.chunked_sha256(), ChunkedSha256Hex(files.at(f.name()))) << f.name();
-  }
+  CommitAndCheckDigests(upload.upload_id(), files);
 }
 
 TEST_F(FinalDigestServerTest, AWriterStartingOverAtOffsetZeroGivesANewDigest) {
@@ -332,12 +335,7 @@ TEST_F(FinalDigestServerTest, AnUploadBegunWithoutFilesLearnsThemWithoutDigests)
     ASSERT_TRUE(put.status.ok()) << name << ": " << put.status.error_message();
     EXPECT_TRUE(put.response.complete()) << name;
   }
-  v1::Checkpoint out;
-  grpc::Status commit = Commit(upload.upload_id(), &out);
-  ASSERT_TRUE(commit.ok()) << commit.error_message();
-  for (const v1::FileInfo& f : out.files()) {
-    EXPECT_EQ(f.chunked_sha256(), ChunkedSha256Hex(files.at(f.name()))) << f.name();
-  }
+  CommitAndCheckDigests(upload.upload_id(), files);
 }
 
 // Chunks that are not the digest's 1 MiB pieces: the chunked digest comes from the
@@ -368,12 +366,7 @@ TEST_F(FinalDigestServerTest, OtherChunkSizesComputeTheDigestAcrossStreams) {
   EXPECT_EQ(put.status.error_code(), grpc::StatusCode::DATA_LOSS);
   EXPECT_EQ(Status(upload.upload_id(), "data-00001-of-00002").held_bytes(), 0);
   PutAll(upload.upload_id(), files);
-  v1::Checkpoint out;
-  grpc::Status commit = Commit(upload.upload_id(), &out);
-  ASSERT_TRUE(commit.ok()) << commit.error_message();
-  for (const v1::FileInfo& f : out.files()) {
-    EXPECT_EQ(f.chunked_sha256(), ChunkedSha256Hex(files.at(f.name()))) << f.name();
-  }
+  CommitAndCheckDigests(upload.upload_id(), files);
 }
 
 TEST_F(FinalDigestServerTest, MalformedFinalDigestsAreRefusedByName) {
