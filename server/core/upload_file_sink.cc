@@ -17,6 +17,13 @@ namespace mgreg {
 
 namespace {
 
+// A stream saves its file's state (chunk list, held bytes) after this many new chunks,
+// or an eighth of the file's chunks if more, so that the copies of a save (O(the file's
+// chunks)) cost O(1) per chunk; and at least every kSaveInterval (lease/4 if shorter),
+// at the end of the stream, and whenever the file's digests are checked.
+constexpr size_t kSaveEveryChunks = 32;
+constexpr absl::Duration kSaveInterval = absl::Seconds(1);
+
 // The store's "session gone" or "closed" while a stream writes, in the writer's terms.
 absl::Status ClosedUnderWriter(const std::string& id, const std::string& name,
                                absl::Status s) {
@@ -97,9 +104,10 @@ class ChunkingFileSink : public FileSink {
         complete_(complete),
         writer_(std::move(writer)),
         lease_(lease),
+        save_interval_(std::min(kSaveInterval, lease / 4)),
         saved_(absl::Now()) {}
 
-  ~ChunkingFileSink() override { Release(); }
+  ~ChunkingFileSink() override { Release().IgnoreError(); }
 
   // For a complete file opened at offset 0: its first bytes restart it, and then it
   // takes the header's digests `given`.
@@ -251,7 +259,10 @@ class ChunkingFileSink : public FileSink {
     v1::PutFileResponse response;
     response.set_held_bytes(base_);
     response.set_complete(complete_);
-    Release();
+    // The chunks not saved yet are saved with the lease's end: what this response (or
+    // the error below) reports held must be in the store.
+    const bool unsaved = unsaved_ > 0;
+    if (absl::Status s = Release(); !s.ok() && unsaved) return s;
     // Every byte is here; the digest comes in a later PutFile at offset size_.
     if (awaiting_digest_) return response;
     if (!complete_) {
@@ -304,6 +315,7 @@ class ChunkingFileSink : public FileSink {
   // Writes the file's state to the store, renewing this stream's lease.
   absl::Status Save() ABSL_EXCLUSIVE_LOCKS_REQUIRED(session_->mu) {
     saved_ = absl::Now();
+    unsaved_ = 0;
     return ClosedUnderWriter(
         session_->id(), name_,
         session_->SaveFile(name_, writer_, absl::ToUnixMicros(saved_ + lease_)));
@@ -321,10 +333,12 @@ class ChunkingFileSink : public FileSink {
     return Record(std::move(ref), piece);
   }
 
-  // Adds a staged (or held) chunk to the file: digests, held bytes, chunk list.
+  // Adds a staged (or held) chunk to the file: digests, held bytes, chunk list; saved
+  // in the store every few chunks (kSaveEveryChunks), ahead of it until then.
   // `piece` is its bytes, or empty when the digests need none.
   absl::Status Record(storage::ChunkRef ref, absl::string_view piece) {
     digests_.AddChunk(ref, piece);
+    const int64_t offset = base_;
     base_ += static_cast<int64_t>(ref.size());
     absl::MutexLock lock(&session_->mu);
     if (session_->closed) {
@@ -333,10 +347,23 @@ class ChunkingFileSink : public FileSink {
                                                         "' was being written"));
     }
     UploadFileState& state = session_->files.at(name_);
+    if (state.held != offset) {
+      // Another stream took the file (this one's lease ran out) and changed it.
+      return absl::AbortedError(absl::StrCat(
+          "file '", name_, "' of upload ", session_->id(),
+          " was changed by another stream while this one wrote it at offset ", offset,
+          "; the server holds ", state.held, " bytes: resume at offset ", state.held));
+    }
     state.chunks.push_back(std::move(ref));
     state.held = base_;
     state.digests = digests_;
     state.hashed = base_;
+    state.ahead_of_store = true;
+    ++unsaved_;
+    if (unsaved_ < std::max(kSaveEveryChunks, state.chunks.size() / 8) &&
+        absl::Now() - saved_ < save_interval_) {
+      return absl::OkStatus();
+    }
     return Save();
   }
 
@@ -350,7 +377,7 @@ class ChunkingFileSink : public FileSink {
       absl::MutexLock lock(&session_->mu);
       UploadFileState& state = session_->files.at(name_);
       awaiting_digest_ = !HasDigest(state.file);
-      if (awaiting_digest_) return absl::OkStatus();
+      if (awaiting_digest_) return Save();
       const char* source =
           state.announced_without_digest ? "its writer gave" : "the upload announced";
       std::string mismatch;
@@ -390,18 +417,22 @@ class ChunkingFileSink : public FileSink {
   absl::Status Fail(absl::Status s) {
     if (!s.ok()) {
       error_ = s;
-      Release();
+      Release().IgnoreError();
     }
     return s;
   }
 
-  void Release() {
-    if (released_) return;
+  // Ends this stream's lease, saving the chunks not saved yet. Best effort for the
+  // lease (it runs out by itself); the caller decides what a failed save means.
+  absl::Status Release() {
+    if (released_) return absl::OkStatus();
     released_ = true;
     absl::MutexLock lock(&session_->mu);
-    if (session_->files.count(name_) == 0 || session_->closed) return;
-    // Best effort: a lease this fails to end runs out by itself.
-    session_->SaveFile(name_, writer_, /*lease_until_micros=*/0).IgnoreError();
+    if (session_->files.count(name_) == 0 || session_->closed) return absl::OkStatus();
+    unsaved_ = 0;
+    return ClosedUnderWriter(
+        session_->id(), name_,
+        session_->SaveFile(name_, writer_, /*lease_until_micros=*/0));
   }
 
   Store* const store_;
@@ -425,7 +456,10 @@ class ChunkingFileSink : public FileSink {
   // This stream's name as the file's writer, its lease, and when it last saved.
   const std::string writer_;
   const absl::Duration lease_;
+  const absl::Duration save_interval_;
   absl::Time saved_;
+  // Chunks recorded since the last save (UploadFileState::ahead_of_store).
+  size_t unsaved_ = 0;
 };
 
 }  // namespace
@@ -474,6 +508,9 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
         state.held, " bytes: resume at offset ", state.held, " or restart at 0"));
   }
   const bool restart = offset == 0 || state.held == 0;
+  // Put back if the store refuses this stream (another one holds the file): that
+  // stream's chunks, maybe not saved yet, stay as they are.
+  UploadFileState before = state;
   storage::FileRecord file = state.file;
   if (restart) ForgetWritersDigests(writers, &file);
   RETURN_IF_ERROR(TakeGiven(&file, writers, given, writers));
@@ -499,8 +536,10 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
     state.digests = std::move(digests);
     state.hashed = state.held;
   }
-  RETURN_IF_ERROR(
-      ClosedUnderWriter(session->id(), name, session->SaveFile(name, writer, until)));
+  if (absl::Status s = session->SaveFile(name, writer, until); !s.ok()) {
+    state = std::move(before);
+    return ClosedUnderWriter(session->id(), name, std::move(s));
+  }
   auto sink = std::make_unique<ChunkingFileSink>(
       session, name, state.file.size(), state.held, state.digests, chunk_bytes,
       /*complete=*/false, store, std::move(may_reuse_chunk), std::move(writer), lease);

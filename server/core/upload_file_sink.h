@@ -62,7 +62,11 @@ struct GivenDigests {
 
 // Opens a sink for `name` of `session`, starting at `offset` (0 restarts the file;
 // otherwise it must equal the held bytes), and takes the file's writer lease for
-// `lease` (renewed with every chunk, and every lease/4 while bytes arrive).
+// `lease` (renewed with every save, and every lease/4 while bytes arrive). The file's
+// new chunks are saved in the store every 32 chunks (or an eighth of the file's chunks
+// if more), at least every second, when the digests are checked, and when the stream
+// ends; in between they are ahead of the store (UploadFileState::ahead_of_store): a
+// replica that takes the file over after this server died resumes at the last save.
 // INVALID_ARGUMENT if the file is not in the manifest, or `given` (the header's
 // digests) is malformed or differs from a digest the file has; FAILED_PRECONDITION if
 // another stream writes it, the upload is closed, or the offset is not 0 or the held

@@ -99,6 +99,7 @@ absl::Status UploadSession::SaveFile(const std::string& name, absl::string_view 
   ASSIGN_OR_RETURN(storage::UploadFileRecord stored,
                    sessions_->WriteFile(id_, next, writer, now));
   FromRecord(stored, now, &state);
+  state.ahead_of_store = false;
   return absl::OkStatus();
 }
 
@@ -115,12 +116,14 @@ void UploadSession::Refresh(const UploadSessionState& state) {
   // them without mu.
   if (closed) return;
   // `state` was read before this server's last writes maybe (they take mu, the read
-  // does not): what is newer here stays.
+  // does not): what is newer here stays, and so do the chunks this server's writer
+  // holds ahead of the store (the store still has the version they were added to).
   const int64_t now = NowMicros();
   std::map<std::string, UploadFileState> fresh;
   for (auto& [name, local] : files) {
     auto r = state.files.find(name);
-    if (local.version > (r == state.files.end() ? 0 : r->second.version())) {
+    const int64_t stored = r == state.files.end() ? 0 : r->second.version();
+    if (local.version > stored || (local.ahead_of_store && local.version == stored)) {
       fresh[name] = std::move(local);
     }
   }

@@ -4,9 +4,10 @@
 // any call of an upload: on RADOS a chief begins on one replica, workers put through
 // others, and the commit may come through any. This server keeps a cache of the
 // sessions its calls touched (UploadSession), refreshed from the store by every Find and
-// written through on every change. With the in-memory and RocksDB stores the sessions
-// are in this process's memory: an upload does not survive a server restart (its
-// staged chunks are collected when the store reopens).
+// written through on every change, except a PutFile stream's chunks: those are saved
+// every few chunks and when the stream ends (UploadFileState::ahead_of_store). With the
+// in-memory and RocksDB stores the sessions are in this process's memory: an upload does
+// not survive a server restart (its staged chunks are collected when the store reopens).
 #ifndef MGREG_SERVER_CORE_UPLOADS_H_
 #define MGREG_SERVER_CORE_UPLOADS_H_
 
@@ -49,6 +50,10 @@ struct UploadFileState {
   int64_t version = 0;
   std::string writer;
   int64_t writer_until_micros = 0;
+  // This server's writer holds chunks the store does not have yet: a PutFile stream
+  // saves its file every few chunks, not after each (upload_file_sink.h). Refresh keeps
+  // such a state while the store's version is the one it was saved as.
+  bool ahead_of_store = false;
   // Digest state over bytes [0, hashed): valid for resuming when hashed == held; a
   // file another server wrote is digested again from its chunks when resumed here.
   UploadDigests digests;
@@ -92,8 +97,10 @@ class UploadSession {
   // Marks the upload closed in the store: exactly one caller (on any server) succeeds;
   // FAILED_PRECONDITION for the others.
   absl::Status Close() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  // Takes the stored state (a fresh Load), keeping the digest states that still match.
-  // Changes nothing once the upload is closed here (its files are final).
+  // Takes the stored state (a fresh Load), keeping the digest states that still match
+  // and the files this server is ahead on (a newer version, or ahead_of_store at the
+  // stored version). Changes nothing once the upload is closed here (its files are
+  // final).
   void Refresh(const UploadSessionState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // The state to store when the upload begins.
   UploadSessionState ToState() const ABSL_SHARED_LOCKS_REQUIRED(mu);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
@@ -24,15 +25,16 @@ const std::string kContent = "0123456789";  // 10 bytes: chunks of 4, 4, 2
 
 class UploadsTest : public ::testing::Test {
  protected:
-  // A session of model "m" step 1 announcing "index" (kContent) and "meta".
-  std::shared_ptr<UploadSession> NewSession(const std::string& owner = "") {
+  // A session of model "m" step 1 announcing "index" (`index`) and "meta".
+  std::shared_ptr<UploadSession> NewSession(const std::string& owner = "",
+                                            const std::string& index = kContent) {
     v1::BeginUploadRequest request;
     request.set_model("m");
     request.set_step(1);
     std::shared_ptr<UploadSession> session = uploads_.New(request, owner);
     absl::MutexLock lock(&session->mu);
     for (const auto& [name, bytes] :
-         {std::pair<std::string, std::string>{"index", kContent}, {"meta", "graph"}}) {
+         {std::pair<std::string, std::string>{"index", index}, {"meta", "graph"}}) {
       UploadFileState& state = session->files[name];
       state.file.set_name(name);
       state.file.set_size(static_cast<int64_t>(bytes.size()));
@@ -42,11 +44,11 @@ class UploadsTest : public ::testing::Test {
     return session;
   }
 
-  absl::StatusOr<std::unique_ptr<FileSink>> Open(std::shared_ptr<UploadSession> session,
-                                                 const std::string& name,
-                                                 int64_t offset = 0) {
+  absl::StatusOr<std::unique_ptr<FileSink>> Open(
+      std::shared_ptr<UploadSession> session, const std::string& name, int64_t offset = 0,
+      absl::Duration lease = absl::Seconds(30)) {
     return OpenUploadFileSink(std::move(session), name, offset, kChunkBytes, store_.get(),
-                              absl::Seconds(30), [](const std::string&) { return true; });
+                              lease, [](const std::string&) { return true; });
   }
 
   std::unique_ptr<Store> store_ = NewMemoryStore();
@@ -201,6 +203,134 @@ TEST_F(UploadsTest, AnOwnersOpenUploadsLendTheirChunksToItsOtherUploads) {
   EXPECT_FALSE(*uploads_.OwnerHoldsChunk("alice", Sha256Raw("nothing")));
   ASSERT_TRUE(uploads_.Remove(session->id()).ok());
   EXPECT_FALSE(*uploads_.OwnerHoldsChunk("alice", Sha256Raw("0123")));
+}
+
+// A file of `chunks` distinct chunks of kChunkBytes.
+std::string ChunksOf(int chunks) {
+  std::string out;
+  for (int i = 0; i < chunks; ++i) out += absl::StrFormat("%04d", i);
+  return out;
+}
+
+// What `uploads` (a server's cache of the store's sessions) holds of `name` now.
+int64_t HeldIn(UploadManager& uploads, const std::string& id, const std::string& name) {
+  absl::StatusOr<std::shared_ptr<UploadSession>> found = uploads.Find(id);
+  EXPECT_TRUE(found.ok()) << found.status();
+  if (!found.ok()) return -1;
+  absl::MutexLock lock(&(*found)->mu);
+  const UploadFileState& state = (*found)->files.at(name);
+  EXPECT_EQ(static_cast<int64_t>(state.chunks.size()) * kChunkBytes, state.held);
+  return state.held;
+}
+
+// A stream saves its file every 32 chunks, not after each (issue 17); a refresh (every
+// call's Find) on the writer's server keeps the chunks not saved yet, and the stream's
+// end saves them.
+TEST_F(UploadsTest, ARefreshDuringAStreamKeepsItsUnsavedChunks) {
+  const std::string content = ChunksOf(10);
+  std::shared_ptr<UploadSession> session = NewSession("", content);
+  UploadManager replica(store_.get(), absl::Seconds(30));  // another server's cache
+  absl::StatusOr<std::unique_ptr<FileSink>> sink = Open(session, "index");
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  ASSERT_TRUE((*sink)->Append(content.substr(0, 24)).ok());  // 6 chunks, none saved
+  EXPECT_EQ(HeldIn(uploads_, session->id(), "index"), 24);
+  EXPECT_EQ(HeldIn(replica, session->id(), "index"), 0);  // the store's last save
+  {
+    absl::StatusOr<std::shared_ptr<UploadSession>> found = uploads_.Find(session->id());
+    ASSERT_TRUE(found.ok());
+    absl::MutexLock lock(&(*found)->mu);
+    EXPECT_EQ((*found)->ToProto().files(0).held_bytes(), 24);  // GetUpload here
+  }
+  ASSERT_TRUE((*sink)->Append(content.substr(24)).ok());
+  absl::StatusOr<v1::PutFileResponse> done = (*sink)->Finish();
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_TRUE(done->complete());
+  // Complete in the store, every chunk in order.
+  absl::StatusOr<std::shared_ptr<UploadSession>> seen = replica.Find(session->id());
+  ASSERT_TRUE(seen.ok());
+  absl::MutexLock lock(&(*seen)->mu);
+  const UploadFileState& state = (*seen)->files.at("index");
+  EXPECT_TRUE(state.complete);
+  EXPECT_FALSE(state.ahead_of_store);
+  ASSERT_EQ(state.chunks.size(), 10u);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(state.chunks[i].sha256(), Sha256Raw(content.substr(4 * i, 4))) << i;
+  }
+}
+
+TEST_F(UploadsTest, AStreamCutBetweenSavesSavesItsChunksAtItsEnd) {
+  const std::string content = ChunksOf(10);
+  std::shared_ptr<UploadSession> session = NewSession("", content);
+  UploadManager replica(store_.get(), absl::Seconds(30));
+  {
+    absl::StatusOr<std::unique_ptr<FileSink>> sink = Open(session, "index");
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    ASSERT_TRUE((*sink)->Append(content.substr(0, 22)).ok());  // 5 chunks and a half
+    EXPECT_EQ(HeldIn(replica, session->id(), "index"), 0);
+    absl::Status ended = (*sink)->Finish().status();
+    EXPECT_EQ(ended.code(), absl::StatusCode::kDataLoss);
+    EXPECT_THAT(ended.message(), HasSubstr("resume with offset 20"));
+  }
+  EXPECT_EQ(HeldIn(replica, session->id(), "index"), 20);
+  // A stream that dies without a word (the client's cancel) saves its chunks too.
+  absl::StatusOr<std::unique_ptr<FileSink>> resumed = Open(session, "index", 20);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  ASSERT_TRUE((*resumed)->Append(content.substr(20, 8)).ok());
+  resumed->reset();
+  EXPECT_EQ(HeldIn(replica, session->id(), "index"), 28);
+}
+
+// The writer's server dies between saves: another server takes the file over once the
+// lease ran out and resumes at the last save; the chunks after it are sent again.
+TEST_F(UploadsTest, AReplicaResumesAFileAtItsWritersLastSave) {
+  const std::string content = ChunksOf(45);
+  std::shared_ptr<UploadSession> session = NewSession("", content);
+  UploadManager replica(store_.get(), absl::Seconds(30));
+  // A lease of 2 s: saved by time every 0.5 s; 40 chunks in one message take far less.
+  absl::StatusOr<std::unique_ptr<FileSink>> dying =
+      Open(session, "index", 0, absl::Seconds(2));
+  ASSERT_TRUE(dying.ok()) << dying.status();
+  ASSERT_TRUE((*dying)->Append(content.substr(0, 160)).ok());  // saved at 32 chunks
+  EXPECT_EQ(HeldIn(uploads_, session->id(), "index"), 160);
+  EXPECT_EQ(HeldIn(replica, session->id(), "index"), 128);
+  absl::SleepFor(absl::Seconds(2.2));  // the dead server's lease runs out
+  absl::StatusOr<std::shared_ptr<UploadSession>> there = replica.Find(session->id());
+  ASSERT_TRUE(there.ok());
+  absl::StatusOr<std::unique_ptr<FileSink>> taken =
+      OpenUploadFileSink(*there, "index", 128, kChunkBytes, store_.get(),
+                         absl::Seconds(30), [](const std::string&) { return true; });
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  ASSERT_TRUE((*taken)->Append(content.substr(128)).ok());
+  absl::StatusOr<v1::PutFileResponse> done = (*taken)->Finish();
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_TRUE(done->complete());
+  // The first stream (its server alive after all) cannot append to the other's file,
+  // nor roll it back when it ends.
+  EXPECT_FALSE((*dying)->Append(content.substr(160, 4)).ok());
+  dying->reset();
+  absl::StatusOr<std::shared_ptr<UploadSession>> after = replica.Find(session->id());
+  ASSERT_TRUE(after.ok());
+  absl::MutexLock lock(&(*after)->mu);
+  EXPECT_TRUE((*after)->files.at("index").complete);
+  EXPECT_EQ((*after)->files.at("index").chunks.size(), 45u);
+}
+
+// A stream this server refuses (another holds the file) leaves the holder's unsaved
+// chunks alone.
+TEST_F(UploadsTest, ARefusedStreamLeavesTheWritersUnsavedChunks) {
+  const std::string content = ChunksOf(10);
+  std::shared_ptr<UploadSession> session = NewSession("", content);
+  absl::StatusOr<std::unique_ptr<FileSink>> sink = Open(session, "index");
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  ASSERT_TRUE((*sink)->Append(content.substr(0, 16)).ok());
+  EXPECT_EQ(Open(session, "index", 0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(HeldIn(uploads_, session->id(), "index"), 16);
+  ASSERT_TRUE((*sink)->Append(content.substr(16)).ok());
+  absl::StatusOr<v1::PutFileResponse> done = (*sink)->Finish();
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_TRUE(done->complete());
+  EXPECT_EQ(HeldIn(uploads_, session->id(), "index"), 40);
 }
 
 }  // namespace
