@@ -202,7 +202,10 @@ TEST_F(RadosReplicasTest, AWorkerResumesOnAnotherReplicaAfterItsReplicaDied) {
   ASSERT_EQ(begin.exit_code, 0) << begin.err;
   const std::string id(absl::StripAsciiWhitespace(begin.out));
 
-  // 5 MiB of the shard through replica 1, which is killed with the stream open.
+  // 5 MiB of the shard through replica 1, which is killed with the stream open. A stream
+  // saves its file's chunks in the store in batches (every 32 chunks, or once a second
+  // has passed when a chunk arrives): the pause before the fifth MiB makes that one save
+  // all five, which the other replicas then see.
   auto channel =
       grpc::CreateChannel(replicas_[1]->address(), grpc::InsecureChannelCredentials());
   auto stub = v1::Registry::NewStub(channel);
@@ -214,6 +217,7 @@ TEST_F(RadosReplicasTest, AWorkerResumesOnAnotherReplicaAfterItsReplicaDied) {
   m.mutable_header()->set_name("data-00000-of-00002");
   constexpr int64_t kSent = 5 << 20;
   for (int64_t pos = 0; pos < kSent; pos += 1 << 20) {
+    if (pos == kSent - (1 << 20)) absl::SleepFor(absl::Milliseconds(1500));
     m.set_data(bytes.substr(static_cast<size_t>(pos), 1 << 20));
     ASSERT_TRUE(writer->Write(m));
     m.clear_header();
