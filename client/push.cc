@@ -32,6 +32,12 @@ int HashThreads(size_t files) {
   return std::max(1, cores / static_cast<int>(std::max<size_t>(files, 1)));
 }
 
+// Whether a file the upload does not list is announced by its size alone, its digest
+// after its bytes: when it is larger than one pipeline window. A smaller one is hashed
+// whole before its first byte is sent anyway, so its digest goes in the header, which
+// lets the server find it whole.
+bool DigestAfterBytes(int64_t size) { return size > kPipelineWindowBytes; }
+
 }  // namespace
 namespace fs = std::filesystem;
 
@@ -93,9 +99,12 @@ absl::StatusOr<v1::PutFileResponse> Client::PutFile(const std::string& upload_id
   absl::StatusOr<v1::PutFileResponse> put =
       SendFile(upload_id, name, path, state, /*digest_first=*/false, find_chunks,
                progress, nullptr);
-  if (state == nullptr && put.status().code() == absl::StatusCode::kInvalidArgument) {
+  std::error_code ec;
+  if (state == nullptr && put.status().code() == absl::StatusCode::kInvalidArgument &&
+      DigestAfterBytes(static_cast<int64_t>(fs::file_size(path, ec))) && !ec) {
     // A server older than final_chunked_sha256 wants the digest in the header of a file
-    // the upload does not list. A header wrong for another reason fails again.
+    // the upload does not list (this one was sent without). A header wrong for another
+    // reason fails again.
     put = SendFile(upload_id, name, path, state, /*digest_first=*/true, find_chunks,
                    progress, nullptr);
   }
@@ -180,10 +189,8 @@ absl::StatusOr<v1::PutFileResponse> Client::SendFile(
     }
     send.send_final_digest =
         state->file().chunked_sha256().empty() && state->file().sha256().empty();
-  } else if (digest_first || file.size() <= kPipelineWindowBytes) {
-    // An upload begun without files learns this one from its header. A file of one
-    // window is hashed whole before its first byte is sent anyway: its digest up front
-    // lets the server find it whole.
+  } else if (digest_first || !DigestAfterBytes(file.size())) {
+    // An upload begun without files learns this one from its header.
     ASSIGN_OR_RETURN(FileDigest digest, DigestFile(path, HashThreads(1)));
     header.set_size(digest.size);
     header.set_chunked_sha256(digest.chunked_sha256);
