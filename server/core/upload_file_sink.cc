@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
@@ -35,6 +38,22 @@ absl::Status ClosedUnderWriter(const std::string& id, const std::string& name,
 // The digest state of a file with no bytes held yet.
 UploadDigests FreshDigests(const storage::FileRecord& file, size_t chunk_bytes) {
   return UploadDigests(/*whole=*/!file.sha256().empty(), chunk_bytes);
+}
+
+// The digest state of `file` holding `chunks`, read back from the store when the
+// digests need the bytes (a whole-file SHA-256, or chunks other than 1 MiB).
+absl::StatusOr<UploadDigests> RebuildDigests(const storage::FileRecord& file,
+                                             const std::vector<storage::ChunkRef>& chunks,
+                                             size_t chunk_bytes, Store* store) {
+  UploadDigests digests = FreshDigests(file, chunk_bytes);
+  for (const storage::ChunkRef& c : chunks) {
+    std::string data;
+    if (digests.needs_bytes()) {
+      ASSIGN_OR_RETURN(data, store->ReadChunk(c));
+    }
+    digests.AddChunk(c, data);
+  }
+  return digests;
 }
 
 bool HasDigest(const storage::FileRecord& file) {
@@ -508,32 +527,30 @@ absl::StatusOr<std::unique_ptr<FileSink>> OpenUploadFileSink(
         state.held, " bytes: resume at offset ", state.held, " or restart at 0"));
   }
   const bool restart = offset == 0 || state.held == 0;
-  // Put back if the store refuses this stream (another one holds the file): that
-  // stream's chunks, maybe not saved yet, stay as they are.
-  UploadFileState before = state;
+  // Everything that can fail before the state changes: the header's digests, and a
+  // rebuild of the digest state that reads held chunks back.
   storage::FileRecord file = state.file;
   if (restart) ForgetWritersDigests(writers, &file);
   RETURN_IF_ERROR(TakeGiven(&file, writers, given, writers));
+  std::optional<UploadDigests> rebuilt;
+  if (!restart && (state.hashed != state.held ||
+                   (!file.sha256().empty() && !state.digests.whole()))) {
+    // Another server wrote the held bytes, or the writer gave a whole-file SHA-256 only
+    // now: the digest state is rebuilt from them (from the chunk digests alone when the
+    // digests need no bytes).
+    ASSIGN_OR_RETURN(rebuilt, RebuildDigests(file, state.chunks, chunk_bytes, store));
+  }
+  // Put back if the store refuses this stream (another one holds the file): that
+  // stream's chunks, maybe not saved yet, stay as they are.
+  UploadFileState before = state;
   state.file = std::move(file);
   if (restart) {
     state.held = 0;
     state.chunks.clear();
     state.digests = FreshDigests(state.file, chunk_bytes);
     state.hashed = 0;
-  } else if (state.hashed != state.held ||
-             (!state.file.sha256().empty() && !state.digests.whole())) {
-    // Another server wrote the held bytes, or the writer gave a whole-file SHA-256 only
-    // now: the digest state is rebuilt from them (from the chunk digests alone when the
-    // digests need no bytes).
-    UploadDigests digests = FreshDigests(state.file, chunk_bytes);
-    for (const storage::ChunkRef& c : state.chunks) {
-      std::string data;
-      if (digests.needs_bytes()) {
-        ASSIGN_OR_RETURN(data, store->ReadChunk(c));
-      }
-      digests.AddChunk(c, data);
-    }
-    state.digests = std::move(digests);
+  } else if (rebuilt.has_value()) {
+    state.digests = std::move(*rebuilt);
     state.hashed = state.held;
   }
   if (absl::Status s = session->SaveFile(name, writer, until); !s.ok()) {

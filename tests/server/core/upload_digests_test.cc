@@ -326,5 +326,40 @@ TEST_F(LateDigestTest, AWrongDigestGivenOnASecondServerDropsTheBytesAndItself) {
   EXPECT_FALSE(State(*session).complete);
 }
 
+TEST_F(LateDigestTest, AFailedReadBackChangesNothingAndTheWriterCanRetry) {
+  const std::string content = Bytes(3 * kMiB / 2, 14);
+  std::shared_ptr<UploadSession> session = Undigested(content);
+  WriteAll(session, content, kMiB);
+  std::shared_ptr<UploadSession> there = OnSecondServer(session->id());
+  ASSERT_NE(there, nullptr);
+  // A whole-file digest needs the held chunks read back on the second server; the
+  // store fails that read.
+  GivenDigests given;
+  given.sha256 = Sha256Hex(content);
+  auto open = [&]() {
+    return OpenUploadFileSink(
+        there, "data", static_cast<int64_t>(content.size()), kMiB, &store_,
+        absl::Seconds(30), [](const std::string&) { return true; }, given);
+  };
+  store_.FailNext(FaultOp::kReadChunk, absl::UnavailableError("disk gone"), 1);
+  absl::StatusOr<std::unique_ptr<FileSink>> failed = open();
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable) << failed.status();
+  {
+    // The file is as it was: no digest adopted, its bytes held, not yet hashed here.
+    const UploadFileState& state = State(*there);
+    EXPECT_EQ(state.file.sha256(), "");
+    EXPECT_EQ(state.held, static_cast<int64_t>(content.size()));
+    EXPECT_NE(state.hashed, state.held);
+  }
+  // The same header again, once the store reads: the file completes.
+  absl::StatusOr<std::unique_ptr<FileSink>> sink = open();
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  ASSERT_TRUE((*sink)->Append("").ok());
+  ASSERT_TRUE((*sink)->GiveFinalDigest(ChunkedSha256Hex(content)).ok());
+  ASSERT_TRUE((*sink)->Finish().ok());
+  EXPECT_TRUE(State(*there).complete);
+  EXPECT_EQ(State(*there).file.sha256(), Sha256Hex(content));
+}
+
 }  // namespace
 }  // namespace mgreg::testing
