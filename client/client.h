@@ -36,8 +36,8 @@ struct ClientOptions {
   int max_message_bytes = 16 << 20;
   // Deadline of unary calls (streams have none: they can last long).
   absl::Duration unary_timeout = absl::Seconds(60);
-  // Bytes per PutFile message.
-  size_t upload_message_bytes = 1u << 20;
+  // Largest PutFile data message: two 1 MiB chunks, which the server hashes together.
+  size_t upload_message_bytes = 2u << 20;
   // Bearer token sent with every call ("authorization: Bearer <token>"); empty: none.
   std::string token;
   // TLS: set use_tls, and ca_cert_pem to trust a private CA (empty: the system roots).

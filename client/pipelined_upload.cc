@@ -153,6 +153,7 @@ class MessageWriter {
 
   // Names the chunk of `n` bytes at pos() by its digest.
   bool Existing(const std::string& sha256_raw, int64_t n) {
+    if (!Flush()) return false;
     message_.set_existing_chunk(sha256_raw);
     const bool ok = Write(n);
     message_.clear_existing_chunk();
@@ -160,32 +161,52 @@ class MessageWriter {
     return ok;
   }
   // Sends `piece`'s bytes from `from` (an offset into it) in messages of at most
-  // message_bytes. A whole piece that fits one message is swapped in, not copied.
+  // message_bytes. Whole pieces are gathered into one message while another fits (the
+  // server hashes two chunks of one message together, issue 17); a whole piece alone in
+  // its message is swapped in, not copied.
   bool Data(std::string& piece, size_t from) {
     if (from == 0 && piece.size() <= send_.message_bytes) {
-      message_.mutable_data()->swap(piece);
-      const bool ok = Write(static_cast<int64_t>(message_.data().size()));
-      message_.mutable_data()->swap(piece);
-      message_.clear_data();
-      if (ok && send_.stats != nullptr) send_.stats->bytes_sent += piece.size();
-      return ok;
+      std::string& gathered = *message_.mutable_data();
+      if (gathered.size() + piece.size() > send_.message_bytes && !Flush()) return false;
+      if (gathered.empty() && !Gathers(piece.size())) {
+        gathered.swap(piece);
+        const bool ok = Write(static_cast<int64_t>(gathered.size()));
+        gathered.swap(piece);
+        if (ok && send_.stats != nullptr) send_.stats->bytes_sent += piece.size();
+        return ok;
+      }
+      gathered.append(piece);
+      return Gathers(gathered.size()) || Flush();
     }
+    if (!Flush()) return false;
     while (from < piece.size()) {
       const size_t n = std::min(send_.message_bytes, piece.size() - from);
       message_.set_data(piece.data() + from, n);
-      const bool ok = Write(static_cast<int64_t>(n));
-      message_.clear_data();
-      if (!ok) return false;
-      if (send_.stats != nullptr) send_.stats->bytes_sent += static_cast<int64_t>(n);
+      if (!Flush()) return false;
       from += n;
     }
     return true;
   }
   // A message with no bytes: the header if nothing was written yet, the final digest if
   // it is still due.
-  bool Empty() { return Write(0); }
+  bool Empty() { return Flush() && Write(0); }
 
  private:
+  // Whether a message of `n` gathered bytes waits for the next piece: a whole one still
+  // fits, and the bytes do not reach the file's end.
+  bool Gathers(size_t n) const {
+    return n + static_cast<size_t>(kPiece) <= send_.message_bytes &&
+           pos_ + static_cast<int64_t>(n) < send_.size;
+  }
+  // Writes the gathered data, if any, as one message.
+  bool Flush() {
+    const int64_t n = static_cast<int64_t>(message_.data().size());
+    if (n == 0) return true;
+    const bool ok = Write(n);
+    message_.clear_data();
+    if (ok && send_.stats != nullptr) send_.stats->bytes_sent += n;
+    return ok;
+  }
   bool Write(int64_t n) {
     const bool last = pos_ + n == send_.size;
     if (last && send_.send_final_digest) message_.set_final_chunked_sha256(final_);

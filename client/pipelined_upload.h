@@ -67,8 +67,10 @@ struct PipelinedSend {
   // A multiple of kDigestPieceBytes, and at least 2 windows.
   int64_t window_bytes = kPipelineWindowBytes;
   int windows = kPipelineWindows;
-  // Largest data message; a message never crosses a piece boundary.
-  size_t message_bytes = 1u << 20;
+  // Largest data message: whole pieces are gathered into one while another fits (the
+  // server hashes two chunks of one message together); a piece larger than a message,
+  // or sent from inside (a resume), goes in messages of its own.
+  size_t message_bytes = 2u << 20;
   // When set, the server's chunks are the 1 MiB pieces: pieces at or after `offset` are
   // asked about window by window (files of one piece are not) and those held are named
   // instead of sent. Unset: every byte is sent.

@@ -89,10 +89,12 @@ class PipelinedUploadTest : public ::testing::Test {
 
   // The file the fake server would hold from offset `offset` on, with `content` giving
   // the bytes of named chunks; checks the protocol's shape on the way (header first and
-  // only there, existing chunks at piece boundaries, no message across a piece
-  // boundary or over `message_bytes`, the final digest on the last message only).
+  // only there, existing chunks at piece boundaries, no message over `message_bytes`,
+  // one across a piece boundary only of whole pieces (to the file's end), the final
+  // digest on the last message only).
   std::string Received(const FakeStream& stream, const std::string& content,
-                       int64_t offset, size_t message_bytes = 1u << 20) {
+                       int64_t offset,
+                       size_t message_bytes = PipelinedSend{}.message_bytes) {
     std::string out;
     for (size_t i = 0; i < stream.messages.size(); ++i) {
       const v1::PutFileRequest& m = stream.messages[i];
@@ -108,7 +110,12 @@ class PipelinedUploadTest : public ::testing::Test {
         out += piece;
       } else {
         EXPECT_LE(m.data().size(), message_bytes) << i;
-        EXPECT_LE(pos % kMiB + static_cast<int64_t>(m.data().size()), kMiB) << i;
+        const int64_t end = pos + static_cast<int64_t>(m.data().size());
+        if (end - pos > kMiB - pos % kMiB) {  // across a piece boundary
+          EXPECT_EQ(pos % kMiB, 0) << i;
+          EXPECT_TRUE(end % kMiB == 0 || end == static_cast<int64_t>(content.size()))
+              << i;
+        }
         out += m.data();
       }
     }
@@ -191,6 +198,47 @@ TEST_F(PipelinedUploadTest, HeldChunksAreNamedWindowByWindowAndTheRestSent) {
   // The last message names the held 5-byte chunk and carries the digest.
   EXPECT_FALSE(stream.messages.back().existing_chunk().empty());
   EXPECT_EQ(stream.messages.back().final_chunked_sha256(), ChunkedSha256Hex(content));
+}
+
+// Whole pieces are gathered two to a message (2 MiB, the default), the server hashing
+// both chunks together; a named chunk, the file's end and a resume inside a piece end a
+// message early.
+TEST_F(PipelinedUploadTest, WholePiecesAreGatheredIntoMessagesOfTwo) {
+  const int64_t size = 7 * kMiB + 5;  // 8 pieces (the last of 5 bytes), 4 windows
+  const std::string content = RandomBytes(size, 19);
+  LocalFile file = Open(content);
+  const std::string held = Sha256Raw(content.substr(2 * kMiB, kMiB));
+  PushStats stats;
+  PipelinedSend send = Options(size);
+  send.stats = &stats;
+  send.find_chunks = [&](const std::vector<std::string>& digests) {
+    std::vector<bool> out;
+    for (const std::string& d : digests) out.push_back(d == held);
+    return absl::StatusOr<std::vector<bool>>(out);
+  };
+  FakeStream stream;
+  ASSERT_TRUE(SendFilePipelined(file, Header(), stream, send).ok());
+  EXPECT_TRUE(Received(stream, content, 0) == content);
+  std::vector<int64_t> shape;  // data bytes per message, -1 for a named chunk
+  for (const v1::PutFileRequest& m : stream.messages) {
+    shape.push_back(m.existing_chunk().empty() ? static_cast<int64_t>(m.data().size())
+                                               : -1);
+  }
+  EXPECT_THAT(shape, ::testing::ElementsAre(2 * kMiB, -1, 2 * kMiB, 2 * kMiB, 5));
+  EXPECT_EQ(stats.bytes_sent, size - kMiB);
+  EXPECT_EQ(stream.messages.back().final_chunked_sha256(), ChunkedSha256Hex(content));
+
+  // Resumed inside piece 2: its rest alone, then pieces 3-4, 5-6, and the last.
+  FakeStream resumed;
+  send.offset = 2 * kMiB + 10;
+  send.find_chunks = nullptr;
+  ASSERT_TRUE(SendFilePipelined(file, Header(), resumed, send).ok());
+  EXPECT_TRUE(Received(resumed, content, send.offset) == content.substr(send.offset));
+  shape.clear();
+  for (const v1::PutFileRequest& m : resumed.messages) {
+    shape.push_back(static_cast<int64_t>(m.data().size()));
+  }
+  EXPECT_THAT(shape, ::testing::ElementsAre(kMiB - 10, 2 * kMiB, 2 * kMiB, 5));
 }
 
 TEST_F(PipelinedUploadTest, AOnePieceFileIsNotAskedAbout) {
