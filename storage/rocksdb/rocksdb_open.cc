@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
 #include "rocksdb/iterator.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
@@ -27,6 +28,7 @@
 #include "storage/planner.h"
 #include "storage/rocksdb/rocksdb_backend.h"
 #include "storage/rocksdb/rocksdb_crc32c.h"
+#include "storage/rocksdb/rocksdb_wal.h"
 #include "storage/store.h"
 
 namespace mgreg {
@@ -432,6 +434,12 @@ absl::StatusOr<std::shared_ptr<Backend>> OpenRocksDbBackend(
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::DBOptions db_options = rocks::MakeDbOptions();
+  // A synced commit appends to the WAL without growing it (rocksdb_wal.h): one data
+  // write, no second one for the file's new size.
+  if (options.sync_commits) {
+    env = rocksdb::NewCompositeEnv(rocks::NewZeroFilledWalFileSystem(
+        env != nullptr ? env->GetFileSystem() : rocksdb::FileSystem::Default()));
+  }
   if (env != nullptr) db_options.env = env.get();
   // Flushes and compactions write their files (the chunk bytes' blob files above all)
   // with O_DIRECT where the file system allows it: the page cache's copy, page
