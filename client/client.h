@@ -113,7 +113,6 @@ struct PushOptions {
   // With overwrite: also replace a step that is pinned or named by an alias.
   bool force = false;
   std::map<std::string, std::string> metadata;
-  // Called one call at a time, from the threads sending the files (two at once).
   ProgressFn progress;
   // When the model already has a step, chunks of changed files that the server holds
   // (e.g. frozen layers) are not sent again.
@@ -315,17 +314,6 @@ class Client {
   // its chunks are the 1 MiB pieces the client hashes; else none (every byte is sent).
   std::function<absl::StatusOr<std::vector<bool>>(const std::vector<std::string>&)>
   ChunkFinder(const v1::Upload& upload);
-  // Sends `to_send` (files of upload `upload_id`, from `local_files`: name -> path)
-  // with SendFile, kFilesInFlight at a time (client/push.cc); `progress` (one call at a
-  // time) counts from `done` of `total`; adds to `stats`. The first file's error, after
-  // AbortUpload: the other files' streams end then.
-  absl::Status SendFilesInParallel(const std::string& upload_id,
-                                   const std::vector<const v1::UploadFile*>& to_send,
-                                   const std::map<std::string, std::string>& local_files,
-                                   const std::function<absl::StatusOr<std::vector<bool>>(
-                                       const std::vector<std::string>&)>& find_chunks,
-                                   const ProgressFn& progress, int64_t done,
-                                   int64_t total, PushStats* stats);
   // The upload Push and PushSavedModel share: `begin` without files, then `files`
   // (name -> local path) announced, deduplicated, sent and committed.
   absl::StatusOr<v1::Checkpoint> PushFiles(

@@ -1,7 +1,6 @@
 // Client::Push / PushSavedModel and the upload they run: find the local files of a prefix
 // or a SavedModel directory, announce them (small ones digested first), send each while
-// it is hashed (two files at once), skipping what the server holds (whole files, then
-// chunks), commit.
+// it is hashed, skipping what the server holds (whole files, then chunks), commit.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -12,7 +11,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "client/client.h"
 #include "client/client_impl.h"
 #include "client/grpc_status.h"
@@ -39,14 +37,6 @@ int HashThreads(size_t files) {
 // whole before its first byte is sent anyway, so its digest goes in the header, which
 // lets the server find it whole.
 bool DigestAfterBytes(int64_t size) { return size > kPipelineWindowBytes; }
-
-// Files a push sends at once, each over its own PutFile call with its own reader/hasher
-// threads. Two: while one file waits on the server (its new bytes received, verified
-// and stored there, on the server's cores), the other is read and hashed on the
-// client's, so a file the server holds chunk by chunk costs its hashing alone, not its
-// turn behind a changed one (issue 17: dedup-time). Memory grows with it: up to two
-// pipelines' windows (client/pipelined_upload.h).
-constexpr size_t kFilesInFlight = 2;
 
 }  // namespace
 namespace fs = std::filesystem;
@@ -276,64 +266,6 @@ absl::StatusOr<v1::Checkpoint> Client::PushSavedModel(const std::string& model,
   return PushFiles(std::move(begin), local.files, options);
 }
 
-absl::Status Client::SendFilesInParallel(
-    const std::string& upload_id, const std::vector<const v1::UploadFile*>& to_send,
-    const std::map<std::string, std::string>& local_files,
-    const FindChunksFn& find_chunks, const ProgressFn& progress, int64_t done,
-    int64_t total, PushStats* stats) {
-  absl::Mutex mu;
-  size_t next = 0;      // the next file to start (guarded by mu)
-  absl::Status failed;  // the first file's error (guarded by mu)
-  std::vector<int64_t> file_done(to_send.size(), 0);  // guarded by mu
-  std::vector<PushStats> file_stats(to_send.size());  // each written by its sender
-  auto sender = [&]() {
-    for (;;) {
-      size_t i;
-      {
-        absl::MutexLock lock(&mu);
-        if (!failed.ok() || next == to_send.size()) return;
-        i = next++;
-      }
-      const v1::UploadFile& f = *to_send[i];
-      ProgressFn file_progress;
-      if (progress) {
-        // One call at a time, with the bytes of every file sent so far.
-        file_progress = [&, i](int64_t file_bytes, int64_t) {
-          absl::MutexLock lock(&mu);
-          done += file_bytes - file_done[i];
-          file_done[i] = file_bytes;
-          progress(done, total);
-        };
-      }
-      absl::StatusOr<v1::PutFileResponse> put =
-          SendFile(upload_id, f.file().name(), local_files.at(f.file().name()), &f,
-                   /*digest_first=*/false, find_chunks, file_progress, &file_stats[i]);
-      if (!put.ok()) {
-        {
-          absl::MutexLock lock(&mu);
-          if (!failed.ok()) return;  // the upload is being aborted for another file
-          failed = put.status();
-        }
-        // The put's error is the one to report. Aborting ends the other file's stream
-        // (the server ends the streams of an aborted upload), and the server would
-        // expire the upload anyway.
-        AbortUpload(upload_id).IgnoreError();
-        return;
-      }
-    }
-  };
-  const size_t senders = std::min(to_send.size(), kFilesInFlight);
-  std::vector<std::thread> threads;
-  for (size_t t = 1; t < senders; ++t) threads.emplace_back(sender);
-  sender();
-  for (std::thread& t : threads) t.join();
-  for (const PushStats& s : file_stats) {
-    stats->bytes_sent += s.bytes_sent;
-    stats->bytes_deduplicated_chunks += s.bytes_deduplicated_chunks;
-  }
-  return failed;
-}
-
 absl::StatusOr<v1::Checkpoint> Client::PushFiles(
     v1::BeginUploadRequest begin, const std::map<std::string, std::string>& local_files,
     const PushOptions& options) {
@@ -438,9 +370,24 @@ absl::StatusOr<v1::Checkpoint> Client::PushFiles(
   const FindChunksFn find_chunks =
       options.deduplicate_chunks ? ChunkFinder(upload) : FindChunksFn();
 
-  RETURN_IF_ERROR(SendFilesInParallel(upload.upload_id(), to_send, local_files,
-                                      find_chunks, options.progress, done, total,
-                                      &stats));
+  for (const v1::UploadFile* f : to_send) {
+    const int64_t base = done;
+    ProgressFn file_progress;
+    if (options.progress) {
+      file_progress = [&options, base, total](int64_t file_done, int64_t) {
+        options.progress(base + file_done, total);
+      };
+    }
+    absl::StatusOr<v1::PutFileResponse> put =
+        SendFile(upload.upload_id(), f->file().name(), local_files.at(f->file().name()),
+                 f, /*digest_first=*/false, find_chunks, file_progress, &stats);
+    if (!put.ok()) {
+      // The put's error is the one to report; the server also expires the upload.
+      AbortUpload(upload.upload_id()).IgnoreError();
+      return put.status();
+    }
+    done += f->file().size();
+  }
   absl::StatusOr<v1::Checkpoint> committed = CommitUpload(upload.upload_id());
   if (!committed.ok() &&
       committed.status().code() == absl::StatusCode::kFailedPrecondition) {

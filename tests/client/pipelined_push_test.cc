@@ -3,12 +3,9 @@
 // it is sent, deduplicated chunk by chunk window by window, and gets its digest at the
 // end; small files and the files of an existing step are digested first, so whole-file
 // deduplication, idempotent re-pushes and refusals before sending stay as they were.
-#include <algorithm>
-#include <atomic>
 #include <filesystem>
 #include <string>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "client/pipelined_upload.h"
 #include "common/file_digest.h"
@@ -189,110 +186,6 @@ TEST_F(PipelinedPushTest, OtherContentForAnExistingStepIsRefusedUnlessOverwritte
   ASSERT_TRUE(client_->Restore("m", dir, RestoreOptions()).ok());
   EXPECT_TRUE(ReadFileOrDie(absl::StrCat(dir, "/model.ckpt-1.", kShard)) ==
               ReadFileOrDie(absl::StrCat(other, ".", kShard)));
-}
-
-// Two shards larger than a window each (client/push.cc sends two files at once).
-// `changed` (if in range) changes tensor `changed` of shard 0.
-std::string MakeTwoShards(const std::string& directory, int64_t step, int changed = -1) {
-  CheckpointSpec spec;
-  spec.directory = directory;
-  fs::create_directories(spec.directory);
-  spec.step = step;
-  spec.num_shards = 2;
-  for (int shard = 0; shard < 2; ++shard) {
-    for (int i = 0; i < 20; ++i) {
-      const int seed = 100 * shard + i;
-      spec.tensors.push_back(
-          {absl::StrCat("s", shard, "/layer", i),
-           FloatBytes(1 << 18, shard == 0 && i == changed ? 5000 + i : seed), shard});
-    }
-  }
-  spec.meta = SmallMetaGraphBytes();
-  return WriteCheckpoint(spec);
-}
-
-// The two shards go out at once; the caller's progress callback is still called one
-// call at a time, never goes back, and ends at the step's bytes; what each file sent
-// and named adds up; both restore byte for byte. The second push changes one tensor of
-// shard 0 and leaves shard 1 as it was: one chunk and the index are sent.
-TEST_F(PipelinedPushTest, TwoShardsGoOutAtOnceWithOrderedProgressAndExactStats) {
-  for (int64_t step : {1, 2}) {
-    const std::string prefix =
-        MakeTwoShards(tmp_.Join(absl::StrCat("t", step)), step, step == 2 ? 3 : -1);
-    int64_t total = 0;
-    for (const char* suffix :
-         {"index", "meta", "data-00000-of-00002", "data-00001-of-00002"}) {
-      const int64_t size = Size(prefix, suffix);
-      if (absl::StartsWith(suffix, "data-")) {
-        ASSERT_GT(size, kPipelineWindowBytes) << suffix;
-      }
-      total += size;
-    }
-    std::atomic<int> inside{0};
-    bool overlapped = false;
-    std::vector<int64_t> seen;
-    PushOptions options;
-    options.progress = [&](int64_t done, int64_t all) {
-      if (inside.fetch_add(1) != 0) overlapped = true;
-      EXPECT_EQ(all, total);
-      seen.push_back(done);
-      inside.fetch_sub(1);
-    };
-    PushStats stats;
-    absl::StatusOr<v1::Checkpoint> pushed = Push("m", prefix, &stats, options);
-    ASSERT_TRUE(pushed.ok()) << pushed.status();
-    EXPECT_FALSE(overlapped);
-    ASSERT_FALSE(seen.empty());
-    EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
-    EXPECT_EQ(seen.back(), total);
-    EXPECT_EQ(stats.bytes_sent + stats.bytes_deduplicated_chunks +
-                  stats.bytes_deduplicated_files,
-              total);
-    if (step == 1) {
-      EXPECT_EQ(stats.bytes_sent, total);
-    } else {
-      EXPECT_LE(stats.bytes_sent, kMiB + Size(prefix, "index"));
-      EXPECT_GE(stats.bytes_deduplicated_chunks, Size(prefix, "data-00000-of-00002") -
-                                                     kMiB +
-                                                     Size(prefix, "data-00001-of-00002"));
-    }
-    const std::string dir = tmp_.Join(absl::StrCat("r", step));
-    RestoreOptions restore;
-    restore.step = step;
-    ASSERT_TRUE(client_->Restore("m", dir, restore).ok());
-    for (const char* shard : {"data-00000-of-00002", "data-00001-of-00002"}) {
-      EXPECT_TRUE(ReadFileOrDie(absl::StrCat(dir, "/model.ckpt-", step, ".", shard)) ==
-                  ReadFileOrDie(absl::StrCat(prefix, ".", shard)))
-          << shard;
-    }
-  }
-}
-
-// One of the two files sent at once fails (it shrank after the upload began): the push
-// reports that file's error, not the other stream's end, and commits nothing; the
-// upload is aborted, so the intact checkpoint pushes afterwards.
-TEST_F(PipelinedPushTest, AFileThatFailsWhileAnotherIsSentFailsThePushWithItsOwnError) {
-  const std::string prefix = MakeTwoShards(tmp_.Join("t"), 1);
-  const std::string shard1 = absl::StrCat(prefix, ".data-00001-of-00002");
-  const std::string intact = ReadFileOrDie(shard1);
-  PushOptions options;
-  bool truncated = false;
-  // The first call comes after BeginUpload announced every file, before any is sent.
-  options.progress = [&](int64_t, int64_t) {
-    if (truncated) return;
-    truncated = true;
-    fs::resize_file(shard1, 3 * kMiB);
-  };
-  absl::StatusOr<v1::Checkpoint> pushed = Push("m", prefix, nullptr, options);
-  ASSERT_FALSE(pushed.ok());
-  EXPECT_TRUE(truncated);
-  EXPECT_THAT(pushed.status().message(), HasSubstr(shard1)) << pushed.status();
-  EXPECT_EQ(client_->GetCheckpoint("m", 1).status().code(), absl::StatusCode::kNotFound);
-  WriteFileOrDie(shard1, intact);
-  PushStats stats;
-  absl::StatusOr<v1::Checkpoint> again = Push("m", prefix, &stats);
-  ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(again->step(), 1);
 }
 
 }  // namespace
