@@ -18,10 +18,9 @@
 // client's. A third, dedup-time-vs-hashing-floor: per pair, N+1's floor (the client's
 // SHA-256 of every file of N+1 plus the server's of the bytes sent, in CPU-s, spread
 // over the 2 cores) / push N+1's time, target >= 0.80 (bench/RESULTS.md says why).
-// The client hashes on every core it has (a push sends two files at once, each hashed
-// on several threads), so in this scenario the client's threads may run
-// on both CPUs (--dedup-cpus all, the default), both pushes alike; the server stays on
-// CPU 0. --dedup-cpus 1 pins them to CPU 1 as the other scenarios do.
+// The client hashes each file on every core it has, so in this scenario the client's
+// threads may run on both CPUs (--dedup-cpus all, the default), both pushes alike; the
+// server stays on CPU 0. --dedup-cpus 1 pins them to CPU 1 as the other scenarios do.
 //
 //   multiwriter_bench [--pairs N] [--shard-mib M] [--writers W] [--tensor-mib T]
 //                     [--only multiwriter|dedup] [--dedup-cpus all|1]
