@@ -246,6 +246,14 @@ class BackedStore : public Store {
     if (!r.has_value()) return planner::NoCommittedCheckpoint(model);
     return std::move(*r);
   }
+  absl::Status VisitLatest(
+      absl::string_view model,
+      absl::FunctionRef<void(const CheckpointRecord&, const ModelRecord&)> visit)
+      override {
+    ASSIGN_OR_RETURN(bool found, backend().VisitLatest(model, visit));
+    if (!found) return planner::NoCommittedCheckpoint(model);
+    return absl::OkStatus();
+  }
   absl::StatusOr<std::vector<ModelRecord>> ListModels(absl::string_view start_after,
                                                       int limit) override {
     return backend().ListModels(start_after, limit);

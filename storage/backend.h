@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -155,6 +156,23 @@ class RecordReader {
   // The record of the model's highest step; nullopt if it has none.
   virtual absl::StatusOr<std::optional<storage::CheckpointRecord>> ReadLatest(
       absl::string_view model) = 0;
+  // Calls `visit` with the record of the model's highest step and the model's record,
+  // as ReadLatest and ReadModel give them, and returns true; false (`visit` not called)
+  // if the model has no step. The references are valid during the call only. This
+  // default reads both by copy; a backend holding them in memory lends them instead.
+  virtual absl::StatusOr<bool> VisitLatest(
+      absl::string_view model,
+      absl::FunctionRef<void(const storage::CheckpointRecord& latest,
+                             const storage::ModelRecord& record)>
+          visit) {
+    absl::StatusOr<std::optional<storage::CheckpointRecord>> latest = ReadLatest(model);
+    if (!latest.ok()) return latest.status();
+    if (!latest->has_value()) return false;
+    absl::StatusOr<std::optional<storage::ModelRecord>> record = ReadModel(model);
+    if (!record.ok()) return record.status();
+    visit(**latest, record->has_value() ? **record : storage::ModelRecord());
+    return true;
+  }
   // nullopt if the step does not exist.
   virtual absl::StatusOr<std::optional<storage::CheckpointRecord>> ReadCheckpoint(
       absl::string_view model, int64_t step) = 0;

@@ -75,22 +75,27 @@ v1::Checkpoint ToApi(const storage::CheckpointRecord& record) {
   return out;
 }
 
-absl::StatusOr<v1::Checkpoint> ToApiWithAliases(Store* store,
-                                                const storage::CheckpointRecord& record) {
+v1::Checkpoint ToApi(const storage::CheckpointRecord& record,
+                     const storage::ModelRecord& model) {
   v1::Checkpoint out = ToApi(record);
-  absl::StatusOr<storage::ModelRecord> model = store->GetModel(record.model());
-  if (!model.ok()) {
-    // The step was just read; a model deleted meanwhile simply has no aliases.
-    if (model.status().code() == absl::StatusCode::kNotFound) return out;
-    return model.status();
-  }
   std::vector<std::string> names;
-  for (const auto& [name, step] : model->aliases()) {
+  for (const auto& [name, step] : model.aliases()) {
     if (step == record.step()) names.push_back(name);
   }
   std::sort(names.begin(), names.end());
   for (std::string& n : names) out.add_aliases(std::move(n));
   return out;
+}
+
+absl::StatusOr<v1::Checkpoint> ToApiWithAliases(Store* store,
+                                                const storage::CheckpointRecord& record) {
+  absl::StatusOr<storage::ModelRecord> model = store->GetModel(record.model());
+  if (!model.ok()) {
+    // The step was just read; a model deleted meanwhile simply has no aliases.
+    if (model.status().code() == absl::StatusCode::kNotFound) return ToApi(record);
+    return model.status();
+  }
+  return ToApi(record, *model);
 }
 
 absl::StatusOr<v1::Model> ModelToApi(Store* store, absl::string_view model,

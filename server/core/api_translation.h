@@ -34,6 +34,10 @@ std::string GraphBlobKey(const storage::CheckpointRecord& record);
 
 // The API form of a step, without its aliases.
 v1::Checkpoint ToApi(const storage::CheckpointRecord& record);
+// The API form of a step with the aliases of `model` (its model's record) that name
+// it, sorted.
+v1::Checkpoint ToApi(const storage::CheckpointRecord& record,
+                     const storage::ModelRecord& model);
 // The API form of a step with the aliases that name it (none if the model was deleted
 // meanwhile). The store's error if its model cannot be read.
 absl::StatusOr<v1::Checkpoint> ToApiWithAliases(Store* store,

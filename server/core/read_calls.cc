@@ -107,8 +107,14 @@ bool IsDefault(const v1::GraphOptions& o) { return o.ByteSizeLong() == 0; }
 absl::StatusOr<v1::Checkpoint> ReadCalls::GetLatestCheckpoint(
     const v1::GetLatestCheckpointRequest& request) {
   RETURN_IF_ERROR(ValidateModelName(request.model()));
-  ASSIGN_OR_RETURN(storage::CheckpointRecord record, store_->GetLatest(request.model()));
-  return ToApiWithAliases(store_, record);
+  // Built from the store's records in place: neither is copied (issue 17, latest).
+  v1::Checkpoint out;
+  RETURN_IF_ERROR(store_->VisitLatest(
+      request.model(),
+      [&out](const storage::CheckpointRecord& latest, const storage::ModelRecord& model) {
+        out = ToApi(latest, model);
+      }));
+  return out;
 }
 
 absl::StatusOr<v1::Checkpoint> ReadCalls::GetCheckpoint(

@@ -98,6 +98,16 @@ absl::StatusOr<std::optional<CheckpointRecord>> RocksBackend::ReadLatest(
   return std::optional<CheckpointRecord>(it->second.latest);
 }
 
+absl::StatusOr<bool> RocksBackend::VisitLatest(
+    absl::string_view model,
+    absl::FunctionRef<void(const CheckpointRecord&, const ModelRecord&)> visit) {
+  absl::ReaderMutexLock state(&state_mu_);
+  auto it = models_.find(model);
+  if (it == models_.end() || it->second.model.checkpoint_count() == 0) return false;
+  visit(it->second.latest, it->second.model);
+  return true;
+}
+
 absl::StatusOr<std::optional<CheckpointRecord>> RocksBackend::ReadCheckpoint(
     absl::string_view model, int64_t step) {
   ASSIGN_OR_RETURN(std::optional<std::string> v,

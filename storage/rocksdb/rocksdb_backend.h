@@ -219,6 +219,11 @@ class RocksBackend : public Backend, public std::enable_shared_from_this<RocksBa
       absl::string_view model) override;
   absl::StatusOr<std::optional<storage::CheckpointRecord>> ReadLatest(
       absl::string_view model) override;
+  // Lends the records kept in memory, under the state lock (no copy).
+  absl::StatusOr<bool> VisitLatest(
+      absl::string_view model, absl::FunctionRef<void(const storage::CheckpointRecord&,
+                                                      const storage::ModelRecord&)>
+                                   visit) override;
   absl::StatusOr<std::optional<storage::CheckpointRecord>> ReadCheckpoint(
       absl::string_view model, int64_t step) override;
   absl::StatusOr<std::optional<storage::CheckpointRecord>> ReadCheckpointBelow(

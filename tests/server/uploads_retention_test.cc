@@ -397,6 +397,37 @@ TEST_F(RetentionTest, PinnedAndAliasedStepsAreNeverDeletedByRetention) {
   EXPECT_THAT(Steps("m"), ElementsAre(3));
 }
 
+// GetLatestCheckpoint answers from the latest record and the model record read
+// together (Store::VisitLatest): the aliases naming the latest step, sorted, and its
+// pin; an alias moved away or a pin undone shows at once.
+TEST_F(RetentionTest, LatestCarriesItsAliasesAndPinAsTheyChange) {
+  for (int step = 1; step <= 2; ++step) {
+    ASSERT_TRUE(client_
+                    ->Push("m", MakeCheckpoint(absl::StrCat("s", step), step, step),
+                           PushOptions())
+                    .ok());
+  }
+  ASSERT_TRUE(client_->SetAlias("m", "production", 2).ok());
+  ASSERT_TRUE(client_->SetAlias("m", "candidate", 2).ok());
+  ASSERT_TRUE(client_->SetAlias("m", "previous", 1).ok());
+  ASSERT_TRUE(client_->PinCheckpoint("m", 2, true).ok());
+  auto latest = client_->GetLatestCheckpoint("m");
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->step(), 2);
+  EXPECT_THAT(latest->aliases(), ElementsAre("candidate", "production"));
+  EXPECT_TRUE(latest->pinned());
+  ASSERT_TRUE(client_->SetAlias("m", "production", 1).ok());
+  ASSERT_TRUE(client_->PinCheckpoint("m", 2, false).ok());
+  latest = client_->GetLatestCheckpoint("m");
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_THAT(latest->aliases(), ElementsAre("candidate"));
+  EXPECT_FALSE(latest->pinned());
+  // GetCheckpoint of the same step gives the same answer.
+  auto same = client_->GetCheckpoint("m", 2);
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->SerializeAsString(), latest->SerializeAsString());
+}
+
 TEST_F(RetentionTest, BadPoliciesAndUnknownStepsAreRejected) {
   EXPECT_EQ(client_->SetRetention("m", -1, 0).status().code(),
             absl::StatusCode::kInvalidArgument);

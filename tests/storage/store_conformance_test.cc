@@ -239,6 +239,54 @@ TEST_P(StoreConformanceTest, ModelDisappearsWhenItsLastStepIsDeleted) {
   EXPECT_EQ(latest->step(), 7);
 }
 
+// VisitLatest lends what GetLatest and GetModel give, read together (GetLatestCheckpoint
+// answers from it); NOT_FOUND without calling the visitor where GetLatest has nothing.
+TEST_P(StoreConformanceTest, VisitLatestLendsTheLatestStepAndItsModelRecord) {
+  int visits = 0;
+  storage::CheckpointRecord seen;
+  storage::ModelRecord seen_model;
+  auto visit = [&](const storage::CheckpointRecord& latest,
+                   const storage::ModelRecord& model) {
+    ++visits;
+    seen = latest;
+    seen_model = model;
+  };
+  EXPECT_CODE(store_->VisitLatest("m", visit), kNotFound);
+  EXPECT_EQ(visits, 0);
+  ASSERT_OK(Push(*store_, "m", 10, {{"index", "10"}}));
+  ASSERT_OK(Push(*store_, "m", 20, {{"index", "20"}}));
+  ASSERT_OK(store_->SetAlias("m", "best", 20));
+  ASSERT_OK(store_->SetAlias("m", "old", 10));
+  ASSERT_OK(store_->SetPinned("m", 20, true));
+  ASSERT_OK(store_->VisitLatest("m", visit));
+  EXPECT_EQ(visits, 1);
+  auto latest = store_->GetLatest("m");
+  ASSERT_OK(latest);
+  EXPECT_EQ(seen.SerializeAsString(), latest->SerializeAsString());
+  EXPECT_EQ(seen.step(), 20);
+  EXPECT_TRUE(seen.pinned());
+  auto model = store_->GetModel("m");
+  ASSERT_OK(model);
+  EXPECT_EQ(seen_model.latest_step(), 20);
+  EXPECT_EQ(seen_model.aliases().size(), 2u);
+  EXPECT_EQ(seen_model.aliases().at("best"), 20);
+  EXPECT_EQ(seen_model.checkpoint_count(), model->checkpoint_count());
+  // The latest deleted (its alias moved off first): the next highest step is lent.
+  ASSERT_OK(store_->RemoveAlias("m", "best"));
+  ASSERT_OK(store_->DeleteCheckpoint("m", 20));
+  ASSERT_OK(store_->VisitLatest("m", visit));
+  EXPECT_EQ(visits, 2);
+  EXPECT_EQ(seen.step(), 10);
+  EXPECT_EQ(seen_model.aliases().size(), 1u);
+  EXPECT_EQ(seen_model.aliases().at("old"), 10);
+  // No step left: NOT_FOUND again, as GetLatest.
+  ASSERT_OK(store_->RemoveAlias("m", "old"));
+  ASSERT_OK(store_->DeleteCheckpoint("m", 10));
+  EXPECT_CODE(store_->VisitLatest("m", visit), kNotFound);
+  EXPECT_CODE(store_->GetLatest("m"), kNotFound);
+  EXPECT_EQ(visits, 2);
+}
+
 TEST_P(StoreConformanceTest, DeleteOfUnknownModelOrStepReturnsNotFound) {
   ASSERT_OK(Push(*store_, "m", 1, {{"index", "a"}}));
   EXPECT_CODE(store_->DeleteCheckpoint("m", 2), kNotFound);
