@@ -27,7 +27,8 @@ absl::StatusOr<Response> Invoke(const Call& call, const Request& request,
 
 // Authorizes the call for `scope`, runs `call` (request -> StatusOr<response>),
 // finishes the unary reactor with its result and records the call as `method`; on the
-// pool unless `inline_call` (for calls served from memory).
+// pool unless `inline_call` (for calls served from memory: run where they arrive, so
+// they wait for no worker and skip CallGuard::CheckQueueWait).
 template <typename Request, typename Response, typename Call>
 grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, ThreadPool* pool,
                                 CallGuard* guard, const char* method, CallScope scope,
@@ -36,8 +37,9 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, ThreadPool* po
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   const absl::Time start = absl::Now();
   auto work = [reactor, ctx, guard, method, scope = std::move(scope), start, request,
-               response, call = std::move(call)]() {
-    const absl::Status waited = guard->CheckQueueWait(ctx, start);
+               response, call = std::move(call), inline_call]() {
+    const absl::Status waited =
+        inline_call ? absl::OkStatus() : guard->CheckQueueWait(ctx, start);
     absl::StatusOr<std::string> principal =
         waited.ok() ? guard->Authorize(ctx, scope) : absl::StatusOr<std::string>(waited);
     absl::StatusOr<Response> result = principal.ok()
