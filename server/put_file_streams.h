@@ -11,6 +11,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -36,7 +37,9 @@ class PutFileStreams {
   PutFileStreams& operator=(const PutFileStreams&) = delete;
 
   // The reactor of one PutFile call; it feeds the messages into a FileSink of
-  // `service`, on `pool`, authorized and recorded by `guard`. All must outlive the call.
+  // `service`, on `pool` (a message of bytes the sink appends quickly, FileSink::
+  // QuickAppend, on gRPC's thread: one stream at a time), authorized and recorded by
+  // `guard`. All must outlive the call.
   grpc::ServerReadReactor<v1::PutFileRequest>* Start(grpc::CallbackServerContext* ctx,
                                                      RegistryService* service,
                                                      ThreadPool* pool, CallGuard* guard,
@@ -55,8 +58,13 @@ class PutFileStreams {
   friend class PutFileReader;
   void Add(PutFileReader* reader);
   void Remove(PutFileReader* reader);
+  // The one turn to consume a message on gRPC's thread: true if taken (then given back
+  // by EndInlineTurn), false if another stream holds it.
+  bool TakeInlineTurn();
+  void EndInlineTurn();
 
   const absl::Duration idle_timeout_;
+  std::atomic<bool> inline_turn_{false};
   absl::Mutex mu_;
   // Readers from construction until OnDone; a reader is not deleted while listed.
   absl::flat_hash_set<PutFileReader*> readers_ ABSL_GUARDED_BY(mu_);

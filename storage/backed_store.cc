@@ -215,6 +215,7 @@ class BackedStore : public Store {
 
   SessionStore& sessions() override { return *sessions_; }
 
+  bool remote() const override { return core_->backend().remote(); }
   std::unique_ptr<StagingArea> NewStagingArea() override {
     return std::make_unique<BackedStagingArea>(core_, backend().NewStagingArea());
   }

@@ -252,6 +252,8 @@ class RecordSink {
 class Backend : public RecordReader {
  public:
   virtual std::unique_ptr<BackendStagingArea> NewStagingArea() = 0;
+  // Whether its writes cross a network (Store::remote).
+  virtual bool remote() const { return false; }
 
   // ---- Upload sessions shared by several processes. ---------------------------------
   // The engine's session records; nullptr for an engine one process owns (the store

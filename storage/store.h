@@ -156,6 +156,10 @@ class Store {
 
   // A new, empty staging area for one upload.
   virtual std::unique_ptr<StagingArea> NewStagingArea() = 0;
+  // Whether a write may cross a network (RADOS) rather than stay in this machine's
+  // memory or local database: then a staged chunk's write can take milliseconds or far
+  // longer, work no gRPC callback thread may wait for. True unless a store says not.
+  virtual bool remote() const { return true; }
 
   // The store's upload sessions (storage/session_store.h): in this process's memory
   // for the RocksDB and in-memory stores, in the pool for the RADOS store, where every

@@ -26,6 +26,8 @@ namespace {
 // at the end of the stream, and whenever the file's digests are checked.
 constexpr size_t kSaveEveryChunks = 32;
 constexpr absl::Duration kSaveInterval = absl::Seconds(1);
+// What QuickAppend leaves of the save interval for the append itself.
+constexpr absl::Duration kQuickMargin = absl::Milliseconds(100);
 
 // The store's "session gone" or "closed" while a stream writes, in the writer's terms.
 absl::Status ClosedUnderWriter(const std::string& id, const std::string& name,
@@ -201,6 +203,20 @@ class ChunkingFileSink : public FileSink {
       return Fail(Verify());
     }
     return absl::OkStatus();
+  }
+
+  bool QuickAppend(size_t bytes) const override {
+    if (!error_.ok() || complete_ || restart_on_data_ || bytes > 2 * chunk_bytes_ ||
+        store_->remote()) {
+      return false;
+    }
+    const size_t pending = buffer_.size() + bytes;
+    if (base_ + static_cast<int64_t>(pending) >= size_) return false;
+    // Record saves after kSaveEveryChunks (or more) unsaved chunks, or save_interval_
+    // (at most lease/4, Append's renewal) after the last save; the margin covers this
+    // message's own time.
+    return unsaved_ + pending / chunk_bytes_ < kSaveEveryChunks &&
+           absl::Now() - saved_ < save_interval_ - kQuickMargin;
   }
 
   absl::Status AppendExistingChunk(absl::string_view sha256) override {

@@ -37,6 +37,11 @@ class FileSink {
   // INVALID_ARGUMENT if more bytes arrive than announced. After an error the sink is
   // unusable.
   virtual absl::Status Append(absl::string_view data) = 0;
+  // True when appending `bytes` more (at most two chunks) would only hash and stage
+  // them in a local store (not Store::remote; not reach the file's end, where Append
+  // verifies the file and makes its chunks durable; nor save the file's state): work
+  // short enough for one of gRPC's callback threads, unless the store stalls the write.
+  virtual bool QuickAppend(size_t bytes) const = 0;
   // Appends a chunk the store already holds (SHA-256, 32 raw bytes) as the next
   // chunk_bytes of the file (fewer at its end), without its bytes crossing the network
   // (nor, when UploadDigests need no bytes, being read back from the store).

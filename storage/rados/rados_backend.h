@@ -170,6 +170,7 @@ class RadosBackend : public Backend,
     return std::make_unique<RadosArea>(shared_from_this(), NewHold(), HoldsObject(),
                                        watch_epoch(), /*session=*/false);
   }
+  bool remote() const override { return true; }
   std::shared_ptr<SessionBackend> session_backend() override {
     return shared_from_this();
   }

@@ -123,6 +123,41 @@ TEST_F(UploadsTest, MessagesOfSeveralChunksAreCutAtTheSameOffsets) {
   }
 }
 
+// A quick append (FileSink::QuickAppend: what PutFile consumes on gRPC's thread) only
+// hashes and stages: never more than two chunks, the message that reaches the file's end
+// (verification, durability), or one after which the file's state is saved.
+TEST_F(UploadsTest, AQuickAppendNeitherEndsTheFileNorSaves) {
+  const std::string content(200, 'x');  // 50 chunks of 4
+  const absl::Time before_open = absl::Now();
+  std::shared_ptr<UploadSession> session = NewSession("", content);
+  absl::StatusOr<std::unique_ptr<FileSink>> sink = Open(session, "index");
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  FileSink& s = **sink;
+  // Saves also come with time (a second after the last): claims that assume none came
+  // are checked only while less than that has passed since the stream opened.
+  const auto untimed = [&] {
+    return absl::Now() - before_open < absl::Milliseconds(800);
+  };
+  EXPECT_TRUE(s.QuickAppend(3) || !untimed());
+  EXPECT_TRUE(s.QuickAppend(8) || !untimed());
+  EXPECT_FALSE(s.QuickAppend(9));  // more than two chunks
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(s.Append("xxxx").ok());  // 30 unsaved chunks
+  if (untimed()) {
+    EXPECT_TRUE(s.QuickAppend(7));   // a 31st chunk
+    EXPECT_FALSE(s.QuickAppend(8));  // a 32nd: the file's state is saved
+  }
+  for (int i = 0; i < 18; ++i) ASSERT_TRUE(s.Append("xxxx").ok());  // 48, saved at 32
+  EXPECT_TRUE(s.QuickAppend(7) || !untimed());
+  EXPECT_FALSE(s.QuickAppend(8));  // the file's last bytes: it is verified
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_FALSE(s.QuickAppend(4));  // a second after the last save: this one saves
+  ASSERT_TRUE(s.Append("xxxxxxxx").ok());
+  EXPECT_FALSE(s.QuickAppend(0));  // complete
+  absl::StatusOr<v1::PutFileResponse> done = s.Finish();
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_TRUE(done->complete());
+}
+
 TEST_F(UploadsTest, AnIncompleteStreamKeepsWholeChunksAndResumesAtThem) {
   std::shared_ptr<UploadSession> session = NewSession();
   {
