@@ -34,7 +34,8 @@
 // file system (a FaultInjectionFileSystem does not see them); a failed zero write (a
 // full disk) stops the writing ahead for that file, which then appends as before.
 //
-// Thread safety: as the wrapped files (RocksDB's log writer appends from one thread).
+// Thread safety: RocksDB appends to a WAL from whichever thread leads a write group, one
+// at a time; each file serializes its calls with a lock of its own.
 #ifndef MGREG_STORAGE_ROCKSDB_ROCKSDB_WAL_H_
 #define MGREG_STORAGE_ROCKSDB_ROCKSDB_WAL_H_
 
