@@ -136,4 +136,20 @@ CommandResult RunCommand(const std::vector<std::string>& argv) {
   return result;
 }
 
+void RunSelfUntilKilled(const std::string& gtest_filter,
+                        const std::vector<std::pair<std::string, std::string>>& env) {
+  const std::string filter = absl::StrCat("--gtest_filter=", gtest_filter);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
+    execl("/proc/self/exe", "crash_child", filter.c_str(), static_cast<char*>(nullptr));
+    _exit(4);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status);
+  EXPECT_EQ(WTERMSIG(status), SIGKILL);
+}
+
 }  // namespace mgreg::testing

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mgreg::testing {
@@ -42,6 +43,12 @@ struct CommandResult {
 };
 // Runs argv (argv[0] is a path) with a 120 s limit, capturing stdout and stderr.
 CommandResult RunCommand(const std::vector<std::string>& argv);
+
+// Runs the test `gtest_filter` of this test binary in a child process with `env` set
+// (the child's test reads it to know what to do) and expects the child to die of
+// SIGKILL: a test that kills itself to leave what a crash leaves.
+void RunSelfUntilKilled(const std::string& gtest_filter,
+                        const std::vector<std::pair<std::string, std::string>>& env);
 
 // The path of a built binary, e.g. BinaryPath("client/mgreg").
 std::string BinaryPath(const std::string& relative);

@@ -4,6 +4,7 @@
 
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "gtest/gtest.h"
 
 namespace mgreg::testing {
 
@@ -86,6 +87,22 @@ std::string Bytes(size_t n, uint64_t seed) {
     out[i] = static_cast<char>(x);
   }
   return out;
+}
+
+std::unique_ptr<Store> OpenRocksDbStoreOrFail(const RocksDbStoreOptions& options) {
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenRocksDbStore(options);
+  if (!store.ok()) {
+    ADD_FAILURE() << "opening the RocksDB store at " << options.path << ": "
+                  << store.status();
+    return nullptr;
+  }
+  return std::move(*store);
+}
+
+std::unique_ptr<Store> OpenRocksDbStoreOrFail(const std::string& path) {
+  RocksDbStoreOptions options;
+  options.path = path;
+  return OpenRocksDbStoreOrFail(options);
 }
 
 }  // namespace mgreg::testing

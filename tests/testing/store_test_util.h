@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,11 @@ absl::StatusOr<CommitResult> Push(Store& store, const std::string& model, int64_
                                   const std::map<std::string, std::string>& files,
                                   bool overwrite = false, size_t chunk_size = 1024,
                                   bool force = false);
+
+// The RocksDB store `options` open; null, after an ADD_FAILURE naming why, if it fails.
+std::unique_ptr<Store> OpenRocksDbStoreOrFail(const RocksDbStoreOptions& options);
+// The same with every option at its default but the path.
+std::unique_ptr<Store> OpenRocksDbStoreOrFail(const std::string& path);
 
 // `n` deterministic pseudo-random bytes from `seed`.
 std::string Bytes(size_t n, uint64_t seed);

@@ -67,12 +67,7 @@ std::unique_ptr<Store> Open(const std::string& path,
   o.path = path;
   o.sync_commits = false;  // durability is not what these tests are about
   o.min_free_bytes = min_free_bytes;
-  auto s = OpenRocksDbStore(o);
-  if (!s.ok()) {
-    ADD_FAILURE() << s.status();
-    return nullptr;
-  }
-  return std::move(*s);
+  return ::mgreg::testing::OpenRocksDbStoreOrFail(o);
 }
 
 int64_t BlobFileBytes(Store& store) {

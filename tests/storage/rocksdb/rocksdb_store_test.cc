@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "storage/rocksdb/rocksdb_backend.h"
 #include "storage/store.h"
+#include "tests/testing/process_util.h"
 #include "tests/testing/store_test_util.h"
 #include "tests/testing/test_util.h"
 
@@ -29,27 +30,18 @@ namespace {
 using ::mgreg::testing::Bytes;
 using ::mgreg::testing::MakeFile;
 using ::mgreg::testing::MakeRequest;
+using ::mgreg::testing::OpenRocksDbStoreOrFail;
 using ::mgreg::testing::Push;
 using ::mgreg::testing::RefOf;
+using ::mgreg::testing::RunSelfUntilKilled;
 using ::mgreg::testing::TempDir;
 using ::mgreg::testing::TestFile;
-
-std::unique_ptr<Store> OpenOrDie(const std::string& path) {
-  RocksDbStoreOptions o;
-  o.path = path;
-  auto s = OpenRocksDbStore(o);
-  if (!s.ok()) {
-    ADD_FAILURE() << s.status();
-    return nullptr;
-  }
-  return std::move(*s);
-}
 
 TEST(RocksDbStoreTest, ReopenKeepsEverythingAndRebuildsLatest) {
   TempDir dir;
   const std::string graph = Bytes(300000, 1);  // above the WAL threshold: flushed path
   {
-    auto store = OpenOrDie(dir.path());
+    auto store = OpenRocksDbStoreOrFail(dir.path());
     ASSERT_NE(store, nullptr);
     for (int step : {10, 30, 20}) {
       ASSERT_TRUE(Push(*store, "resnet", step,
@@ -60,7 +52,7 @@ TEST(RocksDbStoreTest, ReopenKeepsEverythingAndRebuildsLatest) {
     ASSERT_TRUE(Push(*store, "team-a/bert", 1, {{"index", "b"}}).ok());
     ASSERT_TRUE(store->DeleteCheckpoint("resnet", 30).ok());
   }
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenRocksDbStoreOrFail(dir.path());
   ASSERT_NE(store, nullptr);
   auto latest = store->GetLatest("resnet");
   ASSERT_TRUE(latest.ok()) << latest.status();
@@ -96,7 +88,7 @@ TEST(RocksDbStoreTest, ReopenKeepsEverythingAndRebuildsLatest) {
 
 TEST(RocksDbStoreTest, SecondOpenOfTheSameDirReturnsFailedPrecondition) {
   TempDir dir;
-  auto first = OpenOrDie(dir.path());
+  auto first = OpenRocksDbStoreOrFail(dir.path());
   ASSERT_NE(first, nullptr);
   RocksDbStoreOptions o;
   o.path = dir.path();
@@ -120,14 +112,14 @@ TEST(RocksDbStoreTest, OpenWithoutAPathReturnsInvalidArgument) {
 
 TEST(RocksDbStoreTest, StagingAreaOutlivingTheStoreIsSafe) {
   TempDir dir;
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenRocksDbStoreOrFail(dir.path());
   ASSERT_NE(store, nullptr);
   auto area = store->NewStagingArea();
   const std::string bytes = Bytes(1000, 2);
   ASSERT_TRUE(area->PutChunk(RefOf(bytes), bytes).ok());
   store.reset();
   area.reset();
-  store = OpenOrDie(dir.path());
+  store = OpenRocksDbStoreOrFail(dir.path());
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->ReadChunk(RefOf(bytes)).status().code(), absl::StatusCode::kNotFound);
 }
@@ -138,7 +130,7 @@ TEST(RocksDbStoreTest, StagingAreaOutlivingTheStoreIsSafe) {
 // The store writes its flushed files with O_DIRECT where the file system allows it
 // (OpenRocksDbBackend), with the page cache elsewhere (tmpfs before Linux 6.6).
 void StagesMakesDurableCommitsAndReadsBack(const std::string& path) {
-  auto store = OpenOrDie(path);
+  auto store = OpenRocksDbStoreOrFail(path);
   ASSERT_NE(store, nullptr);
   // Chunks of 100 KB: above the WAL threshold (64 KiB), so staged in the memtable only.
   const TestFile file = MakeFile("data-00000-of-00001", Bytes(300000, 9), 100000);
@@ -161,7 +153,7 @@ void StagesMakesDurableCommitsAndReadsBack(const std::string& path) {
   EXPECT_EQ(blob_bytes(), durable);
   area.reset();
   store.reset();
-  store = OpenOrDie(path);
+  store = OpenRocksDbStoreOrFail(path);
   ASSERT_NE(store, nullptr);
   for (int i = 0; i < file.blob.chunks_size(); ++i) {
     absl::StatusOr<std::string> read = store->ReadChunk(file.blob.chunks(i));
@@ -207,7 +199,7 @@ TEST(RocksDbStoreTest, EventsAliasesPinsRetentionAndRevisionSurviveReopen) {
   TempDir dir;
   std::vector<std::string> events_before;
   {
-    auto store = OpenOrDie(dir.path());
+    auto store = OpenRocksDbStoreOrFail(dir.path());
     ASSERT_NE(store, nullptr);
     for (int step : {1, 2, 3, 4}) {
       ASSERT_TRUE(Push(*store, "m", step, {{"index", absl::StrCat(step)}}).ok());
@@ -223,7 +215,7 @@ TEST(RocksDbStoreTest, EventsAliasesPinsRetentionAndRevisionSurviveReopen) {
     ASSERT_TRUE(page.ok()) << page.status();
     for (const auto& e : page->events) events_before.push_back(e.SerializeAsString());
   }
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenRocksDbStoreOrFail(dir.path());
   ASSERT_NE(store, nullptr);
   auto page = store->ReadEvents(0, 0);
   ASSERT_TRUE(page.ok()) << page.status();
@@ -276,7 +268,7 @@ TEST(RocksDbStoreTest, AReaderResumingAfterARestartMissesNothing) {
   TempDir dir;
   int64_t resume_after = 0;
   {
-    auto store = OpenOrDie(dir.path());
+    auto store = OpenRocksDbStoreOrFail(dir.path());
     ASSERT_NE(store, nullptr);
     for (int step = 0; step < 3; ++step) {
       ASSERT_TRUE(Push(*store, "m", step, {{"index", absl::StrCat(step)}}).ok());
@@ -288,7 +280,7 @@ TEST(RocksDbStoreTest, AReaderResumingAfterARestartMissesNothing) {
     ASSERT_TRUE(store->DeleteCheckpoint("m", 0).ok());
     ASSERT_TRUE(Push(*store, "m", 3, {{"index", "3"}}).ok());
   }
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenRocksDbStoreOrFail(dir.path());
   ASSERT_NE(store, nullptr);
   auto page = store->ReadEvents(resume_after, 0);
   ASSERT_TRUE(page.ok()) << page.status();
@@ -304,7 +296,7 @@ TEST(RocksDbStoreTest, AReaderResumingAfterARestartMissesNothing) {
 TEST(RocksDbStoreTest, ReopenWithASmallerEventWindowTrimsTheLog) {
   TempDir dir;
   {
-    auto store = OpenOrDie(dir.path());
+    auto store = OpenRocksDbStoreOrFail(dir.path());
     ASSERT_NE(store, nullptr);
     for (int step = 0; step < 10; ++step) {
       ASSERT_TRUE(Push(*store, "m", step, {{"index", absl::StrCat(step)}}).ok());
@@ -333,19 +325,8 @@ constexpr char kChildEnv[] = "MGREG_STORE_CRASH_CHILD";
 constexpr char kDirEnv[] = "MGREG_STORE_CRASH_DIR";
 
 void RunChildUntilKilled(const std::string& scenario, const std::string& dir) {
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    setenv(kChildEnv, scenario.c_str(), 1);
-    setenv(kDirEnv, dir.c_str(), 1);
-    execl("/proc/self/exe", "crash_child", "--gtest_filter=RocksDbStoreCrashChild.Run",
-          static_cast<char*>(nullptr));
-    _exit(4);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status);
-  EXPECT_EQ(WTERMSIG(status), SIGKILL);
+  RunSelfUntilKilled("RocksDbStoreCrashChild.Run",
+                     {{kChildEnv, scenario}, {kDirEnv, dir}});
 }
 
 // The data both sides of a crash test agree on.
@@ -367,7 +348,7 @@ struct CrashData {
 
 bool RunCrashChild(const std::string& scenario, const std::string& dir) {
   CrashData d;
-  auto store = OpenOrDie(dir);
+  auto store = OpenRocksDbStoreOrFail(dir);
   if (store == nullptr) return false;
   auto area = store->NewStagingArea();
   if (scenario == "before-commit") {
@@ -404,7 +385,7 @@ TEST(RocksDbStoreTest, CrashBeforeCommitLeavesNothingAndCollectsTheStagedChunks)
   TempDir dir;
   CrashData d;
   RunChildUntilKilled("before-commit", dir.path());
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenRocksDbStoreOrFail(dir.path());
   ASSERT_NE(store, nullptr);
   auto stats = store->GetStats();
   ASSERT_TRUE(stats.ok());
@@ -427,7 +408,7 @@ TEST(RocksDbStoreTest, CrashRightAfterCommitKeepsTheStepWhole) {
   TempDir dir;
   CrashData d;
   RunChildUntilKilled("after-commit", dir.path());
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenRocksDbStoreOrFail(dir.path());
   ASSERT_NE(store, nullptr);
   auto latest = store->GetLatest("resnet");
   ASSERT_TRUE(latest.ok()) << latest.status();

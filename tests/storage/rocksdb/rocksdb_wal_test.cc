@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "storage/store.h"
+#include "tests/testing/process_util.h"
 #include "tests/testing/store_test_util.h"
 #include "tests/testing/test_util.h"
 
@@ -30,22 +31,13 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::mgreg::testing::Bytes;
+using ::mgreg::testing::OpenRocksDbStoreOrFail;
 using ::mgreg::testing::Push;
 using ::mgreg::testing::ReadFileOrDie;
+using ::mgreg::testing::RunSelfUntilKilled;
 using ::mgreg::testing::TempDir;
 
 constexpr int kSteps = 20;
-
-std::unique_ptr<Store> OpenOrDie(const std::string& path) {
-  RocksDbStoreOptions o;
-  o.path = path;
-  auto s = OpenRocksDbStore(o);
-  if (!s.ok()) {
-    ADD_FAILURE() << s.status();
-    return nullptr;
-  }
-  return std::move(*s);
-}
 
 // Steps 1..kSteps of "m", each a small index and a 48 KiB file (a chunk that goes
 // through the WAL).
@@ -96,28 +88,17 @@ constexpr char kChildEnv[] = "MGREG_WAL_CRASH_DIR";
 TEST(ZeroFilledWalCrashChild, Run) {
   const char* dir = std::getenv(kChildEnv);
   if (dir == nullptr) GTEST_SKIP() << "runs only as the child of a crash test";
-  auto store = OpenOrDie(dir);
+  auto store = OpenRocksDbStoreOrFail(dir);
   if (store == nullptr || !PushSteps(*store)) _exit(2);
   kill(getpid(), SIGKILL);  // dies with the store open: every step was acknowledged
 }
 
 void RunChildUntilKilled(const std::string& dir) {
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    setenv(kChildEnv, dir.c_str(), 1);
-    execl("/proc/self/exe", "wal_child", "--gtest_filter=ZeroFilledWalCrashChild.Run",
-          static_cast<char*>(nullptr));
-    _exit(4);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status);
-  EXPECT_EQ(WTERMSIG(status), SIGKILL);
+  RunSelfUntilKilled("ZeroFilledWalCrashChild.Run", {{kChildEnv, dir}});
 }
 
 void ExpectEveryStep(const std::string& dir) {
-  auto store = OpenOrDie(dir);
+  auto store = OpenRocksDbStoreOrFail(dir);
   ASSERT_NE(store, nullptr);
   auto latest = store->GetLatest("m");
   ASSERT_TRUE(latest.ok()) << latest.status();
@@ -163,7 +144,7 @@ TEST(ZeroFilledWalTest, ZerosEndOnLogBlocksAheadOfTheAppend) {
 
 TEST(ZeroFilledWalTest, CommitsOverwriteZerosInsteadOfGrowingTheWal) {
   TempDir dir;
-  auto store = OpenOrDie(dir.path());
+  auto store = OpenRocksDbStoreOrFail(dir.path());
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(Push(*store, "m", 1, {{"index", "1"}}).ok());
   std::vector<std::string> wals = WalFiles(dir.path());
@@ -233,7 +214,7 @@ TEST(ZeroFilledWalTest, ATornRecordBeforeTheZerosEndsTheReplayAfterTheLastCommit
 TEST(ZeroFilledWalTest, ACleanCloseLeavesNoZerosPastTheRecords) {
   TempDir dir;
   {
-    auto store = OpenOrDie(dir.path());
+    auto store = OpenRocksDbStoreOrFail(dir.path());
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(PushSteps(*store));
   }
