@@ -212,11 +212,11 @@ class ChunkingFileSink : public FileSink {
     }
     const size_t pending = buffer_.size() + bytes;
     if (base_ + static_cast<int64_t>(pending) >= size_) return false;
-    // Record saves after kSaveEveryChunks (or more) unsaved chunks, or save_interval_
-    // (at most lease/4, Append's renewal) after the last save; the margin covers this
+    // No save due once this message's chunks are recorded; the margin covers the
     // message's own time.
-    return unsaved_ + pending / chunk_bytes_ < kSaveEveryChunks &&
-           absl::Now() - saved_ < save_interval_ - kQuickMargin;
+    const size_t chunks =
+        static_cast<size_t>(base_) / chunk_bytes_ + pending / chunk_bytes_;
+    return !SaveDue(unsaved_ + pending / chunk_bytes_, chunks, kQuickMargin);
   }
 
   absl::Status AppendExistingChunk(absl::string_view sha256) override {
@@ -395,11 +395,18 @@ class ChunkingFileSink : public FileSink {
     state.hashed = base_;
     state.ahead_of_store = true;
     ++unsaved_;
-    if (unsaved_ < std::max(kSaveEveryChunks, state.chunks.size() / 8) &&
-        absl::Now() - saved_ < save_interval_) {
+    if (!SaveDue(unsaved_, state.chunks.size(), absl::ZeroDuration())) {
       return absl::OkStatus();
     }
     return Save();
+  }
+
+  // Whether Record saves the file's state when `unsaved` chunks of the file's `chunks`
+  // are not saved: every kSaveEveryChunks (or an eighth of the file's chunks if more),
+  // or save_interval_ after the last save (`margin` earlier).
+  bool SaveDue(size_t unsaved, size_t chunks, absl::Duration margin) const {
+    return unsaved >= std::max(kSaveEveryChunks, chunks / 8) ||
+           absl::Now() - saved_ >= save_interval_ - margin;
   }
 
   // Checks the file's digests once every byte is held (each one it has; the chunked one
