@@ -253,7 +253,7 @@ class Backend : public RecordReader {
  public:
   virtual std::unique_ptr<BackendStagingArea> NewStagingArea() = 0;
   // Whether its writes cross a network (Store::remote).
-  virtual bool remote() const { return false; }
+  virtual bool remote() const = 0;
 
   // ---- Upload sessions shared by several processes. ---------------------------------
   // The engine's session records; nullptr for an engine one process owns (the store

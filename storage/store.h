@@ -201,25 +201,16 @@ class Store {
   virtual absl::StatusOr<storage::CheckpointRecord> GetLatest(
       absl::string_view model) = 0;
   // Calls `visit` with the record of the model's highest step and the model's record
-  // (its aliases), read at one moment; the references are valid during the call only.
-  // What GetLatestCheckpoint answers from, without copying either record where the
-  // backend holds them in memory. NOT_FOUND as GetLatest (`visit` not called). `visit`
-  // must not call the store (it may run under the backend's lock). This default calls
-  // GetLatest and GetModel (a model record gone meanwhile: an empty one).
+  // (its aliases; an empty one if the model's record is gone), read at one moment; the
+  // references are valid during the call only. What GetLatestCheckpoint answers from,
+  // without copying either record where the backend holds them in memory. NOT_FOUND as
+  // GetLatest (`visit` not called). `visit` must not call the store (it may run under
+  // the backend's lock).
   virtual absl::Status VisitLatest(
       absl::string_view model,
       absl::FunctionRef<void(const storage::CheckpointRecord& latest,
                              const storage::ModelRecord& record)>
-          visit) {
-    absl::StatusOr<storage::CheckpointRecord> latest = GetLatest(model);
-    if (!latest.ok()) return latest.status();
-    absl::StatusOr<storage::ModelRecord> record = GetModel(model);
-    if (!record.ok() && record.status().code() != absl::StatusCode::kNotFound) {
-      return record.status();
-    }
-    visit(*latest, record.ok() ? *record : storage::ModelRecord());
-    return absl::OkStatus();
-  }
+          visit) = 0;
 
   // Up to `limit` models with at least one step, in bytewise name order, starting
   // after `start_after` ("" = from the first).

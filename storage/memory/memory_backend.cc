@@ -62,6 +62,7 @@ class MemoryBackend : public Backend, public std::enable_shared_from_this<Memory
     int64_t holders = 0;  // staging areas holding it
   };
 
+  bool remote() const override { return false; }
   std::unique_ptr<BackendStagingArea> NewStagingArea() override {
     return std::make_unique<MemoryArea>(shared_from_this());
   }

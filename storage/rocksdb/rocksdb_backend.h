@@ -212,6 +212,7 @@ class RocksBackend : public Backend, public std::enable_shared_from_this<RocksBa
   absl::Status Reclaim();
 
   // Backend.
+  bool remote() const override { return false; }
   std::unique_ptr<BackendStagingArea> NewStagingArea() override;
   absl::Status ReadyToWrite() override { return MaybeResume(); }
   absl::StatusOr<Head> ReadHead() override;

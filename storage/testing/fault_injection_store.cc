@@ -119,6 +119,14 @@ absl::StatusOr<storage::CheckpointRecord> FaultInjectionStore::GetLatest(
       FaultOp::kReadRecord, [&]() { return base_->GetLatest(model); });
 }
 
+absl::Status FaultInjectionStore::VisitLatest(
+    absl::string_view model,
+    absl::FunctionRef<void(const storage::CheckpointRecord&, const storage::ModelRecord&)>
+        visit) {
+  return Run<absl::Status>(FaultOp::kReadRecord,
+                           [&]() { return base_->VisitLatest(model, visit); });
+}
+
 absl::StatusOr<std::vector<storage::ModelRecord>> FaultInjectionStore::ListModels(
     absl::string_view start_after, int limit) {
   return Run<absl::StatusOr<std::vector<storage::ModelRecord>>>(

@@ -37,8 +37,8 @@ enum class FaultOp {
   kDelete,    // DeleteCheckpoint and ApplyRetention
   kPutChunk,  // StagingArea::PutChunk and HoldExistingChunk
   kReadChunk,
-  kReadRecord,     // GetCheckpoint, GetLatest, ListModels, ListCheckpoints, GetBlob,
-                   // GetModel
+  kReadRecord,  // GetCheckpoint, GetLatest, VisitLatest, ListModels, ListCheckpoints,
+                // GetBlob, GetModel
   kModelSettings,  // SetAlias, RemoveAlias, SetPinned, SetRetention
 };
 
@@ -67,6 +67,10 @@ class FaultInjectionStore : public Store {
   absl::StatusOr<storage::CheckpointRecord> GetCheckpoint(absl::string_view model,
                                                           int64_t step) override;
   absl::StatusOr<storage::CheckpointRecord> GetLatest(absl::string_view model) override;
+  absl::Status VisitLatest(absl::string_view model,
+                           absl::FunctionRef<void(const storage::CheckpointRecord&,
+                                                  const storage::ModelRecord&)>
+                               visit) override;
   absl::StatusOr<std::vector<storage::ModelRecord>> ListModels(
       absl::string_view start_after, int limit) override;
   absl::StatusOr<std::vector<storage::CheckpointRecord>> ListCheckpoints(
