@@ -37,8 +37,8 @@ enum class FaultOp {
   kDelete,    // DeleteCheckpoint and ApplyRetention
   kPutChunk,  // StagingArea::PutChunk and HoldExistingChunk
   kReadChunk,
-  kReadRecord,  // GetCheckpoint, GetLatest, VisitLatest, ListModels, ListCheckpoints,
-                // GetBlob, GetModel
+  kReadRecord,     // GetCheckpoint, GetLatest, VisitLatest, ListModels, ListCheckpoints,
+                   // GetBlob, GetModel
   kModelSettings,  // SetAlias, RemoveAlias, SetPinned, SetRetention
 };
 
