@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -129,24 +130,38 @@ absl::StatusOr<std::vector<std::string>> HashPieces(LocalFile& file, int64_t chu
   }
   const size_t count = static_cast<size_t>((file.size() + chunk_bytes - 1) / chunk_bytes);
   std::vector<std::string> out(count);
-  // Each worker takes the next chunk to hash (pread at its offset: one descriptor
-  // serves them all), so they read the file front to back together.
-  std::atomic<size_t> next{0};
+  // Each worker takes the next two chunks to hash (pread at their offsets: one
+  // descriptor serves them all), so they read the file front to back together, and
+  // hashes them with Sha256RawPair (two SHA-256s interleaved on one core run up to twice
+  // as fast as one, issue 17); the last chunk may be alone.
+  std::atomic<size_t> next{0};  // in chunks of the sample: chunk next * stride
   std::vector<absl::Status> errors(static_cast<size_t>(threads));
   auto work = [&](size_t worker) {
-    std::string buffer;
+    std::string buffers[2];
     for (;;) {
-      const size_t i = next.fetch_add(1) * static_cast<size_t>(stride);
-      if (i >= count) return;
-      const int64_t pos = static_cast<int64_t>(i) * chunk_bytes;
-      const size_t n =
-          static_cast<size_t>(std::min<int64_t>(chunk_bytes, file.size() - pos));
-      if (absl::Status s = file.ReadAt(pos, n, &buffer); !s.ok()) {
-        errors[worker] = s;
-        next.store(count);  // the others stop too
-        return;
+      const size_t first = next.fetch_add(2);
+      size_t which[2];
+      int n = 0;
+      for (size_t j = first; j < first + 2; ++j) {
+        const size_t i = j * static_cast<size_t>(stride);
+        if (i < count) which[n++] = i;
       }
-      out[i] = Sha256Raw(buffer);
+      if (n == 0) return;
+      for (int k = 0; k < n; ++k) {
+        const int64_t pos = static_cast<int64_t>(which[k]) * chunk_bytes;
+        const size_t bytes =
+            static_cast<size_t>(std::min<int64_t>(chunk_bytes, file.size() - pos));
+        if (absl::Status s = file.ReadAt(pos, bytes, &buffers[k]); !s.ok()) {
+          errors[worker] = s;
+          next.store(count);  // the others stop too
+          return;
+        }
+      }
+      if (n == 2) {
+        std::tie(out[which[0]], out[which[1]]) = Sha256RawPair(buffers[0], buffers[1]);
+      } else {
+        out[which[0]] = Sha256Raw(buffers[0]);
+      }
     }
   };
   std::vector<std::thread> workers;

@@ -2,7 +2,8 @@
 // one pass over the bytes (issue 17).
 //
 // Reader/hasher threads read the file in 1 MiB pieces (kDigestPieceBytes, the chunked
-// SHA-256's pieces) into a bounded ring of windows and hash each piece (raw SHA-256).
+// SHA-256's pieces) into a bounded ring of windows and hash each piece (raw SHA-256),
+// two consecutive pieces at a time on one thread (Sha256RawPair).
 // The calling thread is the sender: as soon as every piece of the next window is
 // hashed, it asks which of them the server holds (FindChunks, when deduplication is on),
 // writes `existing_chunk` for those and the window's bytes, already in memory, for the

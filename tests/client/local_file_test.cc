@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "client/hashing_file_writer.h"
+#include "common/file_digest.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -93,34 +94,66 @@ TEST(LocalFileTest, ALargeFileIsCommittedWholeAndAWrongOneLeavesNothing) {
 }
 
 // Chunk digests are the SHA-256 of each piece as the server cuts the file, whatever the
-// number of threads hashing them; a sample leaves the chunks it skips empty.
+// number of threads hashing them; a sample leaves the chunks it skips empty. Workers
+// hash two chunks at once (Sha256RawPair), so counts are odd and even, whole and sampled
+// (38 chunks and a sample of 3; 37 and 3; one short chunk).
 TEST(LocalFileTest, ChunkDigestsAreTheSameOnAnyNumberOfThreads) {
   TempDir tmp;
   constexpr int64_t kChunk = 64 << 10;
-  std::string data(37 * kChunk + 1234, '\0');
-  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7919) >> 9);
-  const std::string path = tmp.Join("file");
-  WriteFileOrDie(path, data);
-  std::vector<std::string> expected;
-  for (size_t pos = 0; pos < data.size(); pos += kChunk) {
-    expected.push_back(Sha256Raw(absl::string_view(data).substr(pos, kChunk)));
-  }
-  for (int threads : {1, 2, 5, 64}) {
-    absl::StatusOr<std::vector<std::string>> all = ChunkDigests(path, kChunk, 1, threads);
-    ASSERT_TRUE(all.ok()) << all.status();
-    EXPECT_EQ(*all, expected) << threads << " threads";
-    absl::StatusOr<std::vector<std::string>> sample =
-        ChunkDigests(path, kChunk, 16, threads);
-    ASSERT_TRUE(sample.ok()) << sample.status();
-    ASSERT_EQ(sample->size(), expected.size());
-    for (size_t i = 0; i < expected.size(); ++i) {
-      EXPECT_EQ((*sample)[i], i % 16 == 0 ? expected[i] : "") << i;
+  for (int64_t size : {37 * kChunk + 1234, 37 * kChunk, kChunk - 1}) {
+    std::string data(static_cast<size_t>(size), '\0');
+    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7919) >> 9);
+    const std::string path = tmp.Join("file");
+    WriteFileOrDie(path, data);
+    std::vector<std::string> expected;
+    for (size_t pos = 0; pos < data.size(); pos += kChunk) {
+      expected.push_back(Sha256Raw(absl::string_view(data).substr(pos, kChunk)));
+    }
+    for (int threads : {1, 2, 5, 64}) {
+      absl::StatusOr<std::vector<std::string>> all =
+          ChunkDigests(path, kChunk, 1, threads);
+      ASSERT_TRUE(all.ok()) << all.status();
+      EXPECT_EQ(*all, expected) << size << " bytes, " << threads << " threads";
+      absl::StatusOr<std::vector<std::string>> sample =
+          ChunkDigests(path, kChunk, 16, threads);
+      ASSERT_TRUE(sample.ok()) << sample.status();
+      ASSERT_EQ(sample->size(), expected.size());
+      for (size_t i = 0; i < expected.size(); ++i) {
+        EXPECT_EQ((*sample)[i], i % 16 == 0 ? expected[i] : "") << size << ", " << i;
+      }
     }
   }
+  const std::string path = tmp.Join("file");
   EXPECT_EQ(ChunkDigests(path, kChunk, 1, 0).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ChunkDigests(tmp.Join("nope"), kChunk, 1, 4).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// DigestFile's 1 MiB pieces, hashed two at a time on any number of threads: each piece's
+// own digest in its place, for an empty file, one short piece, one whole piece, odd and
+// even counts with a short or whole last piece.
+TEST(LocalFileTest, DigestFileGivesEachPieceItsOwnDigestOnAnyNumberOfThreads) {
+  TempDir tmp;
+  constexpr int64_t kMiB = int64_t{1} << 20;
+  for (int64_t size :
+       {int64_t{0}, int64_t{100}, kMiB, 3 * kMiB, 4 * kMiB + 7, 5 * kMiB + 7}) {
+    std::string data(static_cast<size_t>(size), '\0');
+    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 131) >> 7);
+    const std::string path = tmp.Join("file");
+    WriteFileOrDie(path, data);
+    std::vector<std::string> expected;
+    for (size_t pos = 0; pos < data.size(); pos += kMiB) {
+      expected.push_back(Sha256Raw(absl::string_view(data).substr(pos, kMiB)));
+    }
+    for (int threads : {1, 2, 3}) {
+      absl::StatusOr<FileDigest> got = DigestFile(path, threads);
+      ASSERT_TRUE(got.ok()) << got.status();
+      EXPECT_EQ(got->size, size);
+      EXPECT_EQ(got->pieces, expected) << size << " bytes, " << threads << " threads";
+      EXPECT_EQ(got->chunked_sha256, ChunkedSha256Hex(data)) << size;
+    }
+  }
 }
 
 TEST(LocalFileTest, AMissingFileIsNotFound) {

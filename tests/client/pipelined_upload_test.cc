@@ -164,6 +164,93 @@ INSTANTIATE_TEST_SUITE_P(Sizes, PipelinedBoundaryTest,
                          ::testing::Values(0, 1, kMiB + kMiB / 2, 2 * kMiB, 6 * kMiB,
                                            6 * kMiB + 1));
 
+// Hashers take two consecutive pieces and hash them together (Sha256RawPair); the last
+// piece of an odd count, short or whole, is hashed alone, and a pair may span two
+// windows (windows of 1 or 3 pieces). Every piece's own digest must land in its own
+// place: each is checked where FindChunks asks about it and where a held one is named.
+struct PairingCase {
+  int64_t size;
+  int64_t window_pieces;
+  int windows;
+  int threads;
+};
+
+class PipelinedPairingTest : public PipelinedUploadTest,
+                             public ::testing::WithParamInterface<PairingCase> {};
+
+TEST_P(PipelinedPairingTest, EachPieceOfAPairGetsItsOwnDigestInItsOwnPlace) {
+  const PairingCase c = GetParam();
+  const std::string content = RandomBytes(c.size, static_cast<uint32_t>(c.size + 1));
+  LocalFile file = Open(content);
+  std::vector<std::string> expected;
+  for (int64_t pos = 0; pos < c.size; pos += kMiB) {
+    expected.push_back(Sha256Raw(content.substr(static_cast<size_t>(pos), kMiB)));
+  }
+  PipelinedSend send = Options(c.size);
+  send.threads = c.threads;
+  send.window_bytes = c.window_pieces * kMiB;
+  send.windows = c.windows;
+  std::vector<std::string> asked;
+  send.find_chunks = [&](const std::vector<std::string>& digests) {
+    asked.insert(asked.end(), digests.begin(), digests.end());
+    std::vector<bool> held;  // every third piece, counted from the file's start
+    for (size_t j = asked.size() - digests.size(); j < asked.size(); ++j) {
+      held.push_back(j % 3 == 1);
+    }
+    return absl::StatusOr<std::vector<bool>>(held);
+  };
+  FakeStream stream;
+  absl::StatusOr<PipelinedSendResult> sent =
+      SendFilePipelined(file, Header(), stream, send);
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  if (expected.size() > 1) {
+    EXPECT_EQ(asked, expected);
+  }
+  EXPECT_TRUE(Received(stream, content, 0) == content);
+  EXPECT_EQ(sent->chunked_sha256, ChunkedSha256Hex(content));
+  EXPECT_EQ(stream.messages.back().final_chunked_sha256(), ChunkedSha256Hex(content));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    OddCountsAndWindows, PipelinedPairingTest,
+    ::testing::Values(PairingCase{100, 2, 3, 1},           // one short piece
+                      PairingCase{100, 1, 2, 2},           // one short piece, 2 hashers
+                      PairingCase{3 * kMiB, 2, 3, 1},      // odd count, last whole
+                      PairingCase{5 * kMiB + 7, 2, 3, 1},  // even count, last short
+                      PairingCase{4 * kMiB + 7, 2, 3, 2},  // odd count, last short
+                      PairingCase{7 * kMiB + 7, 1, 2, 1},  // every pair spans windows
+                      PairingCase{7 * kMiB + 7, 1, 2, 3},  // the same, 3 hashers
+                      PairingCase{11 * kMiB, 3, 2, 1},     // odd windows: some span
+                      PairingCase{11 * kMiB + 1, 3, 3, 2}));
+
+// A pair whose second piece cannot be read (the file shrank into it): the error comes
+// back, neither piece of the pair is sent (the first read fine), nor anything after it.
+// Windows of one piece, so the pair's first piece is a window of its own.
+TEST_F(PipelinedUploadTest, AReadErrorOnTheSecondPieceOfAPairSendsNeitherPiece) {
+  const int64_t size = 8 * kMiB;
+  LocalFile file = Open(RandomBytes(size, 31));
+  fs::resize_file(path_, 3 * kMiB + 10);  // pair (2, 3): piece 3 is short
+  for (int threads : {1, 2}) {
+    PipelinedSend send = Options(size);
+    send.threads = threads;
+    send.window_bytes = kMiB;
+    send.windows = 4;
+    FakeStream stream;
+    absl::StatusOr<PipelinedSendResult> sent =
+        SendFilePipelined(file, Header(), stream, send);
+    EXPECT_EQ(sent.status().code(), absl::StatusCode::kDataLoss) << sent.status();
+    EXPECT_THAT(sent.status().message(), HasSubstr(path_));
+    EXPECT_TRUE(stream.cancelled);
+    EXPECT_FALSE(stream.finished);
+    int64_t sent_bytes = 0;
+    for (const v1::PutFileRequest& m : stream.messages) {
+      sent_bytes += static_cast<int64_t>(m.data().size());
+      EXPECT_TRUE(m.final_chunked_sha256().empty());
+    }
+    EXPECT_LE(sent_bytes, 2 * kMiB) << threads << " threads";
+  }
+}
+
 TEST_F(PipelinedUploadTest, HeldChunksAreNamedWindowByWindowAndTheRestSent) {
   const int64_t size = 7 * kMiB + 5;  // 8 pieces (the last of 5 bytes), 4 windows
   const std::string content = RandomBytes(size, 7);
