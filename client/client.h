@@ -303,13 +303,15 @@ class Client {
   // without one), else announced by the header with its size and, for a file larger
   // than one pipeline window unless `digest_first`, its digest at the end (else in the
   // header, digested first). Chunks `find_chunks` (if set) says the server holds are
-  // named, not sent. Adds what it sent and skipped to `stats`.
+  // named, not sent: several in one message when `batch_names` (the upload says the
+  // server accepts_existing_chunks), else one per message. Adds what it sent and
+  // skipped to `stats`.
   absl::StatusOr<v1::PutFileResponse> SendFile(
       const std::string& upload_id, const std::string& name, const std::string& path,
       const v1::UploadFile* state, bool digest_first,
       const std::function<absl::StatusOr<std::vector<bool>>(
           const std::vector<std::string>&)>& find_chunks,
-      const ProgressFn& progress, PushStats* stats);
+      bool batch_names, const ProgressFn& progress, PushStats* stats);
   // FindChunks for `upload` (which of the given chunk digests the server holds), when
   // its chunks are the 1 MiB pieces the client hashes; else none (every byte is sent).
   std::function<absl::StatusOr<std::vector<bool>>(const std::vector<std::string>&)>

@@ -11,6 +11,7 @@
 #include "common/file_digest.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "common/upload_limits.h"
 
 namespace mgreg {
 namespace {
@@ -181,20 +182,34 @@ class MessageWriter {
   // The digest to put on the message that reaches the file's end.
   void SetFinalDigest(std::string hex) { final_ = std::move(hex); }
 
-  // Names the chunk of `n` bytes at pos() by its digest.
+  // Names the held chunk of `n` bytes at the writer's position by its digest: in a
+  // message of its own (existing_chunk), or gathered with the held chunks right before
+  // it into one message of up to existing_chunks_per_message (existing_chunks), sent
+  // when full, when bytes follow, or by EndWindow.
   bool Existing(const std::string& sha256_raw, int64_t n) {
-    if (!Flush()) return false;
+    if (!message_.data().empty() && !Flush()) return false;
+    if (send_.existing_chunks_per_message > 1) {
+      message_.add_existing_chunks(sha256_raw);
+      named_ += n;
+      return message_.existing_chunks_size() < send_.existing_chunks_per_message ||
+             Flush();
+    }
     message_.set_existing_chunk(sha256_raw);
     const bool ok = Write(n);
     message_.clear_existing_chunk();
     if (ok && send_.stats != nullptr) send_.stats->bytes_deduplicated_chunks += n;
     return ok;
   }
+  // The window's pieces are all written: the held chunks gathered go out now, so the
+  // server hears from the stream at least once a window (as when each was a message)
+  // however long the next window takes to read, and no message outlives its window.
+  bool EndWindow() { return message_.existing_chunks().empty() || Flush(); }
   // Sends `piece`'s bytes from `from` (an offset into it) in messages of at most
   // message_bytes. Whole pieces are gathered into one message while another fits (the
   // server hashes two chunks of one message together, issue 17); a whole piece alone in
   // its message is swapped in, not copied.
   bool Data(std::string& piece, size_t from) {
+    if (!message_.existing_chunks().empty() && !Flush()) return false;
     if (from == 0 && piece.size() <= send_.message_bytes) {
       std::string& gathered = *message_.mutable_data();
       if (gathered.size() + piece.size() > send_.message_bytes && !Flush()) return false;
@@ -228,8 +243,16 @@ class MessageWriter {
     return n + static_cast<size_t>(kPiece) <= send_.message_bytes &&
            pos_ + static_cast<int64_t>(n) < send_.size;
   }
-  // Writes the gathered data, if any, as one message.
+  // Writes the gathered held chunks or data, if any, as one message.
   bool Flush() {
+    if (!message_.existing_chunks().empty()) {
+      const int64_t named = named_;
+      const bool ok = Write(named);
+      message_.clear_existing_chunks();
+      named_ = 0;
+      if (ok && send_.stats != nullptr) send_.stats->bytes_deduplicated_chunks += named;
+      return ok;
+    }
     const int64_t n = static_cast<int64_t>(message_.data().size());
     if (n == 0) return true;
     const bool ok = Write(n);
@@ -255,6 +278,7 @@ class MessageWriter {
   v1::PutFileRequest message_;
   std::string final_;
   int64_t pos_;
+  int64_t named_ = 0;  // bytes of the held chunks gathered in message_
   bool wrote_any_ = false;
   bool wrote_final_ = false;
 };
@@ -266,13 +290,17 @@ absl::Status CheckOptions(const PipelinedSend& send) {
                      ") of a file: the offset must be between 0 and the size"));
   }
   if (send.threads < 1 || send.windows < 2 || send.window_bytes < kPiece ||
-      send.window_bytes % kPiece != 0 || send.message_bytes == 0) {
+      send.window_bytes % kPiece != 0 || send.message_bytes == 0 ||
+      send.existing_chunks_per_message < 1 ||
+      send.existing_chunks_per_message > kMaxExistingChunksPerMessage) {
     return absl::InvalidArgumentError(absl::StrCat(
         "pipelined send options out of range (threads ", send.threads, ", windows ",
         send.windows, ", window bytes ", send.window_bytes, ", message bytes ",
-        send.message_bytes,
-        "): give at least 1 thread, 2 windows, a window of a multiple of 1 MiB and "
-        "messages of at least 1 byte"));
+        send.message_bytes, ", held chunks per message ",
+        send.existing_chunks_per_message,
+        "): give at least 1 thread, 2 windows, a window of a multiple of 1 MiB, "
+        "messages of at least 1 byte and 1 to ",
+        kMaxExistingChunksPerMessage, " held chunks per message"));
   }
   return absl::OkStatus();
 }
@@ -333,6 +361,7 @@ absl::StatusOr<PipelinedSendResult> SendFilePipelined(
         return absl::OkStatus();
       }
     }
+    *sent = writer.EndWindow();
     return absl::OkStatus();
   };
 

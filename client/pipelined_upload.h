@@ -6,8 +6,9 @@
 // two consecutive pieces at a time on one thread (Sha256RawPair).
 // The calling thread is the sender: as soon as every piece of the next window is
 // hashed, it asks which of them the server holds (FindChunks, when deduplication is on),
-// writes `existing_chunk` for those and the window's bytes, already in memory, for the
-// rest, then hands the window back to the readers. The first bytes go out once the first
+// names those (existing_chunk, or consecutive ones together in existing_chunks when the
+// server takes them) and writes the window's bytes, already in memory, for the rest,
+// then hands the window back to the readers. The first bytes go out once the first
 // window is hashed, and the hashers work up to `windows - 1` windows ahead of the sender.
 // The last message carries the file's chunked SHA-256 computed from the pieces
 // (PutFileRequest.final_chunked_sha256) when the file was announced without a digest.
@@ -76,6 +77,11 @@ struct PipelinedSend {
   // asked about window by window (files of one piece are not) and those held are named
   // instead of sent. Unset: every byte is sent.
   FindChunksFn find_chunks;
+  // Held pieces named per message: 1 names each in a message of its own
+  // (existing_chunk, which every server takes); more gathers consecutive held pieces of
+  // a window into one message of up to this many (existing_chunks, for a server whose
+  // Upload says accepts_existing_chunks). At most kMaxExistingChunksPerMessage.
+  int existing_chunks_per_message = 1;
   // Called after each message with (bytes of the file the server has or was sent, size).
   ProgressFn progress;
   // When set, bytes_sent and bytes_deduplicated_chunks grow by what this call sent and

@@ -19,6 +19,7 @@
 #include "client/saved_model_dir.h"
 #include "common/names.h"
 #include "common/status_macros.h"
+#include "common/upload_limits.h"
 #include "metagraph/checkpoint_name.h"
 #include "metagraph/saved_model.h"
 #include "mgreg/v1/registry.grpc.pb.h"
@@ -98,7 +99,7 @@ absl::StatusOr<v1::PutFileResponse> Client::PutFile(const std::string& upload_id
   const FindChunksFn find_chunks = ChunkFinder(upload);
   absl::StatusOr<v1::PutFileResponse> put =
       SendFile(upload_id, name, path, state, /*digest_first=*/false, find_chunks,
-               progress, nullptr);
+               upload.accepts_existing_chunks(), progress, nullptr);
   std::error_code ec;
   if (state == nullptr && put.status().code() == absl::StatusCode::kInvalidArgument &&
       DigestAfterBytes(static_cast<int64_t>(fs::file_size(path, ec))) && !ec) {
@@ -106,7 +107,7 @@ absl::StatusOr<v1::PutFileResponse> Client::PutFile(const std::string& upload_id
     // the upload does not list (this one was sent without). A header wrong for another
     // reason fails again.
     put = SendFile(upload_id, name, path, state, /*digest_first=*/true, find_chunks,
-                   progress, nullptr);
+                   upload.accepts_existing_chunks(), progress, nullptr);
   }
   return put;
 }
@@ -168,7 +169,7 @@ class GrpcPutFileStream : public PutFileStream {
 absl::StatusOr<v1::PutFileResponse> Client::SendFile(
     const std::string& upload_id, const std::string& name, const std::string& path,
     const v1::UploadFile* state, bool digest_first, const FindChunksFn& find_chunks,
-    const ProgressFn& progress, PushStats* stats) {
+    bool batch_names, const ProgressFn& progress, PushStats* stats) {
   ASSIGN_OR_RETURN(LocalFile file, LocalFile::OpenForRead(path));
   v1::PutFileRequest::Header header;
   header.set_upload_id(upload_id);
@@ -202,6 +203,7 @@ absl::StatusOr<v1::PutFileResponse> Client::SendFile(
   send.threads = HashThreads(1);
   send.message_bytes = impl_->options.upload_message_bytes;
   send.find_chunks = find_chunks;
+  send.existing_chunks_per_message = batch_names ? kMaxExistingChunksPerMessage : 1;
   send.progress = progress;
   send.stats = stats;
   GrpcPutFileStream stream(*impl_);
@@ -380,7 +382,8 @@ absl::StatusOr<v1::Checkpoint> Client::PushFiles(
     }
     absl::StatusOr<v1::PutFileResponse> put =
         SendFile(upload.upload_id(), f->file().name(), local_files.at(f->file().name()),
-                 f, /*digest_first=*/false, find_chunks, file_progress, &stats);
+                 f, /*digest_first=*/false, find_chunks, upload.accepts_existing_chunks(),
+                 file_progress, &stats);
     if (!put.ok()) {
       // The put's error is the one to report; the server also expires the upload.
       AbortUpload(upload.upload_id()).IgnoreError();

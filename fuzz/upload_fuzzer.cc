@@ -1,8 +1,10 @@
 // The upload protocol driven by untrusted clients: a sequence of BeginUpload, PutFile
-// streams (header, data, existing_chunk messages), GetUpload, CommitUpload and
-// AbortUpload decoded from the input, run against a RegistryService over an in-memory
-// store (no network). Invariants: every committed step reads back with the sizes and
-// SHA-256 of its manifest, and nothing is readable of a step that was never committed.
+// streams (header, data, existing_chunk and existing_chunks messages), GetUpload,
+// CommitUpload and AbortUpload decoded from the input, run against a RegistryService over
+// an in-memory store (no network). Invariants: every committed step reads back with the
+// sizes and SHA-256 of its manifest, and nothing is readable of a step that was never
+// committed.
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -18,6 +20,7 @@
 #include "leveldb/env.h"
 #include "leveldb/options.h"
 #include "leveldb/table_builder.h"
+#include "server/core/put_file_message.h"
 #include "server/core/registry_service.h"
 #include "storage/store.h"
 #include "tensorflow/core/protobuf/meta_graph.pb.h"
@@ -218,23 +221,37 @@ int FuzzOne(const uint8_t* data, size_t size) {
         bool failed = false;
         for (int m = 0; m < messages && !failed; ++m) {
           const uint8_t kind = in.Byte();
-          absl::Status s;
+          v1::PutFileRequest message;
           if (kind % 4 == 0) {  // the next bytes of the true content
             const size_t n = kind >> 2;
             const std::string piece = pos < content.size() ? content.substr(pos, n) : "";
             pos += piece.size();
-            s = (*sink)->Append(piece);
+            message.set_data(piece);
           } else if (kind % 4 == 1) {  // bytes from the input
-            s = (*sink)->Append(in.Bytes(64));
-          } else if (kind % 4 == 2) {  // the true next chunk as an existing chunk
-            const std::string chunk =
-                pos < content.size() ? content.substr(pos, kChunkBytes) : "";
-            pos += chunk.size();
-            s = (*sink)->AppendExistingChunk(Sha256Raw(chunk));
-          } else {  // an arbitrary "digest"
-            s = (*sink)->AppendExistingChunk(in.Bytes(40));
+            message.set_data(in.Bytes(64));
+          } else if (kind % 4 == 2) {
+            // The true next chunk as an existing_chunk, or the next 1-7 true chunks
+            // as existing_chunks.
+            const int batch = (kind >> 2) % 8;
+            for (int c = 0; c < std::max(batch, 1); ++c) {
+              const std::string chunk =
+                  pos < content.size() ? content.substr(pos, kChunkBytes) : "";
+              pos += chunk.size();
+              if (batch == 0) message.set_existing_chunk(Sha256Raw(chunk));
+              if (batch > 0) message.add_existing_chunks(Sha256Raw(chunk));
+            }
+          } else {  // an arbitrary "digest", alone or after a true chunk in a batch
+            if ((kind >> 2) % 2 == 0) {
+              message.set_existing_chunk(in.Bytes(40));
+            } else {
+              const std::string chunk =
+                  pos < content.size() ? content.substr(pos, kChunkBytes) : "";
+              pos += chunk.size();
+              message.add_existing_chunks(Sha256Raw(chunk));
+              message.add_existing_chunks(in.Bytes(40));
+            }
           }
-          failed = !s.ok();
+          failed = !AppendPutFileMessage(**sink, message).ok();
         }
         if (!failed) (*sink)->Finish().IgnoreError();
         break;

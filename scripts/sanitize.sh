@@ -57,7 +57,7 @@ case "$mode" in
     # (cmake/MgregHardening.cmake) and watch_hub_test's notify counter outlived the hub.
     # MGREG_TSAN_EXCLUDE='' runs every test of these folders.
     build_dir=build-tsan; flags="thread"; dirs="server storage client"
-    exclude="${MGREG_TSAN_EXCLUDE-^(registry_server_test|uploads_retention_test|watch_sync_test|production_server_test|fault_server_test|limits_server_test|upload_edges_server_test|final_digest_server_test|tenant_dedup_server_test|stalled_writers_server_test|overwrite_server_test|web_pages_test|browser_test|client_test|hostile_server_test|sync_test|pipelined_push_test|saved_model_client_test|cli_test|saved_model_cli_test)\$}" ;;
+    exclude="${MGREG_TSAN_EXCLUDE-^(registry_server_test|uploads_retention_test|watch_sync_test|production_server_test|fault_server_test|limits_server_test|upload_edges_server_test|final_digest_server_test|existing_chunks_server_test|tenant_dedup_server_test|stalled_writers_server_test|overwrite_server_test|web_pages_test|browser_test|client_test|hostile_server_test|sync_test|pipelined_push_test|saved_model_client_test|cli_test|saved_model_cli_test)\$}" ;;
   *) echo "usage: $0 [address|thread]" >&2; exit 2 ;;
 esac
 

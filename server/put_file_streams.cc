@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/core/api_errors.h"
+#include "server/core/put_file_message.h"
 #include "server/grpc_status.h"
 
 namespace mgreg {
@@ -103,7 +104,8 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
   // no read pending and no pool task: the only user of sink_ then.
   bool Quick() const {
     return sink_ != nullptr && !request_.has_header() &&
-           request_.existing_chunk().empty() && request_.final_chunked_sha256().empty() &&
+           request_.existing_chunk().empty() && request_.existing_chunks().empty() &&
+           request_.final_chunked_sha256().empty() &&
            sink_->QuickAppend(request_.data().size());
   }
 
@@ -155,19 +157,7 @@ class PutFileReader : public grpc::ServerReadReactor<v1::PutFileRequest> {
       return absl::InvalidArgumentError(
           "only the first PutFile message may carry a header; open one stream per file");
     }
-    absl::Status appended;
-    if (!request_.existing_chunk().empty()) {
-      if (!request_.data().empty()) {
-        return absl::InvalidArgumentError(
-            "a PutFile message carries either data or existing_chunk, not both");
-      }
-      appended = sink_->AppendExistingChunk(request_.existing_chunk());
-    } else {
-      appended = sink_->Append(request_.data());
-    }
-    // The digest applies to the bytes held with this message's.
-    if (!appended.ok() || request_.final_chunked_sha256().empty()) return appended;
-    return sink_->GiveFinalDigest(request_.final_chunked_sha256());
+    return AppendPutFileMessage(*sink_, request_);
   }
 
   // The client finished sending (or went away).

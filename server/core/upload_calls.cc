@@ -123,6 +123,7 @@ absl::StatusOr<v1::Upload> UploadCalls::BeginAdmitted(
 v1::Upload UploadCalls::Describe(const UploadSession& session) const {
   v1::Upload out = session.ToProto();
   out.set_chunk_bytes(static_cast<int64_t>(options_->chunk_bytes));
+  out.set_accepts_existing_chunks(true);
   return out;
 }
 

@@ -226,14 +226,15 @@ class ChunkingFileSink : public FileSink {
     }
     if (!buffer_.empty()) {
       return Fail(absl::InvalidArgumentError(absl::StrCat(
-          "file '", name_, "': existing_chunk at offset ",
+          "file '", name_, "': a held chunk named at offset ",
           base_ + static_cast<int64_t>(buffer_.size()),
-          " is not at a chunk boundary; send existing chunks only at multiples of ",
+          " is not at a chunk boundary; name held chunks only at multiples of ",
           chunk_bytes_)));
     }
     if (sha256.size() != 32) {
-      return Fail(absl::InvalidArgumentError(
-          absl::StrCat("file '", name_, "': existing_chunk must be a 32-byte SHA-256")));
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "file '", name_, "': the held chunk named at offset ", base_, " is ",
+          sha256.size(), " bytes; name a chunk by its SHA-256, 32 raw bytes")));
     }
     const int64_t want =
         std::min<int64_t>(static_cast<int64_t>(chunk_bytes_), size_ - base_);
@@ -246,9 +247,9 @@ class ChunkingFileSink : public FileSink {
     absl::StatusOr<bool> may_reuse = may_reuse_chunk_(ref.sha256());
     if (!may_reuse.ok()) return Fail(may_reuse.status());
     const auto not_held = [&] {
-      return Fail(absl::NotFoundError(
-          absl::StrCat("file '", name_, "': the server does not hold chunk ",
-                       BytesToHex(sha256), "; send its bytes")));
+      return Fail(absl::NotFoundError(absl::StrCat(
+          "file '", name_, "': the server does not hold chunk ", BytesToHex(sha256),
+          " named at offset ", base_, "; send its bytes")));
     };
     if (!*may_reuse) return not_held();
     // The bytes are read back only when a digest needs them (a whole-file SHA-256 to

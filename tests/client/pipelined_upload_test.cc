@@ -11,8 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/file_digest.h"
 #include "common/sha256.h"
+#include "common/upload_limits.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/test_util.h"
@@ -103,7 +105,19 @@ class PipelinedUploadTest : public ::testing::Test {
         EXPECT_TRUE(m.final_chunked_sha256().empty()) << i;
       }
       const int64_t pos = offset + static_cast<int64_t>(out.size());
-      if (!m.existing_chunk().empty()) {
+      EXPECT_LE((m.data().empty() ? 0 : 1) + (m.existing_chunk().empty() ? 0 : 1) +
+                    (m.existing_chunks().empty() ? 0 : 1),
+                1)
+          << i;  // one kind per message
+      if (!m.existing_chunks().empty()) {
+        EXPECT_EQ(pos % kMiB, 0) << i;
+        for (const std::string& name : m.existing_chunks()) {
+          const std::string piece =
+              content.substr(static_cast<size_t>(offset) + out.size(), kMiB);
+          EXPECT_EQ(name, Sha256Raw(piece)) << i;
+          out += piece;
+        }
+      } else if (!m.existing_chunk().empty()) {
         EXPECT_EQ(pos % kMiB, 0) << i;
         const std::string piece = content.substr(static_cast<size_t>(pos), kMiB);
         EXPECT_EQ(m.existing_chunk(), Sha256Raw(piece)) << i;
@@ -280,6 +294,11 @@ TEST_F(PipelinedUploadTest, HeldChunksAreNamedWindowByWindowAndTheRestSent) {
   for (const v1::PutFileRequest& m : stream.messages)
     existing += !m.existing_chunk().empty();
   EXPECT_EQ(existing, 3);
+  // One held chunk per message by default: what a server without
+  // accepts_existing_chunks takes.
+  for (const v1::PutFileRequest& m : stream.messages) {
+    EXPECT_TRUE(m.existing_chunks().empty());
+  }
   EXPECT_EQ(stats.bytes_deduplicated_chunks, 2 * kMiB + 5);
   EXPECT_EQ(stats.bytes_sent, size - stats.bytes_deduplicated_chunks);
   // The last message names the held 5-byte chunk and carries the digest.
@@ -326,6 +345,89 @@ TEST_F(PipelinedUploadTest, WholePiecesAreGatheredIntoMessagesOfTwo) {
     shape.push_back(static_cast<int64_t>(m.data().size()));
   }
   EXPECT_THAT(shape, ::testing::ElementsAre(kMiB - 10, 2 * kMiB, 2 * kMiB, 5));
+}
+
+// The shape of each message: "D<bytes>" for data, "N" for one existing_chunk,
+// "B<count>" for existing_chunks, "+h" with the header, "+d" with the final digest.
+std::vector<std::string> Shapes(const FakeStream& stream) {
+  std::vector<std::string> out;
+  for (const v1::PutFileRequest& m : stream.messages) {
+    std::string shape =
+        !m.existing_chunks().empty()  ? absl::StrCat("B", m.existing_chunks_size())
+        : !m.existing_chunk().empty() ? "N"
+                                      : absl::StrCat("D", m.data().size());
+    if (m.has_header()) shape += "+h";
+    if (!m.final_chunked_sha256().empty()) shape += "+d";
+    out.push_back(shape);
+  }
+  return out;
+}
+
+// For a server that accepts_existing_chunks: consecutive held pieces of a window go in
+// one message (existing_chunks); bytes that follow, and the window's end, send it.
+TEST_F(PipelinedUploadTest, HeldPiecesOfAWindowAreNamedInOneMessage) {
+  const int64_t size = 8 * kMiB + 5;  // 9 pieces (the last of 5 bytes)
+  const std::string content = RandomBytes(size, 31);
+  LocalFile file = Open(content);
+  const std::set<int64_t> held_pieces = {0, 1, 2, 4, 6, 7, 8};
+  std::set<std::string> held;
+  for (int64_t p : held_pieces) {
+    held.insert(Sha256Raw(content.substr(static_cast<size_t>(p * kMiB), kMiB)));
+  }
+  std::vector<size_t> asked;
+  PushStats stats;
+  PipelinedSend send = Options(size);
+  send.window_bytes = 4 * kMiB;  // windows: pieces 0-3, 4-7, 8
+  send.existing_chunks_per_message = 1024;
+  send.stats = &stats;
+  std::vector<std::pair<int64_t, int64_t>> progress;
+  send.progress = [&](int64_t done, int64_t total) {
+    progress.emplace_back(done, total);
+  };
+  send.find_chunks = [&](const std::vector<std::string>& digests) {
+    asked.push_back(digests.size());
+    std::vector<bool> out;
+    for (const std::string& d : digests) out.push_back(held.count(d) > 0);
+    return absl::StatusOr<std::vector<bool>>(out);
+  };
+  FakeStream stream;
+  absl::StatusOr<PipelinedSendResult> sent =
+      SendFilePipelined(file, Header(), stream, send);
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  EXPECT_THAT(asked, ::testing::ElementsAre(4, 4, 1));
+  EXPECT_TRUE(Received(stream, content, 0) == content);
+  // Window 0: pieces 0-2 named, piece 3 sent (its message waits for a second piece
+  // until piece 4 is named); window 1: 4 named, 5 sent, 6-7 named; window 2: 8 named
+  // with the digest.
+  const std::string mib = absl::StrCat("D", kMiB);
+  EXPECT_THAT(Shapes(stream),
+              ::testing::ElementsAre("B3+h", mib, "B1", mib, "B2", "B1+d"));
+  EXPECT_EQ(stream.messages.back().final_chunked_sha256(), ChunkedSha256Hex(content));
+  EXPECT_EQ(stats.bytes_deduplicated_chunks, 6 * kMiB + 5);
+  EXPECT_EQ(stats.bytes_sent, 2 * kMiB);
+  // Progress once per message, at the bytes the messages so far stand for.
+  std::vector<int64_t> done;
+  for (const auto& [d, total] : progress) done.push_back(d);
+  EXPECT_THAT(done, ::testing::ElementsAre(3 * kMiB, 4 * kMiB, 5 * kMiB, 6 * kMiB,
+                                           8 * kMiB, size));
+}
+
+// A window of held pieces longer than existing_chunks_per_message goes in messages of
+// at most that many.
+TEST_F(PipelinedUploadTest, HeldPiecesAreNamedInMessagesOfAtMostTheBound) {
+  const int64_t size = 5 * kMiB;
+  const std::string content = RandomBytes(size, 37);
+  LocalFile file = Open(content);
+  PipelinedSend send = Options(size);
+  send.window_bytes = 8 * kMiB;  // one window
+  send.existing_chunks_per_message = 2;
+  send.find_chunks = [&](const std::vector<std::string>& digests) {
+    return absl::StatusOr<std::vector<bool>>(std::vector<bool>(digests.size(), true));
+  };
+  FakeStream stream;
+  ASSERT_TRUE(SendFilePipelined(file, Header(), stream, send).ok());
+  EXPECT_TRUE(Received(stream, content, 0) == content);
+  EXPECT_THAT(Shapes(stream), ::testing::ElementsAre("B2+h", "B2", "B1+d"));
 }
 
 TEST_F(PipelinedUploadTest, AOnePieceFileIsNotAskedAbout) {
@@ -482,12 +584,14 @@ TEST_F(PipelinedUploadTest, AFindChunksErrorEndsTheSendAndCancelsTheStream) {
 
 TEST_F(PipelinedUploadTest, OptionsOutOfRangeAreInvalidArgumentAndSendNothing) {
   LocalFile file = Open("abc");
-  std::vector<PipelinedSend> bad(5, Options(3));
+  std::vector<PipelinedSend> bad(7, Options(3));
   bad[0].window_bytes = kMiB + kMiB / 2;
   bad[1].windows = 1;
   bad[2].threads = 0;
   bad[3].offset = 4;
   bad[4].message_bytes = 0;
+  bad[5].existing_chunks_per_message = 0;
+  bad[6].existing_chunks_per_message = kMaxExistingChunksPerMessage + 1;
   for (const PipelinedSend& send : bad) {
     FakeStream stream;
     absl::Status s = SendFilePipelined(file, Header(), stream, send).status();

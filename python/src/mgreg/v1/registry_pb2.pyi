@@ -414,7 +414,7 @@ class PinCheckpointRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., step: _Optional[int] = ..., pinned: bool = ...) -> None: ...
 
 class PutFileRequest(_message.Message):
-    __slots__ = ["data", "existing_chunk", "final_chunked_sha256", "header"]
+    __slots__ = ["data", "existing_chunk", "existing_chunks", "final_chunked_sha256", "header"]
     class Header(_message.Message):
         __slots__ = ["basename", "chunked_sha256", "name", "offset", "sha256", "size", "upload_id"]
         BASENAME_FIELD_NUMBER: _ClassVar[int]
@@ -433,14 +433,16 @@ class PutFileRequest(_message.Message):
         upload_id: str
         def __init__(self, upload_id: _Optional[str] = ..., name: _Optional[str] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., chunked_sha256: _Optional[str] = ..., basename: _Optional[str] = ...) -> None: ...
     DATA_FIELD_NUMBER: _ClassVar[int]
+    EXISTING_CHUNKS_FIELD_NUMBER: _ClassVar[int]
     EXISTING_CHUNK_FIELD_NUMBER: _ClassVar[int]
     FINAL_CHUNKED_SHA256_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     existing_chunk: bytes
+    existing_chunks: _containers.RepeatedScalarFieldContainer[bytes]
     final_chunked_sha256: str
     header: PutFileRequest.Header
-    def __init__(self, header: _Optional[_Union[PutFileRequest.Header, _Mapping]] = ..., data: _Optional[bytes] = ..., existing_chunk: _Optional[bytes] = ..., final_chunked_sha256: _Optional[str] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[PutFileRequest.Header, _Mapping]] = ..., data: _Optional[bytes] = ..., existing_chunk: _Optional[bytes] = ..., existing_chunks: _Optional[_Iterable[bytes]] = ..., final_chunked_sha256: _Optional[str] = ...) -> None: ...
 
 class PutFileResponse(_message.Message):
     __slots__ = ["complete", "held_bytes"]
@@ -521,20 +523,22 @@ class TensorInfoEntry(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., shard: _Optional[int] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ..., verification: _Optional[str] = ..., slices: _Optional[int] = ...) -> None: ...
 
 class Upload(_message.Message):
-    __slots__ = ["already_committed", "chunk_bytes", "files", "model", "step", "upload_id"]
+    __slots__ = ["accepts_existing_chunks", "already_committed", "chunk_bytes", "files", "model", "step", "upload_id"]
+    ACCEPTS_EXISTING_CHUNKS_FIELD_NUMBER: _ClassVar[int]
     ALREADY_COMMITTED_FIELD_NUMBER: _ClassVar[int]
     CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    accepts_existing_chunks: bool
     already_committed: bool
     chunk_bytes: int
     files: _containers.RepeatedCompositeFieldContainer[UploadFile]
     model: str
     step: int
     upload_id: str
-    def __init__(self, upload_id: _Optional[str] = ..., model: _Optional[str] = ..., step: _Optional[int] = ..., files: _Optional[_Iterable[_Union[UploadFile, _Mapping]]] = ..., already_committed: bool = ..., chunk_bytes: _Optional[int] = ...) -> None: ...
+    def __init__(self, upload_id: _Optional[str] = ..., model: _Optional[str] = ..., step: _Optional[int] = ..., files: _Optional[_Iterable[_Union[UploadFile, _Mapping]]] = ..., already_committed: bool = ..., chunk_bytes: _Optional[int] = ..., accepts_existing_chunks: bool = ...) -> None: ...
 
 class UploadFile(_message.Message):
     __slots__ = ["file", "held_bytes", "writing"]
