@@ -268,13 +268,15 @@ void RunDedup(const std::string& tmp, ChildProcess* server, int pairs,
                        " bytes, the step has ", total));
     }
     // The same run's floor of N+1 (interleaved, pair by pair): the CPU work no push of
-    // it can avoid. The client reads and hashes every byte (SHA-256, with the threads
-    // a push uses; the files are in the page cache as they were for the push), and the
-    // server verifies the changed bytes it receives (one SHA-256 pass over them: the
-    // hashing's CPU-s per byte times the bytes sent). Spread over the machine's 2 cores
-    // when the client may use both, else the client's hashing on CPU 1 beside the
-    // server's on CPU 0. From CPU-s, not the hashing's wall time, so that other work
-    // on the machine does not raise the floor (it still slows the push).
+    // it can avoid. The client reads and hashes every byte (DigestFile: the client's
+    // own hashing, two pieces at a time per thread, with the threads a push uses, so
+    // the floor drops whenever the client's hashing gets cheaper; the files are in the
+    // page cache as they were for the push), and the server verifies the changed bytes
+    // it receives (one SHA-256 pass over them: the hashing's CPU-s per byte times the
+    // bytes sent). Spread over the machine's 2 cores when the client may use both, else
+    // the client's hashing on CPU 1 beside the server's on CPU 0. From CPU-s, not the
+    // hashing's wall time, so that other work on the machine does not raise the floor
+    // (it still slows the push).
     const double hash_cpu0 = CpuSeconds(getpid());
     const double hash_t0 = Now();
     for (const std::string& f : CheckpointFiles(prefix_n1)) {
