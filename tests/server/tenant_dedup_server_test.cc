@@ -102,7 +102,7 @@ TEST_F(TenantDedupServerTest, AnnouncingAnotherTeamsDigestsCopiesNothing) {
             absl::StatusCode::kPermissionDenied);
 }
 
-// FindChunks is no oracle of other teams' content, and existing_chunk cannot splice
+// FindChunks is no oracle of other teams' content, and existing_chunk(s) cannot splice
 // another team's chunk into a file.
 TEST_F(TenantDedupServerTest, AnotherTeamsChunksAreNotHeldForFindChunksNorExistingChunk) {
   auto a = As("tok-a");
@@ -128,6 +128,20 @@ TEST_F(TenantDedupServerTest, AnotherTeamsChunksAreNotHeldForFindChunksNorExisti
   grpc::Status put = writer->Finish();
   EXPECT_EQ(put.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(put.error_message(), HasSubstr("does not hold chunk"));
+  // Nor named in a batch (existing_chunks).
+  v1::PutFileRequest batch;
+  for (const std::string& d : digests) batch.add_existing_chunks(d);
+  grpc::ClientContext batch_ctx;
+  Authorize(&batch_ctx, "tok-a");
+  auto batch_writer = stub_->PutFile(&batch_ctx, &response);
+  batch_writer->Write(header);
+  batch_writer->Write(batch);
+  batch_writer->WritesDone();
+  put = batch_writer->Finish();
+  EXPECT_EQ(put.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(put.error_message(),
+              HasSubstr(absl::StrCat("does not hold chunk ", BytesToHex(digests[0]),
+                                     " named at offset 0")));
 
   // Team b, asking about its own content, is told the truth.
   auto b_upload = As("tok-b")->BeginUpload(Manifest("team-b/copy", 1, secret_));
