@@ -173,6 +173,18 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              10000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // No BDP probing (issue 17, memory row). gRPC reads a stream's bytes into 64 KiB
+  // slices as they arrive, before a handler asks for them, up to the HTTP/2 window; with
+  // probing, loopback pushes grew the window until 30-50 MiB of PutFile bytes sat in
+  // those slices, and the server's peak RSS moved 94-132 MiB between identical runs of
+  // bench/memory_bench. Without it a stream's window is gRPC's default 64 KiB plus the
+  // rest of the message its handler is reading, so a PutFile stream holds about one
+  // message (2-5 MiB measured). Same server CPU per GiB pushed in alternating runs. A
+  // client one round trip away waits that round trip before each message after the
+  // first: over a LAN (0.2 ms) that is nothing against a 2 MiB message; across a
+  // continent it caps a stream at about a message per round trip (docs/operations.md).
+  // bench/RESULTS.md, "receive window".
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat(
