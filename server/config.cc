@@ -363,6 +363,7 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
     return Invalid(at("worker_threads"), "worker_threads must be between 1 and 1024");
   }
   if (config.worker_threads() > 0) options->worker_threads = config.worker_threads();
+  if (config.http2_bdp_probe()) options->http2_bdp_probe = true;
 
   struct DurationField {
     const char* name;
@@ -380,6 +381,23 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
     RETURN_IF_ERROR(ParsePositiveDuration(at(d.name), d.name, d.text, d.out));
   }
   return ApplyCollectionKinds(config, filename, loc, options);
+}
+
+std::string DescribeSecurity(const ServerOptions& o) {
+  return absl::StrCat(
+      o.tls.cert_pem.empty() ? "plaintext" : (o.tls.require_client_cert ? "mTLS" : "TLS"),
+      ", ", o.tokens.empty() ? "no tokens" : absl::StrCat(o.tokens.size(), " token(s)"));
+}
+
+std::string CheckConfigSummary(const ServerOptions& o) {
+  return absl::StrCat(
+      "configuration OK (listen ", o.listen_address, ", ", DescribeSecurity(o),
+      ", data dir ", o.data_dir, o.metrics_listen_address.empty() ? "" : ", metrics ",
+      o.metrics_listen_address, ", HTTP/2 BDP probing ",
+      o.http2_bdp_probe ? "on: distant clients push faster, a fast one may queue tens "
+                          "of MiB per connection outside the memory budget"
+                        : "off",
+      ")");
 }
 
 absl::Status ApplyServerConfigFile(const std::string& path, ServerOptions* options) {

@@ -24,6 +24,14 @@ absl::Status ApplyServerConfigText(const std::string& text, const std::string& f
 // The same for the file at `path`. NOT_FOUND if it cannot be read.
 absl::Status ApplyServerConfigFile(const std::string& path, ServerOptions* options);
 
+// "plaintext|TLS|mTLS, N token(s)|no tokens": how clients are authenticated.
+std::string DescribeSecurity(const ServerOptions& options);
+
+// What mgreg-server --check-config prints for options that passed every check:
+// "configuration OK (listen ..., <security>, data dir ...[, metrics ...], HTTP/2 BDP
+// probing on|off...)".
+std::string CheckConfigSummary(const ServerOptions& options);
+
 // True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost).
 bool IsLoopbackAddress(const std::string& host_port);
 

@@ -75,6 +75,11 @@ ABSL_FLAG(int64_t, min_free_bytes, -1,
           "itself after a full disk; 0 turns the check off)");
 ABSL_FLAG(int64_t, event_window, 0,
           "watch events kept for watchers resuming from a revision (default 100000)");
+ABSL_FLAG(bool, http2_bdp_probe, false,
+          "let gRPC grow each connection's HTTP/2 window (BDP probing): distant clients "
+          "push faster, but a fast client may keep tens of MiB per connection outside "
+          "the memory budget (default off; --http2-bdp-probe=false overrides the config "
+          "file)");
 ABSL_FLAG(absl::Duration, shutdown_deadline, absl::ZeroDuration(),
           "on SIGTERM, how long in-flight calls may take before they are cancelled "
           "(default 30s)");
@@ -95,8 +100,27 @@ std::vector<std::string> KebabToSnakeFlags(int argc, char** argv) {
   return out;
 }
 
+// Whether bool flag `name` (snake_case) is among `args` in any form absl accepts
+// (--name, --name=V, --noname, one dash too) before a "--". Flags read from a
+// --flagfile are not seen.
+bool BoolFlagGiven(const std::vector<std::string>& args, const std::string& name) {
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--") break;
+    std::string a = args[i].substr(0, args[i].find('='));
+    if (a.rfind("--", 0) == 0) {
+      a.erase(0, 2);
+    } else if (a.rfind("-", 0) == 0) {
+      a.erase(0, 1);
+    } else {
+      continue;
+    }
+    if (a == name || a == "no" + name) return true;
+  }
+  return false;
+}
+
 // Config file first, then the flags given on the command line.
-absl::Status BuildOptions(mgreg::ServerOptions* options) {
+absl::Status BuildOptions(bool given_http2_bdp_probe, mgreg::ServerOptions* options) {
   if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
     absl::Status s = mgreg::ApplyServerConfigFile(path, options);
     if (!s.ok()) return s;
@@ -150,13 +174,10 @@ absl::Status BuildOptions(mgreg::ServerOptions* options) {
   if (auto v = absl::GetFlag(FLAGS_shutdown_deadline); v != absl::ZeroDuration()) {
     options->shutdown_deadline = v;
   }
+  // A bool flag has no "unset" value: it wins over the file only when given.
+  if (given_http2_bdp_probe)
+    options->http2_bdp_probe = absl::GetFlag(FLAGS_http2_bdp_probe);
   return mgreg::ValidateServerOptions(*options);
-}
-
-std::string Describe(const mgreg::ServerOptions& o) {
-  return absl::StrCat(
-      o.tls.cert_pem.empty() ? "plaintext" : (o.tls.require_client_cert ? "mTLS" : "TLS"),
-      ", ", o.tokens.empty() ? "no tokens" : absl::StrCat(o.tokens.size(), " token(s)"));
 }
 
 }  // namespace
@@ -180,6 +201,7 @@ int main(int argc, char** argv) {
       "              --rados-namespace NS [--rados-gc-period D --rados-dead-after D\n"
       "              --rados-session-expiry D]]\n"
       "             [--metrics-listen HOST:PORT] [--insecure] [--check-config]\n"
+      "             [--http2-bdp-probe]\n"
       "Serves the mgreg registry of TensorFlow checkpoints and MetaGraphs.");
   std::vector<std::string> args = KebabToSnakeFlags(argc, argv);
   std::vector<char*> arg_ptrs;
@@ -187,17 +209,13 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
 
   mgreg::ServerOptions options;
-  if (absl::Status s = BuildOptions(&options); !s.ok()) {
+  if (absl::Status s = BuildOptions(BoolFlagGiven(args, "http2_bdp_probe"), &options);
+      !s.ok()) {
     mgreg::LogError("mgreg-server: invalid configuration: ", s.message());
     return 1;
   }
   if (absl::GetFlag(FLAGS_check_config)) {
-    std::printf("mgreg-server: configuration OK (listen %s, %s, data dir %s%s)\n",
-                options.listen_address.c_str(), Describe(options).c_str(),
-                options.data_dir.c_str(),
-                options.metrics_listen_address.empty()
-                    ? ""
-                    : (", metrics " + options.metrics_listen_address).c_str());
+    std::printf("mgreg-server: %s\n", mgreg::CheckConfigSummary(options).c_str());
     return 0;
   }
 
@@ -220,7 +238,8 @@ int main(int argc, char** argv) {
     mgreg::LogWarning("--insecure: serving plaintext gRPC on ", (*server)->address(),
                       "; tokens travel unencrypted");
   }
-  mgreg::LogInfo("mgreg-server: ", Describe(options));
+  mgreg::LogInfo("mgreg-server: ", mgreg::DescribeSecurity(options),
+                 options.http2_bdp_probe ? ", HTTP/2 BDP probing on" : "");
   // The ready line scripts and tests wait for; stdout, flushed. Nothing else goes to
   // stdout after it.
   std::string where =

@@ -55,6 +55,36 @@ void EnableStandardServices() {
 
 }  // namespace
 
+std::vector<std::pair<std::string, int>> Http2ChannelArguments(
+    const ServerOptions& options) {
+  return {
+      {GRPC_ARG_MAX_CONCURRENT_STREAMS, std::max(1, options.max_concurrent_streams)},
+      // Keepalive (issue 11 item 8): pings find half-open connections; clients' pings
+      // are accepted every 10 s or more (the mgreg clients ping every 60 s during
+      // calls).
+      {GRPC_ARG_KEEPALIVE_TIME_MS, DurationMs(options.keepalive_time)},
+      {GRPC_ARG_KEEPALIVE_TIMEOUT_MS, DurationMs(options.keepalive_timeout)},
+      {GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1},
+      {GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000},
+      {GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0},
+      // BDP probing, off unless options.http2_bdp_probe (issue 17, memory row). gRPC
+      // reads a stream's bytes into 64 KiB slices as they arrive, before a handler asks
+      // for them, up to the HTTP/2 window. With probing, loopback pushes grew the window
+      // until 30-50 MiB of PutFile bytes sat in those slices per connection, outside
+      // the memory budget (which does not bound them), and the server's peak RSS moved
+      // 94-132 MiB between identical runs of bench/memory_bench. Without it a stream's
+      // window is gRPC's default 64 KiB plus the rest of the message its handler is
+      // reading, so a PutFile stream holds about one message (2-5 MiB measured); same
+      // server CPU per GiB pushed in alternating runs. The price: a client one round
+      // trip away waits that round trip before each message after the first. Over a
+      // LAN (0.2 ms) that is nothing against a 2 MiB message; at 50 ms it caps a file
+      // near 40 MB/s. An operator with distant clients trades the memory for their
+      // throughput by turning it on (docs/operations.md "Working memory";
+      // bench/RESULTS.md, "receive window").
+      {GRPC_ARG_HTTP2_BDP_PROBE, options.http2_bdp_probe ? 1 : 0},
+  };
+}
+
 absl::Status ValidateServerOptions(const ServerOptions& options) {
   if (options.listen_address.find(':') == std::string::npos) {
     return absl::InvalidArgumentError(
@@ -161,30 +191,9 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::BuildAndStart(
   builder.RegisterService(server->grpc_service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                             std::max(1, options.max_concurrent_streams));
-  // Keepalive (issue 11 item 8): pings find half-open connections; clients' pings are
-  // accepted every 10 s or more (the mgreg clients ping every 60 s during calls).
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
-                             DurationMs(options.keepalive_time));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-                             DurationMs(options.keepalive_timeout));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-                             10000);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  // No BDP probing (issue 17, memory row). gRPC reads a stream's bytes into 64 KiB
-  // slices as they arrive, before a handler asks for them, up to the HTTP/2 window; with
-  // probing, loopback pushes grew the window until 30-50 MiB of PutFile bytes sat in
-  // those slices, and the server's peak RSS moved 94-132 MiB between identical runs of
-  // bench/memory_bench. Without it a stream's window is gRPC's default 64 KiB plus the
-  // rest of the message its handler is reading, so a PutFile stream holds about one
-  // message (2-5 MiB measured). Same server CPU per GiB pushed in alternating runs. A
-  // client one round trip away waits that round trip before each message after the
-  // first: over a LAN (0.2 ms) that is nothing against a 2 MiB message; across a
-  // continent it caps a stream at about a message per round trip (docs/operations.md).
-  // bench/RESULTS.md, "receive window".
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  for (const auto& [name, value] : Http2ChannelArguments(options)) {
+    builder.AddChannelArgument(name, value);
+  }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat(

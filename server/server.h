@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
@@ -104,6 +106,10 @@ struct ServerOptions {
   // gone) does not hold its calls open. Clients may ping as often as every 10 s.
   absl::Duration keepalive_time = absl::Minutes(1);
   absl::Duration keepalive_timeout = absl::Seconds(20);
+  // gRPC's HTTP/2 BDP probing: off by default, so a PutFile stream holds about one
+  // message (Http2ChannelArguments). On, distant clients push faster and a fast client
+  // may keep tens of MiB per connection outside service.memory_budget_bytes.
+  bool http2_bdp_probe = false;
   // How long a SIGTERM lets in-flight calls run (used by main.cc).
   absl::Duration shutdown_deadline = absl::Seconds(30);
   // New uploaded bytes are refused while the data dir's disk has less free (RocksDB
@@ -113,6 +119,11 @@ struct ServerOptions {
   // is the default file system. Not settable from flags or the config file.
   std::shared_ptr<rocksdb::Env> store_env;
 };
+
+// The integer channel arguments the gRPC server is built with (name, value): stream
+// limit, keepalive and BDP probing, each set here and nowhere else.
+std::vector<std::pair<std::string, int>> Http2ChannelArguments(
+    const ServerOptions& options);
 
 // Checks options without opening or binding anything (mgreg-server --check-config).
 // FAILED_PRECONDITION for plaintext on a non-loopback address without `insecure`;

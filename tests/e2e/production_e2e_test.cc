@@ -144,6 +144,40 @@ TEST(ProductionE2eTest, CheckConfigPointsAtTheLineAtFault) {
   EXPECT_THAT(r.out, HasSubstr("configuration OK"));
 }
 
+// http2_bdp_probe: the flag given on the command line wins over the file either way,
+// and --check-config says which applies.
+TEST(ProductionE2eTest, Http2BdpProbeFlagWinsOverTheFile) {
+  TempDir tmp;
+  const std::string path = tmp.Join("mgreg.textproto");
+  const std::string server = BinaryPath("server/mgreg-server");
+  auto r = RunCommand({server, "--in-memory", "--check-config"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("HTTP/2 BDP probing off)"));
+  r = RunCommand({server, "--in-memory", "--http2-bdp-probe", "--check-config"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("HTTP/2 BDP probing on: "));
+
+  WriteFileOrDie(path, "listen: \"127.0.0.1:0\"\nhttp2_bdp_probe: true\n");
+  r = RunCommand({server, "--config", path, "--check-config"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("HTTP/2 BDP probing on: "));
+  r = RunCommand({server, "--config", path, "--http2-bdp-probe=false", "--check-config"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("HTTP/2 BDP probing off)"));
+
+  WriteFileOrDie(path, "listen: \"127.0.0.1:0\"\nhttp2_bdp_probe: false\n");
+  r = RunCommand({server, "--config", path, "--http2-bdp-probe=true", "--check-config"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("HTTP/2 BDP probing on: "));
+
+  WriteFileOrDie(path, "listen: \"127.0.0.1:0\"\nhttp2_bdp_probe: maybe\n");
+  r = RunCommand({server, "--config", path, "--check-config"});
+  EXPECT_EQ(r.exit_code, 1);
+  // protobuf's parser names the position after the bad value (here 3:1).
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat(path, ":")));
+  EXPECT_THAT(r.err, HasSubstr("\"http2_bdp_probe\". Value: \"maybe\""));
+}
+
 TEST(ProductionE2eTest, WithoutSecurityItServesLoopbackOnlyAndSaysSo) {
   TempDir tmp;
   auto r = RunCommand(

@@ -2,7 +2,10 @@
 // every error naming the file, line and column at fault.
 #include "server/config.h"
 
+#include <grpc/grpc.h>
+
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/sha256.h"
@@ -15,7 +18,10 @@ namespace {
 
 using ::mgreg::testing::TempDir;
 using ::mgreg::testing::WriteFileOrDie;
+using ::testing::Contains;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Pair;
 
 TEST(ConfigTest, FullConfigApplies) {
   TempDir tmp;
@@ -38,6 +44,7 @@ shutdown_deadline: "10s"
 min_free_bytes: 1048576
 put_idle_timeout: "90s"
 keepalive_time: "30s"
+http2_bdp_probe: true
 )");
   ASSERT_TRUE(ApplyServerConfigText(text, "c.textproto", &o).ok());
   EXPECT_EQ(o.listen_address, "0.0.0.0:8470");
@@ -59,6 +66,7 @@ keepalive_time: "30s"
   EXPECT_EQ(o.min_free_bytes, 1048576);
   EXPECT_EQ(o.put_idle_timeout, absl::Seconds(90));
   EXPECT_EQ(o.keepalive_time, absl::Seconds(30));
+  EXPECT_TRUE(o.http2_bdp_probe);
   EXPECT_TRUE(ValidateServerOptions(o).ok());
 }
 
@@ -151,6 +159,69 @@ TEST(ConfigTest, AFileIsReadAndFieldsItLeavesOutKeepTheirValues) {
   EXPECT_EQ(o.limits.max_open_uploads, 12);
   EXPECT_EQ(o.listen_address, "127.0.0.1:9999");
   EXPECT_EQ(o.limits.max_open_streams, open_streams);
+}
+
+// http2_bdp_probe: off unless the file turns it on; the file's false leaves an earlier
+// true alone like any unset field (the flag, given on the command line, wins: see
+// production_e2e_test); a value that is not a bool names its line.
+TEST(ConfigTest, Http2BdpProbeIsOffUnlessTurnedOn) {
+  ServerOptions o;
+  EXPECT_FALSE(o.http2_bdp_probe);
+  ASSERT_TRUE(ApplyServerConfigText("worker_threads: 2", "c", &o).ok());
+  EXPECT_FALSE(o.http2_bdp_probe);
+  ASSERT_TRUE(ApplyServerConfigText("http2_bdp_probe: false", "c", &o).ok());
+  EXPECT_FALSE(o.http2_bdp_probe);
+  ASSERT_TRUE(ApplyServerConfigText("http2_bdp_probe: true", "c", &o).ok());
+  EXPECT_TRUE(o.http2_bdp_probe);
+  EXPECT_TRUE(ValidateServerOptions(o).ok());
+  ServerOptions bad;
+  absl::Status s = ApplyServerConfigText("\nhttp2_bdp_probe: 3\n", "c.textproto", &bad);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("c.textproto:2:"));
+  EXPECT_FALSE(bad.http2_bdp_probe);
+}
+
+// The one place the setting reaches gRPC: grpc.http2.bdp_probe 0 by default, 1 when on,
+// set exactly once; the other transport arguments do not depend on it.
+TEST(ConfigTest, Http2ChannelArgumentsProbeOnlyWhenTurnedOn) {
+  auto probe = [](const ServerOptions& o) {
+    std::vector<int> values;
+    for (const auto& [name, value] : Http2ChannelArguments(o)) {
+      if (name == GRPC_ARG_HTTP2_BDP_PROBE) values.push_back(value);
+    }
+    return values;
+  };
+  ServerOptions o;
+  EXPECT_THAT(probe(o), ElementsAre(0));
+  const auto off = Http2ChannelArguments(o);
+  o.http2_bdp_probe = true;
+  EXPECT_THAT(probe(o), ElementsAre(1));
+  const auto on = Http2ChannelArguments(o);
+  ASSERT_EQ(on.size(), off.size());
+  for (size_t i = 0; i < on.size(); ++i) {
+    EXPECT_EQ(on[i].first, off[i].first);
+    if (on[i].first != GRPC_ARG_HTTP2_BDP_PROBE) {
+      EXPECT_EQ(on[i].second, off[i].second) << on[i].first;
+    }
+  }
+  EXPECT_THAT(on, Contains(Pair(GRPC_ARG_MAX_CONCURRENT_STREAMS, 100)));
+}
+
+// What --check-config prints (main.cc prints exactly this after "mgreg-server: ").
+TEST(ConfigTest, CheckConfigSummarySaysWhetherBdpProbingIsOn) {
+  ServerOptions o;
+  o.listen_address = "127.0.0.1:8470";
+  o.data_dir = "/var/lib/mgreg";
+  EXPECT_EQ(CheckConfigSummary(o),
+            "configuration OK (listen 127.0.0.1:8470, plaintext, no tokens, data dir "
+            "/var/lib/mgreg, HTTP/2 BDP probing off)");
+  ASSERT_TRUE(ApplyServerConfigText("metrics_listen: \"127.0.0.1:9464\"\n"
+                                    "http2_bdp_probe: true\n",
+                                    "c", &o)
+                  .ok());
+  const std::string on = CheckConfigSummary(o);
+  EXPECT_THAT(on, HasSubstr(", metrics 127.0.0.1:9464, HTTP/2 BDP probing on: "));
+  EXPECT_THAT(on, HasSubstr("outside the memory budget)"));
 }
 
 TEST(ConfigTest, AnErrorInAFileNamesThatFile) {

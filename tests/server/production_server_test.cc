@@ -593,6 +593,39 @@ TEST(ProductionServerTest, BackupWhileServingRestoresIntoANewServerWithEveryStep
   EXPECT_EQ(rc->GetLatestCheckpoint("a").value().step(), 2);
 }
 
+// http2_bdp_probe (config.proto): with gRPC's BDP probing back on, the server starts and
+// a push of several messages per file is served and restores byte for byte. (Which
+// channel argument the setting picks: config_test's Http2ChannelArguments case.)
+TEST(ProductionServerTest, WithBdpProbingOnPushesAndRestoresAreServed) {
+  TempDir tmp;
+  ServerOptions options = InMemory();
+  options.http2_bdp_probe = true;
+  auto server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  auto client = Connect(server->address());
+  CheckpointSpec spec;
+  spec.directory = tmp.Join("big");
+  fs::create_directories(spec.directory);
+  spec.step = 1;
+  spec.num_shards = 2;
+  // 3 x 4 MiB of tensors: each data file takes several of the client's 2 MiB messages.
+  for (int i = 0; i < 3; ++i) {
+    spec.tensors.push_back(
+        {absl::StrCat("dense/w", i), FloatBytes(1 << 20, 7 + i), i % 2});
+  }
+  spec.meta = testing::SmallMetaGraphBytes();
+  auto pushed = client->Push("far", WriteCheckpoint(spec), {});
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  RestoreOptions ro;
+  ro.step = 1;
+  auto restored = client->Restore("far", tmp.Join("restored"), ro);  // checks SHA-256s
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(restored->files_size(), pushed->files_size());
+  int64_t bytes = 0;
+  for (const v1::FileInfo& f : restored->files()) bytes += f.size();
+  EXPECT_GT(bytes, 12 << 20);
+}
+
 TEST(ProductionServerTest, InMemoryStoreCannotBeBackedUp) {
   TempDir tmp;
   auto server = StartServer(InMemory());
