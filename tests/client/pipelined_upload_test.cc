@@ -78,6 +78,16 @@ PipelinedSend Options(int64_t size) {
   return send;
 }
 
+// A FindChunks answering from the digests in `held`; appends each call's count to *asked.
+FindChunksFn HeldFinder(const std::set<std::string>& held, std::vector<size_t>* asked) {
+  return [&held, asked](const std::vector<std::string>& digests) {
+    asked->push_back(digests.size());
+    std::vector<bool> out;
+    for (const std::string& d : digests) out.push_back(held.count(d) > 0);
+    return absl::StatusOr<std::vector<bool>>(out);
+  };
+}
+
 class PipelinedUploadTest : public ::testing::Test {
  protected:
   // Writes `content` to a file and opens it.
@@ -87,6 +97,22 @@ class PipelinedUploadTest : public ::testing::Test {
     absl::StatusOr<LocalFile> file = LocalFile::OpenForRead(path_);
     EXPECT_TRUE(file.ok()) << file.status();
     return *std::move(file);
+  }
+
+  // `sent` is DATA_LOSS naming the file, the stream was cancelled and never finished,
+  // and its messages carried at most `max_bytes` of data and never the final digest.
+  void ExpectDataLossWithin(const absl::StatusOr<PipelinedSendResult>& sent,
+                            const FakeStream& stream, int64_t max_bytes) {
+    EXPECT_EQ(sent.status().code(), absl::StatusCode::kDataLoss) << sent.status();
+    EXPECT_THAT(sent.status().message(), HasSubstr(path_));
+    EXPECT_TRUE(stream.cancelled);
+    EXPECT_FALSE(stream.finished);
+    int64_t sent_bytes = 0;
+    for (const v1::PutFileRequest& m : stream.messages) {
+      sent_bytes += static_cast<int64_t>(m.data().size());
+      EXPECT_TRUE(m.final_chunked_sha256().empty());
+    }
+    EXPECT_LE(sent_bytes, max_bytes);
   }
 
   // The file the fake server would hold from offset `offset` on, with `content` giving
@@ -250,18 +276,9 @@ TEST_F(PipelinedUploadTest, AReadErrorOnTheSecondPieceOfAPairSendsNeitherPiece) 
     send.window_bytes = kMiB;
     send.windows = 4;
     FakeStream stream;
-    absl::StatusOr<PipelinedSendResult> sent =
-        SendFilePipelined(file, Header(), stream, send);
-    EXPECT_EQ(sent.status().code(), absl::StatusCode::kDataLoss) << sent.status();
-    EXPECT_THAT(sent.status().message(), HasSubstr(path_));
-    EXPECT_TRUE(stream.cancelled);
-    EXPECT_FALSE(stream.finished);
-    int64_t sent_bytes = 0;
-    for (const v1::PutFileRequest& m : stream.messages) {
-      sent_bytes += static_cast<int64_t>(m.data().size());
-      EXPECT_TRUE(m.final_chunked_sha256().empty());
-    }
-    EXPECT_LE(sent_bytes, 2 * kMiB) << threads << " threads";
+    SCOPED_TRACE(absl::StrCat(threads, " threads"));
+    ExpectDataLossWithin(SendFilePipelined(file, Header(), stream, send), stream,
+                         2 * kMiB);
   }
 }
 
@@ -278,12 +295,7 @@ TEST_F(PipelinedUploadTest, HeldChunksAreNamedWindowByWindowAndTheRestSent) {
   PushStats stats;
   PipelinedSend send = Options(size);
   send.stats = &stats;
-  send.find_chunks = [&](const std::vector<std::string>& digests) {
-    asked.push_back(digests.size());
-    std::vector<bool> out;
-    for (const std::string& d : digests) out.push_back(held.count(d) > 0);
-    return absl::StatusOr<std::vector<bool>>(out);
-  };
+  send.find_chunks = HeldFinder(held, &asked);
   FakeStream stream;
   absl::StatusOr<PipelinedSendResult> sent =
       SendFilePipelined(file, Header(), stream, send);
@@ -384,12 +396,7 @@ TEST_F(PipelinedUploadTest, HeldPiecesOfAWindowAreNamedInOneMessage) {
   send.progress = [&](int64_t done, int64_t total) {
     progress.emplace_back(done, total);
   };
-  send.find_chunks = [&](const std::vector<std::string>& digests) {
-    asked.push_back(digests.size());
-    std::vector<bool> out;
-    for (const std::string& d : digests) out.push_back(held.count(d) > 0);
-    return absl::StatusOr<std::vector<bool>>(out);
-  };
+  send.find_chunks = HeldFinder(held, &asked);
   FakeStream stream;
   absl::StatusOr<PipelinedSendResult> sent =
       SendFilePipelined(file, Header(), stream, send);
@@ -548,19 +555,8 @@ TEST_F(PipelinedUploadTest, AFileThatShrankIsDataLossAndTheStreamIsCancelled) {
   fs::resize_file(path_, 5 * kMiB + 3);
   PipelinedSend send = Options(size);
   FakeStream stream;
-  absl::StatusOr<PipelinedSendResult> sent =
-      SendFilePipelined(file, Header(), stream, send);
-  EXPECT_EQ(sent.status().code(), absl::StatusCode::kDataLoss) << sent.status();
-  EXPECT_THAT(sent.status().message(), HasSubstr(path_));
-  EXPECT_TRUE(stream.cancelled);
-  EXPECT_FALSE(stream.finished);
   // Nothing past the end was sent, and never the final digest.
-  int64_t sent_bytes = 0;
-  for (const v1::PutFileRequest& m : stream.messages) {
-    sent_bytes += static_cast<int64_t>(m.data().size());
-    EXPECT_TRUE(m.final_chunked_sha256().empty());
-  }
-  EXPECT_LE(sent_bytes, 5 * kMiB);
+  ExpectDataLossWithin(SendFilePipelined(file, Header(), stream, send), stream, 5 * kMiB);
 }
 
 TEST_F(PipelinedUploadTest, AFindChunksErrorEndsTheSendAndCancelsTheStream) {

@@ -49,6 +49,23 @@ v1::PutFileRequest Names(const std::vector<std::string>& digests, size_t from,
   return m;
 }
 
+// Writes a checkpoint of four float32 tensors of `floats` values each in one shard into
+// `directory`: tensor `seeded` from `seed`, the others from their index.
+std::string FourTensorCheckpoint(const std::string& directory, int64_t step,
+                                 size_t floats, int seeded, uint32_t seed) {
+  CheckpointSpec spec;
+  spec.directory = directory;
+  std::filesystem::create_directories(spec.directory);
+  spec.step = step;
+  for (int i = 0; i < 4; ++i) {
+    spec.tensors.push_back(
+        {absl::StrCat("layer", i, "/w"),
+         FloatBytes(floats, i == seeded ? seed : static_cast<uint32_t>(i)), 0});
+  }
+  spec.meta = SmallMetaGraphBytes();
+  return WriteCheckpoint(spec);
+}
+
 v1::PutFileRequest Data(const std::string& bytes) {
   v1::PutFileRequest m;
   m.set_data(bytes);
@@ -78,16 +95,7 @@ class ExistingChunksServerTest : public ServerFixture {
 
   // Four tensors of 160,000 bytes in one shard; the first seeded by `first_seed`.
   std::string Checkpoint(const std::string& dir, int64_t step, uint32_t first_seed) {
-    CheckpointSpec spec;
-    spec.directory = tmp_.Join(dir);
-    std::filesystem::create_directories(spec.directory);
-    spec.step = step;
-    for (int i = 0; i < 4; ++i) {
-      spec.tensors.push_back({absl::StrCat("layer", i, "/w"),
-                              FloatBytes(40000, i == 0 ? first_seed : i), 0});
-    }
-    spec.meta = SmallMetaGraphBytes();
-    return WriteCheckpoint(spec);
+    return FourTensorCheckpoint(tmp_.Join(dir), step, 40000, 0, first_seed);
   }
 
   // Begins step 2 (`begin`, Manifest's by default) and sends its .index whole: only the
@@ -374,17 +382,9 @@ class ExistingChunksClientTest : public ServerFixture {
     prefix_ = Checkpoint("two", 2, 200);
   }
 
+  // Four tensors of 6,000,000 bytes in one shard; the last seeded by `last_seed`.
   std::string Checkpoint(const std::string& dir, int64_t step, uint32_t last_seed) {
-    CheckpointSpec spec;
-    spec.directory = tmp_.Join(dir);
-    std::filesystem::create_directories(spec.directory);
-    spec.step = step;
-    for (int i = 0; i < 4; ++i) {
-      spec.tensors.push_back({absl::StrCat("layer", i, "/w"),
-                              FloatBytes(1500000, i == 3 ? last_seed : i), 0});
-    }
-    spec.meta = SmallMetaGraphBytes();
-    return WriteCheckpoint(spec);
+    return FourTensorCheckpoint(tmp_.Join(dir), step, 1500000, 3, last_seed);
   }
 
   // Pushes step 2 through `proxy`; checks what was sent and that it restores.
