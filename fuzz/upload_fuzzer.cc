@@ -217,16 +217,19 @@ int FuzzOne(const uint8_t* data, size_t size) {
         absl::StatusOr<std::unique_ptr<FileSink>> sink = service.OpenFileSink(header);
         if (!sink.ok()) break;
         size_t pos = offset > 0 ? static_cast<size_t>(offset) : 0;
+        // The next `n` bytes of the true content from pos (fewer at its end), taken.
+        const auto take = [&](size_t n) {
+          const std::string piece = pos < content.size() ? content.substr(pos, n) : "";
+          pos += piece.size();
+          return piece;
+        };
         const int messages = in.Byte() % 8;
         bool failed = false;
         for (int m = 0; m < messages && !failed; ++m) {
           const uint8_t kind = in.Byte();
           v1::PutFileRequest message;
           if (kind % 4 == 0) {  // the next bytes of the true content
-            const size_t n = kind >> 2;
-            const std::string piece = pos < content.size() ? content.substr(pos, n) : "";
-            pos += piece.size();
-            message.set_data(piece);
+            message.set_data(take(kind >> 2));
           } else if (kind % 4 == 1) {  // bytes from the input
             message.set_data(in.Bytes(64));
           } else if (kind % 4 == 2) {
@@ -234,20 +237,15 @@ int FuzzOne(const uint8_t* data, size_t size) {
             // as existing_chunks.
             const int batch = (kind >> 2) % 8;
             for (int c = 0; c < std::max(batch, 1); ++c) {
-              const std::string chunk =
-                  pos < content.size() ? content.substr(pos, kChunkBytes) : "";
-              pos += chunk.size();
-              if (batch == 0) message.set_existing_chunk(Sha256Raw(chunk));
-              if (batch > 0) message.add_existing_chunks(Sha256Raw(chunk));
+              const std::string chunk = Sha256Raw(take(kChunkBytes));
+              if (batch == 0) message.set_existing_chunk(chunk);
+              if (batch > 0) message.add_existing_chunks(chunk);
             }
           } else {  // an arbitrary "digest", alone or after a true chunk in a batch
             if ((kind >> 2) % 2 == 0) {
               message.set_existing_chunk(in.Bytes(40));
             } else {
-              const std::string chunk =
-                  pos < content.size() ? content.substr(pos, kChunkBytes) : "";
-              pos += chunk.size();
-              message.add_existing_chunks(Sha256Raw(chunk));
+              message.add_existing_chunks(Sha256Raw(take(kChunkBytes)));
               message.add_existing_chunks(in.Bytes(40));
             }
           }

@@ -105,10 +105,7 @@ TEST(LocalFileTest, ChunkDigestsAreTheSameOnAnyNumberOfThreads) {
     for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7919) >> 9);
     const std::string path = tmp.Join("file");
     WriteFileOrDie(path, data);
-    std::vector<std::string> expected;
-    for (size_t pos = 0; pos < data.size(); pos += kChunk) {
-      expected.push_back(Sha256Raw(absl::string_view(data).substr(pos, kChunk)));
-    }
+    const std::vector<std::string> expected = ChunkSha256s(data, kChunk);
     for (int threads : {1, 2, 5, 64}) {
       absl::StatusOr<std::vector<std::string>> all =
           ChunkDigests(path, kChunk, 1, threads);
@@ -142,10 +139,7 @@ TEST(LocalFileTest, DigestFileGivesEachPieceItsOwnDigestOnAnyNumberOfThreads) {
     for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 131) >> 7);
     const std::string path = tmp.Join("file");
     WriteFileOrDie(path, data);
-    std::vector<std::string> expected;
-    for (size_t pos = 0; pos < data.size(); pos += kMiB) {
-      expected.push_back(Sha256Raw(absl::string_view(data).substr(pos, kMiB)));
-    }
+    const std::vector<std::string> expected = ChunkSha256s(data, kMiB);
     for (int threads : {1, 2, 3}) {
       absl::StatusOr<FileDigest> got = DigestFile(path, threads);
       ASSERT_TRUE(got.ok()) << got.status();

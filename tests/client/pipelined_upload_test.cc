@@ -78,6 +78,16 @@ PipelinedSend Options(int64_t size) {
   return send;
 }
 
+// The SHA-256 (raw) of each of `content`'s 1 MiB pieces numbered in `pieces`.
+std::set<std::string> PieceDigests(const std::string& content,
+                                   const std::set<int64_t>& pieces) {
+  std::set<std::string> out;
+  for (int64_t p : pieces) {
+    out.insert(Sha256Raw(content.substr(static_cast<size_t>(p * kMiB), kMiB)));
+  }
+  return out;
+}
+
 // A FindChunks answering from the digests in `held`; appends each call's count to *asked.
 FindChunksFn HeldFinder(const std::set<std::string>& held, std::vector<size_t>* asked) {
   return [&held, asked](const std::vector<std::string>& digests) {
@@ -222,10 +232,7 @@ TEST_P(PipelinedPairingTest, EachPieceOfAPairGetsItsOwnDigestInItsOwnPlace) {
   const PairingCase c = GetParam();
   const std::string content = RandomBytes(c.size, static_cast<uint32_t>(c.size + 1));
   LocalFile file = Open(content);
-  std::vector<std::string> expected;
-  for (int64_t pos = 0; pos < c.size; pos += kMiB) {
-    expected.push_back(Sha256Raw(content.substr(static_cast<size_t>(pos), kMiB)));
-  }
+  const std::vector<std::string> expected = ChunkSha256s(content, kMiB);
   PipelinedSend send = Options(c.size);
   send.threads = c.threads;
   send.window_bytes = c.window_pieces * kMiB;
@@ -286,11 +293,7 @@ TEST_F(PipelinedUploadTest, HeldChunksAreNamedWindowByWindowAndTheRestSent) {
   const int64_t size = 7 * kMiB + 5;  // 8 pieces (the last of 5 bytes), 4 windows
   const std::string content = RandomBytes(size, 7);
   LocalFile file = Open(content);
-  const std::set<int64_t> held_pieces = {1, 4, 7};
-  std::set<std::string> held;
-  for (int64_t p : held_pieces) {
-    held.insert(Sha256Raw(content.substr(static_cast<size_t>(p * kMiB), kMiB)));
-  }
+  const std::set<std::string> held = PieceDigests(content, {1, 4, 7});
   std::vector<size_t> asked;
   PushStats stats;
   PipelinedSend send = Options(size);
@@ -381,11 +384,7 @@ TEST_F(PipelinedUploadTest, HeldPiecesOfAWindowAreNamedInOneMessage) {
   const int64_t size = 8 * kMiB + 5;  // 9 pieces (the last of 5 bytes)
   const std::string content = RandomBytes(size, 31);
   LocalFile file = Open(content);
-  const std::set<int64_t> held_pieces = {0, 1, 2, 4, 6, 7, 8};
-  std::set<std::string> held;
-  for (int64_t p : held_pieces) {
-    held.insert(Sha256Raw(content.substr(static_cast<size_t>(p * kMiB), kMiB)));
-  }
+  const std::set<std::string> held = PieceDigests(content, {0, 1, 2, 4, 6, 7, 8});
   std::vector<size_t> asked;
   PushStats stats;
   PipelinedSend send = Options(size);

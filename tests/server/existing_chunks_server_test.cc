@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "mgreg/v1/registry.grpc.pb.h"
 #include "server/server.h"
+#include "tests/testing/fake_registry.h"
 #include "tests/testing/server_fixture.h"
 #include "tests/testing/test_util.h"
 
@@ -31,15 +32,6 @@ using ::testing::HasSubstr;
 
 constexpr int64_t kChunk = 64 << 10;
 constexpr char kData[] = "data-00000-of-00001";
-
-// The SHA-256 (raw) of every kChunk-sized chunk of `bytes`.
-std::vector<std::string> ChunkDigests(const std::string& bytes, int64_t chunk = kChunk) {
-  std::vector<std::string> out;
-  for (size_t pos = 0; pos < bytes.size(); pos += static_cast<size_t>(chunk)) {
-    out.push_back(Sha256Raw(absl::string_view(bytes).substr(pos, chunk)));
-  }
-  return out;
-}
 
 // A message naming `digests[from, to)` as existing_chunks.
 v1::PutFileRequest Names(const std::vector<std::string>& digests, size_t from,
@@ -88,9 +80,9 @@ class ExistingChunksServerTest : public ServerFixture {
     prefix_ = Checkpoint("two", 2, 200);
     data_ = ReadFileOrDie(prefix_ + "." + kData);
     ASSERT_EQ(data_.size(), 640000u);
-    digests_ = ChunkDigests(data_);
+    digests_ = ChunkSha256s(data_, kChunk);
     ASSERT_EQ(digests_.size(), 10u);
-    ASSERT_EQ(ChunkDigests(ReadFileOrDie(first + "." + kData))[3], digests_[3]);
+    ASSERT_EQ(ChunkSha256s(ReadFileOrDie(first + "." + kData), kChunk)[3], digests_[3]);
   }
 
   // Four tensors of 160,000 bytes in one shard; the first seeded by `first_seed`.
@@ -278,12 +270,7 @@ class RegistryProxy final : public v1::Registry::Service {
       : stub_(v1::Registry::NewStub(
             grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))),
         old_(old) {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(this);
-    server_ = builder.BuildAndStart();
-    address_ = absl::StrCat("127.0.0.1:", port);
+    server_ = ServeOnLoopback(this, &address_);
   }
   ~RegistryProxy() override { server_->Shutdown(); }
 

@@ -8,14 +8,18 @@
 
 namespace mgreg::testing {
 
-FakeRegistry::FakeRegistry() {
+std::unique_ptr<grpc::Server> ServeOnLoopback(grpc::Service* service,
+                                              std::string* address) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(this);
-  server_ = builder.BuildAndStart();
-  address_ = absl::StrCat("127.0.0.1:", port);
+  builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  *address = absl::StrCat("127.0.0.1:", port);
+  return server;
 }
+
+FakeRegistry::FakeRegistry() { server_ = ServeOnLoopback(this, &address_); }
 
 FakeRegistry::~FakeRegistry() {
   {

@@ -17,6 +17,11 @@
 
 namespace mgreg::testing {
 
+// Serves `service` in plaintext on 127.0.0.1 at a port the system picks; sets *address
+// to "127.0.0.1:PORT". For the fakes and proxies tests put in place of a registry.
+std::unique_ptr<grpc::Server> ServeOnLoopback(grpc::Service* service,
+                                              std::string* address);
+
 // Answers GetLatestCheckpoint / GetCheckpoint with one checkpoint (whatever the step
 // asked), ReadFile and GetMetaGraph with its files' contents, and WatchCheckpoints with
 // PROGRESS followed by the events the test sends. Records what each call carried (token,

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/sha256.h"
 
 namespace mgreg::testing {
 namespace fs = std::filesystem;
@@ -52,6 +53,14 @@ std::string ReadFileOrDie(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::vector<std::string> ChunkSha256s(absl::string_view bytes, int64_t chunk_bytes) {
+  std::vector<std::string> out;
+  for (size_t pos = 0; pos < bytes.size(); pos += static_cast<size_t>(chunk_bytes)) {
+    out.push_back(Sha256Raw(bytes.substr(pos, static_cast<size_t>(chunk_bytes))));
+  }
+  return out;
 }
 
 std::map<std::string, std::string> ReadTree(const std::string& root) {

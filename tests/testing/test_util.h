@@ -2,8 +2,10 @@
 #ifndef MGREG_TESTS_TESTING_TEST_UTIL_H_
 #define MGREG_TESTS_TESTING_TEST_UTIL_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
@@ -42,6 +44,9 @@ class TempDir {
 
 std::string ReadFileOrDie(const std::string& path);
 void WriteFileOrDie(const std::string& path, absl::string_view data);
+// The raw SHA-256 of each `chunk_bytes`-byte chunk of `bytes`, in order (the last may be
+// short): what a server cutting `bytes` into such chunks addresses them by.
+std::vector<std::string> ChunkSha256s(absl::string_view bytes, int64_t chunk_bytes);
 // Every regular file under `root`: its name relative to `root` ("/"-separated) -> its
 // contents.
 std::map<std::string, std::string> ReadTree(const std::string& root);
